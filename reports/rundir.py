@@ -45,8 +45,9 @@ METADATA_FILE = "metadata.json"
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.csv"
 
-#: Identify a cell. A run holds one row per cell in summary.csv.
-CELL_KEYS = ("workload", "loop", "device", "batch_size")
+#: Identify a cell. A run holds one row per cell in summary.csv. ``width`` is the
+#: hidden width of mlp/gan (an int; 0 for workloads without one, e.g. linear).
+CELL_KEYS = ("workload", "loop", "device", "batch_size", "width")
 
 #: The contract of summary.csv (shared/DESIGN.md). Renaming one is a breaking change;
 #: more columns may follow these.

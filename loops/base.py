@@ -1,0 +1,207 @@
+"""The two axes and what they hand each other.
+
+A *workload* owns data, model/optimizer factories and the per-batch training
+math (``train_step``), written once, as Keras's ``Model.train_step`` is. A
+*loop style* owns only how that step is wrapped (eager, ``tf.function``,
+``jit_compile``, ``Model.fit``) and fed (NumPy slices or ``tf.data``). A loop
+style turns (workload, state, data, batch size) into a :class:`Trainer` whose
+``run(n_steps, hooks)`` trains; the benchmark harness owns the clock and sees
+the loop only through :class:`StepHooks` and :meth:`Trainer.sync`.
+
+Batches are dicts of arrays. Every loop style visits the same batches in the
+same order: batch ``i`` is rows ``[(i % S) * B, (i % S + 1) * B)`` of the
+training arrays, with ``S = n_examples // B`` (data is cut to whole batches).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from loops.registry import Registry
+
+Batch = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class WorkloadConfig:
+    """Everything that decides a workload's data and models, fixed per cell."""
+
+    seed: int = 0
+    #: number of training examples (None: the workload's default / the real data set)
+    data_size: int | None = None
+    #: hidden width of mlp and gan (None: the seed's 128); ignored by linear
+    width: int | None = None
+    #: a local MNIST .npz (x_train, y_train, x_test, y_test); None: the Keras cache if present
+    data_path: str | None = None
+
+
+@dataclass
+class Dataset:
+    """Training and validation arrays (dicts of NumPy arrays with equal first dims)."""
+
+    train: dict[str, np.ndarray]
+    val: dict[str, np.ndarray]
+    source: str  # e.g. "synthetic(seed=0)" or "mnist:/root/.keras/datasets/mnist.npz"
+
+    @property
+    def n_train(self) -> int:
+        return len(next(iter(self.train.values())))
+
+    def whole_batches(self, batch_size: int) -> dict[str, np.ndarray]:
+        """The training arrays cut to a whole number of batches (no partial batch)."""
+        steps = self.n_train // batch_size
+        if steps < 1:
+            raise ValueError(
+                f"batch size {batch_size} is larger than the data ({self.n_train} examples)"
+            )
+        return {k: v[: steps * batch_size] for k, v in self.train.items()}
+
+
+@dataclass
+class TrainState:
+    """Models, optimizers and metrics of one training run, created by ``Workload.build``."""
+
+    models: dict[str, Any]
+    optimizers: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def step_counter(self) -> Any:
+        """A variable every training step updates (the first optimizer's iterations)."""
+        return next(iter(self.optimizers.values())).iterations
+
+    def weights(self) -> dict[str, list[np.ndarray]]:
+        return {name: [np.array(w) for w in m.get_weights()] for name, m in self.models.items()}
+
+
+class Workload(abc.ABC):
+    """One training problem. Subclasses register with ``@WORKLOADS.register(name)``."""
+
+    name: ClassVar[str]
+    default_batch_size: ClassVar[int]
+    description: ClassVar[str]
+    #: metric reported after training by ``evaluate`` besides the loss
+    val_metric_name: ClassVar[str | None] = None
+
+    def __init__(self, config: WorkloadConfig | None = None) -> None:
+        self.config = config or WorkloadConfig()
+
+    @property
+    def width(self) -> int:
+        """The hidden width that identifies the model size in results (0: no hidden layer)."""
+        return 0
+
+    @abc.abstractmethod
+    def make_data(self) -> Dataset:
+        """Deterministic data from ``config.seed``; never downloads anything."""
+
+    @abc.abstractmethod
+    def build(self) -> TrainState:
+        """Fresh models and optimizers with every variable created, seeded."""
+
+    @abc.abstractmethod
+    def train_step(self, state: TrainState, batch: Batch) -> dict[str, Any]:
+        """The per-batch math: forward, loss, gradients, updates. Returns scalar tensors,
+        at least ``loss``. Must run eagerly, in ``tf.function`` and under XLA alike."""
+
+    @abc.abstractmethod
+    def evaluate(self, state: TrainState, data: Mapping[str, np.ndarray]) -> dict[str, float]:
+        """Loss (and metric) of the current weights on ``data``; no update. Same code
+        for every loop style, so final losses compare across styles."""
+
+    @abc.abstractmethod
+    def fit_model(self, state: TrainState) -> Any:
+        """A compiled ``keras.Model`` whose ``fit`` trains ``state`` as users would."""
+
+    @abc.abstractmethod
+    def fit_arguments(self, train: Mapping[str, np.ndarray]) -> tuple[Any, Any]:
+        """(x, y) to pass to ``Model.fit`` for these training arrays."""
+
+    @abc.abstractmethod
+    def flops_per_example(self) -> float:
+        """Model FLOPs of one training step per example (forward + backward), by formula.
+
+        Convention: a dense layer n -> m costs 2*n*m FLOPs forward and twice that
+        backward (input and weight gradients), so 6*n*m per example for a step;
+        elementwise ops, losses and optimizer updates are not counted.
+        """
+
+    @property
+    def fit_reports_running_mean(self) -> bool:
+        """True when ``fit``'s ``logs['loss']`` is Keras's running mean over the epoch
+        (compiled losses), False when it is this batch's loss (custom train_step)."""
+        return True
+
+
+class StepHooks:
+    """How a trainer tells the harness where it is. The default does nothing.
+
+    ``on_step_begin(i)`` is called when ``i`` steps are complete (dispatched) and
+    step ``i`` is about to start, and once more with ``i == n_steps`` at the end.
+    ``on_step_end(i, logs)`` is called only when ``record_logs`` is true (tests),
+    because looking at every step's logs forces a host sync per step.
+    """
+
+    record_logs: bool = False
+
+    def on_train_begin(self) -> None:
+        """Set-up is done; the first step is next (for fit: after fit's per-call set-up)."""
+
+    def on_step_begin(self, step: int) -> None:
+        """``step`` steps are done."""
+
+    def on_step_end(self, step: int, logs: Mapping[str, Any]) -> None:
+        """Step ``step`` finished with ``logs`` (only if ``record_logs``)."""
+
+
+class Trainer(abc.ABC):
+    """A workload's state wrapped and fed by one loop style."""
+
+    def __init__(self, workload: Workload, state: TrainState) -> None:
+        self.workload = workload
+        self.state = state
+
+    @abc.abstractmethod
+    def run(self, n_steps: int, hooks: StepHooks) -> None:
+        """Train ``n_steps`` steps (continuing from where the last call stopped)."""
+
+    def sync(self) -> int:
+        """Block until every dispatched step has finished; returns the step count read
+        from the device (a host fetch of a variable every step updates)."""
+        return int(self.state.step_counter.numpy())
+
+    def trace_counts(self) -> dict[str, int]:
+        """How many times each ``tf.function`` of this trainer was traced."""
+        return {}
+
+    def facts(self) -> dict[str, Any]:
+        """Settings the loop actually used (e.g. Keras's jit_compile for fit)."""
+        return {}
+
+
+class LoopStyle(abc.ABC):
+    """One rung of the ladder. Subclasses register with ``@LOOPS.register(name)``."""
+
+    name: ClassVar[str]
+    #: one line: what this rung changes against the previous one
+    description: ClassVar[str]
+
+    @abc.abstractmethod
+    def make_trainer(
+        self,
+        workload: Workload,
+        state: TrainState,
+        train: Mapping[str, np.ndarray],
+        batch_size: int,
+    ) -> Trainer:
+        """Wrap ``workload.train_step`` for ``state``; raise NotImplementedError with a
+        reason if this style truly cannot run this workload."""
+
+
+WORKLOADS: Registry[type[Workload]] = Registry("workload")
+LOOPS: Registry[type[LoopStyle]] = Registry("loop")

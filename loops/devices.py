@@ -1,0 +1,90 @@
+"""Device selection, placement, host sync and memory figures, CPU and GPU.
+
+``resolve_devices`` is pure logic (tested on CPU with a fake list of present
+devices); the rest asks TensorFlow. On GPU a window ends with
+``tf.test.experimental.sync_devices()`` (kernels are queued asynchronously);
+peak GPU memory comes from ``tf.config.experimental.get_memory_info``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+DEVICE_CHOICES = ("cpu", "gpu", "all")
+
+
+class DeviceError(ValueError):
+    """A device request that cannot be met; the message is one line for the user."""
+
+
+def resolve_devices(requested: str | None, present: Sequence[str]) -> list[str]:
+    """Devices to run on. ``None``: every device present. ``all``: the same, explicitly.
+
+    >>> resolve_devices(None, ["cpu"])
+    ['cpu']
+    >>> resolve_devices("all", ["cpu", "gpu"])
+    ['cpu', 'gpu']
+    """
+    if requested is None or requested == "all":
+        return list(present)
+    if requested not in ("cpu", "gpu"):
+        raise DeviceError(f"unknown device {requested!r}; choose from: {', '.join(DEVICE_CHOICES)}")
+    if requested not in present:
+        raise DeviceError(
+            f"--device {requested}: no {requested.upper()} present on this machine; "
+            f"devices present: {', '.join(present)}"
+        )
+    return [requested]
+
+
+def present_devices() -> list[str]:
+    import tensorflow as tf
+
+    devices = ["cpu"]
+    if tf.config.list_physical_devices("GPU"):
+        devices.append("gpu")
+    return devices
+
+
+def tf_device_name(device: str) -> str:
+    return {"cpu": "/CPU:0", "gpu": "/GPU:0"}[device]
+
+
+def sync_device(device: str) -> None:
+    """Wait for every kernel queued on ``device`` (a no-op on CPU: ops there run inline;
+    the caller's host fetch is the sync)."""
+    if device == "gpu":
+        import tensorflow as tf
+
+        tf.test.experimental.sync_devices()
+
+
+def reset_gpu_peak(device: str) -> None:
+    if device == "gpu":
+        import tensorflow as tf
+
+        tf.config.experimental.reset_memory_stats("GPU:0")
+
+
+def gpu_peak_bytes(device: str) -> int | None:
+    if device != "gpu":
+        return None
+    import tensorflow as tf
+
+    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+
+
+def gpu_descriptions() -> list[dict[str, str]]:
+    """Name and compute capability of each GPU TF sees (empty on CPU-only machines)."""
+    import tensorflow as tf
+
+    found = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(gpu)
+        found.append(
+            {
+                "name": str(details.get("device_name", gpu.name)),
+                "compute_capability": str(details.get("compute_capability", "")),
+            }
+        )
+    return found

@@ -1,0 +1,15 @@
+"""tf_data: the tf_function loop fed by a tf.data pipeline (one change: the input)."""
+
+from __future__ import annotations
+
+from loops.base import LOOPS, LoopStyle
+from loops.styles.custom import CustomLoopTrainer, graph_step, tf_data_batches
+
+
+@LOOPS.register("tf_data")
+class TfData(LoopStyle):
+    description = "as tf_function, fed by tf.data (from_tensor_slices, batch, prefetch)"
+
+    def make_trainer(self, workload, state, train, batch_size):
+        step = graph_step(workload, state, jit_compile=False)
+        return CustomLoopTrainer(workload, state, step, tf_data_batches(train, batch_size))

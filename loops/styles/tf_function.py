@@ -1,0 +1,15 @@
+"""tf_function: the eager loop with the step inside ``tf.function`` (one change: graph mode)."""
+
+from __future__ import annotations
+
+from loops.base import LOOPS, LoopStyle
+from loops.styles.custom import CustomLoopTrainer, graph_step, numpy_batches
+
+
+@LOOPS.register("tf_function")
+class TfFunction(LoopStyle):
+    description = "as eager, with the step in tf.function (graph mode)"
+
+    def make_trainer(self, workload, state, train, batch_size):
+        step = graph_step(workload, state, jit_compile=False)
+        return CustomLoopTrainer(workload, state, step, numpy_batches(train, batch_size))

@@ -1,0 +1,16 @@
+"""xla: the tf_data loop with the step XLA-compiled, ``tf.function(jit_compile=True)``
+(one change: the compiler)."""
+
+from __future__ import annotations
+
+from loops.base import LOOPS, LoopStyle
+from loops.styles.custom import CustomLoopTrainer, graph_step, tf_data_batches
+
+
+@LOOPS.register("xla")
+class Xla(LoopStyle):
+    description = "as tf_data, with tf.function(jit_compile=True)"
+
+    def make_trainer(self, workload, state, train, batch_size):
+        step = graph_step(workload, state, jit_compile=True)
+        return CustomLoopTrainer(workload, state, step, tf_data_batches(train, batch_size))

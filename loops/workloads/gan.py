@@ -1,0 +1,150 @@
+"""gan: the seed GAN, two networks, two GradientTapes, two Adam(2e-4) optimizers.
+
+Generator 100 -> width (128) ReLU -> 784 tanh; discriminator 784 -> width ReLU
+-> 1 logit; sigmoid cross-entropy from logits (discriminator: real -> 1, fake
+-> 0; generator: fake -> 1), as in TensorFlow's DCGAN tutorial. Real images
+are the mlp data scaled to [-1, 1]. The generator's noise is a data column
+``z`` drawn once from a seeded NumPy generator, so every loop style sees
+identical noise in the same order (stateful TF RNGs differ between eager,
+graph and XLA execution).
+
+``fit`` trains it through a ``keras.Model`` subclass that overrides
+``train_step`` to call this workload's step: fit can train a GAN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from loops.base import WORKLOADS, Batch, Dataset, TrainState, Workload
+from loops.data import IMAGE_PIXELS, mnist_like
+
+NOISE_DIM = 100  # the seed's latent size
+SEED_WIDTH = 128
+
+
+class GANTrainerModel(keras.Model):
+    """``Model.fit`` entry point for a GAN: ``train_step`` is the workload's step."""
+
+    def __init__(self, workload: GAN, state: TrainState) -> None:
+        super().__init__(name="gan")
+        self.workload = workload
+        self.state = state
+        self.generator = state.models["generator"]
+        self.discriminator = state.models["discriminator"]
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        return self.discriminator(self.generator(inputs, training=training), training=training)
+
+    def train_step(self, data: Any) -> dict[str, Any]:
+        if isinstance(data, tuple):  # Keras passes (x,) when y is None
+            data = data[0]
+        return self.workload.train_step(self.state, data)
+
+
+@WORKLOADS.register("gan")
+class GAN(Workload):
+    default_batch_size = 128
+    description = "GAN: G 100 -> 128 -> 784 tanh, D 784 -> 128 -> 1, two tapes, two Adam(2e-4)"
+
+    def __init__(self, config=None) -> None:
+        super().__init__(config)
+        self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    @property
+    def width(self) -> int:
+        return self.config.width or SEED_WIDTH
+
+    @property
+    def fit_reports_running_mean(self) -> bool:
+        return False
+
+    def make_data(self) -> Dataset:
+        x_train, _, x_val, _, source = mnist_like(
+            self.config.seed, self.config.data_size, self.config.data_path
+        )
+        rng = np.random.default_rng(self.config.seed + 7)
+        z_train = rng.standard_normal((len(x_train), NOISE_DIM), dtype=np.float32)
+        z_val = rng.standard_normal((len(x_val), NOISE_DIM), dtype=np.float32)
+        return Dataset(
+            train={"x": x_train * 2.0 - 1.0, "z": z_train},
+            val={"x": x_val * 2.0 - 1.0, "z": z_val},
+            source=f"{source}, noise(seed={self.config.seed + 7})",
+        )
+
+    def build(self) -> TrainState:
+        keras.utils.set_random_seed(self.config.seed)
+        generator = keras.Sequential(
+            [
+                keras.Input((NOISE_DIM,)),
+                keras.layers.Dense(self.width, activation="relu"),
+                keras.layers.Dense(IMAGE_PIXELS, activation="tanh"),
+            ],
+            name="generator",
+        )
+        discriminator = keras.Sequential(
+            [
+                keras.Input((IMAGE_PIXELS,)),
+                keras.layers.Dense(self.width, activation="relu"),
+                keras.layers.Dense(1),
+            ],
+            name="discriminator",
+        )
+        d_optimizer = keras.optimizers.Adam(learning_rate=2e-4)
+        g_optimizer = keras.optimizers.Adam(learning_rate=2e-4)
+        d_optimizer.build(discriminator.trainable_variables)
+        g_optimizer.build(generator.trainable_variables)
+        return TrainState(
+            models={"generator": generator, "discriminator": discriminator},
+            optimizers={"discriminator": d_optimizer, "generator": g_optimizer},
+        )
+
+    def _losses(self, state: TrainState, batch: Batch, training: bool) -> tuple[Any, Any]:
+        generator, discriminator = state.models["generator"], state.models["discriminator"]
+        fake = generator(batch["z"], training=training)
+        real_logits = discriminator(batch["x"], training=training)
+        fake_logits = discriminator(fake, training=training)
+        d_loss = self.bce(tf.ones_like(real_logits), real_logits) + self.bce(
+            tf.zeros_like(fake_logits), fake_logits
+        )
+        g_loss = self.bce(tf.ones_like(fake_logits), fake_logits)
+        return d_loss, g_loss
+
+    def train_step(self, state: TrainState, batch: Batch) -> dict[str, Any]:
+        generator, discriminator = state.models["generator"], state.models["discriminator"]
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            d_loss, g_loss = self._losses(state, batch, training=True)
+        g_grads = g_tape.gradient(g_loss, generator.trainable_variables)
+        d_grads = d_tape.gradient(d_loss, discriminator.trainable_variables)
+        state.optimizers["generator"].apply_gradients(
+            zip(g_grads, generator.trainable_variables, strict=True)
+        )
+        state.optimizers["discriminator"].apply_gradients(
+            zip(d_grads, discriminator.trainable_variables, strict=True)
+        )
+        return {"loss": d_loss + g_loss, "d_loss": d_loss, "g_loss": g_loss}
+
+    def evaluate(self, state: TrainState, data: Mapping[str, np.ndarray]) -> dict[str, float]:
+        d_loss, g_loss = self._losses(state, data, training=False)
+        return {"loss": float(d_loss + g_loss), "d_loss": float(d_loss), "g_loss": float(g_loss)}
+
+    def fit_model(self, state: TrainState) -> keras.Model:
+        model = GANTrainerModel(self, state)
+        # The optimizers live in the state; compile() keeps Keras's defaults
+        # (jit_compile="auto", steps_per_execution=1).
+        model.compile()
+        return model
+
+    def fit_arguments(self, train: Mapping[str, np.ndarray]) -> tuple[Any, Any]:
+        return {"x": train["x"], "z": train["z"]}, None
+
+    def flops_per_example(self) -> float:
+        generator = NOISE_DIM * self.width + self.width * IMAGE_PIXELS
+        discriminator = IMAGE_PIXELS * self.width + self.width * 1
+        # one generator pass, discriminator passes on real and fake, each 6*n*m
+        return 6.0 * (generator + 2 * discriminator)

@@ -1,0 +1,84 @@
+"""The training math shared by the single-model workloads (linear, mlp).
+
+One model, one optimizer, one loss object, optional metrics: the same step
+Keras's default ``Model.train_step`` takes (forward, loss, gradients,
+``apply_gradients``, metric update). ``fit`` compiles the same model with the
+same loss object, optimizer and metrics, so both run the same math; the
+equivalence tests check it step by step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from loops.base import Batch, TrainState, Workload
+
+
+class SupervisedWorkload(Workload):
+    """x -> model -> loss(y, prediction); subclasses supply model, loss, optimizer, data."""
+
+    def __init__(self, config=None) -> None:
+        super().__init__(config)
+        self.loss_fn = self.make_loss()
+
+    def make_loss(self) -> keras.losses.Loss:
+        raise NotImplementedError
+
+    def make_model(self) -> keras.Model:
+        raise NotImplementedError
+
+    def make_optimizer(self) -> keras.optimizers.Optimizer:
+        raise NotImplementedError
+
+    def make_metrics(self) -> dict[str, keras.metrics.Metric]:
+        return {}
+
+    def build(self) -> TrainState:
+        keras.utils.set_random_seed(self.config.seed)
+        model = self.make_model()
+        optimizer = self.make_optimizer()
+        optimizer.build(model.trainable_variables)
+        return TrainState(
+            models={"model": model},
+            optimizers={"optimizer": optimizer},
+            metrics=self.make_metrics(),
+        )
+
+    def train_step(self, state: TrainState, batch: Batch) -> dict[str, Any]:
+        model, optimizer = state.models["model"], state.optimizers["optimizer"]
+        x, y = batch["x"], batch["y"]
+        with tf.GradientTape() as tape:
+            prediction = model(x, training=True)
+            loss = self.loss_fn(y, prediction)
+        gradients = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
+        for metric in state.metrics.values():
+            metric.update_state(y, prediction)
+        return {"loss": loss}
+
+    def evaluate(self, state: TrainState, data: Mapping[str, np.ndarray]) -> dict[str, float]:
+        model = state.models["model"]
+        prediction = model(data["x"], training=False)
+        result = {"loss": float(self.loss_fn(data["y"], prediction))}
+        for name, metric in self.make_metrics().items():
+            metric.update_state(data["y"], prediction)
+            result[name] = float(metric.result())
+        return result
+
+    def fit_model(self, state: TrainState) -> keras.Model:
+        model = state.models["model"]
+        # Keras's defaults otherwise: jit_compile="auto", steps_per_execution=1.
+        model.compile(
+            optimizer=state.optimizers["optimizer"],
+            loss=self.loss_fn,
+            metrics=list(state.metrics.values()) or None,
+        )
+        return model
+
+    def fit_arguments(self, train: Mapping[str, np.ndarray]) -> tuple[Any, Any]:
+        return train["x"], train["y"]

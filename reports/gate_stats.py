@@ -1,0 +1,151 @@
+"""Statistics of the regression gate: the decision rule, one function per ingredient.
+
+The regression gate (``reports.compare``) asks, per cell, "is the current step time
+really slower than the baseline's, and by more than the threshold?". One statistical
+sample is one worker process (its timed windows already summarised to a median), so
+each side of a cell holds a handful of numbers. The rule:
+
+1. a one-sided Mann-Whitney U test of the per-process samples (current stochastically
+   greater than baseline), exact for small samples (``scipy.stats.mannwhitneyu``);
+2. Holm's step-down correction across all cells compared, at ``alpha``;
+3. an effect-size gate: the ratio of medians current/baseline beyond ``1 + threshold``.
+
+A cell is a confirmed regression only when 2 and 3 both hold. The ratio's 95 %
+confidence interval is a seeded percentile bootstrap (``scipy.stats.bootstrap``).
+
+Every function here takes arrays and works along ``axis``, so the validation script
+(``benchmarks/validate_gate.py``) applies exactly the gate's rule to thousands of
+resampled comparisons at once.
+
+Example::
+
+    >>> from reports.gate_stats import samples_needed_per_side
+    >>> samples_needed_per_side(0.01)   # one cell: the exact one-sided p can reach 1 %
+    5
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy import special, stats
+
+#: The confidence level of the ratio's interval in every table.
+CONFIDENCE_LEVEL = 0.95
+
+#: Bootstrap resamples for the ratio's interval; the interval is seeded so that the
+#: same two runs always give the same table.
+BOOTSTRAP_RESAMPLES = 9999
+BOOTSTRAP_SEED = 20240601
+
+
+def holm_adjust(p_values: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Holm step-down adjusted p-values along ``axis`` (reject where adjusted <= alpha).
+
+    The i-th smallest of m p-values is multiplied by (m - i), the running maximum keeps
+    the step-down monotone, and values are capped at 1.
+
+    >>> holm_adjust(np.array([0.01, 0.04, 0.03]))
+    array([0.03, 0.06, 0.06])
+    """
+    p = np.moveaxis(np.asarray(p_values, dtype=float), axis, -1)
+    m = p.shape[-1]
+    order = np.argsort(p, axis=-1, kind="stable")
+    ranked = np.take_along_axis(p, order, axis=-1) * (m - np.arange(m))
+    stepped_down = np.minimum(np.maximum.accumulate(ranked, axis=-1), 1.0)
+    adjusted = np.empty_like(stepped_down)
+    np.put_along_axis(adjusted, order, stepped_down, axis=-1)
+    return np.moveaxis(adjusted, -1, axis)
+
+
+def smallest_one_sided_p(n_baseline: int, n_current: int) -> float:
+    """The smallest p-value an exact one-sided Mann-Whitney U test can return.
+
+    It is reached when every current sample exceeds every baseline sample: one
+    ordering out of C(n_baseline + n_current, n_baseline) equally likely ones.
+    """
+    if n_baseline < 1 or n_current < 1:
+        return 1.0
+    return 1.0 / special.comb(n_baseline + n_current, n_baseline, exact=True)
+
+
+def samples_needed_per_side(alpha: float) -> int:
+    """The fewest samples per side with which the exact one-sided MWU can reach ``alpha``.
+
+    With n per side the smallest p is 1 / C(2n, n); below that n no result, however
+    clear, can be significant.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    n = 1
+    while smallest_one_sided_p(n, n) > alpha:
+        n += 1
+    return n
+
+
+def one_sided_mwu_p(
+    baseline: np.ndarray, current: np.ndarray, alternative: str = "greater", axis: int = -1
+) -> np.ndarray:
+    """p-value that ``current`` is stochastically greater (slower) than ``baseline``.
+
+    ``alternative="less"`` asks whether ``current`` is faster. Exact for small samples
+    without ties (scipy's ``method="auto"``).
+    """
+    return stats.mannwhitneyu(current, baseline, alternative=alternative, axis=axis).pvalue
+
+
+def median_ratio(baseline: np.ndarray, current: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Median of ``current`` over median of ``baseline`` (> 1 means current is slower)."""
+    return np.median(current, axis=axis) / np.median(baseline, axis=axis)
+
+
+def ratio_of_medians_ci(
+    baseline: np.ndarray,
+    current: np.ndarray,
+    confidence_level: float = CONFIDENCE_LEVEL,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    """Percentile-bootstrap confidence interval of the ratio of medians current/baseline.
+
+    Percentile rather than BCa: BCa's acceleration comes from a jackknife, and the
+    jackknife is inconsistent for the median. Returns (nan, nan) with fewer than two
+    samples on a side, where no interval means anything.
+    """
+    baseline = np.asarray(baseline, dtype=float)
+    current = np.asarray(current, dtype=float)
+    if baseline.size < 2 or current.size < 2:
+        return (float("nan"), float("nan"))
+
+    def ratio(current_resample, baseline_resample, axis=-1):
+        return median_ratio(baseline_resample, current_resample, axis=axis)
+
+    with warnings.catch_warnings():
+        # identical samples make a degenerate (zero-width) interval: that is an answer
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        result = stats.bootstrap(
+            (current, baseline),
+            ratio,
+            n_resamples=n_resamples,
+            vectorized=True,
+            paired=False,
+            confidence_level=confidence_level,
+            method="percentile",
+            rng=np.random.default_rng(seed),
+        )
+    return (float(result.confidence_interval.low), float(result.confidence_interval.high))
+
+
+def confirmed_slower(
+    p_adjusted: np.ndarray, ratio: np.ndarray, alpha: float, threshold: float
+) -> np.ndarray:
+    """The gate: significant after Holm AND the median ratio beyond ``1 + threshold``."""
+    return (np.asarray(p_adjusted) <= alpha) & (np.asarray(ratio) > 1.0 + threshold)
+
+
+def confirmed_faster(
+    p_adjusted: np.ndarray, ratio: np.ndarray, alpha: float, threshold: float
+) -> np.ndarray:
+    """Mirror of :func:`confirmed_slower` for speed-ups (ratio below ``1 - threshold``)."""
+    return (np.asarray(p_adjusted) <= alpha) & (np.asarray(ratio) < 1.0 - threshold)
