@@ -100,6 +100,10 @@ class Workload(abc.ABC):
     def make_data(self) -> Dataset:
         """Deterministic data from ``config.seed``; never downloads anything."""
 
+    def n_examples(self) -> int:
+        """Training examples ``make_data`` will give (cheap: used to validate batch sizes)."""
+        return self.make_data().n_train
+
     @abc.abstractmethod
     def build(self) -> TrainState:
         """Fresh models and optimizers with every variable created, seeded."""

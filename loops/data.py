@@ -59,6 +59,22 @@ def synthetic_mnist(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images.astype(np.float32), labels
 
 
+def mnist_train_size(n_train: int | None, path: str | None) -> int:
+    """How many training images ``mnist_like`` gives, without loading them."""
+    if n_train is not None:
+        return n_train
+    chosen = Path(path) if path else keras_cache_path()
+    if chosen.exists():
+        try:
+            with np.load(chosen) as npz:
+                return len(npz["y_train"])
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(f"{chosen}: not a readable MNIST .npz ({exc})") from None
+    if path:
+        raise DataError(f"{path}: no such data file")
+    return MNIST_TRAIN
+
+
 def mnist_like(
     seed: int, n_train: int | None, path: str | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:

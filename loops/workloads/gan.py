@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from loops.base import WORKLOADS, Batch, Dataset, TrainState, Workload
-from loops.data import IMAGE_PIXELS, mnist_like
+from loops.data import IMAGE_PIXELS, mnist_like, mnist_train_size
 
 NOISE_DIM = 100  # the seed's latent size
 SEED_WIDTH = 128
@@ -63,6 +63,9 @@ class GAN(Workload):
     @property
     def fit_reports_running_mean(self) -> bool:
         return False
+
+    def n_examples(self) -> int:
+        return mnist_train_size(self.config.data_size, self.config.data_path)
 
     def make_data(self) -> Dataset:
         x_train, _, x_val, _, source = mnist_like(

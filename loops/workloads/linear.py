@@ -24,6 +24,9 @@ class Linear(SupervisedWorkload):
     default_batch_size = 4096
     description = "linear regression 2 -> 1, MSE, SGD(0.01), synthetic data from known W, b"
 
+    def n_examples(self) -> int:
+        return self.config.data_size or DEFAULT_SIZE
+
     def make_data(self) -> Dataset:
         n = self.config.data_size or DEFAULT_SIZE
         rng = np.random.default_rng(self.config.seed)

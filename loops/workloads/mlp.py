@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 
 from loops.base import WORKLOADS, Dataset
-from loops.data import IMAGE_PIXELS, N_CLASSES, mnist_like
+from loops.data import IMAGE_PIXELS, N_CLASSES, mnist_like, mnist_train_size
 from loops.workloads.supervised import SupervisedWorkload
 
 SEED_WIDTH = 128
@@ -26,6 +26,9 @@ class MLP(SupervisedWorkload):
     @property
     def width(self) -> int:
         return self.config.width or SEED_WIDTH
+
+    def n_examples(self) -> int:
+        return mnist_train_size(self.config.data_size, self.config.data_path)
 
     def make_data(self) -> Dataset:
         x_train, y_train, x_val, y_val, source = mnist_like(

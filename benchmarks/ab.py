@@ -1,0 +1,314 @@
+"""Same-job A/B regression check: time a base git ref and this tree, interleaved.
+
+Comparing a pull request with a run stored from another day or another CI machine
+measures the machine as much as the code. This driver times both in one job, on one
+machine, with one Python environment:
+
+1. ``git worktree add`` the base ref (``BASE_REF``, e.g. ``origin/main``) into a
+   temporary directory; nothing is installed for it: its code runs with the current
+   environment (``python -m benchmarks.cli run`` with cwd and PYTHONPATH set to the
+   worktree).
+2. Run ``loopbench run --quick --processes N`` alternately on base and current,
+   round after round, swapping which goes first each round (ABBA), so that slow
+   drifts of the machine (thermal, noisy neighbours) fall on both sides alike.
+3. Pool each side's rounds into one run directory (``reports.compare.merge_runs``)
+   and run the regression gate on the two (``reports.compare.command``).
+
+With ``--rounds auto`` (the default) the first round counts the cells, and the
+driver runs as many rounds as the exact Mann-Whitney test needs to be able to reach
+the Holm-adjusted alpha over that many cells (``reports.gate_stats``).
+
+Exit status: the gate's (0 no confirmed regression, 1 a confirmed regression, 2 the
+runs cannot be compared or a run failed to start), or 0 with a note when the base
+ref has no ``benchmarks/cli.py`` (nothing to regress against yet).
+
+Run it (what ``nox -s regression -- origin/main`` does)::
+
+    python -m benchmarks.ab origin/main --out results/regression \\
+        --markdown results/regression/compare.md
+
+``--inject-slowdown xla=0.10`` sets ``LOOPBENCH_INJECT_SLOWDOWN`` for the current
+side only: an end-to-end check that the gate catches a known 10 % slowdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from reports import compare, gate_stats
+from reports.rundir import METADATA_FILE, RunDirError, atomic_write_text, load_run
+
+INJECT_SLOWDOWN_ENV = "LOOPBENCH_INJECT_SLOWDOWN"
+CLI_MODULE = "benchmarks.cli"
+
+
+class ABError(Exception):
+    """The A/B could not be run; the message is one line fit to show as is."""
+
+
+@dataclass(frozen=True)
+class ABConfig:
+    """One A/B comparison, built once from the command line."""
+
+    base_ref: str
+    repo: Path
+    out: Path
+    workloads: tuple[str, ...] = ()
+    loops: tuple[str, ...] = ()
+    processes: int = 2
+    rounds: int | None = None  # None: as many as the gate needs (see rounds_needed)
+    max_rounds: int = 6
+    threshold: float = compare.DEFAULT_THRESHOLD
+    alpha: float = compare.DEFAULT_ALPHA
+    markdown: Path | None = None
+    inject_slowdown: str | None = None
+    python: str = sys.executable
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of the A/B: which code it runs and its extra environment."""
+
+    name: str
+    code_dir: Path
+    extra_env: tuple[tuple[str, str], ...] = ()
+
+
+def _git(repo: Path, *args: str) -> str:
+    result = subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        reason = (result.stderr.strip().splitlines() or ["failed"])[-1]
+        raise ABError(f"git {' '.join(args)}: {reason}")
+    return result.stdout.strip()
+
+
+def repo_root(start: Path) -> Path:
+    """The top of the git work tree holding ``start``."""
+    return Path(_git(start, "rev-parse", "--show-toplevel"))
+
+
+@contextmanager
+def base_worktree(repo: Path, base_ref: str) -> Iterator[tuple[Path, str]]:
+    """A detached git worktree of ``base_ref`` in a temporary directory: (path, commit).
+
+    The worktree is removed (and git's record of it pruned) on exit.
+    """
+    commit = _git(repo, "rev-parse", "--verify", f"{base_ref}^{{commit}}")
+    parent = Path(tempfile.mkdtemp(prefix="loopbench-base-"))
+    path = parent / commit[:12]
+    _git(repo, "worktree", "add", "--detach", str(path), commit)
+    try:
+        yield path, commit
+    finally:
+        subprocess.run(
+            ["git", "-C", str(repo), "worktree", "remove", "--force", str(path)],
+            capture_output=True,
+            check=False,
+        )
+        shutil.rmtree(parent, ignore_errors=True)
+        subprocess.run(
+            ["git", "-C", str(repo), "worktree", "prune"], capture_output=True, check=False
+        )
+
+
+def run_command(config: ABConfig, out_dir: Path) -> list[str]:
+    """The ``loopbench run`` invocation of one side for one round."""
+    command = [config.python, "-m", CLI_MODULE, "run", "--quick"]
+    command += ["--processes", str(config.processes), "--out", str(out_dir)]
+    for workload in config.workloads:
+        command += ["--workload", workload]
+    for loop in config.loops:
+        command += ["--loop", loop]
+    return command
+
+
+def side_environment(side: Side) -> dict[str, str]:
+    """The current environment, with PYTHONPATH led by the side's code and its extras."""
+    env = dict(os.environ)
+    env.pop(INJECT_SLOWDOWN_ENV, None)  # only a side that asks for it gets a slowdown
+    env["PYTHONPATH"] = os.pathsep.join(
+        part for part in (str(side.code_dir), os.environ.get("PYTHONPATH", "")) if part
+    )
+    env.update(dict(side.extra_env))
+    return env
+
+
+def find_run_dir(out_dir: Path) -> Path:
+    """The run directory ``loopbench run --out out_dir`` wrote: out_dir or its one child."""
+    if (out_dir / METADATA_FILE).exists():
+        return out_dir
+    runs = sorted(p for p in out_dir.glob("*") if (p / METADATA_FILE).exists())
+    if len(runs) != 1:
+        raise ABError(f"{out_dir}: expected one run directory, found {len(runs)}")
+    return runs[0]
+
+
+def run_side(config: ABConfig, side: Side, out_dir: Path) -> Path:
+    """Run one round of one side; return its run directory."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    command = run_command(config, out_dir)
+    print(f"[ab] {side.name}: {' '.join(command[1:])}", flush=True)
+    result = subprocess.run(command, cwd=side.code_dir, env=side_environment(side), check=False)
+    if result.returncode != 0:
+        raise ABError(f"{side.name} side: loopbench run exited with status {result.returncode}")
+    return find_run_dir(out_dir)
+
+
+def rounds_needed(alpha: float, n_cells: int, processes_per_round: int) -> int:
+    """Rounds for each side to hold enough samples per cell to reach Holm's alpha/m."""
+    per_side = gate_stats.samples_needed_per_side(alpha / max(n_cells, 1))
+    return math.ceil(per_side / processes_per_round)
+
+
+def _ok_cells(run_dir: Path) -> int:
+    summary = load_run(run_dir).summary
+    return int((summary["status"] == "ok").sum())
+
+
+def run_rounds(config: ABConfig, sides: Sequence[Side]) -> dict[str, list[Path]]:
+    """Run the sides alternately, ABBA order, round after round; their run dirs by side."""
+    run_dirs: dict[str, list[Path]] = {side.name: [] for side in sides}
+    total_rounds = config.rounds
+    started = time.monotonic()
+    round_index = 0
+    while total_rounds is None or round_index < total_rounds:
+        order = sides if round_index % 2 == 0 else tuple(reversed(sides))
+        for side in order:
+            out_dir = config.out / "rounds" / side.name / f"r{round_index:02d}"
+            run_dirs[side.name].append(run_side(config, side, out_dir))
+        if total_rounds is None:
+            n_cells = _ok_cells(run_dirs[sides[-1].name][0])
+            needed = rounds_needed(config.alpha, n_cells, config.processes)
+            total_rounds = min(needed, config.max_rounds)
+            per_side = gate_stats.samples_needed_per_side(config.alpha / max(n_cells, 1))
+            print(
+                f"[ab] {n_cells} cells: {per_side} processes per side reach Holm's "
+                f"alpha/{n_cells}; running {total_rounds} round(s) of {config.processes}"
+                + (f" (capped from {needed})" if needed > total_rounds else ""),
+                flush=True,
+            )
+        round_index += 1
+        elapsed = time.monotonic() - started
+        print(
+            f"[ab] round {round_index}/{total_rounds} done, {elapsed / 60:.1f} min elapsed",
+            flush=True,
+        )
+    return run_dirs
+
+
+def _note(config: ABConfig, message: str) -> None:
+    print(message, flush=True)
+    if config.markdown is not None:
+        atomic_write_text(config.markdown, f"## Regression gate\n\n{message}\n")
+
+
+def run_ab(config: ABConfig) -> int:
+    """Run the whole A/B and the gate; return the exit status."""
+    with base_worktree(config.repo, config.base_ref) as (base_dir, base_commit):
+        if not (base_dir / "benchmarks" / "cli.py").exists():
+            _note(
+                config,
+                f"{config.base_ref} ({base_commit[:10]}) has no benchmarks/cli.py: "
+                "nothing to compare against yet",
+            )
+            return 0
+        current_env = (
+            ((INJECT_SLOWDOWN_ENV, config.inject_slowdown),) if config.inject_slowdown else ()
+        )
+        sides = (
+            Side("base", base_dir),
+            Side("current", config.repo, current_env),
+        )
+        run_dirs = run_rounds(config, sides)
+    current_commit = _git(config.repo, "rev-parse", "HEAD")
+    merged = {}
+    for side, commit in (("base", base_commit), ("current", current_commit)):
+        out_dir = config.out / side
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        merged[side] = compare.merge_runs(run_dirs[side], out_dir, f"ab-{side}-{commit[:10]}")
+    return compare.command(
+        merged["base"],
+        merged["current"],
+        threshold=config.threshold,
+        alpha=config.alpha,
+        markdown=config.markdown,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.ab",
+        description="Time BASE_REF and this work tree interleaved on this machine, then gate.",
+    )
+    parser.add_argument("base_ref", help="git ref of the baseline, e.g. origin/main")
+    parser.add_argument("--out", type=Path, default=Path("results/regression"))
+    parser.add_argument("--markdown", type=Path, help="Markdown table for a CI job summary")
+    parser.add_argument("--workload", action="append", default=[], help="repeatable")
+    parser.add_argument("--loop", action="append", default=[], help="repeatable")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="worker processes per cell per round"
+    )
+    parser.add_argument(
+        "--rounds",
+        default="auto",
+        help="rounds per side, or 'auto': enough for the gate to reach its alpha",
+    )
+    parser.add_argument(
+        "--max-rounds", type=int, default=6, help="cap on 'auto' rounds (time budget)"
+    )
+    parser.add_argument("--threshold", type=float, default=compare.DEFAULT_THRESHOLD)
+    parser.add_argument("--alpha", type=float, default=compare.DEFAULT_ALPHA)
+    parser.add_argument(
+        "--inject-slowdown",
+        metavar="LOOP=FRACTION",
+        help=f"set {INJECT_SLOWDOWN_ENV} on the current side only (a check of the gate)",
+    )
+    parser.add_argument("--repo", type=Path, default=Path.cwd(), help="the current work tree")
+    return parser
+
+
+def config_from_args(argv: Sequence[str] | None = None) -> ABConfig:
+    args = build_parser().parse_args(argv)
+    if args.rounds != "auto" and not str(args.rounds).isdigit():
+        raise ABError(f"--rounds must be a number or 'auto', got {args.rounds!r}")
+    return ABConfig(
+        base_ref=args.base_ref,
+        repo=repo_root(args.repo.resolve()),
+        out=args.out.resolve(),
+        workloads=tuple(args.workload),
+        loops=tuple(args.loop),
+        processes=args.processes,
+        rounds=None if args.rounds == "auto" else int(args.rounds),
+        max_rounds=args.max_rounds,
+        threshold=args.threshold,
+        alpha=args.alpha,
+        markdown=args.markdown.resolve() if args.markdown else None,
+        inject_slowdown=args.inject_slowdown,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run_ab(config_from_args(argv))
+    except (ABError, RunDirError, compare.IncomparableRunsError) as exc:
+        print(f"ab: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

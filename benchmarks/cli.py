@@ -1,0 +1,343 @@
+"""``loopbench``: the command line (the contract in shared/DESIGN.md).
+
+    loopbench list
+    loopbench run     [--workload W]... [--loop L]... [--device cpu|gpu|all]
+                      [--batch-size N[,N...]] [--width N[,N...]] [--steps N] [--quick]
+                      [--processes N] [--windows N] [--profile] [--out DIR]
+    loopbench report  RUN_DIR [RUN_DIR...]
+    loopbench compare BASELINE_RUN CURRENT_RUN [--threshold 0.05] [--alpha 0.01] [--markdown FILE]
+
+Exit status: 0 success; 1 a confirmed regression (compare only); 2 bad input,
+with one line on stderr and no traceback. ``report`` and ``compare`` never
+import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from benchmarks.config import DEFAULT, QUICK, Cell, RunConfig
+
+EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, like every other bad input
+        self.exit(EXIT_BAD_INPUT, f"loopbench: error: {message}\n")
+
+
+def positive_ints(text: str) -> tuple[int, ...]:
+    """'32,128' -> (32, 128); every value a positive integer."""
+    values = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            value = int(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r} is not a positive integer") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+        values.append(value)
+    return tuple(values)
+
+
+def positive_int(text: str) -> int:
+    (value,) = positive_ints(text) if "," not in text else (None,)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="loopbench", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    commands.add_parser("list", help="workloads, loop styles and devices present")
+
+    run = commands.add_parser("run", help="time loop styles on workloads; write a run directory")
+    run.add_argument("--workload", action="append", help="repeatable or comma-separated; default all")
+    run.add_argument("--loop", action="append", help="repeatable or comma-separated; default all")
+    run.add_argument("--device", help="cpu, gpu or all (default: every device present)")
+    run.add_argument("--batch-size", type=positive_ints, help="N[,N...]; default per workload")
+    run.add_argument("--width", type=positive_ints, help="hidden width(s) of mlp and gan, N[,N...]")
+    run.add_argument("--steps", type=positive_int, help="timed steps per worker process")
+    run.add_argument("--windows", type=positive_int, help="timed windows per worker process")
+    run.add_argument("--warmup-steps", type=int, help="untimed steps after the first")
+    run.add_argument("--processes", type=positive_int, help="worker processes (samples) per cell")
+    run.add_argument("--quick", action="store_true", help="a rougher answer, fast")
+    run.add_argument("--profile", action="store_true", help="capture a profiler trace per cell")
+    run.add_argument("--data-size", type=positive_int, help="training examples per workload")
+    run.add_argument("--data", dest="data_path", help="local MNIST .npz (mlp, gan)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--threads", type=positive_int, help="TF intra-op threads (default: cores)")
+    run.add_argument("--timeout", type=float, default=900.0, help="seconds per worker process")
+    run.add_argument("--out", default="results", help="parent directory of run directories")
+    run.add_argument("--no-report", action="store_true", help="skip report.md/report.html")
+
+    report = commands.add_parser("report", help="render report.md/html and plots for runs")
+    report.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    report.add_argument("--out", help="output directory when several runs are given")
+
+    compare = commands.add_parser("compare", help="statistical regression gate between two runs")
+    compare.add_argument("baseline", metavar="BASELINE_RUN")
+    compare.add_argument("current", metavar="CURRENT_RUN")
+    compare.add_argument("--threshold", type=float, default=0.05)
+    compare.add_argument("--alpha", type=float, default=0.01)
+    compare.add_argument("--markdown", metavar="FILE")
+    compare.add_argument("--allow-different-machines", action="store_true")
+    return parser
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def _names(values: list[str] | None, registry: Any) -> tuple[str, ...]:
+    if not values:
+        return tuple(registry.names())
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+    for name in names:
+        registry.get(name)  # raises UnknownNameError listing the choices
+    return tuple(dict.fromkeys(names))
+
+
+def make_config(args: argparse.Namespace, devices: Sequence[str]) -> RunConfig:
+    from loops.base import LOOPS, WORKLOADS
+
+    preset = QUICK if args.quick else DEFAULT
+    steps = args.steps or preset["steps"]
+    windows = min(args.windows or preset["windows"], steps)
+    warmup = preset["warmup_steps"] if args.warmup_steps is None else args.warmup_steps
+    if warmup < 0:
+        raise UsageError(f"--warmup-steps {warmup}: must be 0 or more")
+    return RunConfig(
+        workloads=_names(args.workload, WORKLOADS),
+        loops=_names(args.loop, LOOPS),
+        devices=tuple(devices),
+        batch_sizes=args.batch_size or (None,),
+        widths=args.width or (None,),
+        steps=steps,
+        windows=windows,
+        warmup_steps=warmup,
+        processes=args.processes or preset["processes"],
+        seed=args.seed,
+        data_size=args.data_size,
+        data_path=args.data_path,
+        intra_op_threads=args.threads or 0,
+        quick=args.quick,
+        profile=args.profile,
+        timeout_s=args.timeout,
+        out=args.out,
+        command=tuple(sys.argv),
+    )
+
+
+def make_cells(config: RunConfig) -> list[Cell]:
+    """The product of the axes, validated (batch size against the data size)."""
+    from loops.base import WORKLOADS, WorkloadConfig
+    from loops.data import DataError
+
+    cells = []
+    for workload_name in config.workloads:
+        workload_class = WORKLOADS.get(workload_name)
+        for width in config.widths:
+            workload = workload_class(
+                WorkloadConfig(config.seed, config.data_size, width, config.data_path)
+            )
+            try:
+                n_examples = workload.n_examples()
+            except DataError as exc:
+                raise UsageError(str(exc)) from None
+            width_option = width if workload.width else None  # linear has no width
+            for batch_size in config.batch_sizes:
+                batch = batch_size or workload_class.default_batch_size
+                if batch > n_examples:
+                    raise UsageError(
+                        f"batch size {batch} is larger than the {workload_name} data "
+                        f"({n_examples} examples); use a smaller --batch-size or a larger --data-size"
+                    )
+                for device in config.devices:
+                    for loop in config.loops:
+                        cell = Cell(workload_name, loop, device, batch, workload.width, width_option)
+                        if cell not in cells:
+                            cells.append(cell)
+    return cells
+
+
+def run_probe(devices_wanted: list[str] | None, threads: dict[str, int]) -> dict[str, Any]:
+    from benchmarks.metadata import probe
+    from benchmarks.runner import SPAWN
+
+    receiver, sender = SPAWN.Pipe(duplex=False)
+    process = SPAWN.Process(target=probe, args=(devices_wanted, threads, sender), daemon=True)
+    process.start()
+    sender.close()
+    try:
+        answer = receiver.recv() if receiver.poll(300) else {"error": "probe timed out"}
+    except EOFError:
+        answer = {"error": f"probe process died (exit status {process.exitcode})"}
+    process.join(timeout=30)
+    if "error" in answer:
+        raise UsageError(f"cannot start TensorFlow: {answer['error']}")
+    return answer["ok"]
+
+
+def _check_writable(out: str) -> None:
+    path = Path(out)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe_file = path / f".loopbench-write-test-{os.getpid()}"
+        probe_file.write_bytes(b"x" * 4096)
+        probe_file.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write to output directory {out}: {exc.strerror or exc}") from None
+
+
+def command_run(args: argparse.Namespace) -> int:
+    import loops.styles  # noqa: F401
+    import loops.workloads  # noqa: F401
+    from benchmarks import metadata as meta
+    from benchmarks.progress import Progress, print_summary
+    from benchmarks.runner import execute, new_run_dir, now_iso
+    from benchmarks.worker import configure_threads
+    from loops.devices import DEVICE_CHOICES, DeviceError, resolve_devices
+
+    if args.device is not None and args.device not in DEVICE_CHOICES:
+        raise UsageError(f"unknown device {args.device!r}; choose from: {', '.join(DEVICE_CHOICES)}")
+    config = make_config(args, devices=("cpu",))  # validates names before the slow probe
+    cells = make_cells(config)
+    _check_writable(args.out)
+    threads = configure_threads(config.intra_op_threads, config.inter_op_threads)
+    facts = run_probe(None, threads)
+    try:
+        devices = resolve_devices(args.device, facts["devices_present"])
+    except DeviceError as exc:
+        raise UsageError(str(exc)) from None
+    config = make_config(args, devices)
+    cells = make_cells(config)
+    peak = run_probe(list(devices), threads)["peak_matmul_flops"]
+    hard, soft = meta.host_metadata(threads)
+    hard["gpus"] = [g["name"] for g in facts["gpus"]]
+    soft.update({k: v for k, v in facts.items() if k not in ("gpus", "peak_matmul_flops")})
+    soft.update(
+        gpus=facts["gpus"],
+        peak_matmul_flops=peak,
+        command=" ".join(config.command),
+        started_at=now_iso(),
+    )
+    try:
+        run_dir = new_run_dir(config.out, devices)
+    except OSError as exc:
+        raise UsageError(f"cannot create a run directory in {config.out}: {exc.strerror or exc}") from None
+    metadata = {
+        "run_id": run_dir.name,
+        "tool_version": _version(),
+        "hard": hard,
+        "soft": soft,
+        "config": {**config.as_dict(), "cells": [c.keys for c in cells]},
+    }
+    progress = Progress(total=config.processes * len(cells))
+    print(f"loopbench: {len(cells)} cells x {config.processes} processes -> {run_dir}", file=sys.stderr)
+    try:
+        with progress:
+            writer = execute(config, cells, run_dir, metadata, progress.on_job, progress.on_result)
+    except KeyboardInterrupt:
+        print(f"\nloopbench: interrupted; finished cells kept in {run_dir}", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        raise UsageError(f"cannot write results to {run_dir}: {exc.strerror or exc}") from None
+    summary = writer.summary()
+    print_summary(summary)
+    if not args.no_report:
+        _render_report(run_dir)
+    print(f"results: {run_dir}")
+    return EXIT_OK
+
+
+def _render_report(run_dir: Path) -> None:
+    try:
+        from reports.report import command as report_command
+    except ImportError:
+        return
+    report_command([str(run_dir)])
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("tf-loopbench")
+    except Exception:
+        return "unknown"
+
+
+# ----------------------------------------------------------------------------- list
+
+
+def command_list(args: argparse.Namespace) -> int:
+    import loops.styles  # noqa: F401
+    import loops.workloads  # noqa: F401
+    from benchmarks.worker import configure_threads
+    from loops.base import LOOPS, WORKLOADS
+
+    print("workloads:")
+    for name in WORKLOADS:
+        cls = WORKLOADS.get(name)
+        print(f"  {name:<12} batch {cls.default_batch_size:<5} {cls.description}")
+    print("loops:")
+    for name in LOOPS:
+        print(f"  {name:<12} {LOOPS.get(name).description}")
+    facts = run_probe(None, configure_threads(0, 0))
+    print("devices:")
+    for device in facts["devices_present"]:
+        names = ", ".join(g["name"] for g in facts["gpus"]) if device == "gpu" else ""
+        print(f"  {device}" + (f"  ({names})" if names else ""))
+    if "gpu" not in facts["devices_present"]:
+        print("  gpu          skipped: no GPU (install the gpu extra on a machine with one)")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return command_list(args)
+        if args.command == "run":
+            return command_run(args)
+        if args.command == "report":
+            from reports.report import command as report_command
+
+            return report_command(args.runs, args.out)
+        if args.command == "compare":
+            from reports.compare import command as compare_command
+
+            return compare_command(
+                args.baseline,
+                args.current,
+                threshold=args.threshold,
+                alpha=args.alpha,
+                markdown=args.markdown,
+                allow_different_machines=args.allow_different_machines,
+            )
+    except UsageError as exc:
+        print(f"loopbench: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyError as exc:  # UnknownNameError from a registry
+        print(f"loopbench: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

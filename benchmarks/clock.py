@@ -1,0 +1,118 @@
+"""The clock: the only place in tf-loopbench that reads time around training steps.
+
+``PhaseClock`` is the ``StepHooks`` a worker hands to a trainer. It reads
+``time.perf_counter`` at phase boundaries only, and every boundary after the
+first step starts with a host sync (``sync()``: on GPU ``sync_devices``, then a
+host fetch of a variable that every step updates), so asynchronous dispatch
+cannot push work from one window into the next. The phases of one run:
+
+    train_begin | first step | warm-up steps | window 1 | ... | window W
+                ^ trace/compile shows here      ^ steady state: W windows of K steps
+
+For ``fit`` the time from calling ``fit`` to ``train_begin`` is fit's per-call
+set-up, its own figure. The clock can add a known amount of extra work per
+step to one loop style (``LOOPBENCH_INJECT_SLOWDOWN="loop=fraction"``, a test
+knob for validating the regression gate): a busy spin of that fraction of the
+warm-up step time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from loops.base import StepHooks
+
+INJECT_ENV = "LOOPBENCH_INJECT_SLOWDOWN"
+
+now = time.perf_counter
+
+
+def injected_fraction(loop: str, spec: str | None = None) -> float:
+    """The extra-work fraction asked for ``loop`` by LOOPBENCH_INJECT_SLOWDOWN, else 0.
+
+    >>> injected_fraction("eager", "eager=0.1")
+    0.1
+    >>> injected_fraction("xla", "eager=0.1")
+    0.0
+    """
+    spec = os.environ.get(INJECT_ENV, "") if spec is None else spec
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, value = part.partition("=")
+        if name.strip() == loop:
+            fraction = float(value)
+            if not 0 <= fraction < 10:
+                raise ValueError(f"{INJECT_ENV}: fraction {fraction} out of range")
+            return fraction
+    return 0.0
+
+
+def spin(seconds: float) -> None:
+    """Busy-wait: extra CPU work on the host, as a slower step would do."""
+    end = now() + seconds
+    while now() < end:
+        pass
+
+
+@dataclass
+class PhaseTimes:
+    train_begin: float = float("nan")
+    first_step_s: float = float("nan")
+    warmup_s: float = float("nan")
+    window_s: list[float] = field(default_factory=list)
+    end: float = float("nan")
+
+
+class PhaseClock(StepHooks):
+    """Times first step, warm-up and ``windows`` windows of ``steps_per_window`` steps."""
+
+    def __init__(
+        self,
+        sync: Callable[[], object],
+        warmup_steps: int,
+        windows: int,
+        steps_per_window: int,
+        inject_fraction: float = 0.0,
+    ) -> None:
+        self.sync = sync
+        self.warmup_steps = warmup_steps
+        self.windows = windows
+        self.steps_per_window = steps_per_window
+        self.inject_fraction = inject_fraction
+        self.inject_s = 0.0
+        self.times = PhaseTimes()
+        first_window = 1 + warmup_steps
+        # step counts at which a phase ends (a boundary: sync, then read the clock)
+        self.boundaries = {1, first_window} | {
+            first_window + (w + 1) * steps_per_window for w in range(windows)
+        }
+        self._last = float("nan")
+
+    @property
+    def total_steps(self) -> int:
+        return 1 + self.warmup_steps + self.windows * self.steps_per_window
+
+    def on_train_begin(self) -> None:
+        self.times.train_begin = self._last = now()
+
+    def on_step_begin(self, step: int) -> None:
+        if step in self.boundaries:
+            self.sync()
+            t = now()
+            elapsed, self._last = t - self._last, t
+            if step == 1:
+                self.times.first_step_s = elapsed
+            elif step == 1 + self.warmup_steps:
+                self.times.warmup_s = elapsed
+                if self.inject_fraction and self.warmup_steps:
+                    self.inject_s = self.inject_fraction * elapsed / self.warmup_steps
+            else:
+                self.times.window_s.append(elapsed)
+            if step == self.total_steps:
+                self.times.end = t
+                return
+            self._last = now()  # exclude the bookkeeping above from the next phase
+        if self.inject_s and step > self.warmup_steps:
+            spin(self.inject_s)

@@ -1,0 +1,165 @@
+"""Machine and software metadata of a run, split into hard and soft keys.
+
+Hard keys describe the machine and the settings that change what a step costs
+(CPU model, visible cores, cgroup CPU quota, GPUs, thread pools, platform,
+Python minor version): runs that differ in any of them are never compared
+directly (``loopbench compare`` exits 2). Soft keys are recorded and shown
+when they differ: TF/Keras/NumPy versions, TF build info (CUDA, cuDNN), the
+git commit and dirty flag, a hash of loops/, environment variables (TF_*,
+XLA_FLAGS, OMP_*), the command line, start and end times, and the machine's
+peak matrix-multiply FLOP/s measured by a short ``tf.matmul`` probe.
+
+The TensorFlow part runs in a spawned probe process (``probe``), so the
+parent never initialises TF's runtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIXES = ("TF_", "XLA_FLAGS", "OMP_", "KMP_", "CUDA_VISIBLE_DEVICES", "LOOPBENCH_")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def visible_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def cgroup_cpu_quota() -> float | None:
+    """CPUs allowed by the cgroup (cgroup v2 cpu.max or v1 cfs quota), None if unlimited."""
+    try:
+        text = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if text and text[0] != "max":
+            return int(text[0]) / int(text[1])
+        return None
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        quota = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return quota / period if quota > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def git_state(root: Path = ROOT) -> dict[str, Any]:
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
+            )
+            return out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": commit, "git_dirty": bool(status) if status is not None else None}
+
+
+def code_hash(root: Path = ROOT) -> str:
+    """sha256 over loops/**/*.py (path and content): what ran, even without git."""
+    digest = hashlib.sha256()
+    for path in sorted((root / "loops").rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def environment() -> dict[str, str]:
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)}
+
+
+def host_metadata(threads: dict[str, int]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(hard, soft) keys known without TensorFlow."""
+    hard = {
+        "platform": platform.system(),
+        "machine": platform.machine(),
+        "cpu_model": cpu_model(),
+        "visible_cores": visible_cores(),
+        "cgroup_cpu_quota": cgroup_cpu_quota(),
+        "python": f"{sys.version_info.major}.{sys.version_info.minor}",
+        **threads,
+    }
+    soft = {
+        "python_full": platform.python_version(),
+        "hostname": socket.gethostname(),
+        "env": environment(),
+        "code_hash": code_hash(),
+        **git_state(),
+    }
+    return hard, soft
+
+
+def probe(devices_wanted: list[str] | None, threads: dict[str, int], connection: Any) -> None:
+    """Spawned: TF facts, devices present, GPU names, matmul peak per device."""
+    from benchmarks.worker import configure_threads
+
+    configure_threads(threads["intra_op_threads"], threads["inter_op_threads"])
+    try:
+        import keras
+        import numpy as np
+        import tensorflow as tf
+
+        from loops import devices
+
+        present = devices.present_devices()
+        build = dict(tf.sysconfig.get_build_info())
+        facts: dict[str, Any] = {
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "tf_build": {k: str(v) for k, v in build.items() if k in (
+                "cuda_version", "cudnn_version", "is_cuda_build", "is_rocm_build")},
+            "devices_present": present,
+            "gpus": devices.gpu_descriptions(),
+            "peak_matmul_flops": {},
+        }
+        for device in devices_wanted or []:
+            if device in present:
+                facts["peak_matmul_flops"][device] = matmul_peak_flops(device)
+        connection.send({"ok": facts})
+    except Exception as exc:  # reported by the parent as one line
+        connection.send({"error": f"{type(exc).__name__}: {exc}"})
+    connection.close()
+
+
+def matmul_peak_flops(device: str, n: int = 1024, repeats: int = 10) -> float:
+    """Best FLOP/s of an n x n float32 tf.matmul on ``device`` (2 n^3 FLOPs a product)."""
+    import time
+
+    import tensorflow as tf
+
+    from loops import devices
+
+    with tf.device(devices.tf_device_name(device)):
+        a = tf.random.stateless_normal((n, n), seed=(1, 2))
+        b = tf.random.stateless_normal((n, n), seed=(3, 4))
+        matmul = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))
+        matmul(a, b).numpy()  # trace and warm up
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            matmul(a, b).numpy()
+            devices.sync_device(device)
+            best = min(best, time.perf_counter() - start)
+    return 2.0 * n**3 / best

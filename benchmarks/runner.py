@@ -1,0 +1,162 @@
+"""Run the matrix: cells x repeats, each repeat in a fresh spawned worker process.
+
+The schedule interleaves loop styles and cells: repeat 0 of every cell, then
+repeat 1 of every cell, and so on, so that a shared machine's drift spreads
+over all of them instead of landing on one loop style. Jobs run one at a time
+(two workers would compete for the same two cores).
+
+After every job the run directory is rewritten atomically (samples.jsonl,
+summary.csv), so Ctrl-C or a crash of the parent keeps every finished job. A
+worker that raises, is killed (e.g. out of memory) or times out yields a
+``failed`` row with its reason, and the run goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from benchmarks.config import Cell, Job, RunConfig
+from benchmarks.stats import summarize
+from reports import rundir
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def schedule(cells: list[Cell], config: RunConfig, profile_root: Path | None) -> list[Job]:
+    """Interleaved jobs: for each repeat, every cell once (loop styles alternate)."""
+    jobs: list[Job] = []
+    for process in range(config.processes):
+        for cell in cells:
+            profile_dir = (
+                str(profile_root / cell.label) if profile_root is not None and process == 0 else None
+            )
+            jobs.append(Job(cell, process, len(jobs), config, profile_dir))
+    return jobs
+
+
+def run_in_worker(job: Job, timeout_s: float) -> dict[str, Any]:
+    """Run ``job`` in a fresh spawned process; a crash or timeout becomes a failed row."""
+    from benchmarks.worker import worker_main
+
+    receiver, sender = SPAWN.Pipe(duplex=False)
+    process = SPAWN.Process(target=worker_main, args=(job, sender), daemon=True)
+    started = time.time()
+    process.start()
+    sender.close()
+    result = None
+    try:
+        if receiver.poll(timeout_s):
+            try:
+                result = receiver.recv()
+            except EOFError:
+                result = None
+        process.join(timeout=30)
+    finally:
+        if process.is_alive():
+            process.kill()
+            process.join()
+        receiver.close()
+    if result is not None:
+        return result
+    if process.exitcode is None or process.exitcode == -9 and time.time() - started >= timeout_s:
+        reason = f"timed out after {timeout_s:.0f} s"
+    elif process.exitcode is not None and process.exitcode < 0:
+        signal_number = -process.exitcode
+        reason = f"worker killed by signal {signal_number}" + (
+            " (out of memory?)" if signal_number == 9 else ""
+        )
+    else:
+        reason = f"worker exited with status {process.exitcode} without a result"
+    row = {
+        "kind": "process",
+        **job.cell.keys,
+        "process": job.process,
+        "order": job.order,
+        "status": "failed",
+        "error": reason,
+        "started_at": started,
+        "wall_s": time.time() - started,
+    }
+    return {"process": row, "windows": []}
+
+
+@dataclass
+class RunWriter:
+    """Keeps every row and rewrites the run directory's files atomically."""
+
+    run_dir: Path
+    metadata: dict[str, Any]
+    cells: list[Cell]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, result: dict[str, Any]) -> None:
+        self.rows.append(result["process"])
+        self.rows.extend(result["windows"])
+        self.flush()
+
+    def summary(self):
+        return summarize(self.rows, [c.keys for c in self.cells])
+
+    def flush(self, finished: bool = False, interrupted: bool = False) -> None:
+        rundir.write_samples(self.run_dir, self.rows)
+        rundir.write_summary(self.run_dir, self.summary())
+        meta = dict(self.metadata)
+        meta["soft"] = {**meta["soft"], "ended_at": now_iso() if finished or interrupted else None}
+        meta["complete"] = finished
+        meta["interrupted"] = interrupted
+        rundir.write_metadata(self.run_dir, meta)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_run_dir(out: str, devices: Iterable[str]) -> Path:
+    """<out>/<UTC timestamp>-<devices>, created now; unique even within one second."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    base = Path(out) / f"{stamp}-{'+'.join(devices)}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    path.mkdir(parents=True)
+    return path
+
+
+def execute(
+    config: RunConfig,
+    cells: list[Cell],
+    run_dir: Path,
+    metadata: dict[str, Any],
+    on_job: Callable[[Job, int, int, float], None] | None = None,
+    on_result: Callable[[Job, dict[str, Any]], None] | None = None,
+) -> RunWriter:
+    """Run every job; returns the writer holding all rows. Re-raises KeyboardInterrupt
+    after writing what finished."""
+    profile_root = run_dir / "profile" if config.profile else None
+    jobs = schedule(cells, config, profile_root)
+    writer = RunWriter(run_dir, metadata, cells)
+    writer.flush()
+    started = time.perf_counter()
+    try:
+        for index, job in enumerate(jobs):
+            if on_job:
+                elapsed = time.perf_counter() - started
+                eta = elapsed / index * (len(jobs) - index) if index else math.nan
+                on_job(job, index, len(jobs), eta)
+            result = run_in_worker(job, config.timeout_s)
+            writer.add(result)
+            if on_result:
+                on_result(job, result)
+    except KeyboardInterrupt:
+        writer.flush(interrupted=True)
+        raise
+    writer.flush(finished=True)
+    return writer

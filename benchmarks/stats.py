@@ -1,0 +1,177 @@
+"""Per-cell statistics from the raw samples: one summary.csv row per cell.
+
+A statistical sample is one worker process (its windows summarised to their
+median first). Per cell:
+
+- ``step_time_median_s``: median of the per-process samples;
+- ``step_time_ci_low_s``/``_high_s``: a distribution-free confidence interval for
+  that median from order statistics (ranks chosen with scipy's binomial
+  distribution; its exact coverage, at least 95% where the sample count allows,
+  is in ``ci_coverage``). With fewer than 6 processes a 95% interval from
+  processes alone does not exist; the interval then comes from all windows
+  pooled (``ci_basis = "windows"``), which ignores between-process variation;
+- ``step_time_iqr_s``, ``step_time_cv``: spread of the samples (of the windows
+  when there is a single process);
+- ``noisy``: IQR / median above ``NOISY_IQR_FRACTION`` (10%): too noisy to trust.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from reports.rundir import SUMMARY_COLUMNS
+
+NOISY_IQR_FRACTION = 0.10
+CONFIDENCE = 0.95
+CELL_KEYS = ("workload", "loop", "device", "batch_size", "width")
+
+
+def median_ci(samples: Iterable[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """(low, high, coverage): order-statistic interval for the median.
+
+    The interval [x_(r), x_(n+1-r)] covers the population median with probability
+    1 - 2 * P(Binomial(n, 1/2) <= r - 1); r is the largest rank reaching
+    ``confidence``. Returns NaNs when no rank reaches it (n < 6 at 95%).
+
+    >>> low, high, coverage = median_ci(range(1, 11))
+    >>> (low, high, round(coverage, 3))
+    (2.0, 9.0, 0.979)
+    """
+    values = np.sort(np.asarray(list(samples), dtype=float))
+    n = len(values)
+    best: tuple[float, float, float] = (math.nan, math.nan, math.nan)
+    for r in range(1, n // 2 + 1):
+        coverage = 1.0 - 2.0 * stats.binom.cdf(r - 1, n, 0.5)
+        if coverage < confidence:
+            break
+        best = (float(values[r - 1]), float(values[n - r]), float(coverage))
+    return best
+
+
+def spread(samples: Iterable[float]) -> tuple[float, float]:
+    """(IQR, coefficient of variation)."""
+    values = np.asarray(list(samples), dtype=float)
+    if len(values) < 2:
+        return math.nan, math.nan
+    iqr = float(stats.iqr(values))
+    cv = float(stats.variation(values, ddof=1))
+    return iqr, cv
+
+
+def summarize_cell(
+    keys: Mapping[str, Any], processes: list[Mapping[str, Any]], windows: list[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """One summary row from a cell's process rows and window rows."""
+    ok = [p for p in processes if p.get("status") == "ok"]
+    row: dict[str, Any] = dict(keys)
+    row["n_processes"] = len(ok)
+    row["n_processes_failed"] = sum(p.get("status") == "failed" for p in processes)
+    if not ok:
+        statuses = {p.get("status") for p in processes}
+        row["status"] = "skipped" if statuses == {"skipped"} else "failed"
+        errors = [p.get("error") for p in processes if p.get("error")]
+        row["error"] = errors[0] if errors else "no worker finished"
+        return row
+    row["status"] = "ok"
+    row["error"] = next((p.get("error") for p in processes if p.get("status") == "failed"), None)
+    samples = [float(p["step_time_s"]) for p in ok]
+    window_times = [float(w["step_time_s"]) for w in windows]
+    median = float(np.median(samples))
+    if len(samples) >= 6:
+        low, high, coverage = median_ci(samples)
+        basis = "processes"
+    else:
+        low, high, coverage = median_ci(window_times)
+        basis = "windows"
+    iqr, cv = spread(samples if len(samples) >= 3 else window_times)
+    first = ok[0]
+
+    def med(name: str) -> float:
+        values = [float(p[name]) for p in ok if p.get(name) is not None]
+        return float(np.median(values)) if values else math.nan
+
+    row.update(
+        step_time_median_s=median,
+        step_time_ci_low_s=low,
+        step_time_ci_high_s=high,
+        ci_coverage=coverage,
+        ci_basis=basis,
+        step_time_iqr_s=iqr,
+        step_time_cv=cv,
+        step_time_min_s=float(min(samples)),
+        step_time_max_s=float(max(samples)),
+        examples_per_s=int(keys["batch_size"]) / median,
+        compile_s=med("compile_s"),
+        first_step_s=med("first_step_s"),
+        build_s=med("build_s"),
+        fit_setup_s=med("fit_setup_s"),
+        warmup_s=med("warmup_s"),
+        final_loss=med("final_loss"),
+        retraces=int(max(int(p.get("retraces") or 0) for p in ok)),
+        peak_rss_bytes=int(max(int(p.get("peak_rss_bytes") or 0) for p in ok)),
+        peak_gpu_bytes=(
+            int(max(int(p["peak_gpu_bytes"]) for p in ok if p.get("peak_gpu_bytes") is not None))
+            if any(p.get("peak_gpu_bytes") is not None for p in ok)
+            else None
+        ),
+        noisy=bool(math.isfinite(iqr) and iqr / median > NOISY_IQR_FRACTION),
+        n_windows=int(sum(int(p.get("n_windows") or 0) for p in ok)),
+        steps_per_window=first.get("steps_per_window"),
+        model_flops_per_step=first.get("model_flops_per_step"),
+        keras_jit_compile=first.get("keras_jit_compile"),
+        keras_steps_per_execution=first.get("keras_steps_per_execution"),
+        data_source=first.get("data_source"),
+    )
+    for name in ("profile_op_time_s", "profile_input_wait_s", "profile_overhead_fraction",
+                 "profile_step_time_s", "profile_cost_fraction"):
+        if any(name in p for p in ok):
+            row[name] = med(name)
+    val = first.get("val_metrics") or {}
+    for name, value in val.items():
+        if name != "loss":
+            row[f"val_{name}"] = float(np.median([float(p["val_metrics"][name]) for p in ok]))
+    return row
+
+
+def summarize(rows: Iterable[Mapping[str, Any]], cell_order: list[Mapping[str, Any]] | None = None) -> pd.DataFrame:
+    """summary.csv as a DataFrame from samples.jsonl rows (any order)."""
+    processes: dict[tuple, list] = {}
+    windows: dict[tuple, list] = {}
+    for row in rows:
+        key = tuple(row[k] for k in CELL_KEYS)
+        (processes if row["kind"] == "process" else windows).setdefault(key, []).append(row)
+    order = [tuple(c[k] for k in CELL_KEYS) for c in cell_order] if cell_order else list(processes)
+    summary_rows = [
+        summarize_cell(dict(zip(CELL_KEYS, key, strict=True)), processes[key], windows.get(key, []))
+        for key in order
+        if key in processes
+    ]
+    frame = pd.DataFrame(summary_rows)
+    for column in SUMMARY_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = math.nan if column != "status" else "failed"
+    frame["speedup_vs_fit"] = _speedup_vs_fit(frame)
+    return frame
+
+
+def _speedup_vs_fit(frame: pd.DataFrame) -> pd.Series:
+    """fit's median step time / this cell's, within (workload, device, batch_size, width)."""
+    if frame.empty:
+        return pd.Series(dtype=float)
+    group = ["workload", "device", "batch_size", "width"]
+    fit = frame[(frame["loop"] == "fit") & (frame["status"] == "ok")].set_index(group)[
+        "step_time_median_s"
+    ]
+    speedups = []
+    for _, row in frame.iterrows():
+        key = tuple(row[g] for g in group)
+        reference = fit.get(key) if key in fit.index else None
+        ok = row["status"] == "ok" and reference is not None
+        speedups.append(float(reference) / float(row["step_time_median_s"]) if ok else math.nan)
+    return pd.Series(speedups, index=frame.index)

@@ -1,0 +1,190 @@
+"""One worker process: one repeat of one cell, measured in phases.
+
+Runs in a fresh ``spawn``-ed process (see ``benchmarks/runner.py``) so that
+every statistical sample starts from a cold interpreter: no traces, caches or
+allocator state inherited from other cells. Thread settings are fixed before
+TensorFlow starts and recorded. Phases, each its own figure:
+
+- data: make the workload's data (not a loop cost; recorded only)
+- build: models, optimizers, trainer (fit: compile)
+- fit set-up (fit only): from calling ``fit`` to its first batch
+- first step: trace (and XLA compile); ``compile_s`` = first step - steady step
+- warm-up, then ``windows`` timed windows (see ``benchmarks/clock.py``)
+- final evaluation: the same eager code for every loop style (final_loss)
+- profile (with --profile): a few more steps under the TensorFlow Profiler,
+  after the timed windows, never overlapping them.
+
+A failure inside the worker (an exception, a NaN loss) becomes a ``failed``
+row with its reason; NotImplementedError becomes ``skipped``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import statistics
+import time
+import traceback
+from typing import Any
+
+from benchmarks.config import Job
+
+
+def configure_threads(intra: int, inter: int) -> dict[str, int]:
+    """Fix TF's thread pools before TF starts (environment first, then tf.config)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    intra = intra or int(cores or 1)
+    inter = inter or int(cores or 1)
+    os.environ["TF_NUM_INTRAOP_THREADS"] = str(intra)
+    os.environ["TF_NUM_INTEROP_THREADS"] = str(inter)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return {"intra_op_threads": intra, "inter_op_threads": inter}
+
+
+def peak_rss_bytes() -> int:
+    # Linux reports ru_maxrss in KiB
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Measure one job; returns {"process": row, "windows": [rows]} (never raises)."""
+    threads = configure_threads(job.config.intra_op_threads, job.config.inter_op_threads)
+    base = {**job.cell.keys, "process": job.process, "order": job.order, "pid": os.getpid()}
+    started = time.time()
+    try:
+        result = _measure(job, threads)
+    except NotImplementedError as exc:
+        result = {"status": "skipped", "error": str(exc) or "not implemented"}
+    except Exception as exc:  # a crashed cell is recorded, the run goes on
+        last = traceback.extract_tb(exc.__traceback__)[-1:]
+        where = f" at {os.path.basename(last[0].filename)}:{last[0].lineno}" if last else ""
+        result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}{where}"}
+    windows = result.pop("windows", [])
+    process_row = {
+        "kind": "process",
+        **base,
+        **threads,
+        "started_at": started,
+        "wall_s": time.time() - started,
+        "peak_rss_bytes": peak_rss_bytes(),
+        **result,
+    }
+    window_rows = [
+        {"kind": "window", **base, "window": i, "steps": steps, "seconds": seconds,
+         "step_time_s": seconds / steps}
+        for i, (steps, seconds) in enumerate(windows)
+    ]
+    return {"process": process_row, "windows": window_rows}
+
+
+def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
+    from benchmarks.clock import PhaseClock, injected_fraction, now
+
+    t_import = now()
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads["intra_op_threads"])
+    tf.config.threading.set_inter_op_parallelism_threads(threads["inter_op_threads"])
+    import loops.styles  # noqa: F401  (registers loop styles)
+    import loops.workloads  # noqa: F401  (registers workloads)
+    from loops import devices
+    from loops.base import LOOPS, WORKLOADS, WorkloadConfig
+
+    import_s = now() - t_import
+    cell, config = job.cell, job.config
+    if cell.device not in devices.present_devices():
+        raise NotImplementedError(f"no {cell.device.upper()} present")
+    workload = WORKLOADS.get(cell.workload)(
+        WorkloadConfig(
+            seed=config.seed,
+            data_size=config.data_size,
+            width=cell.width_option,
+            data_path=config.data_path,
+        )
+    )
+    style = LOOPS.get(cell.loop)()
+
+    t = now()
+    data = workload.make_data()
+    train = data.whole_batches(cell.batch_size)
+    data_s = now() - t
+
+    with tf.device(devices.tf_device_name(cell.device)):
+        t = now()
+        state = workload.build()
+        trainer = style.make_trainer(workload, state, train, cell.batch_size)
+        build_s = now() - t
+
+        def sync() -> None:
+            devices.sync_device(cell.device)
+            trainer.sync()
+
+        clock = PhaseClock(
+            sync,
+            warmup_steps=config.warmup_steps,
+            windows=config.windows,
+            steps_per_window=config.steps_per_window,
+            inject_fraction=injected_fraction(cell.loop),
+        )
+        devices.reset_gpu_peak(cell.device)
+        t_run = now()
+        trainer.run(clock.total_steps, clock)
+        times = clock.times
+        if len(times.window_s) != config.windows:
+            raise RuntimeError(
+                f"trainer stopped early: {len(times.window_s)} of {config.windows} windows timed"
+            )
+        peak_gpu = devices.gpu_peak_bytes(cell.device)
+        trace_counts_after_timing = trainer.trace_counts()
+        evaluation = workload.evaluate(state, data.val)
+
+        profile: dict[str, Any] = {}
+        if job.profile_dir:
+            from benchmarks.profiling import profile_trainer
+
+            profile = profile_trainer(trainer, job, sync)
+
+    spw = config.steps_per_window
+    step_times = [w / spw for w in times.window_s]
+    steady = statistics.median(step_times)
+    final_loss = evaluation.get("loss", float("nan"))
+    if not math.isfinite(final_loss):
+        raise FloatingPointError(f"loss is {final_loss} after training (diverged)")
+    traces = trace_counts_after_timing
+    retraces = sum(max(0, n - 1) for n in traces.values())
+    row: dict[str, Any] = {
+        "status": "ok",
+        "error": None,
+        "step_time_s": steady,
+        "n_windows": len(step_times),
+        "steps_per_window": spw,
+        "warmup_steps": config.warmup_steps,
+        "import_s": import_s,
+        "data_s": data_s,
+        "build_s": build_s,
+        "fit_setup_s": (times.train_begin - t_run) if cell.loop == "fit" else None,
+        "first_step_s": times.first_step_s,
+        "compile_s": max(0.0, times.first_step_s - steady),
+        "warmup_s": times.warmup_s,
+        "injected_s_per_step": clock.inject_s,
+        "final_loss": final_loss,
+        "val_metrics": evaluation,
+        "trace_counts": traces,
+        "retraces": retraces,
+        "peak_gpu_bytes": peak_gpu,
+        "model_flops_per_step": workload.flops_per_example() * cell.batch_size,
+        "n_train": data.n_train,
+        "data_source": data.source,
+        **trainer.facts(),
+        **profile,
+        "windows": list(zip([spw] * len(times.window_s), times.window_s, strict=True)),
+    }
+    return row
+
+
+def worker_main(job: Job, connection: Any) -> None:
+    """Entry point of a spawned worker: measure, send the result, exit."""
+    result = run_job(job)
+    connection.send(result)
+    connection.close()

@@ -1,0 +1,477 @@
+"""Derived figures per cell: speedups with CIs, compile break-even, FLOP/s and MFU, crossovers.
+
+What it computes (every function takes the tidy tables of ``reports.aggregate``):
+
+``speedups(cells, processes, reference)``
+    speedup = median step time of ``reference`` / median step time of the loop
+    (above 1: the loop is faster), per (run, workload, device, batch_size,
+    width). The 95% CI comes from a seeded percentile bootstrap of that ratio of
+    medians over the per-process samples (``scipy.stats.bootstrap``, the two
+    loops resampled independently). Percentile rather than BCa because a cell
+    has only a handful of processes (3 by default): BCa's jackknife
+    acceleration is unstable there. A loop or reference with fewer than two ok
+    processes gets the point estimate and a NaN CI.
+
+``break_even(cells)``
+    For each compiled style (tf_function, tf_data, xla) against eager and
+    against tf_function: total time after n steps is ``compile_s + n *
+    step_time_median_s`` for each style; ``break_even_steps`` is the first
+    n >= 1 at which the compiled style's total is strictly lower. NaN when it
+    never is (its steps are not faster; ``outcome`` then says "never").
+
+``throughput(cells)``
+    achieved FLOP/s = model_flops_per_step / step_time_median_s, and
+    MFU = achieved / metadata soft.peak_matmul_flops[device].
+
+``crossovers(cells, axis)``
+    Over a sweep (``axis`` = "batch_size" or "width", the other cell keys
+    fixed): overhead = loop step time / reference step time - 1. The crossover
+    is the FIRST GRID POINT from which on the overhead stays under the
+    threshold (10%) for every larger grid point; no interpolation is used for
+    it. ``crossover_log_interpolated`` adds, for information, the point where
+    the straight line between the neighbouring grid points (overhead against
+    log2 of the axis) meets the threshold. Pairs: every custom loop against
+    fit, and eager against tf_function ("where eager stops mattering").
+
+Run it::
+
+    python -c "from reports.aggregate import load_run_set; from reports.derived import derive; \
+print(derive(load_run_set(['results/RUN'])).cells)"
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from reports.aggregate import GROUP_KEYS, RunSet, aggregate_processes
+
+#: Keys of a comparison group: all of GROUP_KEYS but the loop.
+SETTING_KEYS = tuple(key for key in GROUP_KEYS if key != "loop")
+
+LOOP_ORDER = ("fit", "eager", "tf_function", "tf_data", "xla")
+CUSTOM_LOOPS = ("eager", "tf_function", "tf_data", "xla")
+COMPILED_LOOPS = ("tf_function", "tf_data", "xla")
+SPEEDUP_REFERENCES = ("fit", "eager", "tf_function")
+BREAK_EVEN_REFERENCES = ("eager", "tf_function")
+
+CONFIDENCE_LEVEL = 0.95
+BOOTSTRAP_RESAMPLES = 9999
+BOOTSTRAP_SEED = 20240605
+#: "Falls under 10%": the overhead threshold of the crossovers.
+OVERHEAD_THRESHOLD = 0.10
+
+
+def _ok(cells: pd.DataFrame) -> pd.DataFrame:
+    finite = np.isfinite(cells["step_time_median_s"].astype(float)) & (
+        cells["step_time_median_s"] > 0
+    )
+    return cells[(cells["status"] == "ok") & finite]
+
+
+# --------------------------------------------------------------------------- speedups
+
+
+def ratio_of_medians_ci(
+    reference_times: Sequence[float],
+    loop_times: Sequence[float],
+    *,
+    confidence_level: float = CONFIDENCE_LEVEL,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float, float]:
+    """(median(reference) / median(loop), CI low, CI high) by a seeded percentile bootstrap.
+
+    >>> ratio_of_medians_ci([2.0, 2.0, 2.0], [1.0, 1.0, 1.0])
+    (2.0, 2.0, 2.0)
+    """
+    reference = np.asarray(reference_times, dtype=float)
+    loop = np.asarray(loop_times, dtype=float)
+    point = float(np.median(reference) / np.median(loop))
+    if reference.size < 2 or loop.size < 2:
+        return point, math.nan, math.nan
+    if np.ptp(reference) == 0 and np.ptp(loop) == 0:
+        # Every resample gives the point; scipy would warn about degenerate data.
+        return point, point, point
+
+    def ratio(reference_sample: np.ndarray, loop_sample: np.ndarray, axis: int) -> np.ndarray:
+        return np.median(reference_sample, axis=axis) / np.median(loop_sample, axis=axis)
+
+    result = stats.bootstrap(
+        (reference, loop),
+        ratio,
+        vectorized=True,
+        paired=False,
+        confidence_level=confidence_level,
+        n_resamples=n_resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    interval = result.confidence_interval
+    return point, float(interval.low), float(interval.high)
+
+
+def speedups(
+    cells: pd.DataFrame, processes: pd.DataFrame, reference: str = "fit"
+) -> pd.DataFrame:
+    """Speedup of every ok loop against ``reference`` in the same setting, with a 95% CI.
+
+    One row per (run, workload, device, batch_size, width, loop) where both the
+    loop and the reference are ok; the reference's own row is left out.
+    Columns: GROUP_KEYS, reference, speedup, speedup_ci_low, speedup_ci_high,
+    n_loop_processes, n_reference_processes. The point estimate is the ratio of
+    the medians of the per-process samples (the statistic the bootstrap
+    resamples); a cell without process samples falls back to summary.csv's
+    step_time_median_s, with a NaN CI.
+
+    Example::
+
+        speedups(run_set.cells, run_set.processes, reference="fit")
+    """
+    ok = _ok(cells)
+    samples = {
+        key: group["step_time_s"].dropna().to_numpy(dtype=float)
+        for key, group in processes.groupby(list(GROUP_KEYS), sort=False)
+    }
+    rows = []
+    for setting, group in ok.groupby(list(SETTING_KEYS), sort=True):
+        by_loop = group.set_index("loop")
+        if reference not in by_loop.index:
+            continue
+        reference_times = samples.get((*setting, reference), np.empty(0))
+        for loop in by_loop.index:
+            if loop == reference:
+                continue
+            loop_times = samples.get((*setting, loop), np.empty(0))
+            if reference_times.size and loop_times.size:
+                point, low, high = ratio_of_medians_ci(reference_times, loop_times)
+            else:
+                point = float(
+                    by_loop.at[reference, "step_time_median_s"]
+                    / by_loop.at[loop, "step_time_median_s"]
+                )
+                low = high = math.nan
+            rows.append(
+                {
+                    **dict(zip(SETTING_KEYS, setting, strict=True)),
+                    "loop": loop,
+                    "reference": reference,
+                    "speedup": point,
+                    "speedup_ci_low": low,
+                    "speedup_ci_high": high,
+                    "n_loop_processes": int(loop_times.size),
+                    "n_reference_processes": int(reference_times.size),
+                }
+            )
+    columns = [
+        *GROUP_KEYS,
+        "reference",
+        "speedup",
+        "speedup_ci_low",
+        "speedup_ci_high",
+        "n_loop_processes",
+        "n_reference_processes",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# --------------------------------------------------------------------------- compile
+
+
+def break_even_step(
+    compile_s: float, step_time_s: float, reference_compile_s: float, reference_step_time_s: float
+) -> tuple[float, str]:
+    """First n >= 1 with compile_s + n*step < reference_compile_s + n*reference_step.
+
+    Returns (steps, outcome): outcome is "after" (steps > 1), "immediately"
+    (steps == 1), "never" (steps NaN: not faster per step) or "unknown" (a
+    figure is missing).
+
+    >>> break_even_step(0.5, 0.001, 0.0, 0.003)
+    (251.0, 'after')
+    """
+    figures = (compile_s, step_time_s, reference_compile_s, reference_step_time_s)
+    if not all(np.isfinite(figures)):
+        return math.nan, "unknown"
+    extra_compile_s = compile_s - reference_compile_s
+    saving_per_step_s = reference_step_time_s - step_time_s
+    if saving_per_step_s <= 0:
+        if saving_per_step_s == 0 and extra_compile_s < 0:
+            return 1.0, "immediately"
+        return math.nan, "never"
+    # Tie at exactly x steps; the tiny relative tolerance keeps float division
+    # (0.5 / 0.002 = 250.00000000000003) from moving an exact tie by one step.
+    tie = extra_compile_s / saving_per_step_s
+    steps = max(1.0, float(math.floor(tie * (1 + 1e-12) + 1e-12)) + 1.0)
+    return steps, "immediately" if steps == 1 else "after"
+
+
+def break_even(cells: pd.DataFrame, references: Sequence[str] = BREAK_EVEN_REFERENCES) -> pd.DataFrame:
+    """Break-even steps of each compiled loop against each reference, per setting.
+
+    Columns: GROUP_KEYS, reference, compile_s, reference_compile_s,
+    step_time_s, reference_step_time_s, extra_compile_s, saving_per_step_s,
+    break_even_steps (NaN: never), break_even_s (wall time at break-even on
+    the compiled loop), outcome.
+    """
+    rows = []
+    for setting, group in _ok(cells).groupby(list(SETTING_KEYS), sort=True):
+        by_loop = group.set_index("loop")
+        for reference in references:
+            if reference not in by_loop.index:
+                continue
+            for loop in COMPILED_LOOPS:
+                if loop == reference or loop not in by_loop.index:
+                    continue
+                compile_s = float(by_loop.at[loop, "compile_s"])
+                step_time_s = float(by_loop.at[loop, "step_time_median_s"])
+                reference_compile_s = float(by_loop.at[reference, "compile_s"])
+                reference_step_time_s = float(by_loop.at[reference, "step_time_median_s"])
+                steps, outcome = break_even_step(
+                    compile_s, step_time_s, reference_compile_s, reference_step_time_s
+                )
+                rows.append(
+                    {
+                        **dict(zip(SETTING_KEYS, setting, strict=True)),
+                        "loop": loop,
+                        "reference": reference,
+                        "compile_s": compile_s,
+                        "reference_compile_s": reference_compile_s,
+                        "step_time_s": step_time_s,
+                        "reference_step_time_s": reference_step_time_s,
+                        "extra_compile_s": compile_s - reference_compile_s,
+                        "saving_per_step_s": reference_step_time_s - step_time_s,
+                        "break_even_steps": steps,
+                        "break_even_s": compile_s + steps * step_time_s,
+                        "outcome": outcome,
+                    }
+                )
+    columns = [
+        *GROUP_KEYS,
+        "reference",
+        "compile_s",
+        "reference_compile_s",
+        "step_time_s",
+        "reference_step_time_s",
+        "extra_compile_s",
+        "saving_per_step_s",
+        "break_even_steps",
+        "break_even_s",
+        "outcome",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# --------------------------------------------------------------------------- FLOP/s
+
+
+def throughput(cells: pd.DataFrame) -> pd.DataFrame:
+    """Achieved FLOP/s and MFU per ok cell.
+
+    Columns: GROUP_KEYS, model_flops_per_step, step_time_median_s,
+    achieved_flops_per_s, peak_matmul_flops, mfu (NaN without a measured peak
+    or a FLOP count).
+    """
+    ok = _ok(cells)
+    flops = (
+        ok["model_flops_per_step"].astype(float)
+        if "model_flops_per_step" in ok
+        else pd.Series(math.nan, index=ok.index)
+    )
+    table = ok[list(GROUP_KEYS)].copy()
+    table["model_flops_per_step"] = flops
+    table["step_time_median_s"] = ok["step_time_median_s"].astype(float)
+    table["achieved_flops_per_s"] = flops / table["step_time_median_s"]
+    table["peak_matmul_flops"] = ok["peak_matmul_flops"].astype(float)
+    table["mfu"] = table["achieved_flops_per_s"] / table["peak_matmul_flops"]
+    return table.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- sweeps
+
+#: (loop, reference) pairs whose overhead the crossovers track.
+CROSSOVER_PAIRS = tuple((loop, "fit") for loop in CUSTOM_LOOPS) + (("eager", "tf_function"),)
+
+
+def _log_interpolated(grid: np.ndarray, overheads: np.ndarray, index: int, threshold: float) -> float:
+    """Where overhead (linear in log2 axis) crosses threshold between grid[index-1] and grid[index]."""
+    low, high = grid[index - 1], grid[index]
+    over, under = overheads[index - 1], overheads[index]
+    if low <= 0 or over == under:
+        return float(high)
+    fraction = (over - threshold) / (over - under)
+    return float(2 ** (math.log2(low) + fraction * (math.log2(high) - math.log2(low))))
+
+
+def crossovers(
+    cells: pd.DataFrame, axis: str = "batch_size", threshold: float = OVERHEAD_THRESHOLD
+) -> pd.DataFrame:
+    """Smallest ``axis`` value (batch_size or width) from which a loop's overhead stays under threshold.
+
+    One row per (run, workload, device, fixed other key, loop, reference) with
+    at least two grid points where both loops are ok. Columns: run, workload,
+    device, fixed_key, fixed_value, axis, loop, reference, threshold, outcome
+    ("from": crosses inside the grid, "always": under at the smallest grid
+    point, "never": over at the largest), crossover (first grid point, NaN for
+    never), crossover_log_interpolated, overhead_at_crossover, grid, overheads.
+
+    Example::
+
+        crossovers(run_set.cells, axis="batch_size")
+    """
+    if axis not in ("batch_size", "width"):
+        raise ValueError(f"axis must be batch_size or width, not {axis!r}")
+    fixed_key = "width" if axis == "batch_size" else "batch_size"
+    ok = _ok(cells)
+    rows = []
+    for (run, workload, device, fixed_value), group in ok.groupby(
+        ["run", "workload", "device", fixed_key], sort=True
+    ):
+        times = group.pivot_table(
+            index=axis, columns="loop", values="step_time_median_s", aggfunc="first"
+        ).sort_index()
+        for loop, reference in CROSSOVER_PAIRS:
+            if loop not in times.columns or reference not in times.columns:
+                continue
+            pair = times[[loop, reference]].dropna()
+            if len(pair) < 2:
+                continue
+            grid = pair.index.to_numpy(dtype=float)
+            overheads = (pair[loop] / pair[reference] - 1.0).to_numpy(dtype=float)
+            under = overheads < threshold
+            # first index from which every larger grid point is under the threshold
+            start = len(grid)
+            while start > 0 and under[start - 1]:
+                start -= 1
+            if start == len(grid):
+                outcome, crossover, interpolated, at = "never", math.nan, math.nan, math.nan
+            elif start == 0:
+                outcome, crossover, interpolated = "always", grid[0], math.nan
+                at = overheads[0]
+            else:
+                outcome, crossover = "from", grid[start]
+                interpolated = _log_interpolated(grid, overheads, start, threshold)
+                at = overheads[start]
+            rows.append(
+                {
+                    "run": run,
+                    "workload": workload,
+                    "device": device,
+                    "fixed_key": fixed_key,
+                    "fixed_value": int(fixed_value),
+                    "axis": axis,
+                    "loop": loop,
+                    "reference": reference,
+                    "threshold": threshold,
+                    "outcome": outcome,
+                    "crossover": crossover,
+                    "crossover_log_interpolated": interpolated,
+                    "overhead_at_crossover": at,
+                    "grid": tuple(int(value) for value in grid),
+                    "overheads": tuple(float(value) for value in overheads),
+                }
+            )
+    columns = [
+        "run",
+        "workload",
+        "device",
+        "fixed_key",
+        "fixed_value",
+        "axis",
+        "loop",
+        "reference",
+        "threshold",
+        "outcome",
+        "crossover",
+        "crossover_log_interpolated",
+        "overhead_at_crossover",
+        "grid",
+        "overheads",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# --------------------------------------------------------------------------- all of it
+
+
+@dataclass(frozen=True)
+class Derived:
+    """Every derived table of a RunSet.
+
+    ``cells``: one row per (run, cell) with summary columns, process
+    statistics, ``speedup_vs_<ref>`` / ``_ci_low`` / ``_ci_high`` for ref in
+    fit, eager, tf_function (replacing summary.csv's own speedup_vs_fit, which
+    has no CI), ``achieved_flops_per_s`` and ``mfu``.
+    """
+
+    run_set: RunSet
+    cells: pd.DataFrame
+    speedups: pd.DataFrame
+    break_even: pd.DataFrame
+    crossovers: pd.DataFrame
+
+
+def derive(run_set: RunSet) -> Derived:
+    """Compute every derived table for a RunSet (see the module docstring)."""
+    cells = run_set.cells.drop(columns=["speedup_vs_fit"]).merge(
+        aggregate_processes(run_set.processes), on=list(GROUP_KEYS), how="left"
+    )
+    long_speedups = pd.concat(
+        [speedups(run_set.cells, run_set.processes, reference) for reference in SPEEDUP_REFERENCES],
+        ignore_index=True,
+    )
+    for reference in SPEEDUP_REFERENCES:
+        part = long_speedups[long_speedups["reference"] == reference]
+        part = part[[*GROUP_KEYS, "speedup", "speedup_ci_low", "speedup_ci_high"]].rename(
+            columns={
+                "speedup": f"speedup_vs_{reference}",
+                "speedup_ci_low": f"speedup_vs_{reference}_ci_low",
+                "speedup_ci_high": f"speedup_vs_{reference}_ci_high",
+            }
+        )
+        cells = cells.merge(part, on=list(GROUP_KEYS), how="left")
+    rates = throughput(run_set.cells)[[*GROUP_KEYS, "achieved_flops_per_s", "mfu"]]
+    cells = cells.merge(rates, on=list(GROUP_KEYS), how="left")
+    cells["loop_rank"] = cells["loop"].map({loop: i for i, loop in enumerate(LOOP_ORDER)})
+    cells = (
+        cells.sort_values([*SETTING_KEYS, "loop_rank"], kind="stable")
+        .drop(columns="loop_rank")
+        .reset_index(drop=True)
+    )
+    sweeps = [crossovers(run_set.cells, axis) for axis in ("batch_size", "width")]
+    return Derived(
+        run_set=run_set,
+        cells=cells,
+        speedups=long_speedups,
+        break_even=break_even(run_set.cells),
+        crossovers=pd.concat(sweeps, ignore_index=True),
+    )
+
+
+#: The derived-table functions; a test checks each returns rows on good input.
+DERIVED_TABLES: dict[str, Callable[[RunSet], pd.DataFrame]] = {
+    "speedups_vs_fit": lambda rs: speedups(rs.cells, rs.processes, "fit"),
+    "speedups_vs_eager": lambda rs: speedups(rs.cells, rs.processes, "eager"),
+    "speedups_vs_tf_function": lambda rs: speedups(rs.cells, rs.processes, "tf_function"),
+    "break_even": lambda rs: break_even(rs.cells),
+    "throughput": lambda rs: throughput(rs.cells),
+    "crossovers_batch_size": lambda rs: crossovers(rs.cells, "batch_size"),
+    "crossovers_width": lambda rs: crossovers(rs.cells, "width"),
+}
+
+__all__ = [
+    "DERIVED_TABLES",
+    "Derived",
+    "break_even",
+    "break_even_step",
+    "crossovers",
+    "derive",
+    "ratio_of_medians_ci",
+    "speedups",
+    "throughput",
+]

@@ -1,0 +1,352 @@
+"""PNG plots of a report (matplotlib, Agg backend: no display needed).
+
+Plots (each written only when the data has something to show):
+
+* ``step_times.png``: median step time per loop style, 95% CI bars, one panel per workload.
+* ``speedup_vs_fit.png``: speedup against fit with its bootstrap 95% CI (log scale).
+* ``batch_sweep.png`` / ``width_sweep.png``: step time against batch size (width),
+  log-log, one line per loop style, crossovers (overhead against fit under 10%)
+  marked with a star; only when a setting has two or more grid points.
+* ``break_even.png``: steps until a compiled style's compile time pays back,
+  against eager and against tf_function ("never" where it does not).
+* ``profile.png``: profiler breakdown per step (op time, input wait, the rest)
+  as stacked bars, when the run was profiled.
+
+Run it::
+
+    python -c "from reports.aggregate import load_run_set; from reports.derived import derive; \
+from reports.plots import write_plots; print(write_plots(derive(load_run_set(['RUN'])), 'RUN/plots'))"
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from reports.derived import COMPILED_LOOPS, LOOP_ORDER, Derived  # noqa: E402
+
+LOOP_COLORS = {
+    "fit": "#444444",
+    "eager": "#d62728",
+    "tf_function": "#1f77b4",
+    "tf_data": "#2ca02c",
+    "xla": "#9467bd",
+}
+DPI = 96
+VARIANT_KEYS = ("run", "device", "batch_size", "width")
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One written plot: its file and what it shows."""
+
+    title: str
+    path: Path
+    caption: str
+
+
+def _loops_in(frame: pd.DataFrame) -> list[str]:
+    present = set(frame["loop"])
+    return [loop for loop in LOOP_ORDER if loop in present] + sorted(present - set(LOOP_ORDER))
+
+
+def _variant_labels(frame: pd.DataFrame) -> pd.Series:
+    """Label each row by the setting keys that vary in ``frame`` ("batch 128, width 256")."""
+    varying = [key for key in VARIANT_KEYS if key in frame and frame[key].nunique() > 1]
+    if not varying:
+        return pd.Series("", index=frame.index)
+    names = {"run": "{}", "device": "{}", "batch_size": "batch {}", "width": "width {}"}
+    return frame.apply(
+        lambda row: ", ".join(names[key].format(row[key]) for key in varying), axis=1
+    )
+
+
+def _panels(count: int, columns: int = 3, width: float = 5.0, height: float = 3.6):
+    columns = max(1, min(columns, count))
+    rows = int(np.ceil(count / columns))
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(width * columns, height * rows), squeeze=False
+    )
+    for extra in axes.flat[count:]:
+        extra.set_visible(False)
+    return figure, list(axes.flat[:count])
+
+
+def _save(figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=DPI, format="png")
+    plt.close(figure)
+    return path
+
+
+def plot_step_times(derived: Derived, path: Path) -> Path | None:
+    """Median step time per loop style with 95% CI bars; a panel per workload."""
+    cells = derived.cells
+    ok = cells[cells["status"] == "ok"]
+    if ok.empty:
+        return None
+    workloads = sorted(cells["workload"].unique())
+    figure, axes = _panels(len(workloads))
+    for axis, workload in zip(axes, workloads, strict=True):
+        frame = cells[cells["workload"] == workload].copy()
+        frame["variant"] = _variant_labels(frame)
+        loops = _loops_in(frame)
+        variants = list(dict.fromkeys(frame["variant"]))
+        bar_width = 0.8 / len(variants)
+        for index, variant in enumerate(variants):
+            part = frame[frame["variant"] == variant].set_index("loop")
+            positions = np.arange(len(loops)) + (index - (len(variants) - 1) / 2) * bar_width
+            medians = np.array([part["step_time_median_s"].get(loop, np.nan) for loop in loops]) * 1e3
+            lows = np.array([part["step_time_ci_low_s"].get(loop, np.nan) for loop in loops]) * 1e3
+            highs = np.array([part["step_time_ci_high_s"].get(loop, np.nan) for loop in loops]) * 1e3
+            errors = np.nan_to_num(np.vstack([medians - lows, highs - medians]).clip(min=0))
+            axis.bar(
+                positions,
+                np.nan_to_num(medians),
+                bar_width,
+                yerr=errors,
+                capsize=2,
+                color=[LOOP_COLORS.get(loop, "gray") for loop in loops],
+                alpha=1.0 - 0.5 * index / max(1, len(variants)),
+                edgecolor="black",
+                linewidth=0.4,
+                label=variant or None,
+            )
+            for position, loop in zip(positions, loops, strict=True):
+                status = part["status"].get(loop)
+                if status in ("failed", "skipped"):
+                    axis.text(position, 0.02, status, rotation=90, ha="center", va="bottom",
+                              fontsize=7, transform=axis.get_xaxis_transform())
+        axis.set_xticks(np.arange(len(loops)), loops, rotation=20)
+        axis.set_yscale("log")
+        axis.set_ylabel("median step time (ms)")
+        axis.set_title(workload)
+        if any(variants):
+            axis.legend(fontsize=7)
+    figure.suptitle("Step time per loop style (bars: 95% CI)")
+    return _save(figure, path)
+
+
+def plot_speedups(derived: Derived, path: Path) -> Path | None:
+    """Speedup against fit per loop style with bootstrap 95% CI; log scale, line at 1."""
+    cells = derived.cells.dropna(subset=["speedup_vs_fit"])
+    if cells.empty:
+        return None
+    workloads = sorted(cells["workload"].unique())
+    figure, axes = _panels(len(workloads))
+    for axis, workload in zip(axes, workloads, strict=True):
+        frame = cells[cells["workload"] == workload].copy()
+        frame["variant"] = _variant_labels(frame)
+        loops = _loops_in(frame)
+        variants = list(dict.fromkeys(frame["variant"]))
+        bar_width = 0.8 / len(variants)
+        for index, variant in enumerate(variants):
+            part = frame[frame["variant"] == variant].set_index("loop").reindex(loops)
+            positions = np.arange(len(loops)) + (index - (len(variants) - 1) / 2) * bar_width
+            values = part["speedup_vs_fit"].to_numpy(dtype=float)
+            errors = np.vstack(
+                [values - part["speedup_vs_fit_ci_low"], part["speedup_vs_fit_ci_high"] - values]
+            ).astype(float)
+            axis.bar(
+                positions,
+                np.nan_to_num(values, nan=1.0),
+                bar_width,
+                bottom=0,
+                yerr=np.nan_to_num(errors).clip(min=0),
+                capsize=2,
+                color=[LOOP_COLORS.get(loop, "gray") for loop in loops],
+                alpha=1.0 - 0.5 * index / max(1, len(variants)),
+                edgecolor="black",
+                linewidth=0.4,
+                label=variant or None,
+            )
+        axis.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+        axis.set_yscale("log")
+        axis.set_xticks(np.arange(len(loops)), loops, rotation=20)
+        axis.set_ylabel("speedup vs fit (>1: faster)")
+        axis.set_title(workload)
+        if any(variants):
+            axis.legend(fontsize=7)
+    figure.suptitle("Speedup against fit (bars: bootstrap 95% CI)")
+    return _save(figure, path)
+
+
+def plot_sweep(derived: Derived, path: Path, axis_key: str = "batch_size") -> Path | None:
+    """Step time against batch size (or width), log-log, per loop style; crossovers starred."""
+    fixed_key = "width" if axis_key == "batch_size" else "batch_size"
+    cells = derived.cells[derived.cells["status"] == "ok"]
+    settings = [
+        (setting, group)
+        for setting, group in cells.groupby(["run", "workload", "device", fixed_key], sort=True)
+        if group[axis_key].nunique() >= 2
+    ]
+    if not settings:
+        return None
+    crossovers = derived.crossovers
+    crossovers = crossovers[(crossovers["axis"] == axis_key) & (crossovers["reference"] == "fit")]
+    several_runs = cells["run"].nunique() > 1
+    figure, axes = _panels(len(settings))
+    for axis, ((run, workload, device, fixed_value), group) in zip(axes, settings, strict=True):
+        for loop in _loops_in(group):
+            line = group[group["loop"] == loop].sort_values(axis_key)
+            x = line[axis_key].to_numpy(dtype=float)
+            median = line["step_time_median_s"].to_numpy(dtype=float) * 1e3
+            errors = np.vstack(
+                [median - line["step_time_ci_low_s"] * 1e3, line["step_time_ci_high_s"] * 1e3 - median]
+            ).astype(float)
+            axis.errorbar(x, median, yerr=np.nan_to_num(errors).clip(min=0), marker="o",
+                          markersize=3, capsize=2, color=LOOP_COLORS.get(loop, "gray"), label=loop)
+            marks = crossovers[
+                (crossovers["run"] == run)
+                & (crossovers["workload"] == workload)
+                & (crossovers["device"] == device)
+                & (crossovers["fixed_value"] == fixed_value)
+                & (crossovers["loop"] == loop)
+                & (crossovers["outcome"] != "never")
+            ]
+            for crossover in marks["crossover"]:
+                at = line.loc[line[axis_key] == crossover, "step_time_median_s"]
+                if not at.empty:
+                    axis.plot([crossover], [float(at.iloc[0]) * 1e3], marker="*", markersize=13,
+                              color=LOOP_COLORS.get(loop, "gray"), markeredgecolor="black")
+        axis.set_xscale("log", base=2)
+        axis.set_yscale("log")
+        axis.set_xlabel(axis_key.replace("_", " "))
+        axis.set_ylabel("median step time (ms)")
+        fixed_name = "width" if fixed_key == "width" else "batch"
+        title = f"{workload} on {device}, {fixed_name} {fixed_value}"
+        axis.set_title(f"{run}: {title}" if several_runs else title, fontsize=10)
+        axis.legend(fontsize=7)
+    what = "batch size" if axis_key == "batch_size" else "width"
+    figure.suptitle(f"Step time against {what} (star: overhead vs fit stays under 10% from here)")
+    return _save(figure, path)
+
+
+def plot_break_even(derived: Derived, path: Path) -> Path | None:
+    """Steps until each compiled loop's compile time pays back, vs eager and vs tf_function."""
+    table = derived.break_even
+    if table.empty:
+        return None
+    workloads = sorted(table["workload"].unique())
+    references = [ref for ref in ("eager", "tf_function") if ref in set(table["reference"])]
+    figure, axes = plt.subplots(
+        len(workloads), len(references), figsize=(5.5 * len(references), 3.4 * len(workloads)),
+        squeeze=False,
+    )
+    for row, workload in enumerate(workloads):
+        for column, reference in enumerate(references):
+            axis = axes[row][column]
+            frame = table[(table["workload"] == workload) & (table["reference"] == reference)].copy()
+            if frame.empty:
+                axis.set_visible(False)
+                continue
+            frame["variant"] = _variant_labels(frame)
+            variants = list(dict.fromkeys(frame["variant"]))
+            loops = [loop for loop in COMPILED_LOOPS if loop in set(frame["loop"])]
+            bar_width = 0.8 / len(loops)
+            ceiling = np.nanmax(frame["break_even_steps"].to_numpy(dtype=float), initial=1.0) * 3
+            for index, loop in enumerate(loops):
+                part = frame[frame["loop"] == loop].set_index("variant").reindex(variants)
+                positions = np.arange(len(variants)) + (index - (len(loops) - 1) / 2) * bar_width
+                steps = part["break_even_steps"].to_numpy(dtype=float)
+                axis.bar(positions, np.nan_to_num(steps, nan=0.0), bar_width,
+                         color=LOOP_COLORS.get(loop, "gray"), edgecolor="black", linewidth=0.4,
+                         label=loop)
+                for position, value, outcome in zip(positions, steps, part["outcome"], strict=True):
+                    if outcome in ("never", "unknown"):
+                        axis.text(position, 1.2, outcome, rotation=90, ha="center", va="bottom",
+                                  fontsize=7)
+                    elif np.isfinite(value):
+                        axis.text(position, value * 1.1, f"{value:.0f}", ha="center", va="bottom",
+                                  fontsize=6)
+            axis.set_yscale("log")
+            axis.set_ylim(1, max(ceiling, 10))
+            axis.set_xticks(np.arange(len(variants)), [v or workload for v in variants],
+                            rotation=15, fontsize=8)
+            axis.set_ylabel("steps to break even")
+            axis.set_title(f"{workload}: compiled loops vs {reference}", fontsize=10)
+            axis.legend(fontsize=7)
+    figure.suptitle("Compile break-even: steps after which total time (incl. compile) is lower")
+    return _save(figure, path)
+
+
+PROFILE_COLUMNS = ("profile_op_time_s", "profile_input_wait_s")
+
+
+def plot_profile(derived: Derived, path: Path) -> Path | None:
+    """Profiler breakdown per step: op time, input wait, the rest of the step; stacked bars."""
+    cells = derived.cells
+    if not all(column in cells for column in PROFILE_COLUMNS):
+        return None
+    cells = cells.dropna(subset=list(PROFILE_COLUMNS))
+    cells = cells[cells["status"] == "ok"]
+    if cells.empty:
+        return None
+    cells = cells.copy()
+    cells["variant"] = _variant_labels(cells)
+    labels = [
+        f"{row.workload}/{row.loop}" + (f"\n{row.variant}" if row.variant else "")
+        for row in cells.itertuples()
+    ]
+    op_ms = cells["profile_op_time_s"].to_numpy(dtype=float) * 1e3
+    wait_ms = cells["profile_input_wait_s"].to_numpy(dtype=float) * 1e3
+    rest_ms = (cells["step_time_median_s"].to_numpy(dtype=float) * 1e3 - op_ms - wait_ms).clip(min=0)
+    figure, axis = plt.subplots(figsize=(max(6.0, 0.55 * len(labels)), 4.2))
+    positions = np.arange(len(labels))
+    axis.bar(positions, op_ms, label="op time", color="#1f77b4")
+    axis.bar(positions, wait_ms, bottom=op_ms, label="input wait", color="#ff7f0e")
+    axis.bar(positions, rest_ms, bottom=op_ms + wait_ms, label="rest of the step (host overhead)",
+             color="#bbbbbb")
+    axis.set_xticks(positions, labels, rotation=60, fontsize=7, ha="right")
+    axis.set_ylabel("ms per step")
+    axis.legend(fontsize=8)
+    axis.set_title("Profiler breakdown per step")
+    return _save(figure, path)
+
+
+def write_plots(derived: Derived, plots_dir: str | os.PathLike[str]) -> list[Plot]:
+    """Write every plot the data supports into ``plots_dir``; return them in report order."""
+    plots_dir = Path(plots_dir)
+    makers = (
+        ("Step time per loop style", "step_times.png", plot_step_times,
+         "Median step time of each loop style; bars are the 95% CI from the run's processes."),
+        ("Speedup against fit", "speedup_vs_fit.png", plot_speedups,
+         "Above 1: faster than fit. Bars: bootstrap 95% CI of the ratio of medians."),
+        ("Step time against batch size", "batch_sweep.png",
+         lambda d, p: plot_sweep(d, p, "batch_size"),
+         "Log-log. A star marks the first batch size from which the loop stays within 10% of fit."),
+        ("Step time against width", "width_sweep.png", lambda d, p: plot_sweep(d, p, "width"),
+         "Log-log. A star marks the first width from which the loop stays within 10% of fit."),
+        ("Compile break-even", "break_even.png", plot_break_even,
+         "Steps after which a compiled loop's total time, compile included, is lower."),
+        ("Profiler breakdown", "profile.png", plot_profile,
+         "Per step, from the profiled run: device/op time, input wait, the rest."),
+    )
+    written = []
+    for title, name, maker, caption in makers:
+        path = maker(derived, plots_dir / name)
+        if path is not None:
+            written.append(Plot(title=title, path=path, caption=caption))
+    return written
+
+
+__all__ = [
+    "LOOP_COLORS",
+    "Plot",
+    "plot_break_even",
+    "plot_profile",
+    "plot_speedups",
+    "plot_step_times",
+    "plot_sweep",
+    "write_plots",
+]
