@@ -55,7 +55,7 @@ def synthetic_mnist(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, N_CLASSES, size=n, dtype=np.int32)
     noise = rng.random((n, IMAGE_PIXELS), dtype=np.float32)
-    images = np.clip(0.7 * patterns[labels] + 0.45 * noise - 0.1, 0.0, 1.0)
+    images = np.clip(0.45 * patterns[labels] + 0.7 * noise - 0.15, 0.0, 1.0)
     return images.astype(np.float32), labels
 
 

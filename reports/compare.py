@@ -303,7 +303,7 @@ def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _short(value: Any, width: int = 40) -> str:
+def _short(value: Any, width: int = 24) -> str:
     text = json.dumps(value) if not isinstance(value, str) else value
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -533,9 +533,18 @@ def compare(
                 )
             )
             continue
-        has = (bool(len(step_samples[0].get(cell, ()))), bool(len(step_samples[1].get(cell, ()))))
-        note = _missing_note(cell, statuses, has, allow_different_machines)
-        cells.append(CellComparison(cell=cell, verdict="missing", note=note, flags=flags))
+        counts = (len(step_samples[0].get(cell, ())), len(step_samples[1].get(cell, ())))
+        note = _missing_note(cell, statuses, (counts[0] > 0, counts[1] > 0), allow_different_machines)
+        cells.append(
+            CellComparison(
+                cell=cell,
+                verdict="missing",
+                note=note,
+                n_baseline=counts[0],
+                n_current=counts[1],
+                flags=flags,
+            )
+        )
     if not judged and not any(cell.flags for cell in cells):
         raise IncomparableRunsError(
             f"{baseline_path} and {current_path} have no cell with samples on both sides"

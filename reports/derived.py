@@ -23,6 +23,10 @@ What it computes (every function takes the tidy tables of ``reports.aggregate``)
     achieved FLOP/s = model_flops_per_step / step_time_median_s, and
     MFU = achieved / metadata soft.peak_matmul_flops[device].
 
+``run_comparison(cells, processes)``
+    Several runs: each later run against the first, cell by cell, as a
+    speedup with the same bootstrap CI.
+
 ``crossovers(cells, axis)``
     Over a sweep (``axis`` = "batch_size" or "width", the other cell keys
     fixed): overhead = loop step time / reference step time - 1. The crossover
@@ -396,6 +400,60 @@ def crossovers(
     return pd.DataFrame(rows, columns=columns)
 
 
+# --------------------------------------------------------------------------- between runs
+
+MATCH_KEYS = ("workload", "loop", "batch_size", "width")
+
+
+def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame:
+    """Each later run against the first, cell by cell: baseline step time / run step time.
+
+    Cells match on workload, loop, batch_size and width, and on device too
+    unless each of the two runs has a single device (then "cpu vs gpu" pairs
+    the cpu cell with the gpu cell). Above 1: the later run is faster. CI as in
+    ``speedups`` (bootstrap of the ratio of process medians). Columns: baseline,
+    run, MATCH_KEYS, baseline_device, device, speedup, speedup_ci_low,
+    speedup_ci_high.
+    """
+    columns = ["baseline", "run", *MATCH_KEYS, "baseline_device", "device",
+               "speedup", "speedup_ci_low", "speedup_ci_high"]
+    ok = _ok(cells)
+    runs = list(dict.fromkeys(cells["run"]))
+    if len(runs) < 2:
+        return pd.DataFrame(columns=columns)
+    samples = {
+        key: group["step_time_s"].dropna().to_numpy(dtype=float)
+        for key, group in processes.groupby(list(GROUP_KEYS), sort=False)
+    }
+    baseline = runs[0]
+    rows = []
+    for other in runs[1:]:
+        left, right = ok[ok["run"] == baseline], ok[ok["run"] == other]
+        single_devices = left["device"].nunique() == 1 and right["device"].nunique() == 1
+        on = list(MATCH_KEYS) if single_devices else [*MATCH_KEYS, "device"]
+        pairs = left.merge(right, on=on, suffixes=("_baseline", ""))
+        for row in pairs.to_dict("records"):
+            baseline_device = row["device_baseline"] if single_devices else row["device"]
+            key_base = (baseline, row["workload"], baseline_device, row["batch_size"],
+                        row["width"], row["loop"])
+            key_other = (other, row["workload"], row["device"], row["batch_size"],
+                         row["width"], row["loop"])
+            base_times = samples.get(key_base, np.empty(0))
+            other_times = samples.get(key_other, np.empty(0))
+            if base_times.size and other_times.size:
+                point, low, high = ratio_of_medians_ci(base_times, other_times)
+            else:
+                point = row["step_time_median_s_baseline"] / row["step_time_median_s"]
+                low = high = math.nan
+            rows.append({
+                "baseline": baseline, "run": other,
+                **{key: row[key] for key in MATCH_KEYS},
+                "baseline_device": baseline_device, "device": row["device"],
+                "speedup": point, "speedup_ci_low": low, "speedup_ci_high": high,
+            })
+    return pd.DataFrame(rows, columns=columns)
+
+
 # --------------------------------------------------------------------------- all of it
 
 
@@ -414,6 +472,7 @@ class Derived:
     speedups: pd.DataFrame
     break_even: pd.DataFrame
     crossovers: pd.DataFrame
+    run_comparison: pd.DataFrame
 
 
 def derive(run_set: RunSet) -> Derived:
@@ -450,6 +509,7 @@ def derive(run_set: RunSet) -> Derived:
         speedups=long_speedups,
         break_even=break_even(run_set.cells),
         crossovers=pd.concat(sweeps, ignore_index=True),
+        run_comparison=run_comparison(run_set.cells, run_set.processes),
     )
 
 
@@ -462,6 +522,7 @@ DERIVED_TABLES: dict[str, Callable[[RunSet], pd.DataFrame]] = {
     "throughput": lambda rs: throughput(rs.cells),
     "crossovers_batch_size": lambda rs: crossovers(rs.cells, "batch_size"),
     "crossovers_width": lambda rs: crossovers(rs.cells, "width"),
+    "run_comparison": lambda rs: run_comparison(rs.cells, rs.processes),
 }
 
 __all__ = [
@@ -472,6 +533,7 @@ __all__ = [
     "crossovers",
     "derive",
     "ratio_of_medians_ci",
+    "run_comparison",
     "speedups",
     "throughput",
 ]

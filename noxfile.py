@@ -1,0 +1,59 @@
+"""The only automation: tests, lint, benchmark, report, regression, browser.
+
+    pip install nox
+    nox -s tests                 # the test suite (tiny sizes, < 5 minutes)
+    nox -s benchmark             # quick CPU benchmark; arguments go to `loopbench run`
+    nox -s benchmark -- --workload mlp --processes 5
+Dependencies come from pyproject.toml (extras: test, lint, gpu).
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.default_venv_backend = "venv"
+
+PYTHON = None  # the interpreter nox runs on (a fresh machine has one Python)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """Run the test suite: real TensorFlow at tiny sizes."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Lint with ruff."""
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", "loops", "benchmarks", "reports", "tests", "noxfile.py")
+
+
+@nox.session(python=PYTHON, default=False)
+def benchmark(session: nox.Session) -> None:
+    """The main job: `loopbench run` (quick CPU matrix unless arguments say otherwise)."""
+    session.install("-e", ".")
+    args = session.posargs or ["--quick", "--device", "cpu"]
+    session.run("loopbench", "run", *args, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+@nox.session(python=PYTHON, default=False)
+def pytest_benchmark(session: nox.Session) -> None:
+    """pytest-benchmark over both registries (--benchmark-save/--benchmark-compare work)."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest", "benchmarks/test_loop_benchmarks.py", "-p", "no:cacheprovider",
+        "--benchmark-only", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+
+
+@nox.session(python=PYTHON, default=False)
+def report(session: nox.Session) -> None:
+    """Render report.md/report.html and plots: `nox -s report -- RUN_DIR [RUN_DIR...]`."""
+    session.install("-e", ".")
+    if not session.posargs:
+        session.error("give one or more run directories: nox -s report -- results/<run-id>")
+    session.run("loopbench", "report", *session.posargs)

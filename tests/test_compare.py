@@ -1,0 +1,469 @@
+"""The regression gate (reports.compare, reports.gate_stats) and the A/B driver (benchmarks.ab).
+
+Fixture run directories with known per-process samples are written with the
+reports.rundir writers; no TensorFlow is imported. Run: ``pytest tests/test_compare.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from benchmarks import ab
+from reports import compare, gate_stats
+from reports.rundir import (
+    SAMPLES_FILE,
+    SCHEMA_VERSION,
+    write_metadata,
+    write_samples,
+    write_summary,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+HARD = {
+    "platform": "Linux-x86_64",
+    "machine": "x86_64",
+    "cpu_model": "Test CPU 9000",
+    "visible_cores": 2,
+    "cgroup_cpu_quota": None,
+    "gpus": [],
+    "intra_op_threads": 2,
+    "inter_op_threads": 2,
+    "python": "3.11.7",
+}
+
+
+def step_times(median_s: float, n: int, seed: int, spread: float = 0.01) -> list[float]:
+    """n per-process step times around ``median_s`` with a relative spread."""
+    rng = np.random.default_rng(seed)
+    return list(median_s * (1 + spread * rng.standard_normal(n)))
+
+
+def write_run(
+    path: Path,
+    cells: dict[tuple[str, str], list[float]],
+    run_id: str | None = None,
+    hard: dict | None = None,
+    soft: dict | None = None,
+    failed: dict[tuple[str, str], str] | None = None,
+    retraces: dict[tuple[str, str], int] | None = None,
+    compile_s: dict[tuple[str, str], float] | None = None,
+) -> Path:
+    """A run directory: per (workload, loop), one ok process row per step time.
+
+    ``failed`` maps a cell to the error of its one failed process.
+    """
+    failed, retraces, compile_s = failed or {}, retraces or {}, compile_s or {}
+    rows = []
+    statuses = {}
+    for (workload, loop), times in cells.items():
+        cell = {"workload": workload, "loop": loop, "device": "cpu", "batch_size": 32, "width": 64}
+        statuses[(workload, loop, "cpu", 32, 64)] = "ok"
+        for process, step_time in enumerate(times):
+            rows.append(
+                {"kind": "window", **cell, "process": process, "window": 0, "steps": 10}
+                | {"seconds": 10 * step_time, "step_time_s": step_time}
+            )
+            rows.append(
+                {"kind": "process", **cell, "process": process, "status": "ok", "error": None}
+                | {"step_time_s": step_time, "compile_s": compile_s.get((workload, loop), 0.2)}
+                | {"final_loss": 0.5, "retraces": retraces.get((workload, loop), 1)}
+                | {"peak_rss_bytes": 10**9}
+            )
+    for (workload, loop), error in failed.items():
+        cell = {"workload": workload, "loop": loop, "device": "cpu", "batch_size": 32, "width": 64}
+        statuses[(workload, loop, "cpu", 32, 64)] = "failed"
+        rows.append({"kind": "process", **cell, "process": 0, "status": "failed", "error": error})
+    keys = compare.cell_keys_of()
+    samples = compare.pd.DataFrame(rows)
+    path.mkdir(parents=True)
+    write_samples(path, rows)
+    write_summary(path, compare.summarize_cells(samples, statuses, keys))
+    write_metadata(
+        path,
+        {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": run_id or path.name,
+            "hard": hard or HARD,
+            "soft": soft or {"tensorflow": "2.17.0", "git_commit": "a" * 40},
+            "config": {"quick": True},
+        },
+    )
+    return path
+
+
+def run_gate(tmp_path: Path, baseline: Path, current: Path, capsys, **kwargs):
+    markdown = tmp_path / "compare.md"
+    status = compare.command(baseline, current, markdown=markdown, **kwargs)
+    out, err = capsys.readouterr()
+    return status, out, err, markdown
+
+
+def assert_one_clean_line(err: str) -> None:
+    assert len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_holm_matches_the_step_down_definition():
+    p = np.array([0.01, 0.04, 0.03, 0.005])
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 -> 0.02, 0.03, 0.06, 0.04 -> running max
+    np.testing.assert_allclose(gate_stats.holm_adjust(p), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(
+        gate_stats.holm_adjust(np.array([[0.5, 0.9]]), axis=-1), [[1.0, 1.0]]
+    )
+
+
+def test_smallest_p_is_what_the_exact_test_returns_for_complete_separation():
+    for n in (3, 5, 7):
+        separated = stats.mannwhitneyu(np.arange(n) + 100.0, np.arange(n), alternative="greater")
+        assert gate_stats.smallest_one_sided_p(n, n) == pytest.approx(separated.pvalue)
+    assert gate_stats.samples_needed_per_side(0.01) == 5  # 1/C(10,5) = 1/252, 1/C(8,4) = 1/70
+    assert gate_stats.samples_needed_per_side(0.01 / 15) == 7  # 1/C(14,7) = 1/3432
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def test_clear_slowdown_exits_1_and_says_slower(tmp_path, capsys):
+    baseline = write_run(tmp_path / "base", {("mlp", "xla"): step_times(0.010, 8, 1)})
+    current = write_run(
+        tmp_path / "cur",
+        {("mlp", "xla"): step_times(0.013, 8, 2)},
+        soft={"tensorflow": "2.18.0", "git_commit": "b" * 40},
+    )
+    status, out, err, markdown = run_gate(tmp_path, baseline, current, capsys)
+    assert status == 1, out + err
+    assert "SLOWER" in out and "mlp/xla/cpu/bs32/w64" in out
+    text = markdown.read_text()
+    assert "| mlp/xla/cpu/bs32/w64 | **SLOWER** |" in text
+    assert "tensorflow: 2.17.0 -> 2.18.0" in text  # the soft metadata line
+    assert "git_commit:" in text
+
+
+def test_identical_distributions_exit_0(tmp_path, capsys):
+    cells = {
+        (w, loop): step_times(0.01, 8, seed)
+        for seed, (w, loop) in enumerate([("mlp", "fit"), ("mlp", "eager"), ("gan", "xla")])
+    }
+    baseline = write_run(tmp_path / "base", cells)
+    current = write_run(tmp_path / "cur", {cell: list(reversed(t)) for cell, t in cells.items()})
+    status, out, _, _ = run_gate(tmp_path, baseline, current, capsys)
+    assert status == 0, out
+    assert "no confirmed regression" in out
+    assert out.count("unchanged") >= 3
+
+
+def test_faster_cell_is_reported_and_does_not_fail(tmp_path, capsys):
+    baseline = write_run(tmp_path / "base", {("mlp", "xla"): step_times(0.010, 8, 1)})
+    current = write_run(tmp_path / "cur", {("mlp", "xla"): step_times(0.007, 8, 2)})
+    status, out, _, _ = run_gate(tmp_path, baseline, current, capsys)
+    assert status == 0
+    assert " faster " in out
+
+
+def test_too_few_samples_is_inconclusive_and_names_the_n_needed(tmp_path, capsys):
+    baseline = write_run(tmp_path / "base", {("mlp", "xla"): step_times(0.010, 3, 1)})
+    current = write_run(tmp_path / "cur", {("mlp", "xla"): step_times(0.020, 3, 2)})
+    status, out, _, _ = run_gate(tmp_path, baseline, current, capsys)
+    assert status == 0  # twice as slow, but 3 samples can never reach alpha = 0.01
+    assert "inconclusive" in out
+    assert "need 5 per side" in out
+
+
+def test_noisy_cell_is_inconclusive_not_unchanged(tmp_path, capsys):
+    baseline = write_run(tmp_path / "base", {("mlp", "xla"): step_times(0.010, 8, 1, spread=0.2)})
+    current = write_run(tmp_path / "cur", {("mlp", "xla"): step_times(0.010, 8, 2, spread=0.2)})
+    status, out, _, _ = run_gate(tmp_path, baseline, current, capsys)
+    assert status == 0
+    assert "too noisy" in out
+
+
+def test_cell_only_in_one_run_is_missing(tmp_path, capsys):
+    base_cells = {("mlp", "fit"): step_times(0.01, 8, 1), ("gan", "fit"): step_times(0.02, 8, 2)}
+    baseline = write_run(tmp_path / "base", base_cells)
+    current = write_run(tmp_path / "cur", {("mlp", "fit"): step_times(0.01, 8, 3)})
+    status, out, _, _ = run_gate(tmp_path, baseline, current, capsys)
+    assert status == 0
+    assert "missing" in out and "not in the current run" in out
+
+
+def test_newly_failed_cell_is_a_regression(tmp_path, capsys):
+    baseline = write_run(
+        tmp_path / "base",
+        {("mlp", "fit"): step_times(0.01, 8, 1), ("mlp", "xla"): step_times(0.01, 8, 2)},
+    )
+    current = write_run(
+        tmp_path / "cur",
+        {("mlp", "fit"): step_times(0.01, 8, 3)},
+        failed={("mlp", "xla"): "ResourceExhaustedError: OOM"},
+    )
+    status, out, _, _ = run_gate(tmp_path, baseline, current, capsys)
+    assert status == 1
+    assert "newly fails (was ok): ResourceExhaustedError: OOM" in out
+
+
+def test_retrace_increase_is_flagged(tmp_path, capsys):
+    times = step_times(0.01, 8, 1)
+    baseline = write_run(tmp_path / "base", {("mlp", "tf_function"): times})
+    current = write_run(
+        tmp_path / "cur", {("mlp", "tf_function"): times}, retraces={("mlp", "tf_function"): 3}
+    )
+    status, out, _, _ = run_gate(tmp_path, baseline, current, capsys)
+    assert status == 1
+    assert "retraces 1 -> 3" in out
+
+
+def test_compile_regression_needs_threshold_and_absolute_floor(tmp_path, capsys):
+    times = step_times(0.01, 8, 1)
+    cell = ("mlp", "xla")
+    baseline = write_run(tmp_path / "base", {cell: times}, compile_s={cell: 1.0})
+    slow_compile = write_run(tmp_path / "cur", {cell: times}, compile_s={cell: 2.0})
+    status, out, _, _ = run_gate(tmp_path, baseline, slow_compile, capsys)
+    assert status == 1
+    assert "compile 1.00s -> 2.00s" in out
+
+    small = write_run(tmp_path / "base_small", {cell: times}, compile_s={cell: 0.1})
+    tripled_but_tiny = write_run(tmp_path / "cur_small", {cell: times}, compile_s={cell: 0.3})
+    status, out, _, _ = run_gate(tmp_path, small, tripled_but_tiny, capsys)
+    assert status == 0, out
+    assert "compile" not in out.split("RESULT")[1]
+
+
+# --------------------------------------------------------------------------- machines
+
+
+def test_different_hard_key_exits_2_naming_the_key(tmp_path, capsys):
+    baseline = write_run(tmp_path / "base", {("mlp", "fit"): step_times(0.01, 8, 1)})
+    other_machine = {**HARD, "cpu_model": "Other CPU 1"}
+    current = write_run(
+        tmp_path / "cur", {("mlp", "fit"): step_times(0.01, 8, 2)}, hard=other_machine
+    )
+    status, out, err, markdown = run_gate(tmp_path, baseline, current, capsys)
+    assert status == 2
+    assert_one_clean_line(err)
+    assert "cpu_model" in err and "Test CPU 9000" in err and "Other CPU 1" in err
+    assert "cpu_model" in markdown.read_text()
+
+
+def test_allow_different_machines_compares_within_run_ratios(tmp_path, capsys):
+    slower_machine = {**HARD, "cpu_model": "Other CPU 1", "visible_cores": 4}
+    baseline = write_run(
+        tmp_path / "base",
+        {("mlp", "fit"): step_times(0.010, 8, 1), ("mlp", "xla"): step_times(0.005, 8, 2)},
+    )
+    # everything twice as slow on the other machine: the ratio to fit is unchanged
+    same_ratio = write_run(
+        tmp_path / "cur",
+        {("mlp", "fit"): step_times(0.020, 8, 3), ("mlp", "xla"): step_times(0.010, 8, 4)},
+        hard=slower_machine,
+    )
+    status, out, _, _ = run_gate(
+        tmp_path, baseline, same_ratio, capsys, allow_different_machines=True
+    )
+    assert status == 0, out
+    assert "within-run ratios to fit" in out and "cpu_model" in out
+    assert "unchanged" in out and "reference" in out
+
+    # xla lost ground against fit on the other machine: 0.5x fit -> 0.65x fit
+    worse_ratio = write_run(
+        tmp_path / "cur2",
+        {("mlp", "fit"): step_times(0.020, 8, 5), ("mlp", "xla"): step_times(0.013, 8, 6)},
+        hard=slower_machine,
+    )
+    status, out, _, _ = run_gate(
+        tmp_path, baseline, worse_ratio, capsys, allow_different_machines=True
+    )
+    assert status == 1
+    assert "SLOWER" in out
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_cut_off_samples_exit_2(tmp_path, capsys):
+    baseline = write_run(tmp_path / "base", {("mlp", "fit"): step_times(0.01, 8, 1)})
+    current = write_run(tmp_path / "cur", {("mlp", "fit"): step_times(0.01, 8, 2)})
+    samples = current / SAMPLES_FILE
+    samples.write_text(samples.read_text()[:-40])
+    status, _, err, _ = run_gate(tmp_path, baseline, current, capsys)
+    assert status == 2
+    assert_one_clean_line(err)
+    assert "cut" in err
+
+
+def test_nan_samples_exit_2(tmp_path, capsys):
+    baseline = write_run(tmp_path / "base", {("mlp", "fit"): step_times(0.01, 8, 1)})
+    current = write_run(tmp_path / "cur", {("mlp", "fit"): [0.01, float("nan"), 0.01, 0.01, 0.01]})
+    status, _, err, _ = run_gate(tmp_path, baseline, current, capsys)
+    assert status == 2
+    assert_one_clean_line(err)
+    assert "NaN" in err and "mlp/fit" in err
+
+
+def test_newer_schema_exits_2(tmp_path, capsys):
+    baseline = write_run(tmp_path / "base", {("mlp", "fit"): step_times(0.01, 8, 1)})
+    current = write_run(tmp_path / "cur", {("mlp", "fit"): step_times(0.01, 8, 2)})
+    metadata = json.loads((current / "metadata.json").read_text())
+    metadata["schema_version"] = SCHEMA_VERSION + 1
+    (current / "metadata.json").write_text(json.dumps(metadata))
+    status, _, err, _ = run_gate(tmp_path, baseline, current, capsys)
+    assert status == 2
+    assert_one_clean_line(err)
+    assert "newer" in err
+
+
+def test_same_run_twice_exits_2(tmp_path, capsys):
+    baseline = write_run(tmp_path / "base", {("mlp", "fit"): step_times(0.01, 8, 1)})
+    status, _, err, _ = run_gate(tmp_path, baseline, baseline, capsys)
+    assert status == 2
+    assert_one_clean_line(err)
+    copy = tmp_path / "copy"
+    shutil.copytree(baseline, copy)
+    status, _, err, _ = run_gate(tmp_path, baseline, copy, capsys)
+    assert status == 2
+    assert_one_clean_line(err)
+    assert "same run" in err
+
+
+def test_missing_directory_exits_2_from_the_command_line(tmp_path):
+    baseline = write_run(tmp_path / "base", {("mlp", "fit"): step_times(0.01, 8, 1)})
+    result = subprocess.run(
+        [sys.executable, "-m", "reports.compare", str(baseline), str(tmp_path / "nowhere")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert_one_clean_line(result.stderr)
+    assert "nowhere" in result.stderr
+
+
+# --------------------------------------------------------------------------- merging
+
+
+def test_merge_pools_rounds_and_recomputes_the_summary(tmp_path):
+    rounds = [
+        write_run(
+            tmp_path / f"r{i}",
+            {("mlp", "fit"): step_times(0.01, 3, i), ("mlp", "xla"): step_times(0.005, 3, 10 + i)},
+        )
+        for i in range(3)
+    ]
+    merged = compare.merge_runs(rounds, tmp_path / "merged", "merged-base")
+    run = compare.load_run(merged)
+    processes = run.process_samples()
+    assert run.run_id == "merged-base"
+    assert run.metadata["soft"]["merged_from"] == ["r0", "r1", "r2"]
+    fit = processes[processes["loop"] == "fit"]
+    assert sorted(fit["process"]) == list(range(9))  # unique process numbers
+    row = run.summary[run.summary["loop"] == "fit"].iloc[0]
+    assert row["n_processes"] == 9
+    assert row["step_time_median_s"] == pytest.approx(np.median(fit["step_time_s"]))
+    xla = run.summary[run.summary["loop"] == "xla"].iloc[0]
+    assert xla["speedup_vs_fit"] == pytest.approx(
+        row["step_time_median_s"] / xla["step_time_median_s"]
+    )
+
+
+# --------------------------------------------------------------------------- A/B driver
+
+FAKE_CLI = '''
+"""A stand-in for `loopbench run`: writes a run directory whose xla step time is
+SPEED x 10 ms, so that base and current code differ only in benchmarks/speed.py."""
+import argparse, os, sys, uuid
+from pathlib import Path
+import numpy as np
+sys.path.append(os.environ["REAL_REPO"])  # reports.* (this fake repo has none)
+from benchmarks.speed import SPEED
+from reports import compare, rundir
+
+parser = argparse.ArgumentParser()
+parser.add_argument("command")
+parser.add_argument("--quick", action="store_true")
+parser.add_argument("--processes", type=int)
+parser.add_argument("--out", type=Path)
+args = parser.parse_args()
+rng = np.random.default_rng()
+rows, statuses = [], {}
+for loop, median_s in (("fit", 0.010), ("xla", 0.010 * SPEED)):
+    cell = {"workload": "mlp", "loop": loop, "device": "cpu", "batch_size": 32, "width": 64}
+    statuses[("mlp", loop, "cpu", 32, 64)] = "ok"
+    for process in range(args.processes):
+        step_time_s = median_s * (1 + 0.01 * rng.standard_normal())
+        rows.append({"kind": "process", **cell, "process": process, "status": "ok",
+                     "step_time_s": step_time_s, "compile_s": 0.2, "retraces": 1})
+run_dir = args.out / uuid.uuid4().hex[:8]
+run_dir.mkdir(parents=True)
+rundir.write_samples(run_dir, rows)
+rundir.write_summary(run_dir, compare.summarize_cells(compare.pd.DataFrame(rows), statuses, compare.cell_keys_of()))
+rundir.write_metadata(run_dir, {"run_id": run_dir.name, "hard": {"machine": "x"},
+                                "soft": {"speed": SPEED}, "config": {}})
+'''
+
+
+def make_fake_repo(path: Path) -> Path:
+    """A git repo whose base commit runs at SPEED 1.0 and whose work tree at 1.3."""
+    (path / "benchmarks").mkdir(parents=True)
+    (path / "benchmarks" / "__init__.py").write_text("")
+    (path / "benchmarks" / "cli.py").write_text(textwrap.dedent(FAKE_CLI))
+    (path / "benchmarks" / "speed.py").write_text("SPEED = 1.0\n")
+    git = ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "base"], check=True)
+    (path / "benchmarks" / "speed.py").write_text("SPEED = 1.3\n")
+    return path
+
+
+def test_ab_runs_base_and_current_code_interleaved_and_gates(tmp_path, monkeypatch, capsys):
+    repo = make_fake_repo(tmp_path / "repo")
+    monkeypatch.setenv("REAL_REPO", str(REPO))
+    config = ab.ABConfig(
+        base_ref="HEAD",
+        repo=repo,
+        out=tmp_path / "out",
+        processes=4,
+        rounds=2,
+        markdown=tmp_path / "out" / "compare.md",
+    )
+    status = ab.run_ab(config)
+    out = capsys.readouterr().out
+    assert status == 1, out
+    commands = [
+        line
+        for line in out.splitlines()
+        if line.startswith("[ab] base:") or line.startswith("[ab] current:")
+    ]
+    assert [line.split(":")[0] for line in commands] == [
+        "[ab] base",
+        "[ab] current",
+        "[ab] current",
+        "[ab] base",
+    ]
+    assert "mlp/xla/cpu/bs32/w64" in out and "SLOWER" in out
+    base = compare.load_run(tmp_path / "out" / "base")
+    assert len(base.process_samples()) == 2 * 2 * 4  # 2 cells x 2 rounds x 4 processes
+    assert "SLOWER" in (tmp_path / "out" / "compare.md").read_text()
+    worktrees = subprocess.run(
+        ["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True
+    )
+    assert len(worktrees.stdout.strip().splitlines()) == 1  # the temporary worktree is gone
+
+
+def test_ab_rounds_auto_reaches_the_holm_level():
+    # 15 cells at alpha 0.01 need 7 processes per side: 4 rounds of 2
+    assert ab.rounds_needed(0.01, 15, 2) == 4
+    assert ab.rounds_needed(0.01, 1, 5) == 1
