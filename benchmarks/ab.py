@@ -11,8 +11,9 @@ machine, with one Python environment:
 2. Run ``loopbench run --quick --processes N`` alternately on base and current,
    round after round, swapping which goes first each round (ABBA), so that slow
    drifts of the machine (thermal, noisy neighbours) fall on both sides alike.
-3. Pool each side's rounds into one run directory (``reports.compare.merge_runs``)
-   and run the regression gate on the two (``reports.compare.command``).
+3. Pool each side's rounds into one run directory (:func:`merge_runs`: samples
+   concatenated, summary recomputed with ``benchmarks.stats.summarize``) and run
+   the regression gate on the two (``reports.compare.command``).
 
 With ``--rounds auto`` (the default) the first round counts the cells, and the
 driver runs as many rounds as the exact Mann-Whitney test needs to be able to reach
@@ -34,6 +35,7 @@ side only: an end-to-end check that the gate catches a known 10 % slowdown.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import shutil
@@ -46,8 +48,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.stats import summarize
 from reports import compare, gate_stats
-from reports.rundir import METADATA_FILE, RunDirError, atomic_write_text, load_run
+from reports.rundir import (
+    METADATA_FILE,
+    SAMPLES_FILE,
+    Run,
+    RunDirError,
+    atomic_write_text,
+    load_run,
+    write_metadata,
+    write_samples,
+    write_summary,
+)
 
 INJECT_SLOWDOWN_ENV = "LOOPBENCH_INJECT_SLOWDOWN"
 CLI_MODULE = "benchmarks.cli"
@@ -168,6 +181,74 @@ def run_side(config: ABConfig, side: Side, out_dir: Path) -> Path:
     return find_run_dir(out_dir)
 
 
+def _raw_sample_rows(run: Run) -> list[dict]:
+    """samples.jsonl as written (types intact); load_run has already validated it."""
+    path = run.path / SAMPLES_FILE
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def merge_runs(
+    run_dirs: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    run_id: str | None = None,
+) -> Path:
+    """Pool several runs of the same code on the same machine into one run directory.
+
+    Samples are concatenated with process numbers made unique (round r's process k
+    becomes k plus the processes of the earlier rounds, so process k of every loop
+    style still comes from the same round, as within-run ratios pair them); the
+    summary is recomputed from all of them with ``benchmarks.stats.summarize``; the
+    metadata is the first run's, with ``soft.merged_from`` listing the run ids.
+    Example::
+
+        merge_runs(["rounds/base/r00/RUN", "rounds/base/r01/RUN"], "results/base", "ab-base")
+    """
+    if not run_dirs:
+        raise RunDirError("nothing to merge: no run directory given")
+    runs = [load_run(path) for path in run_dirs]
+    for run in runs[1:]:
+        differences = compare.metadata_differences(
+            runs[0].metadata.get("hard", {}), run.metadata.get("hard", {})
+        )
+        if differences:
+            raise compare.IncomparableRunsError(
+                f"cannot merge {run.path} with {runs[0].path}: machines differ "
+                f"({'; '.join(differences)})"
+            )
+    rows: list[dict] = []
+    cells: list[dict] = []
+    offset = 0
+    for run in runs:
+        run_rows = _raw_sample_rows(run)
+        processes = [row["process"] for row in run_rows if isinstance(row.get("process"), int)]
+        for row in run_rows:
+            if isinstance(row.get("process"), int):
+                row["process"] += offset
+        rows.extend(run_rows)
+        offset += max(processes) + 1 if processes else 0
+        for cell in run.metadata.get("config", {}).get("cells", []):
+            if cell not in cells:
+                cells.append(cell)
+
+    metadata = json.loads(json.dumps(runs[0].metadata))
+    soft = metadata.setdefault("soft", {})
+    soft["merged_from"] = [run.run_id for run in runs]
+    ended = [run.metadata.get("soft", {}).get("ended_at") for run in runs]
+    if all(isinstance(value, str) for value in ended):
+        soft["ended_at"] = max(ended)
+    metadata["complete"] = all(run.metadata.get("complete", True) for run in runs)
+    out_dir = Path(out_dir)
+    metadata["run_id"] = run_id or out_dir.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_samples(out_dir, rows)
+    write_summary(out_dir, summarize(rows, cells or None))
+    write_metadata(out_dir, metadata)
+    return out_dir
+
+
 def rounds_needed(alpha: float, n_cells: int, processes_per_round: int) -> int:
     """Rounds for each side to hold enough samples per cell to reach Holm's alpha/m."""
     per_side = gate_stats.samples_needed_per_side(alpha / max(n_cells, 1))
@@ -240,7 +321,7 @@ def run_ab(config: ABConfig) -> int:
         out_dir = config.out / side
         if out_dir.exists():
             shutil.rmtree(out_dir)
-        merged[side] = compare.merge_runs(run_dirs[side], out_dir, f"ab-{side}-{commit[:10]}")
+        merged[side] = merge_runs(run_dirs[side], out_dir, f"ab-{side}-{commit[:10]}")
     return compare.command(
         merged["base"],
         merged["current"],
@@ -303,10 +384,15 @@ def config_from_args(argv: Sequence[str] | None = None) -> ABConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    config = None
     try:
-        return run_ab(config_from_args(argv))
+        config = config_from_args(argv)
+        return run_ab(config)
     except (ABError, RunDirError, compare.IncomparableRunsError) as exc:
-        print(f"ab: {exc}", file=sys.stderr)
+        message = f"ab: cannot compare: {exc}"
+        print(message, file=sys.stderr)
+        if config is not None and config.markdown is not None:
+            atomic_write_text(config.markdown, f"## Regression gate\n\n{message}\n")
         return 2
 
 

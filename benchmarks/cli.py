@@ -216,14 +216,14 @@ def command_run(args: argparse.Namespace) -> int:
     cells = make_cells(config)
     _check_writable(args.out)
     threads = configure_threads(config.intra_op_threads, config.inter_op_threads)
-    facts = run_probe(None, threads)
+    facts = run_probe(["cpu", "gpu"], threads)  # matmul peak of every device present
     try:
         devices = resolve_devices(args.device, facts["devices_present"])
     except DeviceError as exc:
         raise UsageError(str(exc)) from None
     config = make_config(args, devices)
     cells = make_cells(config)
-    peak = run_probe(list(devices), threads)["peak_matmul_flops"]
+    peak = {d: f for d, f in facts["peak_matmul_flops"].items() if d in devices}
     hard, soft = meta.host_metadata(threads)
     hard["gpus"] = [g["name"] for g in facts["gpus"]]
     soft.update({k: v for k, v in facts.items() if k not in ("gpus", "peak_matmul_flops")})

@@ -23,12 +23,26 @@ from __future__ import annotations
 import math
 import os
 import resource
+import signal
 import statistics
 import time
 import traceback
 from typing import Any
 
 from benchmarks.config import Job
+
+
+FAULT_ENV = "LOOPBENCH_INJECT_FAULT"
+
+
+def injected_fault(label: str) -> str | None:
+    """Test knob: LOOPBENCH_INJECT_FAULT="<cell label>=raise|kill|nan[,...]" makes that
+    cell's workers fail for real (an exception, SIGKILL as the OOM killer sends, NaN data)."""
+    for part in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
+        name, _, kind = part.partition("=")
+        if name.strip() == label:
+            return kind.strip()
+    return None
 
 
 def configure_threads(intra: int, inter: int) -> dict[str, int]:
@@ -109,6 +123,14 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
     data = workload.make_data()
     train = data.whole_batches(cell.batch_size)
     data_s = now() - t
+    fault = injected_fault(cell.label)
+    if fault == "raise":
+        raise RuntimeError("injected fault")
+    if fault == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if fault == "nan":  # poisoned data: the loss really becomes NaN
+        train = {k: v.copy() for k, v in train.items()}
+        train["x"][0] = float("nan")
 
     with tf.device(devices.tf_device_name(cell.device)):
         t = now()

@@ -29,9 +29,8 @@ Run it::
 
     python -m reports.compare BASELINE_RUN CURRENT_RUN --markdown compare.md
 
-It also merges several run directories of the same code into one
-(:func:`merge_runs`), which the same-job A/B driver ``benchmarks/ab.py`` uses to
-pool interleaved rounds.
+The same-job A/B driver ``benchmarks/ab.py`` feeds it two run directories pooled
+from interleaved rounds of the base and the current code.
 """
 
 from __future__ import annotations
@@ -48,20 +47,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from reports import gate_stats
 from reports.rundir import (
     CELL_KEYS,
     SAMPLES_FILE,
-    SUMMARY_COLUMNS,
     Run,
     RunDirError,
     atomic_write_text,
     load_run,
-    write_metadata,
-    write_samples,
-    write_summary,
 )
 
 DEFAULT_THRESHOLD = 0.05
@@ -74,10 +68,6 @@ COMPILE_FLOOR_S = 0.5
 
 #: The loop style whose step time is the denominator of within-run ratios.
 REFERENCE_LOOP = "fit"
-
-#: A cell is marked noisy in a merged summary when its interquartile range exceeds
-#: this fraction of its median step time.
-NOISY_RELATIVE_IQR = 0.10
 
 #: Soft metadata keys that differ between any two runs and say nothing about them.
 IGNORED_SOFT_KEYS = frozenset({"started_at", "ended_at", "command", "merged_from"})
@@ -242,15 +232,6 @@ def cell_statuses(run: Run, keys: Sequence[str]) -> dict[Cell, str]:
     return dict(zip(summary["cell"], summary["status"].fillna("failed"), strict=True))
 
 
-def _first_errors(run: Run, keys: Sequence[str]) -> dict[Cell, str]:
-    samples = run.samples
-    if samples.empty or "error" not in samples.columns:
-        return {}
-    rows = samples[(samples["kind"] == "process") & samples["error"].notna()]
-    rows = _with_cell(rows, keys)
-    return {cell: str(group["error"].iloc[0]) for cell, group in rows.groupby("cell", sort=False)}
-
-
 def _per_cell(samples: pd.DataFrame, column: str) -> dict[Cell, np.ndarray]:
     if column not in samples.columns or samples.empty:
         return {}
@@ -259,6 +240,36 @@ def _per_cell(samples: pd.DataFrame, column: str) -> dict[Cell, np.ndarray]:
         cell: group["value"].dropna().to_numpy(dtype=float)
         for cell, group in values.groupby("cell", sort=False)
     }
+
+
+@dataclass(frozen=True)
+class SideFacts:
+    """What one run says per cell beside step time: status, failures, retraces, compile."""
+
+    statuses: dict[Cell, str]
+    failed_processes: dict[Cell, int]
+    first_errors: dict[Cell, str]
+    retraces: dict[Cell, np.ndarray]
+    compile_times: dict[Cell, np.ndarray]
+
+    @classmethod
+    def of(cls, run: Run, ok_samples: pd.DataFrame, keys: Sequence[str]) -> SideFacts:
+        samples = run.samples
+        failed = samples.iloc[0:0]
+        if not samples.empty and "status" in samples.columns:
+            failed = _with_cell(
+                samples[(samples["kind"] == "process") & (samples["status"] == "failed")], keys
+            )
+        errors = failed.dropna(subset=["error"]) if "error" in failed.columns else failed.iloc[0:0]
+        return cls(
+            statuses=cell_statuses(run, keys),
+            failed_processes=failed.groupby("cell").size().to_dict() if len(failed) else {},
+            first_errors=errors.groupby("cell")["error"].first().astype(str).to_dict()
+            if len(errors)
+            else {},
+            retraces=_per_cell(ok_samples, "retraces"),
+            compile_times=_per_cell(ok_samples, "compile_s"),
+        )
 
 
 def within_run_ratio_samples(samples: pd.DataFrame, keys: Sequence[str]) -> dict[Cell, np.ndarray]:
@@ -332,7 +343,6 @@ def judge_step_times(
     current: Mapping[Cell, np.ndarray],
     threshold: float = DEFAULT_THRESHOLD,
     alpha: float = DEFAULT_ALPHA,
-    keys: Sequence[str] = (),
 ) -> dict[Cell, CellComparison]:
     """The step-time verdict of every cell that has samples on both sides.
 
@@ -397,28 +407,30 @@ def _median(values: np.ndarray | None) -> float:
     return float(np.median(values)) if values is not None and len(values) else float("nan")
 
 
-def _flags(
+def cell_flags(
     cell: Cell,
-    statuses: tuple[dict[Cell, str], dict[Cell, str]],
-    retraces: tuple[dict[Cell, np.ndarray], dict[Cell, np.ndarray]],
-    compile_times: tuple[dict[Cell, np.ndarray], dict[Cell, np.ndarray]] | None,
-    current_errors: Mapping[Cell, str],
+    baseline: SideFacts,
+    current: SideFacts,
     threshold: float,
+    judge_compile_time: bool = True,
 ) -> tuple[str, ...]:
+    """Regressions beside step time: new failures, more retraces, slower compilation."""
     flags = []
-    baseline_status, current_status = statuses[0].get(cell), statuses[1].get(cell)
+    baseline_status, current_status = baseline.statuses.get(cell), current.statuses.get(cell)
+    error = current.first_errors.get(cell, "")
+    because = f": {_short(error, 60)}" if error else ""
     if current_status == "failed" and baseline_status != "failed":
-        error = current_errors.get(cell, "")
         before = f"was {baseline_status}" if baseline_status else "new cell"
-        flags.append(f"newly fails ({before}){': ' + _short(error, 60) if error else ''}")
-    old_retraces, new_retraces = _median(retraces[0].get(cell)), _median(retraces[1].get(cell))
+        flags.append(f"newly fails ({before}){because}")
+    elif current.failed_processes.get(cell, 0) and not baseline.failed_processes.get(cell, 0):
+        flags.append(f"{current.failed_processes[cell]} process(es) newly failed{because}")
+    old_retraces = _median(baseline.retraces.get(cell))
+    new_retraces = _median(current.retraces.get(cell))
     if new_retraces > old_retraces:  # NaN on either side compares False
         flags.append(f"retraces {old_retraces:g} -> {new_retraces:g}")
-    if compile_times is not None:
-        old_compile, new_compile = (
-            _median(compile_times[0].get(cell)),
-            _median(compile_times[1].get(cell)),
-        )
+    if judge_compile_time:
+        old_compile = _median(baseline.compile_times.get(cell))
+        new_compile = _median(current.compile_times.get(cell))
         if (
             new_compile > old_compile * (1 + threshold)
             and new_compile - old_compile > COMPILE_FLOOR_S
@@ -497,29 +509,21 @@ def compare(
         raise IncomparableRunsError(
             f"{baseline_path} and {current_path} hold no ok process samples"
         )
-    statuses = (cell_statuses(baseline, keys), cell_statuses(current, keys))
+    facts = (SideFacts.of(baseline, samples[0], keys), SideFacts.of(current, samples[1], keys))
     if allow_different_machines:
         step_samples = tuple(within_run_ratio_samples(side, keys) for side in samples)
     else:
         step_samples = tuple(_per_cell(side, "step_time_s") for side in samples)
-    judged = judge_step_times(step_samples[0], step_samples[1], threshold, alpha, keys)
-
-    retraces = tuple(_per_cell(side, "retraces") for side in samples)
-    compile_times = (
-        None
-        if allow_different_machines
-        else tuple(_per_cell(side, "compile_s") for side in samples)
-    )
-    current_errors = _first_errors(current, keys)
+    judged = judge_step_times(step_samples[0], step_samples[1], threshold, alpha)
+    statuses = (facts[0].statuses, facts[1].statuses)
     loop_position = keys.index("loop")
 
-    all_cells = sorted(
-        set(statuses[0]) | set(statuses[1]) | set(step_samples[0]) | set(step_samples[1]), key=repr
-    )
+    all_cells = sorted(set(statuses[0]) | set(statuses[1]) | set(judged), key=repr)
     cells = []
     skipped_in_both = 0
     for cell in all_cells:
-        flags = _flags(cell, statuses, retraces, compile_times, current_errors, threshold)
+        # compile times, like step times, do not carry across machines
+        flags = cell_flags(cell, *facts, threshold, judge_compile_time=not allow_different_machines)
         if cell in judged:
             cells.append(replace(judged[cell], flags=flags))
             continue
@@ -534,7 +538,9 @@ def compare(
             )
             continue
         counts = (len(step_samples[0].get(cell, ())), len(step_samples[1].get(cell, ())))
-        note = _missing_note(cell, statuses, (counts[0] > 0, counts[1] > 0), allow_different_machines)
+        note = _missing_note(
+            cell, statuses, (counts[0] > 0, counts[1] > 0), allow_different_machines
+        )
         cells.append(
             CellComparison(
                 cell=cell,
@@ -549,7 +555,11 @@ def compare(
         raise IncomparableRunsError(
             f"{baseline_path} and {current_path} have no cell with samples on both sides"
         )
-    notes = []
+    notes = [
+        f"the {side} run is incomplete (interrupted or still running): finished cells only"
+        for side, run in (("baseline", baseline), ("current", current))
+        if run.metadata.get("complete") is False
+    ]
     if allow_different_machines:
         notes.append(
             f"within-run ratios: each loop's step time over {REFERENCE_LOOP}'s in the same run "
@@ -745,145 +755,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.markdown,
         args.allow_different_machines,
     )
-
-
-# --------------------------------------------------------------------------- merging
-
-
-def _numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
-    if column not in frame.columns:
-        return np.array([], dtype=float)
-    return pd.to_numeric(frame[column], errors="coerce").dropna().to_numpy(dtype=float)
-
-
-def summarize_cells(
-    samples: pd.DataFrame, statuses: Mapping[Cell, str], keys: Sequence[str]
-) -> pd.DataFrame:
-    """One summary.csv row per cell, recomputed from the ok per-process samples.
-
-    ``statuses`` names every cell (skipped and failed ones may have no ok process)
-    and its status. Step-time figures are the median of the process samples, its
-    95 % bootstrap interval and interquartile range; compile_s, final_loss and
-    retraces are medians over processes, peak_rss_bytes the largest.
-    """
-    processes = (
-        samples[samples["kind"] == "process"] if "kind" in samples.columns else samples.iloc[0:0]
-    )
-    if "status" in processes.columns:
-        processes = processes[processes["status"] == "ok"]
-    processes = _with_cell(processes, keys)
-    by_cell = dict(tuple(processes.groupby("cell", sort=False))) if not processes.empty else {}
-    loop_position = list(keys).index("loop")
-    rows = []
-    for cell, status in statuses.items():
-        group = by_cell.get(cell, processes.iloc[0:0])
-        step_times = _numbers(group, "step_time_s")
-        median = float(np.median(step_times)) if len(step_times) else float("nan")
-        ci_low, ci_high = gate_stats.median_ci(step_times)
-        iqr = float(stats.iqr(step_times)) if len(step_times) else float("nan")
-        rss = _numbers(group, "peak_rss_bytes")
-        row: dict[str, Any] = dict(zip(keys, cell, strict=True))
-        row.update(
-            status=status,
-            step_time_median_s=median,
-            step_time_ci_low_s=ci_low,
-            step_time_ci_high_s=ci_high,
-            step_time_iqr_s=iqr,
-            examples_per_s=float(row["batch_size"]) / median,
-            compile_s=_median(_numbers(group, "compile_s")),
-            final_loss=_median(_numbers(group, "final_loss")),
-            retraces=_median(_numbers(group, "retraces")),
-            peak_rss_bytes=float(rss.max()) if len(rss) else float("nan"),
-            n_processes=len(step_times),
-            noisy=bool(len(step_times)) and iqr / median > NOISY_RELATIVE_IQR,
-        )
-        rows.append(row)
-    medians = {tuple(row[key] for key in keys): row["step_time_median_s"] for row in rows}
-    for row in rows:
-        cell = tuple(row[key] for key in keys)
-        reference = cell[:loop_position] + (REFERENCE_LOOP,) + cell[loop_position + 1 :]
-        row["speedup_vs_fit"] = medians.get(reference, float("nan")) / row["step_time_median_s"]
-    columns = [*keys, *(column for column in SUMMARY_COLUMNS if column not in keys)]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def _merged_status(statuses: Iterable[str]) -> str:
-    statuses = set(statuses)
-    if "failed" in statuses:  # a cell that failed in any round is a failing cell
-        return "failed"
-    return "ok" if "ok" in statuses else "skipped"
-
-
-def _raw_sample_rows(run: Run) -> list[dict[str, Any]]:
-    """samples.jsonl as written (types intact); load_run has already validated it."""
-    path = run.path / SAMPLES_FILE
-    if not path.exists():
-        return []
-    return [
-        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
-
-
-def merge_runs(
-    run_dirs: Sequence[str | os.PathLike[str]],
-    out_dir: str | os.PathLike[str],
-    run_id: str | None = None,
-) -> Path:
-    """Pool several runs of the same code on the same machine into one run directory.
-
-    Samples are concatenated with process numbers made unique (round r's process k
-    becomes k plus the processes of earlier rounds, so within-run pairing of process
-    k across loop styles still pairs processes of the same round); the summary is
-    recomputed from the pooled per-process samples; the metadata is the first run's,
-    with ``soft.merged_from`` listing the run ids. Example::
-
-        merge_runs(["rounds/base/r0/run", "rounds/base/r1/run"], "results/base", "ab-base")
-    """
-    if not run_dirs:
-        raise RunDirError("nothing to merge: no run directory given")
-    runs = [load_run(path) for path in run_dirs]
-    for run in runs[1:]:
-        differences = metadata_differences(
-            runs[0].metadata.get("hard", {}), run.metadata.get("hard", {})
-        )
-        if differences:
-            raise IncomparableRunsError(
-                f"cannot merge {run.path} with {runs[0].path}: machines differ ({'; '.join(differences)})"
-            )
-    keys = cell_keys_of()
-    merged_rows: list[dict[str, Any]] = []
-    offset = 0
-    for run in runs:
-        rows = _raw_sample_rows(run)
-        processes = [row["process"] for row in rows if isinstance(row.get("process"), int)]
-        for row in rows:
-            if isinstance(row.get("process"), int):
-                row["process"] += offset
-            merged_rows.append(row)
-        offset += max(processes) + 1 if processes else 0
-
-    statuses: dict[Cell, list[str]] = {}
-    for run in runs:
-        for cell, status in cell_statuses(run, keys).items():
-            statuses.setdefault(cell, []).append(status)
-    merged_statuses = {cell: _merged_status(values) for cell, values in statuses.items()}
-    samples = pd.DataFrame(merged_rows) if merged_rows else pd.DataFrame(columns=["kind"])
-    summary = summarize_cells(samples, merged_statuses, keys)
-
-    metadata = json.loads(json.dumps(runs[0].metadata))
-    soft = metadata.setdefault("soft", {})
-    soft["merged_from"] = [run.run_id for run in runs]
-    started = [run.metadata.get("soft", {}).get("started_at") for run in runs]
-    ended = [run.metadata.get("soft", {}).get("ended_at") for run in runs]
-    if all(isinstance(value, str) for value in started + ended):
-        soft["started_at"], soft["ended_at"] = min(started), max(ended)
-    out_dir = Path(out_dir)
-    metadata["run_id"] = run_id or out_dir.name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_samples(out_dir, merged_rows)
-    write_summary(out_dir, summary)
-    write_metadata(out_dir, metadata)  # last: its presence marks a complete run directory
-    return out_dir
 
 
 if __name__ == "__main__":

@@ -64,9 +64,10 @@ def format_seconds(value: float) -> str:
     """0.0042 -> "4.2 ms", 1.5 -> "1.50 s"."""
     if not np.isfinite(value):
         return "n/a"
-    if abs(value) >= 1:
+    # thresholds just under 1 so that 0.9999996 ms shows as "1 ms", not "1e+03 µs"
+    if abs(value) >= 0.9995:
         return f"{value:.2f} s"
-    if abs(value) >= 1e-3:
+    if abs(value) >= 0.9995e-3:
         return f"{value * 1e3:.3g} ms"
     return f"{value * 1e6:.3g} µs"
 
@@ -175,7 +176,10 @@ def _cost_decisions(cells: pd.DataFrame, several_runs: bool) -> list[Decision]:
             if row["status"] != "ok" or ref_row["status"] != "ok":
                 continue  # said in "Failed or skipped"
             speedup = row[f"speedup_vs_{reference}"]
-            low, high = row[f"speedup_vs_{reference}_ci_low"], row[f"speedup_vs_{reference}_ci_high"]
+            low, high = (
+                row[f"speedup_vs_{reference}_ci_low"],
+                row[f"speedup_vs_{reference}_ci_high"],
+            )
             place = f"{_place(row, several_runs)}, on {_setting(row)}"
             text, claim = _relative(loop, reference, speedup, low, high)
             noisy = [name for name, r in ((loop, row), (reference, ref_row)) if bool(r["noisy"])]
@@ -220,27 +224,40 @@ def _break_even_decisions(derived: Derived, several_runs: bool) -> list[Decision
         noisy = bool(cell["noisy"]) or bool(ref_cell["noisy"])
         loop, reference = row["loop"], row["reference"]
         if row["outcome"] == "unknown":
-            text, claim = f"{loop}'s break-even against {reference} is unknown (no compile time recorded)", False
+            text, claim = (
+                f"{loop}'s break-even against {reference} is unknown (no compile time recorded)",
+                False,
+            )
         elif not significant or noisy:
             why = "a noisy cell" if noisy else "its 95% CI includes 1"
             if row["outcome"] == "after":
-                text = (f"{loop} would pay back {compile_text} after {row['break_even_steps']:.0f} steps "
-                        f"against {reference}, but its per-step gain is not shown ({interval}; {why}), so no claim")
+                text = (
+                    f"{loop} would pay back {compile_text} after {row['break_even_steps']:.0f} steps "
+                    f"against {reference}, but its per-step gain is not shown ({interval}; {why}), so no claim"
+                )
             else:
-                text = (f"{loop} shows no per-step gain over {reference} to pay back {compile_text} "
-                        f"({interval}; {why}), so no claim")
+                text = (
+                    f"{loop} shows no per-step gain over {reference} to pay back {compile_text} "
+                    f"({interval}; {why}), so no claim"
+                )
             claim = False
         elif row["outcome"] == "after":
-            text = (f"{loop} pays back {compile_text} after {row['break_even_steps']:.0f} steps "
-                    f"against {reference} ({format_seconds(row['break_even_s'])} in; steps at {interval})")
+            text = (
+                f"{loop} pays back {compile_text} after {row['break_even_steps']:.0f} steps "
+                f"against {reference} ({format_seconds(row['break_even_s'])} in; steps at {interval})"
+            )
             claim = True
         elif row["outcome"] == "immediately":
-            text = (f"{loop} is ahead of {reference} from the first step: {compile_text} is no more, "
-                    f"and its steps are faster ({interval})")
+            text = (
+                f"{loop} is ahead of {reference} from the first step: {compile_text} is no more, "
+                f"and its steps are faster ({interval})"
+            )
             claim = True
         else:
-            text = (f"{loop} never pays back {compile_text} against {reference}: "
-                    f"its steps are slower ({interval})")
+            text = (
+                f"{loop} never pays back {compile_text} against {reference}: "
+                f"its steps are slower ({interval})"
+            )
             claim = True
         out.append(Decision("Compile break-even", f"{place}, {text}.", claim))
     return out
@@ -253,23 +270,35 @@ def _crossover_decisions(derived: Derived, several_runs: bool) -> list[Decision]
     for row in derived.crossovers.to_dict("records"):
         axis_name = "batch" if row["axis"] == "batch_size" else "width"
         fixed_name = "width" if row["fixed_key"] == "width" else "batch"
-        what = f"{row['workload']}" + (f" ({fixed_name} {row['fixed_value']})" if row["fixed_value"] else "")
+        what = f"{row['workload']}" + (
+            f" ({fixed_name} {row['fixed_value']})" if row["fixed_value"] else ""
+        )
         grid = row["grid"]
-        grid_text = f"{axis_name}es measured: {', '.join(str(g) for g in grid)}" if axis_name == "batch" else f"widths measured: {', '.join(str(g) for g in grid)}"
+        grid_text = (
+            f"{axis_name}es measured: {', '.join(str(g) for g in grid)}"
+            if axis_name == "batch"
+            else f"widths measured: {', '.join(str(g) for g in grid)}"
+        )
         loop, reference = row["loop"], row["reference"]
-        subject = (f"eager stops mattering (within {threshold} of tf_function)"
-                   if (loop, reference) == ("eager", "tf_function")
-                   else f"{loop}'s overhead against {reference} falls under {threshold}")
+        subject = (
+            f"eager stops mattering (within {threshold} of tf_function)"
+            if (loop, reference) == ("eager", "tf_function")
+            else f"{loop}'s overhead against {reference} falls under {threshold}"
+        )
         place = _place(row, several_runs)
         claim = True
         if row["outcome"] == "never":
             last = row["overheads"][-1]
             if (loop, reference) == ("eager", "tf_function"):
-                text = (f"{place}, eager still matters on {what} at the largest {axis_name} measured "
-                        f"({grid[-1]}: {_percent(last, True)} over tf_function; {grid_text})")
+                text = (
+                    f"{place}, eager still matters on {what} at the largest {axis_name} measured "
+                    f"({grid[-1]}: {_percent(last, True)} over tf_function; {grid_text})"
+                )
             else:
-                text = (f"{place}, {loop}'s overhead against {reference} on {what} stays above {threshold} "
-                        f"up to the largest {axis_name} measured ({grid[-1]}: {_percent(last, True)}; {grid_text})")
+                text = (
+                    f"{place}, {loop}'s overhead against {reference} on {what} stays above {threshold} "
+                    f"up to the largest {axis_name} measured ({grid[-1]}: {_percent(last, True)}; {grid_text})"
+                )
         else:
             crossover = int(row["crossover"])
             batch = crossover if row["axis"] == "batch_size" else row["fixed_value"]
@@ -278,16 +307,23 @@ def _crossover_decisions(derived: Derived, several_runs: bool) -> list[Decision]
             speedup_low = cell[f"speedup_vs_{reference}_ci_low"]
             speedup_high = cell[f"speedup_vs_{reference}_ci_high"]
             overhead_low, overhead_high = 1 / speedup_high - 1, 1 / speedup_low - 1
-            ci = (f"95% CI {_percent(overhead_low, True)} to {_percent(overhead_high, True)}"
-                  if np.isfinite(overhead_low) and np.isfinite(overhead_high) else "no CI")
+            ci = (
+                f"95% CI {_percent(overhead_low, True)} to {_percent(overhead_high, True)}"
+                if np.isfinite(overhead_low) and np.isfinite(overhead_high)
+                else "no CI"
+            )
             at = f"overhead there {_percent(row['overhead_at_crossover'], True)}, {ci}"
             if row["outcome"] == "always":
-                text = (f"{place}, {subject} on {what} already at the smallest {axis_name} measured "
-                        f"({crossover}; {at}; {grid_text})")
+                text = (
+                    f"{place}, {subject} on {what} already at the smallest {axis_name} measured "
+                    f"({crossover}; {at}; {grid_text})"
+                )
             else:
                 interpolated = row["crossover_log_interpolated"]
-                text = (f"{place}, {subject} on {what} from {axis_name} {crossover} on "
-                        f"(first grid point; about {interpolated:.0f} interpolated on a log scale; {at})")
+                text = (
+                    f"{place}, {subject} on {what} from {axis_name} {crossover} on "
+                    f"(first grid point; about {interpolated:.0f} interpolated on a log scale; {at})"
+                )
             if not np.isfinite(overhead_high) or overhead_high >= OVERHEAD_THRESHOLD:
                 text += f"; the CI reaches {threshold}, so this crossing is not certain"
                 claim = False
@@ -303,13 +339,17 @@ def _throughput_decisions(derived: Derived, several_runs: bool) -> list[Decision
         flops = best["model_flops_per_step"]
         low_rate = flops / best["step_time_ci_high_s"]
         high_rate = flops / best["step_time_ci_low_s"]
-        rate = (f"{format_rate(best['achieved_flops_per_s'])} "
-                f"(95% CI {format_rate(low_rate)}-{format_rate(high_rate)})")
+        rate = (
+            f"{format_rate(best['achieved_flops_per_s'])} "
+            f"(95% CI {format_rate(low_rate)}-{format_rate(high_rate)})"
+        )
         place = f"{_place(best, several_runs)}, {_setting(best)}"
         if np.isfinite(best["mfu"]):
             peak = format_rate(best["peak_matmul_flops"])
-            text = (f"{place} reaches {rate} with {best['loop']}, its fastest loop: "
-                    f"MFU {best['mfu'] * 100:.1f}% of the measured {peak} matmul peak")
+            text = (
+                f"{place} reaches {rate} with {best['loop']}, its fastest loop: "
+                f"MFU {best['mfu'] * 100:.1f}% of the measured {peak} matmul peak"
+            )
             if best["mfu"] > 1:
                 text += " (above the peak: check the FLOP formula or the peak measurement)"
         else:
@@ -322,23 +362,29 @@ def _run_comparison_decisions(derived: Derived) -> list[Decision]:
     out = []
     run_set = derived.run_set
     if run_set.differing_hard_keys:
-        out.append(Decision(
-            "Between runs",
-            f"These runs differ in machine keys ({', '.join(run_set.differing_hard_keys)}): "
-            "they are shown side by side, not as a regression check.",
-            False,
-        ))
+        out.append(
+            Decision(
+                "Between runs",
+                f"These runs differ in machine keys ({', '.join(run_set.differing_hard_keys)}): "
+                "they are shown side by side, not as a regression check.",
+                False,
+            )
+        )
     table = derived.run_comparison
-    for (baseline, run, workload), group in table.groupby(["baseline", "run", "workload"], sort=True):
+    for (baseline, run, workload), group in table.groupby(
+        ["baseline", "run", "workload"], sort=True
+    ):
         ratios = group["speedup"].to_numpy(dtype=float)
         excludes_one = ((group["speedup_ci_low"] > 1) | (group["speedup_ci_high"] < 1)).sum()
         median = float(np.median(ratios))
         direction = "faster" if median >= 1 else "slower"
         factor = median if median >= 1 else 1 / median
-        text = (f"{run} against {baseline} on {workload}: median over {len(group)} matching cells "
-                f"{format_ratio(factor)} {direction} (range {format_ratio(ratios.min())}-"
-                f"{format_ratio(ratios.max())} the speed); {excludes_one} of {len(group)} cells "
-                "differ beyond their 95% CI")
+        text = (
+            f"{run} against {baseline} on {workload}: median over {len(group)} matching cells "
+            f"{format_ratio(factor)} {direction} (range {format_ratio(ratios.min())}-"
+            f"{format_ratio(ratios.max())} the speed); {excludes_one} of {len(group)} cells "
+            "differ beyond their 95% CI"
+        )
         out.append(Decision("Between runs", text + ".", bool(excludes_one)))
     return out
 

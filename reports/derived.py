@@ -120,9 +120,7 @@ def ratio_of_medians_ci(
     return point, float(interval.low), float(interval.high)
 
 
-def speedups(
-    cells: pd.DataFrame, processes: pd.DataFrame, reference: str = "fit"
-) -> pd.DataFrame:
+def speedups(cells: pd.DataFrame, processes: pd.DataFrame, reference: str = "fit") -> pd.DataFrame:
     """Speedup of every ok loop against ``reference`` in the same setting, with a 95% CI.
 
     One row per (run, workload, device, batch_size, width, loop) where both the
@@ -215,7 +213,9 @@ def break_even_step(
     return steps, "immediately" if steps == 1 else "after"
 
 
-def break_even(cells: pd.DataFrame, references: Sequence[str] = BREAK_EVEN_REFERENCES) -> pd.DataFrame:
+def break_even(
+    cells: pd.DataFrame, references: Sequence[str] = BREAK_EVEN_REFERENCES
+) -> pd.DataFrame:
     """Break-even steps of each compiled loop against each reference, per setting.
 
     Columns: GROUP_KEYS, reference, compile_s, reference_compile_s,
@@ -302,7 +302,9 @@ def throughput(cells: pd.DataFrame) -> pd.DataFrame:
 CROSSOVER_PAIRS = tuple((loop, "fit") for loop in CUSTOM_LOOPS) + (("eager", "tf_function"),)
 
 
-def _log_interpolated(grid: np.ndarray, overheads: np.ndarray, index: int, threshold: float) -> float:
+def _log_interpolated(
+    grid: np.ndarray, overheads: np.ndarray, index: int, threshold: float
+) -> float:
     """Where overhead (linear in log2 axis) crosses threshold between grid[index-1] and grid[index]."""
     low, high = grid[index - 1], grid[index]
     over, under = overheads[index - 1], overheads[index]
@@ -415,8 +417,16 @@ def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame
     run, MATCH_KEYS, baseline_device, device, speedup, speedup_ci_low,
     speedup_ci_high.
     """
-    columns = ["baseline", "run", *MATCH_KEYS, "baseline_device", "device",
-               "speedup", "speedup_ci_low", "speedup_ci_high"]
+    columns = [
+        "baseline",
+        "run",
+        *MATCH_KEYS,
+        "baseline_device",
+        "device",
+        "speedup",
+        "speedup_ci_low",
+        "speedup_ci_high",
+    ]
     ok = _ok(cells)
     runs = list(dict.fromkeys(cells["run"]))
     if len(runs) < 2:
@@ -434,10 +444,22 @@ def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame
         pairs = left.merge(right, on=on, suffixes=("_baseline", ""))
         for row in pairs.to_dict("records"):
             baseline_device = row["device_baseline"] if single_devices else row["device"]
-            key_base = (baseline, row["workload"], baseline_device, row["batch_size"],
-                        row["width"], row["loop"])
-            key_other = (other, row["workload"], row["device"], row["batch_size"],
-                         row["width"], row["loop"])
+            key_base = (
+                baseline,
+                row["workload"],
+                baseline_device,
+                row["batch_size"],
+                row["width"],
+                row["loop"],
+            )
+            key_other = (
+                other,
+                row["workload"],
+                row["device"],
+                row["batch_size"],
+                row["width"],
+                row["loop"],
+            )
             base_times = samples.get(key_base, np.empty(0))
             other_times = samples.get(key_other, np.empty(0))
             if base_times.size and other_times.size:
@@ -445,12 +467,18 @@ def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame
             else:
                 point = row["step_time_median_s_baseline"] / row["step_time_median_s"]
                 low = high = math.nan
-            rows.append({
-                "baseline": baseline, "run": other,
-                **{key: row[key] for key in MATCH_KEYS},
-                "baseline_device": baseline_device, "device": row["device"],
-                "speedup": point, "speedup_ci_low": low, "speedup_ci_high": high,
-            })
+            rows.append(
+                {
+                    "baseline": baseline,
+                    "run": other,
+                    **{key: row[key] for key in MATCH_KEYS},
+                    "baseline_device": baseline_device,
+                    "device": row["device"],
+                    "speedup": point,
+                    "speedup_ci_low": low,
+                    "speedup_ci_high": high,
+                }
+            )
     return pd.DataFrame(rows, columns=columns)
 
 

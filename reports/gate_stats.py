@@ -149,30 +149,3 @@ def confirmed_faster(
 ) -> np.ndarray:
     """Mirror of :func:`confirmed_slower` for speed-ups (ratio below ``1 - threshold``)."""
     return (np.asarray(p_adjusted) <= alpha) & (np.asarray(ratio) < 1.0 - threshold)
-
-
-def median_ci(
-    samples: np.ndarray,
-    confidence_level: float = CONFIDENCE_LEVEL,
-    n_resamples: int = BOOTSTRAP_RESAMPLES,
-    seed: int = BOOTSTRAP_SEED,
-) -> tuple[float, float]:
-    """Percentile-bootstrap confidence interval of the median of ``samples``.
-
-    (nan, nan) with fewer than two samples.
-    """
-    samples = np.asarray(samples, dtype=float)
-    if samples.size < 2:
-        return (float("nan"), float("nan"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        result = stats.bootstrap(
-            (samples,),
-            np.median,
-            n_resamples=n_resamples,
-            vectorized=True,
-            confidence_level=confidence_level,
-            method="percentile",
-            rng=np.random.default_rng(seed),
-        )
-    return (float(result.confidence_interval.low), float(result.confidence_interval.high))

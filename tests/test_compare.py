@@ -18,6 +18,7 @@ import pytest
 from scipy import stats
 
 from benchmarks import ab
+from benchmarks.stats import summarize
 from reports import compare, gate_stats
 from reports.rundir import (
     SAMPLES_FILE,
@@ -64,10 +65,8 @@ def write_run(
     """
     failed, retraces, compile_s = failed or {}, retraces or {}, compile_s or {}
     rows = []
-    statuses = {}
     for (workload, loop), times in cells.items():
         cell = {"workload": workload, "loop": loop, "device": "cpu", "batch_size": 32, "width": 64}
-        statuses[(workload, loop, "cpu", 32, 64)] = "ok"
         for process, step_time in enumerate(times):
             rows.append(
                 {"kind": "window", **cell, "process": process, "window": 0, "steps": 10}
@@ -81,13 +80,10 @@ def write_run(
             )
     for (workload, loop), error in failed.items():
         cell = {"workload": workload, "loop": loop, "device": "cpu", "batch_size": 32, "width": 64}
-        statuses[(workload, loop, "cpu", 32, 64)] = "failed"
         rows.append({"kind": "process", **cell, "process": 0, "status": "failed", "error": error})
-    keys = compare.cell_keys_of()
-    samples = compare.pd.DataFrame(rows)
     path.mkdir(parents=True)
     write_samples(path, rows)
-    write_summary(path, compare.summarize_cells(samples, statuses, keys))
+    write_summary(path, summarize(rows))
     write_metadata(
         path,
         {
@@ -180,6 +176,21 @@ def test_too_few_samples_is_inconclusive_and_names_the_n_needed(tmp_path, capsys
     assert status == 0  # twice as slow, but 3 samples can never reach alpha = 0.01
     assert "inconclusive" in out
     assert "need 5 per side" in out
+
+
+def test_holm_correction_spans_the_cells(tmp_path, capsys):
+    # 5 vs 5 completely separated: p = 1/252 = 0.004 passes alpha 0.01 alone, but not
+    # Holm's 0.01 / 3 when three cells are compared
+    steady = {("mlp", "fit"): step_times(0.01, 5, 1), ("gan", "fit"): step_times(0.02, 5, 2)}
+    baseline = write_run(tmp_path / "base", {**steady, ("mlp", "xla"): step_times(0.010, 5, 3)})
+    current = write_run(tmp_path / "cur", {**steady, ("mlp", "xla"): step_times(0.013, 5, 4)})
+    status, out, _, _ = run_gate(tmp_path, baseline, current, capsys)
+    assert status == 0, out
+    assert "inconclusive" in out and "need 6 per side" in out
+    alone = write_run(tmp_path / "alone_base", {("mlp", "xla"): step_times(0.010, 5, 3)})
+    alone_current = write_run(tmp_path / "alone_cur", {("mlp", "xla"): step_times(0.013, 5, 4)})
+    status, out, _, _ = run_gate(tmp_path, alone, alone_current, capsys)
+    assert status == 1, out
 
 
 def test_noisy_cell_is_inconclusive_not_unchanged(tmp_path, capsys):
@@ -362,7 +373,7 @@ def test_merge_pools_rounds_and_recomputes_the_summary(tmp_path):
         )
         for i in range(3)
     ]
-    merged = compare.merge_runs(rounds, tmp_path / "merged", "merged-base")
+    merged = ab.merge_runs(rounds, tmp_path / "merged", "merged-base")
     run = compare.load_run(merged)
     processes = run.process_samples()
     assert run.run_id == "merged-base"
@@ -388,7 +399,8 @@ from pathlib import Path
 import numpy as np
 sys.path.append(os.environ["REAL_REPO"])  # reports.* (this fake repo has none)
 from benchmarks.speed import SPEED
-from reports import compare, rundir
+from benchmarks.stats import summarize  # a copy of the real one
+from reports import rundir
 
 parser = argparse.ArgumentParser()
 parser.add_argument("command")
@@ -397,10 +409,9 @@ parser.add_argument("--processes", type=int)
 parser.add_argument("--out", type=Path)
 args = parser.parse_args()
 rng = np.random.default_rng()
-rows, statuses = [], {}
+rows = []
 for loop, median_s in (("fit", 0.010), ("xla", 0.010 * SPEED)):
     cell = {"workload": "mlp", "loop": loop, "device": "cpu", "batch_size": 32, "width": 64}
-    statuses[("mlp", loop, "cpu", 32, 64)] = "ok"
     for process in range(args.processes):
         step_time_s = median_s * (1 + 0.01 * rng.standard_normal())
         rows.append({"kind": "process", **cell, "process": process, "status": "ok",
@@ -408,7 +419,7 @@ for loop, median_s in (("fit", 0.010), ("xla", 0.010 * SPEED)):
 run_dir = args.out / uuid.uuid4().hex[:8]
 run_dir.mkdir(parents=True)
 rundir.write_samples(run_dir, rows)
-rundir.write_summary(run_dir, compare.summarize_cells(compare.pd.DataFrame(rows), statuses, compare.cell_keys_of()))
+rundir.write_summary(run_dir, summarize(rows))
 rundir.write_metadata(run_dir, {"run_id": run_dir.name, "hard": {"machine": "x"},
                                 "soft": {"speed": SPEED}, "config": {}})
 '''
@@ -420,6 +431,7 @@ def make_fake_repo(path: Path) -> Path:
     (path / "benchmarks" / "__init__.py").write_text("")
     (path / "benchmarks" / "cli.py").write_text(textwrap.dedent(FAKE_CLI))
     (path / "benchmarks" / "speed.py").write_text("SPEED = 1.0\n")
+    shutil.copy(REPO / "benchmarks" / "stats.py", path / "benchmarks" / "stats.py")
     git = ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "."], check=True)
@@ -467,3 +479,43 @@ def test_ab_rounds_auto_reaches_the_holm_level():
     # 15 cells at alpha 0.01 need 7 processes per side: 4 rounds of 2
     assert ab.rounds_needed(0.01, 15, 2) == 4
     assert ab.rounds_needed(0.01, 1, 5) == 1
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def test_validation_script_reports_gate_and_fixed_rule_rates(tmp_path, capsys):
+    from benchmarks import validate_gate
+
+    loops = ("fit", "eager", "xla")
+    pool = write_run(
+        tmp_path / "pool",
+        {("mlp", loop): step_times(0.01, 16, i, 0.02) for i, loop in enumerate(loops)},
+    )
+    slowed = write_run(
+        tmp_path / "slowed",
+        {
+            ("mlp", loop): step_times(0.013 if loop == "xla" else 0.01, 16, 10 + i, 0.02)
+            for i, loop in enumerate(loops)
+        },
+        soft={"env": {"LOOPBENCH_INJECT_SLOWDOWN": "xla=0.30"}},
+    )
+    status = validate_gate.main(
+        [str(pool), "--slowed", str(slowed), "--iterations", "300", "--slowdown", "0.3"]
+    )
+    table = capsys.readouterr().out
+    assert status == 0
+    rows = {
+        tuple(cell.strip() for cell in line.strip("|").split("|")[:2]): line
+        for line in table.splitlines()
+        if line.startswith("| ") and "scenario" not in line
+    }
+    assert set(rule for _, rule in rows) == {
+        "gate (MWU + Holm + effect)",
+        "median ratio > 5%",
+        "mean ratio > 5%",
+    }
+    gate_aa = rows[("A/A, pooled", "gate (MWU + Holm + effect)")].split("|")
+    assert float(gate_aa[3].strip(" %")) <= 5.0
+    gate_real = rows[("xla slowed, real runs", "gate (MWU + Holm + effect)")].split("|")
+    assert float(gate_real[5].strip(" %")) >= 90.0  # a 30% slowdown, 5 samples per side

@@ -1,0 +1,314 @@
+"""Validate the regression gate on this machine's real per-process samples.
+
+It measures how often the gate (``reports.gate_stats``: one-sided Mann-Whitney U per
+cell, Holm across cells, median ratio beyond the threshold) raises a false alarm
+and how often it catches a real slowdown, beside two fixed-percentage rules of the
+kind pytest-benchmark offers (``--benchmark-compare-fail=median:5%`` / ``mean:5%``),
+judged on exactly the same resampled comparisons.
+
+Scenarios (each comparison judges every cell of the pool at once, as the gate does):
+
+* **A/A, pooled**: baseline and current groups drawn from the same pool of a cell
+  (without replacement when the pool holds 2n samples, else with replacement).
+  Target: the gate raises an alarm in at most 1 % of comparisons.
+* **A/A, across runs** (two or more pool runs): the baseline group from one run, the
+  current group from another: run-to-run drift included.
+* **slowdown x(1+f), approximation**: as A/A pooled, with the current samples of
+  the slowed loop's cells multiplied by 1 + f (default 10 %). Multiplying assumes
+  the slowdown scales the whole step time and leaves its noise shape alone; real
+  slowed runs (below) do not assume that. Target: each slowed cell flagged in at
+  least 95 % of comparisons.
+* **slowdown, real runs** (``--slowed RUN``): current groups drawn from runs made
+  with ``LOOPBENCH_INJECT_SLOWDOWN="loop=fraction"`` (the loop is read from their
+  metadata), baseline groups from the pool. The other loops' cells of those runs
+  are a real A/A across runs, and count as false alarms when flagged.
+
+Run it (pool from one or more run directories; ``benchmarks/ab.py --inject-slowdown
+xla=0.10`` leaves a matching pair in ``<out>/base`` and ``<out>/current``)::
+
+    python -m benchmarks.validate_gate results/regression/base \\
+        --slowed results/regression/current --markdown validation.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reports import compare, gate_stats
+from reports.rundir import RunDirError, atomic_write_text, load_run
+
+INJECT_SLOWDOWN_ENV = "LOOPBENCH_INJECT_SLOWDOWN"
+FALSE_ALARM_TARGET = 0.01
+DETECTION_TARGET = 0.95
+
+Cell = tuple
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Per cell, the ok per-process step times of each run (one array per run)."""
+
+    runs: tuple[str, ...]
+    samples: dict[Cell, tuple[np.ndarray, ...]]
+    keys: tuple[str, ...]
+
+    def pooled(self, cell: Cell) -> np.ndarray:
+        return np.concatenate(self.samples[cell])
+
+
+def load_pool(run_dirs: Sequence[str | Path]) -> Pool:
+    """Read the ok per-process step times of ``run_dirs`` (cells present in all)."""
+    keys = compare.cell_keys_of()
+    per_run = []
+    for run_dir in run_dirs:
+        run = load_run(run_dir)
+        samples = compare.process_samples(run, keys)
+        per_run.append(
+            {
+                cell: group["step_time_s"].to_numpy(float)
+                for cell, group in samples.groupby("cell", sort=False)
+            }
+        )
+    cells = sorted(set.intersection(*(set(run) for run in per_run)), key=repr)
+    return Pool(
+        runs=tuple(str(path) for path in run_dirs),
+        samples={cell: tuple(run[cell] for run in per_run) for cell in cells},
+        keys=keys,
+    )
+
+
+def slowed_loop_of(run_dirs: Sequence[str | Path]) -> str:
+    """The loop named by LOOPBENCH_INJECT_SLOWDOWN in the runs' metadata."""
+    loops = set()
+    for run_dir in run_dirs:
+        spec = load_run(run_dir).metadata.get("soft", {}).get("env", {}).get(INJECT_SLOWDOWN_ENV)
+        if not spec or "=" not in spec:
+            raise RunDirError(f"{run_dir}: no {INJECT_SLOWDOWN_ENV} in its metadata (soft.env)")
+        loops.add(spec.split("=", 1)[0].strip())
+    if len(loops) != 1:
+        raise RunDirError(f"slowed runs disagree on the slowed loop: {sorted(loops)}")
+    return loops.pop()
+
+
+def draw(source: np.ndarray, n: int, iterations: int, rng: np.random.Generator) -> np.ndarray:
+    """``iterations`` groups of ``n`` samples from ``source``: shape (iterations, n)."""
+    if len(source) >= n:
+        return np.array([rng.choice(source, n, replace=False) for _ in range(iterations)])
+    return rng.choice(source, (iterations, n), replace=True)
+
+
+def split_draw(
+    source: np.ndarray, n: int, iterations: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two groups of ``n`` from one pool: disjoint when it holds 2n samples."""
+    if len(source) >= 2 * n:
+        both = np.array([rng.permutation(source)[: 2 * n] for _ in range(iterations)])
+        return both[:, :n], both[:, n:]
+    return (
+        rng.choice(source, (iterations, n), replace=True),
+        rng.choice(source, (iterations, n), replace=True),
+    )
+
+
+# --------------------------------------------------------------------------- rules
+
+#: A rule maps (baseline, current) arrays of shape (iterations, cells, n) to a
+#: boolean "flagged slower" array of shape (iterations, cells).
+Rule = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def gate_rule(threshold: float, alpha: float) -> Rule:
+    def flagged(baseline: np.ndarray, current: np.ndarray) -> np.ndarray:
+        p_slower = gate_stats.one_sided_mwu_p(baseline, current, "greater", axis=-1)
+        p_adjusted = gate_stats.holm_adjust(p_slower, axis=-1)  # across cells
+        ratio = gate_stats.median_ratio(baseline, current, axis=-1)
+        return gate_stats.confirmed_slower(p_adjusted, ratio, alpha, threshold)
+
+    return flagged
+
+
+def fixed_rule(statistic: Callable[..., np.ndarray], threshold: float) -> Rule:
+    """pytest-benchmark style: flag when statistic(current)/statistic(baseline) > 1+threshold."""
+
+    def flagged(baseline: np.ndarray, current: np.ndarray) -> np.ndarray:
+        return statistic(current, axis=-1) / statistic(baseline, axis=-1) > 1 + threshold
+
+    return flagged
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    baseline: np.ndarray  # (iterations, cells, n)
+    current: np.ndarray
+    slowed: np.ndarray  # (cells,) bool: cells where flagging is a detection
+
+
+@dataclass(frozen=True)
+class Rates:
+    false_alarm_per_comparison: float  # any unslowed cell flagged
+    false_alarm_per_cell: float
+    detection_per_cell: float  # nan when nothing is slowed
+
+
+def rates(rule: Rule, scenario: Scenario) -> Rates:
+    flagged = rule(scenario.baseline, scenario.current)
+    unslowed = flagged[:, ~scenario.slowed]
+    slowed = flagged[:, scenario.slowed]
+    return Rates(
+        false_alarm_per_comparison=float(unslowed.any(axis=1).mean()) if unslowed.size else np.nan,
+        false_alarm_per_cell=float(unslowed.mean()) if unslowed.size else np.nan,
+        detection_per_cell=float(slowed.mean()) if slowed.size else np.nan,
+    )
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+def build_scenarios(
+    pool: Pool,
+    n: int,
+    iterations: int,
+    slowed_loop: str,
+    fraction: float,
+    rng: np.random.Generator,
+    slowed_pool: Pool | None = None,
+) -> list[Scenario]:
+    cells = list(pool.samples)
+    loop_position = pool.keys.index("loop")
+    is_slowed = np.array([cell[loop_position] == slowed_loop for cell in cells])
+    nothing = np.zeros(len(cells), bool)
+    pairs = [split_draw(pool.pooled(cell), n, iterations, rng) for cell in cells]
+    baseline = np.stack([b for b, _ in pairs], axis=1)
+    current = np.stack([c for _, c in pairs], axis=1)
+    scenarios = [Scenario("A/A, pooled", baseline, current, nothing)]
+    if len(pool.runs) >= 2:
+        across_b, across_c = [], []
+        for cell in cells:
+            per_run = pool.samples[cell]
+            order = [rng.permutation(len(per_run))[:2] for _ in range(iterations)]
+            across_b.append(np.array([draw(per_run[i], n, 1, rng)[0] for i, _ in order]))
+            across_c.append(np.array([draw(per_run[j], n, 1, rng)[0] for _, j in order]))
+        scenarios.append(
+            Scenario(
+                "A/A, across runs",
+                np.stack(across_b, axis=1),
+                np.stack(across_c, axis=1),
+                nothing,
+            )
+        )
+    multiplier = np.where(is_slowed, 1.0 + fraction, 1.0)[None, :, None]
+    scenarios.append(
+        Scenario(
+            f"{slowed_loop} x{1 + fraction:g} (approximation)",
+            baseline,
+            current * multiplier,
+            is_slowed,
+        )
+    )
+    if slowed_pool is not None:
+        common = [cell for cell in cells if cell in slowed_pool.samples]
+        real_b = np.stack([draw(pool.pooled(c), n, iterations, rng) for c in common], axis=1)
+        real_c = np.stack([draw(slowed_pool.pooled(c), n, iterations, rng) for c in common], axis=1)
+        real_slowed = np.array([cell[loop_position] == slowed_loop for cell in common])
+        scenarios.append(Scenario(f"{slowed_loop} slowed, real runs", real_b, real_c, real_slowed))
+    return scenarios
+
+
+def _percent(value: float) -> str:
+    return "-" if np.isnan(value) else f"{100 * value:.1f}%"
+
+
+def validation_table(
+    pool: Pool,
+    scenarios: Sequence[Scenario],
+    n: int,
+    iterations: int,
+    threshold: float,
+    alpha: float,
+) -> str:
+    """The Markdown report: setup, then one row per (scenario, rule)."""
+    rules = {
+        "gate (MWU + Holm + effect)": gate_rule(threshold, alpha),
+        f"median ratio > {threshold:.0%}": fixed_rule(np.median, threshold),
+        f"mean ratio > {threshold:.0%}": fixed_rule(np.mean, threshold),
+    }
+    sizes = [len(pool.pooled(cell)) for cell in pool.samples]
+    lines = [
+        "## Regression gate validation",
+        "",
+        f"- pool: {', '.join(pool.runs)}: {len(pool.samples)} cells, "
+        f"{min(sizes)}-{max(sizes)} process samples per cell",
+        f"- {iterations} comparisons per scenario, {n} samples per side, threshold "
+        f"{threshold:.0%}, alpha {alpha:g} (Holm over {len(pool.samples)} cells); groups are drawn "
+        "with replacement where a pool is smaller than needed",
+        f"- targets: gate false alarms per comparison <= {FALSE_ALARM_TARGET:.0%}, "
+        f"detection per slowed cell >= {DETECTION_TARGET:.0%}",
+        "",
+        "| scenario | rule | false alarms / comparison | false alarms / cell | detection / slowed cell |",
+        "|---|---|---|---|---|",
+    ]
+    for scenario in scenarios:
+        for name, rule in rules.items():
+            result = rates(rule, scenario)
+            lines.append(
+                f"| {scenario.name} | {name} | {_percent(result.false_alarm_per_comparison)} | "
+                f"{_percent(result.false_alarm_per_cell)} | {_percent(result.detection_per_cell)} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.validate_gate",
+        description="False-alarm and detection rates of the regression gate on real samples.",
+    )
+    parser.add_argument("pool", nargs="+", help="run directories of unchanged code")
+    parser.add_argument("--slowed", nargs="*", default=[], help="runs made with a slowdown")
+    parser.add_argument("--slowed-loop", help="loop to slow (default: from --slowed, else xla)")
+    parser.add_argument("--slowdown", type=float, default=0.10, help="fraction, e.g. 0.10")
+    parser.add_argument(
+        "--n-per-side",
+        type=int,
+        help="samples per side (default: what the gate needs at Holm's alpha/cells)",
+    )
+    parser.add_argument("--iterations", type=int, default=2000)
+    parser.add_argument("--threshold", type=float, default=compare.DEFAULT_THRESHOLD)
+    parser.add_argument("--alpha", type=float, default=compare.DEFAULT_ALPHA)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--markdown", type=Path, help="also write the table here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        pool = load_pool(args.pool)
+        slowed_pool = load_pool(args.slowed) if args.slowed else None
+        slowed_loop = args.slowed_loop or (slowed_loop_of(args.slowed) if args.slowed else "xla")
+    except (RunDirError, compare.IncomparableRunsError) as exc:
+        print(f"validate_gate: {exc}", file=sys.stderr)
+        return 2
+    if not pool.samples:
+        print("validate_gate: the pool runs share no cell with ok samples", file=sys.stderr)
+        return 2
+    n = args.n_per_side or gate_stats.samples_needed_per_side(args.alpha / len(pool.samples))
+    rng = np.random.default_rng(args.seed)
+    scenarios = build_scenarios(
+        pool, n, args.iterations, slowed_loop, args.slowdown, rng, slowed_pool
+    )
+    table = validation_table(pool, scenarios, n, args.iterations, args.threshold, args.alpha)
+    print(table, end="")
+    if args.markdown:
+        atomic_write_text(args.markdown, table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""Entry point of ``loopbench report``: render one or more run directories.
+
+``write_report(run_dirs, out)`` loads the runs, derives every figure, writes
+``plots/*.png``, ``report.md`` and ``report.html`` into ``out`` and returns
+``out``. ``command(run_dirs, out)`` is what the CLI calls: it returns the exit
+status (0 ok; 2 for unreadable input, with one line per unreadable run on
+stderr and no traceback; readable runs given beside unreadable ones are still
+reported).
+
+Where the report goes when ``out`` is None: a single run's own directory; for
+several runs, ``<parent of the first run>/report-<id1>-vs-<id2>...``.
+
+Run it (without the CLI)::
+
+    python -m reports.report results/RUN_A [results/RUN_B ...] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from reports.aggregate import read_runs, run_set_from_runs
+from reports.decisions import decisions
+from reports.derived import derive
+from reports.plots import write_plots
+from reports.render import build_document, render_html, render_markdown
+from reports.rundir import Run, RunDirError, atomic_write_text
+
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+PLOTS_DIR = "plots"
+
+
+def default_output_dir(runs: Sequence[Run]) -> Path:
+    """A single run reports into itself; several into a sibling named after their ids."""
+    if len(runs) == 1:
+        return runs[0].path
+    name = "report-" + "-vs-".join(run.run_id for run in runs)
+    return runs[0].path.resolve().parent / name
+
+
+def report_runs(runs: Sequence[Run], out: str | os.PathLike[str] | None = None) -> Path:
+    """Render already loaded runs (see ``reports.aggregate.read_runs``) into ``out``."""
+    out_dir = Path(out) if out is not None else default_output_dir(runs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    derived = derive(run_set_from_runs(runs))
+    plots = write_plots(derived, out_dir / PLOTS_DIR)
+    blocks = build_document(derived, decisions(derived), plots)
+    atomic_write_text(out_dir / REPORT_MD, render_markdown(blocks, out_dir))
+    atomic_write_text(out_dir / REPORT_HTML, render_html(blocks))
+    return out_dir
+
+
+def write_report(
+    run_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | None = None
+) -> Path:
+    """Write report.md, report.html and plots/ for one or several runs; return the output dir.
+
+    Raises ``reports.rundir.RunDirError`` (one-line message) if a run cannot be read.
+
+    Example::
+
+        write_report(["results/cpu-run", "results/gpu-run"], "results/cpu-vs-gpu")
+    """
+    runs, errors = read_runs(run_dirs)
+    if errors:
+        raise RunDirError(errors[0])
+    return report_runs(runs, out)
+
+
+def command(run_dirs: list[str], out: str | None = None) -> int:
+    """``loopbench report RUN_DIR... [--out DIR]``: render and return the exit status.
+
+    0: every run reported. 2: a run directory is missing, empty, corrupted, cut
+    off or of a newer schema (one line on stderr each, no traceback); the
+    readable runs among several are still reported.
+    """
+    if not run_dirs:
+        print("loopbench report: no run directory given", file=sys.stderr)
+        return 2
+    runs, errors = read_runs(run_dirs)
+    for error in errors:
+        print(f"loopbench report: {error}", file=sys.stderr)
+    if not runs:
+        return 2
+    try:
+        out_dir = report_runs(runs, out)
+    except OSError as exc:
+        print(f"loopbench report: cannot write the report: {exc}", file=sys.stderr)
+        return 2
+    print(f"report: {out_dir / REPORT_MD}\nreport: {out_dir / REPORT_HTML}")
+    return 2 if errors else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m reports.report", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    parser.add_argument("--out", default=None, help="output directory (default: see module doc)")
+    arguments = parser.parse_args(argv)
+    return command(arguments.run_dirs, arguments.out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""Bad input gets one clear line and exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("loopbench:")]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["run", "--workload", "resnet"], ["unknown workload 'resnet'", "linear, mlp, gan"]),
+        (["run", "--loop", "jax"], ["unknown loop 'jax'", "fit, eager, tf_function, tf_data, xla"]),
+        (["run", "--device", "tpu"], ["unknown device 'tpu'", "cpu, gpu, all"]),
+        (["run", "--batch-size", "0"], ["--batch-size", "not a positive integer"]),
+        (["run", "--batch-size", "32,-1"], ["--batch-size", "not a positive integer"]),
+        (["run", "--steps", "0"], ["--steps", "not a positive integer"]),
+        (["run", "--width", "abc"], ["--width", "'abc' is not a positive integer"]),
+        (["run", "--workload", "linear", "--data-size", "100", "--batch-size", "128"],
+         ["batch size 128 is larger than the linear data (100 examples)"]),
+        (["run", "--workload", "mlp", "--data", "/nonexistent/mnist.npz"], ["no such data file"]),
+        (["frobnicate"], ["invalid choice"]),
+    ],
+)
+def test_bad_run_arguments(args, fragments, capsys):
+    # in-process (TF imported once); the subprocess tests below cover the real entry point
+    from benchmarks.cli import main
+
+    try:
+        status = main(args)
+    except SystemExit as exc:  # argparse's own errors
+        status = exc.code
+    captured = capsys.readouterr()
+    assert_one_line_error(
+        SimpleNamespace(returncode=status, stdout=captured.out, stderr=captured.err), *fragments
+    )
+
+
+def test_bad_input_through_the_console_entry_point(cli):
+    assert_one_line_error(cli("run", "--loop", "jax"), "unknown loop 'jax'")
+
+
+def test_gpu_requested_without_gpu(cli, tmp_path):
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine has a GPU")
+    result = cli("run", "--device", "gpu", "--quick", "--out", str(tmp_path))
+    assert_one_line_error(result, "--device gpu: no GPU present", "devices present: cpu")
+    assert not list(tmp_path.iterdir()), "nothing may be written for bad input"
+
+
+def test_unwritable_output_directory(cli, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = cli("run", "--workload", "linear", "--loop", "eager", "--quick",
+                 "--out", str(blocker / "results"))
+    assert_one_line_error(result, "cannot write to output directory")
+
+
+def test_list_names_every_registered_item_and_devices(cli):
+    result = cli("list")
+    assert result.returncode == 0, result.stderr
+    for name in ("linear", "mlp", "gan", "fit", "eager", "tf_function", "tf_data", "xla", "cpu"):
+        assert name in result.stdout
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        assert "skipped: no GPU" in result.stdout

@@ -1,0 +1,38 @@
+"""Device selection logic (runs on CPU with fake device lists) and CPU sync."""
+
+from __future__ import annotations
+
+import pytest
+
+from loops.devices import DeviceError, gpu_peak_bytes, resolve_devices, sync_device, tf_device_name
+
+
+@pytest.mark.parametrize(
+    ("requested", "present", "expected"),
+    [
+        (None, ["cpu"], ["cpu"]),
+        (None, ["cpu", "gpu"], ["cpu", "gpu"]),
+        ("all", ["cpu", "gpu"], ["cpu", "gpu"]),
+        ("all", ["cpu"], ["cpu"]),
+        ("cpu", ["cpu", "gpu"], ["cpu"]),
+        ("gpu", ["cpu", "gpu"], ["gpu"]),
+    ],
+)
+def test_resolve_devices(requested, present, expected):
+    assert resolve_devices(requested, present) == expected
+
+
+def test_gpu_without_gpu_is_a_clear_error():
+    with pytest.raises(DeviceError, match="no GPU present on this machine; devices present: cpu"):
+        resolve_devices("gpu", ["cpu"])
+
+
+def test_unknown_device():
+    with pytest.raises(DeviceError, match="choose from: cpu, gpu, all"):
+        resolve_devices("tpu", ["cpu"])
+
+
+def test_placement_names_and_cpu_paths():
+    assert tf_device_name("cpu") == "/CPU:0" and tf_device_name("gpu") == "/GPU:0"
+    sync_device("cpu")  # a no-op on CPU, must not touch GPU APIs
+    assert gpu_peak_bytes("cpu") is None

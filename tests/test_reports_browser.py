@@ -1,0 +1,60 @@
+"""report.html in headless Chromium: every image loads, no console error, a screenshot is saved.
+
+Skipped where Chromium, chromedriver or selenium are missing (apt-get install
+chromium chromium-driver; pip install selenium).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reports.browser import screenshot
+from reports.report import REPORT_HTML, write_report
+from tests.fixtures.report_runs import CellSpec, write_run
+
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = pytest.mark.skipif(
+    not (Path(CHROMIUM).exists() and shutil.which("chromedriver")),
+    reason="needs Debian chromium and chromium-driver",
+)
+
+
+def test_report_renders_without_broken_images_or_console_errors(tmp_path):
+    pytest.importorskip("selenium")
+    cells = [
+        CellSpec(
+            "mlp",
+            loop,
+            (ms * 0.98e-3, ms * 1e-3, ms * 1.03e-3),
+            batch_size=batch,
+            width=128,
+            compile_s=compile_s,
+        )
+        for loop, compile_s, by_batch in (
+            ("fit", 0.5, {32: 2.0, 256: 6.0}),
+            ("eager", 0.05, {32: 9.0, 256: 8.0}),
+            ("xla", 1.2, {32: 1.5, 256: 5.0}),
+        )
+        for batch, ms in by_batch.items()
+    ]
+    out = write_report([write_run(tmp_path / "run", cells)])
+    png = tmp_path / "report.png"
+    assert screenshot(out / REPORT_HTML, png, chromium=CHROMIUM) == []
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_broken_image_and_a_console_error_are_reported(tmp_path):
+    pytest.importorskip("selenium")
+    page = tmp_path / "broken.html"
+    page.write_text(
+        '<!DOCTYPE html><html><head><link rel="icon" href="data:,"></head><body>'
+        '<img alt="missing" src="missing.png">'
+        "<script>console.error('boom')</script></body></html>"
+    )
+    problems = screenshot(page, tmp_path / "broken.png", chromium=CHROMIUM)
+    assert any(p.startswith("broken image: missing") for p in problems), problems
+    assert any("boom" in p for p in problems), problems

@@ -1,0 +1,279 @@
+"""Derived figures checked exactly on fixture runs with known numbers (tests/fixtures/report_runs.py)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reports import derived as derived_module
+from reports.aggregate import aggregate_processes, load_run_set, load_runs, run_labels
+from reports.derived import (
+    DERIVED_TABLES,
+    break_even_step,
+    derive,
+    ratio_of_medians_ci,
+)
+from tests.fixtures.report_runs import (
+    KNOWN_PEAK_FLOPS,
+    KNOWN_STEP_TIMES_MS,
+    PROCESS_SPREAD,
+    CellSpec,
+    known_cells,
+    mlp_flops_per_step,
+    write_known_run,
+    write_run,
+)
+
+
+@pytest.fixture(scope="module")
+def known_dir(tmp_path_factory):
+    return write_known_run(tmp_path_factory.mktemp("runs") / "known")
+
+
+@pytest.fixture(scope="module")
+def known(known_dir):
+    return derive(load_run_set([known_dir]))
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory, known_dir):
+    # the same machine with tensorflow 2.21, twice as fast everywhere
+    faster = write_run(
+        tmp_path_factory.mktemp("runs") / "faster", known_cells(scale=0.5), tensorflow="2.21.0"
+    )
+    return load_run_set([known_dir, faster])
+
+
+def _cell(derived, **keys) -> pd.Series:
+    cells = derived.cells
+    mask = np.logical_and.reduce([cells[k] == v for k, v in keys.items()])
+    assert mask.sum() == 1, keys
+    return cells[mask].iloc[0]
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def test_load_runs_is_tidy_with_run_label(known_dir):
+    cells = load_runs([known_dir])
+    assert set(cells["run"]) == {"known"}
+    assert {"workload", "loop", "device", "batch_size", "width", "peak_matmul_flops"} <= set(cells)
+    assert len(cells) == len(known_cells())
+    assert cells["width"].dtype.kind == "i"
+
+
+def test_aggregate_processes_medians(known_dir):
+    run_set = load_run_set([known_dir])
+    table = aggregate_processes(run_set.processes).set_index(
+        ["workload", "batch_size", "width", "loop"]
+    )
+    row = table.loc[("mlp", 128, 256, "eager")]
+    assert row["n_ok_processes"] == 3
+    assert row["process_step_time_median_s"] == pytest.approx(0.024)
+    assert ("gan", 128, 64, "xla") not in table.index  # failed: no ok process
+
+
+# --------------------------------------------------------------------------- speedups
+
+
+def test_ratio_of_medians_ci_exact_and_seeded():
+    assert ratio_of_medians_ci([2.0, 2.0, 2.0], [1.0, 1.0, 1.0]) == (2.0, 2.0, 2.0)
+    point, low, high = ratio_of_medians_ci([1.0], [0.5, 0.5])
+    assert point == 2.0 and math.isnan(low) and math.isnan(high)
+    first = ratio_of_medians_ci([1.0, 1.1, 1.2, 0.9], [2.0, 2.1, 1.9])
+    assert first == ratio_of_medians_ci([1.0, 1.1, 1.2, 0.9], [2.0, 2.1, 1.9])
+    assert first[0] == pytest.approx(1.05 / 2.0)
+    assert first[1] < first[0] < first[2]
+
+
+@pytest.mark.parametrize("loop", ["eager", "tf_function", "tf_data", "xla"])
+@pytest.mark.parametrize("batch_size", [32, 128, 512])
+def test_speedup_vs_fit_is_the_ratio_of_medians(known, loop, batch_size):
+    cell = _cell(known, workload="mlp", loop=loop, batch_size=batch_size, width=256)
+    expected = KNOWN_STEP_TIMES_MS["fit"][batch_size] / KNOWN_STEP_TIMES_MS[loop][batch_size]
+    assert cell["speedup_vs_fit"] == pytest.approx(expected, rel=1e-12)
+    # every process is the median times one of PROCESS_SPREAD: a resampled
+    # ratio of medians lies within these bounds, and the CI holds the point
+    spread = max(PROCESS_SPREAD) / min(PROCESS_SPREAD)
+    rounding = 1 + 1e-12
+    assert expected / spread / rounding <= cell["speedup_vs_fit_ci_low"] < expected
+    assert expected < cell["speedup_vs_fit_ci_high"] <= expected * spread * rounding
+
+
+def test_speedup_vs_eager(known):
+    cell = _cell(known, workload="mlp", loop="tf_function", batch_size=128, width=256)
+    assert cell["speedup_vs_eager"] == pytest.approx(24.0 / 4.2, rel=1e-12)
+
+
+def test_failed_and_skipped_cells_get_no_speedup(known):
+    assert math.isnan(_cell(known, workload="gan", loop="xla")["speedup_vs_fit"])
+    assert math.isnan(_cell(known, workload="gan", loop="tf_data")["speedup_vs_fit"])
+
+
+# --------------------------------------------------------------------------- compile
+
+
+def test_break_even_step_cases():
+    assert break_even_step(0.5, 0.001, 0.0, 0.003) == (251.0, "after")  # exact tie at 250
+    assert break_even_step(0.61, 0.002, 0.0, 0.004) == (306.0, "after")
+    assert break_even_step(0.1, 0.001, 0.2, 0.003) == (1.0, "immediately")
+    assert break_even_step(0.1, 0.003, 0.0, 0.003)[1] == "never"
+    assert break_even_step(1.0, 0.004, 0.0, 0.003)[1] == "never"
+    assert break_even_step(math.nan, 0.001, 0.0, 0.003)[1] == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("loop", "reference", "batch_size", "expected"),
+    [
+        ("xla", "tf_function", 512, 734.0),  # 1.10 s / 1.5 ms = 733.3
+        ("xla", "tf_function", 32, 2201.0),  # 1.10 s / 0.5 ms = 2200 (tie)
+        ("xla", "eager", 512, 581.0),  # 1.45 s / 2.5 ms = 580 (tie)
+        ("tf_function", "eager", 32, 21.0),  # 0.35 s / 17 ms = 20.6
+        ("tf_data", "tf_function", 128, 501.0),  # 0.05 s / 0.1 ms = 500 (tie)
+    ],
+)
+def test_break_even_steps(known, loop, reference, batch_size, expected):
+    table = known.break_even
+    row = table[
+        (table["workload"] == "mlp")
+        & (table["loop"] == loop)
+        & (table["reference"] == reference)
+        & (table["batch_size"] == batch_size)
+        & (table["width"] == 256)
+    ]
+    assert len(row) == 1
+    assert row["break_even_steps"].iloc[0] == expected
+    assert row["outcome"].iloc[0] == "after"
+
+
+def test_break_even_never(known):
+    table = known.break_even
+    row = table[
+        (table["workload"] == "mlp")
+        & (table["loop"] == "xla")
+        & (table["reference"] == "tf_function")
+        & (table["batch_size"] == 128)
+        & (table["width"] == 256)
+    ].iloc[0]
+    assert row["outcome"] == "never" and math.isnan(row["break_even_steps"])
+
+
+# --------------------------------------------------------------------------- FLOP/s
+
+
+def test_achieved_flops_and_mfu(known):
+    cell = _cell(known, workload="mlp", loop="fit", batch_size=128, width=256)
+    achieved = mlp_flops_per_step(128, 256) / 0.004
+    assert cell["achieved_flops_per_s"] == pytest.approx(achieved, rel=1e-12)
+    assert cell["mfu"] == pytest.approx(achieved / KNOWN_PEAK_FLOPS["cpu"], rel=1e-12)
+    assert cell["mfu"] == pytest.approx(0.32)
+
+
+def test_mfu_is_nan_without_a_measured_peak(tmp_path):
+    run = write_run(
+        tmp_path / "nopeak",
+        [CellSpec("linear", "fit", (1e-3, 1e-3))],
+        peak_matmul_flops={"gpu": 1e13},
+    )
+    cell = derive(load_run_set([run])).cells.iloc[0]
+    assert cell["achieved_flops_per_s"] == pytest.approx(1e6 / 1e-3)
+    assert math.isnan(cell["mfu"])
+
+
+# --------------------------------------------------------------------------- crossovers
+
+
+def _crossover(derived, axis, loop, reference="fit"):
+    table = derived.crossovers
+    rows = table[
+        (table["axis"] == axis) & (table["loop"] == loop) & (table["reference"] == reference)
+    ]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def test_batch_size_crossovers(known):
+    tf_function = _crossover(known, "batch_size", "tf_function")
+    assert (tf_function["outcome"], tf_function["crossover"]) == ("from", 128)
+    # overheads 50% at 32 and 5% at 128: 10% is 8/9 of the way in log2 space
+    assert tf_function["crossover_log_interpolated"] == pytest.approx(2 ** (5 + 2 * 0.4 / 0.45))
+    tf_data = _crossover(known, "batch_size", "tf_data")
+    assert (tf_data["outcome"], tf_data["crossover"]) == ("always", 32)
+    xla = _crossover(known, "batch_size", "xla")
+    assert (xla["outcome"], xla["crossover"]) == ("from", 512)
+    eager = _crossover(known, "batch_size", "eager")
+    assert eager["outcome"] == "never" and math.isnan(eager["crossover"])
+    assert eager["overheads"] == pytest.approx((9.0, 5.0, 0.15))
+    eager_vs_graph = _crossover(known, "batch_size", "eager", "tf_function")
+    assert (eager_vs_graph["outcome"], eager_vs_graph["crossover"]) == ("from", 512)
+
+
+def test_width_crossovers(known):
+    xla = _crossover(known, "width", "xla")
+    assert (xla["outcome"], xla["crossover"], xla["fixed_value"]) == ("from", 1024, 128)
+    assert _crossover(known, "width", "eager", "tf_function")["crossover"] == 1024
+    assert _crossover(known, "width", "eager")["outcome"] == "never"
+
+
+def test_crossover_needs_the_rest_of_the_grid_under_the_threshold(tmp_path):
+    # under at 64, over again at 256, under at 1024: the crossover is 1024
+    times = {"fit": {64: 1.0, 256: 1.0, 1024: 1.0}, "eager": {64: 1.05, 256: 1.5, 1024: 1.02}}
+    cells = [
+        CellSpec("mlp", loop, (ms / 1e3,) * 2, batch_size=b, width=8)
+        for loop, by_batch in times.items()
+        for b, ms in by_batch.items()
+    ]
+    derived = derive(load_run_set([write_run(tmp_path / "zigzag", cells)]))
+    row = _crossover(derived, "batch_size", "eager")
+    assert (row["outcome"], row["crossover"]) == ("from", 1024)
+
+
+# --------------------------------------------------------------------------- several runs
+
+
+def test_run_labels_name_what_differs(two_runs, tmp_path):
+    assert list(two_runs.labels) == ["tensorflow 2.20.0", "tensorflow 2.21.0"]
+    assert two_runs.title == "tensorflow 2.20.0 vs tensorflow 2.21.0"
+    cpu = write_run(tmp_path / "cpu", [CellSpec("linear", "fit", (1e-3, 1e-3))])
+    gpu = write_run(tmp_path / "gpu", [CellSpec("linear", "fit", (1e-4, 1e-4), device="gpu")])
+    labels, title = run_labels(load_run_set([cpu, gpu]).runs)
+    assert (labels, title) == (["cpu", "gpu"], "cpu vs gpu")
+    same = write_run(tmp_path / "cpu-again", [CellSpec("linear", "fit", (1e-3, 1e-3))])
+    assert run_labels(load_run_set([cpu, same]).runs)[0] == ["cpu", "cpu-again"]
+
+
+def test_run_comparison_ratio(two_runs):
+    table = derive(two_runs).run_comparison
+    assert len(table) == sum(cell.status == "ok" for cell in known_cells())
+    assert table["speedup"].to_numpy() == pytest.approx(2.0, rel=1e-12)
+    assert (table["speedup_ci_low"] <= 2.0).all() and (table["speedup_ci_high"] >= 2.0).all()
+
+
+def test_cpu_vs_gpu_pairs_cells_across_devices(tmp_path):
+    cpu = write_run(tmp_path / "cpu", [CellSpec("mlp", "fit", (4e-3,) * 3, width=256)])
+    gpu = write_run(
+        tmp_path / "gpu", [CellSpec("mlp", "fit", (1e-3,) * 3, device="gpu", width=256)]
+    )
+    table = derive(load_run_set([cpu, gpu])).run_comparison
+    assert table[["baseline_device", "device", "speedup"]].values.tolist() == [["cpu", "gpu", 4.0]]
+
+
+# --------------------------------------------------------------------------- nothing silent
+
+
+@pytest.mark.parametrize("name", sorted(DERIVED_TABLES))
+def test_no_derived_table_is_silently_empty(two_runs, name):
+    table = DERIVED_TABLES[name](two_runs)
+    assert len(table) > 0, f"{name} returned no rows on good input"
+    numbers = table.select_dtypes("number")
+    assert not numbers.empty and numbers.notna().any().all(), f"{name}: an all-NaN column"
+
+
+def test_every_derived_table_function_is_registered():
+    names = " ".join(DERIVED_TABLES)
+    for function in ("speedups", "break_even", "throughput", "crossovers", "run_comparison"):
+        assert callable(getattr(derived_module, function))
+        assert function in names, f"{function} has no entry in DERIVED_TABLES"

@@ -1,0 +1,210 @@
+"""End to end: report.md, report.html (self-contained), plots, decisions, several runs, speed, no TF."""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reports.aggregate import load_run_set
+from reports.decisions import decisions
+from reports.derived import derive
+from reports.plots import write_plots
+from reports.report import REPORT_HTML, REPORT_MD, command, write_report
+from tests.fixtures.report_runs import (
+    CellSpec,
+    default_matrix_cells,
+    known_cells,
+    write_known_run,
+    write_run,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def known_report(tmp_path_factory):
+    run = write_known_run(tmp_path_factory.mktemp("runs") / "known")
+    write_report([run])
+    return run
+
+
+@pytest.fixture(scope="module")
+def known_decisions(known_report):
+    return decisions(derive(load_run_set([known_report])))
+
+
+def _texts(found, topic=None):
+    return [d.text for d in found if topic is None or d.topic == topic]
+
+
+# --------------------------------------------------------------------------- files
+
+
+def test_report_files_and_plots(known_report):
+    plots = sorted(path.name for path in (known_report / "plots").glob("*.png"))
+    assert plots == [
+        "batch_sweep.png",
+        "break_even.png",
+        "speedup_vs_fit.png",
+        "step_times.png",
+        "width_sweep.png",
+    ]
+    for path in (known_report / "plots").glob("*.png"):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_markdown_has_decisions_tables_and_relative_images(known_report):
+    text = (known_report / REPORT_MD).read_text()
+    assert text.startswith("# tf-loopbench report: known")
+    assert "## Decisions" in text
+    assert (
+        "| workload | device | batch | width | fit | eager | tf_function | tf_data | xla |" in text
+    )
+    assert "![Step time per loop style](plots/step_times.png)" in text
+    assert "<details><summary>All cells</summary>" in text
+    assert "0.17x [0.16x-0.18x]" in text  # eager vs fit at mlp batch 128
+
+
+def test_html_is_self_contained(known_report):
+    page = (known_report / REPORT_HTML).read_text()
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", page, re.IGNORECASE)
+    assert "<script" not in page.lower()
+    images = re.findall(r'<img [^>]*src="([^"]+)"', page)
+    assert len(images) == len(list((known_report / "plots").glob("*.png")))
+    for source in images:
+        assert source.startswith("data:image/png;base64,")
+        assert base64.b64decode(source.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_profile_plot_when_profile_columns_exist(tmp_path):
+    profile = {
+        "profile_op_time_s": 6e-4,
+        "profile_input_wait_s": 2e-4,
+        "profile_overhead_fraction": 0.2,
+    }
+    cells = [
+        CellSpec("linear", loop, (1e-3, 1e-3, 1.1e-3), profile=profile) for loop in ("fit", "eager")
+    ]
+    derived = derive(load_run_set([write_run(tmp_path / "profiled", cells)]))
+    written = {plot.path.name: plot for plot in write_plots(derived, tmp_path / "plots")}
+    assert "profile.png" in written and written["profile.png"].title == "Profiler breakdown"
+    assert "break_even.png" not in written  # no compiled loop in this run: no empty plot
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def test_decisions_state_numbers_with_uncertainty(known_decisions):
+    costs = _texts(known_decisions, "Cost against fit")
+    assert (
+        "On this machine (cpu), on mlp (width 256) at batch 128, eager costs 6.0x fit "
+        "(95% CI 5.7x-6.3x)." in costs
+    )
+    breaks = _texts(known_decisions, "Compile break-even")
+    assert any(
+        "on mlp (width 256) at batch 512, xla pays back its 1.50 s compile (tf_function: 400 ms) "
+        "after 734 steps against tf_function" in text
+        for text in breaks
+    )
+    assert any("xla never pays back" in text and "batch 128" in text for text in breaks)
+    crossings = _texts(known_decisions, "Crossovers")
+    assert any(
+        "tf_function's overhead against fit falls under 10% on mlp (width 256) from batch 128 on"
+        in text
+        for text in crossings
+    )
+    assert any("MFU 32.0%" in text for text in _texts(known_decisions, "Throughput"))
+
+
+def test_decisions_do_not_claim_what_the_data_cannot_carry(known_decisions):
+    for decision in known_decisions:
+        text = decision.text
+        if (
+            "cannot be told apart" in text
+            or " noisy " in text
+            or "failed" in text
+            or "skipped" in text
+        ):
+            assert not decision.claim, text
+    noisy = [
+        d
+        for d in known_decisions
+        if "linear at batch 128, eager" in d.text and d.topic == "Cost against fit"
+    ]
+    assert len(noisy) == 1 and not noisy[0].claim and "noisy" in noisy[0].text
+    failed = [d for d in known_decisions if "xla failed on gan" in d.text]
+    assert len(failed) == 1 and not failed[0].claim and "XLA compilation failed" in failed[0].text
+
+
+def test_within_a_few_percent_is_a_claim(tmp_path):
+    cells = [
+        CellSpec("mlp", "fit", (1.000e-3, 1.002e-3, 1.004e-3), width=64),
+        CellSpec("mlp", "tf_function", (1.003e-3, 1.005e-3, 1.007e-3), width=64),
+    ]
+    found = decisions(derive(load_run_set([write_run(tmp_path / "close", cells)])))
+    [within] = [d for d in found if d.topic == "Cost against fit"]
+    assert within.claim
+    assert re.search(
+        r"tf_function is within [1-2]% of fit \(1\.00x its speed, 95% CI 0\.99x-1\.00x\)",
+        within.text,
+    )
+
+
+def test_one_process_gives_no_claim(tmp_path):
+    cells = [CellSpec("linear", "fit", (1e-3,)), CellSpec("linear", "eager", (5e-3,))]
+    found = decisions(derive(load_run_set([write_run(tmp_path / "single", cells)])))
+    [cost] = [d for d in found if d.topic == "Cost against fit"]
+    assert not cost.claim and "fewer than two processes" in cost.text
+
+
+# --------------------------------------------------------------------------- several runs
+
+
+def test_several_runs_side_by_side(tmp_path, capsys):
+    def mlp_at_batch_128(cells):
+        return [cell for cell in cells if cell.workload == "mlp" and cell.batch_size == 128]
+
+    cpu = write_run(tmp_path / "cpu-run", mlp_at_batch_128(known_cells()))
+    gpu = write_run(
+        tmp_path / "gpu-run",
+        mlp_at_batch_128(known_cells(device="gpu", scale=0.25)),
+        peak_matmul_flops={"gpu": 1e13},
+    )
+    assert command([str(cpu), str(gpu)]) == 0
+    out = tmp_path / "report-cpu-run-vs-gpu-run"
+    text = (out / REPORT_MD).read_text()
+    assert text.startswith("# tf-loopbench report: cpu vs gpu")
+    assert "| run | workload | device |" in text
+    assert "gpu against cpu on mlp: median over 10 matching cells 4.0x faster" in text
+    assert (out / REPORT_HTML).exists() and "report:" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- budgets
+
+
+def test_default_matrix_reports_within_10_seconds(tmp_path):
+    run = write_run(tmp_path / "default", default_matrix_cells(batch_sizes=(128,), processes=3))
+    started = time.perf_counter()
+    assert command([str(run)]) == 0
+    elapsed = time.perf_counter() - started
+    assert elapsed < 10, f"loopbench report took {elapsed:.1f} s on the default matrix"
+
+
+def test_reports_never_import_tensorflow_loops_or_benchmarks():
+    code = (
+        "import sys\n"
+        "import reports.aggregate, reports.derived, reports.plots, reports.render\n"
+        "import reports.decisions, reports.report, reports.browser, reports.rundir\n"
+        "bad = [m for m in ('tensorflow', 'keras', 'loops', 'benchmarks') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr

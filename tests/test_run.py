@@ -1,0 +1,135 @@
+"""`loopbench run` end to end at tiny sizes: the run directory, the 15-cell table,
+agreeing final losses, faults recorded as failed cells, Ctrl-C keeping finished cells.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from reports.rundir import SUMMARY_COLUMNS, load_run
+from tests.conftest import ROOT, run_cli
+
+TINY = ["--data-size", "512", "--batch-size", "64", "--steps", "12", "--windows", "6",
+        "--warmup-steps", "2", "--processes", "1", "--no-report"]
+
+
+def only_run_dir(out: Path) -> Path:
+    runs = [p for p in out.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    # fit (Keras's own loop) and xla (the most transformed) on every workload; all
+    # 15 pairs are proven equivalent in-process by test_equivalence.py
+    result = run_cli("run", *TINY, "--loop", "fit,xla", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result, load_run(only_run_dir(out))
+
+
+def test_ok_cells_with_the_contract_columns(tiny_run):
+    _, run = tiny_run
+    summary = run.summary
+    assert list(summary.columns[: len(SUMMARY_COLUMNS)]) == list(SUMMARY_COLUMNS)
+    assert len(summary) == 6
+    assert set(summary["status"]) == {"ok"}, summary[["workload", "loop", "error"]]
+    assert summary.groupby("workload")["loop"].nunique().to_dict() == {"linear": 2, "mlp": 2, "gan": 2}
+    assert (summary["step_time_median_s"] > 0).all()
+    assert (summary["examples_per_s"] - 64 / summary["step_time_median_s"]).abs().max() < 1e-6
+    assert (summary["step_time_ci_low_s"] <= summary["step_time_median_s"]).all()
+    assert (summary["step_time_median_s"] <= summary["step_time_ci_high_s"]).all()
+    assert (summary["compile_s"] >= 0).all()
+    assert (summary["retraces"] == 0).all()
+    fit = summary[summary["loop"] == "fit"]
+    assert (fit["speedup_vs_fit"] == 1.0).all()
+    assert fit["keras_jit_compile"].eq(False).all()  # "auto" is off on CPU-only machines
+    assert fit["fit_setup_s"].gt(0).all()
+
+
+def test_final_losses_agree_across_loop_styles(tiny_run):
+    _, run = tiny_run
+    for workload, group in run.summary.groupby("workload"):
+        losses = group["final_loss"]
+        spread = (losses.max() - losses.min()) / losses.abs().median()
+        assert spread < 1e-3, f"{workload}: {group[['loop', 'final_loss']]}"
+
+
+def test_samples_hold_a_row_per_window_and_per_process(tiny_run):
+    _, run = tiny_run
+    kinds = run.samples["kind"].value_counts().to_dict()
+    assert kinds == {"process": 6, "window": 6 * 6}
+    windows = run.samples[run.samples["kind"] == "window"]
+    assert (windows["steps"] == 2).all()
+    processes = run.process_samples()
+    assert {"build_s", "first_step_s", "compile_s", "warmup_s", "trace_counts",
+            "peak_rss_bytes", "intra_op_threads"} <= set(processes.columns)
+
+
+def test_metadata_records_the_machine(tiny_run):
+    _, run = tiny_run
+    meta = run.metadata
+    assert meta["schema_version"] == 1 and meta["complete"] is True
+    for key in ("cpu_model", "visible_cores", "platform", "python", "intra_op_threads"):
+        assert key in meta["hard"]
+    for key in ("tensorflow", "keras", "numpy", "git_commit", "code_hash", "command",
+                "started_at", "ended_at", "peak_matmul_flops", "tf_build"):
+        assert key in meta["soft"]
+    assert meta["soft"]["peak_matmul_flops"]["cpu"] > 1e8
+
+
+def test_printed_table(tiny_run):
+    result, _ = tiny_run
+    for name in ("fit", "xla", "linear", "mlp", "gan", "step ms", "x fit", "final loss"):
+        assert name in result.stdout
+    assert result.stdout.count(" ok ") == 6
+
+
+def test_failed_cells_are_recorded_and_the_run_goes_on(tmp_path):
+    faults = "linear-eager-cpu-b64=kill,mlp-eager-cpu-b64=raise,gan-eager-cpu-b64=nan"
+    result = run_cli("run", *TINY, "--loop", "eager", "--out", str(tmp_path),
+                     env={"LOOPBENCH_INJECT_FAULT": faults})
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = load_run(only_run_dir(tmp_path)).summary.set_index("workload")
+    assert (summary["status"] == "failed").all()
+    assert "signal 9" in summary.loc["linear", "error"]
+    assert "injected fault" in summary.loc["mlp", "error"]
+    assert "nan" in summary.loc["gan", "error"].lower()
+
+
+def test_ctrl_c_keeps_finished_cells(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.cli", "run", *TINY, "--workload", "linear",
+         "--out", str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    deadline = time.time() + 240
+    samples = None
+    while time.time() < deadline:
+        found = list(tmp_path.glob("*/samples.jsonl"))
+        if found and sum('"kind": "process"' in line for line in found[0].read_text().splitlines()) >= 2:
+            samples = found[0]
+            break
+        time.sleep(0.2)
+    assert samples is not None, "no cell finished in time"
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr
+    run = load_run(samples.parent)
+    assert run.metadata["interrupted"] is True
+    assert (run.summary["status"] == "ok").sum() >= 2
+    rows = [json.loads(line) for line in samples.read_text().splitlines()]
+    assert all(isinstance(r, dict) for r in rows)
+    assert isinstance(run.summary, pd.DataFrame)
