@@ -1,0 +1,57 @@
+"""The phase clock: boundaries, syncs, windows and the slowdown knob, driven by a real
+custom-loop trainer on the linear workload."""
+
+from __future__ import annotations
+
+import pytest
+
+import loops.styles  # noqa: F401
+import loops.workloads  # noqa: F401
+from benchmarks.clock import PhaseClock, injected_fraction
+from loops.base import LOOPS, WORKLOADS, WorkloadConfig
+
+
+def make_trainer(loop: str = "tf_function"):
+    workload = WORKLOADS.get("linear")(WorkloadConfig(data_size=256))
+    state = workload.build()
+    trainer = LOOPS.get(loop)().make_trainer(workload, state, workload.make_data().whole_batches(32), 32)
+    return trainer
+
+
+@pytest.mark.parametrize("loop", ["fit", "tf_function"])
+def test_phases_and_syncs(loop):
+    trainer = make_trainer(loop)
+    synced_at = []
+
+    def sync():
+        synced_at.append(trainer.sync())  # the step count read from the device
+
+    clock = PhaseClock(sync, warmup_steps=3, windows=4, steps_per_window=5)
+    assert clock.total_steps == 1 + 3 + 20
+    trainer.run(clock.total_steps, clock)
+    times = clock.times
+    assert times.first_step_s > 0 and times.warmup_s > 0
+    assert len(times.window_s) == 4 and all(t > 0 for t in times.window_s)
+    # a sync ends the first step, the warm-up and every window, after exactly those steps
+    assert synced_at == [1, 4, 9, 14, 19, 24]
+    assert trainer.sync() == 24  # fit stops after exactly total_steps
+
+
+def test_injected_slowdown_spins_in_timed_steps_only():
+    trainer = make_trainer()
+    plain = PhaseClock(trainer.sync, warmup_steps=5, windows=3, steps_per_window=10)
+    trainer.run(plain.total_steps, plain)
+    slowed = PhaseClock(trainer.sync, warmup_steps=5, windows=3, steps_per_window=10,
+                        inject_fraction=1.0)
+    trainer.run(slowed.total_steps, slowed)
+    assert slowed.inject_s > 0
+    assert min(slowed.times.window_s) >= 10 * slowed.inject_s
+    assert sum(slowed.times.window_s) > sum(plain.times.window_s)
+
+
+def test_injected_fraction_parsing():
+    assert injected_fraction("eager", "eager=0.1,xla=0.2") == 0.1
+    assert injected_fraction("xla", "eager=0.1,xla=0.2") == 0.2
+    assert injected_fraction("fit", "eager=0.1") == 0.0
+    with pytest.raises(ValueError):
+        injected_fraction("eager", "eager=-1")

@@ -1,0 +1,77 @@
+"""Per-cell statistics: order-statistic CI, spread, noisy flag, speedup vs fit."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from benchmarks.stats import median_ci, summarize
+
+
+def test_median_ci_ranks_and_coverage():
+    low, high, coverage = median_ci(range(1, 11))
+    assert (low, high) == (2.0, 9.0)
+    assert coverage == pytest.approx(1 - 2 * stats.binom.cdf(1, 10, 0.5))
+    assert coverage >= 0.95
+
+
+def test_median_ci_needs_six_samples_at_95_percent():
+    assert all(math.isnan(v) for v in median_ci([1.0, 2.0, 3.0, 4.0, 5.0]))
+    low, high, coverage = median_ci([5.0, 1.0, 3.0, 2.0, 6.0, 4.0])
+    assert (low, high) == (1.0, 6.0) and coverage == pytest.approx(1 - 2 / 64)
+
+
+def test_median_ci_covers_the_median_about_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(2000):
+        low, high, _ = median_ci(rng.exponential(size=15))
+        hits += low <= math.log(2) <= high
+    assert 0.95 <= hits / 2000 <= 0.995
+
+
+def rows_for(loop: str, step_times: list[float], windows_per_process: int = 4) -> list[dict]:
+    keys = {"workload": "mlp", "loop": loop, "device": "cpu", "batch_size": 128, "width": 128}
+    rows = []
+    for k, t in enumerate(step_times):
+        rows.append({"kind": "process", **keys, "process": k, "status": "ok", "step_time_s": t,
+                     "compile_s": 0.5, "first_step_s": 0.5 + t, "final_loss": 0.3, "retraces": 0,
+                     "peak_rss_bytes": 1000, "n_windows": windows_per_process})
+        rows += [{"kind": "window", **keys, "process": k, "window": j, "steps": 10,
+                  "seconds": 10 * t, "step_time_s": t} for j in range(windows_per_process)]
+    return rows
+
+
+def test_summary_from_processes():
+    rows = rows_for("fit", [0.010] * 6) + rows_for("eager", [0.020, 0.021, 0.019, 0.020, 0.022, 0.018])
+    summary = summarize(rows).set_index("loop")
+    eager = summary.loc["eager"]
+    assert eager["n_processes"] == 6 and eager["ci_basis"] == "processes"
+    assert eager["step_time_median_s"] == pytest.approx(0.020)
+    assert eager["step_time_ci_low_s"] == pytest.approx(0.018)
+    assert eager["step_time_ci_high_s"] == pytest.approx(0.022)
+    assert eager["examples_per_s"] == pytest.approx(128 / 0.020)
+    assert eager["speedup_vs_fit"] == pytest.approx(0.5)
+    assert summary.loc["fit", "speedup_vs_fit"] == 1.0
+    assert not eager["noisy"]
+
+
+def test_noisy_cell_is_flagged():
+    rows = rows_for("eager", [0.010, 0.020, 0.010, 0.030, 0.015, 0.025])
+    assert bool(summarize(rows)["noisy"].iloc[0])
+
+
+def test_failed_and_skipped_cells():
+    keys = {"workload": "gan", "device": "cpu", "batch_size": 8, "width": 128}
+    rows = [
+        {"kind": "process", **keys, "loop": "xla", "process": 0, "status": "failed", "error": "boom"},
+        {"kind": "process", **keys, "loop": "fit", "process": 0, "status": "skipped",
+         "error": "no GPU present"},
+    ]
+    summary = summarize(rows).set_index("loop")
+    assert summary.loc["xla", "status"] == "failed" and summary.loc["xla", "error"] == "boom"
+    assert summary.loc["fit", "status"] == "skipped"
+    assert math.isnan(summary.loc["xla", "step_time_median_s"])
