@@ -109,7 +109,9 @@ def _names(values: list[str] | None, registry: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def make_config(args: argparse.Namespace, devices: Sequence[str]) -> RunConfig:
+def make_config(
+    args: argparse.Namespace, devices: Sequence[str], present: Sequence[str] = ("cpu",)
+) -> RunConfig:
     from loops.base import LOOPS, WORKLOADS
 
     preset = QUICK if args.quick else DEFAULT
@@ -122,6 +124,7 @@ def make_config(args: argparse.Namespace, devices: Sequence[str]) -> RunConfig:
         workloads=_names(args.workload, WORKLOADS),
         loops=_names(args.loop, LOOPS),
         devices=tuple(devices),
+        devices_present=tuple(present),
         batch_sizes=args.batch_size or (None,),
         widths=args.width or (None,),
         steps=steps,
@@ -221,7 +224,7 @@ def command_run(args: argparse.Namespace) -> int:
         devices = resolve_devices(args.device, facts["devices_present"])
     except DeviceError as exc:
         raise UsageError(str(exc)) from None
-    config = make_config(args, devices)
+    config = make_config(args, devices, facts["devices_present"])
     cells = make_cells(config)
     peak = {d: f for d, f in facts["peak_matmul_flops"].items() if d in devices}
     hard, soft = meta.host_metadata(threads)

@@ -46,6 +46,7 @@ class RunConfig:
     workloads: tuple[str, ...]
     loops: tuple[str, ...]
     devices: tuple[str, ...]
+    devices_present: tuple[str, ...]
     batch_sizes: tuple[int | None, ...]  # None: each workload's default
     widths: tuple[int | None, ...]  # None: each workload's default
     steps: int  # timed (steady-state) steps per worker process

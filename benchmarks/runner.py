@@ -87,6 +87,12 @@ def run_in_worker(job: Job, timeout_s: float) -> dict[str, Any]:
     return {"process": row, "windows": []}
 
 
+def skipped_result(job: Job, reason: str) -> dict[str, Any]:
+    row = {"kind": "process", **job.cell.keys, "process": job.process, "order": job.order,
+           "status": "skipped", "error": reason}
+    return {"process": row, "windows": []}
+
+
 @dataclass
 class RunWriter:
     """Keeps every row and rewrites the run directory's files atomically."""
@@ -151,7 +157,10 @@ def execute(
                 elapsed = time.perf_counter() - started
                 eta = elapsed / index * (len(jobs) - index) if index else math.nan
                 on_job(job, index, len(jobs), eta)
-            result = run_in_worker(job, config.timeout_s)
+            if job.cell.device not in config.devices_present:
+                result = skipped_result(job, f"no {job.cell.device.upper()}")
+            else:
+                result = run_in_worker(job, config.timeout_s)
             writer.add(result)
             if on_result:
                 on_result(job, result)

@@ -165,7 +165,8 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         if job.profile_dir:
             from benchmarks.profiling import profile_trainer
 
-            profile = profile_trainer(trainer, job, sync)
+            window_step_times_s = [w / config.steps_per_window for w in times.window_s]
+            profile = profile_trainer(trainer, job, sync, window_step_times_s)
 
     spw = config.steps_per_window
     step_times = [w / spw for w in times.window_s]

@@ -18,15 +18,18 @@ class DeviceError(ValueError):
 
 
 def resolve_devices(requested: str | None, present: Sequence[str]) -> list[str]:
-    """Devices to run on. ``None``: every device present. ``all``: the same, explicitly.
+    """Devices to run on. ``None``: every device present. ``all``: CPU and GPU; a GPU
+    that is not present gives cells reported as "skipped: no GPU".
 
     >>> resolve_devices(None, ["cpu"])
     ['cpu']
-    >>> resolve_devices("all", ["cpu", "gpu"])
+    >>> resolve_devices("all", ["cpu"])
     ['cpu', 'gpu']
     """
-    if requested is None or requested == "all":
+    if requested is None:
         return list(present)
+    if requested == "all":
+        return ["cpu", "gpu"]
     if requested not in ("cpu", "gpu"):
         raise DeviceError(f"unknown device {requested!r}; choose from: {', '.join(DEVICE_CHOICES)}")
     if requested not in present:

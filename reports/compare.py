@@ -12,9 +12,12 @@ What it computes, per cell (workload, loop, device, batch_size, width):
   ever reach the Holm-adjusted alpha: the table says how many are needed per side)
   or ``missing`` (no usable samples on one side). The rule is in
   ``reports.gate_stats``.
-* **flags** beside step time, each a regression too: a cell that newly fails, more
-  retraces (median per process), and a compile-time regression: median compile_s
-  up by more than ``threshold`` AND by more than ``COMPILE_FLOOR_S`` seconds.
+* **flags** beside step time, each a regression too: a cell that newly fails (or
+  whose processes newly fail), more retraces (median per process), and a
+  compile-time regression: median compile_s up by more than ``threshold`` AND by
+  more than ``COMPILE_FLOOR_S`` seconds AND confirmed by the same one-sided test,
+  Holm-corrected across cells (per-process compile times vary by a second on a
+  busy 2-core machine, so a difference of medians alone would raise false alarms).
 
 Runs from different machines (any "hard" metadata key differs) are not compared,
 unless ``allow_different_machines``: then each run's step times become within-run
@@ -407,14 +410,37 @@ def _median(values: np.ndarray | None) -> float:
     return float(np.median(values)) if values is not None and len(values) else float("nan")
 
 
+def compile_time_p_values(baseline: SideFacts, current: SideFacts) -> dict[Cell, float]:
+    """Holm-adjusted p-values that a cell compiles slower, over cells timed on both sides."""
+    cells = [
+        cell
+        for cell, times in current.compile_times.items()
+        if len(times) and len(baseline.compile_times.get(cell, ()))
+    ]
+    if not cells:
+        return {}
+    p_values = np.array(
+        [
+            gate_stats.one_sided_mwu_p(baseline.compile_times[cell], current.compile_times[cell])
+            for cell in cells
+        ]
+    )
+    return dict(zip(cells, gate_stats.holm_adjust(p_values), strict=True))
+
+
 def cell_flags(
     cell: Cell,
     baseline: SideFacts,
     current: SideFacts,
     threshold: float,
-    judge_compile_time: bool = True,
+    alpha: float,
+    compile_p_adjusted: Mapping[Cell, float] | None = None,
 ) -> tuple[str, ...]:
-    """Regressions beside step time: new failures, more retraces, slower compilation."""
+    """Regressions beside step time: new failures, more retraces, slower compilation.
+
+    ``compile_p_adjusted`` holds the Holm-adjusted p-values of "compiles slower"
+    (:func:`compile_time_p_values`); None leaves compile time unjudged.
+    """
     flags = []
     baseline_status, current_status = baseline.statuses.get(cell), current.statuses.get(cell)
     error = current.first_errors.get(cell, "")
@@ -428,14 +454,16 @@ def cell_flags(
     new_retraces = _median(current.retraces.get(cell))
     if new_retraces > old_retraces:  # NaN on either side compares False
         flags.append(f"retraces {old_retraces:g} -> {new_retraces:g}")
-    if judge_compile_time:
+    if compile_p_adjusted is not None and cell in compile_p_adjusted:
         old_compile = _median(baseline.compile_times.get(cell))
         new_compile = _median(current.compile_times.get(cell))
+        p_adjusted = compile_p_adjusted[cell]
         if (
             new_compile > old_compile * (1 + threshold)
             and new_compile - old_compile > COMPILE_FLOOR_S
+            and p_adjusted <= alpha
         ):
-            flags.append(f"compile {old_compile:.2f}s -> {new_compile:.2f}s")
+            flags.append(f"compile {old_compile:.2f}s -> {new_compile:.2f}s (p {p_adjusted:.2g})")
     return tuple(flags)
 
 
@@ -517,13 +545,14 @@ def compare(
     judged = judge_step_times(step_samples[0], step_samples[1], threshold, alpha)
     statuses = (facts[0].statuses, facts[1].statuses)
     loop_position = keys.index("loop")
+    # compile times, like step times, do not carry across machines
+    compile_p_adjusted = None if allow_different_machines else compile_time_p_values(*facts)
 
     all_cells = sorted(set(statuses[0]) | set(statuses[1]) | set(judged), key=repr)
     cells = []
     skipped_in_both = 0
     for cell in all_cells:
-        # compile times, like step times, do not carry across machines
-        flags = cell_flags(cell, *facts, threshold, judge_compile_time=not allow_different_machines)
+        flags = cell_flags(cell, *facts, threshold, alpha, compile_p_adjusted)
         if cell in judged:
             cells.append(replace(judged[cell], flags=flags))
             continue
@@ -639,7 +668,8 @@ def summary_lines(result: Comparison) -> list[str]:
         + (
             ""
             if result.within_run_ratios
-            else f", compile time up >{result.threshold:.0%} and >{COMPILE_FLOOR_S:g}s"
+            else f", compile time up >{result.threshold:.0%} and >{COMPILE_FLOOR_S:g}s "
+            "(same test, Holm over cells)"
         )
     )
     lines.append(

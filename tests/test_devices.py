@@ -13,7 +13,7 @@ from loops.devices import DeviceError, gpu_peak_bytes, resolve_devices, sync_dev
         (None, ["cpu"], ["cpu"]),
         (None, ["cpu", "gpu"], ["cpu", "gpu"]),
         ("all", ["cpu", "gpu"], ["cpu", "gpu"]),
-        ("all", ["cpu"], ["cpu"]),
+        ("all", ["cpu"], ["cpu", "gpu"]),  # the GPU cells are then skipped: no GPU
         ("cpu", ["cpu", "gpu"], ["cpu"]),
         ("gpu", ["cpu", "gpu"], ["gpu"]),
     ],

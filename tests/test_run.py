@@ -97,10 +97,17 @@ def test_printed_table(tiny_run):
 
 def test_failed_cells_are_recorded_and_the_run_goes_on(tmp_path):
     faults = "linear-eager-cpu-b64=kill,mlp-eager-cpu-b64=raise,gan-eager-cpu-b64=nan"
-    result = run_cli("run", *TINY, "--loop", "eager", "--out", str(tmp_path),
+    result = run_cli("run", *TINY, "--loop", "eager", "--device", "all", "--out", str(tmp_path),
                      env={"LOOPBENCH_INJECT_FAULT": faults})
     assert result.returncode == 0, result.stderr[-2000:]
-    summary = load_run(only_run_dir(tmp_path)).summary.set_index("workload")
+    summary = load_run(only_run_dir(tmp_path)).summary
+    gpu = summary[summary["device"] == "gpu"]
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        assert len(gpu) == 3 and (gpu["status"] == "skipped").all()
+        assert (gpu["error"] == "no GPU").all()
+    summary = summary[summary["device"] == "cpu"].set_index("workload")
     assert (summary["status"] == "failed").all()
     assert "signal 9" in summary.loc["linear", "error"]
     assert "injected fault" in summary.loc["mlp", "error"]

@@ -31,13 +31,14 @@ def numpy_batches(train: Mapping[str, np.ndarray], batch_size: int) -> Iterator[
 def tf_data_batches(train: Mapping[str, np.ndarray], batch_size: int) -> Iterator[Batch]:
     """The same batches in the same order from a tf.data pipeline:
     from_tensor_slices -> batch (whole batches) -> repeat -> prefetch(AUTOTUNE)."""
-    dataset = (
-        tf.data.Dataset.from_tensor_slices(dict(train))
-        .batch(batch_size, drop_remainder=True)
-        .repeat()
-        .prefetch(tf.data.AUTOTUNE)
-    )
-    return iter(dataset)
+    with tf.device("/CPU:0"):  # the input pipeline runs on the host, also for GPU cells
+        dataset = (
+            tf.data.Dataset.from_tensor_slices(dict(train))
+            .batch(batch_size, drop_remainder=True)
+            .repeat()
+            .prefetch(tf.data.AUTOTUNE)
+        )
+        return iter(dataset)
 
 
 class CustomLoopTrainer(Trainer):

@@ -1,0 +1,140 @@
+"""Check the measurement targets on this machine and print the figures (Markdown).
+
+    python -m benchmarks.targets overhead      # harness vs a minimal hand-written loop
+    python -m benchmarks.targets repro [N]     # N back-to-back `loopbench run --workload mlp`
+    python -m benchmarks.targets time          # wall time of the quick and default matrices
+
+Targets (issue "Measurement you can trust"):
+- harness overhead: the suite's steady step time for tf_function on mlp is within
+  2% of a minimal timing loop of the same step in the same process;
+- reproducibility: over 5 back-to-back mlp runs, per-cell medians spread (max/min - 1)
+  at most 5% for fit, tf_function, tf_data, xla and at most 10% for eager;
+- time to an answer: quick matrix <= 2 min, default matrix <= 10 min.
+Timings are never asserted in tests; this script reports them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from reports.rundir import load_run
+
+GRAPH_LIMIT, EAGER_LIMIT = 0.05, 0.10
+
+
+def overhead(rounds: int = 15, steps: int = 200) -> None:
+    """Alternate the suite's clock and a bare loop on one tf_function trainer."""
+    from benchmarks.clock import PhaseClock, now
+    from benchmarks.worker import configure_threads
+
+    configure_threads(0, 0)
+    import loops.styles  # noqa: F401
+    import loops.workloads  # noqa: F401
+    from loops.base import LOOPS, WORKLOADS, WorkloadConfig
+    from loops.styles.custom import numpy_batches
+
+    workload = WORKLOADS.get("mlp")(WorkloadConfig())
+    data = workload.make_data()
+    train = data.whole_batches(128)
+    state = workload.build()
+    trainer = LOOPS.get("tf_function")().make_trainer(workload, state, train, 128)
+    step, batches = trainer.step_fn, numpy_batches(train, 128)
+
+    def minimal() -> float:
+        start = now()
+        for _ in range(steps):
+            loss = step(next(batches))["loss"]
+        loss.numpy()
+        return (now() - start) / steps
+
+    def suite() -> float:
+        windows = 10
+        clock = PhaseClock(trainer.sync, warmup_steps=0, windows=windows,
+                           steps_per_window=steps // windows)
+        trainer.run(clock.total_steps, clock)
+        return statistics.median(clock.times.window_s) / (steps // windows)
+
+    minimal(), suite()  # trace and warm up both
+    pairs = [(suite(), minimal()) for _ in range(rounds)]
+    suite_s = statistics.median(p[0] for p in pairs)
+    minimal_s = statistics.median(p[1] for p in pairs)
+    ratios = [s / m for s, m in pairs]
+    print("| figure | value |\n|---|---|")
+    print(f"| suite steady step (median of {rounds} rounds) | {suite_s * 1e3:.4f} ms |")
+    print(f"| minimal loop step (median of {rounds} rounds) | {minimal_s * 1e3:.4f} ms |")
+    print(f"| suite / minimal, median of paired rounds | {statistics.median(ratios):.4f} |")
+    print(f"| paired ratio range | {min(ratios):.4f} - {max(ratios):.4f} |")
+    verdict = abs(statistics.median(ratios) - 1) <= 0.02
+    print(f"\ntarget (within 2%): {'met' if verdict else 'NOT met'}")
+
+
+def _run(args: list[str], out: Path) -> tuple[float, Path]:
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.cli", "run", *args, "--no-report", "--out", str(out)],
+        capture_output=True, text=True,
+    )
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        sys.exit(f"run failed: {result.stderr.strip().splitlines()[-1]}")
+    run_dir = Path(result.stdout.strip().splitlines()[-1].removeprefix("results: "))
+    return wall, run_dir
+
+
+def repro(n_runs: int, extra: list[str]) -> None:
+    out = Path(tempfile.mkdtemp(prefix="loopbench-repro-"))
+    medians = []
+    for i in range(n_runs):
+        wall, run_dir = _run(["--workload", "mlp", *extra], out)
+        summary = load_run(run_dir).summary
+        medians.append(summary.set_index("loop")["step_time_median_s"].rename(f"run {i + 1}"))
+        print(f"run {i + 1}: {wall:.0f} s -> {run_dir}", file=sys.stderr)
+    table = pd.concat(medians, axis=1) * 1e3
+    spread = table.max(axis=1) / table.min(axis=1) - 1
+    print("| loop | " + " | ".join(table.columns) + " | max/min - 1 | limit |")
+    print("|---" * (len(table.columns) + 3) + "|")
+    met = True
+    for loop, row in table.iterrows():
+        limit = EAGER_LIMIT if loop == "eager" else GRAPH_LIMIT
+        met &= spread[loop] <= limit
+        cells = " | ".join(f"{v:.3f}" for v in row)
+        print(f"| {loop} | {cells} | {spread[loop]:.1%} | {limit:.0%} |")
+    print(f"\n(step time in ms) target: {'met' if met else 'NOT met'}")
+
+
+def wall_times() -> None:
+    out = Path(tempfile.mkdtemp(prefix="loopbench-time-"))
+    quick, _ = _run(["--quick", "--device", "cpu"], out)
+    default, _ = _run(["--device", "cpu"], out)
+    print("| matrix | wall time | limit |\n|---|---|---|")
+    print(f"| quick (3 workloads x 5 loops, CPU) | {quick:.0f} s | 120 s |")
+    print(f"| default (3 workloads x 5 loops, CPU) | {default:.0f} s | 600 s |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    sub.add_parser("overhead")
+    rep = sub.add_parser("repro")
+    rep.add_argument("runs", type=int, nargs="?", default=5)
+    rep.add_argument("extra", nargs=argparse.REMAINDER, help="more `loopbench run` arguments")
+    sub.add_parser("time")
+    args = parser.parse_args()
+    if args.what == "overhead":
+        overhead()
+    elif args.what == "repro":
+        repro(args.runs, args.extra)
+    else:
+        wall_times()
+
+
+if __name__ == "__main__":
+    main()
