@@ -244,7 +244,7 @@ def test_compile_regression_needs_threshold_floor_and_significance(tmp_path, cap
     slower = write_run(tmp_path / "cur", {cell: times}, compile_s={cell: step_times(2.0, 8, 3)})
     status, out, _, _ = run_gate(tmp_path, baseline, slower, capsys)
     assert status == 1
-    assert "compile 1.00s -> 2.00s" in out
+    assert "compile 1.00s -> 1.99s" in out
 
     small = write_run(tmp_path / "b2", {cell: times}, compile_s={cell: step_times(0.1, 8, 4)})
     tripled_but_tiny = write_run(
