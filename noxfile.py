@@ -50,10 +50,13 @@ def pytest_benchmark(session: nox.Session) -> None:
     )
 
 
+REPORT_DEPS = ("pandas>=2.0", "numpy>=1.26", "scipy>=1.10", "matplotlib>=3.7")
+
+
 @nox.session(python=PYTHON, default=False)
 def report(session: nox.Session) -> None:
-    """Render report.md/report.html and plots: `nox -s report -- RUN_DIR [RUN_DIR...]`."""
-    session.install("-e", ".")
+    """Render report.md/report.html and plots: `nox -s report -- RUN_DIR [RUN_DIR...] [--out DIR]`."""
     if not session.posargs:
         session.error("give one or more run directories: nox -s report -- results/<run-id>")
-    session.run("loopbench", "report", *session.posargs)
+    session.install(*REPORT_DEPS)  # no TensorFlow: reports never imports it
+    session.run("python", "-m", "reports.report", *session.posargs)

@@ -81,7 +81,8 @@ class ABConfig:
     loops: tuple[str, ...] = ()
     processes: int = 2
     rounds: int | None = None  # None: as many as the gate needs (see rounds_needed)
-    max_rounds: int = 6
+    max_rounds: int = 8
+    time_budget_min: float | None = None
     threshold: float = compare.DEFAULT_THRESHOLD
     alpha: float = compare.DEFAULT_ALPHA
     markdown: Path | None = None
@@ -137,10 +138,10 @@ def base_worktree(repo: Path, base_ref: str) -> Iterator[tuple[Path, str]]:
         )
 
 
-def run_command(config: ABConfig, out_dir: Path) -> list[str]:
+def run_command(config: ABConfig, out_dir: Path, processes: int) -> list[str]:
     """The ``loopbench run`` invocation of one side for one round."""
-    command = [config.python, "-m", CLI_MODULE, "run", "--quick"]
-    command += ["--processes", str(config.processes), "--out", str(out_dir)]
+    command = [config.python, "-m", CLI_MODULE, "run", "--quick", "--no-report"]
+    command += ["--processes", str(processes), "--out", str(out_dir)]
     for workload in config.workloads:
         command += ["--workload", workload]
     for loop in config.loops:
@@ -169,11 +170,11 @@ def find_run_dir(out_dir: Path) -> Path:
     return runs[0]
 
 
-def run_side(config: ABConfig, side: Side, out_dir: Path) -> Path:
+def run_side(config: ABConfig, side: Side, out_dir: Path, processes: int) -> Path:
     """Run one round of one side; return its run directory."""
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    command = run_command(config, out_dir)
+    command = run_command(config, out_dir, processes)
     print(f"[ab] {side.name}: {' '.join(command[1:])}", flush=True)
     result = subprocess.run(command, cwd=side.code_dir, env=side_environment(side), check=False)
     if result.returncode != 0:
@@ -255,37 +256,69 @@ def rounds_needed(alpha: float, n_cells: int, processes_per_round: int) -> int:
     return math.ceil(per_side / processes_per_round)
 
 
+def plan_rounds(
+    samples_needed: int,
+    samples_done: int,
+    processes_per_round: int,
+    max_rounds: int,
+) -> list[int]:
+    """Processes of each remaining round: full rounds, then a last one of the remainder.
+
+    >>> plan_rounds(7, 2, 2, 6)   # 2 done, 5 to go
+    [2, 2, 1]
+    """
+    remaining = max(0, samples_needed - samples_done)
+    plan = [processes_per_round] * (remaining // processes_per_round)
+    if remaining % processes_per_round:
+        plan.append(remaining % processes_per_round)
+    return plan[: max(0, max_rounds - 1)]
+
+
 def _ok_cells(run_dir: Path) -> int:
     summary = load_run(run_dir).summary
     return int((summary["status"] == "ok").sum())
 
 
 def run_rounds(config: ABConfig, sides: Sequence[Side]) -> dict[str, list[Path]]:
-    """Run the sides alternately, ABBA order, round after round; their run dirs by side."""
+    """Run the sides alternately, ABBA order, round after round; their run dirs by side.
+
+    With ``config.rounds`` None, round 1 counts the cells and the remaining rounds
+    bring each side to the samples the gate needs (capped by ``max_rounds`` and by
+    ``time_budget_min``, with a warning that the gate may then be inconclusive).
+    """
     run_dirs: dict[str, list[Path]] = {side.name: [] for side in sides}
-    total_rounds = config.rounds
+    plan = [config.processes] * (config.rounds or 1)
     started = time.monotonic()
     round_index = 0
-    while total_rounds is None or round_index < total_rounds:
+    while round_index < len(plan):
+        processes = plan[round_index]
         order = sides if round_index % 2 == 0 else tuple(reversed(sides))
         for side in order:
             out_dir = config.out / "rounds" / side.name / f"r{round_index:02d}"
-            run_dirs[side.name].append(run_side(config, side, out_dir))
-        if total_rounds is None:
-            n_cells = _ok_cells(run_dirs[sides[-1].name][0])
-            needed = rounds_needed(config.alpha, n_cells, config.processes)
-            total_rounds = min(needed, config.max_rounds)
-            per_side = gate_stats.samples_needed_per_side(config.alpha / max(n_cells, 1))
-            print(
-                f"[ab] {n_cells} cells: {per_side} processes per side reach Holm's "
-                f"alpha/{n_cells}; running {total_rounds} round(s) of {config.processes}"
-                + (f" (capped from {needed})" if needed > total_rounds else ""),
-                flush=True,
-            )
+            run_dirs[side.name].append(run_side(config, side, out_dir, processes))
         round_index += 1
         elapsed = time.monotonic() - started
+        if config.rounds is None and round_index == 1:
+            n_cells = _ok_cells(run_dirs[sides[-1].name][0])
+            needed = gate_stats.samples_needed_per_side(config.alpha / max(n_cells, 1))
+            plan += plan_rounds(needed, processes, config.processes, config.max_rounds)
+            if config.time_budget_min is not None:
+                seconds_per_process = elapsed / processes  # both sides, overheads included
+                while plan[1:] and sum(plan) * seconds_per_process > 60 * config.time_budget_min:
+                    plan.pop()
+            print(
+                f"[ab] {n_cells} cells: {needed} processes per side reach Holm's "
+                f"alpha/{n_cells}; plan: rounds of {plan} processes",
+                flush=True,
+            )
+            if sum(plan) < needed:
+                print(
+                    f"[ab] warning: {sum(plan)} processes per side (max rounds / time budget) "
+                    f"cannot reach the gate's alpha; expect 'inconclusive'",
+                    flush=True,
+                )
         print(
-            f"[ab] round {round_index}/{total_rounds} done, {elapsed / 60:.1f} min elapsed",
+            f"[ab] round {round_index}/{len(plan)} done, {elapsed / 60:.1f} min elapsed",
             flush=True,
         )
     return run_dirs
@@ -322,6 +355,13 @@ def run_ab(config: ABConfig) -> int:
         if out_dir.exists():
             shutil.rmtree(out_dir)
         merged[side] = merge_runs(run_dirs[side], out_dir, f"ab-{side}-{commit[:10]}")
+    # the base side must have run the worktree's code, not the installed current code
+    reported = load_run(merged["base"]).metadata.get("soft", {}).get("git_commit")
+    if reported and reported != base_commit:
+        raise ABError(
+            f"the base side reports commit {reported[:10]}, not {base_commit[:10]}: "
+            "it did not run the worktree's code"
+        )
     return compare.command(
         merged["base"],
         merged["current"],
@@ -349,8 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="rounds per side, or 'auto': enough for the gate to reach its alpha",
     )
+    parser.add_argument("--max-rounds", type=int, default=8, help="cap on 'auto' rounds")
     parser.add_argument(
-        "--max-rounds", type=int, default=6, help="cap on 'auto' rounds (time budget)"
+        "--time-budget-min",
+        type=float,
+        help="with --rounds auto: drop rounds projected to end after this many minutes",
     )
     parser.add_argument("--threshold", type=float, default=compare.DEFAULT_THRESHOLD)
     parser.add_argument("--alpha", type=float, default=compare.DEFAULT_ALPHA)
@@ -376,6 +419,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> ABConfig:
         processes=args.processes,
         rounds=None if args.rounds == "auto" else int(args.rounds),
         max_rounds=args.max_rounds,
+        time_budget_min=args.time_budget_min,
         threshold=args.threshold,
         alpha=args.alpha,
         markdown=args.markdown.resolve() if args.markdown else None,

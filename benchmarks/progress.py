@@ -56,8 +56,13 @@ class Progress:
 
     def on_result(self, job: Job, result: dict[str, Any]) -> None:
         row = result["process"]
+        message = None
         if row.get("status") != "ok":
             message = f"  {job.cell.label} #{job.process + 1}: {row.get('status')}: {row.get('error')}"
+        elif row.get("retraces"):
+            message = (f"  warning: {job.cell.label} #{job.process + 1}: unexpected retrace "
+                       f"(trace counts {row.get('trace_counts')})")
+        if message:
             if self._bar is not None:
                 self._bar.console.print(message, markup=False, highlight=False)
             else:

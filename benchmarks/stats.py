@@ -133,7 +133,7 @@ def summarize_cell(
         if any(name in p for p in ok):
             row[name] = med(name)
     val = first.get("val_metrics") or {}
-    for name, value in val.items():
+    for name, _value in val.items():
         if name != "loss":
             row[f"val_{name}"] = float(np.median([float(p["val_metrics"][name]) for p in ok]))
     return row

@@ -3,13 +3,15 @@
     python -m benchmarks.targets overhead      # harness vs a minimal hand-written loop
     python -m benchmarks.targets repro [N]     # N back-to-back `loopbench run --workload mlp`
     python -m benchmarks.targets time          # wall time of the quick and default matrices
+    python -m benchmarks.targets report-time   # `loopbench report` on a default-matrix run
 
 Targets (issue "Measurement you can trust"):
 - harness overhead: the suite's steady step time for tf_function on mlp is within
   2% of a minimal timing loop of the same step in the same process;
 - reproducibility: over 5 back-to-back mlp runs, per-cell medians spread (max/min - 1)
   at most 5% for fit, tf_function, tf_data, xla and at most 10% for eager;
-- time to an answer: quick matrix <= 2 min, default matrix <= 10 min.
+- time to an answer: quick matrix <= 2 min, default matrix <= 10 min;
+- `loopbench report` on a run of the default matrix: at most 10 s.
 Timings are never asserted in tests; this script reports them.
 """
 
@@ -119,6 +121,25 @@ def wall_times() -> None:
     print(f"| default (3 workloads x 5 loops, CPU) | {default:.0f} s | 600 s |")
 
 
+def report_time(repeats: int = 3) -> None:
+    """Time `loopbench report` (a fresh interpreter, as users run it) on a run of the
+    default matrix's shape: 3 workloads x 5 loops, 5 processes a cell."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.fixtures.report_runs import default_matrix_cells, write_run
+
+    out = Path(tempfile.mkdtemp(prefix="loopbench-report-time-"))
+    run = write_run(out / "default", default_matrix_cells(batch_sizes=(128,), processes=5))
+    walls = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "benchmarks.cli", "report", str(run)],
+                       check=True, capture_output=True)
+        walls.append(time.perf_counter() - start)
+    print("| figure | value | limit |\n|---|---|---|")
+    print(f"| loopbench report, default matrix (median of {repeats}) | "
+          f"{statistics.median(walls):.1f} s | 10 s |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -127,11 +148,14 @@ def main() -> None:
     rep.add_argument("runs", type=int, nargs="?", default=5)
     rep.add_argument("extra", nargs=argparse.REMAINDER, help="more `loopbench run` arguments")
     sub.add_parser("time")
+    sub.add_parser("report-time")
     args = parser.parse_args()
     if args.what == "overhead":
         overhead()
     elif args.what == "repro":
         repro(args.runs, args.extra)
+    elif args.what == "report-time":
+        report_time()
     else:
         wall_times()
 

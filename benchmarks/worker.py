@@ -31,7 +31,6 @@ from typing import Any
 
 from benchmarks.config import Job
 
-
 FAULT_ENV = "LOOPBENCH_INJECT_FAULT"
 
 

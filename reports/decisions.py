@@ -286,47 +286,55 @@ def _crossover_decisions(derived: Derived, several_runs: bool) -> list[Decision]
             else f"{loop}'s overhead against {reference} falls under {threshold}"
         )
         place = _place(row, several_runs)
-        claim = True
+        # the grid point the sentence rests on: the crossover, or the largest measured
+        deciding = int(row["crossover"]) if row["outcome"] != "never" else int(grid[-1])
+        batch = deciding if row["axis"] == "batch_size" else row["fixed_value"]
+        width = deciding if row["axis"] == "width" else row["fixed_value"]
+        key = (row["run"], row["workload"], row["device"], batch, width)
+        cell, ref_cell = cells.loc[(*key, loop)], cells.loc[(*key, reference)]
+        speedup_low = cell[f"speedup_vs_{reference}_ci_low"]
+        speedup_high = cell[f"speedup_vs_{reference}_ci_high"]
+        overhead_low, overhead_high = 1 / speedup_high - 1, 1 / speedup_low - 1
+        has_ci = bool(np.isfinite(overhead_low) and np.isfinite(overhead_high))
+        ci = (
+            f"95% CI {_percent(overhead_low, True)} to {_percent(overhead_high, True)}"
+            if has_ci
+            else "no CI"
+        )
         if row["outcome"] == "never":
-            last = row["overheads"][-1]
+            last = f"{deciding}: {_percent(row['overheads'][-1], True)}"
             if (loop, reference) == ("eager", "tf_function"):
                 text = (
                     f"{place}, eager still matters on {what} at the largest {axis_name} measured "
-                    f"({grid[-1]}: {_percent(last, True)} over tf_function; {grid_text})"
+                    f"({last} over tf_function, {ci}; {grid_text})"
                 )
             else:
                 text = (
-                    f"{place}, {loop}'s overhead against {reference} on {what} stays above {threshold} "
-                    f"up to the largest {axis_name} measured ({grid[-1]}: {_percent(last, True)}; {grid_text})"
+                    f"{place}, {loop}'s overhead against {reference} on {what} stays above "
+                    f"{threshold} up to the largest {axis_name} measured ({last}, {ci}; {grid_text})"
                 )
+            certain = has_ci and overhead_low >= OVERHEAD_THRESHOLD
         else:
-            crossover = int(row["crossover"])
-            batch = crossover if row["axis"] == "batch_size" else row["fixed_value"]
-            width = crossover if row["axis"] == "width" else row["fixed_value"]
-            cell = cells.loc[(row["run"], row["workload"], row["device"], batch, width, loop)]
-            speedup_low = cell[f"speedup_vs_{reference}_ci_low"]
-            speedup_high = cell[f"speedup_vs_{reference}_ci_high"]
-            overhead_low, overhead_high = 1 / speedup_high - 1, 1 / speedup_low - 1
-            ci = (
-                f"95% CI {_percent(overhead_low, True)} to {_percent(overhead_high, True)}"
-                if np.isfinite(overhead_low) and np.isfinite(overhead_high)
-                else "no CI"
-            )
             at = f"overhead there {_percent(row['overhead_at_crossover'], True)}, {ci}"
             if row["outcome"] == "always":
                 text = (
                     f"{place}, {subject} on {what} already at the smallest {axis_name} measured "
-                    f"({crossover}; {at}; {grid_text})"
+                    f"({deciding}; {at}; {grid_text})"
                 )
             else:
                 interpolated = row["crossover_log_interpolated"]
                 text = (
-                    f"{place}, {subject} on {what} from {axis_name} {crossover} on "
+                    f"{place}, {subject} on {what} from {axis_name} {deciding} on "
                     f"(first grid point; about {interpolated:.0f} interpolated on a log scale; {at})"
                 )
-            if not np.isfinite(overhead_high) or overhead_high >= OVERHEAD_THRESHOLD:
-                text += f"; the CI reaches {threshold}, so this crossing is not certain"
-                claim = False
+            certain = has_ci and overhead_high < OVERHEAD_THRESHOLD
+        claim = certain
+        if not certain:
+            text += f"; the CI reaches across {threshold}, so this is not certain"
+        noisy = [name for name, c in ((loop, cell), (reference, ref_cell)) if bool(c["noisy"])]
+        if noisy:
+            text += f"; {' and '.join(noisy)} {'is' if len(noisy) == 1 else 'are'} noisy there"
+            claim = False
         out.append(Decision("Crossovers", text + ".", claim))
     return out
 

@@ -415,6 +415,7 @@ from reports import rundir
 parser = argparse.ArgumentParser()
 parser.add_argument("command")
 parser.add_argument("--quick", action="store_true")
+parser.add_argument("--no-report", action="store_true")
 parser.add_argument("--processes", type=int)
 parser.add_argument("--out", type=Path)
 args = parser.parse_args()
@@ -458,7 +459,7 @@ def test_ab_runs_base_and_current_code_interleaved_and_gates(tmp_path, monkeypat
         repo=repo,
         out=tmp_path / "out",
         processes=4,
-        rounds=2,
+        rounds=None,  # auto: 2 cells need 5 per side (1/C(10,5) <= 0.01/2): rounds of 4, 1
         markdown=tmp_path / "out" / "compare.md",
     )
     status = ab.run_ab(config)
@@ -477,7 +478,8 @@ def test_ab_runs_base_and_current_code_interleaved_and_gates(tmp_path, monkeypat
     ]
     assert "mlp/xla/cpu/bs32/w64" in out and "SLOWER" in out
     base = compare.load_run(tmp_path / "out" / "base")
-    assert len(base.process_samples()) == 2 * 2 * 4  # 2 cells x 2 rounds x 4 processes
+    assert len(base.process_samples()) == 2 * 5  # 2 cells x (4 + 1) processes
+    assert "--processes 1" in commands[-1]
     assert "SLOWER" in (tmp_path / "out" / "compare.md").read_text()
     worktrees = subprocess.run(
         ["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True
@@ -489,6 +491,9 @@ def test_ab_rounds_auto_reaches_the_holm_level():
     # 15 cells at alpha 0.01 need 7 processes per side: 4 rounds of 2
     assert ab.rounds_needed(0.01, 15, 2) == 4
     assert ab.rounds_needed(0.01, 1, 5) == 1
+    assert ab.plan_rounds(7, 2, 2, max_rounds=8) == [2, 2, 1]
+    assert ab.plan_rounds(7, 2, 2, max_rounds=2) == [2]  # the cap counts the first round
+    assert ab.plan_rounds(5, 6, 2, max_rounds=8) == []
 
 
 # --------------------------------------------------------------------------- validation

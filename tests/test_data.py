@@ -16,7 +16,7 @@ def test_synthetic_is_deterministic_and_seeded():
     np.testing.assert_array_equal(y1, y2)
     assert not np.array_equal(x1, x3)
     assert x1.shape == (64, 784) and x1.dtype == np.float32 and y1.dtype == np.int32
-    assert 0.0 <= x1.min() and x1.max() <= 1.0
+    assert x1.min() >= 0.0 and x1.max() <= 1.0
 
 
 def test_synthetic_classes_are_learnable():

@@ -95,6 +95,19 @@ def test_printed_table(tiny_run):
     assert result.stdout.count(" ok ") == 6
 
 
+def test_report_on_a_real_run(tiny_run):
+    _, run = tiny_run
+    result = run_cli("report", str(run.path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (run.path / "report.md").stat().st_size > 0
+    html = (run.path / "report.html").read_text()
+    assert "data:image/png;base64," in html
+    markdown = (run.path / "report.md").read_text()
+    for workload in ("linear", "mlp", "gan"):
+        assert workload in markdown
+    assert list((run.path / "plots").glob("*.png"))
+
+
 def test_failed_cells_are_recorded_and_the_run_goes_on(tmp_path):
     faults = "linear-eager-cpu-b64=kill,mlp-eager-cpu-b64=raise,gan-eager-cpu-b64=nan"
     result = run_cli("run", *TINY, "--loop", "eager", "--device", "all", "--out", str(tmp_path),

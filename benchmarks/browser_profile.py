@@ -1,0 +1,196 @@
+"""TensorBoard's Profile page for a run, checked in headless Chromium.
+
+Starts a real TensorBoard server on 127.0.0.1 (a free port) over
+``<run>/profile``, opens ``#profile`` in a fresh headless Debian Chromium
+driven by Selenium + chromedriver, waits for the profile plugin (an iframe)
+to list its runs, saves a screenshot as ``<run>/profile_page.png`` and fails
+when the page shows no runs or misses a cell that has a trace. Nothing is
+fetched from the network: the Chromium flags of ``reports.browser`` apply.
+
+Needs the Debian packages ``chromium`` and ``chromium-driver`` and the Python
+packages ``selenium`` and ``tensorboard``. Run it::
+
+    loopbench run --workload mlp --loop eager,tf_function --quick --profile --out results
+    python -m benchmarks.browser_profile results/<run-id> [PNG]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from reports.browser import CHROMIUM_FLAGS
+
+SERVER_START_TIMEOUT_S = 90
+PAGE_TIMEOUT_S = 60
+WINDOW_SIZE = (1400, 900)
+#: what the profile plugin shows when it finds no trace under the logdir
+NO_PROFILE_TEXT = "No profile data was found"
+
+
+class ProfilePageError(RuntimeError):
+    """The Profile page did not show the run's profiles."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def tensorboard_server(logdir: str | Path, timeout_s: float = SERVER_START_TIMEOUT_S) -> Iterator[str]:
+    """A TensorBoard server on 127.0.0.1 over ``logdir``, ready; yields its base URL.
+
+    >>> with tensorboard_server("results/RUN/profile") as url:  # doctest: +SKIP
+    ...     print(url)
+    http://127.0.0.1:40123
+    """
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if server.poll() is not None:
+                raise ProfilePageError(f"tensorboard exited: {server.stderr.read()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/data/plugins_listing", timeout=10):
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                if time.monotonic() > deadline:
+                    raise ProfilePageError(f"tensorboard not ready after {timeout_s:.0f} s") from None
+                time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def profiled_cells(run_dir: Path) -> list[str]:
+    """Cells of the run with a trace: ``profile/<label>/plugins/profile/*/*.xplane.pb``."""
+    traces = glob.glob(str(run_dir / "profile" / "*" / "plugins" / "profile" / "*" / "*.xplane.pb"))
+    return sorted({Path(t).parents[3].name for t in traces})
+
+
+def _driver(user_data_dir: str):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromedriver = shutil.which("chromedriver")
+    if chromedriver is None:
+        raise ProfilePageError("chromedriver not found (apt-get install chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={user_data_dir}")
+    options.add_argument("--window-size={},{}".format(*WINDOW_SIZE))
+    return webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
+
+
+def _profile_frame_text(driver) -> str:
+    """Text of the profile plugin's iframe ('' while it is not there yet)."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.common.by import By
+
+    driver.switch_to.default_content()
+    try:
+        for frame in driver.find_elements(By.TAG_NAME, "iframe"):
+            if "plugin/profile" in (frame.get_attribute("src") or ""):
+                driver.switch_to.frame(frame)
+                return driver.find_element(By.TAG_NAME, "body").text
+    except WebDriverException:
+        return ""
+    finally:
+        driver.switch_to.default_content()
+    return ""
+
+
+def check_profile_page(run_dir: str | Path, png_path: str | Path | None = None) -> Path:
+    """Screenshot TensorBoard's Profile page for ``run_dir``; raise ProfilePageError if it
+    shows no runs. Returns the PNG path (``<run_dir>/profile_page.png`` by default).
+
+    >>> check_profile_page("results/20260101-120000-cpu")  # doctest: +SKIP
+    PosixPath('results/20260101-120000-cpu/profile_page.png')
+    """
+    run_dir = Path(run_dir)
+    png = Path(png_path) if png_path is not None else run_dir / "profile_page.png"
+    cells = profiled_cells(run_dir)
+    if not cells:
+        raise ProfilePageError(f"{run_dir}: no trace under profile/ (run with --profile)")
+    user_data_dir = tempfile.mkdtemp(prefix="loopbench-chromium-")
+    try:
+        with tensorboard_server(run_dir / "profile") as base:
+            with urllib.request.urlopen(f"{base}/data/plugin/profile/runs", timeout=60) as r:
+                body = r.read()
+            if r.headers.get("Content-Encoding") == "gzip":
+                import gzip
+
+                body = gzip.decompress(body)
+            server_runs = json.loads(body)
+            driver = _driver(user_data_dir)
+            try:
+                driver.set_page_load_timeout(PAGE_TIMEOUT_S)
+                driver.get(f"{base}/#profile")
+                deadline = time.monotonic() + PAGE_TIMEOUT_S
+                text = ""
+                while time.monotonic() < deadline:
+                    text = _profile_frame_text(driver)
+                    if NO_PROFILE_TEXT in text or any(cell in text for cell in cells):
+                        break
+                    time.sleep(1)
+                time.sleep(2)  # let the selected run's first tool finish drawing
+                png.parent.mkdir(parents=True, exist_ok=True)
+                driver.save_screenshot(str(png))
+                text = _profile_frame_text(driver) or text
+            finally:
+                driver.quit()
+    finally:
+        shutil.rmtree(user_data_dir, ignore_errors=True)
+    if NO_PROFILE_TEXT in text or not any(cell in text for cell in cells):
+        raise ProfilePageError(
+            f"the Profile page shows no runs (server lists {len(server_runs)}: {server_runs}); "
+            f"screenshot {png}"
+        )
+    missing = [cell for cell in cells if not any(r.startswith(f"{cell}/") for r in server_runs)]
+    if missing:
+        raise ProfilePageError(f"the profile plugin does not list {missing}; screenshot {png}")
+    return png
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if len(arguments) not in (1, 2):
+        print("usage: python -m benchmarks.browser_profile RUN_DIR [PNG]", file=sys.stderr)
+        return 2
+    try:
+        png = check_profile_page(*arguments)
+    except ProfilePageError as exc:
+        print(f"browser_profile: {exc}", file=sys.stderr)
+        return 1
+    print(f"Profile page screenshot: {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

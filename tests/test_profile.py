@@ -1,0 +1,208 @@
+"""The TensorFlow Profiler beside the clock (benchmarks/profiling.py), for real.
+
+One tiny profiled run of two loop styles through the CLI, then: the trace
+layout TensorBoard expects, the breakdown columns in summary.csv adding up, a
+real TensorBoard server listing every cell with its profile tools, and the
+per-cell error when another profiling session is already running.
+
+    pytest tests/test_profile.py
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import gzip
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow
+
+LOOPS = ("eager", "tf_function")
+BATCH = 64
+LABELS = [f"mlp-{loop}-cpu-b{BATCH}" for loop in LOOPS]
+TENSORBOARD_START_TIMEOUT_S = 90
+PROFILE_TOOLS = {"overview_page", "input_pipeline_analyzer", "framework_op_stats"}
+
+
+@pytest.fixture(scope="module")
+def profiled_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("profiled")
+    result = run_cli(
+        "run", "--workload", "mlp", "--loop", ",".join(LOOPS), "--data-size", "512",
+        "--batch-size", str(BATCH), "--steps", "12", "--windows", "6", "--warmup-steps", "2",
+        "--processes", "1", "--profile", "--no-report", "--out", str(out),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    return run_dir
+
+
+def process_rows(run_dir: Path) -> dict[str, dict]:
+    rows = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    return {r["loop"]: r for r in rows if r["kind"] == "process"}
+
+
+def test_one_trace_per_cell_in_tensorboard_layout(profiled_run):
+    for label in LABELS:
+        cell_dir = profiled_run / "profile" / label
+        traces = glob.glob(str(cell_dir / "plugins" / "profile" / "*" / "*.xplane.pb"))
+        assert len(traces) == 1, f"{label}: {traces}"
+        assert os.path.getsize(traces[0]) > 0
+        assert glob.glob(str(cell_dir / "events.out.tfevents.*")), f"{label}: no scalars"
+    assert sorted(p.name for p in (profiled_run / "profile").iterdir()) == sorted(LABELS)
+
+
+def test_breakdown_in_summary_adds_up(profiled_run):
+    summary = pd.read_csv(profiled_run / "summary.csv").set_index("loop")
+    for loop in LOOPS:
+        row = summary.loc[loop]
+        assert row["status"] == "ok"
+        step = row["profile_step_time_s"]
+        op, wait = row["profile_op_time_s"], row["profile_input_wait_s"]
+        rest = row["profile_overhead_fraction"] * step
+        assert step > 0 and op > 0 and wait >= 0 and 0 <= rest < step, row
+        assert math.isclose(op + wait + rest, step, rel_tol=0.10), row
+        assert math.isfinite(row["profile_cost_fraction"])
+    processes = process_rows(profiled_run)
+    for loop in LOOPS:
+        assert not processes[loop].get("profile_error"), processes[loop]["profile_error"]
+        assert processes[loop]["profile_steps"] == 5
+    # graph mode traces every kernel: its top ops are named, timed and ranked
+    top = processes["tf_function"]["profile_top_ops"]
+    assert top and all(op["name"] and op["self_time_s"] > 0 for op in top)
+    assert [op["self_time_s"] for op in top] == sorted((op["self_time_s"] for op in top), reverse=True)
+    assert sum(op["fraction"] for op in top) <= 1 + 1e-9
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=30) as response:
+        body = response.read()
+        if response.headers.get("Content-Encoding") == "gzip":  # the profile plugin gzips
+            body = gzip.decompress(body)
+        return json.loads(body)
+
+
+@contextlib.contextmanager
+def tensorboard(logdir: Path):
+    """A real TensorBoard server on 127.0.0.1 over ``logdir``; yields its base URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
+         "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + TENSORBOARD_START_TIMEOUT_S
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"tensorboard exited: {server.stderr.read()[-2000:]}")
+            try:
+                get_json(f"{base}/data/plugins_listing")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if time.monotonic() > deadline:
+                    pytest.fail(f"tensorboard not ready after {TENSORBOARD_START_TIMEOUT_S} s")
+                time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def test_tensorboard_lists_every_cell_with_its_tools(profiled_run):
+    with tensorboard(profiled_run / "profile") as base:
+        assert get_json(f"{base}/data/plugins_listing")["profile"]["enabled"]
+        runs = get_json(f"{base}/data/plugin/profile/runs")
+        for label in LABELS:
+            cell_runs = [r for r in runs if r.split("/")[0] == label]
+            assert len(cell_runs) == 1, f"{label} not among profile runs {runs}"
+            query = urllib.parse.urlencode({"run": cell_runs[0]})
+            tools = get_json(f"{base}/data/plugin/profile/run_tools?{query}")
+            assert set(tools) >= PROFILE_TOOLS, f"{label}: {tools}"
+        # the scalars beside the traces: one TensorBoard run per cell in the Scalars tab too
+        scalar_runs = get_json(f"{base}/data/plugin/scalars/tags")
+        for label in LABELS:
+            assert "timing/step_time_s" in scalar_runs.get(label, {}), scalar_runs.keys()
+
+
+def tiny_trainer():
+    import loops.styles  # noqa: F401
+    import loops.workloads  # noqa: F401
+    from loops.base import LOOPS as LOOP_STYLES
+    from loops.base import WORKLOADS, StepHooks, WorkloadConfig
+
+    workload = WORKLOADS.get("mlp")(WorkloadConfig(data_size=256, width=16))
+    train = workload.make_data().whole_batches(32)
+    trainer = LOOP_STYLES.get("tf_function")().make_trainer(workload, workload.build(), train, 32)
+    trainer.run(2, StepHooks())
+    return trainer
+
+
+def fake_job(profile_dir: Path) -> SimpleNamespace:
+    config = SimpleNamespace(profile_steps=3, steps_per_window=2)
+    cell = SimpleNamespace(label=profile_dir.name)
+    return SimpleNamespace(profile_dir=str(profile_dir), config=config, cell=cell)
+
+
+def test_another_profiling_session_is_a_clear_per_cell_error(tmp_path):
+    import tensorflow as tf
+
+    from benchmarks.profiling import profile_trainer
+
+    trainer = tiny_trainer()
+    cell_dir = tmp_path / "profile" / "mlp-tf_function-cpu-b32"
+    tf.profiler.experimental.start(str(tmp_path / "someone-else"))
+    try:
+        row = profile_trainer(trainer, fake_job(cell_dir), trainer.sync, [0.001, 0.001])
+    finally:
+        tf.profiler.experimental.stop()
+    assert "another profiling session is already running" in row["profile_error"]
+    assert "profile_op_time_s" not in row
+    assert not glob.glob(str(cell_dir / "plugins" / "profile" / "*" / "*.xplane.pb"))
+    # the profiler is usable again afterwards: the next cell is profiled
+    row = profile_trainer(trainer, fake_job(tmp_path / "profile" / "next"), trainer.sync, [0.001])
+    assert "profile_error" not in row and row["profile_steps"] == 3
+
+
+def test_trace_without_step_markers_is_an_error(tmp_path):
+    import tensorflow as tf
+
+    from benchmarks.profiling import ProfileError, analyze_trace, trace_files
+    from loops.base import StepHooks
+
+    trainer = tiny_trainer()
+    tf.profiler.experimental.start(str(tmp_path))
+    trainer.run(2, StepHooks())  # steps run, but nobody marks them
+    trainer.sync()
+    tf.profiler.experimental.stop()
+    with pytest.raises(ProfileError, match="no step marker"):
+        analyze_trace(trace_files(str(tmp_path)))
+    with pytest.raises(ProfileError, match="no trace"):
+        analyze_trace(trace_files(str(tmp_path / "empty")))
