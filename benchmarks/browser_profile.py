@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -37,6 +38,8 @@ PAGE_TIMEOUT_S = 60
 WINDOW_SIZE = (1400, 900)
 #: what the profile plugin shows when it finds no trace under the logdir
 NO_PROFILE_TEXT = "No profile data was found"
+#: the plugin's run list heading: one session per profiled cell
+SESSIONS_HEADING = re.compile(r"Sessions \((\d+)\)")
 
 
 class ProfilePageError(RuntimeError):
@@ -109,21 +112,27 @@ def _driver(user_data_dir: str):
 
 
 def _profile_frame_text(driver) -> str:
-    """Text of the profile plugin's iframe ('' while it is not there yet)."""
+    """Text of the page's iframes (the profile plugin draws in one); '' until they exist."""
     from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
 
-    driver.switch_to.default_content()
+    texts = []
     try:
         for frame in driver.find_elements(By.TAG_NAME, "iframe"):
-            if "plugin/profile" in (frame.get_attribute("src") or ""):
-                driver.switch_to.frame(frame)
-                return driver.find_element(By.TAG_NAME, "body").text
+            driver.switch_to.frame(frame)
+            texts.append(driver.find_element(By.TAG_NAME, "body").text)
+            driver.switch_to.default_content()
     except WebDriverException:
-        return ""
+        pass
     finally:
         driver.switch_to.default_content()
-    return ""
+    return "\n".join(texts)
+
+
+def sessions_shown(text: str) -> int | None:
+    """The number in the plugin's "Sessions (N)" heading; None while it is not drawn."""
+    match = SESSIONS_HEADING.search(text)
+    return int(match.group(1)) if match else None
 
 
 def check_profile_page(run_dir: str | Path, png_path: str | Path | None = None) -> Path:
@@ -156,7 +165,7 @@ def check_profile_page(run_dir: str | Path, png_path: str | Path | None = None) 
                 text = ""
                 while time.monotonic() < deadline:
                     text = _profile_frame_text(driver)
-                    if NO_PROFILE_TEXT in text or any(cell in text for cell in cells):
+                    if NO_PROFILE_TEXT in text or sessions_shown(text) is not None:
                         break
                     time.sleep(1)
                 time.sleep(2)  # let the selected run's first tool finish drawing
@@ -167,9 +176,15 @@ def check_profile_page(run_dir: str | Path, png_path: str | Path | None = None) 
                 driver.quit()
     finally:
         shutil.rmtree(user_data_dir, ignore_errors=True)
-    if NO_PROFILE_TEXT in text or not any(cell in text for cell in cells):
+    shown = sessions_shown(text)
+    if NO_PROFILE_TEXT in text or not shown:
         raise ProfilePageError(
             f"the Profile page shows no runs (server lists {len(server_runs)}: {server_runs}); "
+            f"screenshot {png}"
+        )
+    if shown != len(cells):
+        raise ProfilePageError(
+            f"the Profile page shows {shown} sessions for {len(cells)} profiled cells; "
             f"screenshot {png}"
         )
     missing = [cell for cell in cells if not any(r.startswith(f"{cell}/") for r in server_runs)]

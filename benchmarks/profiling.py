@@ -22,7 +22,13 @@ the code behind TensorBoard's Profile tab) give, per step:
 - ``profile_step_time_s``: the profiler's step time (mean over traced steps);
 - ``profile_top_ops``: ops by self time (``framework_op_stats``);
 - ``profile_cost_fraction``: what profiling itself costs, (wall-clock step time
-  while tracing - steady step time of the timed windows) / steady step time.
+  while tracing, ``profile_wall_step_time_s``, - steady step time of the timed
+  windows) / steady step time.
+
+On CPU with TF 2.21 an eager op runs as a one-op function and the profiler
+emits no per-kernel event for it: eager cells get no top ops, and their op time
+is TF's whole C++ dispatch-and-run time ("Host compute"), so the rest is the
+Python between ops, not all of eager's overhead against ``tf.function``.
 
 Beside each trace, TensorBoard scalars (step time of every timed window, the
 step times and losses of the traced steps) go to the same per-cell logdir, so
@@ -45,9 +51,7 @@ import glob
 import json
 import math
 import os
-import shutil
 import statistics
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,9 +67,6 @@ from loops.styles.custom import CustomLoopTrainer
 UNTRACED_WARMUP_STEPS = 2
 #: ops listed in ``profile_top_ops``
 TOP_OPS = 5
-#: LOOPBENCH_INJECT_FAULT kind that holds a profiler session open while a cell is
-#: profiled (the "another profiling session already running" case, for tests)
-BUSY_PROFILER_FAULT = "profiler_busy"
 
 # Columns of the profiler's step-time breakdown (input_pipeline_analyzer), in ms.
 _STEP_TIME_COLUMN = "stepTimeMs"
@@ -337,15 +338,10 @@ def profile_trainer(
     logdir = str(job.profile_dir)
     row: dict[str, Any] = {"profile_dir": logdir}
     n_steps = int(job.config.profile_steps)
-    busy_logdir = _hold_busy_profiler(job)
     try:
         traced = capture(trainer, logdir, sync, n_steps)
     except ProfileError as exc:
         return {**row, "profile_error": str(exc)}
-    finally:
-        if busy_logdir:
-            tf.profiler.experimental.stop()
-            shutil.rmtree(busy_logdir, ignore_errors=True)
     breakdown: StepBreakdown | None = None
     try:
         breakdown = analyze_trace(trace_files(logdir))
@@ -370,15 +366,3 @@ def profile_trainer(
             profile_top_ops=breakdown.top_ops,
         )
     return row
-
-
-def _hold_busy_profiler(job: Any) -> str | None:
-    """Test knob: LOOPBENCH_INJECT_FAULT="<label>=profiler_busy" starts a real profiler
-    session (into a temporary directory, returned) before the cell is profiled."""
-    from benchmarks.worker import injected_fault
-
-    if injected_fault(job.cell.label) != BUSY_PROFILER_FAULT:
-        return None
-    busy_logdir = tempfile.mkdtemp(prefix="loopbench-busy-profiler-")
-    tf.profiler.experimental.start(busy_logdir)
-    return busy_logdir

@@ -10,17 +10,10 @@ per-cell error when another profiling session is already running.
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import gzip
 import json
 import math
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -29,6 +22,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from benchmarks.browser_profile import tensorboard_server
 from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
@@ -36,7 +30,6 @@ pytestmark = pytest.mark.slow
 LOOPS = ("eager", "tf_function")
 BATCH = 64
 LABELS = [f"mlp-{loop}-cpu-b{BATCH}" for loop in LOOPS]
-TENSORBOARD_START_TIMEOUT_S = 90
 PROFILE_TOOLS = {"overview_page", "input_pipeline_analyzer", "framework_op_stats"}
 
 
@@ -63,7 +56,7 @@ def test_one_trace_per_cell_in_tensorboard_layout(profiled_run):
         cell_dir = profiled_run / "profile" / label
         traces = glob.glob(str(cell_dir / "plugins" / "profile" / "*" / "*.xplane.pb"))
         assert len(traces) == 1, f"{label}: {traces}"
-        assert os.path.getsize(traces[0]) > 0
+        assert Path(traces[0]).stat().st_size > 0
         assert glob.glob(str(cell_dir / "events.out.tfevents.*")), f"{label}: no scalars"
     assert sorted(p.name for p in (profiled_run / "profile").iterdir()) == sorted(LABELS)
 
@@ -90,12 +83,6 @@ def test_breakdown_in_summary_adds_up(profiled_run):
     assert sum(op["fraction"] for op in top) <= 1 + 1e-9
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def get_json(url: str):
     with urllib.request.urlopen(url, timeout=30) as response:
         body = response.read()
@@ -104,40 +91,8 @@ def get_json(url: str):
         return json.loads(body)
 
 
-@contextlib.contextmanager
-def tensorboard(logdir: Path):
-    """A real TensorBoard server on 127.0.0.1 over ``logdir``; yields its base URL."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + TENSORBOARD_START_TIMEOUT_S
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"tensorboard exited: {server.stderr.read()[-2000:]}")
-            try:
-                get_json(f"{base}/data/plugins_listing")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if time.monotonic() > deadline:
-                    pytest.fail(f"tensorboard not ready after {TENSORBOARD_START_TIMEOUT_S} s")
-                time.sleep(0.5)
-        yield base
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
 def test_tensorboard_lists_every_cell_with_its_tools(profiled_run):
-    with tensorboard(profiled_run / "profile") as base:
+    with tensorboard_server(profiled_run / "profile") as base:
         assert get_json(f"{base}/data/plugins_listing")["profile"]["enabled"]
         runs = get_json(f"{base}/data/plugin/profile/runs")
         for label in LABELS:
