@@ -60,3 +60,27 @@ def report(session: nox.Session) -> None:
         session.error("give one or more run directories: nox -s report -- results/<run-id>")
     session.install(*REPORT_DEPS)  # no TensorFlow: reports never imports it
     session.run("python", "-m", "reports.report", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def browser(session: nox.Session) -> None:
+    """Headless Chromium: report.html and TensorBoard's Profile page (`-- RUN_DIR` or a fresh tiny run)."""
+    import glob
+    import shutil
+
+    if not shutil.which("chromedriver") or not shutil.which("chromium"):
+        session.error(
+            "needs Debian's chromium: apt-get update && apt-get install -y chromium chromium-driver"
+        )
+    session.install("-e", ".[browser]")
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    if session.posargs:
+        run_dir = session.posargs[0]
+    else:
+        out = session.create_tmp()
+        session.run("loopbench", "run", "--workload", "mlp", "--loop", "eager,tf_function",
+                    "--quick", "--profile", "--out", out, env=env)
+        run_dir = sorted(glob.glob(f"{out}/*/"))[-1]
+    session.run("loopbench", "report", run_dir, env=env)
+    session.run("python", "-m", "reports.browser", f"{run_dir}/report.html", f"{run_dir}/report.png")
+    session.run("python", "-m", "benchmarks.browser_profile", run_dir, env=env)

@@ -132,6 +132,7 @@ def summarize_cell(
                  "profile_step_time_s", "profile_cost_fraction"):
         if any(name in p for p in ok):
             row[name] = med(name)
+    row["profile_error"] = next((p["profile_error"] for p in ok if p.get("profile_error")), None)
     val = first.get("val_metrics") or {}
     for name, _value in val.items():
         if name != "loss":
