@@ -21,7 +21,8 @@ Scenarios (each comparison judges every cell of the pool at once, as the gate do
 * **slowdown, real runs** (``--slowed RUN``): current groups drawn from runs made
   with ``LOOPBENCH_INJECT_SLOWDOWN="loop=fraction"`` (the loop is read from their
   metadata), baseline groups from the pool. The other loops' cells of those runs
-  are a real A/A across runs, and count as false alarms when flagged.
+  are a real A/A across runs, and count as false alarms when flagged; cells the
+  slowed runs lack are drawn A/A from the pool, keeping the Holm family whole.
 
 Run it (pool from one or more run directories; ``benchmarks/ab.py --inject-slowdown
 xla=0.10`` leaves a matching pair in ``<out>/base`` and ``<out>/current``)::
@@ -213,11 +214,26 @@ def build_scenarios(
         )
     )
     if slowed_pool is not None:
-        common = [cell for cell in cells if cell in slowed_pool.samples]
-        real_b = np.stack([draw(pool.pooled(c), n, iterations, rng) for c in common], axis=1)
-        real_c = np.stack([draw(slowed_pool.pooled(c), n, iterations, rng) for c in common], axis=1)
-        real_slowed = np.array([cell[loop_position] == slowed_loop for cell in common])
-        scenarios.append(Scenario(f"{slowed_loop} slowed, real runs", real_b, real_c, real_slowed))
+        # cells the slowed runs did not time are drawn A/A from the pool, so that the
+        # Holm family is the same size as in the other scenarios
+        real_b, real_c, real_slowed = [], [], []
+        for index, cell in enumerate(cells):
+            if cell in slowed_pool.samples:
+                real_b.append(draw(pool.pooled(cell), n, iterations, rng))
+                real_c.append(draw(slowed_pool.pooled(cell), n, iterations, rng))
+                real_slowed.append(bool(is_slowed[index]))
+            else:
+                real_b.append(baseline[:, index])
+                real_c.append(current[:, index])
+                real_slowed.append(False)
+        scenarios.append(
+            Scenario(
+                f"{slowed_loop} slowed, real runs",
+                np.stack(real_b, axis=1),
+                np.stack(real_c, axis=1),
+                np.array(real_slowed),
+            )
+        )
     return scenarios
 
 

@@ -403,13 +403,12 @@ def test_merge_pools_rounds_and_recomputes_the_summary(tmp_path):
 
 FAKE_CLI = '''
 """A stand-in for `loopbench run`: writes a run directory whose xla step time is
-SPEED x 10 ms, so that base and current code differ only in benchmarks/speed.py."""
-import argparse, os, sys, uuid
+SPEED x 10 ms, so that base and current code differ only in benchmarks/speed.py.
+(pandas only: scipy's import would double the test's time.)"""
+import argparse, os, random, statistics, sys, uuid
 from pathlib import Path
-import numpy as np
 sys.path.append(os.environ["REAL_REPO"])  # reports.* (this fake repo has none)
 from benchmarks.speed import SPEED
-from benchmarks.stats import summarize  # a copy of the real one
 from reports import rundir
 
 parser = argparse.ArgumentParser()
@@ -419,18 +418,18 @@ parser.add_argument("--no-report", action="store_true")
 parser.add_argument("--processes", type=int)
 parser.add_argument("--out", type=Path)
 args = parser.parse_args()
-rng = np.random.default_rng()
-rows = []
+rows, summary = [], []
 for loop, median_s in (("fit", 0.010), ("xla", 0.010 * SPEED)):
     cell = {"workload": "mlp", "loop": loop, "device": "cpu", "batch_size": 32, "width": 64}
-    for process in range(args.processes):
-        step_time_s = median_s * (1 + 0.01 * rng.standard_normal())
-        rows.append({"kind": "process", **cell, "process": process, "status": "ok",
-                     "step_time_s": step_time_s, "compile_s": 0.2, "retraces": 1})
+    times = [median_s * random.gauss(1, 0.01) for _ in range(args.processes)]
+    rows += [{"kind": "process", **cell, "process": k, "status": "ok", "step_time_s": t,
+              "compile_s": 0.2, "retraces": 1} for k, t in enumerate(times)]
+    summary.append({**cell, "status": "ok", "step_time_median_s": statistics.median(times)})
 run_dir = args.out / uuid.uuid4().hex[:8]
 run_dir.mkdir(parents=True)
 rundir.write_samples(run_dir, rows)
-rundir.write_summary(run_dir, summarize(rows))
+frame = rundir.pd.DataFrame(summary).reindex(columns=[*rundir.SUMMARY_COLUMNS, "width"])
+rundir.write_summary(run_dir, frame)
 rundir.write_metadata(run_dir, {"run_id": run_dir.name, "hard": {"machine": "x"},
                                 "soft": {"speed": SPEED}, "config": {}})
 '''
@@ -442,7 +441,6 @@ def make_fake_repo(path: Path) -> Path:
     (path / "benchmarks" / "__init__.py").write_text("")
     (path / "benchmarks" / "cli.py").write_text(textwrap.dedent(FAKE_CLI))
     (path / "benchmarks" / "speed.py").write_text("SPEED = 1.0\n")
-    shutil.copy(REPO / "benchmarks" / "stats.py", path / "benchmarks" / "stats.py")
     git = ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "."], check=True)

@@ -76,11 +76,19 @@ def test_breakdown_in_summary_adds_up(profiled_run):
     for loop in LOOPS:
         assert not processes[loop].get("profile_error"), processes[loop]["profile_error"]
         assert processes[loop]["profile_steps"] == 5
-    # graph mode traces every kernel: its top ops are named, timed and ranked
-    top = processes["tf_function"]["profile_top_ops"]
-    assert top and all(op["name"] and op["self_time_s"] > 0 for op in top)
-    assert [op["self_time_s"] for op in top] == sorted((op["self_time_s"] for op in top), reverse=True)
-    assert sum(op["fraction"] for op in top) <= 1 + 1e-9
+    # graph mode traces every kernel: its top ops are named, timed and ranked; eager's
+    # come from the trace's kernel executions
+    for loop in LOOPS:
+        top = processes[loop]["profile_top_ops"]
+        assert top and all(op["name"] and op["self_time_s"] > 0 for op in top), loop
+        assert [op["self_time_s"] for op in top] == sorted((op["self_time_s"] for op in top), reverse=True)
+        assert sum(op["fraction"] for op in top) <= 1 + 1e-9
+    assert all(op["name"].endswith("(eager op)") for op in processes["eager"]["profile_top_ops"])
+    # eager: op time is kernel execution, well below the step table's host compute
+    # (TF's runtime, per-op dispatch included)
+    eager = processes["eager"]
+    assert eager["profile_op_time_s"] < 0.8 * eager["profile_host_compute_s"], eager
+    assert summary.loc["eager", "profile_overhead_fraction"] > summary.loc["tf_function", "profile_overhead_fraction"]
 
 
 def get_json(url: str):
@@ -107,7 +115,7 @@ def test_tensorboard_lists_every_cell_with_its_tools(profiled_run):
             assert "timing/step_time_s" in scalar_runs.get(label, {}), scalar_runs.keys()
 
 
-def tiny_trainer():
+def tiny_trainer(loop: str = "tf_function"):
     import loops.styles  # noqa: F401
     import loops.workloads  # noqa: F401
     from loops.base import LOOPS as LOOP_STYLES
@@ -115,7 +123,7 @@ def tiny_trainer():
 
     workload = WORKLOADS.get("mlp")(WorkloadConfig(data_size=256, width=16))
     train = workload.make_data().whole_batches(32)
-    trainer = LOOP_STYLES.get("tf_function")().make_trainer(workload, workload.build(), train, 32)
+    trainer = LOOP_STYLES.get(loop)().make_trainer(workload, workload.build(), train, 32)
     trainer.run(2, StepHooks())
     return trainer
 
@@ -161,3 +169,52 @@ def test_trace_without_step_markers_is_an_error(tmp_path):
         analyze_trace(trace_files(str(tmp_path)))
     with pytest.raises(ProfileError, match="no trace"):
         analyze_trace(trace_files(str(tmp_path / "empty")))
+
+
+def event(name, ts, dur, tid=1, **args):
+    return {"ph": "X", "pid": 1, "tid": tid, "name": name, "ts": ts, "dur": dur, "args": args}
+
+
+def test_kernel_time_unions_kernel_executions_per_step():
+    from benchmarks.profiling import kernel_time
+
+    events = [
+        event("train 0", 0, 100, group_id="0", step_num="0", step_name="train 0"),
+        event("train 1", 100, 100, group_id="1", step_num="1", step_name="train 1"),
+        # step 0: two eager ops, 10 + 20 us of kernel, the rest dispatch
+        event("EagerExecute", 5, 20, group_id="0", eager_op="MatMul", is_func="0"),
+        event("EagerKernelExecute", 10, 10, group_id="0"),
+        event("EagerExecute", 40, 30, group_id="0", eager_op="Relu", is_func="0"),
+        event("EagerKernelExecute", 45, 20, group_id="0"),
+        # input: not op time
+        event("EagerExecute", 75, 20, group_id="0", eager_op="IteratorGetNext", is_func="0"),
+        event("EagerKernelExecute", 80, 10, group_id="0"),
+        # step 1: a function call (40 us) overlapping a kernel on another thread (counted once),
+        # and one running past the step's end (clipped), grouped by time (no group_id)
+        event("EagerExecute", 110, 50, group_id="1", eager_op="__inference_f", is_func="1"),
+        event("EagerKernelExecute", 115, 40, group_id="1"),
+        event("EagerKernelExecute", 150, 10, tid=2, group_id="1"),
+        event("EagerKernelExecute", 190, 30, tid=3),
+    ]
+    kernels = kernel_time(events)
+    assert kernels.by_step == pytest.approx({"train 0": 30e-6, "train 1": 55e-6})
+    assert kernels.by_eager_op == pytest.approx({"MatMul": 10e-6, "Relu": 20e-6})
+
+
+@pytest.mark.parametrize("loop", ["eager", "tf_function"])
+def test_kernel_time_on_a_real_trace(tmp_path, loop):
+    from benchmarks.profiling import analyze_trace, capture, kernel_time, trace_events, trace_files
+
+    trainer = tiny_trainer(loop)
+    capture(trainer, str(tmp_path), trainer.sync, 3, warmup=1)
+    paths = trace_files(str(tmp_path))
+    kernels = kernel_time(trace_events(paths))
+    assert sorted(kernels.by_step) == ["train 0", "train 1", "train 2"]
+    breakdown = analyze_trace(paths)
+    assert all(0 < seconds < breakdown.step_time_s * 2 for seconds in kernels.by_step.values())
+    assert 0 < breakdown.op_time_s <= breakdown.step_time_s - breakdown.input_wait_s
+    if loop == "eager":  # one kernel execution per eager op, named by its EagerExecute
+        assert {"MatMul", "ReadVariableOp"} <= set(kernels.by_eager_op)
+        assert breakdown.op_time_s < breakdown.host_compute_s
+    else:  # the step's kernels run inside the function's run, not as eager ops
+        assert "MatMul" not in kernels.by_eager_op
