@@ -97,8 +97,13 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
     t_import = now()
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(threads["intra_op_threads"])
-    tf.config.threading.set_inter_op_parallelism_threads(threads["inter_op_threads"])
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads["intra_op_threads"])
+        tf.config.threading.set_inter_op_parallelism_threads(threads["inter_op_threads"])
+    except RuntimeError:
+        # TF already started in this process (only when called in-process, by tests);
+        # spawned workers always get here first, and the environment was set anyway
+        pass
     import loops.styles  # noqa: F401  (registers loop styles)
     import loops.workloads  # noqa: F401  (registers workloads)
     from loops import devices
