@@ -33,26 +33,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.rundir import CELL_KEYS, SUMMARY_FILE, RunDirError, load_run
+from reports.rundir import CELL_KEYS, SUMMARY_COLUMNS, SUMMARY_FILE, RunDirError, load_run
 from reports.rundir import Run as Run  # re-exported for callers of read_run
 
 #: The key of one aggregated cell across several runs.
 GROUP_KEYS = ("run", "workload", "device", "batch_size", "width", "loop")
 
 #: Summary columns that must hold numbers (or be empty) in a readable run.
-NUMERIC_SUMMARY_COLUMNS = (
-    "batch_size",
-    "step_time_median_s",
-    "step_time_ci_low_s",
-    "step_time_ci_high_s",
-    "step_time_iqr_s",
-    "examples_per_s",
-    "compile_s",
-    "final_loss",
-    "retraces",
-    "peak_rss_bytes",
-    "n_processes",
-    "speedup_vs_fit",
+NUMERIC_SUMMARY_COLUMNS = tuple(
+    c for c in SUMMARY_COLUMNS if c not in ("workload", "loop", "device", "status", "noisy")
 )
 
 #: Optional summary columns that are numbers when present.
