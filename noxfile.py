@@ -84,3 +84,19 @@ def browser(session: nox.Session) -> None:
     session.run("loopbench", "report", run_dir, env=env)
     session.run("python", "-m", "reports.browser", f"{run_dir}/report.html", f"{run_dir}/report.png")
     session.run("python", "-m", "benchmarks.browser_profile", run_dir, env=env)
+
+
+@nox.session(python=PYTHON, default=False)
+def regression(session: nox.Session) -> None:
+    """Same-job A/B of a base git ref and this tree; fails on a confirmed regression."""
+    session.install("-e", ".")
+    if not session.posargs:
+        session.error("give the base git ref: nox -s regression -- origin/main [ab options]")
+    base_ref, *options = session.posargs
+    session.run(
+        "python", "-m", "benchmarks.ab", base_ref,
+        "--out", "results/regression",
+        "--markdown", "results/regression/compare.md",
+        *options,
+        env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+    )

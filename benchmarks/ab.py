@@ -408,8 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(argv: Sequence[str] | None = None) -> ABConfig:
     args = build_parser().parse_args(argv)
-    if args.rounds != "auto" and not str(args.rounds).isdigit():
-        raise ABError(f"--rounds must be a number or 'auto', got {args.rounds!r}")
+    if args.rounds != "auto" and not (str(args.rounds).isdigit() and int(args.rounds) >= 1):
+        raise ABError(f"--rounds must be a positive number or 'auto', got {args.rounds!r}")
+    if args.processes < 1:
+        raise ABError(f"--processes must be at least 1, got {args.processes}")
     return ABConfig(
         base_ref=args.base_ref,
         repo=repo_root(args.repo.resolve()),

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from reports import compare, gate_stats
 from reports.rundir import RunDirError, atomic_write_text, load_run
@@ -256,11 +257,14 @@ def validation_table(
         f"mean ratio > {threshold:.0%}": fixed_rule(np.mean, threshold),
     }
     sizes = [len(pool.pooled(cell)) for cell in pool.samples]
+    # the spread of the per-process samples bounds what any rule can detect
+    spreads = [stats.variation(pool.pooled(cell)) for cell in pool.samples]
     lines = [
         "## Regression gate validation",
         "",
         f"- pool: {', '.join(pool.runs)}: {len(pool.samples)} cells, "
-        f"{min(sizes)}-{max(sizes)} process samples per cell",
+        f"{min(sizes)}-{max(sizes)} process samples per cell; per-process coefficient of "
+        f"variation {min(spreads):.1%} to {max(spreads):.1%} (median {np.median(spreads):.1%})",
         f"- {iterations} comparisons per scenario, {n} samples per side, threshold "
         f"{threshold:.0%}, alpha {alpha:g} (Holm over {len(pool.samples)} cells); groups are drawn "
         "with replacement where a pool is smaller than needed",

@@ -489,6 +489,27 @@ def _missing_note(
     return ""
 
 
+def machine_speed_notes(baseline: Run, current: Run, threshold: float) -> list[str]:
+    """A warning per device whose measured peak speed (soft.peak_matmul_flops) moved by
+    more than ``threshold`` between the runs: the machine was loaded differently, and
+    step times of separate runs then differ for reasons other than the code."""
+    notes = []
+    peaks = [
+        run.metadata.get("soft", {}).get("peak_matmul_flops") or {} for run in (baseline, current)
+    ]
+    if not all(isinstance(peak, Mapping) for peak in peaks):
+        return notes
+    for device in sorted(set(peaks[0]) & set(peaks[1])):
+        old, new = peaks[0][device], peaks[1][device]
+        numbers = all(isinstance(v, int | float) and v > 0 for v in (old, new))
+        if numbers and abs(new / old - 1) > threshold:
+            notes.append(
+                f"warning: {device} peak matmul speed {old / 1e9:.0f} -> {new / 1e9:.0f} "
+                f"GFLOP/s (x{new / old:.2f}): the machine's load differed between the runs"
+            )
+    return notes
+
+
 def compare(
     baseline_dir: str | os.PathLike[str],
     current_dir: str | os.PathLike[str],
@@ -589,6 +610,7 @@ def compare(
         for side, run in (("baseline", baseline), ("current", current))
         if run.metadata.get("complete") is False
     ]
+    notes += machine_speed_notes(baseline, current, threshold)
     if allow_different_machines:
         notes.append(
             f"within-run ratios: each loop's step time over {REFERENCE_LOOP}'s in the same run "

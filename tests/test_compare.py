@@ -162,6 +162,17 @@ def test_identical_distributions_exit_0(tmp_path, capsys):
     assert out.count("unchanged") >= 3
 
 
+def test_a_machine_speed_change_between_runs_is_warned(tmp_path, capsys):
+    cells = {("mlp", "fit"): step_times(0.01, 8, 1)}
+    soft = {"git_commit": "a" * 40, "peak_matmul_flops": {"cpu": 270e9}}
+    baseline = write_run(tmp_path / "base", cells, soft=soft)
+    loaded = {**soft, "peak_matmul_flops": {"cpu": 140e9}}
+    current = write_run(tmp_path / "cur", cells, soft=loaded)
+    status, out, _, _ = run_gate(tmp_path, baseline, current, capsys)
+    assert status == 0
+    assert "warning: cpu peak matmul speed 270 -> 140 GFLOP/s" in out
+
+
 def test_faster_cell_is_reported_and_does_not_fail(tmp_path, capsys):
     baseline = write_run(tmp_path / "base", {("mlp", "xla"): step_times(0.010, 8, 1)})
     current = write_run(tmp_path / "cur", {("mlp", "xla"): step_times(0.007, 8, 2)})
@@ -224,6 +235,17 @@ def test_newly_failed_cell_is_a_regression(tmp_path, capsys):
     status, out, _, _ = run_gate(tmp_path, baseline, current, capsys)
     assert status == 1
     assert "newly fails (was ok): ResourceExhaustedError: OOM" in out
+
+
+def test_newly_failing_process_in_an_ok_cell_is_flagged(tmp_path, capsys):
+    times = step_times(0.01, 8, 1)
+    baseline = write_run(tmp_path / "base", {("mlp", "xla"): times})
+    current = write_run(
+        tmp_path / "cur", {("mlp", "xla"): times}, failed={("mlp", "xla"): "killed by signal 9"}
+    )
+    status, out, _, _ = run_gate(tmp_path, baseline, current, capsys)
+    assert status == 1
+    assert "1 process(es) newly failed: killed by signal 9" in out
 
 
 def test_retrace_increase_is_flagged(tmp_path, capsys):
