@@ -7,9 +7,12 @@ median first). Per cell:
 - ``step_time_ci_low_s``/``_high_s``: a distribution-free confidence interval for
   that median from order statistics (ranks chosen with scipy's binomial
   distribution; its exact coverage, at least 95% where the sample count allows,
-  is in ``ci_coverage``). With fewer than 6 processes a 95% interval from
-  processes alone does not exist; the interval then comes from all windows
-  pooled (``ci_basis = "windows"``), which ignores between-process variation;
+  is in ``ci_coverage``). With 2 to 5 processes no order-statistic interval
+  reaches 95%; a percentile bootstrap over the processes is given instead
+  (``ci_basis = "processes-bootstrap"``, coverage unknown: use 6 or more
+  processes for a guaranteed interval). With one process the interval comes
+  from its windows (``ci_basis = "windows"``), which ignores between-process
+  variation;
 - ``step_time_iqr_s``, ``step_time_cv``: spread of the samples (of the windows
   when there is a single process);
 - ``noisy``: IQR / median above ``NOISY_IQR_FRACTION`` (10%): too noisy to trust.
@@ -54,6 +57,19 @@ def median_ci(samples: Iterable[float], confidence: float = CONFIDENCE) -> tuple
     return best
 
 
+def bootstrap_median_ci(samples: Iterable[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Percentile-bootstrap interval for the median (scipy), for 2 to 5 samples, where
+    no order-statistic interval reaches 95%; its real coverage is unknown and lower."""
+    values = np.asarray(list(samples), dtype=float)
+    if np.ptp(values) == 0:
+        return float(values[0]), float(values[0])
+    result = stats.bootstrap(
+        (values,), np.median, confidence_level=confidence, method="percentile",
+        n_resamples=2000, random_state=np.random.default_rng(0),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
 def spread(samples: Iterable[float]) -> tuple[float, float]:
     """(IQR, coefficient of variation)."""
     values = np.asarray(list(samples), dtype=float)
@@ -86,6 +102,9 @@ def summarize_cell(
     if len(samples) >= 6:
         low, high, coverage = median_ci(samples)
         basis = "processes"
+    elif len(samples) >= 2:
+        low, high = bootstrap_median_ci(samples)
+        coverage, basis = math.nan, "processes-bootstrap"
     else:
         low, high, coverage = median_ci(window_times)
         basis = "windows"

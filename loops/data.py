@@ -43,12 +43,45 @@ def load_mnist_npz(path: str | os.PathLike[str]) -> tuple[np.ndarray, ...]:
     return flat(x_train), y_train.astype(np.int32), flat(x_val), y_val.astype(np.int32)
 
 
+SYNTHETIC_VERSION = 2  # bump when synthetic_mnist's formula changes (invalidates the cache)
+
+
+def cache_dir() -> Path:
+    """Where generated data is kept: $LOOPBENCH_CACHE, else ~/.cache/tf-loopbench."""
+    configured = os.environ.get("LOOPBENCH_CACHE")
+    if configured:
+        return Path(configured)
+    return Path(os.path.expanduser("~")) / ".cache" / "tf-loopbench"
+
+
 def synthetic_mnist(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` MNIST-shaped images (float32 in [0, 1]) and labels, deterministic from ``seed``.
 
     The ten class patterns depend only on a fixed seed, so training and
-    validation sets drawn with different seeds share classes.
+    validation sets drawn with different seeds share classes. Generating 60,000
+    images takes about a second, paid by every worker process; the arrays are
+    therefore kept in a cache file (``cache_dir()``, written atomically, keyed by
+    formula version, n and seed) and loaded from there when present.
     """
+    path = cache_dir() / f"synthetic-mnist-v{SYNTHETIC_VERSION}-n{n}-s{seed}.npz"
+    try:
+        with np.load(path) as cached:
+            return cached["images"], cached["labels"]
+    except (OSError, KeyError, ValueError):
+        pass
+    images, labels = _generate_synthetic_mnist(n, seed)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as handle:
+            np.savez(handle, images=images, labels=labels)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home: generate every time
+    return images, labels
+
+
+def _generate_synthetic_mnist(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     patterns = (np.random.default_rng(12345).random((N_CLASSES, IMAGE_PIXELS)) < 0.2).astype(
         np.float32
     )

@@ -63,3 +63,16 @@ def test_bad_data_files(tmp_path):
     write_fake_mnist(good)
     with pytest.raises(DataError, match="larger than MNIST"):
         mnist_like(0, 1000, str(good))
+
+
+def test_synthetic_data_is_cached_and_identical(tmp_path, monkeypatch):
+    monkeypatch.setenv("LOOPBENCH_CACHE", str(tmp_path))
+    first = synthetic_mnist(32, seed=5)
+    files = list(tmp_path.glob("synthetic-mnist-*.npz"))
+    assert len(files) == 1
+    second = synthetic_mnist(32, seed=5)
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+    files[0].write_bytes(b"corrupted")  # a broken cache file is regenerated, not trusted
+    third = synthetic_mnist(32, seed=5)
+    np.testing.assert_array_equal(first[0], third[0])

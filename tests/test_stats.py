@@ -75,3 +75,11 @@ def test_failed_and_skipped_cells():
     assert summary.loc["xla", "status"] == "failed" and summary.loc["xla", "error"] == "boom"
     assert summary.loc["fit", "status"] == "skipped"
     assert math.isnan(summary.loc["xla", "step_time_median_s"])
+
+
+def test_two_to_five_processes_get_a_bootstrap_interval_around_their_median():
+    rows = rows_for("eager", [0.020, 0.024, 0.019, 0.022, 0.021], windows_per_process=3)
+    row = summarize(rows).iloc[0]
+    assert row["ci_basis"] == "processes-bootstrap"
+    assert row["step_time_ci_low_s"] <= row["step_time_median_s"] <= row["step_time_ci_high_s"]
+    assert 0.019 <= row["step_time_ci_low_s"] and row["step_time_ci_high_s"] <= 0.024
