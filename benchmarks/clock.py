@@ -13,7 +13,10 @@ For ``fit`` the time from calling ``fit`` to ``train_begin`` is fit's per-call
 set-up, its own figure. The clock can add a known amount of extra work per
 step to one loop style (``LOOPBENCH_INJECT_SLOWDOWN="loop=fraction"``, a test
 knob for validating the regression gate): a busy spin of that fraction of the
-warm-up step time.
+steady step time, measured in an extra untimed calibration window after the
+warm-up. The spin runs on the host thread between steps, so where the step
+overlaps host work with another thread (a ``tf.data`` pipeline producing the
+next batch on the second core) part of it can hide, as real host work would.
 """
 
 from __future__ import annotations
@@ -83,16 +86,20 @@ class PhaseClock(StepHooks):
         self.inject_fraction = inject_fraction
         self.inject_s = 0.0
         self.times = PhaseTimes()
-        first_window = 1 + warmup_steps
+        # With a slowdown to inject, one untimed calibration window after the
+        # warm-up measures the steady step the extra work is a fraction of (the
+        # warm-up's early steps are slower and would overstate it).
+        self.calibration_steps = steps_per_window if inject_fraction else 0
+        self.first_window = 1 + warmup_steps + self.calibration_steps
         # step counts at which a phase ends (a boundary: sync, then read the clock)
-        self.boundaries = {1, first_window} | {
-            first_window + (w + 1) * steps_per_window for w in range(windows)
+        self.boundaries = {1, 1 + warmup_steps, self.first_window} | {
+            self.first_window + (w + 1) * steps_per_window for w in range(windows)
         }
         self._last = float("nan")
 
     @property
     def total_steps(self) -> int:
-        return 1 + self.warmup_steps + self.windows * self.steps_per_window
+        return self.first_window + self.windows * self.steps_per_window
 
     def on_train_begin(self) -> None:
         self.times.train_begin = self._last = now()
@@ -106,13 +113,13 @@ class PhaseClock(StepHooks):
                 self.times.first_step_s = elapsed
             elif step == 1 + self.warmup_steps:
                 self.times.warmup_s = elapsed
-                if self.inject_fraction and self.warmup_steps:
-                    self.inject_s = self.inject_fraction * elapsed / self.warmup_steps
+            elif step == self.first_window:  # only when injecting: calibration done
+                self.inject_s = self.inject_fraction * elapsed / self.calibration_steps
             else:
                 self.times.window_s.append(elapsed)
             if step == self.total_steps:
                 self.times.end = t
                 return
             self._last = now()  # exclude the bookkeeping above from the next phase
-        if self.inject_s and step > self.warmup_steps:
+        if self.inject_s and step >= self.first_window:
             spin(self.inject_s)

@@ -44,6 +44,8 @@ def test_injected_slowdown_spins_in_timed_steps_only():
     slowed = PhaseClock(trainer.sync, warmup_steps=5, windows=3, steps_per_window=10,
                         inject_fraction=1.0)
     trainer.run(slowed.total_steps, slowed)
+    assert slowed.total_steps == plain.total_steps + 10  # one calibration window
+    assert len(slowed.times.window_s) == 3
     assert slowed.inject_s > 0
     assert min(slowed.times.window_s) >= 10 * slowed.inject_s
     assert sum(slowed.times.window_s) > sum(plain.times.window_s)
