@@ -51,8 +51,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from reports import gate_stats
 from reports.aggregate import GROUP_KEYS, RunSet, aggregate_processes
 
 #: Keys of a comparison group: all of GROUP_KEYS but the loop.
@@ -100,24 +100,14 @@ def ratio_of_medians_ci(
     if reference.size < 2 or loop.size < 2:
         return point, math.nan, math.nan
     if np.ptp(reference) == 0 and np.ptp(loop) == 0:
-        # Every resample gives the point; scipy would warn about degenerate data.
-        return point, point, point
-
-    def ratio(reference_sample: np.ndarray, loop_sample: np.ndarray, axis: int) -> np.ndarray:
-        return np.median(reference_sample, axis=axis) / np.median(loop_sample, axis=axis)
-
-    result = stats.bootstrap(
-        (reference, loop),
-        ratio,
-        vectorized=True,
-        paired=False,
-        confidence_level=confidence_level,
-        n_resamples=n_resamples,
-        method="percentile",
-        rng=np.random.default_rng(seed),
+        return point, point, point  # every resample gives the point
+    # One bootstrap for the suite: the gate's, with the loop as "baseline" so that
+    # its ratio current/baseline is median(reference) / median(loop).
+    low, high = gate_stats.ratio_of_medians_ci(
+        baseline=loop, current=reference, confidence_level=confidence_level,
+        n_resamples=n_resamples, seed=seed,
     )
-    interval = result.confidence_interval
-    return point, float(interval.low), float(interval.high)
+    return point, low, high
 
 
 def speedups(cells: pd.DataFrame, processes: pd.DataFrame, reference: str = "fit") -> pd.DataFrame:
