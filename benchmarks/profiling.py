@@ -258,8 +258,8 @@ def trace_files(logdir: str) -> list[str]:
     return sorted(glob.glob(os.path.join(sessions[-1], "*.xplane.pb")))
 
 
-def _tool_tables(paths: Sequence[str], tool: str) -> list[dict[str, Any]]:
-    """One xprof tool's output (a list of DataTable-like dicts) for the trace ``paths``."""
+def _convert(paths: Sequence[str], tool: str) -> Any:
+    """One xprof tool's JSON output for the trace ``paths``, parsed."""
     try:
         from xprof.convert import raw_to_tool_data
     except ImportError as exc:
@@ -271,7 +271,12 @@ def _tool_tables(paths: Sequence[str], tool: str) -> list[dict[str, Any]]:
     )
     if not data:
         raise ProfileError(f"the profiler's {tool} found nothing in {', '.join(paths)}")
-    tables = json.loads(data)
+    return json.loads(data)
+
+
+def _tool_tables(paths: Sequence[str], tool: str) -> list[dict[str, Any]]:
+    """One xprof tool's output (a list of DataTable-like dicts) for the trace ``paths``."""
+    tables = _convert(paths, tool)
     return tables if isinstance(tables, list) else [tables]
 
 
@@ -295,18 +300,8 @@ def _step_rows(paths: Sequence[str]) -> list[dict[str, Any]]:
 def trace_events(paths: Sequence[str]) -> list[dict[str, Any]]:
     """The trace viewer's complete events (``ph == "X"``: name, ts and dur in us, pid,
     tid, args) for the trace ``paths``, from xprof's ``trace_viewer`` converter (JSON)."""
-    try:
-        from xprof.convert import raw_to_tool_data
-    except ImportError as exc:
-        raise ProfileError(
-            f"the profiler's analysis is unavailable (install tensorboard-plugin-profile): {exc}"
-        ) from None
-    data, _content_type = raw_to_tool_data.xspace_to_tool_data(
-        list(paths), "trace_viewer", {"use_saved_result": False}
-    )
-    if not data:
-        raise ProfileError(f"the profiler's trace_viewer found nothing in {', '.join(paths)}")
-    return [e for e in json.loads(data).get("traceEvents", []) if e.get("ph") == "X"]
+    events = _convert(paths, "trace_viewer").get("traceEvents", [])
+    return [e for e in events if e.get("ph") == "X"]
 
 
 @dataclass(frozen=True)
