@@ -85,9 +85,6 @@ def _panels(count: int, columns: int = 3, width: float = 5.0, height: float = 3.
 def _log_scale(axis, which: str = "y", base: float = 10) -> None:
     """Log scale with plain tick labels at 1-2-5 steps (faster and easier to read than 2x10^1)."""
     target = axis.yaxis if which == "y" else axis.xaxis
-    limits = axis.get_ylim() if which == "y" else axis.get_xlim()
-    if max(limits) <= 0:
-        return  # nothing positive to put on a log axis (matplotlib would only warn)
     (axis.set_yscale if which == "y" else axis.set_xscale)("log", base=base)
     if base == 10:
         target.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
@@ -338,8 +335,8 @@ def plot_break_even(derived: Derived, path: Path) -> Path | None:
                             va="bottom",
                             fontsize=6,
                         )
+            axis.set_ylim(1, max(ceiling, 10))  # before the log scale: bars of "never" are 0
             _log_scale(axis)
-            axis.set_ylim(1, max(ceiling, 10))
             axis.set_xticks(
                 np.arange(len(variants)), [v or workload for v in variants], rotation=15, fontsize=8
             )
