@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--threads", type=positive_int, help="TF intra-op threads (default: cores)")
     run.add_argument("--timeout", type=float, default=900.0, help="seconds per worker process")
+    run.add_argument(
+        "--start-method",
+        choices=("forkserver", "spawn"),
+        default="forkserver",
+        help="how worker processes start: forked from a server that imported TensorFlow "
+        "(default) or a new interpreter each",
+    )
     run.add_argument("--out", default="results", help="parent directory of run directories")
     run.add_argument("--no-report", action="store_true", help="skip report.md/report.html")
 
@@ -138,6 +145,7 @@ def make_config(
         quick=args.quick,
         profile=args.profile,
         timeout_s=args.timeout,
+        start_method=args.start_method,
         out=args.out,
         command=tuple(sys.argv),
     )
@@ -175,12 +183,15 @@ def make_cells(config: RunConfig) -> list[Cell]:
     return cells
 
 
-def run_probe(devices_wanted: list[str] | None, threads: dict[str, int]) -> dict[str, Any]:
+def run_probe(
+    devices_wanted: list[str] | None, threads: dict[str, int], start_method: str = "forkserver"
+) -> dict[str, Any]:
     from benchmarks.metadata import probe
-    from benchmarks.runner import SPAWN
+    from benchmarks.runner import worker_context
 
-    receiver, sender = SPAWN.Pipe(duplex=False)
-    process = SPAWN.Process(target=probe, args=(devices_wanted, threads, sender), daemon=True)
+    context = worker_context(start_method)
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=probe, args=(devices_wanted, threads, sender), daemon=True)
     process.start()
     sender.close()
     try:
@@ -219,7 +230,7 @@ def command_run(args: argparse.Namespace) -> int:
     cells = make_cells(config)
     _check_writable(args.out)
     threads = configure_threads(config.intra_op_threads, config.inter_op_threads)
-    facts = run_probe(["cpu", "gpu"], threads)  # matmul peak of every device present
+    facts = run_probe(["cpu", "gpu"], threads, config.start_method)  # matmul peak of every device present
     try:
         devices = resolve_devices(args.device, facts["devices_present"])
     except DeviceError as exc:

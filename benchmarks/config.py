@@ -62,6 +62,7 @@ class RunConfig:
     profile: bool = False
     profile_steps: int = 5
     timeout_s: float = 900.0
+    start_method: str = "forkserver"  # how worker processes start (benchmarks/runner.py)
     out: str = "results"
     command: tuple[str, ...] = field(default_factory=tuple)
 

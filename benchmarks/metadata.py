@@ -9,7 +9,7 @@ git commit and dirty flag, a hash of loops/, environment variables (TF_*,
 XLA_FLAGS, OMP_*), the command line, start and end times, and the machine's
 peak matrix-multiply FLOP/s measured by a short ``tf.matmul`` probe.
 
-The TensorFlow part runs in a spawned probe process (``probe``), so the
+The TensorFlow part runs in a fresh probe process (``probe``), so the
 parent never initialises TF's runtime.
 """
 

@@ -1,9 +1,11 @@
 """One worker process: one repeat of one cell, measured in phases.
 
-Runs in a fresh ``spawn``-ed process (see ``benchmarks/runner.py``) so that
-every statistical sample starts from a cold interpreter: no traces, caches or
-allocator state inherited from other cells. Thread settings are fixed before
-TensorFlow starts and recorded. Phases, each its own figure:
+Runs in a fresh process (see ``benchmarks/runner.py``: forked from a fork server
+that has only imported TensorFlow, or spawned) so that every statistical sample
+starts with a cold TensorFlow runtime: no traces, caches, thread pools or
+allocator state inherited from other cells (``tf_runtime_fresh`` records that
+the runtime had not started when the worker set its thread pools). Thread
+settings are fixed before TensorFlow's runtime starts and recorded. Phases, each its own figure:
 
 - data: make the workload's data (not a loop cost; recorded only)
 - build: models, optimizers, trainer (fit: compile)
@@ -100,10 +102,11 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads["intra_op_threads"])
         tf.config.threading.set_inter_op_parallelism_threads(threads["inter_op_threads"])
+        runtime_fresh = True
     except RuntimeError:
-        # TF already started in this process (only when called in-process, by tests);
-        # spawned workers always get here first, and the environment was set anyway
-        pass
+        # TF's runtime already started in this process: only when a test calls
+        # run_job in-process; worker processes always get here first
+        runtime_fresh = False
     import loops.styles  # noqa: F401  (registers loop styles)
     import loops.workloads  # noqa: F401  (registers workloads)
     from loops import devices
@@ -188,6 +191,7 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         "steps_per_window": spw,
         "warmup_steps": config.warmup_steps,
         "import_s": import_s,
+        "tf_runtime_fresh": runtime_fresh,
         "data_s": data_s,
         "build_s": build_s,
         "fit_setup_s": (times.train_begin - t_run) if cell.loop == "fit" else None,
@@ -210,8 +214,12 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
     return row
 
 
-def worker_main(job: Job, connection: Any) -> None:
-    """Entry point of a spawned worker: measure, send the result, exit."""
+def worker_main(job: Job, connection: Any, environ: dict[str, str] | None = None) -> None:
+    """Entry point of a worker process: take the parent's environment, measure, send
+    the result, exit."""
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
     result = run_job(job)
     connection.send(result)
     connection.close()

@@ -74,6 +74,24 @@ def test_samples_hold_a_row_per_window_and_per_process(tiny_run):
     processes = run.process_samples()
     assert {"build_s", "first_step_s", "compile_s", "warmup_s", "trace_counts",
             "peak_rss_bytes", "intra_op_threads"} <= set(processes.columns)
+    # forked from the fork server, every worker still set up TF's runtime itself
+    assert processes["tf_runtime_fresh"].eq(True).all()
+    assert run.metadata["config"]["start_method"] == "forkserver"
+
+
+def test_spawned_workers_measure_the_same_training(tiny_run, tmp_path):
+    """--start-method spawn (a new interpreter per worker) trains to the same loss as
+    workers forked from the fork server."""
+    _, forked = tiny_run
+    result = run_cli("run", *TINY, "--workload", "linear", "--loop", "xla",
+                     "--start-method", "spawn", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    spawned = load_run(only_run_dir(tmp_path))
+    assert spawned.metadata["config"]["start_method"] == "spawn"
+    row = spawned.summary.iloc[0]
+    assert row["status"] == "ok"
+    before = forked.summary.set_index(["workload", "loop"]).loc[("linear", "xla"), "final_loss"]
+    assert row["final_loss"] == pytest.approx(before, rel=1e-6)
 
 
 def test_metadata_records_the_machine(tiny_run):

@@ -37,3 +37,25 @@ def test_cpu_cell_in_process_gives_phases_and_windows():
     assert len(result["windows"]) == 2 and all(w["steps"] == 2 for w in result["windows"])
     assert row["first_step_s"] > row["step_time_s"] > 0
     assert row["trace_counts"] == {"train_step": 1} and row["retraces"] == 0
+
+
+def test_forkserver_workers_start_fresh_and_take_the_current_environment(monkeypatch):
+    """Workers forked from the fork server (which imported TensorFlow once, before the
+    variable below existed) start with TF's runtime cold and see the parent's
+    environment as it is when their job starts."""
+    from dataclasses import replace
+
+    from benchmarks.runner import run_in_worker
+
+    config = replace(tiny_config(), devices=("cpu",), start_method="forkserver")
+    cell = Cell("linear", "tf_function", "cpu", 32, 0)
+    monkeypatch.delenv("LOOPBENCH_INJECT_FAULT", raising=False)
+    first = run_in_worker(Job(cell, 0, 0, config), timeout_s=300)["process"]
+    assert first["status"] == "ok", first.get("error")
+    assert first["tf_runtime_fresh"] is True
+    assert first["retraces"] == 0 and first["trace_counts"] == {"train_step": 1}
+
+    monkeypatch.setenv("LOOPBENCH_INJECT_FAULT", f"{cell.label}=raise")
+    second = run_in_worker(Job(cell, 1, 1, config), timeout_s=300)["process"]
+    assert second["status"] == "failed" and "injected fault" in second["error"]
+    assert second["pid"] != first["pid"]
