@@ -8,7 +8,9 @@ machine, with one Python environment:
    temporary directory; nothing is installed for it: its code runs with the current
    environment (``python -m benchmarks.cli run`` with cwd and PYTHONPATH set to the
    worktree).
-2. Run ``loopbench run --quick --processes N`` alternately on base and current,
+2. Run ``loopbench run --processes N`` with the gate's settings (``GATE_RUN_ARGS``:
+   the quick matrix's one process a cell per invocation is replaced by N, and its
+   80 timed steps by 200 in 20 windows, see below) alternately on base and current,
    round after round, swapping which goes first each round (ABBA), so that slow
    drifts of the machine (thermal, noisy neighbours) fall on both sides alike.
 3. Pool each side's rounds into one run directory (:func:`merge_runs`: samples
@@ -16,8 +18,15 @@ machine, with one Python environment:
    the regression gate on the two (``reports.compare.command``).
 
 With ``--rounds auto`` (the default) the first round counts the cells, and the
-driver runs as many rounds as the exact Mann-Whitney test needs to be able to reach
-the Holm-adjusted alpha over that many cells (``reports.gate_stats``).
+driver runs rounds until each side holds ``--samples`` processes per cell (default
+10), or more if the exact Mann-Whitney test needs more to be able to reach the
+Holm-adjusted alpha over that many cells (``reports.gate_stats``: 7 for 15 cells).
+
+Why 10 samples of 200 steps: on a 2-core VM the per-process step time of one cell
+varies by ~7.5 % (CV) with the quick preset's 80 steps and by ~4 % with 200-320
+steps (graph styles; eager cells are long enough already), and a one-sided exact
+Mann-Whitney at Holm's 0.01/15 needs about 10 samples a side at 4 % to catch a 10 %
+slowdown most of the time (``benchmarks/validate_gate.py`` measures how often).
 
 Exit status: the gate's (0 no confirmed regression, 1 a confirmed regression, 2 the
 runs cannot be compared or a run failed to start), or 0 with a note when the base
@@ -65,6 +74,11 @@ from reports.rundir import (
 INJECT_SLOWDOWN_ENV = "LOOPBENCH_INJECT_SLOWDOWN"
 CLI_MODULE = "benchmarks.cli"
 
+#: ``loopbench run`` settings of both sides: the quick matrix, each worker timing 200
+#: steady steps in 20 windows (quick's 80 leave ~7.5 % noise between processes).
+GATE_RUN_ARGS = ("--quick", "--steps", "200", "--windows", "20")
+DEFAULT_SAMPLES = 10
+
 
 class ABError(Exception):
     """The A/B could not be run; the message is one line fit to show as is."""
@@ -80,7 +94,8 @@ class ABConfig:
     workloads: tuple[str, ...] = ()
     loops: tuple[str, ...] = ()
     processes: int = 2
-    rounds: int | None = None  # None: as many as the gate needs (see rounds_needed)
+    rounds: int | None = None  # None: as many as `samples` needs (see plan_rounds)
+    samples: int = 10  # per cell per side, with rounds None
     max_rounds: int = 8
     time_budget_min: float | None = None
     threshold: float = compare.DEFAULT_THRESHOLD
@@ -140,7 +155,7 @@ def base_worktree(repo: Path, base_ref: str) -> Iterator[tuple[Path, str]]:
 
 def run_command(config: ABConfig, out_dir: Path, processes: int) -> list[str]:
     """The ``loopbench run`` invocation of one side for one round."""
-    command = [config.python, "-m", CLI_MODULE, "run", "--quick", "--no-report"]
+    command = [config.python, "-m", CLI_MODULE, "run", *GATE_RUN_ARGS, "--no-report"]
     command += ["--processes", str(processes), "--out", str(out_dir)]
     for workload in config.workloads:
         command += ["--workload", workload]
@@ -300,18 +315,19 @@ def run_rounds(config: ABConfig, sides: Sequence[Side]) -> dict[str, list[Path]]
         elapsed = time.monotonic() - started
         if config.rounds is None and round_index == 1:
             n_cells = _ok_cells(run_dirs[sides[-1].name][0])
-            needed = gate_stats.samples_needed_per_side(config.alpha / max(n_cells, 1))
+            reachable = gate_stats.samples_needed_per_side(config.alpha / max(n_cells, 1))
+            needed = max(reachable, config.samples)
             plan += plan_rounds(needed, processes, config.processes, config.max_rounds)
             if config.time_budget_min is not None:
                 seconds_per_process = elapsed / processes  # both sides, overheads included
                 while plan[1:] and sum(plan) * seconds_per_process > 60 * config.time_budget_min:
                     plan.pop()
             print(
-                f"[ab] {n_cells} cells: {needed} processes per side reach Holm's "
-                f"alpha/{n_cells}; plan: rounds of {plan} processes",
+                f"[ab] {n_cells} cells: {needed} processes per side ({reachable} reach "
+                f"Holm's alpha/{n_cells}); plan: rounds of {plan} processes",
                 flush=True,
             )
-            if sum(plan) < needed:
+            if sum(plan) < reachable:
                 print(
                     f"[ab] warning: {sum(plan)} processes per side (max rounds / time budget) "
                     f"cannot reach the gate's alpha; expect 'inconclusive'",
@@ -389,6 +405,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="rounds per side, or 'auto': enough for the gate to reach its alpha",
     )
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=DEFAULT_SAMPLES,
+        help="with --rounds auto: processes per cell per side (raised to what the "
+        "gate's alpha needs)",
+    )
     parser.add_argument("--max-rounds", type=int, default=8, help="cap on 'auto' rounds")
     parser.add_argument(
         "--time-budget-min",
@@ -412,6 +435,8 @@ def config_from_args(argv: Sequence[str] | None = None) -> ABConfig:
         raise ABError(f"--rounds must be a positive number or 'auto', got {args.rounds!r}")
     if args.processes < 1:
         raise ABError(f"--processes must be at least 1, got {args.processes}")
+    if args.samples < 1:
+        raise ABError(f"--samples must be at least 1, got {args.samples}")
     return ABConfig(
         base_ref=args.base_ref,
         repo=repo_root(args.repo.resolve()),
@@ -420,6 +445,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> ABConfig:
         loops=tuple(args.loop),
         processes=args.processes,
         rounds=None if args.rounds == "auto" else int(args.rounds),
+        samples=args.samples,
         max_rounds=args.max_rounds,
         time_budget_min=args.time_budget_min,
         threshold=args.threshold,

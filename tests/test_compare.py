@@ -436,6 +436,8 @@ from reports import rundir
 parser = argparse.ArgumentParser()
 parser.add_argument("command")
 parser.add_argument("--quick", action="store_true")
+parser.add_argument("--steps", type=int)
+parser.add_argument("--windows", type=int)
 parser.add_argument("--no-report", action="store_true")
 parser.add_argument("--processes", type=int)
 parser.add_argument("--out", type=Path)
@@ -480,6 +482,7 @@ def test_ab_runs_base_and_current_code_interleaved_and_gates(tmp_path, monkeypat
         out=tmp_path / "out",
         processes=4,
         rounds=None,  # auto: 2 cells need 5 per side (1/C(10,5) <= 0.01/2): rounds of 4, 1
+        samples=3,  # fewer than the alpha needs: raised to 5
         markdown=tmp_path / "out" / "compare.md",
     )
     status = ab.run_ab(config)
@@ -500,6 +503,7 @@ def test_ab_runs_base_and_current_code_interleaved_and_gates(tmp_path, monkeypat
     base = compare.load_run(tmp_path / "out" / "base")
     assert len(base.process_samples()) == 2 * 5  # 2 cells x (4 + 1) processes
     assert "--processes 1" in commands[-1]
+    assert " ".join(ab.GATE_RUN_ARGS) in commands[0]
     assert "SLOWER" in (tmp_path / "out" / "compare.md").read_text()
     worktrees = subprocess.run(
         ["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True
