@@ -10,7 +10,7 @@ machine, with one Python environment:
    worktree).
 2. Run ``loopbench run --processes N`` with the gate's settings (``GATE_RUN_ARGS``:
    the quick matrix's one process a cell per invocation is replaced by N, and its
-   80 timed steps by 200 in 20 windows, see below) alternately on base and current,
+   80 timed steps by 160 in 16 windows, see below) alternately on base and current,
    round after round, swapping which goes first each round (ABBA), so that slow
    drifts of the machine (thermal, noisy neighbours) fall on both sides alike.
 3. Pool each side's rounds into one run directory (:func:`merge_runs`: samples
@@ -22,11 +22,13 @@ driver runs rounds until each side holds ``--samples`` processes per cell (defau
 10), or more if the exact Mann-Whitney test needs more to be able to reach the
 Holm-adjusted alpha over that many cells (``reports.gate_stats``: 7 for 15 cells).
 
-Why 10 samples of 200 steps: on a 2-core VM the per-process step time of one cell
-varies by ~7.5 % (CV) with the quick preset's 80 steps and by ~4 % with 200-320
-steps (graph styles; eager cells are long enough already), and a one-sided exact
-Mann-Whitney at Holm's 0.01/15 needs about 10 samples a side at 4 % to catch a 10 %
-slowdown most of the time (``benchmarks/validate_gate.py`` measures how often).
+Why 10 samples of 160 steps: on a 2-core VM the per-process step time of one cell
+varies by ~7.5 % (CV) with the quick preset's 80 steps and by ~4 % with 320 steps
+(graph styles; eager cells vary by ~8 % however long they run), and a one-sided
+exact Mann-Whitney at Holm's 0.01/15 needs about 10 samples a side at 4 % to catch
+a 10 % slowdown most of the time (``benchmarks/validate_gate.py`` measures how
+often). More steps cost most in the eager cells (~45 % of the gate's time at 200
+steps), which is what keeps the A/B near its 15-minute budget.
 
 Exit status: the gate's (0 no confirmed regression, 1 a confirmed regression, 2 the
 runs cannot be compared or a run failed to start), or 0 with a note when the base
@@ -74,9 +76,9 @@ from reports.rundir import (
 INJECT_SLOWDOWN_ENV = "LOOPBENCH_INJECT_SLOWDOWN"
 CLI_MODULE = "benchmarks.cli"
 
-#: ``loopbench run`` settings of both sides: the quick matrix, each worker timing 200
-#: steady steps in 20 windows (quick's 80 leave ~7.5 % noise between processes).
-GATE_RUN_ARGS = ("--quick", "--steps", "200", "--windows", "20")
+#: ``loopbench run`` settings of both sides: the quick matrix, each worker timing 160
+#: steady steps in 16 windows (quick's 80 leave ~7.5 % noise between processes).
+GATE_RUN_ARGS = ("--quick", "--steps", "160", "--windows", "16")
 DEFAULT_SAMPLES = 10
 
 

@@ -6,6 +6,7 @@
                       [--processes N] [--windows N] [--profile] [--out DIR]
     loopbench report  RUN_DIR [RUN_DIR...]
     loopbench compare BASELINE_RUN CURRENT_RUN [--threshold 0.05] [--alpha 0.01] [--markdown FILE]
+    loopbench baseline save RUN_DIR --name NAME [--force] | list | compare NAME CURRENT_RUN
 
 Exit status: 0 success; 1 a confirmed regression (compare only); 2 bad input,
 with one line on stderr and no traceback. ``report`` and ``compare`` never
@@ -101,6 +102,25 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--alpha", type=float, default=0.01)
     compare.add_argument("--markdown", metavar="FILE")
     compare.add_argument("--allow-different-machines", action="store_true")
+
+    baseline = commands.add_parser(
+        "baseline", help="stored baselines for trends on one fixed machine (reports/baseline.py)"
+    )
+    actions = baseline.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    save = actions.add_parser("save", help="store a run directory as a named baseline")
+    save.add_argument("run", metavar="RUN_DIR")
+    save.add_argument("--name", required=True)
+    save.add_argument("--force", action="store_true", help="replace a baseline of that name")
+    actions.add_parser("list", help="the saved baselines")
+    against = actions.add_parser("compare", help="gate a run against a saved baseline")
+    against.add_argument("name", metavar="NAME")
+    against.add_argument("current", metavar="CURRENT_RUN")
+    against.add_argument("--threshold", type=float, default=0.05)
+    against.add_argument("--alpha", type=float, default=0.01)
+    against.add_argument("--markdown", metavar="FILE")
+    for action in (save, actions.choices["list"], against):
+        action.add_argument("--store", help="baseline store (default: $LOOPBENCH_BASELINES "
+                            "or .loopbench/baselines)")
     return parser
 
 
@@ -216,6 +236,10 @@ def _check_writable(out: str) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
+    from benchmarks.runner import start_worker_server
+
+    # the fork server imports TensorFlow on the other core while this process does
+    start_worker_server(args.start_method)
     import loops.styles  # noqa: F401
     import loops.workloads  # noqa: F401
     from benchmarks import metadata as meta
@@ -319,6 +343,35 @@ def command_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ----------------------------------------------------------------------------- baseline
+
+
+def command_baseline(args: argparse.Namespace) -> int:
+    from reports import baseline
+    from reports.compare import command as compare_command
+    from reports.rundir import RunDirError
+
+    try:
+        if args.action == "save":
+            path = baseline.save(args.run, args.name, args.store, args.force)
+            print(f"baseline {args.name!r} saved: {path}")
+            return EXIT_OK
+        if args.action == "list":
+            saved = baseline.listing(args.store)
+            if not saved:
+                print(f"no baselines in {baseline.store_path(args.store)}")
+            for entry in saved:
+                print(f"{entry.name:<20} run {entry.run_id}  started {entry.started_at}  "
+                      f"commit {entry.commit}  {entry.cells} cells")
+            return EXIT_OK
+        path = baseline.find(args.name, args.store)
+    except (baseline.BaselineError, RunDirError) as exc:
+        raise UsageError(str(exc)) from None
+    return compare_command(
+        path, args.current, threshold=args.threshold, alpha=args.alpha, markdown=args.markdown
+    )
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -344,6 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 markdown=args.markdown,
                 allow_different_machines=args.allow_different_machines,
             )
+        if args.command == "baseline":
+            return command_baseline(args)
     except UsageError as exc:
         print(f"loopbench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -12,14 +12,16 @@ cannot push work from one window into the next. The phases of one run:
 For ``fit`` the time from calling ``fit`` to ``train_begin`` is fit's per-call
 set-up, its own figure. The clock can add a known amount of extra work per
 step to one loop style (``LOOPBENCH_INJECT_SLOWDOWN="loop=fraction"``, a test
-knob for validating the regression gate): a busy spin of that fraction of the
-steady step time, measured in an extra untimed calibration window after the
-warm-up. Before each spin the clock syncs, so the spin lands on the step's
-critical path: without that, host work between steps overlaps the previous
-step's graph and a ``tf.data`` pipeline working on the second core, and a
-"10 %" spin slowed mlp/xla by 4.6 % and linear/xla by nothing. The measured
-effect is therefore at least the fraction asked for (the extra syncs cost a
-little too); the validation script reports it as measured.
+knob for validating the regression gate): per timed step, a host sync and then
+a busy spin, sized so that together they cost that fraction of the steady step.
+Two untimed calibration windows after the warm-up measure the plain step (T0)
+and the step with a sync before it (T1); the spin is ``(1 + f) * T0 - T1``
+(never negative). The sync puts the spin on the step's critical path: a bare
+spin between steps overlaps the previous step's graph (a "10 %" spin slowed
+mlp/xla by 4.6 %), and a bare sync plus a 10 % spin slowed it by 16-20 %. Where
+the step waits on a ``tf.data`` pipeline working on the other core (linear/xla,
+input-bound), host work in the loop does not lengthen the step at all, as real
+host work would not. The validation script reports the effect as measured.
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ class PhaseTimes:
 class PhaseClock(StepHooks):
     """Times first step, warm-up and ``windows`` windows of ``steps_per_window`` steps."""
 
+    #: calibration window length of the slowdown knob (each of its two windows)
+    MIN_CALIBRATION_STEPS = 50
+
     def __init__(
         self,
         sync: Callable[[], object],
@@ -88,16 +93,22 @@ class PhaseClock(StepHooks):
         self.steps_per_window = steps_per_window
         self.inject_fraction = inject_fraction
         self.inject_s = 0.0
+        self.calibration_s: tuple[float, float] = (float("nan"), float("nan"))  # (T0, T1)
         self.times = PhaseTimes()
-        # With a slowdown to inject, one untimed calibration window after the
-        # warm-up measures the steady step the extra work is a fraction of (the
-        # warm-up's early steps are slower and would overstate it).
-        self.calibration_steps = steps_per_window if inject_fraction else 0
-        self.first_window = 1 + warmup_steps + self.calibration_steps
+        # With a slowdown to inject, two untimed calibration windows after the
+        # warm-up (plain steps, then steps each preceded by a sync) size the spin;
+        # the warm-up's early steps are slower and would overstate the step.
+        self.calibration_steps = (
+            max(steps_per_window, self.MIN_CALIBRATION_STEPS) if inject_fraction else 0
+        )
+        self.plain_calibrated = 1 + warmup_steps + self.calibration_steps
+        self.first_window = 1 + warmup_steps + 2 * self.calibration_steps
         # step counts at which a phase ends (a boundary: sync, then read the clock)
         self.boundaries = {1, 1 + warmup_steps, self.first_window} | {
             self.first_window + (w + 1) * steps_per_window for w in range(windows)
         }
+        if inject_fraction:
+            self.boundaries.add(self.plain_calibrated)
         self._last = float("nan")
 
     @property
@@ -116,14 +127,20 @@ class PhaseClock(StepHooks):
                 self.times.first_step_s = elapsed
             elif step == 1 + self.warmup_steps:
                 self.times.warmup_s = elapsed
-            elif step == self.first_window:  # only when injecting: calibration done
-                self.inject_s = self.inject_fraction * elapsed / self.calibration_steps
+            elif self.inject_fraction and step == self.plain_calibrated:
+                self.calibration_s = (elapsed / self.calibration_steps, float("nan"))
+            elif self.inject_fraction and step == self.first_window:
+                plain = self.calibration_s[0]
+                synced = elapsed / self.calibration_steps
+                self.calibration_s = (plain, synced)
+                self.inject_s = max(0.0, (1 + self.inject_fraction) * plain - synced)
             else:
                 self.times.window_s.append(elapsed)
             if step == self.total_steps:
                 self.times.end = t
                 return
             self._last = now()  # exclude the bookkeeping above from the next phase
-        if self.inject_s and step >= self.first_window:
-            self.sync()
-            spin(self.inject_s)
+        if self.inject_fraction and self.plain_calibrated <= step < self.total_steps:
+            self.sync()  # calibration window 2 and every timed step
+            if step >= self.first_window:
+                spin(self.inject_s)

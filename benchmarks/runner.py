@@ -75,6 +75,18 @@ def schedule(cells: list[Cell], config: RunConfig, profile_root: Path | None) ->
     return jobs
 
 
+def start_worker_server(start_method: str = DEFAULT_START_METHOD) -> None:
+    """Start the fork server now (it imports TensorFlow in the background), so its
+    import overlaps the caller's own start-up; a no-op for ``spawn``."""
+    if start_method != "forkserver":
+        return
+    worker_context(start_method)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the server's import logs
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+
+
 def run_in_worker(job: Job, timeout_s: float) -> dict[str, Any]:
     """Run ``job`` in a fresh worker process; a crash or timeout becomes a failed row."""
     from benchmarks.worker import worker_main

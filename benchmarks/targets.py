@@ -4,6 +4,7 @@
     python -m benchmarks.targets repro [N]     # N back-to-back `loopbench run --workload mlp`
     python -m benchmarks.targets time          # wall time of the quick and default matrices
     python -m benchmarks.targets report-time   # `loopbench report` on a default-matrix run
+    python -m benchmarks.targets sweep         # wall time of the default mlp batch sweep
 
 Targets (issue "Measurement you can trust"):
 - harness overhead: the suite's steady step time for tf_function on mlp is within
@@ -11,7 +12,9 @@ Targets (issue "Measurement you can trust"):
 - reproducibility: over 5 back-to-back mlp runs, per-cell medians spread (max/min - 1)
   at most 5% for fit, tf_function, tf_data, xla and at most 10% for eager;
 - time to an answer: quick matrix <= 2 min, default matrix <= 10 min;
-- `loopbench report` on a run of the default matrix: at most 10 s.
+- `loopbench report` on a run of the default matrix: at most 10 s;
+- the default sweep (mlp, batch sizes 32,128,512,2048, 5 loop styles, CPU): at most
+  10 min (issue "Reports that decide").
 Timings are never asserted in tests; this script reports them.
 """
 
@@ -123,12 +126,13 @@ def wall_times() -> None:
 
 def report_time(repeats: int = 3) -> None:
     """Time `loopbench report` (a fresh interpreter, as users run it) on a run of the
-    default matrix's shape: 3 workloads x 5 loops, 5 processes a cell."""
+    default matrix's shape: 3 workloads x 5 loops, the default processes a cell."""
+    from benchmarks.config import DEFAULT
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.fixtures.report_runs import default_matrix_cells, write_run
 
     out = Path(tempfile.mkdtemp(prefix="loopbench-report-time-"))
-    run = write_run(out / "default", default_matrix_cells(batch_sizes=(128,), processes=5))
+    run = write_run(out / "default", default_matrix_cells(batch_sizes=(128,), processes=DEFAULT["processes"]))
     walls = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -140,6 +144,24 @@ def report_time(repeats: int = 3) -> None:
           f"{statistics.median(walls):.1f} s | 10 s |")
 
 
+SWEEP_BATCH_SIZES = "32,128,512,2048"
+
+
+def sweep_time() -> None:
+    """The default sweep, timed end to end (report included), as a user runs it."""
+    out = Path(tempfile.mkdtemp(prefix="loopbench-sweep-"))
+    args = ["--workload", "mlp", "--batch-size", SWEEP_BATCH_SIZES, "--device", "cpu"]
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "benchmarks.cli", "run", *args, "--out", str(out)],
+                   check=True)
+    wall = time.perf_counter() - start
+    run_dir = next(p for p in out.iterdir() if p.is_dir())
+    print("| figure | value | limit |\n|---|---|---|")
+    print(f"| default sweep (mlp x batch {SWEEP_BATCH_SIZES} x 5 loops, CPU), report included | "
+          f"{wall:.0f} s | 600 s |")
+    print(f"\nrun directory (report.md holds the crossovers): {run_dir}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="what", required=True)
@@ -149,6 +171,7 @@ def main() -> None:
     rep.add_argument("extra", nargs=argparse.REMAINDER, help="more `loopbench run` arguments")
     sub.add_parser("time")
     sub.add_parser("report-time")
+    sub.add_parser("sweep")
     args = parser.parse_args()
     if args.what == "overhead":
         overhead()
@@ -156,6 +179,8 @@ def main() -> None:
         repro(args.runs, args.extra)
     elif args.what == "report-time":
         report_time()
+    elif args.what == "sweep":
+        sweep_time()
     else:
         wall_times()
 

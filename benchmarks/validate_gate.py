@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from benchmarks.ab import DEFAULT_SAMPLES
 from reports import compare, gate_stats
 from reports.rundir import RunDirError, atomic_write_text, load_run
 
@@ -242,6 +243,22 @@ def _percent(value: float) -> str:
     return "-" if np.isnan(value) else f"{100 * value:.1f}%"
 
 
+def injected_effects(pool: Pool, slowed_pool: Pool, slowed_loop: str) -> list[str]:
+    """Per slowed cell, what the injected slowdown really did: the ratio of medians
+    slowed/pool of all samples, with its 95 % bootstrap interval."""
+    loop_position = pool.keys.index("loop")
+    lines = []
+    for cell in pool.samples:
+        if cell[loop_position] != slowed_loop or cell not in slowed_pool.samples:
+            continue
+        base, slowed = pool.pooled(cell), slowed_pool.pooled(cell)
+        ratio = float(gate_stats.median_ratio(base, slowed))
+        low, high = gate_stats.ratio_of_medians_ci(base, slowed)
+        name = "/".join(str(part) for part in cell)
+        lines.append(f"{name} x{ratio:.3f} (95% CI {low:.3f}-{high:.3f})")
+    return lines
+
+
 def validation_table(
     pool: Pool,
     scenarios: Sequence[Scenario],
@@ -249,6 +266,7 @@ def validation_table(
     iterations: int,
     threshold: float,
     alpha: float,
+    effects: Sequence[str] = (),
 ) -> str:
     """The Markdown report: setup, then one row per (scenario, rule)."""
     rules = {
@@ -270,6 +288,11 @@ def validation_table(
         "with replacement where a pool is smaller than needed",
         f"- targets: gate false alarms per comparison <= {FALSE_ALARM_TARGET:.0%}, "
         f"detection per slowed cell >= {DETECTION_TARGET:.0%}",
+        *(
+            [f"- measured effect of the injected slowdown (all samples): {'; '.join(effects)}"]
+            if effects
+            else []
+        ),
         "",
         "| scenario | rule | false alarms / comparison | false alarms / cell | detection / slowed cell |",
         "|---|---|---|---|---|",
@@ -296,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--n-per-side",
         type=int,
-        help="samples per side (default: what the gate needs at Holm's alpha/cells)",
+        help="samples per side (default: the A/B's default, benchmarks.ab.DEFAULT_SAMPLES, "
+        "or what the gate needs at Holm's alpha/cells if that is more)",
     )
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--threshold", type=float, default=compare.DEFAULT_THRESHOLD)
@@ -318,12 +342,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not pool.samples:
         print("validate_gate: the pool runs share no cell with ok samples", file=sys.stderr)
         return 2
-    n = args.n_per_side or gate_stats.samples_needed_per_side(args.alpha / len(pool.samples))
+    n = args.n_per_side or max(
+        DEFAULT_SAMPLES, gate_stats.samples_needed_per_side(args.alpha / len(pool.samples))
+    )
     rng = np.random.default_rng(args.seed)
     scenarios = build_scenarios(
         pool, n, args.iterations, slowed_loop, args.slowdown, rng, slowed_pool
     )
-    table = validation_table(pool, scenarios, n, args.iterations, args.threshold, args.alpha)
+    effects = injected_effects(pool, slowed_pool, slowed_loop) if slowed_pool else []
+    table = validation_table(
+        pool, scenarios, n, args.iterations, args.threshold, args.alpha, effects
+    )
     print(table, end="")
     if args.markdown:
         atomic_write_text(args.markdown, table)

@@ -544,6 +544,10 @@ def test_validation_script_reports_gate_and_fixed_rule_rates(tmp_path, capsys):
     )
     table = capsys.readouterr().out
     assert status == 0
+    assert "10 samples per side" in table  # the A/B's default
+    assert "measured effect of the injected slowdown (all samples): mlp/xla/" in table
+    effect = float(table.split("mlp/xla/")[1].split(" x")[1].split(" ")[0])
+    assert effect == pytest.approx(1.3, abs=0.03)
     rows = {
         tuple(cell.strip() for cell in line.strip("|").split("|")[:2]): line
         for line in table.splitlines()
@@ -558,3 +562,67 @@ def test_validation_script_reports_gate_and_fixed_rule_rates(tmp_path, capsys):
     assert float(gate_aa[3].strip(" %")) <= 5.0
     gate_real = rows[("xla slowed, real runs", "gate (MWU + Holm + effect)")].split("|")
     assert float(gate_real[5].strip(" %")) >= 90.0  # a 30% slowdown, 5 samples per side
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def test_baseline_save_list_and_compare_through_the_cli(tmp_path):
+    """A stored baseline is a validated copy; comparing against it is the gate."""
+    from tests.conftest import run_cli
+
+    store = tmp_path / "store"
+    base = write_run(tmp_path / "base", {("mlp", "xla"): step_times(0.010, 10, 1)})
+    slower = write_run(tmp_path / "slow", {("mlp", "xla"): step_times(0.013, 10, 2)})
+    saved = run_cli("baseline", "save", str(base), "--name", "main", "--store", str(store))
+    assert saved.returncode == 0, saved.stderr
+    assert sorted(p.name for p in (store / "main").iterdir()) == [
+        "metadata.json", "samples.jsonl", "summary.csv"
+    ]
+    assert not [p for p in store.iterdir() if p.name.startswith(".")]  # no staging left
+    listed = run_cli("baseline", "list", "--store", str(store))
+    assert listed.returncode == 0 and listed.stdout.startswith("main ")
+    gate = run_cli("baseline", "compare", "main", str(slower), "--store", str(store))
+    assert gate.returncode == 1, gate.stdout + gate.stderr
+    assert "SLOWER" in gate.stdout
+    same = run_cli("baseline", "compare", "main", str(base), "--store", str(store))
+    assert same.returncode == 2  # a run compared with itself
+
+    again = run_cli("baseline", "save", str(slower), "--name", "main", "--store", str(store))
+    assert again.returncode == 2 and "--force" in again.stderr
+    assert_one_clean_line(again.stderr)
+    forced = run_cli("baseline", "save", str(slower), "--name", "main", "--force",
+                     "--store", str(store))
+    assert forced.returncode == 0
+    assert compare.load_run(store / "main").run_id == "slow"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["compare", "nope", "RUN"], "no baseline 'nope'"),
+        (["save", "MISSING", "--name", "x"], "MISSING"),
+        (["save", "RUN", "--name", "../escape"], "invalid baseline name"),
+    ],
+)
+def test_baseline_bad_input_is_one_line_exit_2(tmp_path, args, message):
+    from tests.conftest import run_cli
+
+    run = write_run(tmp_path / "run", {("mlp", "xla"): step_times(0.010, 5, 1)})
+    args = [str(run) if a == "RUN" else str(tmp_path / a) if a == "MISSING" else a for a in args]
+    result = run_cli("baseline", *args, "--store", str(tmp_path / "store"))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert_one_clean_line(result.stderr)
+    assert not (tmp_path / "escape").exists()
+
+
+def test_an_interrupted_run_is_not_saved_as_a_baseline(tmp_path):
+    from reports import baseline
+
+    run = write_run(tmp_path / "run", {("mlp", "xla"): step_times(0.010, 5, 1)})
+    metadata = json.loads((run / "metadata.json").read_text())
+    write_metadata(run, {**metadata, "complete": False})
+    with pytest.raises(baseline.BaselineError, match="did not finish"):
+        baseline.save(run, "main", tmp_path / "store")
+    assert not (tmp_path / "store" / "main").exists()
