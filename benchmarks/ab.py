@@ -39,7 +39,7 @@ Run it (what ``nox -s regression -- origin/main`` does)::
     python -m benchmarks.ab origin/main --out results/regression \\
         --markdown results/regression/compare.md
 
-``--inject-slowdown xla=0.10`` sets ``LOOPBENCH_INJECT_SLOWDOWN`` for the current
+``--inject-slowdown tf_function=0.10`` sets ``LOOPBENCH_INJECT_SLOWDOWN`` for the current
 side only: an end-to-end check that the gate catches a known 10 % slowdown.
 """
 

@@ -25,7 +25,7 @@ Scenarios (each comparison judges every cell of the pool at once, as the gate do
   slowed runs lack are drawn A/A from the pool, keeping the Holm family whole.
 
 Run it (pool from one or more run directories; ``benchmarks/ab.py --inject-slowdown
-xla=0.10`` leaves a matching pair in ``<out>/base`` and ``<out>/current``)::
+tf_function=0.10`` leaves a matching pair in ``<out>/base`` and ``<out>/current``)::
 
     python -m benchmarks.validate_gate results/regression/base \\
         --slowed results/regression/current --markdown validation.md
@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("pool", nargs="+", help="run directories of unchanged code")
     parser.add_argument("--slowed", nargs="*", default=[], help="runs made with a slowdown")
-    parser.add_argument("--slowed-loop", help="loop to slow (default: from --slowed, else xla)")
+    parser.add_argument("--slowed-loop", help="loop to slow (default: from --slowed, else tf_function)")
     parser.add_argument("--slowdown", type=float, default=0.10, help="fraction, e.g. 0.10")
     parser.add_argument(
         "--n-per-side",
@@ -335,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         pool = load_pool(args.pool)
         slowed_pool = load_pool(args.slowed) if args.slowed else None
-        slowed_loop = args.slowed_loop or (slowed_loop_of(args.slowed) if args.slowed else "xla")
+        slowed_loop = args.slowed_loop or (slowed_loop_of(args.slowed) if args.slowed else "tf_function")
     except (RunDirError, compare.IncomparableRunsError) as exc:
         print(f"validate_gate: {exc}", file=sys.stderr)
         return 2

@@ -199,7 +199,6 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         "compile_s": max(0.0, times.first_step_s - steady),
         "warmup_s": times.warmup_s,
         "injected_s_per_step": clock.inject_s,
-        "injection_calibration_s": list(clock.calibration_s) if clock.inject_fraction else None,
         "final_loss": final_loss,
         "val_metrics": evaluation,
         "trace_counts": traces,
