@@ -58,6 +58,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def _gate_options(parser: argparse.ArgumentParser) -> None:
+    """The current run and the gate's settings, shared by compare and baseline compare."""
+    parser.add_argument("current", metavar="CURRENT_RUN")
+    parser.add_argument("--threshold", type=float, default=0.05, help="effect size (0.05 = 5%%)")
+    parser.add_argument("--alpha", type=float, default=0.01, help="family-wise error (Holm)")
+    parser.add_argument("--markdown", metavar="FILE", help="also write a Markdown table here")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="loopbench", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -97,10 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="statistical regression gate between two runs")
     compare.add_argument("baseline", metavar="BASELINE_RUN")
-    compare.add_argument("current", metavar="CURRENT_RUN")
-    compare.add_argument("--threshold", type=float, default=0.05)
-    compare.add_argument("--alpha", type=float, default=0.01)
-    compare.add_argument("--markdown", metavar="FILE")
+    _gate_options(compare)
     compare.add_argument("--allow-different-machines", action="store_true")
 
     baseline = commands.add_parser(
@@ -114,10 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="the saved baselines")
     against = actions.add_parser("compare", help="gate a run against a saved baseline")
     against.add_argument("name", metavar="NAME")
-    against.add_argument("current", metavar="CURRENT_RUN")
-    against.add_argument("--threshold", type=float, default=0.05)
-    against.add_argument("--alpha", type=float, default=0.01)
-    against.add_argument("--markdown", metavar="FILE")
+    _gate_options(against)
     for action in (save, actions.choices["list"], against):
         action.add_argument("--store", help="baseline store (default: $LOOPBENCH_BASELINES "
                             "or .loopbench/baselines)")

@@ -12,7 +12,7 @@ from typing import Any
 
 #: what --quick changes (a rougher answer, fast)
 QUICK = {"processes": 1, "windows": 8, "steps": 80, "warmup_steps": 5}
-DEFAULT = {"processes": 6, "windows": 15, "steps": 300, "warmup_steps": 10}
+DEFAULT = {"processes": 6, "windows": 10, "steps": 200, "warmup_steps": 10}
 
 
 @dataclass(frozen=True)
