@@ -242,6 +242,7 @@ def command_run(args: argparse.Namespace) -> int:
 
     # the fork server imports TensorFlow on the other core while this process does
     start_worker_server(args.start_method)
+    import benchmarks.tf_import  # noqa: F401  (before the registries, which import TF)
     import loops.styles  # noqa: F401
     import loops.workloads  # noqa: F401
     from benchmarks import metadata as meta
@@ -323,6 +324,7 @@ def _version() -> str:
 
 
 def command_list(args: argparse.Namespace) -> int:
+    import benchmarks.tf_import  # noqa: F401
     import loops.styles  # noqa: F401
     import loops.workloads  # noqa: F401
     from benchmarks.worker import configure_threads

@@ -44,8 +44,7 @@ DEFAULT_START_METHOD = "forkserver"
 
 #: What the fork server imports once (never runs: importing starts no TF runtime).
 FORKSERVER_PRELOAD = [
-    "tensorflow",
-    "keras",
+    "benchmarks.tf_import",  # TensorFlow and Keras, their import chatter held back
     "loops.styles",
     "loops.workloads",
     "benchmarks.worker",

@@ -81,10 +81,12 @@ def overhead(rounds: int = 15, steps: int = 200) -> None:
     print(f"\ntarget (within 2%): {'met' if verdict else 'NOT met'}")
 
 
-def _run(args: list[str], out: Path) -> tuple[float, Path]:
+def _run(args: list[str], out: Path, report: bool = False) -> tuple[float, Path]:
+    """`loopbench run ARGS` in a fresh interpreter: (wall seconds, run directory)."""
     start = time.perf_counter()
+    extra = [] if report else ["--no-report"]
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.cli", "run", *args, "--no-report", "--out", str(out)],
+        [sys.executable, "-m", "benchmarks.cli", "run", *args, *extra, "--out", str(out)],
         capture_output=True, text=True,
     )
     wall = time.perf_counter() - start
@@ -151,11 +153,7 @@ def sweep_time() -> None:
     """The default sweep, timed end to end (report included), as a user runs it."""
     out = Path(tempfile.mkdtemp(prefix="loopbench-sweep-"))
     args = ["--workload", "mlp", "--batch-size", SWEEP_BATCH_SIZES, "--device", "cpu"]
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "benchmarks.cli", "run", *args, "--out", str(out)],
-                   check=True)
-    wall = time.perf_counter() - start
-    run_dir = next(p for p in out.iterdir() if p.is_dir())
+    wall, run_dir = _run(args, out, report=True)
     print("| figure | value | limit |\n|---|---|---|")
     print(f"| default sweep (mlp x batch {SWEEP_BATCH_SIZES} x 5 loops, CPU), report included | "
           f"{wall:.0f} s | 600 s |")

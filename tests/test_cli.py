@@ -77,3 +77,13 @@ def test_list_names_every_registered_item_and_devices(cli):
 
     if not tf.config.list_physical_devices("GPU"):
         assert "skipped: no GPU" in result.stdout
+
+
+def test_a_bad_name_prints_only_the_error_line(cli):
+    """TensorFlow's import chatter (oneDNN, CUDA driver notes) is held back, from the
+    parent and from the fork server started before the names are checked."""
+    result = cli("run", "--workload", "nope")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "loopbench: error: unknown workload 'nope'; choose from: linear, mlp, gan"
+    ]
