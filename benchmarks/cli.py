@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 from benchmarks.config import DEFAULT, QUICK, Cell, RunConfig
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 class UsageError(Exception):
@@ -212,15 +213,21 @@ def run_probe(
     from benchmarks.runner import worker_context
 
     context = worker_context(start_method)
-    receiver, sender = context.Pipe(duplex=False)
+    receiver, sender = context.Pipe(duplex=True)  # duplex: see worker.attach_to_parent
     process = context.Process(target=probe, args=(devices_wanted, threads, sender), daemon=True)
-    process.start()
-    sender.close()
     try:
-        answer = receiver.recv() if receiver.poll(300) else {"error": "probe timed out"}
-    except EOFError:
-        answer = {"error": f"probe process died (exit status {process.exitcode})"}
-    process.join(timeout=30)
+        process.start()
+        sender.close()
+        try:
+            answer = receiver.recv() if receiver.poll(300) else {"error": "probe timed out"}
+        except EOFError:
+            answer = {"error": "probe process died"}
+        process.join(timeout=30)
+    finally:
+        if process.is_alive():
+            process.kill()
+            process.join()
+        receiver.close()
     if "error" in answer:
         raise UsageError(f"cannot start TensorFlow: {answer['error']}")
     return answer["ok"]
@@ -238,10 +245,16 @@ def _check_writable(out: str) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
+    from benchmarks.preload import preload_request
     from benchmarks.runner import start_worker_server
 
-    # the fork server imports TensorFlow on the other core while this process does
-    start_worker_server(args.start_method)
+    # the fork server imports TensorFlow (and makes the shared data) on the other
+    # core while this process imports TensorFlow
+    workloads = [w.strip() for part in args.workload or [] for w in part.split(",") if w.strip()]
+    start_worker_server(
+        args.start_method,
+        preload_request(workloads or None, args.seed, args.data_size, args.data_path),
+    )
     import benchmarks.tf_import  # noqa: F401  (before the registries, which import TF)
     import loops.styles  # noqa: F401
     import loops.workloads  # noqa: F401
@@ -292,7 +305,7 @@ def command_run(args: argparse.Namespace) -> int:
             writer = execute(config, cells, run_dir, metadata, progress.on_job, progress.on_result)
     except KeyboardInterrupt:
         print(f"\nloopbench: interrupted; finished cells kept in {run_dir}", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except OSError as exc:
         raise UsageError(f"cannot write results to {run_dir}: {exc.strerror or exc}") from None
     summary = writer.summary()
@@ -409,6 +422,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyError as exc:  # UnknownNameError from a registry
         print(f"loopbench: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:  # Ctrl-C before any result (a run's own handler keeps those)
+        print("\nloopbench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_BAD_INPUT
 
 

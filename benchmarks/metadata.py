@@ -111,9 +111,10 @@ def host_metadata(threads: dict[str, int]) -> tuple[dict[str, Any], dict[str, An
 
 
 def probe(devices_wanted: list[str] | None, threads: dict[str, int], connection: Any) -> None:
-    """Spawned: TF facts, devices present, GPU names, matmul peak per device."""
-    from benchmarks.worker import configure_threads
+    """In a child process: TF facts, devices present, GPU names, matmul peak per device."""
+    from benchmarks.worker import attach_to_parent, configure_threads, send_to_parent
 
+    attach_to_parent(connection)
     configure_threads(threads["intra_op_threads"], threads["inter_op_threads"])
     try:
         import keras
@@ -137,10 +138,10 @@ def probe(devices_wanted: list[str] | None, threads: dict[str, int], connection:
         for device in devices_wanted or []:
             if device in present:
                 facts["peak_matmul_flops"][device] = matmul_peak_flops(device)
-        connection.send({"ok": facts})
+        answer: dict[str, Any] = {"ok": facts}
     except Exception as exc:  # reported by the parent as one line
-        connection.send({"error": f"{type(exc).__name__}: {exc}"})
-    connection.close()
+        answer = {"error": f"{type(exc).__name__}: {exc}"}
+    send_to_parent(connection, answer)
 
 
 def matmul_peak_flops(device: str, n: int = 1024, repeats: int = 10) -> float:

@@ -36,20 +36,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.config import Cell, Job, RunConfig
+from benchmarks.preload import PRELOAD_ENV
 from benchmarks.stats import summarize
 from reports import rundir
 
 START_METHODS = ("forkserver", "spawn")
 DEFAULT_START_METHOD = "forkserver"
 
-#: What the fork server imports once (never runs: importing starts no TF runtime).
-FORKSERVER_PRELOAD = [
-    "benchmarks.tf_import",  # TensorFlow and Keras, their import chatter held back
-    "loops.styles",
-    "loops.workloads",
-    "benchmarks.worker",
-    "benchmarks.metadata",
-]
+#: What the fork server runs once (imports TF and the loops, never starts TF's
+#: runtime; makes the run's shared data): see benchmarks/server.py.
+FORKSERVER_PRELOAD = ["benchmarks.server"]
 
 
 def worker_context(start_method: str = DEFAULT_START_METHOD) -> Any:
@@ -74,13 +70,20 @@ def schedule(cells: list[Cell], config: RunConfig, profile_root: Path | None) ->
     return jobs
 
 
-def start_worker_server(start_method: str = DEFAULT_START_METHOD) -> None:
+def start_worker_server(
+    start_method: str = DEFAULT_START_METHOD, preload_request: str | None = None
+) -> None:
     """Start the fork server now (it imports TensorFlow in the background), so its
-    import overlaps the caller's own start-up; a no-op for ``spawn``."""
+    import overlaps the caller's own start-up; a no-op for ``spawn``.
+
+    ``preload_request`` (``benchmarks.preload.preload_request``) names the training
+    data the server makes once for all its workers."""
     if start_method != "forkserver":
         return
     worker_context(start_method)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the server's import logs
+    if preload_request is not None:
+        os.environ[PRELOAD_ENV] = preload_request
     from multiprocessing import forkserver
 
     forkserver.ensure_running()
@@ -91,18 +94,19 @@ def run_in_worker(job: Job, timeout_s: float) -> dict[str, Any]:
     from benchmarks.worker import worker_main
 
     context = worker_context(job.config.start_method)
-    receiver, sender = context.Pipe(duplex=False)
+    # duplex, so the worker can see this end close (its lifeline: see worker_main)
+    parent_end, worker_end = context.Pipe(duplex=True)
     # the parent's environment now (a fork server's own dates from its start)
     environ = dict(os.environ)
-    process = context.Process(target=worker_main, args=(job, sender, environ), daemon=True)
+    process = context.Process(target=worker_main, args=(job, worker_end, environ), daemon=True)
     started = time.time()
-    process.start()
-    sender.close()
     result = None
-    try:
-        if receiver.poll(timeout_s):
+    try:  # started inside the try: a Ctrl-C at any point still stops the worker
+        process.start()
+        worker_end.close()
+        if parent_end.poll(timeout_s):
             try:
-                result = receiver.recv()
+                result = parent_end.recv()
             except EOFError:
                 result = None
         process.join(timeout=30)
@@ -110,7 +114,7 @@ def run_in_worker(job: Job, timeout_s: float) -> dict[str, Any]:
         if process.is_alive():
             process.kill()
             process.join()
-        receiver.close()
+        parent_end.close()
     if result is not None:
         return result
     if process.exitcode is None or process.exitcode == -9 and time.time() - started >= timeout_s:

@@ -22,11 +22,13 @@ row with its reason; NotImplementedError becomes ``skipped``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import resource
 import signal
 import statistics
+import threading
 import time
 import traceback
 from typing import Any
@@ -109,6 +111,7 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         runtime_fresh = False
     import loops.styles  # noqa: F401  (registers loop styles)
     import loops.workloads  # noqa: F401  (registers workloads)
+    from benchmarks import preload
     from loops import devices
     from loops.base import LOOPS, WORKLOADS, WorkloadConfig
 
@@ -127,7 +130,7 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
     style = LOOPS.get(cell.loop)()
 
     t = now()
-    data = workload.make_data()
+    data, data_preloaded = preload.make_data(cell.workload, workload)
     train = data.whole_batches(cell.batch_size)
     data_s = now() - t
     fault = injected_fault(cell.label)
@@ -193,6 +196,7 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         "import_s": import_s,
         "tf_runtime_fresh": runtime_fresh,
         "data_s": data_s,
+        "data_preloaded": data_preloaded,
         "build_s": build_s,
         "fit_setup_s": (times.train_begin - t_run) if cell.loop == "fit" else None,
         "first_step_s": times.first_step_s,
@@ -217,9 +221,37 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
 def worker_main(job: Job, connection: Any, environ: dict[str, str] | None = None) -> None:
     """Entry point of a worker process: take the parent's environment, measure, send
     the result, exit."""
+    attach_to_parent(connection)
     if environ is not None:
         os.environ.clear()
         os.environ.update(environ)
-    result = run_job(job)
-    connection.send(result)
-    connection.close()
+    send_to_parent(connection, run_job(job))
+
+
+def attach_to_parent(connection: Any) -> None:
+    """Set up a child process (a worker, the metadata probe) that answers its parent
+    on ``connection`` (a duplex pipe the parent only reads from).
+
+    Ctrl-C belongs to the parent (it records what finished and stops the child), so
+    the child ignores SIGINT. If the parent is gone (its end of the pipe closes, as
+    when it exits), the child exits at once instead of measuring for nobody: a
+    daemon thread blocks on the pipe (no polling, no cost to the timed steps).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_when_parent_leaves, args=(connection,), daemon=True).start()
+
+
+def send_to_parent(connection: Any, message: Any) -> None:
+    """Send the answer; if nobody is listening any more, exit quietly."""
+    try:
+        connection.send(message)
+        connection.close()
+    except OSError:  # BrokenPipeError, ConnectionResetError
+        os._exit(0)
+
+
+def _exit_when_parent_leaves(connection: Any) -> None:
+    # the parent never writes, so readable means its end closed
+    with contextlib.suppress(OSError, EOFError):
+        connection.poll(None)
+    os._exit(0)

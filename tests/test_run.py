@@ -77,20 +77,25 @@ def test_samples_hold_a_row_per_window_and_per_process(tiny_run):
     # forked from the fork server, every worker still set up TF's runtime itself
     assert processes["tf_runtime_fresh"].eq(True).all()
     assert run.metadata["config"]["start_method"] == "forkserver"
+    # mlp and gan workers used the data the fork server made once; linear makes its own
+    preloaded = processes.groupby("workload")["data_preloaded"].all().to_dict()
+    assert preloaded == {"gan": True, "linear": False, "mlp": True}
 
 
 def test_spawned_workers_measure_the_same_training(tiny_run, tmp_path):
-    """--start-method spawn (a new interpreter per worker) trains to the same loss as
-    workers forked from the fork server."""
+    """--start-method spawn (a new interpreter per worker, which makes its own data)
+    trains to the same loss as workers forked from the fork server (which share the
+    data the server made)."""
     _, forked = tiny_run
-    result = run_cli("run", *TINY, "--workload", "linear", "--loop", "xla",
+    result = run_cli("run", *TINY, "--workload", "mlp", "--loop", "xla",
                      "--start-method", "spawn", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
     spawned = load_run(only_run_dir(tmp_path))
     assert spawned.metadata["config"]["start_method"] == "spawn"
+    assert spawned.process_samples()["data_preloaded"].eq(False).all()
     row = spawned.summary.iloc[0]
     assert row["status"] == "ok"
-    before = forked.summary.set_index(["workload", "loop"]).loc[("linear", "xla"), "final_loss"]
+    before = forked.summary.set_index(["workload", "loop"]).loc[("mlp", "xla"), "final_loss"]
     assert row["final_loss"] == pytest.approx(before, rel=1e-6)
 
 
@@ -165,6 +170,16 @@ def test_ctrl_c_keeps_finished_cells(tmp_path):
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr
+    # nothing of the run keeps going: no worker, no fork server left in its group
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("processes of the interrupted run are still running")
     run = load_run(samples.parent)
     assert run.metadata["interrupted"] is True
     assert (run.summary["status"] == "ok").sum() >= 2

@@ -59,3 +59,35 @@ def test_forkserver_workers_start_fresh_and_take_the_current_environment(monkeyp
     second = run_in_worker(Job(cell, 1, 1, config), timeout_s=300)["process"]
     assert second["status"] == "failed" and "injected fault" in second["error"]
     assert second["pid"] != first["pid"]
+
+
+def test_worker_stops_when_its_parent_leaves():
+    """A worker whose parent is gone (Ctrl-C, a killed CLI) exits at once instead of
+    measuring for nobody, and without a traceback."""
+    import os
+    import time
+    from dataclasses import replace
+
+    from benchmarks.runner import worker_context
+    from benchmarks.worker import worker_main
+
+    # ~100 000 eager steps: minutes of work if the worker kept going
+    config = replace(tiny_config(), devices=("cpu",), steps=100_000, windows=2)
+    job = Job(Cell("linear", "eager", "cpu", 32, 0), 0, 0, config)
+    context = worker_context("forkserver")
+    parent_end, worker_end = context.Pipe(duplex=True)
+    process = context.Process(target=worker_main, args=(job, worker_end, dict(os.environ)))
+    process.start()
+    worker_end.close()
+    try:
+        time.sleep(3)  # the worker is measuring
+        assert process.is_alive()
+        parent_end.close()
+        gone = time.time()
+        process.join(timeout=30)
+        assert process.exitcode == 0
+        assert time.time() - gone < 10
+    finally:
+        if process.is_alive():
+            process.kill()
+            process.join()
