@@ -8,27 +8,29 @@ machine, with one Python environment:
    temporary directory; nothing is installed for it: its code runs with the current
    environment (``python -m benchmarks.cli run`` with cwd and PYTHONPATH set to the
    worktree).
-2. Run ``loopbench run --processes N`` with the gate's settings (``GATE_RUN_ARGS``:
-   the quick matrix's one process a cell per invocation is replaced by N, and its
-   80 timed steps by 160 in 16 windows, see below) alternately on base and current,
-   round after round, swapping which goes first each round (ABBA), so that slow
-   drifts of the machine (thermal, noisy neighbours) fall on both sides alike.
-3. Pool each side's rounds into one run directory (:func:`merge_runs`: samples
-   concatenated, summary recomputed with ``benchmarks.stats.summarize``) and run
-   the regression gate on the two (``reports.compare.command``).
-
-With ``--rounds auto`` (the default) the first round counts the cells, and the
-driver runs rounds until each side holds ``--samples`` processes per cell (default
-10), or more if the exact Mann-Whitney test needs more to be able to reach the
-Holm-adjusted alpha over that many cells (``reports.gate_stats``: 7 for 15 cells).
+2. Start both sides as one ``loopbench run`` each, with the gate's settings
+   (``GATE_RUN_ARGS``: the quick matrix, each worker timing 160 steps in 16 windows
+   instead of 80, see below) and ``--samples`` processes per cell (default 10),
+   and make them take turns (``benchmarks/turns.py``): their start-up probes one
+   after the other, then one worker process at a time in ABBA order (job 0: base
+   then current; job 1: current then base; ...). Process k of a cell is measured on
+   both sides seconds apart, so slow drifts of the machine (thermal, noisy
+   neighbours) fall on both alike, and each side starts up (imports TensorFlow,
+   starts its fork server, makes its data) once. Each side's output goes to
+   ``OUT/logs/<side>.log``; the driver prints one line per job pair.
+   A base ref older than turn-taking falls back to whole runs in ABBA rounds of
+   ``--processes`` processes (:func:`run_rounds`).
+3. Copy each side's run into ``OUT/base`` and ``OUT/current`` (:func:`merge_runs`,
+   which also pools rounds) and run the regression gate on the two
+   (``reports.compare.command``).
 
 Why 10 samples of 160 steps: on a 2-core VM the per-process step time of one cell
 varies by ~7.5 % (CV) with the quick preset's 80 steps and by ~4 % with 320 steps
 (graph styles; eager cells vary by ~8 % however long they run), and a one-sided
 exact Mann-Whitney at Holm's 0.01/15 needs about 10 samples a side at 4 % to catch
 a 10 % slowdown most of the time (``benchmarks/validate_gate.py`` measures how
-often). More steps cost most in the eager cells (~45 % of the gate's time at 200
-steps), which is what keeps the A/B near its 15-minute budget.
+often). More steps cost most in the eager cells, which is what keeps the A/B near
+its 15-minute budget.
 
 Exit status: the gate's (0 no confirmed regression, 1 a confirmed regression, 2 the
 runs cannot be compared or a run failed to start), or 0 with a note when the base
@@ -46,6 +48,7 @@ side only: an end-to-end check that the gate catches a known 10 % slowdown.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -58,6 +61,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from benchmarks.stats import summarize
 from reports import compare, gate_stats
@@ -342,6 +346,176 @@ def run_rounds(config: ABConfig, sides: Sequence[Side]) -> dict[str, list[Path]]
     return run_dirs
 
 
+TAKE_TURNS_OPTION = "--take-turns"
+
+
+def supports_turns(code_dir: Path) -> bool:
+    """Whether that code's ``loopbench run`` can take turns (``benchmarks/turns.py``)."""
+    cli = code_dir / "benchmarks" / "cli.py"
+    return cli.exists() and TAKE_TURNS_OPTION in cli.read_text(encoding="utf-8", errors="replace")
+
+
+@dataclass
+class RunningSide:
+    """One side's ``loopbench run --take-turns`` process, seen from the driver."""
+
+    side: Side
+    process: subprocess.Popen
+    answers: TextIO
+    log: Path
+    out_dir: Path
+    jobs: int = 0
+    done: int = 0
+    ended: bool = False
+
+    def turn(self) -> str | None:
+        """Give the side one turn; its answer line, or None if it has ended."""
+        if self.ended:
+            return None
+        try:
+            assert self.process.stdin is not None
+            self.process.stdin.write("go\n")
+            self.process.stdin.flush()
+        except OSError:
+            self.ended = True
+            return None
+        line = self.answers.readline()
+        if not line:
+            self.ended = True
+            return None
+        return line.strip()
+
+    def finish(self) -> int:
+        """Close its stdin (a side with jobs left ends as interrupted); its exit status."""
+        with contextlib.suppress(OSError):
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+        status = self.process.wait()
+        self.answers.close()
+        self.ended = True
+        return status
+
+    def failure(self, status: int) -> str:
+        return (
+            f"{self.side.name} side: loopbench run exited with status {status} "
+            f"after {self.done} of {self.jobs or '?'} jobs (its output: {self.log})"
+        )
+
+
+def start_side(config: ABConfig, side: Side, out_dir: Path, processes: int) -> RunningSide:
+    """Start one side's ``loopbench run`` taking turns; output goes to a log file."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    log = config.out / "logs" / f"{side.name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    read_fd, write_fd = os.pipe()
+    command = [*run_command(config, out_dir, processes), TAKE_TURNS_OPTION, str(write_fd)]
+    print(f"[ab] {side.name}: {' '.join(command[1:])} (output: {log})", flush=True)
+    with open(log, "w", encoding="utf-8") as log_file:
+        process = subprocess.Popen(
+            command,
+            cwd=side.code_dir,
+            env=side_environment(side),
+            stdin=subprocess.PIPE,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            pass_fds=(write_fd,),
+            text=True,
+        )
+    os.close(write_fd)
+    answers = os.fdopen(read_fd, "r", encoding="utf-8")
+    return RunningSide(side, process, answers, log, out_dir)
+
+
+def run_interleaved(config: ABConfig, sides: Sequence[Side]) -> dict[str, list[Path]]:
+    """Both sides as one ``loopbench run`` each, their worker processes interleaved.
+
+    The sides take turns (``benchmarks/turns.py``): first their start-up probes, one
+    after the other, then job by job in ABBA order (job 0: base then current; job 1:
+    current then base; ...), so that process k of a cell runs on both sides seconds
+    apart and neither side goes first more often. Each side runs
+    ``--samples`` processes per cell (``--rounds N`` gives N x ``--processes``).
+    With ``--time-budget-min``, the driver stops both sides after the last whole
+    process of every cell that the budget allows (the runs are then marked
+    interrupted; the gate compares what finished).
+    """
+    processes = config.samples if config.rounds is None else config.rounds * config.processes
+    running: list[RunningSide] = []
+    try:
+        for side in sides:
+            out_dir = config.out / "rounds" / side.name / "interleaved"
+            running.append(start_side(config, side, out_dir, processes))
+        started = time.monotonic()
+        for side in running:  # start-up turns: one probe at a time
+            answer = side.turn()
+            if answer is None or not answer.startswith("ready "):
+                raise ABError(side.failure(side.finish()))
+            side.jobs = int(answer.split()[1])
+        cells = running[0].jobs // processes
+        reachable = gate_stats.samples_needed_per_side(config.alpha / max(cells, 1))
+        print(
+            f"[ab] {cells} cells x {processes} processes per side, worker processes "
+            f"interleaved ({reachable} per side reach Holm's alpha/{cells})",
+            flush=True,
+        )
+        if processes < reachable:
+            print(
+                f"[ab] warning: {processes} processes per side cannot reach the gate's "
+                f"alpha; expect 'inconclusive' (use --samples {reachable})",
+                flush=True,
+            )
+        if len({side.jobs for side in running}) > 1:
+            print(
+                "[ab] note: the sides plan different matrices "
+                f"({', '.join(f'{s.side.name} {s.jobs} jobs' for s in running)})",
+                flush=True,
+            )
+        index = 0
+        while any(side.done < side.jobs and not side.ended for side in running):
+            order = running if index % 2 == 0 else list(reversed(running))
+            answers = []
+            for side in order:
+                if side.done >= side.jobs or side.ended:
+                    continue
+                answer = side.turn()
+                if answer is None or not answer.startswith("done "):
+                    raise ABError(side.failure(side.finish()))
+                side.done += 1
+                _, label, process, status = (answer.split() + ["?"] * 4)[:4]
+                answers.append(f"{side.side.name} {status}")
+                if side.done == side.jobs:  # let it write its summary before the next turn
+                    status_code = side.finish()
+                    if status_code != 0:
+                        raise ABError(side.failure(status_code))
+            index += 1
+            elapsed = time.monotonic() - started
+            left = elapsed / index * (max(s.jobs for s in running) - index)
+            print(
+                f"[ab] {index}/{max(s.jobs for s in running)} {label} #{int(process) + 1}: "
+                f"{', '.join(answers)} ({elapsed / 60:.1f} min, ~{left / 60:.1f} min left)",
+                flush=True,
+            )
+            if (
+                config.time_budget_min is not None
+                and cells
+                and index % cells == 0
+                and index < min(s.jobs for s in running)
+                and elapsed / index * (index + cells) > 60 * config.time_budget_min
+            ):
+                print(
+                    f"[ab] time budget: stopping both sides after {index // cells} "
+                    f"processes per cell ({elapsed / 60:.1f} min)",
+                    flush=True,
+                )
+                break
+    finally:
+        for side in running:
+            if not side.ended or side.process.poll() is None:
+                side.finish()
+    return {side.side.name: [find_run_dir(side.out_dir)] for side in running}
+
+
 def _note(config: ABConfig, message: str) -> None:
     print(message, flush=True)
     if config.markdown is not None:
@@ -365,7 +539,15 @@ def run_ab(config: ABConfig) -> int:
             Side("base", base_dir),
             Side("current", config.repo, current_env),
         )
-        run_dirs = run_rounds(config, sides)
+        if supports_turns(base_dir) and supports_turns(config.repo):
+            run_dirs = run_interleaved(config, sides)
+        else:
+            print(
+                f"[ab] {config.base_ref} cannot take turns worker by worker: "
+                "interleaving whole runs (ABBA rounds)",
+                flush=True,
+            )
+            run_dirs = run_rounds(config, sides)
     current_commit = _git(config.repo, "rev-parse", "HEAD")
     merged = {}
     for side, commit in (("base", base_commit), ("current", current_commit)):
@@ -400,7 +582,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workload", action="append", default=[], help="repeatable")
     parser.add_argument("--loop", action="append", default=[], help="repeatable")
     parser.add_argument(
-        "--processes", type=int, default=2, help="worker processes per cell per round"
+        "--processes",
+        type=int,
+        default=2,
+        help="worker processes per cell per round (with --rounds N, or a base ref that "
+        "cannot take turns)",
     )
     parser.add_argument(
         "--rounds",
@@ -411,14 +597,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--samples",
         type=int,
         default=DEFAULT_SAMPLES,
-        help="with --rounds auto: processes per cell per side (raised to what the "
-        "gate's alpha needs)",
+        help="processes per cell per side (rounds of a base ref that cannot take turns: "
+        "raised to what the gate's alpha needs)",
     )
     parser.add_argument("--max-rounds", type=int, default=8, help="cap on 'auto' rounds")
     parser.add_argument(
         "--time-budget-min",
         type=float,
-        help="with --rounds auto: drop rounds projected to end after this many minutes",
+        help="stop after the last whole process of every cell (or round) that ends "
+        "within this many minutes",
     )
     parser.add_argument("--threshold", type=float, default=compare.DEFAULT_THRESHOLD)
     parser.add_argument("--alpha", type=float, default=compare.DEFAULT_ALPHA)

@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--out", default="results", help="parent directory of run directories")
     run.add_argument("--no-report", action="store_true", help="skip report.md/report.html")
+    run.add_argument(  # the same-job A/B's interleaving (benchmarks/turns.py)
+        "--take-turns", type=int, metavar="FD", help=argparse.SUPPRESS
+    )
 
     report = commands.add_parser("report", help="render report.md/html and plots for runs")
     report.add_argument("runs", nargs="+", metavar="RUN_DIR")
@@ -270,6 +273,15 @@ def command_run(args: argparse.Namespace) -> int:
     cells = make_cells(config)
     _check_writable(args.out)
     threads = configure_threads(config.intra_op_threads, config.inter_op_threads)
+    turns = None
+    if args.take_turns is not None:
+        from benchmarks.turns import TurnTaker
+
+        try:
+            turns = TurnTaker(args.take_turns)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        turns.wait()  # the start-up probe times a matmul: never at the same time as the other side
     facts = run_probe(["cpu", "gpu"], threads, config.start_method)  # matmul peak of every device present
     try:
         devices = resolve_devices(args.device, facts["devices_present"])
@@ -300,9 +312,21 @@ def command_run(args: argparse.Namespace) -> int:
     }
     progress = Progress(total=config.processes * len(cells))
     print(f"loopbench: {len(cells)} cells x {config.processes} processes -> {run_dir}", file=sys.stderr)
+    on_job, on_result = progress.on_job, progress.on_result
+    if turns is not None:
+        turns.ready(config.processes * len(cells))
+
+        def on_job(job, index, total, eta, turns=turns):
+            turns.wait()
+            progress.on_job(job, index, total, eta)
+
+        def on_result(job, result, turns=turns):
+            progress.on_result(job, result)
+            turns.done(job.cell.label, job.process, result["process"].get("status"))
+
     try:
         with progress:
-            writer = execute(config, cells, run_dir, metadata, progress.on_job, progress.on_result)
+            writer = execute(config, cells, run_dir, metadata, on_job, on_result)
     except KeyboardInterrupt:
         print(f"\nloopbench: interrupted; finished cells kept in {run_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -459,11 +459,61 @@ rundir.write_metadata(run_dir, {"run_id": run_dir.name, "hard": {"machine": "x"}
 '''
 
 
-def make_fake_repo(path: Path) -> Path:
+FAKE_CLI_TAKING_TURNS = '''
+"""A stand-in for `loopbench run --take-turns FD` (benchmarks/turns.py): one job per
+turn, each process row stamped with the time its turn came."""
+import argparse, os, random, statistics, sys, time, uuid
+from pathlib import Path
+sys.path.append(os.environ["REAL_REPO"])
+from benchmarks.speed import SPEED
+from reports import rundir
+
+parser = argparse.ArgumentParser()
+parser.add_argument("command")
+parser.add_argument("--quick", action="store_true")
+parser.add_argument("--steps", type=int)
+parser.add_argument("--windows", type=int)
+parser.add_argument("--no-report", action="store_true")
+parser.add_argument("--processes", type=int)
+parser.add_argument("--out", type=Path)
+parser.add_argument("--take-turns", type=int)
+args = parser.parse_args()
+answers = os.fdopen(args.take_turns, "w", buffering=1)
+
+def wait():
+    if sys.stdin.readline().strip() != "go":
+        sys.exit(130)
+
+wait()
+answers.write(f"ready {2 * args.processes}\\n")
+rows, times = [], {"fit": [], "xla": []}
+for k in range(args.processes):
+    for loop, median_s in (("fit", 0.010), ("xla", 0.010 * SPEED)):
+        wait()
+        cell = {"workload": "mlp", "loop": loop, "device": "cpu", "batch_size": 32, "width": 64}
+        t = median_s * random.gauss(1, 0.01)
+        times[loop].append(t)
+        rows.append({"kind": "process", **cell, "process": k, "status": "ok", "step_time_s": t,
+                     "compile_s": 0.2, "retraces": 1, "started_at": time.time()})
+        time.sleep(0.01)
+        answers.write(f"done mlp-{loop} {k} ok\\n")
+summary = [{"workload": "mlp", "loop": loop, "device": "cpu", "batch_size": 32, "width": 64,
+            "status": "ok", "step_time_median_s": statistics.median(t)} for loop, t in times.items()]
+run_dir = args.out / uuid.uuid4().hex[:8]
+run_dir.mkdir(parents=True)
+rundir.write_samples(run_dir, rows)
+frame = rundir.pd.DataFrame(summary).reindex(columns=[*rundir.SUMMARY_COLUMNS, "width"])
+rundir.write_summary(run_dir, frame)
+rundir.write_metadata(run_dir, {"run_id": run_dir.name, "hard": {"machine": "x"},
+                                "soft": {"speed": SPEED}, "config": {}})
+'''
+
+
+def make_fake_repo(path: Path, cli: str = FAKE_CLI) -> Path:
     """A git repo whose base commit runs at SPEED 1.0 and whose work tree at 1.3."""
     (path / "benchmarks").mkdir(parents=True)
     (path / "benchmarks" / "__init__.py").write_text("")
-    (path / "benchmarks" / "cli.py").write_text(textwrap.dedent(FAKE_CLI))
+    (path / "benchmarks" / "cli.py").write_text(textwrap.dedent(cli))
     (path / "benchmarks" / "speed.py").write_text("SPEED = 1.0\n")
     git = ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)
@@ -509,6 +559,37 @@ def test_ab_runs_base_and_current_code_interleaved_and_gates(tmp_path, monkeypat
         ["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True
     )
     assert len(worktrees.stdout.strip().splitlines()) == 1  # the temporary worktree is gone
+
+
+def test_ab_interleaves_worker_processes_when_both_sides_take_turns(tmp_path, monkeypatch, capsys):
+    repo = make_fake_repo(tmp_path / "repo", FAKE_CLI_TAKING_TURNS)
+    monkeypatch.setenv("REAL_REPO", str(REPO))
+    config = ab.ABConfig(base_ref="HEAD", repo=repo, out=tmp_path / "out", samples=6)
+    status = ab.run_ab(config)
+    out = capsys.readouterr().out
+    assert status == 1, out
+    assert "2 cells x 6 processes per side, worker processes interleaved" in out
+    assert "SLOWER" in out
+    base = compare.load_run(tmp_path / "out" / "base").process_samples()
+    current = compare.load_run(tmp_path / "out" / "current").process_samples()
+    assert len(base) == len(current) == 2 * 6
+    # one job at a time, in ABBA order: job 0 base then current, job 1 current then base
+    stamps = sorted(
+        [(t, "base") for t in base["started_at"]] + [(t, "current") for t in current["started_at"]]
+    )
+    order = [name for _, name in stamps]
+    assert order[:8] == ["base", "current", "current", "base"] * 2
+    assert order == (["base", "current", "current", "base"] * 6)[: len(order)]
+    assert (tmp_path / "out" / "logs" / "base.log").exists()
+
+
+def test_ab_stops_cleanly_when_a_side_fails_to_start(tmp_path, monkeypatch):
+    repo = make_fake_repo(tmp_path / "repo", FAKE_CLI_TAKING_TURNS)
+    monkeypatch.delenv("REAL_REPO", raising=False)  # the fake CLI dies at its first line
+    config = ab.ABConfig(base_ref="HEAD", repo=repo, out=tmp_path / "out", samples=3)
+    with pytest.raises(ab.ABError, match=r"base side: loopbench run exited with status 1 .*base.log"):
+        ab.run_ab(config)
+    assert "KeyError" in (tmp_path / "out" / "logs" / "base.log").read_text()
 
 
 def test_ab_rounds_auto_reaches_the_holm_level():
