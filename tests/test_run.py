@@ -152,8 +152,10 @@ def test_failed_cells_are_recorded_and_the_run_goes_on(tmp_path):
 
 def test_ctrl_c_keeps_finished_cells(tmp_path):
     process = subprocess.Popen(
+        # 5 cells x 40 processes: minutes of work, so Ctrl-C lands mid-run (a tiny
+        # linear worker takes well under a second)
         [sys.executable, "-m", "benchmarks.cli", "run", *TINY, "--workload", "linear",
-         "--out", str(tmp_path)],
+         "--processes", "40", "--out", str(tmp_path)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
