@@ -65,6 +65,7 @@ from typing import TextIO
 
 from benchmarks.stats import summarize
 from reports import compare, gate_stats
+from reports.compare import AB_MARK
 from reports.rundir import (
     METADATA_FILE,
     SAMPLES_FILE,
@@ -216,6 +217,7 @@ def merge_runs(
     run_dirs: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     run_id: str | None = None,
+    soft_extra: dict | None = None,
 ) -> Path:
     """Pool several runs of the same code on the same machine into one run directory.
 
@@ -223,7 +225,8 @@ def merge_runs(
     becomes k plus the processes of the earlier rounds, so process k of every loop
     style still comes from the same round, as within-run ratios pair them); the
     summary is recomputed from all of them with ``benchmarks.stats.summarize``; the
-    metadata is the first run's, with ``soft.merged_from`` listing the run ids.
+    metadata is the first run's, with ``soft.merged_from`` listing the run ids (and
+    ``soft_extra`` added to its soft keys).
     Example::
 
         merge_runs(["rounds/base/r00/RUN", "rounds/base/r01/RUN"], "results/base", "ab-base")
@@ -258,6 +261,7 @@ def merge_runs(
     metadata = json.loads(json.dumps(runs[0].metadata))
     soft = metadata.setdefault("soft", {})
     soft["merged_from"] = [run.run_id for run in runs]
+    soft.update(soft_extra or {})
     ended = [run.metadata.get("soft", {}).get("ended_at") for run in runs]
     if all(isinstance(value, str) for value in ended):
         soft["ended_at"] = max(ended)
@@ -539,7 +543,8 @@ def run_ab(config: ABConfig) -> int:
             Side("base", base_dir),
             Side("current", config.repo, current_env),
         )
-        if supports_turns(base_dir) and supports_turns(config.repo):
+        interleaved = supports_turns(base_dir) and supports_turns(config.repo)
+        if interleaved:
             run_dirs = run_interleaved(config, sides)
         else:
             print(
@@ -550,11 +555,14 @@ def run_ab(config: ABConfig) -> int:
             run_dirs = run_rounds(config, sides)
     current_commit = _git(config.repo, "rev-parse", "HEAD")
     merged = {}
-    for side, commit in (("base", base_commit), ("current", current_commit)):
+    run_ids = {"base": f"ab-base-{base_commit[:10]}", "current": f"ab-current-{current_commit[:10]}"}
+    for side, partner in (("base", "current"), ("current", "base")):
         out_dir = config.out / side
         if out_dir.exists():
             shutil.rmtree(out_dir)
-        merged[side] = merge_runs(run_dirs[side], out_dir, f"ab-{side}-{commit[:10]}")
+        # worker by worker: compare may read the machine's drift from the blocks
+        mark = {"interleaved": interleaved, "partner": run_ids[partner]}
+        merged[side] = merge_runs(run_dirs[side], out_dir, run_ids[side], soft_extra={AB_MARK: mark})
     # the base side must have run the worktree's code, not the installed current code
     reported = load_run(merged["base"]).metadata.get("soft", {}).get("git_commit")
     if reported and reported != base_commit:

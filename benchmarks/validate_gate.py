@@ -24,6 +24,15 @@ Scenarios (each comparison judges every cell of the pool at once, as the gate do
   are a real A/A across runs, and count as false alarms when flagged; cells the
   slowed runs lack are drawn A/A from the pool, keeping the Holm family whole.
 
+Interleaved A/Bs (``--ab OUT`` of unchanged code, ``--slowed-ab OUT`` of an A/B made
+with ``--inject-slowdown``): comparisons of n blocks (block k = process k of every
+cell on both sides, measured together) drawn with replacement, the same blocks for
+every cell, judged by the gate on raw samples, by the gate on drift-corrected
+samples (what ``loopbench compare`` does with such an A/B:
+``gate_stats.drift_factors``) and by the fixed rules::
+
+    python -m benchmarks.validate_gate --ab results/aa --slowed-ab results/regression
+
 Run it (pool from one or more run directories; ``benchmarks/ab.py --inject-slowdown
 tf_function=0.10`` leaves a matching pair in ``<out>/base`` and ``<out>/current``)::
 
@@ -136,6 +145,20 @@ def gate_rule(threshold: float, alpha: float) -> Rule:
     return flagged
 
 
+def drift_corrected_gate_rule(threshold: float, alpha: float) -> Rule:
+    """The gate on samples divided by their block's drift (``gate_stats.drift_factors``),
+    as ``loopbench compare`` judges an interleaved A/B: sample j of every cell on
+    both sides is block j."""
+    gate = gate_rule(threshold, alpha)
+
+    def flagged(baseline: np.ndarray, current: np.ndarray) -> np.ndarray:
+        grid = np.stack([baseline, current], axis=-2)  # (iterations, cells, 2, n)
+        corrected = grid / gate_stats.drift_factors(grid)
+        return gate(corrected[..., 0, :], corrected[..., 1, :])
+
+    return flagged
+
+
 def fixed_rule(statistic: Callable[..., np.ndarray], threshold: float) -> Rule:
     """pytest-benchmark style: flag when statistic(current)/statistic(baseline) > 1+threshold."""
 
@@ -239,6 +262,67 @@ def build_scenarios(
     return scenarios
 
 
+@dataclass(frozen=True)
+class ABBlocks:
+    """One interleaved A/B (``OUT/base`` and ``OUT/current``): step times of every
+    cell on both sides, block by block, blocks with a missing process dropped."""
+
+    path: str
+    cells: list[Cell]
+    grid: np.ndarray  # (cells, 2, blocks)
+    keys: tuple[str, ...]
+    slowed_loop: str | None
+
+
+def load_ab(out_dir: str | Path) -> ABBlocks:
+    keys = compare.cell_keys_of()
+    sides = [load_run(Path(out_dir) / side) for side in ("base", "current")]
+    if not compare.measured_interleaved(*sides):
+        raise RunDirError(f"{out_dir}: base and current are not the two sides of one interleaved A/B")
+    samples = tuple(compare.process_samples(run, keys) for run in sides)
+    cells, grid = compare.block_grid(samples)
+    complete = np.isfinite(grid).all(axis=(0, 1))
+    spec = sides[1].metadata.get("soft", {}).get("env", {}).get(INJECT_SLOWDOWN_ENV)
+    slowed_loop = spec.split("=")[0].strip() if spec else None
+    return ABBlocks(str(out_dir), cells, grid[:, :, complete], keys, slowed_loop)
+
+
+def blocked_scenarios(
+    unchanged: ABBlocks,
+    slowed: ABBlocks | None,
+    slowed_loop: str,
+    fraction: float,
+    n: int,
+    iterations: int,
+    rng: np.random.Generator,
+) -> list[Scenario]:
+    """Comparisons of n blocks drawn with replacement (the same blocks for every cell,
+    as the drift correction needs), from A/Bs of unchanged and of slowed code."""
+
+    def draw_blocks(ab: ABBlocks) -> tuple[np.ndarray, np.ndarray]:
+        chosen = rng.integers(0, ab.grid.shape[-1], (iterations, n))
+        drawn = ab.grid[:, :, chosen]  # (cells, 2, iterations, n)
+        drawn = np.moveaxis(drawn, 2, 0)  # (iterations, cells, 2, n)
+        return drawn[:, :, 0, :], drawn[:, :, 1, :]
+
+    loop_position = unchanged.keys.index("loop")
+    is_slowed = np.array([cell[loop_position] == slowed_loop for cell in unchanged.cells])
+    baseline, current = draw_blocks(unchanged)
+    multiplier = np.where(is_slowed, 1.0 + fraction, 1.0)[None, :, None]
+    scenarios = [
+        Scenario("A/A: interleaved A/B of unchanged code", baseline, current,
+                 np.zeros(len(unchanged.cells), bool)),
+        Scenario(f"{slowed_loop} x{1 + fraction:g} on that A/B (approximation)", baseline,
+                 current * multiplier, is_slowed),
+    ]
+    if slowed is not None:
+        if slowed.cells != unchanged.cells:
+            raise RunDirError(f"{slowed.path}: other cells than {unchanged.path}")
+        real_b, real_c = draw_blocks(slowed)
+        scenarios.append(Scenario(f"{slowed_loop} slowed: interleaved A/B", real_b, real_c, is_slowed))
+    return scenarios
+
+
 def _percent(value: float) -> str:
     return "-" if np.isnan(value) else f"{100 * value:.1f}%"
 
@@ -269,11 +353,7 @@ def validation_table(
     effects: Sequence[str] = (),
 ) -> str:
     """The Markdown report: setup, then one row per (scenario, rule)."""
-    rules = {
-        "gate (MWU + Holm + effect)": gate_rule(threshold, alpha),
-        f"median ratio > {threshold:.0%}": fixed_rule(np.median, threshold),
-        f"mean ratio > {threshold:.0%}": fixed_rule(np.mean, threshold),
-    }
+    rules = all_rules(threshold, alpha, drift_corrected=False)
     sizes = [len(pool.pooled(cell)) for cell in pool.samples]
     # the spread of the per-process samples bounds what any rule can detect
     spreads = [stats.variation(pool.pooled(cell)) for cell in pool.samples]
@@ -294,6 +374,24 @@ def validation_table(
             else []
         ),
         "",
+        *rate_rows(scenarios, rules),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def all_rules(threshold: float, alpha: float, drift_corrected: bool) -> dict[str, Rule]:
+    rules = {"gate (MWU + Holm + effect)": gate_rule(threshold, alpha)}
+    if drift_corrected:
+        rules["gate, drift-corrected (interleaved A/B)"] = drift_corrected_gate_rule(
+            threshold, alpha
+        )
+    rules[f"median ratio > {threshold:.0%}"] = fixed_rule(np.median, threshold)
+    rules[f"mean ratio > {threshold:.0%}"] = fixed_rule(np.mean, threshold)
+    return rules
+
+
+def rate_rows(scenarios: Sequence[Scenario], rules: dict[str, Rule]) -> list[str]:
+    lines = [
         "| scenario | rule | false alarms / comparison | false alarms / cell | detection / slowed cell |",
         "|---|---|---|---|---|",
     ]
@@ -304,6 +402,45 @@ def validation_table(
                 f"| {scenario.name} | {name} | {_percent(result.false_alarm_per_comparison)} | "
                 f"{_percent(result.false_alarm_per_cell)} | {_percent(result.detection_per_cell)} |"
             )
+    return lines
+
+
+def blocked_validation_table(
+    unchanged: ABBlocks,
+    slowed: ABBlocks | None,
+    scenarios: Sequence[Scenario],
+    n: int,
+    iterations: int,
+    threshold: float,
+    alpha: float,
+) -> str:
+    """The Markdown report of the interleaved-A/B mode."""
+    log_sd = np.std(np.log(unchanged.grid), axis=-1, ddof=1)  # (cells, 2)
+    corrected = unchanged.grid / gate_stats.drift_factors(unchanged.grid)
+    corrected_sd = np.std(np.log(corrected), axis=-1, ddof=1)
+    lines = [
+        "## Regression gate validation (interleaved A/Bs)",
+        "",
+        f"- unchanged code: {unchanged.path}: {len(unchanged.cells)} cells x "
+        f"{unchanged.grid.shape[-1]} blocks; per-process spread (SD of log step time) "
+        f"{np.median(log_sd):.1%} median, {np.median(corrected_sd):.1%} after the drift correction",
+        *(
+            [f"- slowed code: {slowed.path} ({slowed.slowed_loop}): {slowed.grid.shape[-1]} blocks; "
+             + "measured effect: " + "; ".join(
+                f"{'/'.join(map(str, cell))} x{np.median(slowed.grid[i, 1]) / np.median(slowed.grid[i, 0]):.3f}"
+                for i, cell in enumerate(slowed.cells)
+                if cell[slowed.keys.index('loop')] == slowed.slowed_loop)]
+            if slowed is not None
+            else []
+        ),
+        f"- {iterations} comparisons per scenario of {n} blocks per side drawn with replacement "
+        f"(the same blocks for every cell), threshold {threshold:.0%}, alpha {alpha:g} "
+        f"(Holm over {len(unchanged.cells)} cells)",
+        f"- targets: gate false alarms per comparison <= {FALSE_ALARM_TARGET:.0%}, "
+        f"detection per slowed cell >= {DETECTION_TARGET:.0%}",
+        "",
+        *rate_rows(scenarios, all_rules(threshold, alpha, drift_corrected=True)),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -312,7 +449,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m benchmarks.validate_gate",
         description="False-alarm and detection rates of the regression gate on real samples.",
     )
-    parser.add_argument("pool", nargs="+", help="run directories of unchanged code")
+    parser.add_argument("pool", nargs="*", help="run directories of unchanged code")
+    parser.add_argument(
+        "--ab", help="an interleaved A/B's --out directory (base/, current/) of unchanged code"
+    )
+    parser.add_argument(
+        "--slowed-ab", help="an interleaved A/B's --out directory made with --inject-slowdown"
+    )
     parser.add_argument("--slowed", nargs="*", default=[], help="runs made with a slowdown")
     parser.add_argument("--slowed-loop", help="loop to slow (default: from --slowed, else tf_function)")
     parser.add_argument("--slowdown", type=float, default=0.10, help="fraction, e.g. 0.10")
@@ -332,6 +475,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.ab:
+        return main_ab(args)
+    if not args.pool:
+        print("validate_gate: give pool run directories or --ab", file=sys.stderr)
+        return 2
     try:
         pool = load_pool(args.pool)
         slowed_pool = load_pool(args.slowed) if args.slowed else None
@@ -352,6 +500,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     effects = injected_effects(pool, slowed_pool, slowed_loop) if slowed_pool else []
     table = validation_table(
         pool, scenarios, n, args.iterations, args.threshold, args.alpha, effects
+    )
+    print(table, end="")
+    if args.markdown:
+        atomic_write_text(args.markdown, table)
+    return 0
+
+
+def main_ab(args: argparse.Namespace) -> int:
+    """The interleaved-A/B mode: --ab (unchanged code) [--slowed-ab]."""
+    try:
+        unchanged = load_ab(args.ab)
+        slowed = load_ab(args.slowed_ab) if args.slowed_ab else None
+        slowed_loop = args.slowed_loop or (slowed.slowed_loop if slowed else None) or "tf_function"
+        n = args.n_per_side or DEFAULT_SAMPLES
+        rng = np.random.default_rng(args.seed)
+        scenarios = blocked_scenarios(
+            unchanged, slowed, slowed_loop, args.slowdown, n, args.iterations, rng
+        )
+    except (RunDirError, compare.IncomparableRunsError) as exc:
+        print(f"validate_gate: {exc}", file=sys.stderr)
+        return 2
+    table = blocked_validation_table(
+        unchanged, slowed, scenarios, n, args.iterations, args.threshold, args.alpha
     )
     print(table, end="")
     if args.markdown:

@@ -32,8 +32,16 @@ Run it::
 
     python -m reports.compare BASELINE_RUN CURRENT_RUN --markdown compare.md
 
-The same-job A/B driver ``benchmarks/ab.py`` feeds it two run directories pooled
-from interleaved rounds of the base and the current code.
+The same-job A/B driver ``benchmarks/ab.py`` feeds it the two sides of one A/B.
+When both runs say they are the two sides of one A/B interleaved worker by worker
+(``soft.ab``: each names the other), process k of every cell ran on both sides
+within the same minute or so, and the gate first takes out the machine's drift:
+each sample is divided by its block's factor (``gate_stats.drift_factors``: how
+much slower than usual the *other* cells ran in block k, both sides pooled). Both
+sides of a block get the same factor, so a real difference between them, even one
+that slows every cell, stays; the drift of a shared VM within the A/B (on this
+machine +-5-10 % from minute to minute) goes. The table's medians are then the
+corrected ones, and the output says so.
 """
 
 from __future__ import annotations
@@ -126,6 +134,8 @@ class Comparison:
     soft_differences: tuple[str, ...] = ()
     cells_skipped_in_both: int = 0
     notes: tuple[str, ...] = field(default=())
+    #: step times divided by their block's drift (an interleaved A/B; see drift_factors)
+    drift_corrected: bool = False
 
     @property
     def regressions(self) -> tuple[CellComparison, ...]:
@@ -301,6 +311,60 @@ def within_run_ratio_samples(samples: pd.DataFrame, keys: Sequence[str]) -> dict
         if len(common):
             ratios[cell] = (step_times[common] / reference[common]).to_numpy(dtype=float)
     return ratios
+
+
+AB_MARK = "ab"  # soft metadata the same-job A/B leaves on both sides (benchmarks/ab.py)
+
+
+def measured_interleaved(baseline: Run, current: Run) -> bool:
+    """Whether the two runs are the two sides of one interleaved same-job A/B: each
+    names the other as its partner, so process k of a cell ran on both sides together."""
+    marks = [run.metadata.get("soft", {}).get(AB_MARK) or {} for run in (baseline, current)]
+    return (
+        all(isinstance(mark, dict) and mark.get("interleaved") is True for mark in marks)
+        and marks[0].get("partner") == current.run_id
+        and marks[1].get("partner") == baseline.run_id
+    )
+
+
+def block_grid(
+    samples: tuple[pd.DataFrame, pd.DataFrame],
+) -> tuple[list[Cell], np.ndarray]:
+    """The cells both sides hold and their step times as a (cells, 2, blocks) array,
+    block k = process k (NaN where a process is missing or failed)."""
+    cells = sorted(set(samples[0]["cell"]) & set(samples[1]["cell"]), key=repr)
+    blocks = sorted(set(samples[0]["process"]) | set(samples[1]["process"]))
+    block_index = {block: i for i, block in enumerate(blocks)}
+    cell_index = {cell: i for i, cell in enumerate(cells)}
+    grid = np.full((len(cells), 2, len(blocks)), np.nan)
+    for side, frame in enumerate(samples):
+        for cell, process, step_time in zip(
+            frame["cell"], frame["process"], frame["step_time_s"], strict=True
+        ):
+            if cell in cell_index:
+                grid[cell_index[cell], side, block_index[process]] = step_time
+    return cells, grid
+
+
+def drift_corrected_samples(
+    samples: tuple[pd.DataFrame, pd.DataFrame],
+) -> tuple[dict[Cell, np.ndarray], dict[Cell, np.ndarray], np.ndarray]:
+    """Per-process step times of both sides divided by the drift of their block
+    (``gate_stats.drift_factors``; block k = process k of every cell on both sides);
+    also returns each block's median factor, for the note."""
+    cells, grid = block_grid(samples)
+    if not cells or not grid.size:
+        return {}, {}, np.array([])
+    factors = gate_stats.drift_factors(grid)
+    corrected = grid / factors
+    per_side = tuple(
+        {
+            cell: corrected[i, side][np.isfinite(corrected[i, side])]
+            for i, cell in enumerate(cells)
+        }
+        for side in (0, 1)
+    )
+    return per_side[0], per_side[1], np.median(factors, axis=(0, 1))
 
 
 # --------------------------------------------------------------------------- metadata
@@ -559,8 +623,19 @@ def compare(
             f"{baseline_path} and {current_path} hold no ok process samples"
         )
     facts = (SideFacts.of(baseline, samples[0], keys), SideFacts.of(current, samples[1], keys))
+    drift_note = None
     if allow_different_machines:
         step_samples = tuple(within_run_ratio_samples(side, keys) for side in samples)
+    elif measured_interleaved(baseline, current) and len(
+        set(samples[0]["cell"]) & set(samples[1]["cell"])
+    ) >= 3:
+        *step_samples, block_factors = drift_corrected_samples(samples)
+        step_samples = tuple(step_samples)
+        drift_note = (
+            "interleaved A/B: each process's step time is divided by its block's drift "
+            "(process k of every other cell, both sides; gate_stats.drift_factors): "
+            f"block factors {block_factors.min():.3f}-{block_factors.max():.3f}"
+        )
     else:
         step_samples = tuple(_per_cell(side, "step_time_s") for side in samples)
     judged = judge_step_times(step_samples[0], step_samples[1], threshold, alpha)
@@ -611,6 +686,8 @@ def compare(
         if run.metadata.get("complete") is False
     ]
     notes += machine_speed_notes(baseline, current, threshold)
+    if drift_note:
+        notes.append(drift_note)
     if allow_different_machines:
         notes.append(
             f"within-run ratios: each loop's step time over {REFERENCE_LOOP}'s in the same run "
@@ -628,6 +705,7 @@ def compare(
         soft_differences=soft_differences,
         cells_skipped_in_both=skipped_in_both,
         notes=tuple(notes),
+        drift_corrected=drift_note is not None,
     )
 
 
@@ -681,7 +759,10 @@ def summary_lines(result: Comparison) -> list[str]:
             f"mode: within-run ratios to {REFERENCE_LOOP} (allow different machines; hard keys: {machines})"
         )
     else:
-        lines.append("mode: absolute step times (same machine: hard metadata keys match)")
+        lines.append(
+            "mode: absolute step times (same machine: hard metadata keys match)"
+            + (", drift-corrected per block (interleaved A/B)" if result.drift_corrected else "")
+        )
     lines.extend(result.notes)
     lines.append(
         f"rule: one-sided Mann-Whitney U per cell on per-process samples, Holm-corrected over "

@@ -108,6 +108,37 @@ def one_sided_mwu_p(
     ).pvalue
 
 
+def drift_factors(step_times: np.ndarray) -> np.ndarray:
+    """The machine's drift, block by block, for samples measured interleaved.
+
+    ``step_times`` has shape (..., cells, 2, blocks): block k holds process k of every
+    cell on both sides, measured together (the same-job A/B runs them seconds apart),
+    NaN where a process is missing. The factor of cell c in block k is the median,
+    over the *other* cells and both sides, of each sample over its cell's median
+    (both sides pooled): how much slower than usual the machine ran during block k,
+    read from cells that cannot carry c's own change. Both sides of a block get the
+    same factor, so dividing by it removes the drift common to all cells (a slow
+    minute of a shared VM) and keeps any difference between the sides, including a
+    change that slows every cell. Fewer than 3 cells: factors of 1.
+
+    >>> x = np.array([[[1.0, 2.0], [1.0, 2.0]]] * 4)   # 4 cells, block 1 twice as slow
+    >>> drift_factors(x)[0].round(3).tolist()
+    [[0.667, 1.333], [0.667, 1.333]]
+    """
+    step_times = np.asarray(step_times, dtype=float)
+    n_cells = step_times.shape[-3]
+    if n_cells < 3:
+        return np.ones_like(step_times)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: missing blocks
+        relative = step_times / np.nanmedian(step_times, axis=(-2, -1), keepdims=True)
+        factors = np.empty_like(step_times)
+        for cell in range(n_cells):
+            others = np.delete(relative, cell, axis=-3)
+            factors[..., cell, :, :] = np.nanmedian(others, axis=(-3, -2))[..., None, :]
+    return np.where(np.isfinite(factors), factors, 1.0)
+
+
 def median_ratio(baseline: np.ndarray, current: np.ndarray, axis: int = -1) -> np.ndarray:
     """Median of ``current`` over median of ``baseline`` (> 1 means current is slower)."""
     return np.median(current, axis=axis) / np.median(baseline, axis=axis)

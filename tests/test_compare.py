@@ -707,3 +707,110 @@ def test_an_interrupted_run_is_not_saved_as_a_baseline(tmp_path):
     with pytest.raises(baseline.BaselineError, match="did not finish"):
         baseline.save(run, "main", tmp_path / "store")
     assert not (tmp_path / "store" / "main").exists()
+
+
+# --------------------------------------------------------------------------- drift correction
+
+
+def interleaved_pair(tmp_path: Path, slow_cell_factor: float, mark: bool = True):
+    """Two sides of an interleaved A/B over 6 cells x 10 blocks: the machine drifts by
+    up to +-25 % from block to block (on both sides alike), each sample has ~2 % noise
+    of its own, and the current side's mlp/xla cell is ``slow_cell_factor`` slower."""
+    rng = np.random.default_rng(7)
+    drift = 1 + 0.25 * np.sin(np.arange(10))
+    loops = ("fit", "eager", "tf_function", "tf_data", "xla", "custom")
+    sides = {}
+    for side in ("base", "current"):
+        cells = {}
+        for index, loop in enumerate(loops):
+            median = 0.002 * (index + 1)
+            factor = slow_cell_factor if side == "current" and loop == "xla" else 1.0
+            noise = 1 + 0.02 * rng.standard_normal(10)
+            cells[("mlp", loop)] = list(median * factor * drift * noise)
+        sides[side] = cells
+    ids = {"base": "ab-base-x", "current": "ab-current-y"}
+    dirs = []
+    for side, partner in (("base", "current"), ("current", "base")):
+        soft = {"ab": {"interleaved": True, "partner": ids[partner]}} if mark else {}
+        dirs.append(write_run(tmp_path / side, sides[side], run_id=ids[side], soft=soft))
+    return dirs
+
+
+def test_interleaved_ab_reads_the_drift_from_other_cells(tmp_path):
+    base, current = interleaved_pair(tmp_path, 1.10)
+    result = compare.compare(base, current)
+    verdicts = {cell.cell[1]: cell.verdict for cell in result.cells}
+    assert result.drift_corrected
+    assert verdicts["xla"] == "slower"  # 10 % under a drift of +-25 %
+    assert set(verdicts.values()) - {"slower"} == {"unchanged"}
+    assert any("drift" in note for note in result.notes)
+    assert "drift-corrected per block" in compare.render_text(result)
+
+
+def test_without_the_interleaved_mark_the_drift_stays_and_hides_the_slowdown(tmp_path):
+    base, current = interleaved_pair(tmp_path, 1.10, mark=False)
+    result = compare.compare(base, current)
+    assert not result.drift_corrected
+    xla = next(cell for cell in result.cells if cell.cell[1] == "xla")
+    assert xla.verdict == "inconclusive"  # raw samples: the drift swamps 10 %
+
+
+def test_drift_correction_raises_no_alarm_on_identical_code(tmp_path):
+    base, current = interleaved_pair(tmp_path, 1.0)
+    result = compare.compare(base, current)
+    assert result.drift_corrected and result.exit_status == 0
+    assert all(cell.verdict in ("unchanged", "inconclusive") for cell in result.cells)
+
+
+def test_a_change_that_slows_every_cell_survives_the_correction():
+    # both sides of a block share its factor: a uniform 10 % slowdown is kept
+    rng = np.random.default_rng(3)
+    drift = 1 + 0.25 * np.sin(np.arange(10))
+    base = 0.002 * drift * (1 + 0.01 * rng.standard_normal((5, 10)))
+    current = 1.10 * 0.002 * drift * (1 + 0.01 * rng.standard_normal((5, 10)))
+    grid = np.stack([base, current], axis=1)  # (cells, sides, blocks)
+    corrected = grid / gate_stats.drift_factors(grid)
+    ratios = np.median(corrected[:, 1], axis=1) / np.median(corrected[:, 0], axis=1)
+    assert np.allclose(ratios, 1.10, atol=0.02)
+    assert np.std(np.log(corrected[:, 0]), axis=1).max() < 0.03  # the drift is gone
+
+
+def test_validation_of_interleaved_abs_reports_the_drift_corrected_gate(tmp_path, capsys):
+    from benchmarks import validate_gate
+
+    interleaved_pair(tmp_path / "aa", 1.0)
+    interleaved_pair(tmp_path / "slowed", 1.10)
+    status = validate_gate.main(
+        ["--ab", str(tmp_path / "aa"), "--slowed-ab", str(tmp_path / "slowed"),
+         "--slowed-loop", "xla", "--iterations", "200"]
+    )
+    table = capsys.readouterr().out
+    assert status == 0, table
+    assert "6 cells x 10 blocks" in table
+    rows = {
+        tuple(part.strip() for part in line.strip("|").split("|")[:2]): line
+        for line in table.splitlines()
+        if line.startswith("| ") and "scenario" not in line
+    }
+    detection = {
+        rule: float(line.strip("|").split("|")[4].strip().rstrip("%"))
+        for (scenario, rule), line in rows.items()
+        if scenario == "xla slowed: interleaved A/B"
+    }
+    # the machine drifts by +-25 % between blocks: only the corrected gate sees 10 %
+    assert detection["gate, drift-corrected (interleaved A/B)"] > 90
+    assert detection["gate (MWU + Holm + effect)"] < 50
+    false_alarms = {
+        rule: float(line.strip("|").split("|")[2].strip().rstrip("%"))
+        for (scenario, rule), line in rows.items()
+        if scenario.startswith("A/A")
+    }
+    assert false_alarms["gate, drift-corrected (interleaved A/B)"] <= 1.0
+
+
+def test_validation_refuses_runs_that_were_not_interleaved(tmp_path, capsys):
+    from benchmarks import validate_gate
+
+    interleaved_pair(tmp_path / "aa", 1.0, mark=False)
+    assert validate_gate.main(["--ab", str(tmp_path / "aa")]) == 2
+    assert "not the two sides of one interleaved A/B" in capsys.readouterr().err
