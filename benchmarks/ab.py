@@ -84,7 +84,7 @@ CLI_MODULE = "benchmarks.cli"
 #: ``loopbench run`` settings of both sides: the quick matrix, each worker timing 160
 #: steady steps in 16 windows (quick's 80 leave ~7.5 % noise between processes).
 GATE_RUN_ARGS = ("--quick", "--steps", "160", "--windows", "16")
-DEFAULT_SAMPLES = 10
+DEFAULT_SAMPLES = 12
 
 
 class ABError(Exception):
@@ -102,7 +102,7 @@ class ABConfig:
     loops: tuple[str, ...] = ()
     processes: int = 2
     rounds: int | None = None  # None: as many as `samples` needs (see plan_rounds)
-    samples: int = 10  # per cell per side, with rounds None
+    samples: int = DEFAULT_SAMPLES  # per cell per side
     max_rounds: int = 8
     time_budget_min: float | None = None
     threshold: float = compare.DEFAULT_THRESHOLD

@@ -81,7 +81,8 @@ COMPILE_FLOOR_S = 0.5
 REFERENCE_LOOP = "fit"
 
 #: Soft metadata keys that differ between any two runs and say nothing about them.
-IGNORED_SOFT_KEYS = frozenset({"started_at", "ended_at", "command", "merged_from"})
+AB_MARK = "ab"  # soft metadata the same-job A/B leaves on both sides (benchmarks/ab.py)
+IGNORED_SOFT_KEYS = frozenset({"started_at", "ended_at", "command", "merged_from", AB_MARK})
 
 VERDICTS = ("slower", "faster", "unchanged", "inconclusive", "missing", "reference")
 
@@ -311,9 +312,6 @@ def within_run_ratio_samples(samples: pd.DataFrame, keys: Sequence[str]) -> dict
         if len(common):
             ratios[cell] = (step_times[common] / reference[common]).to_numpy(dtype=float)
     return ratios
-
-
-AB_MARK = "ab"  # soft metadata the same-job A/B leaves on both sides (benchmarks/ab.py)
 
 
 def measured_interleaved(baseline: Run, current: Run) -> bool:

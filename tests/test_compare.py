@@ -486,6 +486,8 @@ def wait():
 
 wait()
 answers.write(f"ready {2 * args.processes}\\n")
+run_dir = args.out / uuid.uuid4().hex[:8]
+run_dir.mkdir(parents=True)
 rows, times = [], {"fit": [], "xla": []}
 for k in range(args.processes):
     for loop, median_s in (("fit", 0.010), ("xla", 0.010 * SPEED)):
@@ -496,16 +498,16 @@ for k in range(args.processes):
         rows.append({"kind": "process", **cell, "process": k, "status": "ok", "step_time_s": t,
                      "compile_s": 0.2, "retraces": 1, "started_at": time.time()})
         time.sleep(0.01)
+        # like loopbench run: the run directory holds every finished job
+        summary = [{"workload": "mlp", "loop": name, "device": "cpu", "batch_size": 32,
+                    "width": 64, "status": "ok", "step_time_median_s": statistics.median(t)}
+                   for name, t in times.items() if t]
+        rundir.write_samples(run_dir, rows)
+        frame = rundir.pd.DataFrame(summary).reindex(columns=[*rundir.SUMMARY_COLUMNS, "width"])
+        rundir.write_summary(run_dir, frame)
+        rundir.write_metadata(run_dir, {"run_id": run_dir.name, "hard": {"machine": "x"},
+                                        "soft": {"speed": SPEED}, "config": {}})
         answers.write(f"done mlp-{loop} {k} ok\\n")
-summary = [{"workload": "mlp", "loop": loop, "device": "cpu", "batch_size": 32, "width": 64,
-            "status": "ok", "step_time_median_s": statistics.median(t)} for loop, t in times.items()]
-run_dir = args.out / uuid.uuid4().hex[:8]
-run_dir.mkdir(parents=True)
-rundir.write_samples(run_dir, rows)
-frame = rundir.pd.DataFrame(summary).reindex(columns=[*rundir.SUMMARY_COLUMNS, "width"])
-rundir.write_summary(run_dir, frame)
-rundir.write_metadata(run_dir, {"run_id": run_dir.name, "hard": {"machine": "x"},
-                                "soft": {"speed": SPEED}, "config": {}})
 '''
 
 
@@ -583,6 +585,20 @@ def test_ab_interleaves_worker_processes_when_both_sides_take_turns(tmp_path, mo
     assert (tmp_path / "out" / "logs" / "base.log").exists()
 
 
+def test_ab_time_budget_stops_both_sides_after_a_whole_block(tmp_path, monkeypatch, capsys):
+    repo = make_fake_repo(tmp_path / "repo", FAKE_CLI_TAKING_TURNS)
+    monkeypatch.setenv("REAL_REPO", str(REPO))
+    config = ab.ABConfig(
+        base_ref="HEAD", repo=repo, out=tmp_path / "out", samples=6, time_budget_min=1e-4
+    )
+    ab.run_ab(config)
+    out = capsys.readouterr().out
+    assert "[ab] time budget: stopping both sides after 1 processes per cell" in out
+    for side in ("base", "current"):
+        samples = compare.load_run(tmp_path / "out" / side).process_samples()
+        assert sorted(samples["loop"]) == ["fit", "xla"]  # one whole block: every cell once
+
+
 def test_ab_stops_cleanly_when_a_side_fails_to_start(tmp_path, monkeypatch):
     repo = make_fake_repo(tmp_path / "repo", FAKE_CLI_TAKING_TURNS)
     monkeypatch.delenv("REAL_REPO", raising=False)  # the fake CLI dies at its first line
@@ -625,7 +641,7 @@ def test_validation_script_reports_gate_and_fixed_rule_rates(tmp_path, capsys):
     )
     table = capsys.readouterr().out
     assert status == 0
-    assert "10 samples per side" in table  # the A/B's default
+    assert f"{ab.DEFAULT_SAMPLES} samples per side" in table  # the A/B's default
     assert "measured effect of the injected slowdown (all samples): mlp/xla/" in table
     effect = float(table.split("mlp/xla/")[1].split(" x")[1].split(" ")[0])
     assert effect == pytest.approx(1.3, abs=0.03)
