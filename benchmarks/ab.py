@@ -21,16 +21,20 @@ machine, with one Python environment:
    A base ref older than turn-taking falls back to whole runs in ABBA rounds of
    ``--processes`` processes (:func:`run_rounds`).
 3. Copy each side's run into ``OUT/base`` and ``OUT/current`` (:func:`merge_runs`,
-   which also pools rounds) and run the regression gate on the two
-   (``reports.compare.command``).
+   which also pools rounds), mark them as each other's interleaved partner
+   (``soft.ab``) and run the regression gate on the two
+   (``reports.compare.command``), which then divides each sample by its block's
+   drift first (``reports.gate_stats.drift_factors``).
 
-Why 10 samples of 160 steps: on a 2-core VM the per-process step time of one cell
-varies by ~7.5 % (CV) with the quick preset's 80 steps and by ~4 % with 320 steps
-(graph styles; eager cells vary by ~8 % however long they run), and a one-sided
-exact Mann-Whitney at Holm's 0.01/15 needs about 10 samples a side at 4 % to catch
-a 10 % slowdown most of the time (``benchmarks/validate_gate.py`` measures how
-often). More steps cost most in the eager cells, which is what keeps the A/B near
-its 15-minute budget.
+Why 12 samples of 160 steps: on a 2-core VM the per-process step time of one cell
+varies by ~5-7 % (SD of log step time; ~7.5 % with the quick preset's 80 steps),
+and a one-sided exact Mann-Whitney test at Holm's 0.01/15 with a 10 % slowdown
+catches it in ~60 % of comparisons at 10 samples a side, ~80 % at 12 and ~98 % at
+20 when that spread is 5 % (simulated; ``benchmarks/validate_gate.py`` measures it
+on real A/Bs). A block (one process of every cell on both sides) takes about a
+minute here, ~45 % of it in the eager cells; ``nox -s regression`` passes
+``--time-budget-min 13`` so that a slow machine compares fewer whole blocks
+rather than overrunning 15 minutes.
 
 Exit status: the gate's (0 no confirmed regression, 1 a confirmed regression, 2 the
 runs cannot be compared or a run failed to start), or 0 with a note when the base
