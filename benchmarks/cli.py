@@ -213,24 +213,11 @@ def run_probe(
     devices_wanted: list[str] | None, threads: dict[str, int], start_method: str = "forkserver"
 ) -> dict[str, Any]:
     from benchmarks.metadata import probe
-    from benchmarks.runner import worker_context
+    from benchmarks.runner import call_in_child, worker_context
 
-    context = worker_context(start_method)
-    receiver, sender = context.Pipe(duplex=True)  # duplex: see worker.attach_to_parent
-    process = context.Process(target=probe, args=(devices_wanted, threads, sender), daemon=True)
-    try:
-        process.start()
-        sender.close()
-        try:
-            answer = receiver.recv() if receiver.poll(300) else {"error": "probe timed out"}
-        except EOFError:
-            answer = {"error": "probe process died"}
-        process.join(timeout=30)
-    finally:
-        if process.is_alive():
-            process.kill()
-            process.join()
-        receiver.close()
+    answer, _ = call_in_child(worker_context(start_method), probe, (devices_wanted, threads), 300)
+    if answer is None:
+        answer = {"error": "the probe process died or timed out"}
     if "error" in answer:
         raise UsageError(f"cannot start TensorFlow: {answer['error']}")
     return answer["ok"]

@@ -25,6 +25,7 @@ worker that raises, is killed (e.g. out of memory) or times out yields a
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import os
@@ -89,32 +90,44 @@ def start_worker_server(
     forkserver.ensure_running()
 
 
-def run_in_worker(job: Job, timeout_s: float) -> dict[str, Any]:
-    """Run ``job`` in a fresh worker process; a crash or timeout becomes a failed row."""
-    from benchmarks.worker import worker_main
+def call_in_child(
+    context: Any, target: Callable[..., None], args: tuple, timeout_s: float
+) -> tuple[Any, Any]:
+    """Run ``target(*args, connection)`` in a child process; (its one message or None,
+    the finished process).
 
-    context = worker_context(job.config.start_method)
-    # duplex, so the worker can see this end close (its lifeline: see worker_main)
-    parent_end, worker_end = context.Pipe(duplex=True)
-    # the parent's environment now (a fork server's own dates from its start)
-    environ = dict(os.environ)
-    process = context.Process(target=worker_main, args=(job, worker_end, environ), daemon=True)
-    started = time.time()
-    result = None
-    try:  # started inside the try: a Ctrl-C at any point still stops the worker
+    The pipe is duplex so the child can see this end close (``worker.attach_to_parent``:
+    a child whose parent is gone exits at once). The child is started inside the
+    ``try``, so a Ctrl-C at any moment still stops it; a child still running after
+    ``timeout_s`` (or 30 s after answering) is killed.
+    """
+    parent_end, child_end = context.Pipe(duplex=True)
+    process = context.Process(target=target, args=(*args, child_end), daemon=True)
+    answer = None
+    try:
         process.start()
-        worker_end.close()
+        child_end.close()
         if parent_end.poll(timeout_s):
-            try:
-                result = parent_end.recv()
-            except EOFError:
-                result = None
+            with contextlib.suppress(EOFError):
+                answer = parent_end.recv()
         process.join(timeout=30)
     finally:
         if process.is_alive():
             process.kill()
             process.join()
         parent_end.close()
+    return answer, process
+
+
+def run_in_worker(job: Job, timeout_s: float) -> dict[str, Any]:
+    """Run ``job`` in a fresh worker process; a crash or timeout becomes a failed row."""
+    from benchmarks.worker import worker_main
+
+    context = worker_context(job.config.start_method)
+    # the parent's environment now (a fork server's own dates from its start)
+    environ = dict(os.environ)
+    started = time.time()
+    result, process = call_in_child(context, worker_main, (job, environ), timeout_s)
     if result is not None:
         return result
     if process.exitcode is None or process.exitcode == -9 and time.time() - started >= timeout_s:

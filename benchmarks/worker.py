@@ -218,7 +218,7 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
     return row
 
 
-def worker_main(job: Job, connection: Any, environ: dict[str, str] | None = None) -> None:
+def worker_main(job: Job, environ: dict[str, str] | None, connection: Any) -> None:
     """Entry point of a worker process: take the parent's environment, measure, send
     the result, exit."""
     attach_to_parent(connection)

@@ -76,7 +76,7 @@ def test_worker_stops_when_its_parent_leaves():
     job = Job(Cell("linear", "eager", "cpu", 32, 0), 0, 0, config)
     context = worker_context("forkserver")
     parent_end, worker_end = context.Pipe(duplex=True)
-    process = context.Process(target=worker_main, args=(job, worker_end, dict(os.environ)))
+    process = context.Process(target=worker_main, args=(job, dict(os.environ), worker_end))
     process.start()
     worker_end.close()
     try:
