@@ -158,6 +158,9 @@ def test_ctrl_c_keeps_finished_cells(tmp_path):
          "--processes", "40", "--out", str(tmp_path)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        # as from a terminal: a shell's background job (e.g. CI run with `&`) starts
+        # with SIGINT ignored, and Python then keeps ignoring it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 240
     samples = None
