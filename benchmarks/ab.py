@@ -10,7 +10,7 @@ machine, with one Python environment:
    worktree).
 2. Start both sides as one ``loopbench run`` each, with the gate's settings
    (``GATE_RUN_ARGS``: the quick matrix, each worker timing 160 steps in 16 windows
-   instead of 80, see below) and ``--samples`` processes per cell (default 10),
+   instead of 80, see below) and ``--samples`` processes per cell (default 12),
    and make them take turns (``benchmarks/turns.py``): their start-up probes one
    after the other, then one worker process at a time in ABBA order (job 0: base
    then current; job 1: current then base; ...). Process k of a cell is measured on
@@ -547,7 +547,7 @@ def run_ab(config: ABConfig) -> int:
             Side("base", base_dir),
             Side("current", config.repo, current_env),
         )
-        interleaved = supports_turns(base_dir) and supports_turns(config.repo)
+        interleaved = supports_turns(base_dir)  # this tree's code always can
         if interleaved:
             run_dirs = run_interleaved(config, sides)
         else:

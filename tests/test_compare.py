@@ -423,6 +423,18 @@ def test_merge_pools_rounds_and_recomputes_the_summary(tmp_path):
 
 # --------------------------------------------------------------------------- A/B driver
 
+#: the `loopbench run` options both fake CLIs accept
+FAKE_RUN_ARGS = '''
+parser = argparse.ArgumentParser()
+parser.add_argument("command")
+parser.add_argument("--quick", action="store_true")
+parser.add_argument("--steps", type=int)
+parser.add_argument("--windows", type=int)
+parser.add_argument("--no-report", action="store_true")
+parser.add_argument("--processes", type=int)
+parser.add_argument("--out", type=Path)
+'''
+
 FAKE_CLI = '''
 """A stand-in for `loopbench run`: writes a run directory whose xla step time is
 SPEED x 10 ms, so that base and current code differ only in benchmarks/speed.py.
@@ -433,15 +445,7 @@ sys.path.append(os.environ["REAL_REPO"])  # reports.* (this fake repo has none)
 from benchmarks.speed import SPEED
 from reports import rundir
 
-parser = argparse.ArgumentParser()
-parser.add_argument("command")
-parser.add_argument("--quick", action="store_true")
-parser.add_argument("--steps", type=int)
-parser.add_argument("--windows", type=int)
-parser.add_argument("--no-report", action="store_true")
-parser.add_argument("--processes", type=int)
-parser.add_argument("--out", type=Path)
-args = parser.parse_args()
+{run_args}args = parser.parse_args()
 rows, summary = [], []
 for loop, median_s in (("fit", 0.010), ("xla", 0.010 * SPEED)):
     cell = {"workload": "mlp", "loop": loop, "device": "cpu", "batch_size": 32, "width": 64}
@@ -468,15 +472,7 @@ sys.path.append(os.environ["REAL_REPO"])
 from benchmarks.speed import SPEED
 from reports import rundir
 
-parser = argparse.ArgumentParser()
-parser.add_argument("command")
-parser.add_argument("--quick", action="store_true")
-parser.add_argument("--steps", type=int)
-parser.add_argument("--windows", type=int)
-parser.add_argument("--no-report", action="store_true")
-parser.add_argument("--processes", type=int)
-parser.add_argument("--out", type=Path)
-parser.add_argument("--take-turns", type=int)
+{run_args}parser.add_argument("--take-turns", type=int)
 args = parser.parse_args()
 answers = os.fdopen(args.take_turns, "w", buffering=1)
 
@@ -515,7 +511,7 @@ def make_fake_repo(path: Path, cli: str = FAKE_CLI) -> Path:
     """A git repo whose base commit runs at SPEED 1.0 and whose work tree at 1.3."""
     (path / "benchmarks").mkdir(parents=True)
     (path / "benchmarks" / "__init__.py").write_text("")
-    (path / "benchmarks" / "cli.py").write_text(textwrap.dedent(cli))
+    (path / "benchmarks" / "cli.py").write_text(textwrap.dedent(cli.replace("{run_args}", FAKE_RUN_ARGS)))
     (path / "benchmarks" / "speed.py").write_text("SPEED = 1.0\n")
     git = ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)
