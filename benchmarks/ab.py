@@ -63,7 +63,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -85,9 +85,12 @@ from reports.rundir import (
 INJECT_SLOWDOWN_ENV = "LOOPBENCH_INJECT_SLOWDOWN"
 CLI_MODULE = "benchmarks.cli"
 
-#: ``loopbench run`` settings of both sides: the quick matrix, each worker timing 160
-#: steady steps in 16 windows (quick's 80 leave ~7.5 % noise between processes).
-GATE_RUN_ARGS = ("--quick", "--steps", "160", "--windows", "16")
+#: ``loopbench run`` settings of both sides: the quick matrix, each worker timing 16
+#: windows of ~40 ms (windows sized by duration: ~0.64 s of steady steps per process
+#: whatever the loop style, see the module docstring).
+GATE_RUN_ARGS = ("--quick", "--windows", "16", "--window-ms", "40")
+#: the same for a base ref older than windows sized by duration: a fixed step count
+FIXED_STEPS_GATE_RUN_ARGS = ("--quick", "--steps", "160", "--windows", "16")
 DEFAULT_SAMPLES = 12
 
 
@@ -114,6 +117,7 @@ class ABConfig:
     markdown: Path | None = None
     inject_slowdown: str | None = None
     python: str = sys.executable
+    run_args: tuple[str, ...] = GATE_RUN_ARGS  # both sides' measurement settings
 
 
 @dataclass(frozen=True)
@@ -166,7 +170,7 @@ def base_worktree(repo: Path, base_ref: str) -> Iterator[tuple[Path, str]]:
 
 def run_command(config: ABConfig, out_dir: Path, processes: int) -> list[str]:
     """The ``loopbench run`` invocation of one side for one round."""
-    command = [config.python, "-m", CLI_MODULE, "run", *GATE_RUN_ARGS, "--no-report"]
+    command = [config.python, "-m", CLI_MODULE, "run", *config.run_args, "--no-report"]
     command += ["--processes", str(processes), "--out", str(out_dir)]
     for workload in config.workloads:
         command += ["--workload", workload]
@@ -357,10 +361,20 @@ def run_rounds(config: ABConfig, sides: Sequence[Side]) -> dict[str, list[Path]]
 TAKE_TURNS_OPTION = "--take-turns"
 
 
+def _cli_has(code_dir: Path, option: str) -> bool:
+    cli = code_dir / "benchmarks" / "cli.py"
+    return cli.exists() and option in cli.read_text(encoding="utf-8", errors="replace")
+
+
 def supports_turns(code_dir: Path) -> bool:
     """Whether that code's ``loopbench run`` can take turns (``benchmarks/turns.py``)."""
-    cli = code_dir / "benchmarks" / "cli.py"
-    return cli.exists() and TAKE_TURNS_OPTION in cli.read_text(encoding="utf-8", errors="replace")
+    return _cli_has(code_dir, TAKE_TURNS_OPTION)
+
+
+def gate_run_args(base_dir: Path) -> tuple[str, ...]:
+    """Both sides' ``loopbench run`` settings: windows by duration if the base ref
+    has them, else a fixed step count (both sides must measure alike)."""
+    return GATE_RUN_ARGS if _cli_has(base_dir, "--window-ms") else FIXED_STEPS_GATE_RUN_ARGS
 
 
 @dataclass
@@ -547,6 +561,7 @@ def run_ab(config: ABConfig) -> int:
             Side("base", base_dir),
             Side("current", config.repo, current_env),
         )
+        config = replace(config, run_args=gate_run_args(base_dir))
         interleaved = supports_turns(base_dir)  # this tree's code always can
         if interleaved:
             run_dirs = run_interleaved(config, sides)

@@ -2,8 +2,9 @@
 
     loopbench list
     loopbench run     [--workload W]... [--loop L]... [--device cpu|gpu|all]
-                      [--batch-size N[,N...]] [--width N[,N...]] [--steps N] [--quick]
-                      [--processes N] [--windows N] [--profile] [--out DIR]
+                      [--batch-size N[,N...]] [--width N[,N...]] [--quick]
+                      [--processes N] [--windows N] [--window-ms MS | --steps N]
+                      [--profile] [--out DIR]
     loopbench report  RUN_DIR [RUN_DIR...]
     loopbench compare BASELINE_RUN CURRENT_RUN [--threshold 0.05] [--alpha 0.01] [--markdown FILE]
     loopbench baseline save RUN_DIR --name NAME [--force] | list | compare NAME CURRENT_RUN
@@ -59,6 +60,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
 def _gate_options(parser: argparse.ArgumentParser) -> None:
     """The current run and the gate's settings, shared by compare and baseline compare."""
     parser.add_argument("current", metavar="CURRENT_RUN")
@@ -79,8 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="cpu, gpu or all (default: every device present)")
     run.add_argument("--batch-size", type=positive_ints, help="N[,N...]; default per workload")
     run.add_argument("--width", type=positive_ints, help="hidden width(s) of mlp and gan, N[,N...]")
-    run.add_argument("--steps", type=positive_int, help="timed steps per worker process")
+    run.add_argument(
+        "--steps", type=positive_int,
+        help="timed steps per worker process, the same for every loop style "
+        "(default: windows sized by duration, see --window-ms)",
+    )
     run.add_argument("--windows", type=positive_int, help="timed windows per worker process")
+    run.add_argument(
+        "--window-ms", type=positive_float,
+        help="target duration of a timed window; steps per window from the warm-up's step "
+        f"time (default {DEFAULT['window_ms']:g}, --quick {QUICK['window_ms']:g})",
+    )
     run.add_argument("--warmup-steps", type=int, help="untimed steps after the first")
     run.add_argument("--processes", type=positive_int, help="worker processes (samples) per cell")
     run.add_argument("--quick", action="store_true", help="a rougher answer, fast")
@@ -148,8 +168,13 @@ def make_config(
     from loops.base import LOOPS, WORKLOADS
 
     preset = QUICK if args.quick else DEFAULT
-    steps = args.steps or preset["steps"]
-    windows = min(args.windows or preset["windows"], steps)
+    if args.steps and args.window_ms:
+        raise UsageError("give --steps (a fixed step count) or --window-ms (windows by duration), not both")
+    steps = args.steps
+    windows = args.windows or preset["windows"]
+    if steps:
+        windows = min(windows, steps)
+    window_ms = None if steps else args.window_ms or preset["window_ms"]
     warmup = preset["warmup_steps"] if args.warmup_steps is None else args.warmup_steps
     if warmup < 0:
         raise UsageError(f"--warmup-steps {warmup}: must be 0 or more")
@@ -161,6 +186,7 @@ def make_config(
         batch_sizes=args.batch_size or (None,),
         widths=args.width or (None,),
         steps=steps,
+        window_s=window_ms / 1000 if window_ms else None,
         windows=windows,
         warmup_steps=warmup,
         processes=args.processes or preset["processes"],

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from loops.base import StepHooks
+from loops.base import StepHooks, StopTraining
 
 INJECT_ENV = "LOOPBENCH_INJECT_SLOWDOWN"
 
@@ -74,8 +74,36 @@ class PhaseTimes:
     end: float = float("nan")
 
 
+#: bounds on the steps of one window when windows are sized by duration
+MAX_STEPS_PER_WINDOW = 10_000
+
+
+def steps_for_duration(window_s: float, step_estimate_s: float, min_steps: int = 1) -> int:
+    """Steps per window so that a window lasts about ``window_s``, given an estimate
+    of the step time, never fewer than ``min_steps`` or more than MAX_STEPS_PER_WINDOW.
+
+    >>> steps_for_duration(0.05, 0.002)
+    25
+    >>> steps_for_duration(0.05, 0.047)
+    1
+    """
+    if not step_estimate_s > 0:
+        return min_steps
+    return max(min_steps, min(MAX_STEPS_PER_WINDOW, round(window_s / step_estimate_s)))
+
+
 class PhaseClock(StepHooks):
-    """Times first step, warm-up and ``windows`` windows of ``steps_per_window`` steps."""
+    """Times first step, warm-up and ``windows`` windows of ``steps_per_window`` steps.
+
+    With ``window_s`` the windows are sized by duration instead: at the end of the
+    warm-up the clock sets ``steps_per_window`` so that a window lasts about
+    ``window_s`` at the warm-up's mean step time (the given ``steps_per_window``
+    becomes the minimum). A fast step then gets many steps a window and a slow
+    (eager) one few, as timeit's autorange and google/benchmark's min_time do; the
+    steady-state time per process is about the same for every loop style. The
+    trainer is run with an upper bound (``max_total_steps``) and stopped by
+    ``StopTraining`` when the last window ends, so it trains exactly ``total_steps``.
+    """
 
     def __init__(
         self,
@@ -84,28 +112,46 @@ class PhaseClock(StepHooks):
         windows: int,
         steps_per_window: int,
         inject_fraction: float = 0.0,
+        window_s: float | None = None,
     ) -> None:
         self.sync = sync
         self.warmup_steps = warmup_steps
         self.windows = windows
         self.steps_per_window = steps_per_window
+        self.min_steps_per_window = steps_per_window
+        self.window_s = window_s
         self.inject_fraction = inject_fraction
         self.inject_s = 0.0
         self.times = PhaseTimes()
+        self._plan(steps_per_window)
+        self._last = float("nan")
+
+    def _plan(self, steps_per_window: int) -> None:
+        """Place the boundaries of the calibration window (if any) and the timed windows."""
+        self.steps_per_window = steps_per_window
         # With a slowdown to inject, one untimed calibration window after the
         # warm-up measures the steady step the extra work is a fraction of (the
         # warm-up's early steps are slower and would overstate it).
-        self.calibration_steps = max(steps_per_window, 50) if inject_fraction else 0
-        self.first_window = 1 + warmup_steps + self.calibration_steps
+        self.calibration_steps = max(steps_per_window, 50) if self.inject_fraction else 0
+        self.first_window = 1 + self.warmup_steps + self.calibration_steps
         # step counts at which a phase ends (a boundary: sync, then read the clock)
-        self.boundaries = {1, 1 + warmup_steps, self.first_window} | {
-            self.first_window + (w + 1) * steps_per_window for w in range(windows)
+        self.boundaries = {1, 1 + self.warmup_steps, self.first_window} | {
+            self.first_window + (w + 1) * steps_per_window for w in range(self.windows)
         }
-        self._last = float("nan")
 
     @property
     def total_steps(self) -> int:
+        """Steps the run trains (final once the warm-up has ended)."""
         return self.first_window + self.windows * self.steps_per_window
+
+    @property
+    def max_total_steps(self) -> int:
+        """An upper bound of ``total_steps`` to give the trainer."""
+        if self.window_s is None:
+            return self.total_steps
+        most = max(MAX_STEPS_PER_WINDOW, self.min_steps_per_window)
+        calibration = max(most, 50) if self.inject_fraction else 0
+        return 1 + self.warmup_steps + calibration + self.windows * most
 
     def on_train_begin(self) -> None:
         self.times.train_begin = self._last = now()
@@ -117,15 +163,19 @@ class PhaseClock(StepHooks):
             elapsed, self._last = t - self._last, t
             if step == 1:
                 self.times.first_step_s = elapsed
-            elif step == 1 + self.warmup_steps:
-                self.times.warmup_s = elapsed
+            if step == 1 + self.warmup_steps:
+                if step > 1:
+                    self.times.warmup_s = elapsed
+                if self.window_s is not None:
+                    estimate = self.times.warmup_s / self.warmup_steps if step > 1 else elapsed
+                    self._plan(steps_for_duration(self.window_s, estimate, self.min_steps_per_window))
             elif step == self.first_window:  # only when injecting: calibration done
                 self.inject_s = self.inject_fraction * elapsed / self.calibration_steps
-            else:
+            elif step > 1:
                 self.times.window_s.append(elapsed)
             if step == self.total_steps:
                 self.times.end = t
-                return
+                raise StopTraining
             self._last = now()  # exclude the bookkeeping above from the next phase
         if self.inject_s and step >= self.first_window:
             spin(self.inject_s)

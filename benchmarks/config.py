@@ -10,9 +10,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-#: what --quick changes (a rougher answer, fast)
-QUICK = {"processes": 1, "windows": 8, "steps": 80, "warmup_steps": 5}
-DEFAULT = {"processes": 6, "windows": 10, "steps": 200, "warmup_steps": 10}
+#: what --quick changes (a rougher answer, fast). Windows are sized by duration
+#: (``window_ms``: steps per window chosen from the warm-up's step time, so every
+#: loop style gets about the same steady time); ``--steps N`` fixes the count instead.
+QUICK = {"processes": 1, "windows": 8, "window_ms": 25.0, "warmup_steps": 5}
+DEFAULT = {"processes": 6, "windows": 10, "window_ms": 50.0, "warmup_steps": 10}
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class RunConfig:
     devices_present: tuple[str, ...]
     batch_sizes: tuple[int | None, ...]  # None: each workload's default
     widths: tuple[int | None, ...]  # None: each workload's default
-    steps: int  # timed (steady-state) steps per worker process
+    steps: int | None  # timed (steady-state) steps per worker process; None: by duration
     windows: int  # timed windows per worker process
     warmup_steps: int
     processes: int  # worker processes (statistical samples) per cell
@@ -63,12 +65,14 @@ class RunConfig:
     profile_steps: int = 5
     timeout_s: float = 900.0
     start_method: str = "forkserver"  # how worker processes start (benchmarks/runner.py)
+    window_s: float | None = None  # target duration of a window (when steps is None)
     out: str = "results"
     command: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def steps_per_window(self) -> int:
-        return max(1, self.steps // self.windows)
+        """Steps per window with a fixed step count; the minimum when sized by duration."""
+        return max(1, self.steps // self.windows) if self.steps else 1
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

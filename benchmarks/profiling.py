@@ -488,13 +488,14 @@ def profile_trainer(
     job: Any,
     sync: Callable[[], object],
     window_step_times_s: Sequence[float] = (),
+    steps_per_window: int = 1,
 ) -> dict[str, Any]:
     """Profile ``job.config.profile_steps`` more steps of ``trainer`` into ``job.profile_dir``;
     returns the ``profile_*`` columns of the worker's process row.
 
     ``window_step_times_s`` are the step times of the timed windows: their median is
     the steady step time that ``profile_cost_fraction`` compares with, and they are
-    written as TensorBoard scalars. A profile that cannot be taken or analysed gives
+    written as TensorBoard scalars (x: steps done, ``steps_per_window`` a window). A profile that cannot be taken or analysed gives
     ``profile_error`` (the cell's timing stands).
 
     >>> profile_trainer(trainer, job, sync, [0.0102, 0.0099])["profile_op_time_s"]  # doctest: +SKIP
@@ -513,7 +514,7 @@ def profile_trainer(
     except ProfileError as exc:
         row["profile_error"] = str(exc)
     try:
-        write_scalars(logdir, window_step_times_s, job.config.steps_per_window, traced, breakdown)
+        write_scalars(logdir, window_step_times_s, steps_per_window, traced, breakdown)
     except Exception as exc:  # e.g. tensorboard missing: tf.summary has no implementation
         problem = f"TensorBoard scalars not written: {type(exc).__name__}: {exc}"
         row["profile_error"] = "; ".join(filter(None, [row.get("profile_error"), problem]))

@@ -141,7 +141,10 @@ def summarize_cell(
         ),
         noisy=bool(math.isfinite(iqr) and iqr / median > NOISY_IQR_FRACTION),
         n_windows=int(sum(int(p.get("n_windows") or 0) for p in ok)),
-        steps_per_window=first.get("steps_per_window"),
+        # the same for every process with --steps; chosen per process when by duration
+        steps_per_window=(
+            round(med("steps_per_window")) if any(p.get("steps_per_window") for p in ok) else None
+        ),
         model_flops_per_step=first.get("model_flops_per_step"),
         keras_jit_compile=first.get("keras_jit_compile"),
         keras_steps_per_execution=first.get("keras_steps_per_execution"),

@@ -181,6 +181,8 @@ class Rates:
     false_alarm_per_comparison: float  # any unslowed cell flagged
     false_alarm_per_cell: float
     detection_per_cell: float  # nan when nothing is slowed
+    # the gate's verdict on the slowed code: at least one slowed cell flagged (exit 1)
+    detection_per_comparison: float
 
 
 def rates(rule: Rule, scenario: Scenario) -> Rates:
@@ -191,6 +193,7 @@ def rates(rule: Rule, scenario: Scenario) -> Rates:
         false_alarm_per_comparison=float(unslowed.any(axis=1).mean()) if unslowed.size else np.nan,
         false_alarm_per_cell=float(unslowed.mean()) if unslowed.size else np.nan,
         detection_per_cell=float(slowed.mean()) if slowed.size else np.nan,
+        detection_per_comparison=float(slowed.any(axis=1).mean()) if slowed.size else np.nan,
     )
 
 
@@ -367,7 +370,8 @@ def validation_table(
         f"{threshold:.0%}, alpha {alpha:g} (Holm over {len(pool.samples)} cells); groups are drawn "
         "with replacement where a pool is smaller than needed",
         f"- targets: gate false alarms per comparison <= {FALSE_ALARM_TARGET:.0%}, "
-        f"detection per slowed cell >= {DETECTION_TARGET:.0%}",
+        f"detection >= {DETECTION_TARGET:.0%} of comparisons (the gate flags a slowed cell, "
+        "so it exits 1 on the slowed code); per slowed cell beside it",
         *(
             [f"- measured effect of the injected slowdown (all samples): {'; '.join(effects)}"]
             if effects
@@ -392,15 +396,17 @@ def all_rules(threshold: float, alpha: float, drift_corrected: bool) -> dict[str
 
 def rate_rows(scenarios: Sequence[Scenario], rules: dict[str, Rule]) -> list[str]:
     lines = [
-        "| scenario | rule | false alarms / comparison | false alarms / cell | detection / slowed cell |",
-        "|---|---|---|---|---|",
+        "| scenario | rule | false alarms / comparison | false alarms / cell "
+        "| detection / slowed cell | detection / comparison |",
+        "|---|---|---|---|---|---|",
     ]
     for scenario in scenarios:
         for name, rule in rules.items():
             result = rates(rule, scenario)
             lines.append(
                 f"| {scenario.name} | {name} | {_percent(result.false_alarm_per_comparison)} | "
-                f"{_percent(result.false_alarm_per_cell)} | {_percent(result.detection_per_cell)} |"
+                f"{_percent(result.false_alarm_per_cell)} | {_percent(result.detection_per_cell)} | "
+                f"{_percent(result.detection_per_comparison)} |"
             )
     return lines
 
@@ -437,7 +443,8 @@ def blocked_validation_table(
         f"(the same blocks for every cell), threshold {threshold:.0%}, alpha {alpha:g} "
         f"(Holm over {len(unchanged.cells)} cells)",
         f"- targets: gate false alarms per comparison <= {FALSE_ALARM_TARGET:.0%}, "
-        f"detection per slowed cell >= {DETECTION_TARGET:.0%}",
+        f"detection >= {DETECTION_TARGET:.0%} of comparisons (the gate flags a slowed cell, "
+        "so it exits 1 on the slowed code); per slowed cell beside it",
         "",
         *rate_rows(scenarios, all_rules(threshold, alpha, drift_corrected=True)),
     ]

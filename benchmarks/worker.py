@@ -158,10 +158,11 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
             windows=config.windows,
             steps_per_window=config.steps_per_window,
             inject_fraction=injected_fraction(cell.loop),
+            window_s=config.window_s,
         )
         devices.reset_gpu_peak(cell.device)
         t_run = now()
-        trainer.run(clock.total_steps, clock)
+        trainer.run(clock.max_total_steps, clock)
         times = clock.times
         if len(times.window_s) != config.windows:
             raise RuntimeError(
@@ -175,10 +176,12 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         if job.profile_dir:
             from benchmarks.profiling import profile_trainer
 
-            window_step_times_s = [w / config.steps_per_window for w in times.window_s]
-            profile = profile_trainer(trainer, job, sync, window_step_times_s)
+            window_step_times_s = [w / clock.steps_per_window for w in times.window_s]
+            profile = profile_trainer(
+                trainer, job, sync, window_step_times_s, clock.steps_per_window
+            )
 
-    spw = config.steps_per_window
+    spw = clock.steps_per_window
     step_times = [w / spw for w in times.window_s]
     steady = statistics.median(step_times)
     final_loss = evaluation.get("loss", float("nan"))

@@ -142,11 +142,17 @@ class Workload(abc.ABC):
         return True
 
 
+class StopTraining(Exception):
+    """Raised by ``StepHooks.on_step_begin(i)`` to end ``Trainer.run`` after ``i`` steps
+    (the harness's clock does, when windows are sized by duration); ``run`` returns."""
+
+
 class StepHooks:
     """How a trainer tells the harness where it is. The default does nothing.
 
     ``on_step_begin(i)`` is called when ``i`` steps are complete (dispatched) and
-    step ``i`` is about to start, and once more with ``i == n_steps`` at the end.
+    step ``i`` is about to start, and once more with ``i == n_steps`` at the end;
+    it may raise ``StopTraining`` to end the run there.
     ``on_step_end(i, logs)`` is called only when ``record_logs`` is true (tests),
     because looking at every step's logs forces a host sync per step.
     """
@@ -172,7 +178,8 @@ class Trainer(abc.ABC):
 
     @abc.abstractmethod
     def run(self, n_steps: int, hooks: StepHooks) -> None:
-        """Train ``n_steps`` steps (continuing from where the last call stopped)."""
+        """Train ``n_steps`` steps (continuing from where the last call stopped), fewer
+        if ``hooks`` raise ``StopTraining``."""
 
     def sync(self) -> int:
         """Block until every dispatched step has finished; returns the step count read

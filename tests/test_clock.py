@@ -58,3 +58,29 @@ def test_injected_fraction_parsing():
     assert injected_fraction("fit", "eager=0.1") == 0.0
     with pytest.raises(ValueError):
         injected_fraction("eager", "eager=-1")
+
+
+@pytest.mark.parametrize("loop", ["fit", "eager"])
+def test_windows_sized_by_duration_stop_the_trainer_after_the_last_window(loop):
+    trainer = make_trainer(loop)
+    clock = PhaseClock(trainer.sync, warmup_steps=3, windows=4, steps_per_window=2, window_s=0.02)
+    assert clock.max_total_steps > 1000  # an upper bound until the warm-up has ended
+    trainer.run(clock.max_total_steps, clock)
+    warm_step = clock.times.warmup_s / 3
+    # steps per window from the warm-up's step time, at least the given minimum
+    assert clock.steps_per_window == max(2, round(0.02 / warm_step))
+    assert len(clock.times.window_s) == 4
+    # the trainer stopped after exactly the last window
+    assert trainer.sync() == clock.total_steps == 1 + 3 + 4 * clock.steps_per_window
+    # windows last about the target (a loaded machine may stretch them, never by 10x)
+    assert 0.001 < sorted(clock.times.window_s)[1] < 0.2
+
+
+def test_steps_for_duration_bounds():
+    from benchmarks.clock import MAX_STEPS_PER_WINDOW, steps_for_duration
+
+    assert steps_for_duration(0.05, 0.001) == 50
+    assert steps_for_duration(0.05, 0.2) == 1
+    assert steps_for_duration(0.05, 0.2, min_steps=3) == 3
+    assert steps_for_duration(10.0, 1e-9) == MAX_STEPS_PER_WINDOW
+    assert steps_for_duration(0.05, float("nan"), min_steps=4) == 4

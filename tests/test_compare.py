@@ -551,7 +551,7 @@ def test_ab_runs_base_and_current_code_interleaved_and_gates(tmp_path, monkeypat
     base = compare.load_run(tmp_path / "out" / "base")
     assert len(base.process_samples()) == 2 * 5  # 2 cells x (4 + 1) processes
     assert "--processes 1" in commands[-1]
-    assert " ".join(ab.GATE_RUN_ARGS) in commands[0]
+    assert " ".join(ab.FIXED_STEPS_GATE_RUN_ARGS) in commands[0]  # a base without --window-ms
     assert "SLOWER" in (tmp_path / "out" / "compare.md").read_text()
     worktrees = subprocess.run(
         ["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True
@@ -826,3 +826,18 @@ def test_validation_refuses_runs_that_were_not_interleaved(tmp_path, capsys):
     interleaved_pair(tmp_path / "aa", 1.0, mark=False)
     assert validate_gate.main(["--ab", str(tmp_path / "aa")]) == 2
     assert "not the two sides of one interleaved A/B" in capsys.readouterr().err
+
+
+def test_ab_sizes_windows_by_duration_only_when_the_base_ref_can(tmp_path):
+    from benchmarks import ab
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    for path, option in ((old, "--steps"), (new, "--window-ms")):
+        (path / "benchmarks").mkdir(parents=True)
+        (path / "benchmarks" / "cli.py").write_text(f'parser.add_argument("{option}")\n')
+    # both sides measure alike: a base from before --window-ms gets a fixed step count
+    assert ab.gate_run_args(old) == ab.FIXED_STEPS_GATE_RUN_ARGS
+    assert ab.gate_run_args(new) == ab.GATE_RUN_ARGS
+    assert ab.gate_run_args(REPO) == ab.GATE_RUN_ARGS  # this tree
+    config = ab.ABConfig("main", tmp_path, tmp_path / "out", run_args=ab.gate_run_args(old))
+    assert "--steps" in ab.run_command(config, tmp_path / "x", 3)

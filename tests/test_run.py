@@ -99,6 +99,27 @@ def test_spawned_workers_measure_the_same_training(tiny_run, tmp_path):
     assert row["final_loss"] == pytest.approx(before, rel=1e-6)
 
 
+def test_windows_sized_by_duration_give_fast_steps_more_steps(tmp_path):
+    # the presets' mode: steps per window from each worker's warm-up step time
+    result = run_cli("run", "--workload", "linear", "--loop", "eager,tf_function",
+                     "--data-size", "512", "--batch-size", "64", "--windows", "4",
+                     "--window-ms", "30", "--warmup-steps", "3", "--processes", "1",
+                     "--no-report", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = load_run(only_run_dir(tmp_path))
+    processes = run.process_samples().set_index("loop")
+    steps = processes["steps_per_window"]
+    # the same duration takes several times more graph steps than eager ones
+    assert steps["tf_function"] > 2 * steps["eager"] >= 2
+    assert run.metadata["config"]["steps"] is None
+    assert run.metadata["config"]["window_s"] == 0.03
+    windows = run.samples[run.samples["kind"] == "window"]
+    assert windows.groupby("loop")["steps"].unique().map(len).eq(1).all()
+    assert windows.groupby("loop").size().eq(4).all()
+    summary = run.summary.set_index("loop")
+    assert summary.loc["tf_function", "steps_per_window"] == steps["tf_function"]
+
+
 def test_metadata_records_the_machine(tiny_run):
     _, run = tiny_run
     meta = run.metadata

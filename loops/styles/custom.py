@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from loops.base import Batch, StepHooks, Trainer, TrainState, Workload
+from loops.base import Batch, StepHooks, StopTraining, Trainer, TrainState, Workload
 
 
 def numpy_batches(train: Mapping[str, np.ndarray], batch_size: int) -> Iterator[Batch]:
@@ -55,12 +55,15 @@ class CustomLoopTrainer(Trainer):
 
     def run(self, n_steps: int, hooks: StepHooks) -> None:
         hooks.on_train_begin()
-        for step in range(n_steps):
-            hooks.on_step_begin(step)
-            logs = self.step_fn(next(self.batches))
-            if hooks.record_logs:
-                hooks.on_step_end(step, logs)
-        hooks.on_step_begin(n_steps)
+        try:
+            for step in range(n_steps):
+                hooks.on_step_begin(step)
+                logs = self.step_fn(next(self.batches))
+                if hooks.record_logs:
+                    hooks.on_step_end(step, logs)
+            hooks.on_step_begin(n_steps)
+        except StopTraining:
+            return
 
     def trace_counts(self) -> dict[str, int]:
         counter = getattr(self.step_fn, "experimental_get_tracing_count", None)

@@ -14,7 +14,8 @@ cost (large in Keras 3) is paid once, before ``hooks.on_train_begin``. The
 harness's callback implements only ``on_train_begin``/``on_train_batch_begin``,
 which keeps Keras's asynchronous dispatch of batch-end callbacks (the default)
 intact. Fit is stopped by an exception from the callback when ``n_steps``
-steps are done, so it trains exactly ``n_steps`` steps.
+steps are done (or when the hooks raise ``StopTraining``), so it trains exactly
+the steps asked for.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import keras
 
-from loops.base import LOOPS, LoopStyle, StepHooks, Trainer
+from loops.base import LOOPS, LoopStyle, StepHooks, StopTraining, Trainer
 
 
 class _StepsDone(Exception):
@@ -126,7 +127,7 @@ class FitTrainer(Trainer):
                 verbose=0,
                 callbacks=callbacks,
             )
-        except _StepsDone:
+        except (_StepsDone, StopTraining):
             return
         raise RuntimeError("fit ended before the requested number of steps")
 
