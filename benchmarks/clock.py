@@ -28,6 +28,7 @@ validation reports the effect as measured.
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -103,6 +104,16 @@ class PhaseClock(StepHooks):
     steady-state time per process is about the same for every loop style. The
     trainer is run with an upper bound (``max_total_steps``) and stopped by
     ``StopTraining`` when the last window ends, so it trains exactly ``total_steps``.
+
+    With ``steps_per_epoch`` no window holds the end of a pass over the data. fit
+    ends an epoch there (Keras flushes its batch-end work, fetches its metrics and
+    starts a new iterator): ~30 ms measured on linear here, 30 steps' worth, so a
+    window's time would depend on how many epoch ends it happened to hold. A
+    window that would cross one starts at the next epoch instead; the steps in
+    between are timed as a gap (``gaps``), whose excess over its steps at the
+    steady step time is the epoch end's cost (``epoch_end_s``, its own figure, like
+    fit's per-call set-up). Windows are then at most ``(steps_per_epoch - 1) // 2``
+    steps, so that at least two fit in an epoch.
     """
 
     def __init__(
@@ -113,36 +124,50 @@ class PhaseClock(StepHooks):
         steps_per_window: int,
         inject_fraction: float = 0.0,
         window_s: float | None = None,
+        steps_per_epoch: int | None = None,
     ) -> None:
         self.sync = sync
         self.warmup_steps = warmup_steps
         self.windows = windows
-        self.steps_per_window = steps_per_window
         self.min_steps_per_window = steps_per_window
         self.window_s = window_s
+        self.steps_per_epoch = steps_per_epoch if steps_per_epoch and steps_per_epoch >= 3 else None
         self.inject_fraction = inject_fraction
         self.inject_s = 0.0
         self.times = PhaseTimes()
+        self.gaps: list[tuple[int, float]] = []  # (steps, seconds) between windows
         self._plan(steps_per_window)
         self._last = float("nan")
 
     def _plan(self, steps_per_window: int) -> None:
-        """Place the boundaries of the calibration window (if any) and the timed windows."""
+        """Place the calibration window (if any) and the timed windows."""
+        spe = self.steps_per_epoch
+        if spe is not None:
+            steps_per_window = max(1, min(steps_per_window, (spe - 1) // 2))
         self.steps_per_window = steps_per_window
         # With a slowdown to inject, one untimed calibration window after the
         # warm-up measures the steady step the extra work is a fraction of (the
         # warm-up's early steps are slower and would overstate it).
         self.calibration_steps = max(steps_per_window, 50) if self.inject_fraction else 0
         self.first_window = 1 + self.warmup_steps + self.calibration_steps
+        self.window_spans: list[tuple[int, int]] = []
+        start = self.first_window
+        for _ in range(self.windows):
+            # an epoch ends before step k when k % spe == 0; a window [a, b) holds
+            # one if some such k lies in (a, b]
+            if spe is not None and start // spe != (start + steps_per_window) // spe:
+                start = (start // spe + 1) * spe
+            self.window_spans.append((start, start + steps_per_window))
+            start += steps_per_window
+        self.window_ends = {end for _, end in self.window_spans}
         # step counts at which a phase ends (a boundary: sync, then read the clock)
-        self.boundaries = {1, 1 + self.warmup_steps, self.first_window} | {
-            self.first_window + (w + 1) * steps_per_window for w in range(self.windows)
-        }
+        self.boundaries = {1, 1 + self.warmup_steps, self.first_window}
+        self.boundaries |= {begin for begin, _ in self.window_spans} | self.window_ends
 
     @property
     def total_steps(self) -> int:
         """Steps the run trains (final once the warm-up has ended)."""
-        return self.first_window + self.windows * self.steps_per_window
+        return self.window_spans[-1][1]
 
     @property
     def max_total_steps(self) -> int:
@@ -151,7 +176,15 @@ class PhaseClock(StepHooks):
             return self.total_steps
         most = max(MAX_STEPS_PER_WINDOW, self.min_steps_per_window)
         calibration = max(most, 50) if self.inject_fraction else 0
-        return 1 + self.warmup_steps + calibration + self.windows * most
+        return 1 + self.warmup_steps + calibration + 2 * self.windows * most
+
+    def epoch_end_s(self) -> float | None:
+        """Median cost of an epoch's end: a gap's time less its steps at the steady
+        step time (None when no gap was timed)."""
+        if not self.gaps or not self.times.window_s:
+            return None
+        steady = statistics.median(self.times.window_s) / self.steps_per_window
+        return statistics.median(seconds - steps * steady for steps, seconds in self.gaps)
 
     def on_train_begin(self) -> None:
         self.times.train_begin = self._last = now()
@@ -171,8 +204,11 @@ class PhaseClock(StepHooks):
                     self._plan(steps_for_duration(self.window_s, estimate, self.min_steps_per_window))
             elif step == self.first_window:  # only when injecting: calibration done
                 self.inject_s = self.inject_fraction * elapsed / self.calibration_steps
-            elif step > 1:
+            elif step in self.window_ends:
                 self.times.window_s.append(elapsed)
+            elif step > 1:  # a window starts after a gap that held an epoch's end
+                gap_start = max(e for e in self.window_ends | {self.first_window} if e < step)
+                self.gaps.append((step - gap_start, elapsed))
             if step == self.total_steps:
                 self.times.end = t
                 raise StopTraining

@@ -131,6 +131,7 @@ def summarize_cell(
         build_s=med("build_s"),
         fit_setup_s=med("fit_setup_s"),
         warmup_s=med("warmup_s"),
+        epoch_end_s=med("epoch_end_s"),
         final_loss=med("final_loss"),
         retraces=int(max(int(p.get("retraces") or 0) for p in ok)),
         peak_rss_bytes=int(max(int(p.get("peak_rss_bytes") or 0) for p in ok)),

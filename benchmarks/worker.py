@@ -11,7 +11,9 @@ settings are fixed before TensorFlow's runtime starts and recorded. Phases, each
 - build: models, optimizers, trainer (fit: compile)
 - fit set-up (fit only): from calling ``fit`` to its first batch
 - first step: trace (and XLA compile); ``compile_s`` = first step - steady step
-- warm-up, then ``windows`` timed windows (see ``benchmarks/clock.py``)
+- warm-up, then ``windows`` timed windows (see ``benchmarks/clock.py``: sized by
+  duration unless ``--steps`` fixes the count; no window holds one of fit's
+  epoch ends, whose cost is ``epoch_end_s``)
 - final evaluation: the same eager code for every loop style (final_loss)
 - profile (with --profile): a few more steps under the TensorFlow Profiler,
   after the timed windows, never overlapping them.
@@ -159,6 +161,13 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
             steps_per_window=config.steps_per_window,
             inject_fraction=injected_fraction(cell.loop),
             window_s=config.window_s,
+            # no window holds fit's epoch ends; with a fixed step count every loop
+            # style gets the same layout, so all train the same steps
+            steps_per_epoch=(
+                trainer.epoch_steps
+                if config.window_s
+                else len(next(iter(train.values()))) // cell.batch_size
+            ),
         )
         devices.reset_gpu_peak(cell.device)
         t_run = now()
@@ -205,6 +214,8 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         "first_step_s": times.first_step_s,
         "compile_s": max(0.0, times.first_step_s - steady),
         "warmup_s": times.warmup_s,
+        "steps_per_epoch": clock.steps_per_epoch,
+        "epoch_end_s": clock.epoch_end_s(),
         "injected_s_per_step": clock.inject_s,
         "final_loss": final_loss,
         "val_metrics": evaluation,

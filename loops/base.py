@@ -190,6 +190,12 @@ class Trainer(abc.ABC):
         """How many times each ``tf.function`` of this trainer was traced."""
         return {}
 
+    @property
+    def epoch_steps(self) -> int | None:
+        """Steps between the ends of passes over the data, where this loop does
+        per-epoch work (fit); None for a loop that streams batches without epochs."""
+        return None
+
     def facts(self) -> dict[str, Any]:
         """Settings the loop actually used (e.g. Keras's jit_compile for fit)."""
         return {}

@@ -84,3 +84,24 @@ def test_steps_for_duration_bounds():
     assert steps_for_duration(0.05, 0.2, min_steps=3) == 3
     assert steps_for_duration(10.0, 1e-9) == MAX_STEPS_PER_WINDOW
     assert steps_for_duration(0.05, float("nan"), min_steps=4) == 4
+
+
+def test_no_window_holds_an_epoch_end_and_fit_s_epoch_end_is_its_own_figure():
+    # linear with 256 examples in batches of 32: a pass over the data every 8 steps
+    trainer = make_trainer("fit")
+    clock = PhaseClock(trainer.sync, warmup_steps=2, windows=6, steps_per_window=5,
+                       steps_per_epoch=trainer.epoch_steps)
+    assert trainer.epoch_steps == 8
+    assert clock.steps_per_window == 3  # at most (8 - 1) // 2: two windows an epoch
+    assert clock.window_spans == [(3, 6), (8, 11), (11, 14), (16, 19), (19, 22), (24, 27)]
+    trainer.run(clock.max_total_steps, clock)
+    assert trainer.sync() == clock.total_steps == 27
+    assert len(clock.times.window_s) == 6
+    assert [steps for steps, _ in clock.gaps] == [2, 2, 2]  # 6-8, 14-16, 22-24
+    # fit's epoch end (batch-end work flushed, metrics fetched, a new iterator) costs
+    # more than a step; the windows do not hold it
+    step = sorted(clock.times.window_s)[3] / 3
+    assert clock.epoch_end_s() > step
+    assert max(clock.times.window_s) < min(clock.times.window_s) + clock.epoch_end_s()
+    # custom loops stream batches: no epoch ends to avoid
+    assert make_trainer("tf_function").epoch_steps is None

@@ -12,7 +12,7 @@ def tiny_config() -> RunConfig:
     return RunConfig(
         workloads=("linear",), loops=("eager",), devices=("gpu",), devices_present=("cpu",),
         batch_sizes=(32,), widths=(None,), steps=4, windows=2, warmup_steps=1, processes=1,
-        data_size=128,
+        data_size=512,  # 16 steps a pass over the data: windows of 2 fit between epoch ends
     )
 
 
@@ -72,7 +72,7 @@ def test_worker_stops_when_its_parent_leaves():
     from benchmarks.worker import worker_main
 
     # ~100 000 eager steps: minutes of work if the worker kept going
-    config = replace(tiny_config(), devices=("cpu",), steps=100_000, windows=2)
+    config = replace(tiny_config(), devices=("cpu",), steps=100_000, windows=50_000)
     job = Job(Cell("linear", "eager", "cpu", 32, 0), 0, 0, config)
     context = worker_context("forkserver")
     parent_end, worker_end = context.Pipe(duplex=True)

@@ -131,6 +131,10 @@ class FitTrainer(Trainer):
             return
         raise RuntimeError("fit ended before the requested number of steps")
 
+    @property
+    def epoch_steps(self) -> int:
+        return self.steps_per_epoch
+
     def trace_counts(self) -> dict[str, int]:
         function = self.model.train_function
         counts = _tracing_counts(function) if function is not None else []
