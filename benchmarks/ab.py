@@ -9,8 +9,8 @@ machine, with one Python environment:
    environment (``python -m benchmarks.cli run`` with cwd and PYTHONPATH set to the
    worktree).
 2. Start both sides as one ``loopbench run`` each, with the gate's settings
-   (``GATE_RUN_ARGS``: the quick matrix, each worker timing 160 steps in 16 windows
-   instead of 80, see below) and ``--samples`` processes per cell (default 12),
+   (``GATE_RUN_ARGS``: the quick matrix, each worker timing 16 windows of ~40 ms,
+   see below) and ``--samples`` processes per cell (default 20),
    and make them take turns (``benchmarks/turns.py``): their start-up probes one
    after the other, then one worker process at a time in ABBA order (job 0: base
    then current; job 1: current then base; ...). Process k of a cell is measured on
@@ -26,15 +26,18 @@ machine, with one Python environment:
    (``reports.compare.command``), which then divides each sample by its block's
    drift first (``reports.gate_stats.drift_factors``).
 
-Why 12 samples of 160 steps: on a 2-core VM the per-process step time of one cell
-varies by ~5-7 % (SD of log step time; ~7.5 % with the quick preset's 80 steps),
-and a one-sided exact Mann-Whitney test at Holm's 0.01/15 with a 10 % slowdown
-catches it in ~60 % of comparisons at 10 samples a side, ~80 % at 12 and ~98 % at
-20 when that spread is 5 % (simulated; ``benchmarks/validate_gate.py`` measures it
-on real A/Bs). A block (one process of every cell on both sides) takes about a
-minute here, ~45 % of it in the eager cells; ``nox -s regression`` passes
-``--time-budget-min 13`` so that a slow machine compares fewer whole blocks
-rather than overrunning 15 minutes.
+Why 16 windows of ~40 ms and up to 20 samples: on a 2-core VM the per-process
+step time of one cell varies by ~5-8 % (SD of log step time), and a one-sided
+exact Mann-Whitney test at Holm's 0.01/15 with a 10 % slowdown catches it in ~60 %
+of comparisons at 10 samples a side, ~80 % at 12 and ~98 % at 20 when that
+spread is 5 % (simulated; ``benchmarks/validate_gate.py`` measures it on real
+A/Bs). So samples matter more than steps: windows sized by duration give every
+loop style ~0.6 s of steady steps a process (fixed counts spent ~45 % of a block
+on the eager cells and gave the fastest cells 5 ms windows), and a block (one
+process of every cell on both sides) fell from ~57 s to ~41 s here.
+``nox -s regression`` passes ``--time-budget-min 12`` so that the gate stops
+after the last whole block that fits (18 blocks took 12.4-13.1 min here) rather than
+overrunning 15 minutes.
 
 Exit status: the gate's (0 no confirmed regression, 1 a confirmed regression, 2 the
 runs cannot be compared or a run failed to start), or 0 with a note when the base
@@ -91,7 +94,7 @@ CLI_MODULE = "benchmarks.cli"
 GATE_RUN_ARGS = ("--quick", "--windows", "16", "--window-ms", "40")
 #: the same for a base ref older than windows sized by duration: a fixed step count
 FIXED_STEPS_GATE_RUN_ARGS = ("--quick", "--steps", "160", "--windows", "16")
-DEFAULT_SAMPLES = 12
+DEFAULT_SAMPLES = 20  # the time budget of nox -s regression may stop earlier
 
 
 class ABError(Exception):
