@@ -151,11 +151,13 @@ class PhaseClock(StepHooks):
         self.calibration_steps = max(steps_per_window, 50) if self.inject_fraction else 0
         self.first_window = 1 + self.warmup_steps + self.calibration_steps
         self.window_spans: list[tuple[int, int]] = []
+        self.gap_starts: dict[int, int] = {}  # a window's first step -> the gap's first
         start = self.first_window
         for _ in range(self.windows):
             # an epoch ends before step k when k % spe == 0; a window [a, b) holds
             # one if some such k lies in (a, b]
             if spe is not None and start // spe != (start + steps_per_window) // spe:
+                self.gap_starts[(start // spe + 1) * spe] = start
                 start = (start // spe + 1) * spe
             self.window_spans.append((start, start + steps_per_window))
             start += steps_per_window
@@ -206,9 +208,8 @@ class PhaseClock(StepHooks):
                 self.inject_s = self.inject_fraction * elapsed / self.calibration_steps
             elif step in self.window_ends:
                 self.times.window_s.append(elapsed)
-            elif step > 1:  # a window starts after a gap that held an epoch's end
-                gap_start = max(e for e in self.window_ends | {self.first_window} if e < step)
-                self.gaps.append((step - gap_start, elapsed))
+            elif step in self.gap_starts:  # a window starts after a gap that held an epoch's end
+                self.gaps.append((step - self.gap_starts[step], elapsed))
             if step == self.total_steps:
                 self.times.end = t
                 raise StopTraining

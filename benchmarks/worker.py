@@ -115,7 +115,7 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
     import loops.workloads  # noqa: F401  (registers workloads)
     from benchmarks import preload
     from loops import devices
-    from loops.base import LOOPS, WORKLOADS, WorkloadConfig
+    from loops.base import LOOPS, WORKLOADS, WorkloadConfig, steps_per_epoch
 
     import_s = now() - t_import
     cell, config = job.cell, job.config
@@ -166,7 +166,7 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
             steps_per_epoch=(
                 trainer.epoch_steps
                 if config.window_s
-                else len(next(iter(train.values()))) // cell.batch_size
+                else steps_per_epoch(train, cell.batch_size)
             ),
         )
         devices.reset_gpu_peak(cell.device)

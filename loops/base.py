@@ -54,7 +54,7 @@ class Dataset:
 
     def whole_batches(self, batch_size: int) -> dict[str, np.ndarray]:
         """The training arrays cut to a whole number of batches (no partial batch)."""
-        steps = self.n_train // batch_size
+        steps = steps_per_epoch(self.train, batch_size)
         if steps < 1:
             raise ValueError(
                 f"batch size {batch_size} is larger than the data ({self.n_train} examples)"
@@ -140,6 +140,11 @@ class Workload(abc.ABC):
         """True when ``fit``'s ``logs['loss']`` is Keras's running mean over the epoch
         (compiled losses), False when it is this batch's loss (custom train_step)."""
         return True
+
+
+def steps_per_epoch(train: Mapping[str, np.ndarray], batch_size: int) -> int:
+    """Whole batches in one pass over ``train`` (a dict of arrays with equal first dims)."""
+    return len(next(iter(train.values()))) // batch_size
 
 
 class StopTraining(Exception):

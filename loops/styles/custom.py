@@ -14,16 +14,24 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from loops.base import Batch, StepHooks, StopTraining, Trainer, TrainState, Workload
+from loops.base import (
+    Batch,
+    StepHooks,
+    StopTraining,
+    Trainer,
+    TrainState,
+    Workload,
+    steps_per_epoch,
+)
 
 
 def numpy_batches(train: Mapping[str, np.ndarray], batch_size: int) -> Iterator[Batch]:
     """Batch i = rows [(i % S) * B, (i % S + 1) * B), sliced from NumPy per step as the
     seed loop does (``x[i:i + B]``)."""
-    steps_per_epoch = len(next(iter(train.values()))) // batch_size
+    per_epoch = steps_per_epoch(train, batch_size)
     step = 0
     while True:
-        start = (step % steps_per_epoch) * batch_size
+        start = (step % per_epoch) * batch_size
         yield {name: array[start : start + batch_size] for name, array in train.items()}
         step += 1
 

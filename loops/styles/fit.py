@@ -25,11 +25,7 @@ from typing import Any
 
 import keras
 
-from loops.base import LOOPS, LoopStyle, StepHooks, StopTraining, Trainer
-
-
-class _StepsDone(Exception):
-    """Raised from the callback to end fit after exactly n_steps steps."""
+from loops.base import LOOPS, LoopStyle, StepHooks, StopTraining, Trainer, steps_per_epoch
 
 
 class _HookCallback(keras.callbacks.Callback):
@@ -50,7 +46,7 @@ class _HookCallback(keras.callbacks.Callback):
         step = self.epoch * self.steps_per_epoch + batch
         self.hooks.on_step_begin(step)
         if step >= self.n_steps:
-            raise _StepsDone
+            raise StopTraining  # fit trains exactly n_steps steps
 
 
 class _RecordCallback(keras.callbacks.Callback):
@@ -103,7 +99,7 @@ class FitTrainer(Trainer):
         self.model = workload.fit_model(state)
         self.x, self.y = workload.fit_arguments(train)
         self.batch_size = batch_size
-        self.steps_per_epoch = len(next(iter(train.values()))) // batch_size
+        self.steps_per_epoch = steps_per_epoch(train, batch_size)
 
     def run(self, n_steps: int, hooks: StepHooks) -> None:
         callbacks: list[keras.callbacks.Callback] = [
@@ -127,7 +123,7 @@ class FitTrainer(Trainer):
                 verbose=0,
                 callbacks=callbacks,
             )
-        except (_StepsDone, StopTraining):
+        except StopTraining:
             return
         raise RuntimeError("fit ended before the requested number of steps")
 
