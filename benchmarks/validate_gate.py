@@ -24,14 +24,18 @@ Scenarios (each comparison judges every cell of the pool at once, as the gate do
   are a real A/A across runs, and count as false alarms when flagged; cells the
   slowed runs lack are drawn A/A from the pool, keeping the Holm family whole.
 
-Interleaved A/Bs (``--ab OUT`` of unchanged code, ``--slowed-ab OUT`` of an A/B made
-with ``--inject-slowdown``): comparisons of n blocks (block k = process k of every
-cell on both sides, measured together) drawn with replacement, the same blocks for
-every cell, judged by the gate on raw samples, by the gate on drift-corrected
-samples (what ``loopbench compare`` does with such an A/B:
-``gate_stats.drift_factors``) and by the fixed rules::
+Interleaved A/Bs (``--ab OUT [OUT ...]`` of unchanged code, their blocks pooled;
+``--slowed-ab OUT [OUT ...]`` of A/Bs made with ``--inject-slowdown``): comparisons
+of n blocks (block k = process k of every cell on both sides, measured together),
+the same blocks for every cell, drawn without replacement when the A/Bs hold n
+blocks (a bootstrap repeats blocks, and a rank test takes each repeat for a new
+sample: it overstates false alarms and detection alike), judged by the gate on
+raw samples, by the gate on drift-corrected samples (what ``loopbench compare``
+does with such an A/B: ``gate_stats.drift_factors``) and by the fixed rules; and
+each A/B once on all its blocks, as ``loopbench compare`` judges it::
 
-    python -m benchmarks.validate_gate --ab results/aa --slowed-ab results/regression
+    python -m benchmarks.validate_gate --ab results/aa1 results/aa2 results/aa3 \
+        --slowed-ab results/regression
 
 Run it (pool from one or more run directories; ``benchmarks/ab.py --inject-slowdown
 tf_function=0.10`` leaves a matching pair in ``<out>/base`` and ``<out>/current``)::
@@ -267,14 +271,17 @@ def build_scenarios(
 
 @dataclass(frozen=True)
 class ABBlocks:
-    """One interleaved A/B (``OUT/base`` and ``OUT/current``): step times of every
-    cell on both sides, block by block, blocks with a missing process dropped."""
+    """Interleaved A/Bs (each an ``OUT/base`` and ``OUT/current``) of the same cells:
+    step times of every cell on both sides, block by block (blocks with a missing
+    process dropped), the blocks of several A/Bs side by side."""
 
     path: str
     cells: list[Cell]
     grid: np.ndarray  # (cells, 2, blocks)
     keys: tuple[str, ...]
     slowed_loop: str | None
+    #: per A/B: its directory and its blocks' positions in ``grid``
+    parts: tuple[tuple[str, slice], ...] = ()
 
 
 def load_ab(out_dir: str | Path) -> ABBlocks:
@@ -287,7 +294,34 @@ def load_ab(out_dir: str | Path) -> ABBlocks:
     complete = np.isfinite(grid).all(axis=(0, 1))
     spec = sides[1].metadata.get("soft", {}).get("env", {}).get(INJECT_SLOWDOWN_ENV)
     slowed_loop = spec.split("=")[0].strip() if spec else None
-    return ABBlocks(str(out_dir), cells, grid[:, :, complete], keys, slowed_loop)
+    grid = grid[:, :, complete]
+    return ABBlocks(str(out_dir), cells, grid, keys, slowed_loop,
+                    ((str(out_dir), slice(0, grid.shape[-1])),))
+
+
+def load_abs(out_dirs: Sequence[str | Path]) -> ABBlocks:
+    """Several interleaved A/Bs of the same cells, their blocks pooled."""
+    abs_ = [load_ab(path) for path in out_dirs]
+    first = abs_[0]
+    parts, start = [], 0
+    for ab in abs_:
+        if ab.cells != first.cells:
+            raise RunDirError(f"{ab.path}: other cells than {first.path}")
+        if ab.slowed_loop != first.slowed_loop:
+            raise RunDirError(f"{ab.path}: slowed loop {ab.slowed_loop}, {first.path}: {first.slowed_loop}")
+        blocks = ab.grid.shape[-1]
+        parts.append((ab.path, slice(start, start + blocks)))
+        start += blocks
+    grid = np.concatenate([ab.grid for ab in abs_], axis=-1)
+    return ABBlocks(", ".join(ab.path for ab in abs_), first.cells, grid, first.keys,
+                    first.slowed_loop, tuple(parts))
+
+
+def sampling_of(ab: ABBlocks, n: int) -> str:
+    blocks = ab.grid.shape[-1]
+    if blocks >= n:
+        return f"{n} of {blocks} blocks, without replacement"
+    return f"{n} of {blocks} blocks, with replacement"
 
 
 def blocked_scenarios(
@@ -299,11 +333,19 @@ def blocked_scenarios(
     iterations: int,
     rng: np.random.Generator,
 ) -> list[Scenario]:
-    """Comparisons of n blocks drawn with replacement (the same blocks for every cell,
-    as the drift correction needs), from A/Bs of unchanged and of slowed code."""
+    """Comparisons of n blocks (the same blocks for every cell, as the drift
+    correction needs), from A/Bs of unchanged and of slowed code.
+
+    Blocks are drawn without replacement whenever the A/Bs hold n of them: a
+    bootstrap (with replacement) repeats blocks, and a rank test counts each
+    repeat as a new sample, so it overstates both false alarms and detection."""
 
     def draw_blocks(ab: ABBlocks) -> tuple[np.ndarray, np.ndarray]:
-        chosen = rng.integers(0, ab.grid.shape[-1], (iterations, n))
+        blocks = ab.grid.shape[-1]
+        if blocks >= n:
+            chosen = np.argsort(rng.random((iterations, blocks)), axis=1)[:, :n]
+        else:
+            chosen = rng.integers(0, blocks, (iterations, n))
         drawn = ab.grid[:, :, chosen]  # (cells, 2, iterations, n)
         drawn = np.moveaxis(drawn, 2, 0)  # (iterations, cells, 2, n)
         return drawn[:, :, 0, :], drawn[:, :, 1, :]
@@ -312,18 +354,53 @@ def blocked_scenarios(
     is_slowed = np.array([cell[loop_position] == slowed_loop for cell in unchanged.cells])
     baseline, current = draw_blocks(unchanged)
     multiplier = np.where(is_slowed, 1.0 + fraction, 1.0)[None, :, None]
+    sampling = sampling_of(unchanged, n)
     scenarios = [
-        Scenario("A/A: interleaved A/B of unchanged code", baseline, current,
+        Scenario(f"A/A: interleaved A/Bs of unchanged code ({sampling})", baseline, current,
                  np.zeros(len(unchanged.cells), bool)),
-        Scenario(f"{slowed_loop} x{1 + fraction:g} on that A/B (approximation)", baseline,
+        Scenario(f"{slowed_loop} x{1 + fraction:g} on those A/As (approximation)", baseline,
                  current * multiplier, is_slowed),
     ]
     if slowed is not None:
         if slowed.cells != unchanged.cells:
             raise RunDirError(f"{slowed.path}: other cells than {unchanged.path}")
         real_b, real_c = draw_blocks(slowed)
-        scenarios.append(Scenario(f"{slowed_loop} slowed: interleaved A/B", real_b, real_c, is_slowed))
+        scenarios.append(Scenario(
+            f"{slowed_loop} slowed: interleaved A/B ({sampling_of(slowed, n)})",
+            real_b, real_c, is_slowed))
     return scenarios
+
+
+def as_measured_rows(
+    unchanged: ABBlocks, slowed: ABBlocks | None, rules: dict[str, Rule], slowed_loop: str
+) -> list[str]:
+    """Each A/B judged once on all its blocks, as ``loopbench compare`` judges it:
+    which cells each rule flags (in a slowed A/B, a flagged cell of another loop is
+    marked as a false alarm)."""
+    lines = [
+        "| A/B, all its blocks | blocks | " + " | ".join(rules) + " |",
+        "|---|---|" + "---|" * len(rules),
+    ]
+    loop_position = unchanged.keys.index("loop")
+    for ab, kind in ((unchanged, "unchanged"), (slowed, "slowed")):
+        if ab is None:
+            continue
+        for path, part in ab.parts:
+            grid = ab.grid[:, :, part]
+            verdicts = []
+            for rule in rules.values():
+                flagged = rule(grid[None, :, 0, :], grid[None, :, 1, :])[0]
+                names = [
+                    "/".join(map(str, cell[:2]))
+                    + ("" if kind == "slowed" and cell[loop_position] == slowed_loop
+                       else " (false alarm)" if kind == "slowed" else "")
+                    for cell, hit in zip(ab.cells, flagged, strict=True)
+                    if hit
+                ]
+                listed = f": {', '.join(names)}" if 0 < len(names) <= 4 else ""
+                verdicts.append(f"{len(names)} flagged{listed}")
+            lines.append(f"| {kind}: {path} | {grid.shape[-1]} | " + " | ".join(verdicts) + " |")
+    return lines
 
 
 def _percent(value: float) -> str:
@@ -419,6 +496,7 @@ def blocked_validation_table(
     iterations: int,
     threshold: float,
     alpha: float,
+    slowed_loop: str,
 ) -> str:
     """The Markdown report of the interleaved-A/B mode."""
     log_sd = np.std(np.log(unchanged.grid), axis=-1, ddof=1)  # (cells, 2)
@@ -431,22 +509,26 @@ def blocked_validation_table(
         f"{unchanged.grid.shape[-1]} blocks; per-process spread (SD of log step time) "
         f"{np.median(log_sd):.1%} median, {np.median(corrected_sd):.1%} after the drift correction",
         *(
-            [f"- slowed code: {slowed.path} ({slowed.slowed_loop}): {slowed.grid.shape[-1]} blocks; "
+            [f"- slowed code: {slowed.path} ({slowed_loop}): {slowed.grid.shape[-1]} blocks; "
              + "measured effect: " + "; ".join(
                 f"{'/'.join(map(str, cell))} x{np.median(slowed.grid[i, 1]) / np.median(slowed.grid[i, 0]):.3f}"
                 for i, cell in enumerate(slowed.cells)
-                if cell[slowed.keys.index('loop')] == slowed.slowed_loop)]
+                if cell[slowed.keys.index('loop')] == slowed_loop)]
             if slowed is not None
             else []
         ),
-        f"- {iterations} comparisons per scenario of {n} blocks per side drawn with replacement "
-        f"(the same blocks for every cell), threshold {threshold:.0%}, alpha {alpha:g} "
-        f"(Holm over {len(unchanged.cells)} cells)",
+        f"- {iterations} comparisons per scenario of {n} blocks per side, the same blocks "
+        f"for every cell, drawn without replacement where the A/Bs hold {n} blocks "
+        f"(else with replacement, which repeats blocks and so overstates every rate); "
+        f"threshold {threshold:.0%}, alpha {alpha:g} (Holm over {len(unchanged.cells)} cells)",
         f"- targets: gate false alarms per comparison <= {FALSE_ALARM_TARGET:.0%}, "
         f"detection >= {DETECTION_TARGET:.0%} of comparisons (the gate flags a slowed cell, "
         "so it exits 1 on the slowed code); per slowed cell beside it",
         "",
         *rate_rows(scenarios, all_rules(threshold, alpha, drift_corrected=True)),
+        "",
+        *as_measured_rows(unchanged, slowed, all_rules(threshold, alpha, drift_corrected=True),
+                          slowed_loop),
     ]
     return "\n".join(lines) + "\n"
 
@@ -458,10 +540,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("pool", nargs="*", help="run directories of unchanged code")
     parser.add_argument(
-        "--ab", help="an interleaved A/B's --out directory (base/, current/) of unchanged code"
+        "--ab", nargs="+",
+        help="interleaved A/Bs' --out directories (base/, current/) of unchanged code; "
+        "their blocks are pooled",
     )
     parser.add_argument(
-        "--slowed-ab", help="an interleaved A/B's --out directory made with --inject-slowdown"
+        "--slowed-ab", nargs="+",
+        help="interleaved A/Bs' --out directories made with the same --inject-slowdown",
     )
     parser.add_argument("--slowed", nargs="*", default=[], help="runs made with a slowdown")
     parser.add_argument("--slowed-loop", help="loop to slow (default: from --slowed, else tf_function)")
@@ -517,8 +602,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def main_ab(args: argparse.Namespace) -> int:
     """The interleaved-A/B mode: --ab (unchanged code) [--slowed-ab]."""
     try:
-        unchanged = load_ab(args.ab)
-        slowed = load_ab(args.slowed_ab) if args.slowed_ab else None
+        unchanged = load_abs(args.ab)
+        slowed = load_abs(args.slowed_ab) if args.slowed_ab else None
         slowed_loop = args.slowed_loop or (slowed.slowed_loop if slowed else None) or "tf_function"
         n = args.n_per_side or DEFAULT_SAMPLES
         rng = np.random.default_rng(args.seed)
@@ -529,7 +614,7 @@ def main_ab(args: argparse.Namespace) -> int:
         print(f"validate_gate: {exc}", file=sys.stderr)
         return 2
     table = blocked_validation_table(
-        unchanged, slowed, scenarios, n, args.iterations, args.threshold, args.alpha
+        unchanged, slowed, scenarios, n, args.iterations, args.threshold, args.alpha, slowed_loop
     )
     print(table, end="")
     if args.markdown:

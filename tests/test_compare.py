@@ -724,11 +724,11 @@ def test_an_interrupted_run_is_not_saved_as_a_baseline(tmp_path):
 # --------------------------------------------------------------------------- drift correction
 
 
-def interleaved_pair(tmp_path: Path, slow_cell_factor: float, mark: bool = True):
+def interleaved_pair(tmp_path: Path, slow_cell_factor: float, mark: bool = True, seed: int = 7):
     """Two sides of an interleaved A/B over 6 cells x 10 blocks: the machine drifts by
     up to +-25 % from block to block (on both sides alike), each sample has ~2 % noise
     of its own, and the current side's mlp/xla cell is ``slow_cell_factor`` slower."""
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     drift = 1 + 0.25 * np.sin(np.arange(10))
     loops = ("fit", "eager", "tf_function", "tf_data", "xla", "custom")
     sides = {}
@@ -807,7 +807,7 @@ def test_validation_of_interleaved_abs_reports_the_drift_corrected_gate(tmp_path
     detection = {
         rule: float(line.strip("|").split("|")[4].strip().rstrip("%"))
         for (scenario, rule), line in rows.items()
-        if scenario == "xla slowed: interleaved A/B"
+        if scenario.startswith("xla slowed: interleaved A/B")
     }
     # the machine drifts by +-25 % between blocks: only the corrected gate sees 10 %
     assert detection["gate, drift-corrected (interleaved A/B)"] > 90
@@ -818,6 +818,37 @@ def test_validation_of_interleaved_abs_reports_the_drift_corrected_gate(tmp_path
         if scenario.startswith("A/A")
     }
     assert false_alarms["gate, drift-corrected (interleaved A/B)"] <= 1.0
+
+
+def test_validation_pools_the_blocks_of_several_a_as_and_judges_each_as_measured(
+    tmp_path, capsys
+):
+    from benchmarks import validate_gate
+
+    interleaved_pair(tmp_path / "aa1", 1.0, seed=1)
+    interleaved_pair(tmp_path / "aa2", 1.0, seed=2)
+    interleaved_pair(tmp_path / "slowed", 1.10)
+    status = validate_gate.main(
+        ["--ab", str(tmp_path / "aa1"), str(tmp_path / "aa2"), "--slowed-ab",
+         str(tmp_path / "slowed"), "--slowed-loop", "xla", "--n-per-side", "8",
+         "--iterations", "200"]
+    )
+    table = capsys.readouterr().out
+    assert status == 0, table
+    assert "6 cells x 20 blocks" in table
+    # 8 of the 20 pooled blocks: no block twice in a comparison
+    assert "A/A: interleaved A/Bs of unchanged code (8 of 20 blocks, without replacement)" in table
+    assert "xla slowed: interleaved A/B (8 of 10 blocks, without replacement)" in table
+    measured = {
+        line.split("|")[1].strip(): [part.strip() for part in line.strip("|").split("|")]
+        for line in table.splitlines()
+        if line.startswith("| unchanged:") or line.startswith("| slowed:")
+    }
+    assert list(measured) == [f"unchanged: {tmp_path / 'aa1'}", f"unchanged: {tmp_path / 'aa2'}",
+                              f"slowed: {tmp_path / 'slowed'}"]
+    # columns: A/B, blocks, gate, drift-corrected gate, median, mean
+    assert measured[f"unchanged: {tmp_path / 'aa1'}"][1:4] == ["10", "0 flagged", "0 flagged"]
+    assert measured[f"slowed: {tmp_path / 'slowed'}"][3] == "1 flagged: mlp/xla"
 
 
 def test_validation_refuses_runs_that_were_not_interleaved(tmp_path, capsys):
