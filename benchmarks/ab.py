@@ -9,7 +9,7 @@ machine, with one Python environment:
    environment (``python -m benchmarks.cli run`` with cwd and PYTHONPATH set to the
    worktree).
 2. Start both sides as one ``loopbench run`` each, with the gate's settings
-   (``GATE_RUN_ARGS``: the quick matrix, each worker timing 16 windows of ~30 ms,
+   (``GATE_RUN_ARGS``: the quick matrix, each worker timing 16 windows of ~25 ms,
    see below) and ``--samples`` processes per cell (default 20),
    and make them take turns (``benchmarks/turns.py``): their start-up probes one
    after the other, then one worker process at a time in ABBA order (job 0: base
@@ -26,17 +26,18 @@ machine, with one Python environment:
    (``reports.compare.command``), which then divides each sample by its block's
    drift first (``reports.gate_stats.drift_factors``).
 
-Why 16 windows of ~30 ms and up to 20 samples: on a 2-core VM the per-process
+Why 16 windows of ~25 ms and up to 20 samples: on a 2-core VM the per-process
 step time of one cell varies by ~5-8 % (SD of log step time), and a one-sided
 exact Mann-Whitney test at Holm's 0.01/15 with a 10 % slowdown catches it in ~60 %
 of comparisons at 10 samples a side, ~80 % at 12 and ~98 % at 20 when that
 spread is 5 % (simulated; ``benchmarks/validate_gate.py`` measures it on real
 A/Bs). So samples matter more than steps: windows sized by duration give every
-loop style ~0.5 s of steady steps a process (fixed counts spent ~45 % of a block
+loop style ~0.4 s of steady steps a process (fixed counts spent ~45 % of a block
 on the eager cells and gave the fastest cells 5 ms windows), and a block (one
 process of every cell on both sides) fell from ~57 s to ~41 s here. (Until the
-clock sized windows from the warm-up's last half, "40 ms" gave windows of ~28 ms
-in the graph styles; 30 ms keeps the block's length and says what it measures.)
+clock sized windows with sizing spans, "40 ms" gave windows of ~28 ms and "30 ms"
+~21-26 ms in the graph styles; 25 ms keeps the block's length, ~46 s, and says
+what it measures.)
 ``nox -s regression`` passes ``--time-budget-min 12`` so that the gate stops
 after the last whole block that fits (18 blocks took 12.4-13.1 min here) rather than
 overrunning 15 minutes.
@@ -91,9 +92,9 @@ INJECT_SLOWDOWN_ENV = "LOOPBENCH_INJECT_SLOWDOWN"
 CLI_MODULE = "benchmarks.cli"
 
 #: ``loopbench run`` settings of both sides: the quick matrix, each worker timing 16
-#: windows of ~30 ms (windows sized by duration: ~0.5 s of steady steps per process
+#: windows of ~25 ms (windows sized by duration: ~0.4 s of steady steps per process
 #: whatever the loop style, see the module docstring).
-GATE_RUN_ARGS = ("--quick", "--windows", "16", "--window-ms", "30")
+GATE_RUN_ARGS = ("--quick", "--windows", "16", "--window-ms", "25")
 #: the same for a base ref older than windows sized by duration: a fixed step count
 FIXED_STEPS_GATE_RUN_ARGS = ("--quick", "--steps", "160", "--windows", "16")
 DEFAULT_SAMPLES = 20  # the time budget of nox -s regression may stop earlier

@@ -98,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--windows", type=positive_int, help="timed windows per worker process")
     run.add_argument(
         "--window-ms", type=positive_float,
-        help="target duration of a timed window; steps per window from the step time at the "
-        f"warm-up's end (default {DEFAULT['window_ms']:g}, --quick {QUICK['window_ms']:g})",
+        help="target duration of a timed window; steps per window from an untimed span of "
+        f"half that after the warm-up (default {DEFAULT['window_ms']:g}, --quick {QUICK['window_ms']:g})",
     )
     run.add_argument("--warmup-steps", type=int, help="untimed steps after the first")
     run.add_argument("--processes", type=positive_int, help="worker processes (samples) per cell")

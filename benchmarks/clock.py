@@ -6,8 +6,8 @@ first step starts with a host sync (``sync()``: on GPU ``sync_devices``, then a
 host fetch of a variable that every step updates), so asynchronous dispatch
 cannot push work from one window into the next. The phases of one run:
 
-    train_begin | first step | warm-up steps | window 1 | ... | window W
-                ^ trace/compile shows here      ^ steady state: W windows of K steps
+    train_begin | first step | warm-up steps | (sizing) | window 1 | ... | window W
+                ^ trace/compile shows here                 ^ steady state: W windows of K steps
 
 For ``fit`` the time from calling ``fit`` to ``train_begin`` is fit's per-call
 set-up, its own figure. The clock can add a known amount of extra work per
@@ -27,6 +27,7 @@ validation reports the effect as measured.
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
@@ -96,13 +97,18 @@ def steps_for_duration(window_s: float, step_estimate_s: float, min_steps: int =
 class PhaseClock(StepHooks):
     """Times first step, warm-up and ``windows`` windows of ``steps_per_window`` steps.
 
-    With ``window_s`` the windows are sized by duration instead: at the end of the
-    warm-up the clock sets ``steps_per_window`` so that a window lasts about
-    ``window_s`` at the mean step time of the warm-up's last half (the given
-    ``steps_per_window`` becomes the minimum). A fast step then gets many steps a window and a slow
-    (eager) one few, as timeit's autorange and google/benchmark's min_time do; the
-    steady-state time per process is about the same for every loop style. The
-    trainer is run with an upper bound (``max_total_steps``) and stopped by
+    With ``window_s`` the windows are sized by duration instead, as timeit's
+    autorange and google/benchmark's min_time do: after the warm-up the clock
+    times untimed sizing spans of 1, 2, 4, ... steps (each ended by a sync, like a
+    window) until one lasts at least half of ``window_s``, and sets
+    ``steps_per_window`` from that span's step time (the given ``steps_per_window``
+    becomes the minimum). A fast step then gets many steps a window and a slow
+    (eager) one few; the steady-state time per process is about the same for every
+    loop style. Why spans and not the warm-up: a span of a few steps overstates the
+    step by the sync's latency and an unfilled dispatch pipeline, and the warm-up's
+    first steps are slower still (sizing from the warm-up's mean made windows
+    30-75 % too short in the graph styles, from its last two steps still ~20 %).
+    The trainer is run with an upper bound (``max_total_steps``) and stopped by
     ``StopTraining`` when the last window ends, so it trains exactly ``total_steps``.
 
     With ``steps_per_epoch`` no window holds the end of a pass over the data. fit
@@ -136,12 +142,47 @@ class PhaseClock(StepHooks):
         self.inject_s = 0.0
         self.times = PhaseTimes()
         self.gaps: list[tuple[int, float]] = []  # (steps, seconds) between windows
-        self._early_warmup_s = 0.0
-        self._plan(steps_per_window)
+        self.sizing_spans: list[tuple[int, float]] = []  # (steps, seconds), sizing only
+        self._span: tuple[int, int] | None = None  # the sizing span being timed
+        self._plan(steps_per_window, 1 + warmup_steps)
         self._last = float("nan")
 
-    def _plan(self, steps_per_window: int) -> None:
-        """Place the calibration window (if any) and the timed windows."""
+    @property
+    def sizing_steps(self) -> int:
+        """Untimed steps spent sizing the windows (0 with a fixed step count)."""
+        return sum(steps for steps, _ in self.sizing_spans)
+
+    @property
+    def _longest_window(self) -> int:
+        spe = self.steps_per_epoch
+        most = max(MAX_STEPS_PER_WINDOW, self.min_steps_per_window)
+        return max(1, min(most, (spe - 1) // 2)) if spe is not None else most
+
+    def _start_span(self, start: int, steps: int) -> None:
+        self._span = (start, start + steps)
+        self.boundaries = {start + steps}
+
+    def _sized(self, step: int, elapsed: float) -> bool:
+        """A sizing span ended at ``step``: plan the windows from here if it was long
+        enough (True), else time a longer one."""
+        start, end = self._span
+        steps, spe = end - start, self.steps_per_epoch
+        if spe is not None and start // spe != end // spe:
+            self._start_span(step, steps)  # it held one of fit's epoch ends: again
+            return False
+        self.sizing_spans.append((steps, elapsed))
+        if elapsed < self.window_s / 2 and steps < self._longest_window:
+            # grow at least 2x, at most 10x, toward half a window
+            factor = min(10.0, max(2.0, self.window_s / 2 / max(elapsed, 1e-9)))
+            self._start_span(step, min(self._longest_window, math.ceil(steps * factor)))
+            return False
+        self._span = None
+        estimate = elapsed / steps
+        self._plan(steps_for_duration(self.window_s, estimate, self.min_steps_per_window), step)
+        return True
+
+    def _plan(self, steps_per_window: int, start: int) -> None:
+        """Place the calibration window (if any) and the timed windows from step ``start``."""
         spe = self.steps_per_epoch
         if spe is not None:
             steps_per_window = max(1, min(steps_per_window, (spe - 1) // 2))
@@ -150,12 +191,7 @@ class PhaseClock(StepHooks):
         # warm-up measures the steady step the extra work is a fraction of (the
         # warm-up's early steps are slower and would overstate it).
         self.calibration_steps = max(steps_per_window, 50) if self.inject_fraction else 0
-        self.first_window = 1 + self.warmup_steps + self.calibration_steps
-        # the warm-up's last half (at least one step) is timed on its own: its
-        # steps are closer to steady than the first ones (measured: a whole
-        # warm-up's mean overstated the steady step by 30-75 % in the graph styles)
-        self.late_warmup_steps = max(1, self.warmup_steps // 2) if self.warmup_steps else 0
-        self.late_warmup_start = 1 + self.warmup_steps - self.late_warmup_steps
+        self.first_window = start + self.calibration_steps
         self.window_spans: list[tuple[int, int]] = []
         self.gap_starts: dict[int, int] = {}  # a window's first step -> the gap's first
         start = self.first_window
@@ -169,7 +205,7 @@ class PhaseClock(StepHooks):
             start += steps_per_window
         self.window_ends = {end for _, end in self.window_spans}
         # step counts at which a phase ends (a boundary: sync, then read the clock)
-        self.boundaries = {1, self.late_warmup_start, 1 + self.warmup_steps, self.first_window}
+        self.boundaries = {1, 1 + self.warmup_steps, self.first_window}
         self.boundaries |= {begin for begin, _ in self.window_spans} | self.window_ends
 
     @property
@@ -184,7 +220,10 @@ class PhaseClock(StepHooks):
             return self.total_steps
         most = max(MAX_STEPS_PER_WINDOW, self.min_steps_per_window)
         calibration = max(most, 50) if self.inject_fraction else 0
-        return 1 + self.warmup_steps + calibration + 2 * self.windows * most
+        # sizing spans grow at least 2x up to ``most`` (a span that held an epoch
+        # end is timed again, once per epoch at most): under 4x ``most`` in all
+        sizing = 4 * most
+        return 1 + self.warmup_steps + sizing + calibration + 2 * self.windows * most
 
     def epoch_end_s(self) -> float | None:
         """Median cost of an epoch's end: a gap's time less its steps at the steady
@@ -204,21 +243,20 @@ class PhaseClock(StepHooks):
             elapsed, self._last = t - self._last, t
             if step == 1:
                 self.times.first_step_s = elapsed
-            elif step == self.late_warmup_start and step < 1 + self.warmup_steps:
-                self._early_warmup_s = elapsed  # the warm-up's first half
             if step == 1 + self.warmup_steps:
                 if step > 1:
-                    self.times.warmup_s = self._early_warmup_s + elapsed
+                    self.times.warmup_s = elapsed
                 if self.window_s is not None:
-                    estimate = elapsed / self.late_warmup_steps if step > 1 else elapsed
-                    self._plan(steps_for_duration(self.window_s, estimate, self.min_steps_per_window))
+                    self._start_span(step, 1)
+            elif self._span is not None:
+                self._sized(step, elapsed)
             elif step == self.first_window:  # only when injecting: calibration done
                 self.inject_s = self.inject_fraction * elapsed / self.calibration_steps
             elif step in self.window_ends:
                 self.times.window_s.append(elapsed)
             elif step in self.gap_starts:  # a window starts after a gap that held an epoch's end
                 self.gaps.append((step - self.gap_starts[step], elapsed))
-            if step == self.total_steps:
+            if step == self.total_steps and self._span is None:  # (sizing: not yet planned)
                 self.times.end = t
                 raise StopTraining
             self._last = now()  # exclude the bookkeeping above from the next phase

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 #: what --quick changes (a rougher answer, fast). Windows are sized by duration
-#: (``window_ms``: steps per window from the step time of the warm-up's last half, so every
-#: loop style gets about the same steady time); ``--steps N`` fixes the count instead.
+#: (``window_ms``: steps per window from an untimed sizing span after the warm-up, so
+#: every loop style gets about the same steady time); ``--steps N`` fixes the count instead.
 QUICK = {"processes": 1, "windows": 8, "window_ms": 25.0, "warmup_steps": 5}
 DEFAULT = {"processes": 6, "windows": 10, "window_ms": 50.0, "warmup_steps": 10}
 

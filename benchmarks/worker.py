@@ -214,6 +214,7 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         "first_step_s": times.first_step_s,
         "compile_s": max(0.0, times.first_step_s - steady),
         "warmup_s": times.warmup_s,
+        "sizing_steps": clock.sizing_steps,
         "steps_per_epoch": clock.steps_per_epoch,
         "epoch_end_s": clock.epoch_end_s(),
         "injected_s_per_step": clock.inject_s,

@@ -3,6 +3,8 @@ custom-loop trainer on the linear workload."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
 import loops.styles  # noqa: F401
@@ -32,9 +34,8 @@ def test_phases_and_syncs(loop):
     times = clock.times
     assert times.first_step_s > 0 and times.warmup_s > 0
     assert len(times.window_s) == 4 and all(t > 0 for t in times.window_s)
-    # a sync ends the first step, the warm-up's first half (1 of 3 steps), the
-    # warm-up and every window, after exactly those steps
-    assert synced_at == [1, 3, 4, 9, 14, 19, 24]
+    # a sync ends the first step, the warm-up and every window, after exactly those steps
+    assert synced_at == [1, 4, 9, 14, 19, 24]
     assert trainer.sync() == 24  # fit stops after exactly total_steps
 
 
@@ -67,32 +68,79 @@ def test_windows_sized_by_duration_stop_the_trainer_after_the_last_window(loop):
     clock = PhaseClock(trainer.sync, warmup_steps=3, windows=4, steps_per_window=2, window_s=0.02)
     assert clock.max_total_steps > 1000  # an upper bound until the warm-up has ended
     trainer.run(clock.max_total_steps, clock)
-    # steps per window from the warm-up's step time, at least the given minimum
-    assert clock.steps_per_window >= 2
+    # sizing spans of 1, 2, 4, ... steps until one lasts half a window; steps per
+    # window from the last one's step time, at least the given minimum
+    steps, seconds = clock.sizing_spans[-1]
+    assert seconds >= 0.01 or steps == clock._longest_window
+    spans = [s for s, _ in clock.sizing_spans]
+    assert spans[0] == 1 and all(2 * a <= b <= 10 * a for a, b in pairwise(spans))
+    assert clock.steps_per_window == max(2, round(0.02 / (seconds / steps)))
     assert len(clock.times.window_s) == 4
     # the trainer stopped after exactly the last window
-    assert trainer.sync() == clock.total_steps == 1 + 3 + 4 * clock.steps_per_window
+    assert trainer.sync() == clock.total_steps
+    assert clock.total_steps >= 1 + 3 + clock.sizing_steps + 4 * clock.steps_per_window
     # windows last about the target (a loaded machine may stretch them, never by 10x)
     assert 0.001 < sorted(clock.times.window_s)[1] < 0.2
 
 
-def test_windows_are_sized_from_the_warm_up_s_last_half():
-    # a pure-Python "trainer": warm-up steps 1-3 take 20 ms (as first steps often
-    # run slower), every later step 2 ms; the clock must size windows from the 2 ms
+def test_windows_are_sized_by_spans_that_last_half_a_window():
+    # a pure-Python "trainer": warm-up steps take 20 ms (first steps often run
+    # slower) and every later step 2 ms plus 3 ms of latency at each sync, as a
+    # short timed span pays for the sync and an unfilled dispatch pipeline
     from benchmarks.clock import spin
     from loops.base import StopTraining
 
-    clock = PhaseClock(lambda: None, warmup_steps=6, windows=3, steps_per_window=1, window_s=0.02)
+    clock = PhaseClock(lambda: spin(0.003), warmup_steps=4, windows=3, steps_per_window=1,
+                       window_s=0.04)
     clock.on_train_begin()
     with pytest.raises(StopTraining):
         for step in range(clock.max_total_steps):
             clock.on_step_begin(step)
-            spin(0.02 if 1 <= step <= 3 else 0.002)
-    assert 0.066 <= clock.times.warmup_s < 0.2  # the whole warm-up is still reported
-    # 20 ms / 2 ms = 10 steps (the whole warm-up's mean, 11 ms, would give 2)
-    assert 8 <= clock.steps_per_window <= 10
-    assert clock.total_steps == 1 + 6 + 3 * clock.steps_per_window
-    assert all(0.015 < t < 0.1 for t in clock.times.window_s)
+            spin(0.02 if 1 <= step <= 4 else 0.002)
+    assert 0.08 <= clock.times.warmup_s < 0.2  # the warm-up is its own figure
+    spans = [steps for steps, _ in clock.sizing_spans]
+    assert spans[0] == 1 and spans == sorted(spans) and len(spans) >= 2
+    assert clock.sizing_spans[-1][1] >= 0.02  # the last lasted half a window
+    # ~(2 ms + 3 ms / n) a step over n >= 8 steps: 16-20 steps of a 40 ms window
+    # (the warm-up's mean, 20 ms, would give 2; one step's 5 ms, 8)
+    assert 14 <= clock.steps_per_window <= 20
+    assert clock.total_steps == 1 + 4 + clock.sizing_steps + 3 * clock.steps_per_window
+    assert all(0.03 < t < 0.1 for t in clock.times.window_s)
+
+
+def test_sizing_never_stops_the_trainer_where_the_provisional_layout_ended():
+    # before sizing, 0 warm-up steps and 1 window of 1 step end at step 2, where
+    # the first sizing span ends too: the clock must go on until its real last window
+    from benchmarks.clock import spin
+    from loops.base import StopTraining
+
+    clock = PhaseClock(lambda: None, warmup_steps=0, windows=1, steps_per_window=1,
+                       window_s=0.02)
+    clock.on_train_begin()
+    with pytest.raises(StopTraining):
+        for step in range(clock.max_total_steps):
+            clock.on_step_begin(step)
+            spin(0.001)
+    assert len(clock.times.window_s) == 1 and clock.steps_per_window >= 10
+    assert step == clock.total_steps == 1 + clock.sizing_steps + clock.steps_per_window
+
+
+def test_sizing_spans_skip_fit_s_epoch_ends():
+    # an epoch every 10 steps; a span that holds an epoch end is timed again
+    from benchmarks.clock import spin
+    from loops.base import StopTraining
+
+    clock = PhaseClock(lambda: None, warmup_steps=1, windows=2, steps_per_window=1,
+                       window_s=0.1, steps_per_epoch=10)
+    clock.on_train_begin()
+    with pytest.raises(StopTraining):
+        for step in range(clock.max_total_steps):
+            if step and step % 10 == 0:
+                spin(0.05)  # the epoch end before step 10, 20, ...
+            clock.on_step_begin(step)
+            spin(0.002)
+    assert clock.steps_per_window == 4  # at most (10 - 1) // 2
+    assert all(seconds < 0.04 for _, seconds in clock.sizing_spans)  # no epoch end in any
 
 
 def test_steps_for_duration_bounds():
