@@ -14,7 +14,7 @@ Scenarios (each comparison judges every cell of the pool at once, as the gate do
 * **A/A, across runs** (two or more pool runs): the baseline group from one run, the
   current group from another: run-to-run drift included.
 * **slowdown x(1+f), approximation**: as A/A pooled, with the current samples of
-  the slowed loop's cells multiplied by 1 + f (default 10 %). Multiplying assumes
+  the slowed loop's cells multiplied by 1 + f (default 10 % and 20 %). Multiplying assumes
   the slowdown scales the whole step time and leaves its noise shape alone; real
   slowed runs (below) do not assume that. Target: each slowed cell flagged in at
   least 95 % of comparisons.
@@ -209,7 +209,7 @@ def build_scenarios(
     n: int,
     iterations: int,
     slowed_loop: str,
-    fraction: float,
+    fractions: Sequence[float],
     rng: np.random.Generator,
     slowed_pool: Pool | None = None,
 ) -> list[Scenario]:
@@ -236,15 +236,16 @@ def build_scenarios(
                 nothing,
             )
         )
-    multiplier = np.where(is_slowed, 1.0 + fraction, 1.0)[None, :, None]
-    scenarios.append(
-        Scenario(
-            f"{slowed_loop} x{1 + fraction:g} (approximation)",
-            baseline,
-            current * multiplier,
-            is_slowed,
+    for fraction in fractions:
+        multiplier = np.where(is_slowed, 1.0 + fraction, 1.0)[None, :, None]
+        scenarios.append(
+            Scenario(
+                f"{slowed_loop} x{1 + fraction:g} (approximation)",
+                baseline,
+                current * multiplier,
+                is_slowed,
+            )
         )
-    )
     if slowed_pool is not None:
         # cells the slowed runs did not time are drawn A/A from the pool, so that the
         # Holm family is the same size as in the other scenarios
@@ -328,7 +329,7 @@ def blocked_scenarios(
     unchanged: ABBlocks,
     slowed: ABBlocks | None,
     slowed_loop: str,
-    fraction: float,
+    fractions: Sequence[float],
     n: int,
     iterations: int,
     rng: np.random.Generator,
@@ -353,14 +354,15 @@ def blocked_scenarios(
     loop_position = unchanged.keys.index("loop")
     is_slowed = np.array([cell[loop_position] == slowed_loop for cell in unchanged.cells])
     baseline, current = draw_blocks(unchanged)
-    multiplier = np.where(is_slowed, 1.0 + fraction, 1.0)[None, :, None]
     sampling = sampling_of(unchanged, n)
     scenarios = [
         Scenario(f"A/A: interleaved A/Bs of unchanged code ({sampling})", baseline, current,
                  np.zeros(len(unchanged.cells), bool)),
-        Scenario(f"{slowed_loop} x{1 + fraction:g} on those A/As (approximation)", baseline,
-                 current * multiplier, is_slowed),
     ]
+    for fraction in fractions:
+        multiplier = np.where(is_slowed, 1.0 + fraction, 1.0)[None, :, None]
+        scenarios.append(Scenario(f"{slowed_loop} x{1 + fraction:g} on those A/As (approximation)",
+                                  baseline, current * multiplier, is_slowed))
     if slowed is not None:
         if slowed.cells != unchanged.cells:
             raise RunDirError(f"{slowed.path}: other cells than {unchanged.path}")
@@ -550,7 +552,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--slowed", nargs="*", default=[], help="runs made with a slowdown")
     parser.add_argument("--slowed-loop", help="loop to slow (default: from --slowed, else tf_function)")
-    parser.add_argument("--slowdown", type=float, default=0.10, help="fraction, e.g. 0.10")
+    parser.add_argument(
+        "--slowdown", type=float, nargs="+", default=[0.10, 0.20],
+        help="fractions of the approximation scenarios (default 0.10 0.20)",
+    )
     parser.add_argument(
         "--n-per-side",
         type=int,

@@ -839,6 +839,8 @@ def test_validation_pools_the_blocks_of_several_a_as_and_judges_each_as_measured
     # 8 of the 20 pooled blocks: no block twice in a comparison
     assert "A/A: interleaved A/Bs of unchanged code (8 of 20 blocks, without replacement)" in table
     assert "xla slowed: interleaved A/B (8 of 10 blocks, without replacement)" in table
+    # the issue's two injected slowdowns, as approximations on the A/As' samples
+    assert "xla x1.1 on those A/As" in table and "xla x1.2 on those A/As" in table
     measured = {
         line.split("|")[1].strip(): [part.strip() for part in line.strip("|").split("|")]
         for line in table.splitlines()
