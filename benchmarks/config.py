@@ -14,7 +14,7 @@ from typing import Any
 #: (``window_ms``: steps per window from an untimed sizing span after the warm-up, so
 #: every loop style gets about the same steady time); ``--steps N`` fixes the count instead.
 QUICK = {"processes": 1, "windows": 8, "window_ms": 25.0, "warmup_steps": 5}
-DEFAULT = {"processes": 6, "windows": 10, "window_ms": 50.0, "warmup_steps": 10}
+DEFAULT = {"processes": 12, "windows": 10, "window_ms": 50.0, "warmup_steps": 10}
 
 
 @dataclass(frozen=True)
