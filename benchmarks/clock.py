@@ -106,8 +106,8 @@ class PhaseClock(StepHooks):
     (eager) one few; the steady-state time per process is about the same for every
     loop style. Why spans and not the warm-up: a span of a few steps overstates the
     step by the sync's latency and an unfilled dispatch pipeline, and the warm-up's
-    first steps are slower still (sizing from the warm-up's mean made windows
-    30-75 % too short in the graph styles, from its last two steps still ~20 %).
+    first steps are slower still (the warm-up's mean overstated the steady step by
+    30-75 % in the graph styles, its last two steps still by ~20 %).
     The trainer is run with an upper bound (``max_total_steps``) and stopped by
     ``StopTraining`` when the last window ends, so it trains exactly ``total_steps``.
 
@@ -162,24 +162,23 @@ class PhaseClock(StepHooks):
         self._span = (start, start + steps)
         self.boundaries = {start + steps}
 
-    def _sized(self, step: int, elapsed: float) -> bool:
+    def _sized(self, step: int, elapsed: float) -> None:
         """A sizing span ended at ``step``: plan the windows from here if it was long
-        enough (True), else time a longer one."""
+        enough, else time a longer one."""
         start, end = self._span
         steps, spe = end - start, self.steps_per_epoch
         if spe is not None and start // spe != end // spe:
             self._start_span(step, steps)  # it held one of fit's epoch ends: again
-            return False
+            return
         self.sizing_spans.append((steps, elapsed))
         if elapsed < self.window_s / 2 and steps < self._longest_window:
             # grow at least 2x, at most 10x, toward half a window
             factor = min(10.0, max(2.0, self.window_s / 2 / max(elapsed, 1e-9)))
             self._start_span(step, min(self._longest_window, math.ceil(steps * factor)))
-            return False
+            return
         self._span = None
         estimate = elapsed / steps
         self._plan(steps_for_duration(self.window_s, estimate, self.min_steps_per_window), step)
-        return True
 
     def _plan(self, steps_per_window: int, start: int) -> None:
         """Place the calibration window (if any) and the timed windows from step ``start``."""

@@ -34,7 +34,7 @@ raw samples, by the gate on drift-corrected samples (what ``loopbench compare``
 does with such an A/B: ``gate_stats.drift_factors``) and by the fixed rules; and
 each A/B once on all its blocks, as ``loopbench compare`` judges it::
 
-    python -m benchmarks.validate_gate --ab results/aa1 results/aa2 results/aa3 \
+    python -m benchmarks.validate_gate --ab results/aa1 results/aa2 results/aa3 \\
         --slowed-ab results/regression
 
 Run it (pool from one or more run directories; ``benchmarks/ab.py --inject-slowdown
