@@ -309,7 +309,13 @@ def load_abs(out_dirs: Sequence[str | Path]) -> ABBlocks:
         if ab.cells != first.cells:
             raise RunDirError(f"{ab.path}: other cells than {first.path}")
         if ab.slowed_loop != first.slowed_loop:
-            raise RunDirError(f"{ab.path}: slowed loop {ab.slowed_loop}, {first.path}: {first.slowed_loop}")
+            def kind(blocks: ABBlocks) -> str:
+                return f"slowed {blocks.slowed_loop}" if blocks.slowed_loop else "no slowdown"
+
+            raise RunDirError(
+                f"{ab.path} ({kind(ab)}) and {first.path} ({kind(first)}) cannot be pooled: "
+                "pool A/Bs made with the same --inject-slowdown"
+            )
         blocks = ab.grid.shape[-1]
         parts.append((ab.path, slice(start, start + blocks)))
         start += blocks

@@ -724,7 +724,10 @@ def test_an_interrupted_run_is_not_saved_as_a_baseline(tmp_path):
 # --------------------------------------------------------------------------- drift correction
 
 
-def interleaved_pair(tmp_path: Path, slow_cell_factor: float, mark: bool = True, seed: int = 7):
+def interleaved_pair(
+    tmp_path: Path, slow_cell_factor: float, mark: bool = True, seed: int = 7,
+    inject: str | None = None,
+):
     """Two sides of an interleaved A/B over 6 cells x 10 blocks: the machine drifts by
     up to +-25 % from block to block (on both sides alike), each sample has ~2 % noise
     of its own, and the current side's mlp/xla cell is ``slow_cell_factor`` slower."""
@@ -744,6 +747,8 @@ def interleaved_pair(tmp_path: Path, slow_cell_factor: float, mark: bool = True,
     dirs = []
     for side, partner in (("base", "current"), ("current", "base")):
         soft = {"ab": {"interleaved": True, "partner": ids[partner]}} if mark else {}
+        if inject and side == "current":
+            soft["env"] = {"LOOPBENCH_INJECT_SLOWDOWN": inject}
         dirs.append(write_run(tmp_path / side, sides[side], run_id=ids[side], soft=soft))
     return dirs
 
@@ -851,6 +856,16 @@ def test_validation_pools_the_blocks_of_several_a_as_and_judges_each_as_measured
     # columns: A/B, blocks, gate, drift-corrected gate, median, mean
     assert measured[f"unchanged: {tmp_path / 'aa1'}"][1:4] == ["10", "0 flagged", "0 flagged"]
     assert measured[f"slowed: {tmp_path / 'slowed'}"][3] == "1 flagged: mlp/xla"
+
+
+def test_validation_refuses_to_pool_a_as_with_slowed_a_bs(tmp_path, capsys):
+    from benchmarks import validate_gate
+
+    interleaved_pair(tmp_path / "aa", 1.0)
+    interleaved_pair(tmp_path / "slowed", 1.10, inject="xla=0.10")
+    assert validate_gate.main(["--ab", str(tmp_path / "aa"), str(tmp_path / "slowed")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(slowed xla) and" in err and "cannot be pooled" in err
 
 
 def test_validation_refuses_runs_that_were_not_interleaved(tmp_path, capsys):
