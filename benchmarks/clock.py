@@ -154,6 +154,8 @@ class PhaseClock(StepHooks):
 
     @property
     def _longest_window(self) -> int:
+        """The most steps a window may hold: (steps per epoch - 1) // 2 with epochs
+        (so that two windows fit between epoch ends), else MAX_STEPS_PER_WINDOW."""
         spe = self.steps_per_epoch
         most = max(MAX_STEPS_PER_WINDOW, self.min_steps_per_window)
         return max(1, min(most, (spe - 1) // 2)) if spe is not None else most
@@ -183,8 +185,7 @@ class PhaseClock(StepHooks):
     def _plan(self, steps_per_window: int, start: int) -> None:
         """Place the calibration window (if any) and the timed windows from step ``start``."""
         spe = self.steps_per_epoch
-        if spe is not None:
-            steps_per_window = max(1, min(steps_per_window, (spe - 1) // 2))
+        steps_per_window = min(steps_per_window, self._longest_window)
         self.steps_per_window = steps_per_window
         # With a slowdown to inject, one untimed calibration window after the
         # warm-up measures the steady step the extra work is a fraction of (the
