@@ -1,0 +1,138 @@
+"""The gate-validation tool: false-alarm and detection rates from stored runs.
+
+Run directories with known samples come from tests/fixtures/gate_runs.py; no
+TensorFlow is imported. Run: ``pytest tests/test_validate_gate.py``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import ab
+from tests.fixtures.gate_runs import interleaved_pair, step_times, write_run
+
+
+def test_validation_script_reports_gate_and_fixed_rule_rates(tmp_path, capsys):
+    from benchmarks import validate_gate
+
+    loops = ("fit", "eager", "xla")
+    pool = write_run(
+        tmp_path / "pool",
+        {("mlp", loop): step_times(0.01, 16, i, 0.02) for i, loop in enumerate(loops)},
+    )
+    slowed = write_run(
+        tmp_path / "slowed",
+        {
+            ("mlp", loop): step_times(0.013 if loop == "xla" else 0.01, 16, 10 + i, 0.02)
+            for i, loop in enumerate(loops)
+        },
+        soft={"env": {"LOOPBENCH_INJECT_SLOWDOWN": "xla=0.30"}},
+    )
+    status = validate_gate.main(
+        [str(pool), "--slowed", str(slowed), "--iterations", "300", "--slowdown", "0.3"]
+    )
+    table = capsys.readouterr().out
+    assert status == 0
+    assert f"{ab.DEFAULT_SAMPLES} samples per side" in table  # the A/B's default
+    assert "measured effect of the injected slowdown (all samples): mlp/xla/" in table
+    effect = float(table.split("mlp/xla/")[1].split(" x")[1].split(" ")[0])
+    assert effect == pytest.approx(1.3, abs=0.03)
+    rows = {
+        tuple(cell.strip() for cell in line.strip("|").split("|")[:2]): line
+        for line in table.splitlines()
+        if line.startswith("| ") and "scenario" not in line
+    }
+    assert set(rule for _, rule in rows) == {
+        "gate (MWU + Holm + effect)",
+        "median ratio > 5%",
+        "mean ratio > 5%",
+    }
+    gate_aa = rows[("A/A, pooled", "gate (MWU + Holm + effect)")].split("|")
+    assert float(gate_aa[3].strip(" %")) <= 5.0
+    gate_real = rows[("xla slowed, real runs", "gate (MWU + Holm + effect)")].split("|")
+    assert float(gate_real[5].strip(" %")) >= 90.0  # a 30% slowdown, 5 samples per side
+
+
+
+def test_validation_of_interleaved_abs_reports_the_drift_corrected_gate(tmp_path, capsys):
+    from benchmarks import validate_gate
+
+    interleaved_pair(tmp_path / "aa", 1.0)
+    interleaved_pair(tmp_path / "slowed", 1.10)
+    status = validate_gate.main(
+        ["--ab", str(tmp_path / "aa"), "--slowed-ab", str(tmp_path / "slowed"),
+         "--slowed-loop", "xla", "--iterations", "200"]
+    )
+    table = capsys.readouterr().out
+    assert status == 0, table
+    assert "6 cells x 10 blocks" in table
+    rows = {
+        tuple(part.strip() for part in line.strip("|").split("|")[:2]): line
+        for line in table.splitlines()
+        if line.startswith("| ") and "scenario" not in line
+    }
+    detection = {
+        rule: float(line.strip("|").split("|")[4].strip().rstrip("%"))
+        for (scenario, rule), line in rows.items()
+        if scenario.startswith("xla slowed: interleaved A/B")
+    }
+    # the machine drifts by +-25 % between blocks: only the corrected gate sees 10 %
+    assert detection["gate, drift-corrected (interleaved A/B)"] > 90
+    assert detection["gate (MWU + Holm + effect)"] < 50
+    false_alarms = {
+        rule: float(line.strip("|").split("|")[2].strip().rstrip("%"))
+        for (scenario, rule), line in rows.items()
+        if scenario.startswith("A/A")
+    }
+    assert false_alarms["gate, drift-corrected (interleaved A/B)"] <= 1.0
+
+
+def test_validation_pools_the_blocks_of_several_a_as_and_judges_each_as_measured(
+    tmp_path, capsys
+):
+    from benchmarks import validate_gate
+
+    interleaved_pair(tmp_path / "aa1", 1.0, seed=1)
+    interleaved_pair(tmp_path / "aa2", 1.0, seed=2)
+    interleaved_pair(tmp_path / "slowed", 1.10)
+    status = validate_gate.main(
+        ["--ab", str(tmp_path / "aa1"), str(tmp_path / "aa2"), "--slowed-ab",
+         str(tmp_path / "slowed"), "--slowed-loop", "xla", "--n-per-side", "8",
+         "--iterations", "200"]
+    )
+    table = capsys.readouterr().out
+    assert status == 0, table
+    assert "6 cells x 20 blocks" in table
+    # 8 of the 20 pooled blocks: no block twice in a comparison
+    assert "A/A: interleaved A/Bs of unchanged code (8 of 20 blocks, without replacement)" in table
+    assert "xla slowed: interleaved A/B (8 of 10 blocks, without replacement)" in table
+    # the issue's two injected slowdowns, as approximations on the A/As' samples
+    assert "xla x1.1 on those A/As" in table and "xla x1.2 on those A/As" in table
+    measured = {
+        line.split("|")[1].strip(): [part.strip() for part in line.strip("|").split("|")]
+        for line in table.splitlines()
+        if line.startswith("| unchanged:") or line.startswith("| slowed:")
+    }
+    assert list(measured) == [f"unchanged: {tmp_path / 'aa1'}", f"unchanged: {tmp_path / 'aa2'}",
+                              f"slowed: {tmp_path / 'slowed'}"]
+    # columns: A/B, blocks, gate, drift-corrected gate, median, mean
+    assert measured[f"unchanged: {tmp_path / 'aa1'}"][1:4] == ["10", "0 flagged", "0 flagged"]
+    assert measured[f"slowed: {tmp_path / 'slowed'}"][3] == "1 flagged: mlp/xla"
+
+
+def test_validation_refuses_to_pool_a_as_with_slowed_a_bs(tmp_path, capsys):
+    from benchmarks import validate_gate
+
+    interleaved_pair(tmp_path / "aa", 1.0)
+    interleaved_pair(tmp_path / "slowed", 1.10, inject="xla=0.10")
+    assert validate_gate.main(["--ab", str(tmp_path / "aa"), str(tmp_path / "slowed")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(slowed xla) and" in err and "cannot be pooled" in err
+
+
+def test_validation_refuses_runs_that_were_not_interleaved(tmp_path, capsys):
+    from benchmarks import validate_gate
+
+    interleaved_pair(tmp_path / "aa", 1.0, mark=False)
+    assert validate_gate.main(["--ab", str(tmp_path / "aa")]) == 2
+    assert "not the two sides of one interleaved A/B" in capsys.readouterr().err
