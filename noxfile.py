@@ -45,7 +45,7 @@ def pytest_benchmark(session: nox.Session) -> None:
     """pytest-benchmark over both registries (--benchmark-save/--benchmark-compare work)."""
     session.install("-e", ".[test]")
     session.run(
-        "pytest", "benchmarks/test_loop_benchmarks.py", "-p", "no:cacheprovider",
+        "pytest", "tools/test_loop_benchmarks.py", "-p", "no:cacheprovider",
         "--benchmark-only", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"},
     )
 
@@ -82,8 +82,8 @@ def browser(session: nox.Session) -> None:
                     "--quick", "--profile", "--out", out, env=env)
         run_dir = sorted(glob.glob(f"{out}/*/"))[-1]
     session.run("loopbench", "report", run_dir, env=env)
-    session.run("python", "-m", "reports.browser", f"{run_dir}/report.html", f"{run_dir}/report.png")
-    session.run("python", "-m", "benchmarks.browser_profile", run_dir, env=env)
+    session.run("python", "tools/browser.py", f"{run_dir}/report.html", f"{run_dir}/report.png")
+    session.run("python", "tools/browser_profile.py", run_dir, env=env)
 
 
 @nox.session(python=PYTHON, default=False)

@@ -22,8 +22,8 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from benchmarks.browser_profile import tensorboard_server
 from tests.conftest import run_cli
+from tools.browser_profile import tensorboard_server
 
 pytestmark = pytest.mark.slow
 

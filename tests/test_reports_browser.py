@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from reports.browser import screenshot
 from reports.report import REPORT_HTML, write_report
 from tests.fixtures.report_runs import CellSpec, write_run
+from tools.browser import screenshot
 
 CHROMIUM = "/usr/bin/chromium"
 

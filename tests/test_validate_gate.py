@@ -13,7 +13,7 @@ from tests.fixtures.gate_runs import interleaved_pair, step_times, write_run
 
 
 def test_validation_script_reports_gate_and_fixed_rule_rates(tmp_path, capsys):
-    from benchmarks import validate_gate
+    from tools import validate_gate
 
     loops = ("fit", "eager", "xla")
     pool = write_run(
@@ -55,7 +55,7 @@ def test_validation_script_reports_gate_and_fixed_rule_rates(tmp_path, capsys):
 
 
 def test_validation_of_interleaved_abs_reports_the_drift_corrected_gate(tmp_path, capsys):
-    from benchmarks import validate_gate
+    from tools import validate_gate
 
     interleaved_pair(tmp_path / "aa", 1.0)
     interleaved_pair(tmp_path / "slowed", 1.10)
@@ -90,7 +90,7 @@ def test_validation_of_interleaved_abs_reports_the_drift_corrected_gate(tmp_path
 def test_validation_pools_the_blocks_of_several_a_as_and_judges_each_as_measured(
     tmp_path, capsys
 ):
-    from benchmarks import validate_gate
+    from tools import validate_gate
 
     interleaved_pair(tmp_path / "aa1", 1.0, seed=1)
     interleaved_pair(tmp_path / "aa2", 1.0, seed=2)
@@ -121,7 +121,7 @@ def test_validation_pools_the_blocks_of_several_a_as_and_judges_each_as_measured
 
 
 def test_validation_refuses_to_pool_a_as_with_slowed_a_bs(tmp_path, capsys):
-    from benchmarks import validate_gate
+    from tools import validate_gate
 
     interleaved_pair(tmp_path / "aa", 1.0)
     interleaved_pair(tmp_path / "slowed", 1.10, inject="xla=0.10")
@@ -131,7 +131,7 @@ def test_validation_refuses_to_pool_a_as_with_slowed_a_bs(tmp_path, capsys):
 
 
 def test_validation_refuses_runs_that_were_not_interleaved(tmp_path, capsys):
-    from benchmarks import validate_gate
+    from tools import validate_gate
 
     interleaved_pair(tmp_path / "aa", 1.0, mark=False)
     assert validate_gate.main(["--ab", str(tmp_path / "aa")]) == 2

@@ -14,7 +14,7 @@ with background networking, component updates and sync off.
 
 Run it::
 
-    python -m reports.browser RUN_DIR/report.html /tmp/report.png
+    python tools/browser.py RUN_DIR/report.html /tmp/report.png
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def check_report(
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     if len(arguments) not in (1, 2):
-        print("usage: python -m reports.browser REPORT_HTML_OR_URL [PNG]", file=sys.stderr)
+        print("usage: python tools/browser.py REPORT_HTML_OR_URL [PNG]", file=sys.stderr)
         return 2
     target = arguments[0]
     png = arguments[1] if len(arguments) == 2 else "report.png"

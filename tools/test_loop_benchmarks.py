@@ -1,8 +1,8 @@
 """pytest-benchmark over both registries: every (workload, loop) pair on CPU.
 
     nox -s pytest_benchmark                       # or:
-    pytest benchmarks/test_loop_benchmarks.py --benchmark-only --benchmark-save=base
-    pytest benchmarks/test_loop_benchmarks.py --benchmark-only --benchmark-compare
+    pytest tools/test_loop_benchmarks.py --benchmark-only --benchmark-save=base
+    pytest tools/test_loop_benchmarks.py --benchmark-only --benchmark-compare
 
 One round = ``STEPS_PER_ROUND`` steps followed by a host sync, inside one
 ``run`` call per pair (``benchmarks/stepping.py``), so ``fit``'s per-call

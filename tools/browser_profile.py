@@ -5,16 +5,23 @@ Starts a real TensorBoard server on 127.0.0.1 (a free port) over
 driven by Selenium + chromedriver, waits for the profile plugin (an iframe)
 to list its runs, saves a screenshot as ``<run>/profile_page.png`` and fails
 when the page shows no runs or misses a cell that has a trace. Nothing is
-fetched from the network: the Chromium flags of ``reports.browser`` apply.
+fetched from the network: the Chromium flags of ``tools/browser.py`` apply.
 
 Needs the Debian packages ``chromium`` and ``chromium-driver`` and the Python
 packages ``selenium`` and ``tensorboard``. Run it::
 
     loopbench run --workload mlp --loop eager,tf_function --quick --profile --out results
-    python -m benchmarks.browser_profile results/<run-id> [PNG]
+    python tools/browser_profile.py results/<run-id> [PNG]
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # tools/ is not installed: `python tools/NAME.py` from a checkout
+    sys.path.insert(0, str(REPO_ROOT))
 
 import contextlib
 import glob
@@ -23,15 +30,13 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
-from reports.browser import CHROMIUM_FLAGS
+from tools.browser import CHROMIUM_FLAGS
 
 SERVER_START_TIMEOUT_S = 90
 PAGE_TIMEOUT_S = 60
@@ -196,7 +201,7 @@ def check_profile_page(run_dir: str | Path, png_path: str | Path | None = None) 
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     if len(arguments) not in (1, 2):
-        print("usage: python -m benchmarks.browser_profile RUN_DIR [PNG]", file=sys.stderr)
+        print("usage: python tools/browser_profile.py RUN_DIR [PNG]", file=sys.stderr)
         return 2
     try:
         png = check_profile_page(*arguments)

@@ -34,23 +34,28 @@ raw samples, by the gate on drift-corrected samples (what ``loopbench compare``
 does with such an A/B: ``gate_stats.drift_factors``) and by the fixed rules; and
 each A/B once on all its blocks, as ``loopbench compare`` judges it::
 
-    python -m benchmarks.validate_gate --ab results/aa1 results/aa2 results/aa3 \\
+    python tools/validate_gate.py --ab results/aa1 results/aa2 results/aa3 \\
         --slowed-ab results/regression
 
 Run it (pool from one or more run directories; ``benchmarks/ab.py --inject-slowdown
 tf_function=0.10`` leaves a matching pair in ``<out>/base`` and ``<out>/current``)::
 
-    python -m benchmarks.validate_gate results/regression/base \\
+    python tools/validate_gate.py results/regression/base \\
         --slowed results/regression/current --markdown validation.md
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # tools/ is not installed: `python tools/NAME.py` from a checkout
+    sys.path.insert(0, str(REPO_ROOT))
+
+import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from scipy import stats
@@ -542,7 +547,7 @@ def blocked_validation_table(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.validate_gate",
+        prog="python tools/validate_gate.py",
         description="False-alarm and detection rates of the regression gate on real samples.",
     )
     parser.add_argument("pool", nargs="*", help="run directories of unchanged code")

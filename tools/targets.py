@@ -1,10 +1,10 @@
 """Check the measurement targets on this machine and print the figures (Markdown).
 
-    python -m benchmarks.targets overhead      # harness vs a minimal hand-written loop
-    python -m benchmarks.targets repro [N]     # N back-to-back `loopbench run --workload mlp`
-    python -m benchmarks.targets time          # wall time of the quick and default matrices
-    python -m benchmarks.targets report-time   # `loopbench report` on a default-matrix run
-    python -m benchmarks.targets sweep         # wall time of the default mlp batch sweep
+    python tools/targets.py overhead      # harness vs a minimal hand-written loop
+    python tools/targets.py repro [N]     # N back-to-back `loopbench run --workload mlp`
+    python tools/targets.py time          # wall time of the quick and default matrices
+    python tools/targets.py report-time   # `loopbench report` on a default-matrix run
+    python tools/targets.py sweep         # wall time of the default mlp batch sweep
 
 Targets (issue "Measurement you can trust"):
 - harness overhead: the suite's steady step time for tf_function on mlp is within
@@ -20,13 +20,18 @@ Timings are never asserted in tests; this script reports them.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # tools/ is not installed: `python tools/NAME.py` from a checkout
+    sys.path.insert(0, str(REPO_ROOT))
+
 import argparse
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import pandas as pd
 
@@ -130,7 +135,6 @@ def report_time(repeats: int = 3) -> None:
     """Time `loopbench report` (a fresh interpreter, as users run it) on a run of the
     default matrix's shape: 3 workloads x 5 loops, the default processes a cell."""
     from benchmarks.config import DEFAULT
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.fixtures.report_runs import default_matrix_cells, write_run
 
     out = Path(tempfile.mkdtemp(prefix="loopbench-report-time-"))
