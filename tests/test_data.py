@@ -76,3 +76,25 @@ def test_synthetic_data_is_cached_and_identical(tmp_path, monkeypatch):
     files[0].write_bytes(b"corrupted")  # a broken cache file is regenerated, not trusted
     third = synthetic_mnist(32, seed=5)
     np.testing.assert_array_equal(first[0], third[0])
+
+
+@pytest.mark.parametrize("workload", ["linear", "gan"])
+def test_tf_data_batches_are_the_numpy_slices_across_epochs(workload):
+    # the loop styles' batch order (loops/base.py): batch i = rows of step i % S;
+    # 100 rows / batch 16 = 6 whole batches an epoch, the last 4 rows never used
+    import loops.workloads  # noqa: F401
+    from loops.base import WORKLOADS, WorkloadConfig
+    from loops.styles.custom import numpy_batches, tf_data_batches
+
+    data = WORKLOADS.get(workload)(WorkloadConfig(seed=0, data_size=100)).make_data()
+    train = data.whole_batches(16)
+    from_numpy, from_tf_data = numpy_batches(train, 16), tf_data_batches(train, 16)
+    pairs = [(next(from_numpy), next(from_tf_data)) for _ in range(15)]
+    for i in (0, 1, 5, 6, 7, 12, 14):  # epoch ends after steps 5 and 11
+        expected, got = pairs[i]
+        assert set(got) == set(expected)
+        for name in expected:
+            assert got[name].shape == expected[name].shape == (16, *train[name].shape[1:])
+            np.testing.assert_array_equal(got[name].numpy(), expected[name])
+    start = 13 % 6 * 16
+    np.testing.assert_array_equal(pairs[13][1]["x"].numpy(), train["x"][start : start + 16])
