@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--window-ms", type=positive_float,
         help="target duration of a timed window; steps per window from an untimed span of "
-        f"half that after the warm-up (default {DEFAULT['window_ms']:g}, --quick {QUICK['window_ms']:g})",
+        f"half that after the warm-up (default {DEFAULT.window_ms:g}, --quick {QUICK.window_ms:g})",
     )
     run.add_argument("--warmup-steps", type=int, help="untimed steps after the first")
     run.add_argument("--processes", type=positive_int, help="worker processes (samples) per cell")
@@ -171,11 +171,11 @@ def make_config(
     if args.steps and args.window_ms:
         raise UsageError("give --steps (a fixed step count) or --window-ms (windows by duration), not both")
     steps = args.steps
-    windows = args.windows or preset["windows"]
+    windows = args.windows or preset.windows
     if steps:
         windows = min(windows, steps)
-    window_ms = None if steps else args.window_ms or preset["window_ms"]
-    warmup = preset["warmup_steps"] if args.warmup_steps is None else args.warmup_steps
+    window_ms = None if steps else args.window_ms or preset.window_ms
+    warmup = preset.warmup_steps if args.warmup_steps is None else args.warmup_steps
     if warmup < 0:
         raise UsageError(f"--warmup-steps {warmup}: must be 0 or more")
     return RunConfig(
@@ -189,7 +189,7 @@ def make_config(
         window_s=window_ms / 1000 if window_ms else None,
         windows=windows,
         warmup_steps=warmup,
-        processes=args.processes or preset["processes"],
+        processes=args.processes or preset.processes,
         seed=args.seed,
         data_size=args.data_size,
         data_path=args.data_path,

@@ -34,9 +34,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from benchmarks.config import INJECT_SLOWDOWN_ENV
 from loops.base import StepHooks, StopTraining
-
-INJECT_ENV = "LOOPBENCH_INJECT_SLOWDOWN"
 
 now = time.perf_counter
 
@@ -49,13 +48,13 @@ def injected_fraction(loop: str, spec: str | None = None) -> float:
     >>> injected_fraction("xla", "eager=0.1")
     0.0
     """
-    spec = os.environ.get(INJECT_ENV, "") if spec is None else spec
+    spec = os.environ.get(INJECT_SLOWDOWN_ENV, "") if spec is None else spec
     for part in filter(None, (p.strip() for p in spec.split(","))):
         name, _, value = part.partition("=")
         if name.strip() == loop:
             fraction = float(value)
             if not 0 <= fraction < 10:
-                raise ValueError(f"{INJECT_ENV}: fraction {fraction} out of range")
+                raise ValueError(f"{INJECT_SLOWDOWN_ENV}: fraction {fraction} out of range")
             return fraction
     return 0.0
 

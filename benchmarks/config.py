@@ -1,8 +1,9 @@
-"""Frozen configuration: one ``RunConfig`` per ``loopbench run``, one ``Cell`` per
-(workload, loop, device, batch size, width), one ``Job`` per worker process.
+"""Frozen configuration and its defaults.
 
-Built once from the command line (``benchmarks/cli.py``) and passed down; no
-module-level flags.
+One ``RunConfig`` per ``loopbench run``, one ``Cell`` per (workload, loop, device,
+batch size, width), one ``Job`` per worker process; built once from the command line
+(``benchmarks/cli.py``) and passed down, no module-level flags. Every default of
+``run`` and ``ab`` is defined here once: the parser and the dataclasses read it.
 """
 
 from __future__ import annotations
@@ -10,11 +11,46 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-#: what --quick changes (a rougher answer, fast). Windows are sized by duration
-#: (``window_ms``: steps per window from an untimed sizing span after the warm-up, so
-#: every loop style gets about the same steady time); ``--steps N`` fixes the count instead.
-QUICK = {"processes": 1, "windows": 8, "window_ms": 25.0, "warmup_steps": 5}
-DEFAULT = {"processes": 12, "windows": 10, "window_ms": 50.0, "warmup_steps": 10}
+# ----------------------------------------------------------------------------- defaults
+
+SEED = 0
+TIMEOUT_S = 900.0  # per worker process
+START_METHODS = ("forkserver", "spawn")  # how worker processes start (benchmarks/runner.py)
+START_METHOD = "forkserver"
+OUT_DIR = "results"  # parent of run directories
+
+
+@dataclass(frozen=True)
+class Preset:
+    """The measurement settings a preset fixes; ``--quick`` picks the rougher one."""
+
+    processes: int  # worker processes (statistical samples) per cell
+    windows: int  # timed windows per process
+    window_ms: float  # target window duration; steps per window from an untimed sizing span
+    warmup_steps: int  # untimed steps after the first
+
+
+DEFAULT = Preset(processes=12, windows=10, window_ms=50.0, warmup_steps=10)
+QUICK = Preset(processes=1, windows=8, window_ms=25.0, warmup_steps=5)
+
+#: ``loopbench ab``: processes per cell per side (the time budget may stop earlier)
+AB_PROCESSES = 20
+#: ``loopbench ab``: stop after the last whole block (one process of every cell on both
+#: sides) that fits, so that ``nox -s regression`` ends within a CI job's 15 minutes
+AB_TIME_BUDGET_MIN = 12.0
+AB_OUT_DIR = "results/regression"
+#: both sides' ``loopbench run`` settings in an A/B: the quick matrix, 16 windows of ~25 ms
+#: per process (more processes a side buy more power than longer windows: docs/gate.md)
+GATE_RUN_ARGS = ("--quick", "--windows", "16", "--window-ms", "25")
+
+# ----------------------------------------------------------------------------- environment
+
+#: "loop=fraction": extra work on that loop's every step (benchmarks/clock.py), to check
+#: that the gate catches a known slowdown; ``loopbench ab --inject-slowdown`` sets it
+INJECT_SLOWDOWN_ENV = "LOOPBENCH_INJECT_SLOWDOWN"
+
+
+# ----------------------------------------------------------------------------- configuration
 
 
 @dataclass(frozen=True)
@@ -55,7 +91,7 @@ class RunConfig:
     windows: int  # timed windows per worker process
     warmup_steps: int
     processes: int  # worker processes (statistical samples) per cell
-    seed: int = 0
+    seed: int = SEED
     data_size: int | None = None
     data_path: str | None = None
     intra_op_threads: int = 0  # 0: the number of visible cores
@@ -63,10 +99,10 @@ class RunConfig:
     quick: bool = False
     profile: bool = False
     profile_steps: int = 5
-    timeout_s: float = 900.0
-    start_method: str = "forkserver"  # how worker processes start (benchmarks/runner.py)
+    timeout_s: float = TIMEOUT_S
+    start_method: str = START_METHOD
     window_s: float | None = None  # target duration of a window (when steps is None)
-    out: str = "results"
+    out: str = OUT_DIR
     command: tuple[str, ...] = field(default_factory=tuple)
 
     @property

@@ -138,7 +138,7 @@ def report_time(repeats: int = 3) -> None:
     from tests.fixtures.report_runs import default_matrix_cells, write_run
 
     out = Path(tempfile.mkdtemp(prefix="loopbench-report-time-"))
-    run = write_run(out / "default", default_matrix_cells(batch_sizes=(128,), processes=DEFAULT["processes"]))
+    run = write_run(out / "default", default_matrix_cells(batch_sizes=(128,), processes=DEFAULT.processes))
     walls = []
     for _ in range(repeats):
         start = time.perf_counter()
