@@ -7,7 +7,8 @@ directly (``loopbench compare`` exits 2). Soft keys are recorded and shown
 when they differ: TF/Keras/NumPy versions, TF build info (CUDA, cuDNN), the
 git commit and dirty flag, a hash of loops/, environment variables (TF_*,
 XLA_FLAGS, OMP_*), the command line, start and end times, and the machine's
-peak matrix-multiply FLOP/s measured by a short ``tf.matmul`` probe.
+peak matrix-multiply FLOP/s measured by a short probe (several large
+``tf.matmul``s in one call, best of a few calls).
 
 The TensorFlow part runs in a fresh probe process (``probe``), so the
 parent never initialises TF's runtime.
@@ -129,8 +130,11 @@ def probe(devices_wanted: list[str] | None, threads: dict[str, int], connection:
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
             "numpy": np.__version__,
-            "tf_build": {k: str(v) for k, v in build.items() if k in (
-                "cuda_version", "cudnn_version", "is_cuda_build", "is_rocm_build")},
+            "tf_build": {
+                k: str(v)
+                for k, v in build.items()
+                if k in ("cuda_version", "cudnn_version", "is_cuda_build", "is_rocm_build")
+            },
             "devices_present": present,
             "gpus": devices.gpu_descriptions(),
             "peak_matmul_flops": {},
@@ -144,23 +148,46 @@ def probe(devices_wanted: list[str] | None, threads: dict[str, int], connection:
     send_to_parent(connection, answer)
 
 
-def matmul_peak_flops(device: str, n: int = 1024, repeats: int = 10) -> float:
-    """Best FLOP/s of an n x n float32 tf.matmul on ``device`` (2 n^3 FLOPs a product)."""
+#: (n, matmuls per call) of the peak probe: on GPU large enough that one call's
+#: launch, reduction and fetch are small beside its work; on CPU about a second in all
+PEAK_PROBE_SIZES = {"cpu": (1536, 4), "gpu": (4096, 8)}
+
+
+def matmul_peak_flops(device: str, size: tuple[int, int] | None = None, repeats: int = 3) -> float:
+    """Best FLOP/s over ``repeats`` calls of one ``tf.function`` that chains ``matmuls``
+    n x n float32 ``tf.matmul``s on ``device`` (2 n^3 FLOPs each), ``size = (n, matmuls)``
+    (default ``PEAK_PROBE_SIZES[device]``).
+
+    A call's time runs from the call to the host fetch of one element of the last
+    product, after a device sync. Chaining (each product feeds the next) keeps
+    every product in the graph; the right factor is scaled by 1/sqrt(n) so values
+    stay near 1. On GPU, TensorFlow's default TF32 matmuls apply here as in the
+    workloads' steps.
+    """
     import time
 
     import tensorflow as tf
 
     from loops import devices
 
+    n, matmuls = size or PEAK_PROBE_SIZES[device]
+
+    def chain(x, y):
+        for _ in range(matmuls):
+            x = tf.matmul(x, y)
+        return x[0, 0]
+
     with tf.device(devices.tf_device_name(device)):
         a = tf.random.stateless_normal((n, n), seed=(1, 2))
-        b = tf.random.stateless_normal((n, n), seed=(3, 4))
-        matmul = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))
-        matmul(a, b).numpy()  # trace and warm up
+        b = tf.random.stateless_normal((n, n), seed=(3, 4)) / float(n) ** 0.5
+        products = tf.function(chain)
+        products(a, b).numpy()  # trace and warm up (cuBLAS picks its kernels here)
+        devices.sync_device(device)
         best = float("inf")
         for _ in range(repeats):
             start = time.perf_counter()
-            matmul(a, b).numpy()
+            last = products(a, b)
             devices.sync_device(device)
+            last.numpy()
             best = min(best, time.perf_counter() - start)
-    return 2.0 * n**3 / best
+    return 2.0 * n**3 * matmuls / best

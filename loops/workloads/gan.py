@@ -147,7 +147,14 @@ class GAN(Workload):
         return {"x": train["x"], "z": train["z"]}, None
 
     def flops_per_example(self) -> float:
-        generator = NOISE_DIM * self.width + self.width * IMAGE_PIXELS
-        discriminator = IMAGE_PIXELS * self.width + self.width * 1
-        # one generator pass, discriminator passes on real and fake, each 6*n*m
-        return 6.0 * (generator + 2 * discriminator)
+        g_hidden, g_out = NOISE_DIM * self.width, self.width * IMAGE_PIXELS
+        d_hidden, d_out = IMAGE_PIXELS * self.width, self.width * 1
+        # forward: the generator once, the discriminator on real and on fake
+        forward = 2 * (g_hidden + g_out) + 2 * 2 * (d_hidden + d_out)
+        # generator tape: input gradients back through the discriminator on fake,
+        # then both generator weight gradients and g_out's input gradient (z is data)
+        generator_step = 2 * (d_out + d_hidden) + 2 * 2 * g_out + 2 * g_hidden
+        # discriminator tape, real and fake: weight gradients of both layers and
+        # d_out's input gradient; d_hidden's input (the images) needs none
+        discriminator_step = 2 * 2 * (d_hidden + d_out) + 2 * 2 * d_out
+        return float(forward + generator_step + discriminator_step)

@@ -1,0 +1,97 @@
+"""Model FLOPs: each workload's ``flops_per_example`` formula against TensorFlow's own count.
+
+The count comes from the TF profiler (``tf.compat.v1.profiler.profile`` with
+``ProfileOptionBuilder.float_operation()``) on the graph of the traced training
+step, with the batch shape fixed so every op's shape is known. That tooling
+counts FLOPs from each op type's registered statistics: ``MatMul`` as
+2*m*n*k, and elementwise ops (``BiasAdd``, ``BiasAddGrad``, ``Mul``, ``Sub``,
+``AddV2``, ``RealDiv``, ``Square``, ``Sum``, ``Mean`` ...) as one per output
+element; ``Relu``/``Tanh``, their gradients and the cross-entropy kernels are
+not counted. The formulas count dense layers only (loops/base.py), so they are
+compared with the profiler's MatMul FLOPs.
+
+The traced graph holds gradients no output needs: a tape watches every
+variable the step reads, so the GAN's generator tape also builds the
+discriminator's weight gradients. The function runtime prunes them before it
+runs the step; the count does the same, keeping only nodes that the step's
+outputs and stateful ops (the variable updates) depend on
+(``graph_util.extract_sub_graph``).
+"""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+import tensorflow as tf
+from tensorflow.python.profiler import option_builder
+
+import loops.workloads  # noqa: F401
+from loops.base import WORKLOADS, WorkloadConfig
+
+BATCH = 64
+TOLERANCE = 0.10
+
+
+def profiled_flops_per_example(workload, batch_size: int = BATCH) -> dict[str, float]:
+    """FLOPs per example of one traced training step, by op type, as the TF profiler
+    counts them on the nodes the step actually runs."""
+    data = workload.make_data()
+    state = workload.build()
+    spec = {
+        name: tf.TensorSpec((batch_size, *array.shape[1:]), array.dtype)
+        for name, array in data.train.items()
+    }
+    graph = (
+        tf.function(lambda batch: workload.train_step(state, batch))
+        .get_concrete_function(spec)
+        .graph
+    )
+    needed = {t.op.name for t in graph.outputs} | {op.name for op in graph.control_outputs}
+    kept = {
+        node.name
+        for node in tf.compat.v1.graph_util.extract_sub_graph(
+            graph.as_graph_def(), sorted(needed)
+        ).node
+    }
+    options = dict(option_builder.ProfileOptionBuilder.float_operation(), output="none")
+    root = tf.compat.v1.profiler.profile(graph, cmd="scope", options=options)
+    op_types = {op.name: op.type for op in graph.get_operations()}
+    by_type: collections.Counter[str] = collections.Counter()
+    pending = list(root.children)
+    while pending:
+        node = pending.pop()
+        pending.extend(node.children)
+        if node.name in kept:
+            by_type[op_types[node.name]] += node.float_ops
+    return {op_type: flops / batch_size for op_type, flops in by_type.items()}
+
+
+CASES = [(name, None) for name in WORKLOADS.names()] + [("mlp", 32), ("gan", 48)]
+
+
+@pytest.mark.parametrize(("name", "width"), CASES, ids=[f"{n}-w{w}" for n, w in CASES])
+def test_formula_matches_the_profilers_matmul_count(name, width):
+    workload = WORKLOADS.get(name)(WorkloadConfig(seed=0, data_size=BATCH, width=width))
+    counted = profiled_flops_per_example(workload)
+    formula = workload.flops_per_example()
+    assert counted.get("MatMul", 0) > 0, f"{name}: the profiler counted no MatMul"
+    assert formula == pytest.approx(counted["MatMul"], rel=TOLERANCE), (
+        f"{name}: formula {formula:,.0f} FLOPs per example, profiler {counted['MatMul']:,.0f}"
+    )
+
+
+def test_mlp_at_width_128_is_409088_per_example():
+    assert WORKLOADS.get("mlp")(WorkloadConfig(width=128)).flops_per_example() == 409_088
+
+
+def test_every_registered_workload_is_checked():
+    assert {name for name, _ in CASES} == set(WORKLOADS.names())
+
+
+def test_peak_probe_chains_large_matmuls_in_one_call():
+    from benchmarks.metadata import PEAK_PROBE_SIZES, matmul_peak_flops
+
+    assert PEAK_PROBE_SIZES["gpu"][0] >= 4096 and PEAK_PROBE_SIZES["gpu"][1] > 1
+    peak = matmul_peak_flops("cpu", size=(256, 3), repeats=2)
+    assert 1e8 < peak < 1e14  # a CPU's float32 matmul rate, not a unit slip
