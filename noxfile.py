@@ -1,21 +1,24 @@
 """The only automation: tests, lint, benchmark, report, regression, browser.
 
     pip install nox
-    nox -s tests                 # the test suite (tiny sizes, < 5 minutes)
+    nox                          # tests and lint
     nox -s benchmark             # quick CPU benchmark; arguments go to `loopbench run`
     nox -s benchmark -- --workload mlp --processes 5
-Dependencies come from pyproject.toml (extras: test, lint, gpu).
+    nox -s regression -- origin/main    # `loopbench ab`: same-job A/B against a git ref
+Dependencies come from pyproject.toml (extras: test, lint, report, browser, gpu).
 """
 
 from __future__ import annotations
 
 import nox
+from nox.project import load_toml
 
 nox.options.sessions = ["tests", "lint"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "venv"
 
 PYTHON = None  # the interpreter nox runs on (a fresh machine has one Python)
+EXTRAS = load_toml("pyproject.toml")["project"]["optional-dependencies"]
 
 
 @nox.session(python=PYTHON)
@@ -25,11 +28,15 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
+LINTED = ("loops", "benchmarks", "reports", "tests", "tools", "noxfile.py")
+
+
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """Lint with ruff."""
-    session.install("ruff>=0.5")
-    session.run("ruff", "check", "loops", "benchmarks", "reports", "tests", "noxfile.py")
+    """Lint and check the formatting with ruff (settings in pyproject.toml)."""
+    session.install(*EXTRAS["lint"])
+    session.run("ruff", "check", *LINTED)
+    session.run("ruff", "format", "--check", *LINTED)
 
 
 @nox.session(python=PYTHON, default=False)
@@ -50,15 +57,12 @@ def pytest_benchmark(session: nox.Session) -> None:
     )
 
 
-REPORT_DEPS = ("pandas>=2.0", "numpy>=1.26", "scipy>=1.10", "matplotlib>=3.7")
-
-
 @nox.session(python=PYTHON, default=False)
 def report(session: nox.Session) -> None:
     """Render report.md/report.html and plots: `nox -s report -- RUN_DIR [RUN_DIR...] [--out DIR]`."""
     if not session.posargs:
         session.error("give one or more run directories: nox -s report -- results/<run-id>")
-    session.install(*REPORT_DEPS)  # no TensorFlow: reports never imports it
+    session.install(*EXTRAS["report"])  # no TensorFlow: reports never imports it
     session.run("python", "-m", "reports.report", *session.posargs)
 
 
@@ -88,18 +92,9 @@ def browser(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def regression(session: nox.Session) -> None:
-    """Same-job A/B of a base git ref and this tree; fails on a confirmed regression."""
-    session.install("-e", ".")
+    """Same-job A/B of a base git ref and this tree (`loopbench ab`); fails on a confirmed regression."""
     if not session.posargs:
-        session.error("give the base git ref: nox -s regression -- origin/main [ab options]")
-    base_ref, *options = session.posargs
-    session.run(
-        "python", "-m", "benchmarks.ab", base_ref,
-        "--out", "results/regression",
-        "--markdown", "results/regression/compare.md",
-        # up to 20 processes a cell a side (18 fit here), whole blocks only, so that
-        # the gate (with this session's ~1.5 min set-up) ends within 15 minutes
-        "--time-budget-min", "12",
-        *options,
-        env={"TF_CPP_MIN_LOG_LEVEL": "2"},
-    )
+        session.error("give the base git ref: nox -s regression -- origin/main [loopbench ab options]")
+    session.install("-e", ".")
+    # results/regression/{base,current,logs,compare.md}; stops within its time budget
+    session.run("loopbench", "ab", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})

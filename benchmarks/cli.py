@@ -7,9 +7,11 @@
                       [--profile] [--out DIR]
     loopbench report  RUN_DIR [RUN_DIR...]
     loopbench compare BASELINE_RUN CURRENT_RUN [--threshold 0.05] [--alpha 0.01] [--markdown FILE]
+    loopbench ab      BASE_REF [--processes N] [--time-budget-min M] [--workload W]... [--loop L]...
+                      [--out DIR] [--markdown FILE] [--inject-slowdown LOOP=FRACTION]
     loopbench baseline save RUN_DIR --name NAME [--force] | list | compare NAME CURRENT_RUN
 
-Exit status: 0 success; 1 a confirmed regression (compare only); 2 bad input,
+Exit status: 0 success; 1 a confirmed regression (compare, ab); 2 bad input,
 with one line on stderr and no traceback. ``report`` and ``compare`` never
 import TensorFlow.
 """
@@ -23,7 +25,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from benchmarks.config import DEFAULT, QUICK, Cell, RunConfig
+from benchmarks.config import (
+    AB_OUT_DIR,
+    AB_PROCESSES,
+    AB_TIME_BUDGET_MIN,
+    DEFAULT,
+    INJECT_SLOWDOWN_ENV,
+    OUT_DIR,
+    QUICK,
+    SEED,
+    START_METHOD,
+    START_METHODS,
+    TIMEOUT_S,
+    Cell,
+    RunConfig,
+)
+from reports.compare import DEFAULT_ALPHA, DEFAULT_THRESHOLD  # the gate owns its defaults
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
@@ -70,12 +87,19 @@ def positive_float(text: str) -> float:
     return value
 
 
-def _gate_options(parser: argparse.ArgumentParser) -> None:
-    """The current run and the gate's settings, shared by compare and baseline compare."""
-    parser.add_argument("current", metavar="CURRENT_RUN")
-    parser.add_argument("--threshold", type=float, default=0.05, help="effect size (0.05 = 5%%)")
-    parser.add_argument("--alpha", type=float, default=0.01, help="family-wise error (Holm)")
-    parser.add_argument("--markdown", metavar="FILE", help="also write a Markdown table here")
+def _gate_options(parser: argparse.ArgumentParser, markdown: str = "") -> None:
+    """The gate's settings, shared by compare, baseline compare and ab."""
+    parser.add_argument(
+        "--threshold", type=float, default=DEFAULT_THRESHOLD,
+        help="smallest slowdown that counts (default %(default)s = 5%%)",
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=DEFAULT_ALPHA,
+        help="family-wise error rate over the cells, Holm (default %(default)s)",
+    )
+    parser.add_argument(
+        "--markdown", metavar="FILE", help=f"also write a Markdown table here{markdown}"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,17 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", action="store_true", help="capture a profiler trace per cell")
     run.add_argument("--data-size", type=positive_int, help="training examples per workload")
     run.add_argument("--data", dest="data_path", help="local MNIST .npz (mlp, gan)")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=int, default=SEED)
     run.add_argument("--threads", type=positive_int, help="TF intra-op threads (default: cores)")
-    run.add_argument("--timeout", type=float, default=900.0, help="seconds per worker process")
+    run.add_argument("--timeout", type=float, default=TIMEOUT_S, help="seconds per worker process")
     run.add_argument(
         "--start-method",
-        choices=("forkserver", "spawn"),
-        default="forkserver",
+        choices=START_METHODS,
+        default=START_METHOD,
         help="how worker processes start: forked from a server that imported TensorFlow "
         "(default) or a new interpreter each",
     )
-    run.add_argument("--out", default="results", help="parent directory of run directories")
+    run.add_argument("--out", default=OUT_DIR, help="parent directory of run directories")
     run.add_argument("--no-report", action="store_true", help="skip report.md/report.html")
     run.add_argument(  # the same-job A/B's interleaving (benchmarks/turns.py)
         "--take-turns", type=int, metavar="FD", help=argparse.SUPPRESS
@@ -129,8 +153,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="statistical regression gate between two runs")
     compare.add_argument("baseline", metavar="BASELINE_RUN")
+    compare.add_argument("current", metavar="CURRENT_RUN")
     _gate_options(compare)
     compare.add_argument("--allow-different-machines", action="store_true")
+
+    ab = commands.add_parser(
+        "ab", help="time a git ref and this work tree interleaved in one job, then gate"
+    )
+    ab.add_argument("base_ref", metavar="BASE_REF", help="git ref of the baseline, e.g. origin/main")
+    ab.add_argument(
+        "--processes", type=positive_int, default=AB_PROCESSES,
+        help="worker processes (samples) per cell per side (default %(default)s)",
+    )
+    ab.add_argument(
+        "--time-budget-min", type=positive_float, default=AB_TIME_BUDGET_MIN,
+        help="stop both sides after the last whole block (one process of every cell) "
+        "that fits in this many minutes (default %(default)g)",
+    )
+    ab.add_argument("--workload", action="append", default=[], help="repeatable; default all")
+    ab.add_argument("--loop", action="append", default=[], help="repeatable; default all")
+    ab.add_argument(
+        "--out", default=AB_OUT_DIR,
+        help="where base/, current/, logs/ and compare.md go (default %(default)s)",
+    )
+    _gate_options(ab, markdown=" (default OUT/compare.md)")
+    ab.add_argument(
+        "--inject-slowdown", metavar="LOOP=FRACTION",
+        help=f"set {INJECT_SLOWDOWN_ENV} on the current side only (a check of the gate)",
+    )
+    ab.add_argument("--repo", default=".", help="the current work tree (default: here)")
 
     baseline = commands.add_parser(
         "baseline", help="stored baselines for trends on one fixed machine (reports/baseline.py)"
@@ -143,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("list", help="the saved baselines")
     against = actions.add_parser("compare", help="gate a run against a saved baseline")
     against.add_argument("name", metavar="NAME")
+    against.add_argument("current", metavar="CURRENT_RUN")
     _gate_options(against)
     for action in (save, actions.choices["list"], against):
         action.add_argument("--store", help="baseline store (default: $LOOPBENCH_BASELINES "
@@ -426,6 +478,37 @@ def command_baseline(args: argparse.Namespace) -> int:
     )
 
 
+# ----------------------------------------------------------------------------- ab
+
+
+def command_ab(args: argparse.Namespace) -> int:
+    from benchmarks.ab import ABConfig, ABError, repo_root, run_ab, write_note
+    from reports.compare import IncomparableRunsError
+    from reports.rundir import RunDirError
+
+    out = Path(args.out).resolve()
+    markdown = Path(args.markdown).resolve() if args.markdown else out / "compare.md"
+    try:
+        config = ABConfig(
+            base_ref=args.base_ref,
+            repo=repo_root(Path(args.repo).resolve()),
+            out=out,
+            workloads=tuple(args.workload),
+            loops=tuple(args.loop),
+            processes=args.processes,
+            time_budget_min=args.time_budget_min,
+            threshold=args.threshold,
+            alpha=args.alpha,
+            markdown=markdown,
+            inject_slowdown=args.inject_slowdown,
+        )
+        return run_ab(config)
+    except (ABError, RunDirError, IncomparableRunsError) as exc:
+        message = f"cannot compare: {exc}"
+        write_note(markdown, message)  # the CI job summary says why there is no table
+        raise UsageError(message) from None
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -451,6 +534,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 markdown=args.markdown,
                 allow_different_machines=args.allow_different_machines,
             )
+        if args.command == "ab":
+            return command_ab(args)
         if args.command == "baseline":
             return command_baseline(args)
     except UsageError as exc:

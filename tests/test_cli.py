@@ -33,6 +33,10 @@ def assert_one_line_error(result, *fragments: str) -> None:
          ["batch size 128 is larger than the linear data (100 examples)"]),
         (["run", "--workload", "mlp", "--data", "/nonexistent/mnist.npz"], ["no such data file"]),
         (["frobnicate"], ["invalid choice"]),
+        (["ab"], ["the following arguments are required: BASE_REF"]),
+        (["ab", "main", "--processes", "0"], ["--processes", "0 is not a positive integer"]),
+        (["ab", "main", "--time-budget-min", "-1"], ["--time-budget-min", "not a positive number"]),
+        (["ab", "main", "--samples", "5"], ["unrecognized arguments: --samples 5"]),
     ],
 )
 def test_bad_run_arguments(args, fragments, capsys):
@@ -90,3 +94,20 @@ def test_a_bad_name_prints_only_the_error_line(cli):
     assert result.stderr.splitlines() == [
         "loopbench: error: unknown workload 'nope'; choose from: linear, mlp, gan"
     ]
+
+
+def test_every_default_comes_from_the_config_module():
+    from benchmarks import config
+    from benchmarks.cli import build_parser
+    from reports.compare import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+
+    run = build_parser().parse_args(["run"])
+    assert (run.seed, run.timeout, run.start_method, run.out) == (
+        config.SEED, config.TIMEOUT_S, config.START_METHOD, config.OUT_DIR
+    )
+    ab = build_parser().parse_args(["ab", "origin/main"])
+    assert (ab.processes, ab.time_budget_min, ab.out) == (
+        config.AB_PROCESSES, config.AB_TIME_BUDGET_MIN, config.AB_OUT_DIR
+    )
+    for gate in (ab, build_parser().parse_args(["compare", "A", "B"])):
+        assert (gate.threshold, gate.alpha) == (DEFAULT_THRESHOLD, DEFAULT_ALPHA)

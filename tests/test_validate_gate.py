@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks import ab
+from benchmarks.config import AB_PROCESSES
 from tests.fixtures.gate_runs import interleaved_pair, step_times, write_run
+from tools import validate_gate
 
 
 def test_validation_script_reports_gate_and_fixed_rule_rates(tmp_path, capsys):
-    from tools import validate_gate
-
     loops = ("fit", "eager", "xla")
     pool = write_run(
         tmp_path / "pool",
@@ -33,7 +32,7 @@ def test_validation_script_reports_gate_and_fixed_rule_rates(tmp_path, capsys):
     )
     table = capsys.readouterr().out
     assert status == 0
-    assert f"{ab.DEFAULT_SAMPLES} samples per side" in table  # the A/B's default
+    assert f"{AB_PROCESSES} processes per side" in table  # the A/B's default
     assert "measured effect of the injected slowdown (all samples): mlp/xla/" in table
     effect = float(table.split("mlp/xla/")[1].split(" x")[1].split(" ")[0])
     assert effect == pytest.approx(1.3, abs=0.03)
@@ -50,13 +49,11 @@ def test_validation_script_reports_gate_and_fixed_rule_rates(tmp_path, capsys):
     gate_aa = rows[("A/A, pooled", "gate (MWU + Holm + effect)")].split("|")
     assert float(gate_aa[3].strip(" %")) <= 5.0
     gate_real = rows[("xla slowed, real runs", "gate (MWU + Holm + effect)")].split("|")
-    assert float(gate_real[5].strip(" %")) >= 90.0  # a 30% slowdown, 5 samples per side
+    assert float(gate_real[5].strip(" %")) >= 90.0  # a 30% slowdown
 
 
 
 def test_validation_of_interleaved_abs_reports_the_drift_corrected_gate(tmp_path, capsys):
-    from tools import validate_gate
-
     interleaved_pair(tmp_path / "aa", 1.0)
     interleaved_pair(tmp_path / "slowed", 1.10)
     status = validate_gate.main(
@@ -90,14 +87,12 @@ def test_validation_of_interleaved_abs_reports_the_drift_corrected_gate(tmp_path
 def test_validation_pools_the_blocks_of_several_a_as_and_judges_each_as_measured(
     tmp_path, capsys
 ):
-    from tools import validate_gate
-
     interleaved_pair(tmp_path / "aa1", 1.0, seed=1)
     interleaved_pair(tmp_path / "aa2", 1.0, seed=2)
     interleaved_pair(tmp_path / "slowed", 1.10)
     status = validate_gate.main(
         ["--ab", str(tmp_path / "aa1"), str(tmp_path / "aa2"), "--slowed-ab",
-         str(tmp_path / "slowed"), "--slowed-loop", "xla", "--n-per-side", "8",
+         str(tmp_path / "slowed"), "--slowed-loop", "xla", "--processes", "8",
          "--iterations", "200"]
     )
     table = capsys.readouterr().out
@@ -121,8 +116,6 @@ def test_validation_pools_the_blocks_of_several_a_as_and_judges_each_as_measured
 
 
 def test_validation_refuses_to_pool_a_as_with_slowed_a_bs(tmp_path, capsys):
-    from tools import validate_gate
-
     interleaved_pair(tmp_path / "aa", 1.0)
     interleaved_pair(tmp_path / "slowed", 1.10, inject="xla=0.10")
     assert validate_gate.main(["--ab", str(tmp_path / "aa"), str(tmp_path / "slowed")]) == 2
@@ -131,8 +124,20 @@ def test_validation_refuses_to_pool_a_as_with_slowed_a_bs(tmp_path, capsys):
 
 
 def test_validation_refuses_runs_that_were_not_interleaved(tmp_path, capsys):
-    from tools import validate_gate
-
     interleaved_pair(tmp_path / "aa", 1.0, mark=False)
     assert validate_gate.main(["--ab", str(tmp_path / "aa")]) == 2
     assert "not the two sides of one interleaved A/B" in capsys.readouterr().err
+
+
+def test_validation_bad_input_is_one_line_exit_2(tmp_path, capsys):
+    assert validate_gate.main([]) == 2
+    assert capsys.readouterr().err == "validate_gate: give pool run directories or --ab\n"
+    assert validate_gate.main(["--ab", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(tmp_path / "missing") in err
+    with pytest.raises(SystemExit) as exit_info:
+        validate_gate.main(["--ab", str(tmp_path), "--processes", "0"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "validate_gate: argument --processes: '0' is not a positive integer\n"
+    )

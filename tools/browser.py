@@ -19,6 +19,7 @@ Run it::
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import sys
@@ -130,16 +131,18 @@ def check_report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    arguments = sys.argv[1:] if argv is None else argv
-    if len(arguments) not in (1, 2):
-        print("usage: python tools/browser.py REPORT_HTML_OR_URL [PNG]", file=sys.stderr)
+    parser = argparse.ArgumentParser(prog="python tools/browser.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("page", metavar="REPORT_HTML_OR_URL")
+    parser.add_argument("png", nargs="?", default="report.png", metavar="PNG")
+    args = parser.parse_args(argv)
+    try:
+        problems = screenshot(args.page, args.png)
+    except (ImportError, FileNotFoundError) as exc:  # no selenium, chromium or chromedriver
+        print(f"browser: {exc}", file=sys.stderr)
         return 2
-    target = arguments[0]
-    png = arguments[1] if len(arguments) == 2 else "report.png"
-    problems = screenshot(target, png)
     for problem in problems:
         print(problem, file=sys.stderr)
-    print(f"screenshot: {png}")
+    print(f"screenshot: {args.png}")
     return 1 if problems else 0
 
 

@@ -23,6 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # tools/ is not installed: `python tools/NAME.py` from a checkout
     sys.path.insert(0, str(REPO_ROOT))
 
+import argparse
 import contextlib
 import glob
 import json
@@ -199,12 +200,17 @@ def check_profile_page(run_dir: str | Path, png_path: str | Path | None = None) 
 
 
 def main(argv: list[str] | None = None) -> int:
-    arguments = sys.argv[1:] if argv is None else argv
-    if len(arguments) not in (1, 2):
-        print("usage: python tools/browser_profile.py RUN_DIR [PNG]", file=sys.stderr)
-        return 2
+    parser = argparse.ArgumentParser(
+        prog="python tools/browser_profile.py", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run made with --profile")
+    parser.add_argument("png", nargs="?", metavar="PNG", help="default RUN_DIR/profile_page.png")
+    args = parser.parse_args(argv)
     try:
-        png = check_profile_page(*arguments)
+        png = check_profile_page(args.run_dir, args.png)
+    except ImportError as exc:  # no selenium
+        print(f"browser_profile: {exc}", file=sys.stderr)
+        return 2
     except ProfilePageError as exc:
         print(f"browser_profile: {exc}", file=sys.stderr)
         return 1

@@ -1,6 +1,6 @@
 """Validate the regression gate on this machine's real per-process samples.
 
-It measures how often the gate (``reports.gate_stats``: one-sided Mann-Whitney U per
+A developer tool (docs/gate.md holds its tables). It measures how often the gate (``reports.gate_stats``: one-sided Mann-Whitney U per
 cell, Holm across cells, median ratio beyond the threshold) raises a false alarm
 and how often it catches a real slowdown, beside two fixed-percentage rules of the
 kind pytest-benchmark offers (``--benchmark-compare-fail=median:5%`` / ``mean:5%``),
@@ -9,7 +9,7 @@ judged on exactly the same resampled comparisons.
 Scenarios (each comparison judges every cell of the pool at once, as the gate does):
 
 * **A/A, pooled**: baseline and current groups drawn from the same pool of a cell
-  (without replacement when the pool holds 2n samples, else with replacement).
+  (without replacement when the pool holds 2n processes, else with replacement).
   Target: the gate raises an alarm in at most 1 % of comparisons.
 * **A/A, across runs** (two or more pool runs): the baseline group from one run, the
   current group from another: run-to-run drift included.
@@ -37,7 +37,7 @@ each A/B once on all its blocks, as ``loopbench compare`` judges it::
     python tools/validate_gate.py --ab results/aa1 results/aa2 results/aa3 \\
         --slowed-ab results/regression
 
-Run it (pool from one or more run directories; ``benchmarks/ab.py --inject-slowdown
+Run it (pool from one or more run directories; ``loopbench ab BASE_REF --inject-slowdown
 tf_function=0.10`` leaves a matching pair in ``<out>/base`` and ``<out>/current``)::
 
     python tools/validate_gate.py results/regression/base \\
@@ -56,15 +56,15 @@ if str(REPO_ROOT) not in sys.path:  # tools/ is not installed: `python tools/NAM
 import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 import numpy as np
 from scipy import stats
 
-from benchmarks.ab import DEFAULT_SAMPLES
+from benchmarks.config import AB_PROCESSES, INJECT_SLOWDOWN_ENV
 from reports import compare, gate_stats
 from reports.rundir import RunDirError, atomic_write_text, load_run
 
-INJECT_SLOWDOWN_ENV = "LOOPBENCH_INJECT_SLOWDOWN"
 FALSE_ALARM_TARGET = 0.01
 DETECTION_TARGET = 0.95
 
@@ -105,7 +105,7 @@ def load_pool(run_dirs: Sequence[str | Path]) -> Pool:
 
 
 def slowed_loop_of(run_dirs: Sequence[str | Path]) -> str:
-    """The loop named by LOOPBENCH_INJECT_SLOWDOWN in the runs' metadata."""
+    """The loop named by the slowdown knob (INJECT_SLOWDOWN_ENV) in the runs' metadata."""
     loops = set()
     for run_dir in run_dirs:
         spec = load_run(run_dir).metadata.get("soft", {}).get("env", {}).get(INJECT_SLOWDOWN_ENV)
@@ -455,7 +455,7 @@ def validation_table(
         f"- pool: {', '.join(pool.runs)}: {len(pool.samples)} cells, "
         f"{min(sizes)}-{max(sizes)} process samples per cell; per-process coefficient of "
         f"variation {min(spreads):.1%} to {max(spreads):.1%} (median {np.median(spreads):.1%})",
-        f"- {iterations} comparisons per scenario, {n} samples per side, threshold "
+        f"- {iterations} comparisons per scenario, {n} processes per side, threshold "
         f"{threshold:.0%}, alpha {alpha:g} (Holm over {len(pool.samples)} cells); groups are drawn "
         "with replacement where a pool is smaller than needed",
         f"- targets: gate false alarms per comparison <= {FALSE_ALARM_TARGET:.0%}, "
@@ -545,8 +545,19 @@ def blocked_validation_table(
     return "\n".join(lines) + "\n"
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # bad input: one line, exit 2
+        self.exit(2, f"validate_gate: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python tools/validate_gate.py",
         description="False-alarm and detection rates of the regression gate on real samples.",
     )
@@ -567,12 +578,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="fractions of the approximation scenarios (default 0.10 0.20)",
     )
     parser.add_argument(
-        "--n-per-side",
-        type=int,
-        help="samples per side (default: the A/B's default, benchmarks.ab.DEFAULT_SAMPLES, "
-        "or what the gate needs at Holm's alpha/cells if that is more)",
+        "--processes",
+        type=_positive_int,
+        help=f"processes (blocks) per cell per side in each comparison (default: the A/B's, "
+        f"{AB_PROCESSES}; from run directories, more if the gate needs more at Holm's "
+        "alpha/cells)",
     )
-    parser.add_argument("--iterations", type=int, default=2000)
+    parser.add_argument("--iterations", type=_positive_int, default=2000)
     parser.add_argument("--threshold", type=float, default=compare.DEFAULT_THRESHOLD)
     parser.add_argument("--alpha", type=float, default=compare.DEFAULT_ALPHA)
     parser.add_argument("--seed", type=int, default=0)
@@ -597,8 +609,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not pool.samples:
         print("validate_gate: the pool runs share no cell with ok samples", file=sys.stderr)
         return 2
-    n = args.n_per_side or max(
-        DEFAULT_SAMPLES, gate_stats.samples_needed_per_side(args.alpha / len(pool.samples))
+    n = args.processes or max(
+        AB_PROCESSES, gate_stats.samples_needed_per_side(args.alpha / len(pool.samples))
     )
     rng = np.random.default_rng(args.seed)
     scenarios = build_scenarios(
@@ -620,7 +632,7 @@ def main_ab(args: argparse.Namespace) -> int:
         unchanged = load_abs(args.ab)
         slowed = load_abs(args.slowed_ab) if args.slowed_ab else None
         slowed_loop = args.slowed_loop or (slowed.slowed_loop if slowed else None) or "tf_function"
-        n = args.n_per_side or DEFAULT_SAMPLES
+        n = args.processes or AB_PROCESSES
         rng = np.random.default_rng(args.seed)
         scenarios = blocked_scenarios(
             unchanged, slowed, slowed_loop, args.slowdown, n, args.iterations, rng
