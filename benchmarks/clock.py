@@ -118,7 +118,15 @@ class PhaseClock(StepHooks):
     between are timed as a gap (``gaps``), whose excess over its steps at the
     steady step time is the epoch end's cost (``epoch_end_s``, its own figure, like
     fit's per-call set-up). Windows are then at most ``(steps_per_epoch - 1) // 2``
-    steps, so that at least two fit in an epoch.
+    steps, so that at least two fit in an epoch. When no window crossed an epoch's
+    end (an epoch longer than the windows), one more span around the next epoch
+    end is timed after the last window (``epoch_probe``), so every loop with
+    epochs gets its ``epoch_end_s``.
+
+    ``at_equal_work`` is called once, untimed, when the first step and the warm-up
+    are done (``equal_work_steps`` = 1 + warm-up steps, the same batches in the
+    same order for every loop style): the worker evaluates the model there, so that
+    every style's loss after the same work can be compared in every run.
     """
 
     def __init__(
@@ -130,8 +138,10 @@ class PhaseClock(StepHooks):
         inject_fraction: float = 0.0,
         window_s: float | None = None,
         steps_per_epoch: int | None = None,
+        at_equal_work: Callable[[], object] | None = None,
     ) -> None:
         self.sync = sync
+        self.at_equal_work = at_equal_work
         self.warmup_steps = warmup_steps
         self.windows = windows
         self.min_steps_per_window = steps_per_window
@@ -206,11 +216,18 @@ class PhaseClock(StepHooks):
         # step counts at which a phase ends (a boundary: sync, then read the clock)
         self.boundaries = {1, 1 + self.warmup_steps, self.first_window}
         self.boundaries |= {begin for begin, _ in self.window_spans} | self.window_ends
+        self.epoch_probe: tuple[int, int] | None = None
+        if spe is not None and not self.gap_starts:
+            # no window crossed an epoch's end: time a span around the next one
+            last = self.window_spans[-1][1]
+            boundary = (last // spe + 1) * spe
+            self.epoch_probe = (max(last, boundary - steps_per_window), boundary + steps_per_window)
+            self.boundaries |= set(self.epoch_probe)
 
     @property
     def total_steps(self) -> int:
         """Steps the run trains (final once the warm-up has ended)."""
-        return self.window_spans[-1][1]
+        return self.epoch_probe[1] if self.epoch_probe else self.window_spans[-1][1]
 
     @property
     def max_total_steps(self) -> int:
@@ -222,7 +239,9 @@ class PhaseClock(StepHooks):
         # sizing spans grow at least 2x up to ``most`` (a span that held an epoch
         # end is timed again, once per epoch at most): under 4x ``most`` in all
         sizing = 4 * most
-        return 1 + self.warmup_steps + sizing + calibration + 2 * self.windows * most
+        # the epoch probe: at most one more epoch and a window
+        probe = (self.steps_per_epoch + most) if self.steps_per_epoch else 0
+        return 1 + self.warmup_steps + sizing + calibration + 2 * self.windows * most + probe
 
     def epoch_end_s(self) -> float | None:
         """Median cost of an epoch's end: a gap's time less its steps at the steady
@@ -245,6 +264,8 @@ class PhaseClock(StepHooks):
             if step == 1 + self.warmup_steps:
                 if step > 1:
                     self.times.warmup_s = elapsed
+                if self.at_equal_work is not None:
+                    self.at_equal_work()  # untimed: _last is read again below
                 if self.window_s is not None:
                     self._start_span(step, 1)
             elif self._span is not None:
@@ -255,6 +276,8 @@ class PhaseClock(StepHooks):
                 self.times.window_s.append(elapsed)
             elif step in self.gap_starts:  # a window starts after a gap that held an epoch's end
                 self.gaps.append((step - self.gap_starts[step], elapsed))
+            elif self.epoch_probe is not None and step == self.epoch_probe[1]:
+                self.gaps.append((step - self.epoch_probe[0], elapsed))
             if step == self.total_steps and self._span is None:  # (sizing: not yet planned)
                 self.times.end = t
                 raise StopTraining

@@ -75,17 +75,49 @@ def _ms(value: Any) -> str:
     return "" if value is None or pd.isna(value) else f"{1000 * float(value):.3f}"
 
 
+def _ratio(row: Any, column: str) -> str:
+    value = row.get(column)
+    return f"{float(value):.2f}" if row["status"] == "ok" and pd.notna(value) else ""
+
+
+def _interval(row: Any) -> str:
+    low, high = row.get("step_time_ci_low_s"), row.get("step_time_ci_high_s")
+    if row["status"] != "ok":
+        return ""
+    return "-" if pd.isna(low) or pd.isna(high) else f"{_ms(low)}-{_ms(high)}"
+
+
+def _equal_work(row: Any) -> str:
+    loss = row.get("equal_work_loss")
+    if row["status"] != "ok" or loss is None or pd.isna(loss):
+        return ""
+    verdict = {True: "yes", False: "NO"}.get(row.get("equivalent"), "?")
+    return f"{float(loss):.5g} {verdict}"
+
+
+def _fit_setting(row: Any) -> str:
+    """What Keras chose for fit (jit_compile, steps_per_execution); blank for custom loops."""
+    jit, spe = row.get("keras_jit_compile"), row.get("keras_steps_per_execution")
+    if row["status"] != "ok" or jit is None or pd.isna(jit):
+        return ""
+    return f"jit {'on' if str(jit) in ('True', 'true', '1') else 'off'}, spe {int(spe)}"
+
+
 def print_summary(summary: pd.DataFrame) -> None:
-    """The per-cell table (stdout)."""
+    """The per-cell table (stdout): steady and amortized step time, x fit on each,
+    the equal-work loss and whether it matches the reference loop's."""
     table = Table(title="tf-loopbench: median step time per cell", show_lines=False)
-    for column in ("workload", "loop", "device", "batch", "status", "step ms", "95% CI ms",
-                   "IQR ms", "examples/s", "compile s", "x fit", "final loss", "note"):
-        table.add_column(column, justify="left" if column in ("workload", "loop", "device",
-                                                                "status", "note") else "right")
+    steps = summary.get("equal_work_steps", pd.Series(dtype=float)).dropna()
+    equal_work = f"loss @{int(steps.iloc[0])} steps, equal" if len(steps) else "loss, equal"
+    columns = ("workload", "loop", "device", "batch", "status", "step ms", "95% CI ms",
+               "w/ epoch ms", "x fit", "x fit steady", "compile s", equal_work, "fit ran", "note")
+    for column in columns:
+        left = column in ("workload", "loop", "device", "status", "note", "fit ran")
+        table.add_column(column, justify="left" if left else "right")
     for _, row in summary.iterrows():
         ok = row["status"] == "ok"
         notes = []
-        if ok and bool(row.get("noisy")):
+        if ok and row.get("noisy") is True:
             notes.append("noisy")
         if ok and (row.get("retraces") or 0) > 0:
             notes.append(f"retraced {int(row['retraces'])}x")
@@ -95,12 +127,18 @@ def print_summary(summary: pd.DataFrame) -> None:
             str(row["workload"]), str(row["loop"]), str(row["device"]), str(row["batch_size"]),
             str(row["status"]),
             _ms(row.get("step_time_median_s")),
-            f"{_ms(row.get('step_time_ci_low_s'))}-{_ms(row.get('step_time_ci_high_s'))}" if ok else "",
-            _ms(row.get("step_time_iqr_s")),
-            f"{row['examples_per_s']:.0f}" if ok else "",
+            _interval(row),
+            _ms(row.get("amortized_step_time_s")) if ok else "",
+            _ratio(row, "speedup_vs_fit"),
+            _ratio(row, "steady_speedup_vs_fit"),
             f"{row['compile_s']:.3f}" if ok and pd.notna(row.get("compile_s")) else "",
-            f"{row['speedup_vs_fit']:.2f}" if ok and pd.notna(row.get("speedup_vs_fit")) else "",
-            f"{row['final_loss']:.4f}" if ok else "",
+            _equal_work(row),
+            _fit_setting(row),
             "; ".join(notes),
         )
-    Console(width=200).print(table)
+    Console(width=220).print(table)
+    if (summary["status"] == "ok").any() and summary.get("ci_basis", pd.Series()).eq("none").any():
+        print("-: no interval from one process; intervals and 'noisy' come from processes "
+              "(run with --processes 2 or more)")
+    print("step ms: steady step; w/ epoch ms: plus per-epoch costs (fit's epoch end) over an "
+          "epoch's steps; x fit uses it, x fit steady the steady step")

@@ -106,9 +106,13 @@ def summarize_cell(
         low, high = bootstrap_median_ci(samples)
         coverage, basis = math.nan, "processes-bootstrap"
     else:
-        low, high, coverage = median_ci(window_times)
-        basis = "windows"
-    iqr, cv = spread(samples if len(samples) >= 3 else window_times)
+        # one process: its windows agree far better than processes do, so an
+        # interval from them would claim a precision the cell does not have
+        low = high = coverage = math.nan
+        basis = "none"
+    iqr, cv = spread(samples) if len(samples) >= 3 else (math.nan, math.nan)
+    amortized = [float(p.get("amortized_step_time_s") or p["step_time_s"]) for p in ok]
+    amortized_median = float(np.median(amortized))
     first = ok[0]
 
     def med(name: str) -> float:
@@ -132,6 +136,12 @@ def summarize_cell(
         fit_setup_s=med("fit_setup_s"),
         warmup_s=med("warmup_s"),
         epoch_end_s=med("epoch_end_s"),
+        steps_per_epoch=first.get("steps_per_epoch"),
+        amortized_step_time_s=amortized_median,
+        equal_work_steps=first.get("equal_work_steps"),
+        equal_work_loss=med("equal_work_loss"),
+        equivalence_rtol=first.get("equivalence_rtol"),
+        equivalence_reference=bool(first.get("equivalence_reference")),
         final_loss=med("final_loss"),
         retraces=int(max(int(p.get("retraces") or 0) for p in ok)),
         peak_rss_bytes=int(max(int(p.get("peak_rss_bytes") or 0) for p in ok)),
@@ -140,7 +150,8 @@ def summarize_cell(
             if any(p.get("peak_gpu_bytes") is not None for p in ok)
             else None
         ),
-        noisy=bool(math.isfinite(iqr) and iqr / median > NOISY_IQR_FRACTION),
+        # from processes only (None with fewer than 3: no spread to judge)
+        noisy=bool(iqr / median > NOISY_IQR_FRACTION) if math.isfinite(iqr) else None,
         n_windows=int(sum(int(p.get("n_windows") or 0) for p in ok)),
         # the same for every process with --steps; chosen per process when by duration
         steps_per_window=(
@@ -180,22 +191,58 @@ def summarize(rows: Iterable[Mapping[str, Any]], cell_order: list[Mapping[str, A
     for column in SUMMARY_COLUMNS:
         if column not in frame.columns:
             frame[column] = math.nan if column != "status" else "failed"
-    frame["speedup_vs_fit"] = _speedup_vs_fit(frame)
+    for column in ("amortized_step_time_s", "equal_work_loss", "equivalence_rtol"):
+        if column not in frame.columns:
+            frame[column] = math.nan
+    if "equivalence_reference" not in frame.columns:
+        frame["equivalence_reference"] = False
+    # what users pay over whole epochs (per-epoch costs included), and the steady step
+    frame["speedup_vs_fit"] = _speedup_vs_fit(frame, "amortized_step_time_s")
+    frame["steady_speedup_vs_fit"] = _speedup_vs_fit(frame, "step_time_median_s")
+    frame["equivalent"] = equivalence(frame)
     return frame
 
 
-def _speedup_vs_fit(frame: pd.DataFrame) -> pd.Series:
-    """fit's median step time / this cell's, within (workload, device, batch_size, width)."""
+def equivalence(frame: pd.DataFrame) -> pd.Series:
+    """Per cell: does its loss after the equal-work steps match the equivalence
+    reference loop's (same workload, device, batch size, width) within this loop
+    style's tolerance (loops/equivalence.py, the one tests/test_equivalence.py uses)?
+    None when the run has no such reference cell or the cell did not run."""
+    result = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    if frame.empty or "equal_work_loss" not in frame:
+        return result
+    group = ["workload", "device", "batch_size", "width"]
+    ok = frame[frame["status"] == "ok"]
+    references = ok[ok["equivalence_reference"].fillna(False).astype(bool)]
+    reference_loss = {tuple(r[g] for g in group): r["equal_work_loss"] for _, r in references.iterrows()}
+    for index, row in ok.iterrows():
+        expected = reference_loss.get(tuple(row[g] for g in group))
+        loss, rtol = row["equal_work_loss"], row.get("equivalence_rtol")
+        if expected is None or not all(map(_finite, (expected, loss, rtol))):
+            continue
+        # the losses of one loop style's processes differ by at most float rounding
+        deviation = abs(float(loss) - float(expected)) / max(abs(float(expected)), 1e-12)
+        result[index] = bool(deviation <= float(rtol))
+    return result
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _speedup_vs_fit(frame: pd.DataFrame, column: str) -> pd.Series:
+    """fit's ``column`` / this cell's, within (workload, device, batch_size, width)."""
     if frame.empty:
         return pd.Series(dtype=float)
     group = ["workload", "device", "batch_size", "width"]
-    fit = frame[(frame["loop"] == "fit") & (frame["status"] == "ok")].set_index(group)[
-        "step_time_median_s"
-    ]
+    fit = frame[(frame["loop"] == "fit") & (frame["status"] == "ok")].set_index(group)[column]
     speedups = []
     for _, row in frame.iterrows():
         key = tuple(row[g] for g in group)
         reference = fit.get(key) if key in fit.index else None
         ok = row["status"] == "ok" and reference is not None
-        speedups.append(float(reference) / float(row["step_time_median_s"]) if ok else math.nan)
+        speedups.append(float(reference) / float(row[column]) if ok else math.nan)
     return pd.Series(speedups, index=frame.index)

@@ -19,7 +19,15 @@ settings are fixed before TensorFlow's runtime starts and recorded. Phases, each
   after the timed windows, never overlapping them.
 
 A failure inside the worker (an exception, a NaN loss) becomes a ``failed``
-row with its reason; NotImplementedError becomes ``skipped``.
+row with its reason. Only a loop style that declines a pair (NotImplementedError
+from ``make_trainer``) or an absent device makes a ``skipped`` row: a
+NotImplementedError from inside TensorFlow or Keras while training is a failure.
+
+Equal work: when the first step and the warm-up are done (the same batches in the
+same order for every loop style), the model is evaluated once, untimed
+(``equal_work_loss`` after ``equal_work_steps``), so each run shows whether its
+loop styles trained alike; ``benchmarks/stats.py`` checks it per cell against the
+equivalence reference within the loop style's tolerance (loops/equivalence.py).
 """
 
 from __future__ import annotations
@@ -38,6 +46,10 @@ from typing import Any
 from benchmarks.config import Job
 
 FAULT_ENV = "LOOPBENCH_INJECT_FAULT"
+
+
+class CellSkipped(Exception):
+    """This cell cannot run here (a loop style declined the pair, or no such device)."""
 
 
 def injected_fault(label: str) -> str | None:
@@ -73,7 +85,7 @@ def run_job(job: Job) -> dict[str, Any]:
     started = time.time()
     try:
         result = _measure(job, threads)
-    except NotImplementedError as exc:
+    except CellSkipped as exc:
         result = {"status": "skipped", "error": str(exc) or "not implemented"}
     except Exception as exc:  # a crashed cell is recorded, the run goes on
         last = traceback.extract_tb(exc.__traceback__)[-1:]
@@ -119,8 +131,12 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
 
     import_s = now() - t_import
     cell, config = job.cell, job.config
+    from loops.equivalence import REFERENCE as EQUIVALENCE_REFERENCE
+    from loops.equivalence import TOLERANCES
+
     if cell.device not in devices.present_devices():
-        raise NotImplementedError(f"no {cell.device.upper()} present")
+        raise CellSkipped(f"no {cell.device.upper()} present")
+    hidden_devices = devices.hide_devices(cell.device) if runtime_fresh else []
     workload = WORKLOADS.get(cell.workload)(
         WorkloadConfig(
             seed=config.seed,
@@ -147,8 +163,15 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
     with tf.device(devices.tf_device_name(cell.device)):
         t = now()
         state = workload.build()
-        trainer = style.make_trainer(workload, state, train, cell.batch_size)
+        try:
+            trainer = style.make_trainer(workload, state, train, cell.batch_size)
+        except NotImplementedError as exc:  # the loop style declines this pair
+            raise CellSkipped(str(exc) or f"{cell.loop} cannot run {cell.workload}") from None
         build_s = now() - t
+        equal_work: dict[str, float] = {}
+
+        def evaluate_equal_work() -> None:
+            equal_work.update(workload.evaluate(state, data.val))
 
         def sync() -> None:
             devices.sync_device(cell.device)
@@ -161,6 +184,7 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
             steps_per_window=config.steps_per_window,
             inject_fraction=injected_fraction(cell.loop),
             window_s=config.window_s,
+            at_equal_work=evaluate_equal_work,
             # no window holds fit's epoch ends; with a fixed step count every loop
             # style gets the same layout, so all train the same steps
             steps_per_epoch=(
@@ -196,6 +220,11 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
     final_loss = evaluation.get("loss", float("nan"))
     if not math.isfinite(final_loss):
         raise FloatingPointError(f"loss is {final_loss} after training (diverged)")
+    # what a user pays per step over whole epochs: the steady step plus this loop's
+    # per-epoch work (fit's epoch end) spread over an epoch's steps
+    epoch_end_s = clock.epoch_end_s() if trainer.epoch_steps else None
+    data_steps_per_epoch = steps_per_epoch(train, cell.batch_size)
+    amortized = steady + (max(0.0, epoch_end_s) / data_steps_per_epoch if epoch_end_s else 0.0)
     traces = trace_counts_after_timing
     retraces = sum(max(0, n - 1) for n in traces.values())
     row: dict[str, Any] = {
@@ -215,8 +244,14 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         "compile_s": max(0.0, times.first_step_s - steady),
         "warmup_s": times.warmup_s,
         "sizing_steps": clock.sizing_steps,
-        "steps_per_epoch": clock.steps_per_epoch,
-        "epoch_end_s": clock.epoch_end_s(),
+        "steps_per_epoch": data_steps_per_epoch,
+        "epoch_end_s": epoch_end_s,
+        "amortized_step_time_s": amortized,
+        "hidden_devices": hidden_devices,
+        "equal_work_steps": 1 + config.warmup_steps,
+        "equal_work_loss": equal_work.get("loss"),
+        "equivalence_reference": cell.loop == EQUIVALENCE_REFERENCE,
+        "equivalence_rtol": TOLERANCES.get(cell.loop),
         "injected_s_per_step": clock.inject_s,
         "final_loss": final_loss,
         "val_metrics": evaluation,

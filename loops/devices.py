@@ -49,6 +49,32 @@ def present_devices() -> list[str]:
     return devices
 
 
+def hidden_device_types(device: str) -> list[str]:
+    """Device types a cell on ``device`` hides from TensorFlow before its runtime starts.
+
+    A CPU cell on a machine with a GPU runs as on a CPU-only machine: with a GPU
+    visible, Keras's ``jit_compile="auto"`` would compile fit with XLA even for CPU
+    cells, and TF could place ops on the GPU.
+
+    >>> hidden_device_types("cpu"), hidden_device_types("gpu")
+    (['GPU'], [])
+    """
+    return ["GPU"] if device == "cpu" else []
+
+
+def hide_devices(device: str) -> list[str]:
+    """Hide what ``hidden_device_types(device)`` names and is present; returns the
+    types hidden. Must run before TensorFlow's runtime starts."""
+    import tensorflow as tf
+
+    hidden = []
+    for device_type in hidden_device_types(device):
+        if tf.config.list_physical_devices(device_type):
+            tf.config.set_visible_devices([], device_type)
+            hidden.append(device_type)
+    return hidden
+
+
 def tf_device_name(device: str) -> str:
     return {"cpu": "/CPU:0", "gpu": "/GPU:0"}[device]
 

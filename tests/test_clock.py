@@ -172,3 +172,42 @@ def test_no_window_holds_an_epoch_end_and_fit_s_epoch_end_is_its_own_figure():
     assert max(clock.times.window_s) < min(clock.times.window_s) + clock.epoch_end_s()
     # custom loops stream batches: no epoch ends to avoid
     assert make_trainer("tf_function").epoch_steps is None
+
+
+def test_an_epoch_longer_than_the_windows_still_gets_its_end_timed():
+    # an epoch every 40 steps, windows of 3: no window layout crosses an epoch end,
+    # so one more span around the next epoch end gives epoch_end_s
+    from benchmarks.clock import spin
+    from loops.base import StopTraining
+
+    clock = PhaseClock(lambda: None, warmup_steps=1, windows=2, steps_per_window=3,
+                       steps_per_epoch=40)
+    assert not clock.gap_starts and clock.epoch_probe == (37, 43)
+    assert clock.total_steps == 43
+    clock.on_train_begin()
+    with pytest.raises(StopTraining):
+        for step in range(clock.max_total_steps + 1):  # as Trainer.run ends
+            if step == 40:
+                spin(0.03)  # the epoch end before step 40
+            clock.on_step_begin(step)
+            spin(0.001)
+    assert step == 43 and len(clock.times.window_s) == 2
+    assert 0.01 < clock.epoch_end_s() < 0.2  # ~30 ms; wide bounds: a loaded machine
+
+
+def test_equal_work_is_evaluated_once_after_the_warm_up_and_is_not_timed():
+    from benchmarks.clock import spin
+    from loops.base import StopTraining
+
+    seen = []
+    clock = PhaseClock(lambda: None, warmup_steps=3, windows=2, steps_per_window=2,
+                       at_equal_work=lambda: (seen.append(current[0]), spin(0.05)))
+    current = [None]
+    clock.on_train_begin()
+    with pytest.raises(StopTraining):
+        for step in range(clock.max_total_steps + 1):  # as Trainer.run ends
+            current[0] = step
+            clock.on_step_begin(step)
+            spin(0.001)
+    assert seen == [4]  # 1 + warm-up steps done, the same for every loop style
+    assert max(clock.times.window_s) < 0.02  # the 50 ms evaluation is in no window

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from loops.devices import DeviceError, gpu_peak_bytes, resolve_devices, sync_device, tf_device_name
+from loops.devices import (
+    DeviceError,
+    gpu_peak_bytes,
+    hidden_device_types,
+    resolve_devices,
+    sync_device,
+    tf_device_name,
+)
 
 
 @pytest.mark.parametrize(
@@ -36,3 +43,9 @@ def test_placement_names_and_cpu_paths():
     assert tf_device_name("cpu") == "/CPU:0" and tf_device_name("gpu") == "/GPU:0"
     sync_device("cpu")  # a no-op on CPU, must not touch GPU APIs
     assert gpu_peak_bytes("cpu") is None
+
+
+def test_a_cpu_cell_hides_the_gpu_so_fit_runs_as_on_a_cpu_only_machine():
+    # Keras's jit_compile="auto" turns XLA on whenever a GPU is visible
+    assert hidden_device_types("cpu") == ["GPU"]
+    assert hidden_device_types("gpu") == []
