@@ -52,8 +52,13 @@ def pytest_benchmark(session: nox.Session) -> None:
     """pytest-benchmark over both registries (--benchmark-save/--benchmark-compare work)."""
     session.install("-e", ".[test]")
     session.run(
-        "pytest", "tools/test_loop_benchmarks.py", "-p", "no:cacheprovider",
-        "--benchmark-only", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"},
+        "pytest",
+        "tools/test_loop_benchmarks.py",
+        "-p",
+        "no:cacheprovider",
+        "--benchmark-only",
+        *session.posargs,
+        env={"TF_CPP_MIN_LOG_LEVEL": "2"},
     )
 
 
@@ -82,8 +87,8 @@ def browser(session: nox.Session) -> None:
         run_dir = session.posargs[0]
     else:
         out = session.create_tmp()
-        session.run("loopbench", "run", "--workload", "mlp", "--loop", "eager,tf_function",
-                    "--quick", "--profile", "--out", out, env=env)
+        quick_profiled_run = ("--workload", "mlp", "--quick", "--profile", "--out", out)
+        session.run("loopbench", "run", *quick_profiled_run, env=env)
         run_dir = sorted(glob.glob(f"{out}/*/"))[-1]
     session.run("loopbench", "report", run_dir, env=env)
     session.run("python", "tools/browser.py", f"{run_dir}/report.html", f"{run_dir}/report.png")
@@ -94,7 +99,9 @@ def browser(session: nox.Session) -> None:
 def regression(session: nox.Session) -> None:
     """Same-job A/B of a base git ref and this tree (`loopbench ab`); fails on a confirmed regression."""
     if not session.posargs:
-        session.error("give the base git ref: nox -s regression -- origin/main [loopbench ab options]")
+        session.error(
+            "give the base git ref: nox -s regression -- origin/main [loopbench ab options]"
+        )
     session.install("-e", ".")
     # results/regression/{base,current,logs,compare.md}; stops within its time budget
     session.run("loopbench", "ab", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})

@@ -28,7 +28,7 @@ Example (what ``nox -s regression -- origin/main`` runs)::
 
     loopbench ab origin/main --out results/regression
 
-``--inject-slowdown tf_function=0.10`` sets ``LOOPBENCH_INJECT_SLOWDOWN`` on the current
+``--inject-slowdown LOOP=0.10`` sets ``LOOPBENCH_INJECT_SLOWDOWN`` on the current
 side only: an end-to-end check that the gate catches a known slowdown.
 """
 
@@ -453,7 +453,10 @@ def run_ab(config: ABConfig) -> int:
         sides = (Side("base", base_dir), Side("current", config.repo, current_env))
         run_dirs = run_interleaved(config, sides)
     current_commit = _git(config.repo, "rev-parse", "HEAD")
-    run_ids = {"base": f"ab-base-{base_commit[:10]}", "current": f"ab-current-{current_commit[:10]}"}
+    run_ids = {
+        "base": f"ab-base-{base_commit[:10]}",
+        "current": f"ab-current-{current_commit[:10]}",
+    }
     merged = {}
     for side, partner in (("base", "current"), ("current", "base")):
         out_dir = config.out / side

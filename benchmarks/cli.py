@@ -90,11 +90,15 @@ def positive_float(text: str) -> float:
 def _gate_options(parser: argparse.ArgumentParser, markdown: str = "") -> None:
     """The gate's settings, shared by compare, baseline compare and ab."""
     parser.add_argument(
-        "--threshold", type=float, default=DEFAULT_THRESHOLD,
+        "--threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
         help="smallest slowdown that counts (default %(default)s = 5%%)",
     )
     parser.add_argument(
-        "--alpha", type=float, default=DEFAULT_ALPHA,
+        "--alpha",
+        type=float,
+        default=DEFAULT_ALPHA,
         help="family-wise error rate over the cells, Holm (default %(default)s)",
     )
     parser.add_argument(
@@ -109,19 +113,23 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("list", help="workloads, loop styles and devices present")
 
     run = commands.add_parser("run", help="time loop styles on workloads; write a run directory")
-    run.add_argument("--workload", action="append", help="repeatable or comma-separated; default all")
+    run.add_argument(
+        "--workload", action="append", help="repeatable or comma-separated; default all"
+    )
     run.add_argument("--loop", action="append", help="repeatable or comma-separated; default all")
     run.add_argument("--device", help="cpu, gpu or all (default: every device present)")
     run.add_argument("--batch-size", type=positive_ints, help="N[,N...]; default per workload")
     run.add_argument("--width", type=positive_ints, help="hidden width(s) of mlp and gan, N[,N...]")
     run.add_argument(
-        "--steps", type=positive_int,
+        "--steps",
+        type=positive_int,
         help="timed steps per worker process, the same for every loop style "
         "(default: windows sized by duration, see --window-ms)",
     )
     run.add_argument("--windows", type=positive_int, help="timed windows per worker process")
     run.add_argument(
-        "--window-ms", type=positive_float,
+        "--window-ms",
+        type=positive_float,
         help="target duration of a timed window; steps per window from an untimed span of "
         f"half that after the warm-up (default {DEFAULT.window_ms:g}, --quick {QUICK.window_ms:g})",
     )
@@ -160,25 +168,33 @@ def build_parser() -> argparse.ArgumentParser:
     ab = commands.add_parser(
         "ab", help="time a git ref and this work tree interleaved in one job, then gate"
     )
-    ab.add_argument("base_ref", metavar="BASE_REF", help="git ref of the baseline, e.g. origin/main")
     ab.add_argument(
-        "--processes", type=positive_int, default=AB_PROCESSES,
+        "base_ref", metavar="BASE_REF", help="git ref of the baseline, e.g. origin/main"
+    )
+    ab.add_argument(
+        "--processes",
+        type=positive_int,
+        default=AB_PROCESSES,
         help="worker processes (samples) per cell per side (default %(default)s)",
     )
     ab.add_argument(
-        "--time-budget-min", type=positive_float, default=AB_TIME_BUDGET_MIN,
+        "--time-budget-min",
+        type=positive_float,
+        default=AB_TIME_BUDGET_MIN,
         help="stop both sides after the last whole block (one process of every cell) "
         "that fits in this many minutes (default %(default)g)",
     )
     ab.add_argument("--workload", action="append", default=[], help="repeatable; default all")
     ab.add_argument("--loop", action="append", default=[], help="repeatable; default all")
     ab.add_argument(
-        "--out", default=AB_OUT_DIR,
+        "--out",
+        default=AB_OUT_DIR,
         help="where base/, current/, logs/ and compare.md go (default %(default)s)",
     )
     _gate_options(ab, markdown=" (default OUT/compare.md)")
     ab.add_argument(
-        "--inject-slowdown", metavar="LOOP=FRACTION",
+        "--inject-slowdown",
+        metavar="LOOP=FRACTION",
         help=f"set {INJECT_SLOWDOWN_ENV} on the current side only (a check of the gate)",
     )
     ab.add_argument("--repo", default=".", help="the current work tree (default: here)")
@@ -197,8 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     against.add_argument("current", metavar="CURRENT_RUN")
     _gate_options(against)
     for action in (save, actions.choices["list"], against):
-        action.add_argument("--store", help="baseline store (default: $LOOPBENCH_BASELINES "
-                            "or .loopbench/baselines)")
+        action.add_argument(
+            "--store", help="baseline store (default: $LOOPBENCH_BASELINES or .loopbench/baselines)"
+        )
     return parser
 
 
@@ -221,7 +238,9 @@ def make_config(
 
     preset = QUICK if args.quick else DEFAULT
     if args.steps and args.window_ms:
-        raise UsageError("give --steps (a fixed step count) or --window-ms (windows by duration), not both")
+        raise UsageError(
+            "give --steps (a fixed step count) or --window-ms (windows by duration), not both"
+        )
     steps = args.steps
     windows = args.windows or preset.windows
     if steps:
@@ -281,7 +300,9 @@ def make_cells(config: RunConfig) -> list[Cell]:
                     )
                 for device in config.devices:
                     for loop in config.loops:
-                        cell = Cell(workload_name, loop, device, batch, workload.width, width_option)
+                        cell = Cell(
+                            workload_name, loop, device, batch, workload.width, width_option
+                        )
                         if cell not in cells:
                             cells.append(cell)
     return cells
@@ -333,7 +354,9 @@ def command_run(args: argparse.Namespace) -> int:
     from loops.devices import DEVICE_CHOICES, DeviceError, resolve_devices
 
     if args.device is not None and args.device not in DEVICE_CHOICES:
-        raise UsageError(f"unknown device {args.device!r}; choose from: {', '.join(DEVICE_CHOICES)}")
+        raise UsageError(
+            f"unknown device {args.device!r}; choose from: {', '.join(DEVICE_CHOICES)}"
+        )
     config = make_config(args, devices=("cpu",))  # validates names before the slow probe
     cells = make_cells(config)
     _check_writable(args.out)
@@ -347,7 +370,9 @@ def command_run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         turns.wait()  # the start-up probe times a matmul: never at the same time as the other side
-    facts = run_probe(["cpu", "gpu"], threads, config.start_method)  # matmul peak of every device present
+    facts = run_probe(
+        ["cpu", "gpu"], threads, config.start_method
+    )  # matmul peak of every device present
     try:
         devices = resolve_devices(args.device, facts["devices_present"])
     except DeviceError as exc:
@@ -367,7 +392,9 @@ def command_run(args: argparse.Namespace) -> int:
     try:
         run_dir = new_run_dir(config.out, devices)
     except OSError as exc:
-        raise UsageError(f"cannot create a run directory in {config.out}: {exc.strerror or exc}") from None
+        raise UsageError(
+            f"cannot create a run directory in {config.out}: {exc.strerror or exc}"
+        ) from None
     metadata = {
         "run_id": run_dir.name,
         "tool_version": _version(),
@@ -376,7 +403,10 @@ def command_run(args: argparse.Namespace) -> int:
         "config": {**config.as_dict(), "cells": [c.keys for c in cells]},
     }
     progress = Progress(total=config.processes * len(cells))
-    print(f"loopbench: {len(cells)} cells x {config.processes} processes -> {run_dir}", file=sys.stderr)
+    print(
+        f"loopbench: {len(cells)} cells x {config.processes} processes -> {run_dir}",
+        file=sys.stderr,
+    )
     on_job, on_result = progress.on_job, progress.on_result
     if turns is not None:
         turns.ready(config.processes * len(cells))
@@ -467,8 +497,10 @@ def command_baseline(args: argparse.Namespace) -> int:
             if not saved:
                 print(f"no baselines in {baseline.store_path(args.store)}")
             for entry in saved:
-                print(f"{entry.name:<20} run {entry.run_id}  started {entry.started_at}  "
-                      f"commit {entry.commit}  {entry.cells} cells")
+                print(
+                    f"{entry.name:<20} run {entry.run_id}  started {entry.started_at}  "
+                    f"commit {entry.commit}  {entry.cells} cells"
+                )
             return EXIT_OK
         path = baseline.find(args.name, args.store)
     except (baseline.BaselineError, RunDirError) as exc:

@@ -35,7 +35,9 @@ class TurnTaker:
         try:
             self._out = os.fdopen(fd, "w", buffering=1, encoding="utf-8")
         except OSError as exc:
-            raise ValueError(f"--take-turns {fd}: not an open file descriptor ({exc.strerror})") from None
+            raise ValueError(
+                f"--take-turns {fd}: not an open file descriptor ({exc.strerror})"
+            ) from None
         self._in = stdin or sys.stdin
 
     def wait(self) -> None:

@@ -46,7 +46,7 @@ def test_merge_pools_runs_and_recomputes_the_summary(tmp_path):
 
 
 #: the `loopbench run` options both fake CLIs accept (the gate's settings among them)
-FAKE_RUN_ARGS = '''
+FAKE_RUN_ARGS = """
 parser = argparse.ArgumentParser()
 parser.add_argument("command")
 parser.add_argument("--quick", action="store_true")
@@ -56,7 +56,7 @@ parser.add_argument("--window-ms", type=float)
 parser.add_argument("--no-report", action="store_true")
 parser.add_argument("--processes", type=int)
 parser.add_argument("--out", type=Path)
-'''
+"""
 
 FAKE_CLI_BEFORE_TURNS = '''
 """A stand-in for a `loopbench run` older than turn-taking: writes a run directory
@@ -134,7 +134,9 @@ def make_fake_repo(path: Path, cli: str) -> Path:
     """A git repo whose base commit runs at SPEED 1.0 and whose work tree at 1.3."""
     (path / "benchmarks").mkdir(parents=True)
     (path / "benchmarks" / "__init__.py").write_text("")
-    (path / "benchmarks" / "cli.py").write_text(textwrap.dedent(cli.replace("{run_args}", FAKE_RUN_ARGS)))
+    (path / "benchmarks" / "cli.py").write_text(
+        textwrap.dedent(cli.replace("{run_args}", FAKE_RUN_ARGS))
+    )
     (path / "benchmarks" / "speed.py").write_text("SPEED = 1.0\n")
     git = ["git", "-C", str(path), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)
@@ -203,7 +205,9 @@ def test_ab_stops_cleanly_when_a_side_fails_to_start(tmp_path, monkeypatch):
     repo = make_fake_repo(tmp_path / "repo", FAKE_CLI_TAKING_TURNS)
     monkeypatch.delenv("REAL_REPO", raising=False)  # the fake CLI dies at its first line
     config = ab.ABConfig(base_ref="HEAD", repo=repo, out=tmp_path / "out", processes=3)
-    with pytest.raises(ab.ABError, match=r"base side: loopbench run exited with status 1 .*base.log"):
+    with pytest.raises(
+        ab.ABError, match=r"base side: loopbench run exited with status 1 .*base.log"
+    ):
         ab.run_ab(config)
     assert "KeyError" in (tmp_path / "out" / "logs" / "base.log").read_text()
 

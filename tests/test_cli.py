@@ -29,8 +29,10 @@ def assert_one_line_error(result, *fragments: str) -> None:
         (["run", "--window-ms", "nan"], ["--window-ms", "not a positive number"]),
         (["run", "--steps", "100", "--window-ms", "20"], ["--steps", "--window-ms", "not both"]),
         (["run", "--width", "abc"], ["--width", "'abc' is not a positive integer"]),
-        (["run", "--workload", "linear", "--data-size", "100", "--batch-size", "128"],
-         ["batch size 128 is larger than the linear data (100 examples)"]),
+        (
+            ["run", "--workload", "linear", "--data-size", "100", "--batch-size", "128"],
+            ["batch size 128 is larger than the linear data (100 examples)"],
+        ),
         (["run", "--workload", "mlp", "--data", "/nonexistent/mnist.npz"], ["no such data file"]),
         (["frobnicate"], ["invalid choice"]),
         (["ab"], ["the following arguments are required: BASE_REF"]),
@@ -70,8 +72,16 @@ def test_gpu_requested_without_gpu(cli, tmp_path):
 def test_unwritable_output_directory(cli, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
-    result = cli("run", "--workload", "linear", "--loop", "eager", "--quick",
-                 "--out", str(blocker / "results"))
+    result = cli(
+        "run",
+        "--workload",
+        "linear",
+        "--loop",
+        "eager",
+        "--quick",
+        "--out",
+        str(blocker / "results"),
+    )
     assert_one_line_error(result, "cannot write to output directory")
 
 
@@ -103,11 +113,16 @@ def test_every_default_comes_from_the_config_module():
 
     run = build_parser().parse_args(["run"])
     assert (run.seed, run.timeout, run.start_method, run.out) == (
-        config.SEED, config.TIMEOUT_S, config.START_METHOD, config.OUT_DIR
+        config.SEED,
+        config.TIMEOUT_S,
+        config.START_METHOD,
+        config.OUT_DIR,
     )
     ab = build_parser().parse_args(["ab", "origin/main"])
     assert (ab.processes, ab.time_budget_min, ab.out) == (
-        config.AB_PROCESSES, config.AB_TIME_BUDGET_MIN, config.AB_OUT_DIR
+        config.AB_PROCESSES,
+        config.AB_TIME_BUDGET_MIN,
+        config.AB_OUT_DIR,
     )
     for gate in (ab, build_parser().parse_args(["compare", "A", "B"])):
         assert (gate.threshold, gate.alpha) == (DEFAULT_THRESHOLD, DEFAULT_ALPHA)

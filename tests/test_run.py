@@ -18,8 +18,21 @@ import pytest
 from reports.rundir import SUMMARY_COLUMNS, load_run
 from tests.conftest import ROOT, run_cli
 
-TINY = ["--data-size", "512", "--batch-size", "64", "--steps", "12", "--windows", "6",
-        "--warmup-steps", "2", "--processes", "1", "--no-report"]
+TINY = [
+    "--data-size",
+    "512",
+    "--batch-size",
+    "64",
+    "--steps",
+    "12",
+    "--windows",
+    "6",
+    "--warmup-steps",
+    "2",
+    "--processes",
+    "1",
+    "--no-report",
+]
 
 
 def only_run_dir(out: Path) -> Path:
@@ -44,7 +57,11 @@ def test_ok_cells_with_the_contract_columns(tiny_run):
     assert list(summary.columns[: len(SUMMARY_COLUMNS)]) == list(SUMMARY_COLUMNS)
     assert len(summary) == 6
     assert set(summary["status"]) == {"ok"}, summary[["workload", "loop", "error"]]
-    assert summary.groupby("workload")["loop"].nunique().to_dict() == {"linear": 2, "mlp": 2, "gan": 2}
+    assert summary.groupby("workload")["loop"].nunique().to_dict() == {
+        "linear": 2,
+        "mlp": 2,
+        "gan": 2,
+    }
     assert (summary["step_time_median_s"] > 0).all()
     assert (summary["examples_per_s"] - 64 / summary["step_time_median_s"]).abs().max() < 1e-6
     assert (summary["step_time_ci_low_s"] <= summary["step_time_median_s"]).all()
@@ -72,8 +89,15 @@ def test_samples_hold_a_row_per_window_and_per_process(tiny_run):
     windows = run.samples[run.samples["kind"] == "window"]
     assert (windows["steps"] == 2).all()
     processes = run.process_samples()
-    assert {"build_s", "first_step_s", "compile_s", "warmup_s", "trace_counts",
-            "peak_rss_bytes", "intra_op_threads"} <= set(processes.columns)
+    assert {
+        "build_s",
+        "first_step_s",
+        "compile_s",
+        "warmup_s",
+        "trace_counts",
+        "peak_rss_bytes",
+        "intra_op_threads",
+    } <= set(processes.columns)
     # forked from the fork server, every worker still set up TF's runtime itself
     assert processes["tf_runtime_fresh"].eq(True).all()
     assert run.metadata["config"]["start_method"] == "forkserver"
@@ -87,8 +111,18 @@ def test_spawned_workers_measure_the_same_training(tiny_run, tmp_path):
     trains to the same loss as workers forked from the fork server (which share the
     data the server made)."""
     _, forked = tiny_run
-    result = run_cli("run", *TINY, "--workload", "mlp", "--loop", "xla",
-                     "--start-method", "spawn", "--out", str(tmp_path))
+    result = run_cli(
+        "run",
+        *TINY,
+        "--workload",
+        "mlp",
+        "--loop",
+        "xla",
+        "--start-method",
+        "spawn",
+        "--out",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     spawned = load_run(only_run_dir(tmp_path))
     assert spawned.metadata["config"]["start_method"] == "spawn"
@@ -101,10 +135,28 @@ def test_spawned_workers_measure_the_same_training(tiny_run, tmp_path):
 
 def test_windows_sized_by_duration_give_fast_steps_more_steps(tmp_path):
     # the presets' mode: steps per window from each worker's warm-up step time
-    result = run_cli("run", "--workload", "linear", "--loop", "eager,tf_function",
-                     "--data-size", "512", "--batch-size", "64", "--windows", "4",
-                     "--window-ms", "30", "--warmup-steps", "3", "--processes", "1",
-                     "--no-report", "--out", str(tmp_path))
+    result = run_cli(
+        "run",
+        "--workload",
+        "linear",
+        "--loop",
+        "eager,tf_function",
+        "--data-size",
+        "512",
+        "--batch-size",
+        "64",
+        "--windows",
+        "4",
+        "--window-ms",
+        "30",
+        "--warmup-steps",
+        "3",
+        "--processes",
+        "1",
+        "--no-report",
+        "--out",
+        str(tmp_path),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run = load_run(only_run_dir(tmp_path))
     processes = run.process_samples().set_index("loop")
@@ -126,8 +178,18 @@ def test_metadata_records_the_machine(tiny_run):
     assert meta["schema_version"] == 1 and meta["complete"] is True
     for key in ("cpu_model", "visible_cores", "platform", "python", "intra_op_threads"):
         assert key in meta["hard"]
-    for key in ("tensorflow", "keras", "numpy", "git_commit", "code_hash", "command",
-                "started_at", "ended_at", "peak_matmul_flops", "tf_build"):
+    for key in (
+        "tensorflow",
+        "keras",
+        "numpy",
+        "git_commit",
+        "code_hash",
+        "command",
+        "started_at",
+        "ended_at",
+        "peak_matmul_flops",
+        "tf_build",
+    ):
         assert key in meta["soft"]
     assert meta["soft"]["peak_matmul_flops"]["cpu"] > 1e8
 
@@ -154,8 +216,17 @@ def test_report_on_a_real_run(tiny_run):
 
 def test_failed_cells_are_recorded_and_the_run_goes_on(tmp_path):
     faults = "linear-eager-cpu-b64=kill,mlp-eager-cpu-b64=raise,gan-eager-cpu-b64=nan"
-    result = run_cli("run", *TINY, "--loop", "eager", "--device", "all", "--out", str(tmp_path),
-                     env={"LOOPBENCH_INJECT_FAULT": faults})
+    result = run_cli(
+        "run",
+        *TINY,
+        "--loop",
+        "eager",
+        "--device",
+        "all",
+        "--out",
+        str(tmp_path),
+        env={"LOOPBENCH_INJECT_FAULT": faults},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = load_run(only_run_dir(tmp_path)).summary
     gpu = summary[summary["device"] == "gpu"]
@@ -175,10 +246,25 @@ def test_ctrl_c_keeps_finished_cells(tmp_path):
     process = subprocess.Popen(
         # 5 cells x 40 processes: minutes of work, so Ctrl-C lands mid-run (a tiny
         # linear worker takes well under a second)
-        [sys.executable, "-m", "benchmarks.cli", "run", *TINY, "--workload", "linear",
-         "--processes", "40", "--out", str(tmp_path)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.cli",
+            "run",
+            *TINY,
+            "--workload",
+            "linear",
+            "--processes",
+            "40",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         # as from a terminal: a shell's background job (e.g. CI run with `&`) starts
         # with SIGINT ignored, and Python then keeps ignoring it
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -187,7 +273,10 @@ def test_ctrl_c_keeps_finished_cells(tmp_path):
     samples = None
     while time.time() < deadline:
         found = list(tmp_path.glob("*/samples.jsonl"))
-        if found and sum('"kind": "process"' in line for line in found[0].read_text().splitlines()) >= 2:
+        if (
+            found
+            and sum('"kind": "process"' in line for line in found[0].read_text().splitlines()) >= 2
+        ):
             samples = found[0]
             break
         time.sleep(0.2)

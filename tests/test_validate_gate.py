@@ -52,13 +52,20 @@ def test_validation_script_reports_gate_and_fixed_rule_rates(tmp_path, capsys):
     assert float(gate_real[5].strip(" %")) >= 90.0  # a 30% slowdown
 
 
-
 def test_validation_of_interleaved_abs_reports_the_drift_corrected_gate(tmp_path, capsys):
     interleaved_pair(tmp_path / "aa", 1.0)
     interleaved_pair(tmp_path / "slowed", 1.10)
     status = validate_gate.main(
-        ["--ab", str(tmp_path / "aa"), "--slowed-ab", str(tmp_path / "slowed"),
-         "--slowed-loop", "xla", "--iterations", "200"]
+        [
+            "--ab",
+            str(tmp_path / "aa"),
+            "--slowed-ab",
+            str(tmp_path / "slowed"),
+            "--slowed-loop",
+            "xla",
+            "--iterations",
+            "200",
+        ]
     )
     table = capsys.readouterr().out
     assert status == 0, table
@@ -84,16 +91,24 @@ def test_validation_of_interleaved_abs_reports_the_drift_corrected_gate(tmp_path
     assert false_alarms["gate, drift-corrected (interleaved A/B)"] <= 1.0
 
 
-def test_validation_pools_the_blocks_of_several_a_as_and_judges_each_as_measured(
-    tmp_path, capsys
-):
+def test_validation_pools_the_blocks_of_several_a_as_and_judges_each_as_measured(tmp_path, capsys):
     interleaved_pair(tmp_path / "aa1", 1.0, seed=1)
     interleaved_pair(tmp_path / "aa2", 1.0, seed=2)
     interleaved_pair(tmp_path / "slowed", 1.10)
     status = validate_gate.main(
-        ["--ab", str(tmp_path / "aa1"), str(tmp_path / "aa2"), "--slowed-ab",
-         str(tmp_path / "slowed"), "--slowed-loop", "xla", "--processes", "8",
-         "--iterations", "200"]
+        [
+            "--ab",
+            str(tmp_path / "aa1"),
+            str(tmp_path / "aa2"),
+            "--slowed-ab",
+            str(tmp_path / "slowed"),
+            "--slowed-loop",
+            "xla",
+            "--processes",
+            "8",
+            "--iterations",
+            "200",
+        ]
     )
     table = capsys.readouterr().out
     assert status == 0, table
@@ -108,8 +123,11 @@ def test_validation_pools_the_blocks_of_several_a_as_and_judges_each_as_measured
         for line in table.splitlines()
         if line.startswith("| unchanged:") or line.startswith("| slowed:")
     }
-    assert list(measured) == [f"unchanged: {tmp_path / 'aa1'}", f"unchanged: {tmp_path / 'aa2'}",
-                              f"slowed: {tmp_path / 'slowed'}"]
+    assert list(measured) == [
+        f"unchanged: {tmp_path / 'aa1'}",
+        f"unchanged: {tmp_path / 'aa2'}",
+        f"slowed: {tmp_path / 'slowed'}",
+    ]
     # columns: A/B, blocks, gate, drift-corrected gate, median, mean
     assert measured[f"unchanged: {tmp_path / 'aa1'}"][1:4] == ["10", "0 flagged", "0 flagged"]
     assert measured[f"slowed: {tmp_path / 'slowed'}"][3] == "1 flagged: mlp/xla"
@@ -132,6 +150,9 @@ def test_validation_refuses_runs_that_were_not_interleaved(tmp_path, capsys):
 def test_validation_bad_input_is_one_line_exit_2(tmp_path, capsys):
     assert validate_gate.main([]) == 2
     assert capsys.readouterr().err == "validate_gate: give pool run directories or --ab\n"
+    interleaved_pair(tmp_path / "aa", 1.0)
+    assert validate_gate.main(["--ab", str(tmp_path / "aa")]) == 2  # nothing says which loop
+    assert capsys.readouterr().err == f"validate_gate: {validate_gate.NO_SLOWED_LOOP}\n"
     assert validate_gate.main(["--ab", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(tmp_path / "missing") in err

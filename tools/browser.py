@@ -131,7 +131,9 @@ def check_report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python tools/browser.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python tools/browser.py", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("page", metavar="REPORT_HTML_OR_URL")
     parser.add_argument("png", nargs="?", default="report.png", metavar="PNG")
     args = parser.parse_args(argv)

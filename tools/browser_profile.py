@@ -10,7 +10,7 @@ fetched from the network: the Chromium flags of ``tools/browser.py`` apply.
 Needs the Debian packages ``chromium`` and ``chromium-driver`` and the Python
 packages ``selenium`` and ``tensorboard``. Run it::
 
-    loopbench run --workload mlp --loop eager,tf_function --quick --profile --out results
+    loopbench run --workload mlp --quick --profile --out results
     python tools/browser_profile.py results/<run-id> [PNG]
 """
 
@@ -19,8 +19,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+# tools/ is not installed: `python tools/NAME.py` from a checkout imports the project from it
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # tools/ is not installed: `python tools/NAME.py` from a checkout
+if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 import argparse
@@ -59,7 +60,9 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def tensorboard_server(logdir: str | Path, timeout_s: float = SERVER_START_TIMEOUT_S) -> Iterator[str]:
+def tensorboard_server(
+    logdir: str | Path, timeout_s: float = SERVER_START_TIMEOUT_S
+) -> Iterator[str]:
     """A TensorBoard server on 127.0.0.1 over ``logdir``, ready; yields its base URL.
 
     >>> with tensorboard_server("results/RUN/profile") as url:  # doctest: +SKIP
@@ -68,9 +71,20 @@ def tensorboard_server(logdir: str | Path, timeout_s: float = SERVER_START_TIMEO
     """
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            str(logdir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -83,7 +97,9 @@ def tensorboard_server(logdir: str | Path, timeout_s: float = SERVER_START_TIMEO
                     break
             except (urllib.error.URLError, ConnectionError):
                 if time.monotonic() > deadline:
-                    raise ProfilePageError(f"tensorboard not ready after {timeout_s:.0f} s") from None
+                    raise ProfilePageError(
+                        f"tensorboard not ready after {timeout_s:.0f} s"
+                    ) from None
                 time.sleep(0.5)
         yield base
     finally:

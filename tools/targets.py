@@ -23,8 +23,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+# tools/ is not installed: `python tools/NAME.py` from a checkout imports the project from it
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # tools/ is not installed: `python tools/NAME.py` from a checkout
+if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 import argparse
@@ -67,8 +68,9 @@ def overhead(rounds: int = 15, steps: int = 200) -> None:
 
     def suite() -> float:
         windows = 10
-        clock = PhaseClock(trainer.sync, warmup_steps=0, windows=windows,
-                           steps_per_window=steps // windows)
+        clock = PhaseClock(
+            trainer.sync, warmup_steps=0, windows=windows, steps_per_window=steps // windows
+        )
         trainer.run(clock.total_steps, clock)
         return statistics.median(clock.times.window_s) / (steps // windows)
 
@@ -92,7 +94,8 @@ def _run(args: list[str], out: Path, report: bool = False) -> tuple[float, Path]
     extra = [] if report else ["--no-report"]
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.cli", "run", *args, *extra, "--out", str(out)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     wall = time.perf_counter() - start
     if result.returncode != 0:
@@ -138,16 +141,23 @@ def report_time(repeats: int = 3) -> None:
     from tests.fixtures.report_runs import default_matrix_cells, write_run
 
     out = Path(tempfile.mkdtemp(prefix="loopbench-report-time-"))
-    run = write_run(out / "default", default_matrix_cells(batch_sizes=(128,), processes=DEFAULT.processes))
+    run = write_run(
+        out / "default", default_matrix_cells(batch_sizes=(128,), processes=DEFAULT.processes)
+    )
     walls = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "benchmarks.cli", "report", str(run)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "benchmarks.cli", "report", str(run)],
+            check=True,
+            capture_output=True,
+        )
         walls.append(time.perf_counter() - start)
     print("| figure | value | limit |\n|---|---|---|")
-    print(f"| loopbench report, default matrix (median of {repeats}) | "
-          f"{statistics.median(walls):.1f} s | 10 s |")
+    print(
+        f"| loopbench report, default matrix (median of {repeats}) | "
+        f"{statistics.median(walls):.1f} s | 10 s |"
+    )
 
 
 SWEEP_BATCH_SIZES = "32,128,512,2048"
@@ -159,8 +169,10 @@ def sweep_time() -> None:
     args = ["--workload", "mlp", "--batch-size", SWEEP_BATCH_SIZES, "--device", "cpu"]
     wall, run_dir = _run(args, out, report=True)
     print("| figure | value | limit |\n|---|---|---|")
-    print(f"| default sweep (mlp x batch {SWEEP_BATCH_SIZES} x 5 loops, CPU), report included | "
-          f"{wall:.0f} s | 600 s |")
+    print(
+        f"| default sweep (mlp x batch {SWEEP_BATCH_SIZES} x 5 loops, CPU), report included | "
+        f"{wall:.0f} s | 600 s |"
+    )
     print(f"\nrun directory (report.md holds the crossovers): {run_dir}")
 
 

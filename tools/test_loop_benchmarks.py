@@ -5,7 +5,7 @@
     pytest tools/test_loop_benchmarks.py --benchmark-only --benchmark-compare
 
 One round = ``STEPS_PER_ROUND`` steps followed by a host sync, inside one
-``run`` call per pair (``benchmarks/stepping.py``), so ``fit``'s per-call
+``run`` call per pair (``benchmarks/stepping.py``), so a style's per-call
 set-up is not in its rounds. The first step (trace / XLA compile) is timed
 before the rounds and stored in ``extra_info`` with the retrace count and the
 final loss. Stats are per round; divide by ``extra_info["steps_per_round"]``
@@ -37,7 +37,9 @@ def test_training_steps(benchmark, workload: str, loop: str) -> None:
     data = instance.make_data()
     batch_size = instance.default_batch_size
     state = instance.build()
-    trainer = LOOPS.get(loop)().make_trainer(instance, state, data.whole_batches(batch_size), batch_size)
+    trainer = LOOPS.get(loop)().make_trainer(
+        instance, state, data.whole_batches(batch_size), batch_size
+    )
     total = 1 + (ROUNDS + WARMUP_ROUNDS) * STEPS_PER_ROUND
     stepped = SteppedTrainer(trainer, total, trainer.sync)
     try:
@@ -46,8 +48,11 @@ def test_training_steps(benchmark, workload: str, loop: str) -> None:
         first_step_s = time.perf_counter() - start
         benchmark.group = workload
         benchmark.pedantic(
-            stepped.advance, args=(STEPS_PER_ROUND,), rounds=ROUNDS,
-            warmup_rounds=WARMUP_ROUNDS, iterations=1,
+            stepped.advance,
+            args=(STEPS_PER_ROUND,),
+            rounds=ROUNDS,
+            warmup_rounds=WARMUP_ROUNDS,
+            iterations=1,
         )
     finally:
         stepped.close()

@@ -38,7 +38,7 @@ each A/B once on all its blocks, as ``loopbench compare`` judges it::
         --slowed-ab results/regression
 
 Run it (pool from one or more run directories; ``loopbench ab BASE_REF --inject-slowdown
-tf_function=0.10`` leaves a matching pair in ``<out>/base`` and ``<out>/current``)::
+LOOP=0.10`` leaves a matching pair in ``<out>/base`` and ``<out>/current``)::
 
     python tools/validate_gate.py results/regression/base \\
         --slowed results/regression/current --markdown validation.md
@@ -49,8 +49,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+# tools/ is not installed: `python tools/NAME.py` from a checkout imports the project from it
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:  # tools/ is not installed: `python tools/NAME.py` from a checkout
+if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 import argparse
@@ -66,6 +67,7 @@ from reports import compare, gate_stats
 from reports.rundir import RunDirError, atomic_write_text, load_run
 
 FALSE_ALARM_TARGET = 0.01
+NO_SLOWED_LOOP = "give --slowed-loop: no slowed run says which loop it slowed"
 DETECTION_TARGET = 0.95
 
 Cell = tuple
@@ -290,7 +292,9 @@ def load_ab(out_dir: str | Path) -> ABBlocks:
     keys = compare.cell_keys_of()
     sides = [load_run(Path(out_dir) / side) for side in ("base", "current")]
     if not compare.measured_interleaved(*sides):
-        raise RunDirError(f"{out_dir}: base and current are not the two sides of one interleaved A/B")
+        raise RunDirError(
+            f"{out_dir}: base and current are not the two sides of one interleaved A/B"
+        )
     samples = tuple(compare.process_samples(run, keys) for run in sides)
     cells, grid = compare.block_grid(samples)
     complete = np.isfinite(grid).all(axis=(0, 1))
@@ -309,6 +313,7 @@ def load_abs(out_dirs: Sequence[str | Path]) -> ABBlocks:
         if ab.cells != first.cells:
             raise RunDirError(f"{ab.path}: other cells than {first.path}")
         if ab.slowed_loop != first.slowed_loop:
+
             def kind(blocks: ABBlocks) -> str:
                 return f"slowed {blocks.slowed_loop}" if blocks.slowed_loop else "no slowdown"
 
@@ -324,14 +329,21 @@ def load_abs(out_dirs: Sequence[str | Path]) -> ABBlocks:
 
 
 def approximations(
-    name: str, baseline: np.ndarray, current: np.ndarray, is_slowed: np.ndarray,
+    name: str,
+    baseline: np.ndarray,
+    current: np.ndarray,
+    is_slowed: np.ndarray,
     fractions: Sequence[float],
 ) -> list[Scenario]:
     """A slowdown of each fraction applied to the slowed cells' current samples
     (``name`` is formatted with ``factor``, e.g. "x1.1")."""
     return [
-        Scenario(name.format(factor=f"x{1 + fraction:g}"), baseline,
-                 current * np.where(is_slowed, 1.0 + fraction, 1.0)[None, :, None], is_slowed)
+        Scenario(
+            name.format(factor=f"x{1 + fraction:g}"),
+            baseline,
+            current * np.where(is_slowed, 1.0 + fraction, 1.0)[None, :, None],
+            is_slowed,
+        )
         for fraction in fractions
     ]
 
@@ -369,10 +381,19 @@ def blocked_scenarios(
     is_slowed = np.array([cell[loop_position] == slowed_loop for cell in unchanged.cells])
     baseline, current, how = draw_blocks(unchanged)
     scenarios = [
-        Scenario(f"A/A: interleaved A/Bs of unchanged code ({how})", baseline, current,
-                 np.zeros(len(unchanged.cells), bool)),
-        *approximations(f"{slowed_loop} {{factor}} on those A/As (approximation)",
-                        baseline, current, is_slowed, fractions),
+        Scenario(
+            f"A/A: interleaved A/Bs of unchanged code ({how})",
+            baseline,
+            current,
+            np.zeros(len(unchanged.cells), bool),
+        ),
+        *approximations(
+            f"{slowed_loop} {{factor}} on those A/As (approximation)",
+            baseline,
+            current,
+            is_slowed,
+            fractions,
+        ),
     ]
     if slowed is not None:
         if slowed.cells != unchanged.cells:
@@ -408,7 +429,9 @@ def as_measured_rows(
                     if hit:
                         # a slowed A/B's other loops are unchanged code: a flag there is wrong
                         wrong = kind == "slowed" and cell[loop_position] != slowed_loop
-                        names.append("/".join(map(str, cell[:2])) + (" (false alarm)" if wrong else ""))
+                        names.append(
+                            "/".join(map(str, cell[:2])) + (" (false alarm)" if wrong else "")
+                        )
                 listed = f": {', '.join(names)}" if 0 < len(names) <= 4 else ""
                 verdicts.append(f"{len(names)} flagged{listed}")
             lines.append(f"| {kind}: {path} | {grid.shape[-1]} | " + " | ".join(verdicts) + " |")
@@ -522,11 +545,15 @@ def blocked_validation_table(
         f"{unchanged.grid.shape[-1]} blocks; per-process spread (SD of log step time) "
         f"{np.median(log_sd):.1%} median, {np.median(corrected_sd):.1%} after the drift correction",
         *(
-            [f"- slowed code: {slowed.path} ({slowed_loop}): {slowed.grid.shape[-1]} blocks; "
-             + "measured effect: " + "; ".join(
-                f"{'/'.join(map(str, cell))} x{np.median(slowed.grid[i, 1]) / np.median(slowed.grid[i, 0]):.3f}"
-                for i, cell in enumerate(slowed.cells)
-                if cell[slowed.keys.index('loop')] == slowed_loop)]
+            [
+                f"- slowed code: {slowed.path} ({slowed_loop}): {slowed.grid.shape[-1]} blocks; "
+                + "measured effect: "
+                + "; ".join(
+                    f"{'/'.join(map(str, cell))} x{np.median(slowed.grid[i, 1]) / np.median(slowed.grid[i, 0]):.3f}"
+                    for i, cell in enumerate(slowed.cells)
+                    if cell[slowed.keys.index("loop")] == slowed_loop
+                )
+            ]
             if slowed is not None
             else []
         ),
@@ -563,18 +590,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("pool", nargs="*", help="run directories of unchanged code")
     parser.add_argument(
-        "--ab", nargs="+",
+        "--ab",
+        nargs="+",
         help="interleaved A/Bs' --out directories (base/, current/) of unchanged code; "
         "their blocks are pooled",
     )
     parser.add_argument(
-        "--slowed-ab", nargs="+",
+        "--slowed-ab",
+        nargs="+",
         help="interleaved A/Bs' --out directories made with the same --inject-slowdown",
     )
     parser.add_argument("--slowed", nargs="*", default=[], help="runs made with a slowdown")
-    parser.add_argument("--slowed-loop", help="loop to slow (default: from --slowed, else tf_function)")
     parser.add_argument(
-        "--slowdown", type=float, nargs="+", default=[0.10, 0.20],
+        "--slowed-loop", help="loop to slow (default: the one the slowed runs were made with)"
+    )
+    parser.add_argument(
+        "--slowdown",
+        type=float,
+        nargs="+",
+        default=[0.10, 0.20],
         help="fractions of the approximation scenarios (default 0.10 0.20)",
     )
     parser.add_argument(
@@ -602,9 +636,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         pool = load_pool(args.pool)
         slowed_pool = load_pool(args.slowed) if args.slowed else None
-        slowed_loop = args.slowed_loop or (slowed_loop_of(args.slowed) if args.slowed else "tf_function")
+        slowed_loop = args.slowed_loop or (slowed_loop_of(args.slowed) if args.slowed else None)
     except (RunDirError, compare.IncomparableRunsError) as exc:
         print(f"validate_gate: {exc}", file=sys.stderr)
+        return 2
+    if slowed_loop is None:
+        print(f"validate_gate: {NO_SLOWED_LOOP}", file=sys.stderr)
         return 2
     if not pool.samples:
         print("validate_gate: the pool runs share no cell with ok samples", file=sys.stderr)
@@ -631,7 +668,9 @@ def main_ab(args: argparse.Namespace) -> int:
     try:
         unchanged = load_abs(args.ab)
         slowed = load_abs(args.slowed_ab) if args.slowed_ab else None
-        slowed_loop = args.slowed_loop or (slowed.slowed_loop if slowed else None) or "tf_function"
+        slowed_loop = args.slowed_loop or (slowed.slowed_loop if slowed else None)
+        if slowed_loop is None:
+            raise RunDirError(NO_SLOWED_LOOP)
         n = args.processes or AB_PROCESSES
         rng = np.random.default_rng(args.seed)
         scenarios = blocked_scenarios(
