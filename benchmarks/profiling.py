@@ -23,9 +23,11 @@ the code behind TensorBoard's Profile tab) give, per step:
   events (``trace_viewer`` JSON): the union, within each step, of the
   ``EagerKernelExecute`` events (TF's eager runtime wraps exactly the
   ``kernel->Run`` of an op or of a whole ``tf.function``/XLA program in this
-  TraceMe, after op lookup, kernel caching, placement and input checks), with
-  those of input ops (``IteratorGetNext*``, already the input column) left
-  out, at most step - input;
+  TraceMe, after op lookup, kernel caching, placement and input checks), less
+  input, which is the input column's: eager input ops (tf_data's ``next``) are
+  left out, and input events inside a function's run (fit reads its iterator
+  in the graph: ``IteratorGetNextOp::DoCompute``) are cut out; at most step -
+  input;
 - the rest, ``profile_overhead_fraction`` = (step - op - input) / step: host
   and framework overhead: Python (the loop, Keras layers, ``tf.function``'s
   call), eager dispatch (``TFE_Py_FastPathExecute``, ``EagerExecute`` up to the
@@ -123,6 +125,10 @@ _KERNEL_EVENT = "EagerKernelExecute"
 _DISPATCH_EVENT = "EagerExecute"
 #: eager ops that fetch input: their time is the input column's, not op time
 _INPUT_OP_PREFIXES = ("IteratorGetNext", "MultiDeviceIteratorGetNext")
+#: host events the profiler's step analysis counts as waiting for input (xprof's
+#: ClassifyCpuEvent: names starting with this, case-insensitive), e.g. the
+#: ``IteratorGetNextOp::DoCompute`` of an iterator read inside a tf.function (fit)
+_INPUT_EVENT_PREFIX = "iteratorgetnext"
 
 
 class ProfileError(RuntimeError):
@@ -212,7 +218,9 @@ class ProfiledSteps(StepHooks):
             try:
                 tf.profiler.experimental.stop()
             except tf.errors.OpError as exc:
-                raise ProfileError(f"the profiler could not write its trace: {exc.message}") from None
+                raise ProfileError(
+                    f"the profiler could not write its trace: {exc.message}"
+                ) from None
 
 
 def start_profiler(logdir: str) -> None:
@@ -229,7 +237,10 @@ def start_profiler(logdir: str) -> None:
 
 
 def capture(
-    trainer: Trainer, logdir: str, sync: Callable[[], object], n_steps: int,
+    trainer: Trainer,
+    logdir: str,
+    sync: Callable[[], object],
+    n_steps: int,
     warmup: int = UNTRACED_WARMUP_STEPS,
 ) -> ProfiledSteps:
     """Run ``warmup + n_steps`` more steps of ``trainer``, the last ``n_steps`` traced
@@ -308,7 +319,8 @@ def trace_events(paths: Sequence[str]) -> list[dict[str, Any]]:
 class KernelTime:
     """Host kernel-execution time of a trace, from its ``EagerKernelExecute`` events."""
 
-    #: per step name ("train 3"): length of the union of the step's kernel executions, s
+    #: per step name ("train 3"): length of the union of the step's kernel executions
+    #: less the time of its input events inside them, s
     by_step: dict[str, float]
     #: per eager op type (primitive ops only, not functions): summed kernel time, s
     by_eager_op: dict[str, float]
@@ -328,8 +340,13 @@ def _union_us(intervals: list[tuple[float, float]]) -> float:
 
 def kernel_time(events: Sequence[Mapping[str, Any]]) -> KernelTime:
     """Per step, the host time in ``EagerKernelExecute`` (the kernel run of an eager op,
-    or of a whole ``tf.function``/XLA program), input ops excluded; nested or parallel
+    or of a whole ``tf.function``/XLA program), input excluded; nested or parallel
     executions count once (union), clipped to the step marker's span.
+
+    Input time belongs to the input column, so it is left out wherever it appears:
+    eager input ops (``IteratorGetNext`` called from Python, tf_data's ``next``) are
+    not counted, and input events inside a counted kernel execution (an iterator read
+    inside a ``tf.function``, as fit's step does) are cut out of it.
 
     Steps are the step-marker events (``step_num`` stat); an event belongs to the step
     the profiler grouped it with (``group_id`` stat), or else to the step whose span
@@ -337,14 +354,21 @@ def kernel_time(events: Sequence[Mapping[str, Any]]) -> KernelTime:
     ``EagerExecute`` on the same thread (``eager_op``, ``is_func`` stats).
     """
     steps: dict[str, tuple[float, float, str]] = {}
+    input_events: list[Mapping[str, Any]] = []
     by_thread: dict[tuple[Any, Any], list[Mapping[str, Any]]] = {}
     for event in events:
         args = event.get("args") or {}
         if "step_num" in args and "group_id" in args:
             start = float(event["ts"])
-            steps[str(args["group_id"])] = (start, start + float(event.get("dur", 0)), event["name"])
+            steps[str(args["group_id"])] = (
+                start,
+                start + float(event.get("dur", 0)),
+                event["name"],
+            )
         if event.get("name") in (_KERNEL_EVENT, _DISPATCH_EVENT):
             by_thread.setdefault((event.get("pid"), event.get("tid")), []).append(event)
+        elif str(event.get("name", "")).lower().startswith(_INPUT_EVENT_PREFIX):
+            input_events.append(event)
 
     def step_of(event: Mapping[str, Any]) -> str | None:
         group = (event.get("args") or {}).get("group_id")
@@ -353,7 +377,22 @@ def kernel_time(events: Sequence[Mapping[str, Any]]) -> KernelTime:
         ts = float(event["ts"])
         return next((g for g, (a, b, _) in steps.items() if a <= ts < b), None)
 
+    def clipped(event: Mapping[str, Any]) -> tuple[str, tuple[float, float]] | None:
+        group = step_of(event)
+        if group is None:
+            return None
+        ts, dur = float(event["ts"]), float(event.get("dur", 0))
+        start, end, _ = steps[group]
+        if min(ts + dur, end) <= max(ts, start):
+            return None
+        return group, (max(ts, start), min(ts + dur, end))
+
     intervals: dict[str, list[tuple[float, float]]] = {g: [] for g in steps}
+    inputs: dict[str, list[tuple[float, float]]] = {g: [] for g in steps}
+    for event in input_events:
+        found = clipped(event)
+        if found:
+            inputs[found[0]].append(found[1])
     by_op: dict[str, float] = {}
     for thread_events in by_thread.values():
         thread_events.sort(key=lambda e: (float(e["ts"]), -float(e.get("dur", 0))))
@@ -371,16 +410,17 @@ def kernel_time(events: Sequence[Mapping[str, Any]]) -> KernelTime:
             op = str(dispatch_args.get("eager_op", ""))
             if op.startswith(_INPUT_OP_PREFIXES):
                 continue
-            group = step_of(event)
-            if group is None:
-                continue
-            start, end, _ = steps[group]
-            if min(ts + dur, end) > max(ts, start):
-                intervals[group].append((max(ts, start), min(ts + dur, end)))
+            found = clipped(event)
+            if found:
+                intervals[found[0]].append(found[1])
             if op and dispatch_args.get("is_func") == "0":
                 by_op[op] = by_op.get(op, 0.0) + dur * 1e-6
+    # |kernels less input| = |kernels or input| - |input|
     return KernelTime(
-        by_step={steps[g][2]: _union_us(iv) * 1e-6 for g, iv in intervals.items()},
+        by_step={
+            steps[g][2]: (_union_us(iv + inputs[g]) - _union_us(inputs[g])) * 1e-6
+            for g, iv in intervals.items()
+        },
         by_eager_op=by_op,
     )
 
@@ -403,7 +443,8 @@ def _top_ops(
     if not ops:
         ops = [
             {"name": f"{op} (eager op)", "time_us": seconds * 1e6}
-            for op, seconds in kernels.by_eager_op.items() if seconds > 0
+            for op, seconds in kernels.by_eager_op.items()
+            if seconds > 0
         ]
     total_us = sum(op["time_us"] for op in ops)
     ops.sort(key=lambda op: op["time_us"], reverse=True)
@@ -430,13 +471,16 @@ def analyze_trace(paths: Sequence[str]) -> StepBreakdown:
     steps = [row for row in _step_rows(paths) if float(row.get(_STEP_TIME_COLUMN) or 0) > 0]
     if not steps:
         raise ProfileError(
-            "the trace has no steps (the profiler observed no step marker): "
-            + ", ".join(paths)
+            "the trace has no steps (the profiler observed no step marker): " + ", ".join(paths)
         )
     kernels = kernel_time(trace_events(paths))
-    missing = [s.get(_STEP_NAME_COLUMN) for s in steps if s.get(_STEP_NAME_COLUMN) not in kernels.by_step]
+    missing = [
+        s.get(_STEP_NAME_COLUMN) for s in steps if s.get(_STEP_NAME_COLUMN) not in kernels.by_step
+    ]
     if missing:
-        raise ProfileError(f"the trace viewer has no step marker for steps {missing}: {', '.join(paths)}")
+        raise ProfileError(
+            f"the trace viewer has no step marker for steps {missing}: {', '.join(paths)}"
+        )
 
     def ms(step: Mapping[str, Any], columns: Sequence[str]) -> float:
         return sum(float(step.get(c) or 0) for c in columns) * 1e-3
@@ -469,7 +513,9 @@ def write_scalars(
     writer = tf.summary.create_file_writer(logdir)
     with writer.as_default():
         for window, step_time_s in enumerate(window_step_times_s):
-            tf.summary.scalar("timing/step_time_s", step_time_s, step=(window + 1) * steps_per_window)
+            tf.summary.scalar(
+                "timing/step_time_s", step_time_s, step=(window + 1) * steps_per_window
+            )
         for step, loss in enumerate(traced.losses):
             tf.summary.scalar("profile/loss", float(loss), step=step)
         if breakdown is not None:
