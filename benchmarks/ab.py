@@ -16,7 +16,7 @@ one Python environment:
    side's output goes to ``OUT/logs/<side>.log``.
 3. Copy each side's run to ``OUT/base`` and ``OUT/current``, mark them as each
    other's interleaved partner (``soft.ab``) and run the regression gate on them
-   (``reports.compare.command``), which divides each sample by its block's drift.
+   (``reports.gate.command``), which divides each sample by its block's drift.
 
 Exit status: the gate's (0 no confirmed regression, 1 a confirmed regression), 2 when
 the runs cannot be compared or a side fails (a base ref whose ``loopbench run`` cannot
@@ -55,9 +55,10 @@ from benchmarks.config import (
     INJECT_SLOWDOWN_ENV,
 )
 from benchmarks.stats import summarize
-from reports import compare, gate_stats
-from reports.compare import AB_MARK
+from reports import gate
+from reports.gate import judge, stats
 from reports.rundir import (
+    AB_MARK,
     METADATA_FILE,
     SAMPLES_FILE,
     Run,
@@ -88,8 +89,8 @@ class ABConfig:
     loops: tuple[str, ...] = ()
     processes: int = AB_PROCESSES  # per cell per side
     time_budget_min: float | None = AB_TIME_BUDGET_MIN
-    threshold: float = compare.DEFAULT_THRESHOLD
-    alpha: float = compare.DEFAULT_ALPHA
+    threshold: float = gate.DEFAULT_THRESHOLD
+    alpha: float = gate.DEFAULT_ALPHA
     markdown: Path | None = None
     inject_slowdown: str | None = None
     python: str = sys.executable
@@ -206,11 +207,11 @@ def merge_runs(
         raise RunDirError("nothing to merge: no run directory given")
     runs = [load_run(path) for path in run_dirs]
     for run in runs[1:]:
-        differences = compare.metadata_differences(
+        differences = judge.metadata_differences(
             runs[0].metadata.get("hard", {}), run.metadata.get("hard", {})
         )
         if differences:
-            raise compare.IncomparableRunsError(
+            raise gate.IncomparableRunsError(
                 f"cannot merge {run.path} with {runs[0].path}: machines differ "
                 f"({'; '.join(differences)})"
             )
@@ -363,7 +364,7 @@ def run_interleaved(config: ABConfig, sides: Sequence[Side]) -> dict[str, Path]:
                 raise _start_up_failure(config, side)
             side.jobs = int(answer.split()[1])
         cells = running[0].jobs // config.processes
-        reachable = gate_stats.samples_needed_per_side(config.alpha / max(cells, 1))
+        reachable = stats.samples_needed_per_side(config.alpha / max(cells, 1))
         print(
             f"[ab] {cells} cells x {config.processes} processes per side, worker processes "
             f"interleaved ({reachable} per side reach Holm's alpha/{cells})",
@@ -472,7 +473,7 @@ def run_ab(config: ABConfig) -> int:
             f"the base side reports commit {reported[:10]}, not {base_commit[:10]}: "
             "it did not run the worktree's code"
         )
-    return compare.command(
+    return gate.command(
         merged["base"],
         merged["current"],
         threshold=config.threshold,

@@ -40,7 +40,7 @@ from benchmarks.config import (
     Cell,
     RunConfig,
 )
-from reports.compare import DEFAULT_ALPHA, DEFAULT_THRESHOLD  # the gate owns its defaults
+from reports.gate.judge import DEFAULT_ALPHA, DEFAULT_THRESHOLD  # the gate owns its defaults
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
@@ -483,8 +483,8 @@ def command_list(args: argparse.Namespace) -> int:
 
 
 def command_baseline(args: argparse.Namespace) -> int:
-    from reports import baseline
-    from reports.compare import command as compare_command
+    from reports.gate import baseline
+    from reports.gate import command as compare_command
     from reports.rundir import RunDirError
 
     try:
@@ -515,7 +515,7 @@ def command_baseline(args: argparse.Namespace) -> int:
 
 def command_ab(args: argparse.Namespace) -> int:
     from benchmarks.ab import ABConfig, ABError, repo_root, run_ab, write_note
-    from reports.compare import IncomparableRunsError
+    from reports.gate import IncomparableRunsError
     from reports.rundir import RunDirError
 
     out = Path(args.out).resolve()
@@ -556,7 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return report_command(args.runs, args.out)
         if args.command == "compare":
-            from reports.compare import command as compare_command
+            from reports.gate import command as compare_command
 
             return compare_command(
                 args.baseline,

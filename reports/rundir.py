@@ -7,7 +7,8 @@ that only renders or compares stored runs does not pay TF's import.
 Layout (see shared/DESIGN.md)::
 
     <out>/<run-id>/
-      metadata.json   {"schema_version", "run_id", "hard": {...}, "soft": {...}, "config": {...}}
+      metadata.json   {"schema_version", "run_id", "hard": {...}, "soft": {...}, "config": {...},
+                       "ladder": {...}}
       samples.jsonl   one JSON object a line:
                         {"kind": "window", cell keys, "process": k, "window": j,
                          "steps": n, "seconds": t, "step_time_s": t / n}
@@ -19,11 +20,20 @@ Layout (see shared/DESIGN.md)::
 Every file is written atomically (temporary file + ``os.replace``), so a reader
 sees either the old file or the new one, never half of one.
 
+``metadata.json`` may hold the loop ladder (written by ``benchmarks`` from the loop
+styles' declarations, see :class:`Ladder`): the reference loop, and for each rung the
+rung it compares with and what it changes. Reports read the ladder from there and
+name no loop themselves; a run made before the ladder was recorded has none.
+
+One loader: :func:`load_run` reads and validates one run directory,
+:func:`load_runs` several (the first unreadable one raises).
+
 Example::
 
     from reports.rundir import load_run
     run = load_run("results/20261121-170000-cpu")
     run.summary[["workload", "loop", "step_time_median_s"]]
+    run.ladder.reference if run.ladder else None    # e.g. "fit"
 """
 
 from __future__ import annotations
@@ -34,10 +44,11 @@ import math
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 SCHEMA_VERSION = 1
@@ -46,9 +57,53 @@ METADATA_FILE = "metadata.json"
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.csv"
 
+#: soft metadata the same-job A/B (benchmarks/ab.py) leaves on both of its sides:
+#: {"interleaved": true, "partner": <the other side's run_id>}
+AB_MARK = "ab"
+
 #: Identify a cell. A run holds one row per cell in summary.csv. ``width`` is the
 #: hidden width of mlp/gan (an int; 0 for workloads without one, e.g. linear).
 CELL_KEYS = ("workload", "loop", "device", "batch_size", "width")
+
+
+class CellKey(NamedTuple):
+    """The key of one cell, in the order of CELL_KEYS: a tuple, so it hashes, sorts and
+    names a pandas group. Build it from a row with :meth:`of`, which normalises values
+    as they come out of CSV and JSON (``2.0`` -> ``2``, a missing width -> 0).
+
+    >>> CellKey.of({"workload": "mlp", "loop": "a", "device": "cpu", "batch_size": 64.0,
+    ...             "width": float("nan")})
+    CellKey(workload='mlp', loop='a', device='cpu', batch_size=64, width=0)
+    """
+
+    workload: str
+    loop: str
+    device: str
+    batch_size: int
+    width: int  # hidden width; 0 for workloads without one
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> CellKey:
+        return cls(*(_key_value(key, row.get(key)) for key in CELL_KEYS))
+
+    @property
+    def name(self) -> str:
+        """A short name, e.g. ``mlp/xla/cpu/bs64/w256`` (no width part for width 0)."""
+        parts = [str(self.workload), str(self.loop), str(self.device), f"bs{self.batch_size}"]
+        if self.width:
+            parts.append(f"w{self.width}")
+        return "/".join(parts)
+
+
+def _key_value(key: str, value: Any) -> Any:
+    if key == "width" and (value is None or (isinstance(value, float) and math.isnan(value))):
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
 
 #: The contract of summary.csv (shared/DESIGN.md). Renaming one is a breaking change;
 #: more columns may follow these.
@@ -74,12 +129,122 @@ SUMMARY_COLUMNS = (
 
 STATUSES = ("ok", "failed", "skipped")
 
+#: Summary columns that must hold numbers (or be empty) in a readable run.
+NUMERIC_SUMMARY_COLUMNS = tuple(
+    c for c in SUMMARY_COLUMNS if c not in ("workload", "loop", "device", "status", "noisy")
+)
+
+#: Optional summary columns that are numbers when present.
+OPTIONAL_NUMERIC_COLUMNS = (
+    "width",
+    "model_flops_per_step",
+    "step_time_cv",
+    "first_step_s",
+    "build_s",
+    "fit_setup_s",
+    "profile_op_time_s",
+    "profile_input_wait_s",
+    "profile_overhead_fraction",
+)
+
 
 class RunDirError(Exception):
     """A run directory that cannot be read: missing, empty, corrupted or too new.
 
     Its message is one line fit to show a user as it is.
     """
+
+
+LADDER_KEY = "ladder"
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One loop style on the ladder, as its class declares it (loops/base.py)."""
+
+    loop: str
+    #: the rung this one differs from in one thing; None: compared with the reference only
+    compares_with: str | None
+    #: one line: what this rung changes against ``compares_with`` (the reference: what it is)
+    changes: str
+    reference: bool = False
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """The loop ladder of a run (metadata.json's ``ladder``): which loop is the reference
+    every other loop is compared with, and which rung each compares with. Every
+    comparison a report draws is one of :meth:`comparisons`.
+
+    >>> ladder = Ladder.from_json({"reference": "a", "rungs": [
+    ...     {"loop": "a", "compares_with": None, "changes": "the baseline", "reference": True},
+    ...     {"loop": "b", "compares_with": None, "changes": "first", "reference": False},
+    ...     {"loop": "c", "compares_with": "b", "changes": "one thing", "reference": False}]})
+    >>> ladder.comparisons()
+    [('b', 'a'), ('c', 'a'), ('c', 'b')]
+    """
+
+    reference: str
+    rungs: tuple[Rung, ...]
+
+    @classmethod
+    def from_json(cls, data: Any) -> Ladder:
+        """Read the JSON form; raise ValueError naming what is wrong."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("rungs"), list):
+            raise ValueError("not an object with a list of rungs")
+        rungs = []
+        for rung in data["rungs"]:
+            if not isinstance(rung, Mapping) or not isinstance(rung.get("loop"), str):
+                raise ValueError(f"a rung without a loop name: {rung!r}")
+            compares_with = rung.get("compares_with")
+            if compares_with is not None and not isinstance(compares_with, str):
+                raise ValueError(f"{rung['loop']}: compares_with is not a loop name")
+            rungs.append(
+                Rung(
+                    loop=rung["loop"],
+                    compares_with=compares_with,
+                    changes=str(rung.get("changes") or ""),
+                    reference=bool(rung.get("reference")),
+                )
+            )
+        loops = [rung.loop for rung in rungs]
+        reference = data.get("reference")
+        if reference not in loops:
+            raise ValueError(f"the reference {reference!r} is not one of its rungs")
+        if len(set(loops)) < len(loops):
+            raise ValueError("a loop is on it twice")
+        unknown = [r.compares_with for r in rungs if r.compares_with not in (None, *loops)]
+        if unknown:
+            raise ValueError(f"a rung compares with {unknown[0]!r}, which is not on it")
+        return cls(reference=reference, rungs=tuple(rungs))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reference": self.reference, "rungs": [asdict(rung) for rung in self.rungs]}
+
+    @property
+    def loops(self) -> tuple[str, ...]:
+        """Every loop on the ladder, in its order."""
+        return tuple(rung.loop for rung in self.rungs)
+
+    def neighbours(self) -> list[tuple[str, str]]:
+        """(loop, the rung it compares with) for every rung that compares with one."""
+        return [(rung.loop, rung.compares_with) for rung in self.rungs if rung.compares_with]
+
+    def comparisons(self) -> list[tuple[str, str]]:
+        """Every (loop, against) a report may draw: each other loop against the
+        reference, then each rung against the one it compares with."""
+        against_reference = [
+            (loop, self.reference) for loop in self.loops if loop != self.reference
+        ]
+        return against_reference + self.neighbours()
+
+    def rung(self, loop: str) -> Rung | None:
+        return next((rung for rung in self.rungs if rung.loop == loop), None)
+
+    def order(self, loops: Iterable[str]) -> list[str]:
+        """``loops`` in ladder order, loops not on the ladder after them by name."""
+        present = set(loops)
+        return [loop for loop in self.loops if loop in present] + sorted(present - set(self.loops))
 
 
 @dataclass(frozen=True)
@@ -94,6 +259,12 @@ class Run:
     @property
     def run_id(self) -> str:
         return str(self.metadata.get("run_id", self.path.name))
+
+    @property
+    def ladder(self) -> Ladder | None:
+        """The loop ladder its metadata declares; None for a run made before ladders."""
+        data = self.metadata.get(LADDER_KEY)
+        return Ladder.from_json(data) if data is not None else None
 
     def process_samples(self) -> pd.DataFrame:
         """One row per worker process (the statistical samples), status ok only."""
@@ -207,6 +378,11 @@ def read_metadata(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
         )
     if version < 1:
         raise RunDirError(f"{path}: unknown schema_version {version}")
+    if meta.get(LADDER_KEY) is not None:
+        try:
+            Ladder.from_json(meta[LADDER_KEY])
+        except ValueError as exc:
+            raise RunDirError(f"{path}: corrupted metadata (ladder: {exc})") from None
     return meta
 
 
@@ -238,10 +414,13 @@ def read_samples(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def read_summary(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """summary.csv, checked: contract columns, known statuses, numbers where numbers
+    belong, at least one row, not cut off; ``width`` 0 where a workload has none."""
     path = Path(run_dir) / SUMMARY_FILE
     if not path.exists():
         raise RunDirError(f"{Path(run_dir)}: empty run directory (no {SUMMARY_FILE})")
     try:
+        raw = path.read_bytes()
         frame = pd.read_csv(path)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise RunDirError(f"{path}: unreadable or corrupted ({str(exc).splitlines()[0]})") from None
@@ -251,13 +430,58 @@ def read_summary(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     bad_status = set(frame["status"].dropna()) - set(STATUSES)
     if bad_status:
         raise RunDirError(f"{path}: corrupted summary (unknown status {sorted(bad_status)})")
+    if raw and not raw.endswith(b"\n"):
+        raise RunDirError(f"{path}: cut off in the middle (no final newline)")
+    if frame.empty:
+        raise RunDirError(f"{path}: no cells (the run wrote a header only)")
+    for column in NUMERIC_SUMMARY_COLUMNS + OPTIONAL_NUMERIC_COLUMNS:
+        if column not in frame.columns:
+            continue
+        values = pd.to_numeric(frame[column], errors="coerce")
+        unparsable = values.isna() & frame[column].notna()
+        if unparsable.any():
+            bad = frame.loc[unparsable, column].iloc[0]
+            raise RunDirError(
+                f"{path}: corrupted summary (column {column} holds {bad!r}, not a number)"
+            )
+        frame[column] = values
+    if "width" not in frame.columns:
+        frame["width"] = 0
+    frame["width"] = frame["width"].fillna(0).astype(int)
+    if frame["batch_size"].isna().any():
+        raise RunDirError(f"{path}: corrupted summary (a row without batch_size)")
+    frame["batch_size"] = frame["batch_size"].astype(int)
+    frame["noisy"] = frame["noisy"].map(_as_bool)
     return frame
 
 
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"true", "1", "yes"}
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return False
+    return bool(value)
+
+
 def load_run(run_dir: str | os.PathLike[str]) -> Run:
-    """Load and validate one run directory; raise RunDirError with a one-line reason."""
+    """Load and validate one run directory; raise RunDirError with a one-line reason
+    (missing, empty, corrupted, cut off, of a newer schema)."""
     run_dir = Path(run_dir)
     metadata = read_metadata(run_dir)
     summary = read_summary(run_dir)
     samples = read_samples(run_dir)
+    if not samples.empty:
+        if "width" not in samples.columns:
+            samples["width"] = 0
+        samples["width"] = pd.to_numeric(samples["width"], errors="coerce").fillna(0).astype(int)
     return Run(path=run_dir, metadata=metadata, summary=summary, samples=samples)
+
+
+def load_runs(run_dirs: Iterable[str | os.PathLike[str]]) -> list[Run]:
+    """Load several run directories; the first unreadable one raises RunDirError.
+
+    Example::
+
+        runs = load_runs(["results/cpu-run", "results/gpu-run"])
+    """
+    return [load_run(run_dir) for run_dir in run_dirs]

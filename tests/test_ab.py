@@ -15,7 +15,7 @@ import pytest
 
 from benchmarks import ab, cli
 from benchmarks.config import GATE_RUN_ARGS
-from reports import compare
+from reports.rundir import load_run
 from tests.fixtures.gate_runs import step_times, write_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ def test_merge_pools_runs_and_recomputes_the_summary(tmp_path):
         for i in range(3)
     ]
     merged = ab.merge_runs(runs, tmp_path / "merged", "merged-base")
-    run = compare.load_run(merged)
+    run = load_run(merged)
     processes = run.process_samples()
     assert run.run_id == "merged-base"
     assert run.metadata["soft"]["merged_from"] == ["r0", "r1", "r2"]
@@ -160,8 +160,8 @@ def test_ab_interleaves_worker_processes_and_gates(tmp_path, monkeypatch, capsys
     assert "SLOWER" in out and "mlp/xla/cpu/bs32/w64" in out
     commands = [line for line in out.splitlines() if line.startswith("[ab] base:")]
     assert f"run {' '.join(GATE_RUN_ARGS)} --no-report --processes 6" in commands[0]
-    base = compare.load_run(tmp_path / "out" / "base").process_samples()
-    current = compare.load_run(tmp_path / "out" / "current").process_samples()
+    base = load_run(tmp_path / "out" / "base").process_samples()
+    current = load_run(tmp_path / "out" / "current").process_samples()
     assert len(base) == len(current) == 2 * 6
     # one job at a time, in ABBA order: job 0 base then current, job 1 current then base
     stamps = sorted(
@@ -187,7 +187,7 @@ def test_ab_time_budget_stops_both_sides_after_a_whole_block(tmp_path, monkeypat
     out = capsys.readouterr().out
     assert "[ab] time budget: stopping both sides after 1 processes per cell" in out
     for side in ("base", "current"):
-        samples = compare.load_run(tmp_path / "out" / side).process_samples()
+        samples = load_run(tmp_path / "out" / side).process_samples()
         assert sorted(samples["loop"]) == ["fit", "xla"]  # one whole block: every cell once
 
 

@@ -109,7 +109,7 @@ def test_a_bad_name_prints_only_the_error_line(cli):
 def test_every_default_comes_from_the_config_module():
     from benchmarks import config
     from benchmarks.cli import build_parser
-    from reports.compare import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+    from reports.gate.judge import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 
     run = build_parser().parse_args(["run"])
     assert (run.seed, run.timeout, run.start_method, run.out) == (

@@ -1,4 +1,4 @@
-"""The regression gate (reports.compare, reports.gate_stats) and stored baselines.
+"""The regression gate (reports.gate: samples, stats, judge, render) and stored baselines.
 
 Fixture run directories with known per-process samples are written with the
 reports.rundir writers; no TensorFlow is imported. Run: ``pytest tests/test_compare.py``.
@@ -8,28 +8,27 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy.stats import mannwhitneyu
 
-from reports import compare, gate_stats
+from reports import gate
+from reports.gate import samples, stats
 from reports.rundir import (
     SAMPLES_FILE,
     SCHEMA_VERSION,
+    load_run,
     write_metadata,
 )
+from tests.conftest import run_cli
 from tests.fixtures.gate_runs import HARD, interleaved_pair, step_times, write_run
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def run_gate(tmp_path: Path, baseline: Path, current: Path, capsys, **kwargs):
     markdown = tmp_path / "compare.md"
-    status = compare.command(baseline, current, markdown=markdown, **kwargs)
+    status = gate.command(baseline, current, markdown=markdown, **kwargs)
     out, err = capsys.readouterr()
     return status, out, err, markdown
 
@@ -45,18 +44,16 @@ def assert_one_clean_line(err: str) -> None:
 def test_holm_matches_the_step_down_definition():
     p = np.array([0.01, 0.04, 0.03, 0.005])
     # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 -> 0.02, 0.03, 0.06, 0.04 -> running max
-    np.testing.assert_allclose(gate_stats.holm_adjust(p), [0.03, 0.06, 0.06, 0.02])
-    np.testing.assert_allclose(
-        gate_stats.holm_adjust(np.array([[0.5, 0.9]]), axis=-1), [[1.0, 1.0]]
-    )
+    np.testing.assert_allclose(stats.holm_adjust(p), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(stats.holm_adjust(np.array([[0.5, 0.9]]), axis=-1), [[1.0, 1.0]])
 
 
 def test_smallest_p_is_what_the_exact_test_returns_for_complete_separation():
     for n in (3, 5, 7):
-        separated = stats.mannwhitneyu(np.arange(n) + 100.0, np.arange(n), alternative="greater")
-        assert gate_stats.smallest_one_sided_p(n, n) == pytest.approx(separated.pvalue)
-    assert gate_stats.samples_needed_per_side(0.01) == 5  # 1/C(10,5) = 1/252, 1/C(8,4) = 1/70
-    assert gate_stats.samples_needed_per_side(0.01 / 15) == 7  # 1/C(14,7) = 1/3432
+        separated = mannwhitneyu(np.arange(n) + 100.0, np.arange(n), alternative="greater")
+        assert stats.smallest_one_sided_p(n, n) == pytest.approx(separated.pvalue)
+    assert stats.samples_needed_per_side(0.01) == 5  # 1/C(10,5) = 1/252, 1/C(8,4) = 1/70
+    assert stats.samples_needed_per_side(0.01 / 15) == 7  # 1/C(14,7) = 1/3432
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -229,6 +226,16 @@ def test_different_hard_key_exits_2_naming_the_key(tmp_path, capsys):
     assert "cpu_model" in markdown.read_text()
 
 
+def with_ladder(run: Path, reference: str = "fit") -> Path:
+    """Add to a fixture run a ladder as benchmarks writes it, ``reference`` first."""
+    metadata = json.loads((run / "metadata.json").read_text())
+    others = [loop for loop in ("fit", "eager", "xla") if loop != reference]
+    rungs = [{"loop": reference, "compares_with": None, "changes": "users'", "reference": True}]
+    rungs += [{"loop": loop, "compares_with": None, "changes": loop} for loop in others]
+    write_metadata(run, {**metadata, "ladder": {"reference": reference, "rungs": rungs}})
+    return run
+
+
 def test_allow_different_machines_compares_within_run_ratios(tmp_path, capsys):
     slower_machine = {**HARD, "cpu_model": "Other CPU 1", "visible_cores": 4}
     baseline = write_run(
@@ -241,18 +248,23 @@ def test_allow_different_machines_compares_within_run_ratios(tmp_path, capsys):
         {("mlp", "fit"): step_times(0.020, 8, 3), ("mlp", "xla"): step_times(0.010, 8, 4)},
         hard=slower_machine,
     )
+    for run in (baseline, same_ratio):
+        with_ladder(run)
     status, out, _, _ = run_gate(
         tmp_path, baseline, same_ratio, capsys, allow_different_machines=True
     )
     assert status == 0, out
     assert "within-run ratios to fit" in out and "cpu_model" in out
     assert "unchanged" in out and "reference" in out
+    assert "x fit" in out  # medians are ratios to the ladder's reference
 
     # xla lost ground against fit on the other machine: 0.5x fit -> 0.65x fit
-    worse_ratio = write_run(
-        tmp_path / "cur2",
-        {("mlp", "fit"): step_times(0.020, 8, 5), ("mlp", "xla"): step_times(0.013, 8, 6)},
-        hard=slower_machine,
+    worse_ratio = with_ladder(
+        write_run(
+            tmp_path / "cur2",
+            {("mlp", "fit"): step_times(0.020, 8, 5), ("mlp", "xla"): step_times(0.013, 8, 6)},
+            hard=slower_machine,
+        )
     )
     status, out, _, _ = run_gate(
         tmp_path, baseline, worse_ratio, capsys, allow_different_machines=True
@@ -261,14 +273,61 @@ def test_allow_different_machines_compares_within_run_ratios(tmp_path, capsys):
     assert "SLOWER" in out
 
 
+def test_within_run_ratios_take_the_reference_from_the_ladder(tmp_path, capsys):
+    """The reference loop is the ladder's, not a name the gate knows: here xla's ratio
+    to "eager" holds on the slower machine while fit's does not."""
+    other_machine = {**HARD, "cpu_model": "Other CPU 1"}
+    cells = {("mlp", "eager"): 0.010, ("mlp", "fit"): 0.002, ("mlp", "xla"): 0.005}
+    baseline = write_run(
+        tmp_path / "base", {c: step_times(t, 8, i) for i, (c, t) in enumerate(cells.items())}
+    )
+    slower = {("mlp", "eager"): 0.020, ("mlp", "fit"): 0.002, ("mlp", "xla"): 0.010}
+    current = write_run(
+        tmp_path / "cur",
+        {c: step_times(t, 8, 10 + i) for i, (c, t) in enumerate(slower.items())},
+        hard=other_machine,
+    )
+    for run in (baseline, current):
+        with_ladder(run, reference="eager")
+    status, out, _, _ = run_gate(tmp_path, baseline, current, capsys, allow_different_machines=True)
+    assert status == 0, out  # fit got twice as fast against eager: faster is no regression
+    assert "within-run ratios to eager" in out
+    verdicts = {line.split()[0]: line.split()[1] for line in out.splitlines() if "/cpu/" in line}
+    assert verdicts == {
+        "mlp/eager/cpu/bs32/w64": "reference",
+        "mlp/fit/cpu/bs32/w64": "faster",
+        "mlp/xla/cpu/bs32/w64": "unchanged",
+    }
+
+
+def test_within_run_ratios_need_a_ladder(tmp_path, capsys):
+    other_machine = {**HARD, "cpu_model": "Other CPU 1"}
+    cells = {("mlp", "fit"): step_times(0.01, 8, 1), ("mlp", "xla"): step_times(0.005, 8, 2)}
+    baseline = write_run(tmp_path / "base", cells)
+    current = write_run(tmp_path / "cur", cells, hard=other_machine)
+    status, out, err, _ = run_gate(
+        tmp_path, baseline, current, capsys, allow_different_machines=True
+    )
+    assert status == 2 and out == ""
+    assert_one_clean_line(err)
+    assert "declares a loop ladder" in err
+
+    with_ladder(baseline, "fit")
+    with_ladder(current, "xla")
+    status, _, err, _ = run_gate(tmp_path, baseline, current, capsys, allow_different_machines=True)
+    assert status == 2
+    assert_one_clean_line(err)
+    assert "different reference loops (fit, xla)" in err
+
+
 # --------------------------------------------------------------------------- bad input
 
 
 def test_cut_off_samples_exit_2(tmp_path, capsys):
     baseline = write_run(tmp_path / "base", {("mlp", "fit"): step_times(0.01, 8, 1)})
     current = write_run(tmp_path / "cur", {("mlp", "fit"): step_times(0.01, 8, 2)})
-    samples = current / SAMPLES_FILE
-    samples.write_text(samples.read_text()[:-40])
+    samples_file = current / SAMPLES_FILE
+    samples_file.write_text(samples_file.read_text()[:-40])
     status, _, err, _ = run_gate(tmp_path, baseline, current, capsys)
     assert status == 2
     assert_one_clean_line(err)
@@ -311,13 +370,7 @@ def test_same_run_twice_exits_2(tmp_path, capsys):
 
 def test_missing_directory_exits_2_from_the_command_line(tmp_path):
     baseline = write_run(tmp_path / "base", {("mlp", "fit"): step_times(0.01, 8, 1)})
-    result = subprocess.run(
-        [sys.executable, "-m", "reports.compare", str(baseline), str(tmp_path / "nowhere")],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
+    result = run_cli("compare", str(baseline), str(tmp_path / "nowhere"))
     assert result.returncode == 2
     assert_one_clean_line(result.stderr)
     assert "nowhere" in result.stderr
@@ -328,32 +381,33 @@ def test_missing_directory_exits_2_from_the_command_line(tmp_path):
 
 def test_baseline_save_list_and_compare_through_the_cli(tmp_path):
     """A stored baseline is a validated copy; comparing against it is the gate."""
-    from tests.conftest import run_cli
-
     store = tmp_path / "store"
     base = write_run(tmp_path / "base", {("mlp", "xla"): step_times(0.010, 10, 1)})
     slower = write_run(tmp_path / "slow", {("mlp", "xla"): step_times(0.013, 10, 2)})
     saved = run_cli("baseline", "save", str(base), "--name", "main", "--store", str(store))
     assert saved.returncode == 0, saved.stderr
     assert sorted(p.name for p in (store / "main").iterdir()) == [
-        "metadata.json", "samples.jsonl", "summary.csv"
+        "metadata.json",
+        "samples.jsonl",
+        "summary.csv",
     ]
     assert not [p for p in store.iterdir() if p.name.startswith(".")]  # no staging left
     listed = run_cli("baseline", "list", "--store", str(store))
     assert listed.returncode == 0 and listed.stdout.startswith("main ")
-    gate = run_cli("baseline", "compare", "main", str(slower), "--store", str(store))
-    assert gate.returncode == 1, gate.stdout + gate.stderr
-    assert "SLOWER" in gate.stdout
+    gated = run_cli("baseline", "compare", "main", str(slower), "--store", str(store))
+    assert gated.returncode == 1, gated.stdout + gated.stderr
+    assert "SLOWER" in gated.stdout
     same = run_cli("baseline", "compare", "main", str(base), "--store", str(store))
     assert same.returncode == 2  # a run compared with itself
 
     again = run_cli("baseline", "save", str(slower), "--name", "main", "--store", str(store))
     assert again.returncode == 2 and "--force" in again.stderr
     assert_one_clean_line(again.stderr)
-    forced = run_cli("baseline", "save", str(slower), "--name", "main", "--force",
-                     "--store", str(store))
+    forced = run_cli(
+        "baseline", "save", str(slower), "--name", "main", "--force", "--store", str(store)
+    )
     assert forced.returncode == 0
-    assert compare.load_run(store / "main").run_id == "slow"
+    assert load_run(store / "main").run_id == "slow"
 
 
 @pytest.mark.parametrize(
@@ -365,8 +419,6 @@ def test_baseline_save_list_and_compare_through_the_cli(tmp_path):
     ],
 )
 def test_baseline_bad_input_is_one_line_exit_2(tmp_path, args, message):
-    from tests.conftest import run_cli
-
     run = write_run(tmp_path / "run", {("mlp", "xla"): step_times(0.010, 5, 1)})
     args = [str(run) if a == "RUN" else str(tmp_path / a) if a == "MISSING" else a for a in args]
     result = run_cli("baseline", *args, "--store", str(tmp_path / "store"))
@@ -377,7 +429,7 @@ def test_baseline_bad_input_is_one_line_exit_2(tmp_path, args, message):
 
 
 def test_an_interrupted_run_is_not_saved_as_a_baseline(tmp_path):
-    from reports import baseline
+    from reports.gate import baseline
 
     run = write_run(tmp_path / "run", {("mlp", "xla"): step_times(0.010, 5, 1)})
     metadata = json.loads((run / "metadata.json").read_text())
@@ -392,18 +444,18 @@ def test_an_interrupted_run_is_not_saved_as_a_baseline(tmp_path):
 
 def test_interleaved_ab_reads_the_drift_from_other_cells(tmp_path):
     base, current = interleaved_pair(tmp_path, 1.10)
-    result = compare.compare(base, current)
+    result = gate.compare(base, current)
     verdicts = {cell.cell[1]: cell.verdict for cell in result.cells}
     assert result.drift_corrected
     assert verdicts["xla"] == "slower"  # 10 % under a drift of +-25 %
     assert set(verdicts.values()) - {"slower"} == {"unchanged"}
     assert any("drift" in note for note in result.notes)
-    assert "drift-corrected per block" in compare.render_text(result)
+    assert "drift-corrected per block" in gate.render_text(result)
 
 
 def test_without_the_interleaved_mark_the_drift_stays_and_hides_the_slowdown(tmp_path):
     base, current = interleaved_pair(tmp_path, 1.10, mark=False)
-    result = compare.compare(base, current)
+    result = gate.compare(base, current)
     assert not result.drift_corrected
     xla = next(cell for cell in result.cells if cell.cell[1] == "xla")
     assert xla.verdict == "inconclusive"  # raw samples: the drift swamps 10 %
@@ -411,7 +463,7 @@ def test_without_the_interleaved_mark_the_drift_stays_and_hides_the_slowdown(tmp
 
 def test_drift_correction_raises_no_alarm_on_identical_code(tmp_path):
     base, current = interleaved_pair(tmp_path, 1.0)
-    result = compare.compare(base, current)
+    result = gate.compare(base, current)
     assert result.drift_corrected and result.exit_status == 0
     assert all(cell.verdict in ("unchanged", "inconclusive") for cell in result.cells)
 
@@ -423,7 +475,7 @@ def test_a_change_that_slows_every_cell_survives_the_correction():
     base = 0.002 * drift * (1 + 0.01 * rng.standard_normal((5, 10)))
     current = 1.10 * 0.002 * drift * (1 + 0.01 * rng.standard_normal((5, 10)))
     grid = np.stack([base, current], axis=1)  # (cells, sides, blocks)
-    corrected = grid / gate_stats.drift_factors(grid)
+    corrected = grid / samples.drift_factors(grid)
     ratios = np.median(corrected[:, 1], axis=1) / np.median(corrected[:, 0], axis=1)
     assert np.allclose(ratios, 1.10, atol=0.02)
     assert np.std(np.log(corrected[:, 0]), axis=1).max() < 0.03  # the drift is gone

@@ -59,7 +59,11 @@ def render_all(tmp: Path) -> dict[str, str]:
 
     markdown = tmp / "compare.md"
     compared = run_cli(
-        "compare", str(runs["base"]), str(runs["current"]), "--markdown", str(markdown),
+        "compare",
+        str(runs["base"]),
+        str(runs["current"]),
+        "--markdown",
+        str(markdown),
         timeout=300,
     )
     assert compared.returncode in (0, 1), compared.stderr

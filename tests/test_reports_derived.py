@@ -8,14 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports import derived as derived_module
-from reports.aggregate import aggregate_processes, load_run_set, load_runs, run_labels
-from reports.derived import (
-    DERIVED_TABLES,
-    break_even_step,
-    derive,
-    ratio_of_medians_ci,
-)
+from reports.gate.stats import ratio_of_medians_ci
+from reports.report import derived as derived_module
+from reports.report.aggregate import RunSet, aggregate_processes, run_labels
+from reports.report.derived import DERIVED_TABLES, break_even_step, derive
+from reports.rundir import load_runs
 from tests.fixtures.report_runs import (
     KNOWN_PEAK_FLOPS,
     KNOWN_STEP_TIMES_MS,
@@ -26,6 +23,10 @@ from tests.fixtures.report_runs import (
     write_known_run,
     write_run,
 )
+
+
+def load_run_set(paths) -> RunSet:
+    return RunSet.of(load_runs(paths))
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +58,8 @@ def _cell(derived, **keys) -> pd.Series:
 # --------------------------------------------------------------------------- loading
 
 
-def test_load_runs_is_tidy_with_run_label(known_dir):
-    cells = load_runs([known_dir])
+def test_run_set_cells_are_tidy_with_run_label(known_dir):
+    cells = load_run_set([known_dir]).cells
     assert set(cells["run"]) == {"known"}
     assert {"workload", "loop", "device", "batch_size", "width", "peak_matmul_flops"} <= set(cells)
     assert len(cells) == len(known_cells())
@@ -79,14 +80,14 @@ def test_aggregate_processes_medians(known_dir):
 # --------------------------------------------------------------------------- speedups
 
 
-def test_ratio_of_medians_ci_exact_and_seeded():
-    assert ratio_of_medians_ci([2.0, 2.0, 2.0], [1.0, 1.0, 1.0]) == (2.0, 2.0, 2.0)
-    point, low, high = ratio_of_medians_ci([1.0], [0.5, 0.5])
-    assert point == 2.0 and math.isnan(low) and math.isnan(high)
-    first = ratio_of_medians_ci([1.0, 1.1, 1.2, 0.9], [2.0, 2.1, 1.9])
-    assert first == ratio_of_medians_ci([1.0, 1.1, 1.2, 0.9], [2.0, 2.1, 1.9])
-    assert first[0] == pytest.approx(1.05 / 2.0)
-    assert first[1] < first[0] < first[2]
+def test_the_one_ratio_helper_is_current_over_baseline_exact_and_seeded():
+    # median(current) / median(baseline); the report's speedups pass the loop as baseline
+    assert ratio_of_medians_ci([1.0, 1.0, 1.0], [2.0, 2.0, 2.0]) == (2.0, 2.0)
+    low, high = ratio_of_medians_ci([0.5, 0.5], [1.0])
+    assert math.isnan(low) and math.isnan(high)
+    first = ratio_of_medians_ci([2.0, 2.1, 1.9], [1.0, 1.1, 1.2, 0.9], seed=5)
+    assert first == ratio_of_medians_ci([2.0, 2.1, 1.9], [1.0, 1.1, 1.2, 0.9], seed=5)
+    assert first[0] < 1.05 / 2.0 < first[1]
 
 
 @pytest.mark.parametrize("loop", ["eager", "tf_function", "tf_data", "xla"])

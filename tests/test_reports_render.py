@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from reports.aggregate import load_run_set
-from reports.decisions import decisions
-from reports.derived import derive
-from reports.plots import write_plots
 from reports.report import REPORT_HTML, REPORT_MD, command, write_report
+from reports.report.aggregate import RunSet
+from reports.report.decisions import decisions
+from reports.report.derived import derive
+from reports.report.plots import write_plots
+from reports.rundir import load_runs
 from tests.fixtures.report_runs import (
     CellSpec,
     known_cells,
@@ -23,6 +24,10 @@ from tests.fixtures.report_runs import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_run_set(paths) -> RunSet:
+    return RunSet.of(load_runs(paths))
 
 
 @pytest.fixture(scope="module")
@@ -184,10 +189,14 @@ def test_several_runs_side_by_side(tmp_path, capsys):
 
 
 def test_reports_never_import_tensorflow_loops_or_benchmarks():
+    modules = sorted(
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for path in (ROOT / "reports").rglob("*.py")
+    )
+    assert {"reports.gate.judge", "reports.report.derived", "reports.rundir"} <= set(modules)
     code = (
-        "import sys\n"
-        "import reports.aggregate, reports.derived, reports.plots, reports.render\n"
-        "import reports.decisions, reports.report, reports.rundir\n"
+        "import importlib, sys\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
         "bad = [m for m in ('tensorflow', 'keras', 'loops', 'benchmarks') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
@@ -195,3 +204,24 @@ def test_reports_never_import_tensorflow_loops_or_benchmarks():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_loopbench_report_and_compare_run_without_tensorflow(tmp_path):
+    """`python -m benchmarks.cli report|compare` (what `nox -s report` and CI run) never
+    import TensorFlow, so a job that only renders or compares stored runs needs none."""
+    base = write_run(tmp_path / "base", known_cells())
+    current = write_run(tmp_path / "current", known_cells(scale=1.01))
+    code = (
+        "import sys\n"
+        "from benchmarks.cli import main\n"
+        f"statuses = [main(['report', {str(current)!r}]),\n"
+        f"            main(['compare', {str(base)!r}, {str(current)!r}])]\n"
+        "bad = [m for m in ('tensorflow', 'keras', 'loops') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+        "assert statuses[0] == 0 and statuses[1] in (0, 1), statuses\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert (current / REPORT_MD).exists()

@@ -1,6 +1,6 @@
 """Validate the regression gate on this machine's real per-process samples.
 
-A developer tool (docs/gate.md holds its tables). It measures how often the gate (``reports.gate_stats``: one-sided Mann-Whitney U per
+A developer tool (docs/gate.md holds its tables). It measures how often the gate (``reports.gate.stats``: one-sided Mann-Whitney U per
 cell, Holm across cells, median ratio beyond the threshold) raises a false alarm
 and how often it catches a real slowdown, beside two fixed-percentage rules of the
 kind pytest-benchmark offers (``--benchmark-compare-fail=median:5%`` / ``mean:5%``),
@@ -31,7 +31,7 @@ the same blocks for every cell, drawn without replacement when the A/Bs hold n
 blocks (a bootstrap repeats blocks, and a rank test takes each repeat for a new
 sample: it overstates false alarms and detection alike), judged by the gate on
 raw samples, by the gate on drift-corrected samples (what ``loopbench compare``
-does with such an A/B: ``gate_stats.drift_factors``) and by the fixed rules; and
+does with such an A/B: ``reports.gate.samples.drift_factors``) and by the fixed rules; and
 each A/B once on all its blocks, as ``loopbench compare`` judges it::
 
     python tools/validate_gate.py --ab results/aa1 results/aa2 results/aa3 \\
@@ -63,14 +63,14 @@ import numpy as np
 from scipy import stats
 
 from benchmarks.config import AB_PROCESSES, INJECT_SLOWDOWN_ENV
-from reports import compare, gate_stats
-from reports.rundir import RunDirError, atomic_write_text, load_run
+from reports.gate import judge
+from reports.gate import stats as gate_stats
+from reports.gate.samples import block_grid, drift_factors, measured_interleaved, process_samples
+from reports.rundir import CELL_KEYS, CellKey, RunDirError, atomic_write_text, load_run
 
 FALSE_ALARM_TARGET = 0.01
 NO_SLOWED_LOOP = "give --slowed-loop: no slowed run says which loop it slowed"
 DETECTION_TARGET = 0.95
-
-Cell = tuple
 
 
 @dataclass(frozen=True)
@@ -78,20 +78,20 @@ class Pool:
     """Per cell, the ok per-process step times of each run (one array per run)."""
 
     runs: tuple[str, ...]
-    samples: dict[Cell, tuple[np.ndarray, ...]]
+    samples: dict[CellKey, tuple[np.ndarray, ...]]
     keys: tuple[str, ...]
 
-    def pooled(self, cell: Cell) -> np.ndarray:
+    def pooled(self, cell: CellKey) -> np.ndarray:
         return np.concatenate(self.samples[cell])
 
 
 def load_pool(run_dirs: Sequence[str | Path]) -> Pool:
     """Read the ok per-process step times of ``run_dirs`` (cells present in all)."""
-    keys = compare.cell_keys_of()
+    keys = CELL_KEYS
     per_run = []
     for run_dir in run_dirs:
         run = load_run(run_dir)
-        samples = compare.process_samples(run, keys)
+        samples = process_samples(run)
         per_run.append(
             {
                 cell: group["step_time_s"].to_numpy(float)
@@ -157,14 +157,14 @@ def gate_rule(threshold: float, alpha: float) -> Rule:
 
 
 def drift_corrected_gate_rule(threshold: float, alpha: float) -> Rule:
-    """The gate on samples divided by their block's drift (``gate_stats.drift_factors``),
+    """The gate on samples divided by their block's drift (``reports.gate.samples.drift_factors``),
     as ``loopbench compare`` judges an interleaved A/B: sample j of every cell on
     both sides is block j."""
     gate = gate_rule(threshold, alpha)
 
     def flagged(baseline: np.ndarray, current: np.ndarray) -> np.ndarray:
         grid = np.stack([baseline, current], axis=-2)  # (iterations, cells, 2, n)
-        corrected = grid / gate_stats.drift_factors(grid)
+        corrected = grid / drift_factors(grid)
         return gate(corrected[..., 0, :], corrected[..., 1, :])
 
     return flagged
@@ -276,7 +276,7 @@ class ABBlocks:
     step times of every cell on both sides, block by block (blocks with a missing
     process dropped), the blocks of several A/Bs side by side."""
 
-    cells: list[Cell]
+    cells: list[CellKey]
     grid: np.ndarray  # (cells, 2, blocks)
     keys: tuple[str, ...]
     slowed_loop: str | None
@@ -289,14 +289,14 @@ class ABBlocks:
 
 
 def load_ab(out_dir: str | Path) -> ABBlocks:
-    keys = compare.cell_keys_of()
+    keys = CELL_KEYS
     sides = [load_run(Path(out_dir) / side) for side in ("base", "current")]
-    if not compare.measured_interleaved(*sides):
+    if not measured_interleaved(*sides):
         raise RunDirError(
             f"{out_dir}: base and current are not the two sides of one interleaved A/B"
         )
-    samples = tuple(compare.process_samples(run, keys) for run in sides)
-    cells, grid = compare.block_grid(samples)
+    samples = tuple(process_samples(run) for run in sides)
+    cells, grid = block_grid(samples)
     complete = np.isfinite(grid).all(axis=(0, 1))
     spec = sides[1].metadata.get("soft", {}).get("env", {}).get(INJECT_SLOWDOWN_ENV)
     slowed_loop = spec.split("=")[0].strip() if spec else None
@@ -536,7 +536,7 @@ def blocked_validation_table(
     """The Markdown report of the interleaved-A/B mode."""
     rules = all_rules(threshold, alpha, drift_corrected=True)
     log_sd = np.std(np.log(unchanged.grid), axis=-1, ddof=1)  # (cells, 2)
-    corrected = unchanged.grid / gate_stats.drift_factors(unchanged.grid)
+    corrected = unchanged.grid / drift_factors(unchanged.grid)
     corrected_sd = np.std(np.log(corrected), axis=-1, ddof=1)
     lines = [
         "## Regression gate validation (interleaved A/Bs)",
@@ -619,8 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
         "alpha/cells)",
     )
     parser.add_argument("--iterations", type=_positive_int, default=2000)
-    parser.add_argument("--threshold", type=float, default=compare.DEFAULT_THRESHOLD)
-    parser.add_argument("--alpha", type=float, default=compare.DEFAULT_ALPHA)
+    parser.add_argument("--threshold", type=float, default=judge.DEFAULT_THRESHOLD)
+    parser.add_argument("--alpha", type=float, default=judge.DEFAULT_ALPHA)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     return parser
@@ -637,7 +637,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pool = load_pool(args.pool)
         slowed_pool = load_pool(args.slowed) if args.slowed else None
         slowed_loop = args.slowed_loop or (slowed_loop_of(args.slowed) if args.slowed else None)
-    except (RunDirError, compare.IncomparableRunsError) as exc:
+    except (RunDirError, judge.IncomparableRunsError) as exc:
         print(f"validate_gate: {exc}", file=sys.stderr)
         return 2
     if slowed_loop is None:
@@ -676,7 +676,7 @@ def main_ab(args: argparse.Namespace) -> int:
         scenarios = blocked_scenarios(
             unchanged, slowed, slowed_loop, args.slowdown, n, args.iterations, rng
         )
-    except (RunDirError, compare.IncomparableRunsError) as exc:
+    except (RunDirError, judge.IncomparableRunsError) as exc:
         print(f"validate_gate: {exc}", file=sys.stderr)
         return 2
     table = blocked_validation_table(

@@ -1,7 +1,7 @@
 """Statistics of the regression gate: the decision rule, one function per ingredient.
 
-The regression gate (``reports.compare``) asks, per cell, "is the current step time
-really slower than the baseline's, and by more than the threshold?". One statistical
+The gate (``reports.gate.judge``) asks, per cell, "is the current step time really
+slower than the baseline's, and by more than the threshold?". One statistical
 sample is one worker process (its timed windows already summarised to a median), so
 each side of a cell holds a handful of numbers. The rule:
 
@@ -11,15 +11,17 @@ each side of a cell holds a handful of numbers. The rule:
 3. an effect-size gate: the ratio of medians current/baseline beyond ``1 + threshold``.
 
 A cell is a confirmed regression only when 2 and 3 both hold. The ratio's 95 %
-confidence interval is a seeded percentile bootstrap (``scipy.stats.bootstrap``).
+confidence interval is a seeded percentile bootstrap (``scipy.stats.bootstrap``);
+:func:`ratio_of_medians_ci` is the suite's one ratio helper, the report's speedups
+use it too.
 
-Every function here takes arrays and works along ``axis``, so the validation script
-(``benchmarks/validate_gate.py``) applies exactly the gate's rule to thousands of
+Every function here takes arrays and works along ``axis``, so the validation tool
+(``tools/validate_gate.py``) applies exactly the gate's rule to thousands of
 resampled comparisons at once.
 
 Example::
 
-    >>> from reports.gate_stats import samples_needed_per_side
+    >>> from reports.gate.stats import samples_needed_per_side
     >>> samples_needed_per_side(0.01)   # one cell: the exact one-sided p can reach 1 %
     5
 """
@@ -108,39 +110,9 @@ def one_sided_mwu_p(
     ).pvalue
 
 
-def drift_factors(step_times: np.ndarray) -> np.ndarray:
-    """The machine's drift, block by block, for samples measured interleaved.
-
-    ``step_times`` has shape (..., cells, 2, blocks): block k holds process k of every
-    cell on both sides, measured together (the same-job A/B runs them seconds apart),
-    NaN where a process is missing. The factor of cell c in block k is the median,
-    over the *other* cells and both sides, of each sample over its cell's median
-    (both sides pooled): how much slower than usual the machine ran during block k,
-    read from cells that cannot carry c's own change. Both sides of a block get the
-    same factor, so dividing by it removes the drift common to all cells (a slow
-    minute of a shared VM) and keeps any difference between the sides, including a
-    change that slows every cell. Fewer than 3 cells: factors of 1.
-
-    >>> x = np.array([[[1.0, 2.0], [1.0, 2.0]]] * 4)   # 4 cells, block 1 twice as slow
-    >>> drift_factors(x)[0].round(3).tolist()
-    [[0.667, 1.333], [0.667, 1.333]]
-    """
-    step_times = np.asarray(step_times, dtype=float)
-    n_cells = step_times.shape[-3]
-    if n_cells < 3:
-        return np.ones_like(step_times)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: missing blocks
-        relative = step_times / np.nanmedian(step_times, axis=(-2, -1), keepdims=True)
-        factors = np.empty_like(step_times)
-        for cell in range(n_cells):
-            others = np.delete(relative, cell, axis=-3)
-            factors[..., cell, :, :] = np.nanmedian(others, axis=(-3, -2))[..., None, :]
-    return np.where(np.isfinite(factors), factors, 1.0)
-
-
 def median_ratio(baseline: np.ndarray, current: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Median of ``current`` over median of ``baseline`` (> 1 means current is slower)."""
+    """Median of ``current`` over median of ``baseline`` (> 1: current is slower, for
+    step times). The one direction of every ratio here: second argument over first."""
     return np.median(current, axis=axis) / np.median(baseline, axis=axis)
 
 
@@ -151,16 +123,23 @@ def ratio_of_medians_ci(
     n_resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
 ) -> tuple[float, float]:
-    """Percentile-bootstrap confidence interval of the ratio of medians current/baseline.
+    """Percentile-bootstrap confidence interval of the ratio of medians current/baseline
+    (the direction of :func:`median_ratio`), the two samples resampled independently.
 
     Percentile rather than BCa: BCa's acceleration comes from a jackknife, and the
     jackknife is inconsistent for the median. Returns (nan, nan) with fewer than two
     samples on a side, where no interval means anything.
+
+    >>> ratio_of_medians_ci([1.0, 1.0, 1.0], [2.0, 2.0, 2.0])
+    (2.0, 2.0)
     """
     baseline = np.asarray(baseline, dtype=float)
     current = np.asarray(current, dtype=float)
     if baseline.size < 2 or current.size < 2:
         return (float("nan"), float("nan"))
+    if np.ptp(baseline) == 0 and np.ptp(current) == 0:
+        point = float(median_ratio(baseline, current))
+        return (point, point)  # every resample gives the point
 
     def ratio(current_resample, baseline_resample, axis=-1):
         return median_ratio(baseline_resample, current_resample, axis=axis)

@@ -1,12 +1,11 @@
-"""Load run directories into tidy pandas tables and aggregate them per cell.
+"""The runs of one report side by side, as tidy pandas tables, and per-cell aggregates.
 
 What it computes
-    * ``load_runs(paths)``: the summary rows of one or more run directories as
-      one tidy DataFrame, one row per (run, cell), with a ``run`` label column
-      saying which run a row came from.
-    * ``load_run_set(paths)``: the same plus the per-process samples (the
-      statistical samples: one fresh worker process each), the run labels, and
-      which machine ("hard") keys differ between the runs.
+    * ``RunSet.of(runs)``: runs loaded with ``reports.rundir.load_runs`` side by
+      side: one row per (run, cell) with a ``run`` label saying which run a row
+      came from, the per-process samples (the statistical samples: one fresh
+      worker process each), the run labels, and which machine ("hard") keys
+      differ between the runs.
     * ``aggregate_processes(processes)``: per (run, workload, device,
       batch_size, width, loop): number of ok processes, median / quartiles /
       coefficient of variation of their step times, median compile time.
@@ -19,43 +18,23 @@ It reads files through ``reports.rundir`` only and never imports TensorFlow,
 
 Run it::
 
-    python -c "from reports.aggregate import load_runs; print(load_runs(['results/RUN']))"
+    python -c "from reports.rundir import load_runs; from reports.report.aggregate import RunSet; \
+print(RunSet.of(load_runs(['results/RUN'])).cells)"
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from reports.rundir import CELL_KEYS, SUMMARY_COLUMNS, SUMMARY_FILE, RunDirError, load_run
-from reports.rundir import Run as Run  # re-exported for callers of read_run
+from reports.rundir import Run, RunDirError
 
 #: The key of one aggregated cell across several runs.
 GROUP_KEYS = ("run", "workload", "device", "batch_size", "width", "loop")
-
-#: Summary columns that must hold numbers (or be empty) in a readable run.
-NUMERIC_SUMMARY_COLUMNS = tuple(
-    c for c in SUMMARY_COLUMNS if c not in ("workload", "loop", "device", "status", "noisy")
-)
-
-#: Optional summary columns that are numbers when present.
-OPTIONAL_NUMERIC_COLUMNS = (
-    "width",
-    "model_flops_per_step",
-    "step_time_cv",
-    "first_step_s",
-    "build_s",
-    "fit_setup_s",
-    "profile_op_time_s",
-    "profile_input_wait_s",
-    "profile_overhead_fraction",
-)
 
 #: Metadata keys, in the order they are tried, that may tell runs apart in a
 #: label. Each entry: (section, key, how to show a value).
@@ -96,67 +75,27 @@ class RunSet:
     cells: pd.DataFrame
     processes: pd.DataFrame
 
+    @classmethod
+    def of(cls, runs: Sequence[Run]) -> RunSet:
+        """The runs side by side (load them with ``reports.rundir.load_runs``).
 
-# --------------------------------------------------------------------------- reading
+        Example::
 
-
-def read_run(path: str | os.PathLike[str]) -> Run:
-    """Load one run directory and check it can be reported on.
-
-    Beyond ``reports.rundir.load_run`` it rejects a summary.csv cut off in the
-    middle (no final newline), one without rows, and one whose number columns
-    hold text. Raises RunDirError with a one-line reason.
-    """
-    run = load_run(path)
-    summary_path = Path(path) / SUMMARY_FILE
-    raw = summary_path.read_bytes()
-    if raw and not raw.endswith(b"\n"):
-        raise RunDirError(f"{summary_path}: cut off in the middle (no final newline)")
-    summary = run.summary.copy()
-    if summary.empty:
-        raise RunDirError(f"{summary_path}: no cells (the run wrote a header only)")
-    for column in NUMERIC_SUMMARY_COLUMNS + OPTIONAL_NUMERIC_COLUMNS:
-        if column not in summary.columns:
-            continue
-        values = pd.to_numeric(summary[column], errors="coerce")
-        unparsable = values.isna() & summary[column].notna()
-        if unparsable.any():
-            bad = summary.loc[unparsable, column].iloc[0]
-            raise RunDirError(
-                f"{summary_path}: corrupted summary (column {column} holds {bad!r}, not a number)"
-            )
-        summary[column] = values
-    if "width" not in summary.columns:
-        summary["width"] = 0
-    summary["width"] = summary["width"].fillna(0).astype(int)
-    summary["batch_size"] = summary["batch_size"].astype(int)
-    summary["noisy"] = summary["noisy"].map(_as_bool)
-    samples = run.samples.copy()
-    if not samples.empty:
-        if "width" not in samples.columns:
-            samples["width"] = 0
-        samples["width"] = pd.to_numeric(samples["width"], errors="coerce").fillna(0).astype(int)
-    return Run(path=run.path, metadata=run.metadata, summary=summary, samples=samples)
-
-
-def read_runs(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Run], list[str]]:
-    """Load every readable run; return (runs, one-line error per unreadable one)."""
-    runs: list[Run] = []
-    errors: list[str] = []
-    for path in paths:
-        try:
-            runs.append(read_run(path))
-        except RunDirError as exc:
-            errors.append(str(exc))
-    return runs, errors
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in {"true", "1", "yes"}
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return False
-    return bool(value)
+            run_set = RunSet.of(load_runs(["results/a", "results/b"]))
+            run_set.title            # e.g. "cpu vs gpu"
+            run_set.cells.groupby("run").step_time_median_s.median()
+        """
+        if not runs:
+            raise RunDirError("no readable run directory given")
+        labels, title = run_labels(runs)
+        return cls(
+            runs=tuple(runs),
+            labels=tuple(labels),
+            title=title,
+            differing_hard_keys=tuple(differing_hard_keys(runs)),
+            cells=cell_table(runs, labels),
+            processes=process_table(runs, labels),
+        )
 
 
 # --------------------------------------------------------------------------- labels
@@ -258,53 +197,6 @@ def process_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
     return processes
 
 
-def load_run_set(paths: Iterable[str | os.PathLike[str]]) -> RunSet:
-    """Load runs side by side; raise RunDirError if any cannot be read.
-
-    Example::
-
-        run_set = load_run_set(["results/a", "results/b"])
-        run_set.title            # e.g. "cpu vs gpu"
-        run_set.cells.groupby("run").step_time_median_s.median()
-    """
-    runs, errors = read_runs(paths)
-    if errors:
-        raise RunDirError(errors[0])
-    return run_set_from_runs(runs)
-
-
-def run_set_from_runs(runs: Sequence[Run]) -> RunSet:
-    """Build a RunSet from runs already read (see read_runs)."""
-    if not runs:
-        raise RunDirError("no readable run directory given")
-    labels, title = run_labels(runs)
-    return RunSet(
-        runs=tuple(runs),
-        labels=tuple(labels),
-        title=title,
-        differing_hard_keys=tuple(differing_hard_keys(runs)),
-        cells=cell_table(runs, labels),
-        processes=process_table(runs, labels),
-    )
-
-
-def load_runs(paths: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
-    """Load one or more run directories into one tidy DataFrame.
-
-    One row per (run, cell) with summary.csv's columns, ``run`` (a label
-    naming what differs between the runs; the run id for a single run),
-    ``run_id``, ``run_path`` and ``peak_matmul_flops``. Raises
-    ``reports.rundir.RunDirError`` (a one-line message) for an unreadable run.
-
-    Example::
-
-        cells = load_runs(["results/20261121-cpu", "results/20261121-gpu"])
-        cells.pivot_table(index=["workload", "loop"], columns="run",
-                          values="step_time_median_s")
-    """
-    return load_run_set(paths).cells
-
-
 def aggregate_processes(processes: pd.DataFrame) -> pd.DataFrame:
     """Per (run, workload, device, batch_size, width, loop): the process statistics.
 
@@ -341,17 +233,11 @@ def aggregate_processes(processes: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = [
-    "CELL_KEYS",
     "GROUP_KEYS",
     "RunSet",
     "aggregate_processes",
     "cell_table",
     "differing_hard_keys",
-    "load_run_set",
-    "load_runs",
     "process_table",
-    "read_run",
-    "read_runs",
     "run_labels",
-    "run_set_from_runs",
 ]

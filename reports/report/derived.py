@@ -1,6 +1,6 @@
 """Derived figures per cell: speedups with CIs, compile break-even, FLOP/s and MFU, crossovers.
 
-What it computes (every function takes the tidy tables of ``reports.aggregate``):
+What it computes (every function takes the tidy tables of ``reports.report.aggregate``):
 
 ``speedups(cells, processes, reference)``
     speedup = median step time of ``reference`` / median step time of the loop
@@ -39,8 +39,8 @@ What it computes (every function takes the tidy tables of ``reports.aggregate``)
 
 Run it::
 
-    python -c "from reports.aggregate import load_run_set; from reports.derived import derive; \
-print(derive(load_run_set(['results/RUN'])).cells)"
+    python -c "from reports.rundir import load_runs; from reports.report.aggregate import RunSet; \
+from reports.report.derived import derive; print(derive(RunSet.of(load_runs(['results/RUN']))).cells)"
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from reports import gate_stats
-from reports.aggregate import GROUP_KEYS, RunSet, aggregate_processes
+from reports.gate.stats import median_ratio, ratio_of_medians_ci
+from reports.report.aggregate import GROUP_KEYS, RunSet, aggregate_processes
 
 #: Keys of a comparison group: all of GROUP_KEYS but the loop.
 SETTING_KEYS = tuple(key for key in GROUP_KEYS if key != "loop")
@@ -64,8 +64,8 @@ COMPILED_LOOPS = ("tf_function", "tf_data", "xla")
 SPEEDUP_REFERENCES = ("fit", "eager", "tf_function")
 BREAK_EVEN_REFERENCES = ("eager", "tf_function")
 
-CONFIDENCE_LEVEL = 0.95
-BOOTSTRAP_RESAMPLES = 9999
+#: The report's bootstrap seed (the gate has its own): the same runs always give the
+#: same intervals.
 BOOTSTRAP_SEED = 20240605
 #: "Falls under 10%": the overhead threshold of the crossovers.
 OVERHEAD_THRESHOLD = 0.10
@@ -81,33 +81,11 @@ def _ok(cells: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- speedups
 
 
-def ratio_of_medians_ci(
-    reference_times: Sequence[float],
-    loop_times: Sequence[float],
-    *,
-    confidence_level: float = CONFIDENCE_LEVEL,
-    n_resamples: int = BOOTSTRAP_RESAMPLES,
-    seed: int = BOOTSTRAP_SEED,
-) -> tuple[float, float, float]:
-    """(median(reference) / median(loop), CI low, CI high) by a seeded percentile bootstrap.
-
-    >>> ratio_of_medians_ci([2.0, 2.0, 2.0], [1.0, 1.0, 1.0])
-    (2.0, 2.0, 2.0)
-    """
-    reference = np.asarray(reference_times, dtype=float)
-    loop = np.asarray(loop_times, dtype=float)
-    point = float(np.median(reference) / np.median(loop))
-    if reference.size < 2 or loop.size < 2:
-        return point, math.nan, math.nan
-    if np.ptp(reference) == 0 and np.ptp(loop) == 0:
-        return point, point, point  # every resample gives the point
-    # One bootstrap for the suite: the gate's, with the loop as "baseline" so that
-    # its ratio current/baseline is median(reference) / median(loop).
-    low, high = gate_stats.ratio_of_medians_ci(
-        baseline=loop, current=reference, confidence_level=confidence_level,
-        n_resamples=n_resamples, seed=seed,
-    )
-    return point, low, high
+def _speedup(reference_times: np.ndarray, loop_times: np.ndarray) -> tuple[float, float, float]:
+    # speedup = median(reference) / median(loop): the ratio helper's current/baseline
+    # with the loop as baseline
+    low, high = ratio_of_medians_ci(loop_times, reference_times, seed=BOOTSTRAP_SEED)
+    return float(median_ratio(loop_times, reference_times)), low, high
 
 
 def speedups(cells: pd.DataFrame, processes: pd.DataFrame, reference: str = "fit") -> pd.DataFrame:
@@ -141,7 +119,7 @@ def speedups(cells: pd.DataFrame, processes: pd.DataFrame, reference: str = "fit
                 continue
             loop_times = samples.get((*setting, loop), np.empty(0))
             if reference_times.size and loop_times.size:
-                point, low, high = ratio_of_medians_ci(reference_times, loop_times)
+                point, low, high = _speedup(reference_times, loop_times)
             else:
                 point = float(
                     by_loop.at[reference, "step_time_median_s"]
@@ -453,7 +431,7 @@ def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame
             base_times = samples.get(key_base, np.empty(0))
             other_times = samples.get(key_other, np.empty(0))
             if base_times.size and other_times.size:
-                point, low, high = ratio_of_medians_ci(base_times, other_times)
+                point, low, high = _speedup(base_times, other_times)
             else:
                 point = row["step_time_median_s_baseline"] / row["step_time_median_s"]
                 low = high = math.nan
@@ -550,7 +528,6 @@ __all__ = [
     "break_even_step",
     "crossovers",
     "derive",
-    "ratio_of_medians_ci",
     "run_comparison",
     "speedups",
     "throughput",

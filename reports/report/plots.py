@@ -14,8 +14,9 @@ Plots (each written only when the data has something to show):
 
 Run it::
 
-    python -c "from reports.aggregate import load_run_set; from reports.derived import derive; \
-from reports.plots import write_plots; print(write_plots(derive(load_run_set(['RUN'])), 'RUN/plots'))"
+    python -c "from reports.rundir import load_runs; from reports.report.aggregate import RunSet; \
+from reports.report.derived import derive; from reports.report.plots import write_plots; \
+print(write_plots(derive(RunSet.of(load_runs(['RUN']))), 'RUN/plots'))"
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
-from reports.derived import COMPILED_LOOPS, LOOP_ORDER, Derived  # noqa: E402
+from reports.report.derived import COMPILED_LOOPS, LOOP_ORDER, Derived  # noqa: E402
 
 LOOP_COLORS = {
     "fit": "#444444",

@@ -10,9 +10,9 @@ A baseline is the run's ``metadata.json``, ``samples.jsonl`` and ``summary.csv``
 else ``$LOOPBENCH_BASELINES``, else ``.loopbench/baselines``). The copy is
 validated with ``reports.rundir.load_run`` first, written into a temporary
 directory and renamed into place, so a baseline is never half written; replacing
-one needs ``--force``. Comparing against a baseline is ``reports.compare`` with
-the stored directory as the baseline side: hard metadata keys must match (exit 2
-otherwise), as for any two runs.
+one needs ``--force``. Comparing against a baseline is the gate
+(``reports.gate.command``) with the stored directory as the baseline side: hard
+metadata keys must match (exit 2 otherwise), as for any two runs.
 
 Run it::
 
@@ -108,7 +108,9 @@ def save(
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except OSError as exc:
-        raise BaselineError(f"cannot write baseline {name!r} in {root}: {exc.strerror or exc}") from None
+        raise BaselineError(
+            f"cannot write baseline {name!r} in {root}: {exc.strerror or exc}"
+        ) from None
     return target
 
 

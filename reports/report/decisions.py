@@ -1,6 +1,6 @@
 """The "Decisions" of a report: plain sentences, each with its numbers and uncertainty.
 
-What it writes, from ``reports.derived.Derived``:
+What it writes, from ``reports.report.derived.Derived``:
 
 * cost of each custom loop against fit ("eager costs 8.9x fit ... (95% CI 8.5-9.3x)",
   "tf_function is within 3% of fit ..."), and of tf_function against eager;
@@ -17,8 +17,9 @@ says so and is marked ``claim=False`` instead of claiming.
 
 Run it::
 
-    python -c "from reports.aggregate import load_run_set; from reports.derived import derive; \
-from reports.decisions import decisions; [print(d.text) for d in decisions(derive(load_run_set(['RUN'])))]"
+    python -c "from reports.rundir import load_runs; from reports.report.aggregate import RunSet; \
+from reports.report.derived import derive; from reports.report.decisions import decisions; \
+[print(d.text) for d in decisions(derive(RunSet.of(load_runs(['RUN']))))]"
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.derived import OVERHEAD_THRESHOLD, SETTING_KEYS, Derived
+from reports.report.derived import OVERHEAD_THRESHOLD, SETTING_KEYS, Derived
 
 #: A loop counts as "within N% of" its reference only when the whole 95% CI lies
 #: within this margin; otherwise an interval that includes 1 is "cannot be told apart".
@@ -402,7 +403,7 @@ def decisions(derived: Derived) -> list[Decision]:
 
     Example::
 
-        for decision in decisions(derive(load_run_set(["results/RUN"]))):
+        for decision in decisions(derive(RunSet.of(load_runs(["results/RUN"])))):
             print(("" if decision.claim else "(no claim) ") + decision.text)
     """
     several_runs = len(derived.run_set.runs) > 1

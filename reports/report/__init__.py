@@ -1,17 +1,26 @@
-"""Entry point of ``loopbench report``: render one or more run directories.
+"""The report of one or more run directories: report.md, report.html and plots.
+
+Rooms:
+
+* ``aggregate``: the runs side by side as tidy tables (``RunSet``), process statistics;
+* ``derived``: speedups with intervals, compile break-even, FLOP/s and MFU, crossovers;
+* ``decisions``: plain sentences, each with its numbers and uncertainty;
+* ``render``: one document model, rendered as Markdown and as self-contained HTML;
+* ``plots``: the PNG plots.
 
 ``write_report(run_dirs, out)`` loads the runs, derives every figure, writes
 ``plots/*.png``, ``report.md`` and ``report.html`` into ``out`` and returns
-``out``. ``command(run_dirs, out)`` is what the CLI calls: it returns the exit
-status (0 ok; 2 for unreadable input, with one line per unreadable run on
+``out``. ``command(run_dirs, out)`` is what ``loopbench report`` runs: it returns
+the exit status (0 ok; 2 for unreadable input, with one line per unreadable run on
 stderr and no traceback; readable runs given beside unreadable ones are still
 reported).
 
 Where the report goes when ``out`` is None: a single run's own directory; for
 several runs, ``<parent of the first run>/report-<id1>-vs-<id2>...``.
 
-Run it (without the CLI)::
+Run it (neither imports TensorFlow)::
 
+    loopbench report results/RUN_A [results/RUN_B ...] [--out DIR]
     python -m reports.report results/RUN_A [results/RUN_B ...] [--out DIR]
 """
 
@@ -22,12 +31,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from reports.aggregate import read_runs, run_set_from_runs
-from reports.decisions import decisions
-from reports.derived import derive
-from reports.plots import write_plots
-from reports.render import build_document, render_html, render_markdown
-from reports.rundir import Run, RunDirError, atomic_write_text
+from reports.report.aggregate import RunSet
+from reports.report.decisions import decisions
+from reports.report.derived import derive
+from reports.report.plots import write_plots
+from reports.report.render import build_document, render_html, render_markdown
+from reports.rundir import Run, RunDirError, atomic_write_text, load_run, load_runs
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -43,10 +52,10 @@ def default_output_dir(runs: Sequence[Run]) -> Path:
 
 
 def report_runs(runs: Sequence[Run], out: str | os.PathLike[str] | None = None) -> Path:
-    """Render already loaded runs (see ``reports.aggregate.read_runs``) into ``out``."""
+    """Render already loaded runs (see ``reports.rundir.load_runs``) into ``out``."""
     out_dir = Path(out) if out is not None else default_output_dir(runs)
     out_dir.mkdir(parents=True, exist_ok=True)
-    derived = derive(run_set_from_runs(runs))
+    derived = derive(RunSet.of(runs))
     plots = write_plots(derived, out_dir / PLOTS_DIR)
     blocks = build_document(derived, decisions(derived), plots)
     atomic_write_text(out_dir / REPORT_MD, render_markdown(blocks, out_dir))
@@ -65,10 +74,7 @@ def write_report(
 
         write_report(["results/cpu-run", "results/gpu-run"], "results/cpu-vs-gpu")
     """
-    runs, errors = read_runs(run_dirs)
-    if errors:
-        raise RunDirError(errors[0])
-    return report_runs(runs, out)
+    return report_runs(load_runs(run_dirs), out)
 
 
 def command(run_dirs: list[str], out: str | None = None) -> int:
@@ -81,9 +87,13 @@ def command(run_dirs: list[str], out: str | None = None) -> int:
     if not run_dirs:
         print("loopbench report: no run directory given", file=sys.stderr)
         return 2
-    runs, errors = read_runs(run_dirs)
-    for error in errors:
-        print(f"loopbench report: {error}", file=sys.stderr)
+    runs, errors = [], 0
+    for run_dir in run_dirs:
+        try:
+            runs.append(load_run(run_dir))
+        except RunDirError as exc:
+            print(f"loopbench report: {exc}", file=sys.stderr)
+            errors += 1
     if not runs:
         return 2
     try:
@@ -93,19 +103,3 @@ def command(run_dirs: list[str], out: str | None = None) -> int:
         return 2
     print(f"report: {out_dir / REPORT_MD}\nreport: {out_dir / REPORT_HTML}")
     return 2 if errors else 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m reports.report", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    parser.add_argument("--out", default=None, help="output directory (default: see module doc)")
-    arguments = parser.parse_args(argv)
-    return command(arguments.run_dirs, arguments.out)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

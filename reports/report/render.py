@@ -9,7 +9,7 @@ report.html embeds every PNG as a base64 ``data:`` URI and needs no network.
 
 Run it::
 
-    python -m reports.report RUN_DIR        # writes RUN_DIR/report.md, report.html, plots/
+    loopbench report RUN_DIR        # writes RUN_DIR/report.md, report.html, plots/
 """
 
 from __future__ import annotations
@@ -25,15 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from reports.decisions import Decision, format_rate, format_ratio, format_seconds
-from reports.derived import (
-    BOOTSTRAP_RESAMPLES,
-    BOOTSTRAP_SEED,
-    CONFIDENCE_LEVEL,
-    OVERHEAD_THRESHOLD,
-    Derived,
-)
-from reports.plots import Plot
+from reports.gate.stats import BOOTSTRAP_RESAMPLES, CONFIDENCE_LEVEL
+from reports.report.decisions import Decision, format_rate, format_ratio, format_seconds
+from reports.report.derived import BOOTSTRAP_SEED, OVERHEAD_THRESHOLD, Derived
+from reports.report.plots import Plot
 
 # --------------------------------------------------------------------------- document model
 

@@ -1,0 +1,79 @@
+"""The regression gate: is the current run slower than the baseline, cell by cell?
+
+Rooms:
+
+* ``samples``: per-process samples by cell; within-run ratios; the block grid and
+  drift correction of an interleaved same-job A/B.
+* ``stats``: the decision rule's statistics (exact one-sided Mann-Whitney U, Holm,
+  samples needed, the ratio of medians and its bootstrap interval).
+* ``judge``: :func:`compare`, the verdict per cell, flags, metadata differences and
+  the gate's defaults.
+* ``render``: the verdicts as a terminal table and as Markdown.
+* ``baseline``: stored baselines (a named copy of a run to gate later runs against).
+
+:func:`command` is what ``loopbench compare`` runs. Exit status: 0 no confirmed
+regression, 1 a confirmed regression, 2 the runs cannot be compared (one line on
+stderr naming why).
+
+Example::
+
+    from reports.gate import command
+    status = command("results/base", "results/head", markdown="compare.md")
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from reports.gate.judge import (
+    DEFAULT_ALPHA,
+    DEFAULT_THRESHOLD,
+    CellComparison,
+    Comparison,
+    IncomparableRunsError,
+    compare,
+)
+from reports.gate.render import markdown_note, render_markdown, render_text
+from reports.rundir import RunDirError, atomic_write_text
+
+
+def command(
+    baseline: str | os.PathLike[str],
+    current: str | os.PathLike[str],
+    threshold: float = DEFAULT_THRESHOLD,
+    alpha: float = DEFAULT_ALPHA,
+    markdown: str | os.PathLike[str] | None = None,
+    allow_different_machines: bool = False,
+) -> int:
+    """Compare, print the table, write the Markdown; return the exit status (0, 1 or 2).
+
+    Example::
+
+        status = command("results/base", "results/head", markdown="compare.md")
+    """
+    try:
+        result = compare(baseline, current, threshold, alpha, allow_different_machines)
+    except (RunDirError, IncomparableRunsError) as exc:
+        message = f"cannot compare: {exc}"
+        print(message, file=sys.stderr)
+        if markdown is not None:
+            atomic_write_text(markdown, markdown_note(message))
+        return 2
+    print(render_text(result), end="")
+    if markdown is not None:
+        atomic_write_text(markdown, render_markdown(result))
+    return result.exit_status
+
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_THRESHOLD",
+    "CellComparison",
+    "Comparison",
+    "IncomparableRunsError",
+    "command",
+    "compare",
+    "render_markdown",
+    "render_text",
+]

@@ -1,0 +1,554 @@
+"""The regression gate's judgement: compare two run directories cell by cell and decide.
+
+What it computes, per cell (workload, loop, device, batch_size, width):
+
+* **step time**: the per-process samples of the baseline and the current run (one
+  sample = one fresh worker process), a one-sided Mann-Whitney U test "current is
+  slower", Holm-corrected across the cells compared, and an effect-size gate: the
+  ratio of medians current/baseline beyond ``1 + threshold``. Both must hold for a
+  *confirmed* regression. The ratio comes with a 95 % percentile-bootstrap interval.
+  Each cell comes out ``slower``, ``faster``, ``unchanged`` (interval inside
+  ±threshold), ``inconclusive`` (too noisy, or too few samples for the exact test to
+  ever reach the Holm-adjusted alpha: the table says how many are needed per side)
+  or ``missing`` (no usable samples on one side). The rule is in
+  ``reports.gate.stats``.
+* **flags** beside step time, each a regression too: a cell that newly fails (or
+  whose processes newly fail), more retraces (median per process), and a
+  compile-time regression: median compile_s up by more than ``threshold`` AND by
+  more than ``COMPILE_FLOOR_S`` seconds AND confirmed by the same one-sided test,
+  Holm-corrected across cells (per-process compile times vary by a second on a
+  busy 2-core machine, so a difference of medians alone would raise false alarms).
+
+Runs from different machines (any "hard" metadata key differs) are not compared,
+unless ``allow_different_machines``: then each run's step times become within-run
+ratios to the reference loop of the runs' ladder (process k of a loop over process k
+of the reference, same run), which carry across machines; the absolute times and
+compile times do not, and are not judged.
+
+When both runs say they are the two sides of one A/B interleaved worker by worker
+(``soft.ab``: each names the other; ``benchmarks/ab.py`` writes them), the gate
+first takes out the machine's drift (``reports.gate.samples.drift_corrected_samples``):
+a real difference between the sides, even one that slows every cell, stays; the
+drift of a shared VM within the A/B goes. The table's medians are then the
+corrected ones, and the output says so.
+
+Example::
+
+    result = compare("results/base", "results/head")
+    result.exit_status          # 0 no confirmed regression, 1 a confirmed regression
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reports.gate import stats
+from reports.gate.samples import (
+    IncomparableRunsError,
+    drift_corrected_samples,
+    measured_interleaved,
+    per_cell,
+    process_samples,
+    sort_cells,
+    with_cell,
+    within_run_ratio_samples,
+)
+from reports.rundir import AB_MARK, CELL_KEYS, CellKey, Run, load_run
+
+#: The gate's defaults, read by the command line (benchmarks/cli.py) too.
+DEFAULT_THRESHOLD = 0.05
+DEFAULT_ALPHA = 0.01
+
+#: A compile-time change smaller than this (seconds) is never flagged, whatever its
+#: percentage: tracing a small model takes well under a second and varies by tens of
+#: milliseconds from process to process with the load of the machine.
+COMPILE_FLOOR_S = 0.5
+
+#: Soft metadata keys that differ between any two runs and say nothing about them.
+IGNORED_SOFT_KEYS = frozenset({"started_at", "ended_at", "command", "merged_from", AB_MARK})
+
+VERDICTS = ("slower", "faster", "unchanged", "inconclusive", "missing", "reference")
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class CellComparison:
+    """The gate's judgement of one cell."""
+
+    cell: CellKey
+    verdict: str
+    note: str = ""
+    n_baseline: int = 0
+    n_current: int = 0
+    baseline_median: float = float("nan")
+    current_median: float = float("nan")
+    ratio: float = float("nan")
+    ci_low: float = float("nan")
+    ci_high: float = float("nan")
+    p_value: float = float("nan")  # one-sided "slower", raw
+    p_adjusted: float = float("nan")  # Holm across cells
+    flags: tuple[str, ...] = ()
+
+    @property
+    def is_regression(self) -> bool:
+        return self.verdict == "slower" or bool(self.flags)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything the gate found comparing two runs. ``exit_status`` is the verdict."""
+
+    baseline: Run
+    current: Run
+    cells: tuple[CellComparison, ...]
+    threshold: float
+    alpha: float
+    within_run_ratios: bool
+    #: the ladder's reference loop, the denominator of within-run ratios (None: not used)
+    reference: str | None = None
+    hard_differences: tuple[str, ...] = ()
+    soft_differences: tuple[str, ...] = ()
+    cells_skipped_in_both: int = 0
+    notes: tuple[str, ...] = field(default=())
+    #: step times divided by their block's drift (an interleaved A/B; see drift_factors)
+    drift_corrected: bool = False
+
+    @property
+    def regressions(self) -> tuple[CellComparison, ...]:
+        return tuple(cell for cell in self.cells if cell.is_regression)
+
+    @property
+    def exit_status(self) -> int:
+        return 1 if self.regressions else 0
+
+    @property
+    def n_tested(self) -> int:
+        return sum(1 for cell in self.cells if not math.isnan(cell.p_value))
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per cell: the cell keys, verdict, figures and flags."""
+        rows = []
+        for cell in self.cells:
+            row = dict(zip(CELL_KEYS, cell.cell, strict=True))
+            row.update(
+                verdict=cell.verdict,
+                ratio=cell.ratio,
+                ci_low=cell.ci_low,
+                ci_high=cell.ci_high,
+                p_value=cell.p_value,
+                p_adjusted=cell.p_adjusted,
+                n_baseline=cell.n_baseline,
+                n_current=cell.n_current,
+                baseline_median=cell.baseline_median,
+                current_median=cell.current_median,
+                flags="; ".join(cell.flags),
+                note=cell.note,
+            )
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- facts
+
+
+def cell_statuses(run: Run) -> dict[CellKey, str]:
+    """Status per cell from summary.csv (ok, failed, skipped)."""
+    summary = with_cell(run.summary)
+    return dict(zip(summary["cell"], summary["status"].fillna("failed"), strict=True))
+
+
+@dataclass(frozen=True)
+class SideFacts:
+    """What one run says per cell beside step time: status, failures, retraces, compile."""
+
+    statuses: dict[CellKey, str]
+    failed_processes: dict[CellKey, int]
+    first_errors: dict[CellKey, str]
+    retraces: dict[CellKey, np.ndarray]
+    compile_times: dict[CellKey, np.ndarray]
+
+    @classmethod
+    def of(cls, run: Run, ok_samples: pd.DataFrame) -> SideFacts:
+        samples = run.samples
+        failed = samples.iloc[0:0]
+        if not samples.empty and "status" in samples.columns:
+            failed = with_cell(
+                samples[(samples["kind"] == "process") & (samples["status"] == "failed")]
+            )
+        errors = failed.dropna(subset=["error"]) if "error" in failed.columns else failed.iloc[0:0]
+        return cls(
+            statuses=cell_statuses(run),
+            failed_processes=failed.groupby("cell").size().to_dict() if len(failed) else {},
+            first_errors=errors.groupby("cell")["error"].first().astype(str).to_dict()
+            if len(errors)
+            else {},
+            retraces=per_cell(ok_samples, "retraces"),
+            compile_times=per_cell(ok_samples, "compile_s"),
+        )
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, prefix=f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _short(value: Any, width: int = 24) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def metadata_differences(
+    baseline: Mapping[str, Any], current: Mapping[str, Any], ignore: Iterable[str] = ()
+) -> list[str]:
+    """``key: baseline -> current`` for each (flattened) key whose value differs."""
+    ignored = set(ignore)
+    flat_baseline, flat_current = _flatten(baseline), _flatten(current)
+    differences = []
+    for key in sorted(set(flat_baseline) | set(flat_current)):
+        if key.split(".")[0] in ignored:
+            continue
+        old, new = flat_baseline.get(key), flat_current.get(key)
+        if old != new:
+            differences.append(f"{key}: {_short(old)} -> {_short(new)}")
+    return differences
+
+
+# --------------------------------------------------------------------------- judging
+
+
+def judge_step_times(
+    baseline: Mapping[CellKey, np.ndarray],
+    current: Mapping[CellKey, np.ndarray],
+    threshold: float = DEFAULT_THRESHOLD,
+    alpha: float = DEFAULT_ALPHA,
+) -> dict[CellKey, CellComparison]:
+    """The step-time verdict of every cell that has samples on both sides.
+
+    ``baseline`` and ``current`` map a cell to its per-process samples (seconds, or
+    within-run ratios). The Holm family is the set of cells judged here.
+    """
+    tested = [
+        cell for cell in baseline if cell in current and len(baseline[cell]) and len(current[cell])
+    ]
+    if not tested:
+        return {}
+    p_slower = np.array([stats.one_sided_mwu_p(baseline[c], current[c], "greater") for c in tested])
+    p_faster = np.array([stats.one_sided_mwu_p(baseline[c], current[c], "less") for c in tested])
+    # slow-downs decide the exit status; speed-ups are a separate, reported-only family
+    p_slower_adjusted = stats.holm_adjust(p_slower)
+    p_faster_adjusted = stats.holm_adjust(p_faster)
+    first_step_alpha = alpha / len(tested)  # the level Holm holds the smallest p to
+    needed_per_side = stats.samples_needed_per_side(first_step_alpha)
+
+    judged = {}
+    for index, cell in enumerate(tested):
+        base, cur = np.asarray(baseline[cell], float), np.asarray(current[cell], float)
+        ratio = float(stats.median_ratio(base, cur))
+        ci_low, ci_high = stats.ratio_of_medians_ci(base, cur)
+        if stats.confirmed_slower(p_slower_adjusted[index], ratio, alpha, threshold):
+            verdict, note = "slower", ""
+        elif stats.confirmed_faster(p_faster_adjusted[index], ratio, alpha, threshold):
+            verdict, note = "faster", ""
+        elif stats.smallest_one_sided_p(len(base), len(cur)) > first_step_alpha:
+            verdict = "inconclusive"
+            note = (
+                f"too few samples ({len(base)} vs {len(cur)}): the exact test cannot reach "
+                f"the Holm level {first_step_alpha:.2g}; need {needed_per_side} per side"
+            )
+        elif 1 - threshold <= ci_low and ci_high <= 1 + threshold:
+            verdict, note = "unchanged", ""
+        else:
+            verdict = "inconclusive"
+            note = f"too noisy: 95% CI {ci_low:.3f}-{ci_high:.3f} reaches beyond ±{threshold:.0%}"
+        judged[cell] = CellComparison(
+            cell=cell,
+            verdict=verdict,
+            note=note,
+            n_baseline=len(base),
+            n_current=len(cur),
+            baseline_median=float(np.median(base)),
+            current_median=float(np.median(cur)),
+            ratio=ratio,
+            ci_low=ci_low,
+            ci_high=ci_high,
+            p_value=float(p_slower[index]),
+            p_adjusted=float(p_slower_adjusted[index]),
+        )
+    return judged
+
+
+def _median(values: np.ndarray | None) -> float:
+    return float(np.median(values)) if values is not None and len(values) else float("nan")
+
+
+def compile_time_p_values(baseline: SideFacts, current: SideFacts) -> dict[CellKey, float]:
+    """Holm-adjusted p-values that a cell compiles slower, over cells timed on both sides."""
+    cells = [
+        cell
+        for cell, times in current.compile_times.items()
+        if len(times) and len(baseline.compile_times.get(cell, ()))
+    ]
+    if not cells:
+        return {}
+    p_values = np.array(
+        [
+            stats.one_sided_mwu_p(baseline.compile_times[cell], current.compile_times[cell])
+            for cell in cells
+        ]
+    )
+    return dict(zip(cells, stats.holm_adjust(p_values), strict=True))
+
+
+def cell_flags(
+    cell: CellKey,
+    baseline: SideFacts,
+    current: SideFacts,
+    threshold: float,
+    alpha: float,
+    compile_p_adjusted: Mapping[CellKey, float] | None = None,
+) -> tuple[str, ...]:
+    """Regressions beside step time: new failures, more retraces, slower compilation.
+
+    ``compile_p_adjusted`` holds the Holm-adjusted p-values of "compiles slower"
+    (:func:`compile_time_p_values`); None leaves compile time unjudged.
+    """
+    flags = []
+    baseline_status, current_status = baseline.statuses.get(cell), current.statuses.get(cell)
+    error = current.first_errors.get(cell, "")
+    because = f": {_short(error, 60)}" if error else ""
+    if current_status == "failed" and baseline_status != "failed":
+        before = f"was {baseline_status}" if baseline_status else "new cell"
+        flags.append(f"newly fails ({before}){because}")
+    elif current.failed_processes.get(cell, 0) and not baseline.failed_processes.get(cell, 0):
+        flags.append(f"{current.failed_processes[cell]} process(es) newly failed{because}")
+    old_retraces = _median(baseline.retraces.get(cell))
+    new_retraces = _median(current.retraces.get(cell))
+    if new_retraces > old_retraces:  # NaN on either side compares False
+        flags.append(f"retraces {old_retraces:g} -> {new_retraces:g}")
+    if compile_p_adjusted is not None and cell in compile_p_adjusted:
+        old_compile = _median(baseline.compile_times.get(cell))
+        new_compile = _median(current.compile_times.get(cell))
+        p_adjusted = compile_p_adjusted[cell]
+        if (
+            new_compile > old_compile * (1 + threshold)
+            and new_compile - old_compile > COMPILE_FLOOR_S
+            and p_adjusted <= alpha
+        ):
+            flags.append(f"compile {old_compile:.2f}s -> {new_compile:.2f}s (p {p_adjusted:.2g})")
+    return tuple(flags)
+
+
+def _missing_note(
+    cell: CellKey,
+    statuses: tuple[dict[CellKey, str], dict[CellKey, str]],
+    has_samples: tuple[bool, bool],
+    reference: str | None,
+) -> str:
+    for side, status, present in zip(
+        ("baseline", "current"),
+        (statuses[0].get(cell), statuses[1].get(cell)),
+        has_samples,
+        strict=True,
+    ):
+        if status is None and not present:
+            return f"not in the {side} run"
+        if status in ("failed", "skipped"):
+            return f"{status} in the {side} run"
+        if not present:
+            what = f"{reference}-paired samples" if reference else "ok samples"
+            return f"no {what} in the {side} run"
+    return ""
+
+
+def machine_speed_notes(baseline: Run, current: Run, threshold: float) -> list[str]:
+    """A warning per device whose measured peak speed (soft.peak_matmul_flops) moved by
+    more than ``threshold`` between the runs: the machine was loaded differently, and
+    step times of separate runs then differ for reasons other than the code."""
+    notes = []
+    peaks = [
+        run.metadata.get("soft", {}).get("peak_matmul_flops") or {} for run in (baseline, current)
+    ]
+    if not all(isinstance(peak, Mapping) for peak in peaks):
+        return notes
+    for device in sorted(set(peaks[0]) & set(peaks[1])):
+        old, new = peaks[0][device], peaks[1][device]
+        numbers = all(isinstance(v, int | float) and v > 0 for v in (old, new))
+        if numbers and abs(new / old - 1) > threshold:
+            notes.append(
+                f"warning: {device} peak matmul speed {old / 1e9:.0f} -> {new / 1e9:.0f} "
+                f"GFLOP/s (x{new / old:.2f}): the machine's load differed between the runs"
+            )
+    return notes
+
+
+def reference_loop(baseline: Run, current: Run) -> str:
+    """The reference loop of the runs' ladder, for within-run ratios. A run made
+    before ladders were recorded declares none; two runs that name different
+    references cannot be compared this way (IncomparableRunsError either way)."""
+    references = {run.ladder.reference for run in (baseline, current) if run.ladder}
+    if not references:
+        raise IncomparableRunsError(
+            "within-run ratios need the reference loop, and neither run's metadata.json "
+            "declares a loop ladder (runs made before tf-loopbench recorded it)"
+        )
+    if len(references) > 1:
+        raise IncomparableRunsError(
+            f"the runs' ladders name different reference loops ({', '.join(sorted(references))}): "
+            "their within-run ratios do not compare"
+        )
+    return references.pop()
+
+
+def compare(
+    baseline_dir: str | os.PathLike[str],
+    current_dir: str | os.PathLike[str],
+    threshold: float = DEFAULT_THRESHOLD,
+    alpha: float = DEFAULT_ALPHA,
+    allow_different_machines: bool = False,
+) -> Comparison:
+    """Judge every cell of ``current_dir`` against ``baseline_dir``.
+
+    Raises RunDirError or IncomparableRunsError (one-line messages) when the two
+    cannot be compared. Example::
+
+        result = compare("results/base", "results/head")
+        print(render_text(result)); raise SystemExit(result.exit_status)
+    """
+    if not 0 < alpha < 1:
+        raise IncomparableRunsError(f"alpha must be between 0 and 1, got {alpha}")
+    if not 0 <= threshold < 1:
+        raise IncomparableRunsError(f"threshold must be in [0, 1), got {threshold}")
+    baseline_path, current_path = Path(baseline_dir), Path(current_dir)
+    if baseline_path.exists() and baseline_path.resolve() == current_path.resolve():
+        raise IncomparableRunsError(f"{baseline_path}: a run cannot be compared with itself")
+    baseline, current = load_run(baseline_path), load_run(current_path)
+    if baseline.run_id == current.run_id:
+        raise IncomparableRunsError(
+            f"{baseline_path} and {current_path} are the same run (run_id {baseline.run_id})"
+        )
+    hard_differences = tuple(
+        metadata_differences(baseline.metadata.get("hard", {}), current.metadata.get("hard", {}))
+    )
+    if hard_differences and not allow_different_machines:
+        declared = {run.ladder.reference for run in (baseline, current) if run.ladder}
+        target = declared.pop() if len(declared) == 1 else "the reference loop"
+        raise IncomparableRunsError(
+            "runs come from different machines, their times do not compare ("
+            + "; ".join(hard_differences)
+            + f"); pass --allow-different-machines to compare within-run ratios to {target}"
+        )
+    reference = reference_loop(baseline, current) if allow_different_machines else None
+    soft_differences = tuple(
+        metadata_differences(
+            baseline.metadata.get("soft", {}), current.metadata.get("soft", {}), IGNORED_SOFT_KEYS
+        )
+    )
+
+    samples = (process_samples(baseline), process_samples(current))
+    if samples[0].empty and samples[1].empty:
+        raise IncomparableRunsError(
+            f"{baseline_path} and {current_path} hold no ok process samples"
+        )
+    facts = (SideFacts.of(baseline, samples[0]), SideFacts.of(current, samples[1]))
+    drift_note = None
+    if reference is not None:
+        step_samples = tuple(within_run_ratio_samples(side, reference) for side in samples)
+    elif (
+        measured_interleaved(baseline, current)
+        and len(set(samples[0]["cell"]) & set(samples[1]["cell"])) >= 3
+    ):
+        *step_samples, block_factors = drift_corrected_samples(samples)
+        step_samples = tuple(step_samples)
+        drift_note = (
+            "interleaved A/B: each process's step time is divided by its block's drift "
+            "(process k of every other cell, both sides; samples.drift_factors): "
+            f"block factors {block_factors.min():.3f}-{block_factors.max():.3f}"
+        )
+    else:
+        step_samples = tuple(per_cell(side, "step_time_s") for side in samples)
+    judged = judge_step_times(step_samples[0], step_samples[1], threshold, alpha)
+    statuses = (facts[0].statuses, facts[1].statuses)
+    # compile times, like step times, do not carry across machines
+    compile_p_adjusted = None if allow_different_machines else compile_time_p_values(*facts)
+
+    all_cells = sort_cells(set(statuses[0]) | set(statuses[1]) | set(judged))
+    cells = []
+    skipped_in_both = 0
+    for cell in all_cells:
+        flags = cell_flags(cell, *facts, threshold, alpha, compile_p_adjusted)
+        if cell in judged:
+            cells.append(replace(judged[cell], flags=flags))
+            continue
+        if statuses[0].get(cell) == statuses[1].get(cell) == "skipped" and not flags:
+            skipped_in_both += 1
+            continue
+        if reference is not None and cell.loop == reference:
+            cells.append(
+                CellComparison(
+                    cell=cell, verdict="reference", note="ratio 1 by definition", flags=flags
+                )
+            )
+            continue
+        counts = (len(step_samples[0].get(cell, ())), len(step_samples[1].get(cell, ())))
+        note = _missing_note(cell, statuses, (counts[0] > 0, counts[1] > 0), reference)
+        cells.append(
+            CellComparison(
+                cell=cell,
+                verdict="missing",
+                note=note,
+                n_baseline=counts[0],
+                n_current=counts[1],
+                flags=flags,
+            )
+        )
+    if not judged and not any(cell.flags for cell in cells):
+        raise IncomparableRunsError(
+            f"{baseline_path} and {current_path} have no cell with samples on both sides"
+        )
+    notes = [
+        f"the {side} run is incomplete (interrupted or still running): finished cells only"
+        for side, run in (("baseline", baseline), ("current", current))
+        if run.metadata.get("complete") is False
+    ]
+    notes += machine_speed_notes(baseline, current, threshold)
+    if drift_note:
+        notes.append(drift_note)
+    if reference is not None:
+        notes.append(
+            f"within-run ratios: each loop's step time over {reference}'s in the same run "
+            "(process k with process k); they carry across machines, absolute and compile times do not"
+        )
+    return Comparison(
+        baseline=baseline,
+        current=current,
+        cells=tuple(cells),
+        threshold=threshold,
+        alpha=alpha,
+        within_run_ratios=reference is not None,
+        reference=reference,
+        hard_differences=hard_differences,
+        soft_differences=soft_differences,
+        cells_skipped_in_both=skipped_in_both,
+        notes=tuple(notes),
+        drift_corrected=drift_note is not None,
+    )

@@ -1,0 +1,140 @@
+"""The gate's output: the verdicts as a terminal table and as GitHub Markdown.
+
+Both come from :func:`summary_lines` (the runs, the mode, the rule, metadata
+differences, the outcome) and :func:`display_rows` (one row per cell, regressions
+first), so the two never disagree.
+
+Example::
+
+    from reports.gate.judge import compare
+    print(render_text(compare("results/base", "results/head")))
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from reports.gate.judge import COMPILE_FLOOR_S, VERDICTS, Comparison
+from reports.rundir import Run
+
+
+def _commit(run: Run) -> str:
+    soft = run.metadata.get("soft", {})
+    commit = str(soft.get("git_commit") or "?")[:10]
+    return commit + ("+dirty" if soft.get("git_dirty") else "")
+
+
+def _figure(value: float, reference: str | None) -> str:
+    """A median: a ratio to the reference loop, or a step time."""
+    if math.isnan(value):
+        return "-"
+    return f"{value:.3f}x {reference}" if reference else f"{value * 1e3:.3g} ms"
+
+
+def display_rows(result: Comparison) -> list[dict[str, str]]:
+    """The table as strings, one dict per cell, regressions first."""
+    order = {verdict: rank for rank, verdict in enumerate(VERDICTS)}
+    ranked = sorted(result.cells, key=lambda c: (not c.is_regression, order[c.verdict]))
+    rows = []
+    for cell in ranked:
+        ci = "-" if math.isnan(cell.ci_low) else f"{cell.ci_low:.3f}-{cell.ci_high:.3f}"
+        rows.append(
+            {
+                "cell": cell.cell.name,
+                "verdict": cell.verdict.upper() if cell.is_regression else cell.verdict,
+                "ratio": "-" if math.isnan(cell.ratio) else f"{cell.ratio:.3f}",
+                "95% CI": ci,
+                "p (Holm)": "-" if math.isnan(cell.p_adjusted) else f"{cell.p_adjusted:.2g}",
+                "n base/cur": f"{cell.n_baseline}/{cell.n_current}",
+                "baseline": _figure(cell.baseline_median, result.reference),
+                "current": _figure(cell.current_median, result.reference),
+                "flags / note": "; ".join([*cell.flags, *([cell.note] if cell.note else [])]),
+            }
+        )
+    return rows
+
+
+def summary_lines(result: Comparison) -> list[str]:
+    """The lines above the table: runs, mode, rule, metadata differences, outcome."""
+    baseline, current = result.baseline, result.current
+    lines = [
+        f"baseline {baseline.run_id} ({_commit(baseline)}) vs current {current.run_id} ({_commit(current)})"
+    ]
+    if result.within_run_ratios:
+        machines = "; ".join(result.hard_differences) or "none differ"
+        lines.append(
+            f"mode: within-run ratios to {result.reference} (allow different machines; "
+            f"hard keys: {machines})"
+        )
+    else:
+        lines.append(
+            "mode: absolute step times (same machine: hard metadata keys match)"
+            + (", drift-corrected per block (interleaved A/B)" if result.drift_corrected else "")
+        )
+    lines.extend(result.notes)
+    lines.append(
+        f"rule: one-sided Mann-Whitney U per cell on per-process samples, Holm-corrected over "
+        f"{result.n_tested} cells at alpha={result.alpha:g}, and median ratio beyond "
+        f"±{result.threshold:.0%}; also flagged: newly failing cells, more retraces"
+        + (
+            ""
+            if result.within_run_ratios
+            else f", compile time up >{result.threshold:.0%} and >{COMPILE_FLOOR_S:g}s "
+            "(same test, Holm over cells)"
+        )
+    )
+    lines.append(
+        "soft metadata differs: " + "; ".join(result.soft_differences)
+        if result.soft_differences
+        else "soft metadata: no difference"
+    )
+    counts = pd.Series([cell.verdict for cell in result.cells]).value_counts()
+    lines.append(
+        "cells: "
+        + ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts)
+        + (
+            f"; {result.cells_skipped_in_both} skipped in both runs"
+            if result.cells_skipped_in_both
+            else ""
+        )
+    )
+    regressions = result.regressions
+    if regressions:
+        named = ", ".join(cell.cell.name for cell in regressions)
+        lines.append(f"RESULT: {len(regressions)} confirmed regression(s): {named}")
+    else:
+        lines.append("RESULT: no confirmed regression")
+    return lines
+
+
+def render_text(result: Comparison) -> str:
+    """Summary lines and a fixed-width table, for a terminal."""
+    table = pd.DataFrame(display_rows(result))
+    body = table.to_string(index=False) if not table.empty else "(no cells)"
+    return "\n".join(summary_lines(result)) + "\n\n" + body + "\n"
+
+
+def _markdown_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(result: Comparison) -> str:
+    """GitHub-flavoured Markdown fit for a CI job summary."""
+    lines = ["## Regression gate", ""]
+    lines += [f"- {_markdown_cell(line)}" for line in summary_lines(result)]
+    rows = display_rows(result)
+    if rows:
+        header = list(rows[0])
+        lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for row in rows:
+            cells = [_markdown_cell(row[name]) for name in header]
+            cells[1] = f"**{cells[1]}**" if cells[1].isupper() else cells[1]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_note(message: str) -> str:
+    """The Markdown of a gate that could not judge: its heading and why."""
+    return f"## Regression gate\n\n{_markdown_cell(message)}\n"
