@@ -21,6 +21,13 @@ After every job the run directory is rewritten atomically (samples.jsonl,
 summary.csv), so Ctrl-C or a crash of the parent keeps every finished job. A
 worker that raises, is killed (e.g. out of memory) or times out yields a
 ``failed`` row with its reason, and the run goes on.
+
+A child's stderr (file descriptor 2: TensorFlow's native logging, Python's
+warnings) goes to a file, ``<run>/logs/<cell>-p<process>.log`` for a worker,
+and reaches the terminal only when that child fails. Every process that starts
+TensorFlow's runtime on a machine without a GPU logs "failed call to cuInit" at
+error level, which ``TF_CPP_MIN_LOG_LEVEL`` cannot hide without hiding real
+errors too: one such line per worker and one for the metadata probe.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ import contextlib
 import math
 import multiprocessing
 import os
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -90,8 +99,22 @@ def start_worker_server(
     forkserver.ensure_running()
 
 
+#: lines of a failed child's stderr shown on the terminal (all of it stays in its log)
+SHOWN_LOG_LINES = 40
+
+
+def _answer_failed(answer: Any) -> bool:
+    """No answer, or an answer reporting an error (the probe's ``{"error": ...}``)."""
+    return answer is None or (isinstance(answer, dict) and "error" in answer)
+
+
 def call_in_child(
-    context: Any, target: Callable[..., None], args: tuple, timeout_s: float
+    context: Any,
+    target: Callable[..., None],
+    args: tuple,
+    timeout_s: float,
+    log_path: Path | None = None,
+    failed: Callable[[Any], bool] = _answer_failed,
 ) -> tuple[Any, Any]:
     """Run ``target(*args, connection)`` in a child process; (its one message or None,
     the finished process).
@@ -100,34 +123,77 @@ def call_in_child(
     a child whose parent is gone exits at once). The child is started inside the
     ``try``, so a Ctrl-C at any moment still stops it; a child still running after
     ``timeout_s`` (or 30 s after answering) is killed.
+
+    The child's stderr goes to ``log_path`` (a temporary file when None) and is
+    copied to this process's stderr only if ``failed(answer)``.
     """
-    parent_end, child_end = context.Pipe(duplex=True)
-    process = context.Process(target=target, args=(*args, child_end), daemon=True)
-    answer = None
-    try:
-        process.start()
-        child_end.close()
-        if parent_end.poll(timeout_s):
-            with contextlib.suppress(EOFError):
-                answer = parent_end.recv()
-        process.join(timeout=30)
-    finally:
-        if process.is_alive():
-            process.kill()
-            process.join()
-        parent_end.close()
+    with contextlib.ExitStack() as stack:
+        if log_path is None:
+            log_path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "child.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        parent_end, child_end = context.Pipe(duplex=True)
+        process = context.Process(
+            target=_stderr_to_file,
+            args=(str(log_path), target, *args, child_end),
+            daemon=True,
+        )
+        answer = None
+        try:
+            process.start()
+            child_end.close()
+            if parent_end.poll(timeout_s):
+                with contextlib.suppress(EOFError):
+                    answer = parent_end.recv()
+            process.join(timeout=30)
+        finally:
+            if process.is_alive():
+                process.kill()
+                process.join()
+            parent_end.close()
+        if failed(answer):
+            show_log(log_path)
     return answer, process
 
 
-def run_in_worker(job: Job, timeout_s: float) -> dict[str, Any]:
-    """Run ``job`` in a fresh worker process; a crash or timeout becomes a failed row."""
+def _stderr_to_file(log_path: str, target: Callable[..., None], *args: Any) -> None:
+    """In the child: point file descriptor 2 (native code and ``sys.stderr``) at
+    ``log_path``, then run ``target(*args)``."""
+    sys.stderr.flush()
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 2)
+    os.close(log)
+    target(*args)
+
+
+def show_log(log_path: Path, lines: int = SHOWN_LOG_LINES) -> None:
+    """The last ``lines`` of a failed child's stderr, on this process's stderr."""
+    try:
+        text = log_path.read_text(errors="replace").rstrip()
+    except OSError:
+        return
+    if text:
+        tail = text.splitlines()[-lines:]
+        sys.stderr.write(f"stderr of the failed process ({log_path}):\n")
+        sys.stderr.write("\n".join(tail) + "\n")
+        sys.stderr.flush()
+
+
+def _worker_failed(result: Any) -> bool:
+    return result is None or result["process"].get("status") == "failed"
+
+
+def run_in_worker(job: Job, timeout_s: float, log_path: Path | None = None) -> dict[str, Any]:
+    """Run ``job`` in a fresh worker process; a crash or timeout becomes a failed row.
+    The worker's stderr goes to ``log_path`` (shown if the job fails)."""
     from benchmarks.worker import worker_main
 
     context = worker_context(job.config.start_method)
     # the parent's environment now (a fork server's own dates from its start)
     environ = dict(os.environ)
     started = time.time()
-    result, process = call_in_child(context, worker_main, (job, environ), timeout_s)
+    result, process = call_in_child(
+        context, worker_main, (job, environ), timeout_s, log_path, _worker_failed
+    )
     if result is not None:
         return result
     if process.exitcode is None or process.exitcode == -9 and time.time() - started >= timeout_s:
@@ -173,7 +239,9 @@ class RunWriter:
         self.flush()
 
     def summary(self):
-        return summarize(self.rows, [c.keys for c in self.cells])
+        return summarize(
+            self.rows, [c.keys for c in self.cells], rundir.reference_loop(self.metadata)
+        )
 
     def flush(self, finished: bool = False, interrupted: bool = False) -> None:
         rundir.write_samples(self.run_dir, self.rows)
@@ -225,7 +293,8 @@ def execute(
             if job.cell.device not in config.devices_present:
                 result = skipped_result(job, f"no {job.cell.device.upper()}")
             else:
-                result = run_in_worker(job, config.timeout_s)
+                log_path = run_dir / "logs" / f"{job.cell.label}-p{job.process}.log"
+                result = run_in_worker(job, config.timeout_s, log_path)
             writer.add(result)
             if on_result:
                 on_result(job, result)
