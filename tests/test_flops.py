@@ -20,51 +20,14 @@ outputs and stateful ops (the variable updates) depend on
 
 from __future__ import annotations
 
-import collections
-
 import pytest
-import tensorflow as tf
-from tensorflow.python.profiler import option_builder
 
 import loops.workloads  # noqa: F401
 from loops.base import WORKLOADS, WorkloadConfig
+from loops.flops import profiled_flops_per_example  # the count itself lives in loops
 
 BATCH = 64
 TOLERANCE = 0.10
-
-
-def profiled_flops_per_example(workload, batch_size: int = BATCH) -> dict[str, float]:
-    """FLOPs per example of one traced training step, by op type, as the TF profiler
-    counts them on the nodes the step actually runs."""
-    data = workload.make_data()
-    state = workload.build()
-    spec = {
-        name: tf.TensorSpec((batch_size, *array.shape[1:]), array.dtype)
-        for name, array in data.train.items()
-    }
-    graph = (
-        tf.function(lambda batch: workload.train_step(state, batch))
-        .get_concrete_function(spec)
-        .graph
-    )
-    needed = {t.op.name for t in graph.outputs} | {op.name for op in graph.control_outputs}
-    kept = {
-        node.name
-        for node in tf.compat.v1.graph_util.extract_sub_graph(
-            graph.as_graph_def(), sorted(needed)
-        ).node
-    }
-    options = dict(option_builder.ProfileOptionBuilder.float_operation(), output="none")
-    root = tf.compat.v1.profiler.profile(graph, cmd="scope", options=options)
-    op_types = {op.name: op.type for op in graph.get_operations()}
-    by_type: collections.Counter[str] = collections.Counter()
-    pending = list(root.children)
-    while pending:
-        node = pending.pop()
-        pending.extend(node.children)
-        if node.name in kept:
-            by_type[op_types[node.name]] += node.float_ops
-    return {op_type: flops / batch_size for op_type, flops in by_type.items()}
 
 
 CASES = [(name, None) for name in WORKLOADS.names()] + [("mlp", 32), ("gan", 48)]
