@@ -65,6 +65,7 @@ from reports.rundir import (
     RunDirError,
     atomic_write_text,
     load_run,
+    reference_loop,
     write_metadata,
     write_samples,
     write_summary,
@@ -242,7 +243,7 @@ def merge_runs(
     metadata["run_id"] = run_id or out_dir.name
     out_dir.mkdir(parents=True, exist_ok=True)
     write_samples(out_dir, rows)
-    write_summary(out_dir, summarize(rows, cells or None))
+    write_summary(out_dir, summarize(rows, cells or None, reference_loop(metadata)))
     write_metadata(out_dir, metadata)
     return out_dir
 

@@ -351,6 +351,7 @@ def command_run(args: argparse.Namespace) -> int:
     from benchmarks.progress import Progress, print_summary
     from benchmarks.runner import execute, new_run_dir, now_iso
     from benchmarks.worker import configure_threads
+    from loops.base import LOOPS
     from loops.devices import DEVICE_CHOICES, DeviceError, resolve_devices
 
     if args.device is not None and args.device not in DEVICE_CHOICES:
@@ -401,6 +402,7 @@ def command_run(args: argparse.Namespace) -> int:
         "hard": hard,
         "soft": soft,
         "config": {**config.as_dict(), "cells": [c.keys for c in cells]},
+        "ladder": LOOPS.ladder(),  # the reference and each rung's neighbour, for reports
     }
     progress = Progress(total=config.processes * len(cells))
     print(

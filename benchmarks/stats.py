@@ -10,12 +10,12 @@ median first). Per cell:
   is in ``ci_coverage``). With 2 to 5 processes no order-statistic interval
   reaches 95%; a percentile bootstrap over the processes is given instead
   (``ci_basis = "processes-bootstrap"``, coverage unknown: use 6 or more
-  processes for a guaranteed interval). With one process the interval comes
-  from its windows (``ci_basis = "windows"``), which ignores between-process
-  variation;
-- ``step_time_iqr_s``, ``step_time_cv``: spread of the samples (of the windows
-  when there is a single process);
-- ``noisy``: IQR / median above ``NOISY_IQR_FRACTION`` (10%): too noisy to trust.
+  processes for a guaranteed interval). With one process there is none
+  (``ci_basis = "none"``): its windows agree far better than processes do;
+- ``step_time_iqr_s``, ``step_time_cv``: spread of the samples (none below three);
+- ``noisy``: IQR / median above ``NOISY_IQR_FRACTION`` (10%); None below three samples;
+- ``speedup_vs_fit`` (amortized) and ``steady_speedup_vs_fit``: against the ladder's
+  reference loop, given to :func:`summarize`.
 """
 
 from __future__ import annotations
@@ -28,14 +28,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from reports.rundir import SUMMARY_COLUMNS
+from reports.rundir import CELL_KEYS, SUMMARY_COLUMNS, CellKey
 
 NOISY_IQR_FRACTION = 0.10
 CONFIDENCE = 0.95
-CELL_KEYS = ("workload", "loop", "device", "batch_size", "width")
 
 
-def median_ci(samples: Iterable[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+def median_ci(
+    samples: Iterable[float], confidence: float = CONFIDENCE
+) -> tuple[float, float, float]:
     """(low, high, coverage): order-statistic interval for the median.
 
     The interval [x_(r), x_(n+1-r)] covers the population median with probability
@@ -57,15 +58,21 @@ def median_ci(samples: Iterable[float], confidence: float = CONFIDENCE) -> tuple
     return best
 
 
-def bootstrap_median_ci(samples: Iterable[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
+def bootstrap_median_ci(
+    samples: Iterable[float], confidence: float = CONFIDENCE
+) -> tuple[float, float]:
     """Percentile-bootstrap interval for the median (scipy), for 2 to 5 samples, where
     no order-statistic interval reaches 95%; its real coverage is unknown and lower."""
     values = np.asarray(list(samples), dtype=float)
     if np.ptp(values) == 0:
         return float(values[0]), float(values[0])
     result = stats.bootstrap(
-        (values,), np.median, confidence_level=confidence, method="percentile",
-        n_resamples=2000, random_state=np.random.default_rng(0),
+        (values,),
+        np.median,
+        confidence_level=confidence,
+        method="percentile",
+        n_resamples=2000,
+        random_state=np.random.default_rng(0),
     )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
@@ -97,7 +104,6 @@ def summarize_cell(
     row["status"] = "ok"
     row["error"] = next((p.get("error") for p in processes if p.get("status") == "failed"), None)
     samples = [float(p["step_time_s"]) for p in ok]
-    window_times = [float(w["step_time_s"]) for w in windows]
     median = float(np.median(samples))
     if len(samples) >= 6:
         low, high, coverage = median_ci(samples)
@@ -162,8 +168,13 @@ def summarize_cell(
         keras_steps_per_execution=first.get("keras_steps_per_execution"),
         data_source=first.get("data_source"),
     )
-    for name in ("profile_op_time_s", "profile_input_wait_s", "profile_overhead_fraction",
-                 "profile_step_time_s", "profile_cost_fraction"):
+    for name in (
+        "profile_op_time_s",
+        "profile_input_wait_s",
+        "profile_overhead_fraction",
+        "profile_step_time_s",
+        "profile_cost_fraction",
+    ):
         if any(name in p for p in ok):
             row[name] = med(name)
     row["profile_error"] = next((p["profile_error"] for p in ok if p.get("profile_error")), None)
@@ -174,14 +185,25 @@ def summarize_cell(
     return row
 
 
-def summarize(rows: Iterable[Mapping[str, Any]], cell_order: list[Mapping[str, Any]] | None = None) -> pd.DataFrame:
-    """summary.csv as a DataFrame from samples.jsonl rows (any order)."""
-    processes: dict[tuple, list] = {}
-    windows: dict[tuple, list] = {}
+def summarize(
+    rows: Iterable[Mapping[str, Any]],
+    cell_order: list[Mapping[str, Any]] | None = None,
+    reference: str | None = None,
+) -> pd.DataFrame:
+    """summary.csv as a DataFrame from samples.jsonl rows (any order).
+
+    ``reference`` is the ladder's reference loop (metadata.json's ``ladder``,
+    ``reports.rundir.reference_loop``): ``speedup_vs_fit`` and ``steady_speedup_vs_fit``
+    are against it (the column names are the contract), empty without one.
+    """
+    processes: dict[CellKey, list] = {}
+    windows: dict[CellKey, list] = {}
     for row in rows:
-        key = tuple(row[k] for k in CELL_KEYS)
+        key = CellKey(*(row[k] for k in CELL_KEYS))
         (processes if row["kind"] == "process" else windows).setdefault(key, []).append(row)
-    order = [tuple(c[k] for k in CELL_KEYS) for c in cell_order] if cell_order else list(processes)
+    order = (
+        [CellKey(*(c[k] for k in CELL_KEYS)) for c in cell_order] if cell_order else list(processes)
+    )
     summary_rows = [
         summarize_cell(dict(zip(CELL_KEYS, key, strict=True)), processes[key], windows.get(key, []))
         for key in order
@@ -197,8 +219,8 @@ def summarize(rows: Iterable[Mapping[str, Any]], cell_order: list[Mapping[str, A
     if "equivalence_reference" not in frame.columns:
         frame["equivalence_reference"] = False
     # what users pay over whole epochs (per-epoch costs included), and the steady step
-    frame["speedup_vs_fit"] = _speedup_vs_fit(frame, "amortized_step_time_s")
-    frame["steady_speedup_vs_fit"] = _speedup_vs_fit(frame, "step_time_median_s")
+    frame["speedup_vs_fit"] = _speedup(frame, "amortized_step_time_s", reference)
+    frame["steady_speedup_vs_fit"] = _speedup(frame, "step_time_median_s", reference)
     frame["equivalent"] = equivalence(frame)
     return frame
 
@@ -214,7 +236,9 @@ def equivalence(frame: pd.DataFrame) -> pd.Series:
     group = ["workload", "device", "batch_size", "width"]
     ok = frame[frame["status"] == "ok"]
     references = ok[ok["equivalence_reference"].fillna(False).astype(bool)]
-    reference_loss = {tuple(r[g] for g in group): r["equal_work_loss"] for _, r in references.iterrows()}
+    reference_loss = {
+        tuple(r[g] for g in group): r["equal_work_loss"] for _, r in references.iterrows()
+    }
     for index, row in ok.iterrows():
         expected = reference_loss.get(tuple(row[g] for g in group))
         loss, rtol = row["equal_work_loss"], row.get("equivalence_rtol")
@@ -233,16 +257,20 @@ def _finite(value: Any) -> bool:
         return False
 
 
-def _speedup_vs_fit(frame: pd.DataFrame, column: str) -> pd.Series:
-    """fit's ``column`` / this cell's, within (workload, device, batch_size, width)."""
+def _speedup(frame: pd.DataFrame, column: str, reference: str | None) -> pd.Series:
+    """The ``reference`` loop's ``column`` / this cell's, within (workload, device,
+    batch_size, width); NaN everywhere without a reference."""
     if frame.empty:
         return pd.Series(dtype=float)
+    if reference is None:
+        return pd.Series(math.nan, index=frame.index)
     group = ["workload", "device", "batch_size", "width"]
-    fit = frame[(frame["loop"] == "fit") & (frame["status"] == "ok")].set_index(group)[column]
+    ok = frame["status"] == "ok"
+    references = frame[(frame["loop"] == reference) & ok].set_index(group)[column]
     speedups = []
     for _, row in frame.iterrows():
         key = tuple(row[g] for g in group)
-        reference = fit.get(key) if key in fit.index else None
-        ok = row["status"] == "ok" and reference is not None
-        speedups.append(float(reference) / float(row[column]) if ok else math.nan)
+        time = references.get(key) if key in references.index else None
+        ok = row["status"] == "ok" and time is not None
+        speedups.append(float(time) / float(row[column]) if ok else math.nan)
     return pd.Series(speedups, index=frame.index)

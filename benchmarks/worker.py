@@ -239,7 +239,7 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         "data_s": data_s,
         "data_preloaded": data_preloaded,
         "build_s": build_s,
-        "fit_setup_s": (times.train_begin - t_run) if cell.loop == "fit" else None,
+        "fit_setup_s": (times.train_begin - t_run) if style.per_call_setup else None,
         "first_step_s": times.first_step_s,
         "compile_s": max(0.0, times.first_step_s - steady),
         "warmup_s": times.warmup_s,

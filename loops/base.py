@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from loops.registry import Registry
+from loops.registry import LoopRegistry, Registry
 
 Batch = Mapping[str, Any]
 
@@ -210,11 +210,27 @@ class Trainer(abc.ABC):
 
 
 class LoopStyle(abc.ABC):
-    """One rung of the ladder. Subclasses register with ``@LOOPS.register(name)``."""
+    """One rung of the ladder. Subclasses register with ``@LOOPS.register(name)``.
+
+    Each style declares its place on the ladder; ``LOOPS.ladder()`` collects the
+    declarations (benchmarks writes them into metadata.json, reports read them there).
+    Every comparison a report draws is between the reference and another loop, or
+    between a rung and the one it ``compares_with``, which differ in one thing.
+    """
 
     name: ClassVar[str]
-    #: one line: what this rung changes against the previous one
+    #: one line for ``loopbench list``: what this style is
     description: ClassVar[str]
+    #: the loop users know, which every other loop is compared with (exactly one)
+    reference: ClassVar[bool] = False
+    #: the rung this one differs from in one thing (registered before it); None:
+    #: compared with the reference only
+    compares_with: ClassVar[str | None] = None
+    #: one line: what changes against ``compares_with`` (the reference: what it is)
+    changes: ClassVar[str]
+    #: its trainer pays a per-call set-up between ``run`` and ``on_train_begin``
+    #: (fit's), which the worker records as ``fit_setup_s``
+    per_call_setup: ClassVar[bool] = False
 
     @abc.abstractmethod
     def make_trainer(
@@ -229,4 +245,4 @@ class LoopStyle(abc.ABC):
 
 
 WORKLOADS: Registry[type[Workload]] = Registry("workload")
-LOOPS: Registry[type[LoopStyle]] = Registry("loop")
+LOOPS: LoopRegistry[type[LoopStyle]] = LoopRegistry("loop")

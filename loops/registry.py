@@ -5,12 +5,16 @@ duplicate name is an error, ``get`` returns the registered class, ``names``
 lists them in registration order, and tests can snapshot and restore a
 registry. Adding a workload or a loop style is adding one file that uses the
 decorator; nothing else enumerates the combinations.
+
+The loop registry also collects the ladder the loop styles declare
+(:meth:`LoopRegistry.ladder`): the reference loop, and for each rung the rung it
+compares with and what it changes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -75,3 +79,49 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class LoopRegistry(Registry[T]):
+    """The loop styles' registry: registration order is ladder order."""
+
+    def ladder(self) -> dict[str, Any]:
+        """The ladder the registered styles declare, as JSON-able data (metadata.json's
+        ``ladder``; ``reports.rundir.Ladder`` reads it). Raises ValueError when the
+        declarations do not make one ladder: not exactly one reference, or a rung that
+        compares with a style not registered before it.
+
+        Example (with the five styles of loops/styles)::
+
+            LOOPS.ladder()["rungs"][2]
+            # {"loop": "tf_function", "compares_with": "eager", "changes": "graph mode",
+            #  "reference": False}
+        """
+        rungs = []
+        for name, style in self._items.items():
+            reference = bool(getattr(style, "reference", False))
+            compares_with = getattr(style, "compares_with", None)
+            changes = getattr(style, "changes", "")
+            if not changes:
+                raise ValueError(f"{self.kind} {name!r} declares no 'changes'")
+            if compares_with is not None and compares_with not in [r["loop"] for r in rungs]:
+                raise ValueError(
+                    f"{self.kind} {name!r} compares with {compares_with!r}, which is not "
+                    "registered before it"
+                )
+            if reference and compares_with is not None:
+                raise ValueError(f"the reference {self.kind} {name!r} compares with nothing")
+            rungs.append(
+                {
+                    "loop": name,
+                    "compares_with": compares_with,
+                    "changes": changes,
+                    "reference": reference,
+                }
+            )
+        references = [rung["loop"] for rung in rungs if rung["reference"]]
+        if len(references) != 1:
+            raise ValueError(
+                f"exactly one {self.kind} must be the reference, found {len(references)}"
+                + (f" ({', '.join(references)})" if references else "")
+            )
+        return {"reference": references[0], "rungs": rungs}

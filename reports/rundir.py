@@ -247,6 +247,12 @@ class Ladder:
         return [loop for loop in self.loops if loop in present] + sorted(present - set(self.loops))
 
 
+def reference_loop(metadata: Mapping[str, Any]) -> str | None:
+    """The reference loop of the ladder ``metadata`` declares; None without a ladder."""
+    data = metadata.get(LADDER_KEY)
+    return Ladder.from_json(data).reference if data is not None else None
+
+
 @dataclass(frozen=True)
 class Run:
     """One run directory, loaded."""

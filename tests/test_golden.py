@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.stats import summarize
-from reports.rundir import load_run, write_summary
+from reports.rundir import load_run, reference_loop, write_summary
 from tests.conftest import ROOT, run_cli
 
 GOLDEN = ROOT / "tests" / "fixtures" / "golden"
@@ -50,7 +50,10 @@ def render_all(tmp: Path) -> dict[str, str]:
     summary_dir.mkdir()
     rows = [row for _, row in run.samples.iterrows()]
     cell_order = run.metadata["config"]["cells"]
-    write_summary(summary_dir, summarize([r.dropna().to_dict() for r in rows], cell_order))
+    reference = reference_loop(run.metadata)
+    write_summary(
+        summary_dir, summarize([r.dropna().to_dict() for r in rows], cell_order, reference)
+    )
     outputs["summary.csv"] = (summary_dir / "summary.csv").read_text()
 
     report = run_cli("report", str(runs["current"]), timeout=300)

@@ -1,10 +1,16 @@
-"""The registries: decorator fills them, duplicates are errors, unknown names list choices."""
+"""The registries: decorator fills them, duplicates are errors, unknown names list choices;
+the loop styles declare one ladder, the one the run directories record."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from loops.registry import Registry, UnknownNameError
+from loops.registry import LoopRegistry, Registry, UnknownNameError
+
+GOLDEN_METADATA = Path(__file__).parent / "fixtures" / "golden" / "current" / "metadata.json"
 
 
 def test_register_get_and_order():
@@ -54,3 +60,49 @@ def test_seed_registries_are_filled():
 
     assert WORKLOADS.names() == ["linear", "mlp", "gan"]
     assert LOOPS.names() == ["fit", "eager", "tf_function", "tf_data", "xla"]
+
+
+def test_the_loop_styles_declare_one_ladder_of_single_changes():
+    import loops.styles  # noqa: F401
+    from loops.base import LOOPS
+
+    ladder = LOOPS.ladder()
+    assert json.loads(json.dumps(ladder)) == ladder  # JSON as it is
+    assert ladder["reference"] == "fit"
+    pairs = [(rung["loop"], rung["compares_with"], rung["changes"]) for rung in ladder["rungs"]]
+    assert [loop for loop, _, _ in pairs] == LOOPS.names()  # registration order
+    assert pairs[2:] == [
+        ("tf_function", "eager", "graph mode"),
+        ("tf_data", "tf_function", "the input"),
+        ("xla", "tf_data", "the compiler"),  # neighbours: one change each, never two
+    ]
+    assert pairs[1][1] is None  # eager: compared with the reference only
+    assert [rung["reference"] for rung in ladder["rungs"]] == [True, False, False, False, False]
+    # what benchmarks writes is what the stored golden runs hold
+    assert ladder == json.loads(GOLDEN_METADATA.read_text())["ladder"]
+
+
+def _style(reference=False, compares_with=None, changes="one thing"):
+    return type(
+        "Style", (), {"reference": reference, "compares_with": compares_with, "changes": changes}
+    )
+
+
+@pytest.mark.parametrize(
+    ("styles", "message"),
+    [
+        ({"a": _style(), "b": _style()}, "exactly one loop must be the reference, found 0"),
+        ({"a": _style(True), "b": _style(True)}, "found 2 (a, b)"),
+        (
+            {"a": _style(True), "b": _style(compares_with="c"), "c": _style()},
+            "'b' compares with 'c', which is not registered before it",
+        ),
+        ({"a": _style(True, changes="")}, "'a' declares no 'changes'"),
+    ],
+)
+def test_a_ladder_that_does_not_hold_together_is_an_error(styles, message):
+    registry: LoopRegistry[type] = LoopRegistry("loop")
+    for name, style in styles.items():
+        registry.register(name)(style)
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        registry.ladder()

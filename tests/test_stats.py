@@ -1,4 +1,4 @@
-"""Per-cell statistics: order-statistic CI, spread, noisy flag, speedup vs fit."""
+"""Per-cell statistics: order-statistic CI, spread, noisy flag, speedup vs the reference."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def rows_for(loop: str, step_times: list[float], windows_per_process: int = 4) -
 
 def test_summary_from_processes():
     rows = rows_for("fit", [0.010] * 6) + rows_for("eager", [0.020, 0.021, 0.019, 0.020, 0.022, 0.018])
-    summary = summarize(rows).set_index("loop")
+    summary = summarize(rows, reference="fit").set_index("loop")
     eager = summary.loc["eager"]
     assert eager["n_processes"] == 6 and eager["ci_basis"] == "processes"
     assert eager["step_time_median_s"] == pytest.approx(0.020)
@@ -83,3 +83,13 @@ def test_two_to_five_processes_get_a_bootstrap_interval_around_their_median():
     assert row["ci_basis"] == "processes-bootstrap"
     assert row["step_time_ci_low_s"] <= row["step_time_median_s"] <= row["step_time_ci_high_s"]
     assert row["step_time_ci_low_s"] >= 0.019 and row["step_time_ci_high_s"] <= 0.024
+
+
+def test_speedups_are_against_the_reference_the_ladder_names():
+    rows = rows_for("fit", [0.010] * 6) + rows_for("eager", [0.020] * 6)
+    against_eager = summarize(rows, reference="eager").set_index("loop")
+    assert against_eager.loc["fit", "speedup_vs_fit"] == pytest.approx(2.0)
+    assert against_eager.loc["eager", "steady_speedup_vs_fit"] == 1.0
+    # a run without a ladder names no reference: the columns exist and are empty
+    unreferenced = summarize(rows)
+    assert unreferenced[["speedup_vs_fit", "steady_speedup_vs_fit"]].isna().all().all()

@@ -14,6 +14,7 @@ from loops.styles.custom import CustomLoopTrainer, numpy_batches
 @LOOPS.register("eager")
 class Eager(LoopStyle):
     description = "custom loop, step runs eagerly op by op, NumPy slices"
+    changes = "custom loop, the step runs eagerly op by op, NumPy slices"
 
     def make_trainer(self, workload, state, train, batch_size):
         step = functools.partial(workload.train_step, state)

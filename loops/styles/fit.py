@@ -107,9 +107,7 @@ class FitTrainer(Trainer):
         ]
         if hooks.record_logs:
             callbacks.append(
-                _RecordCallback(
-                    hooks, self.steps_per_epoch, self.workload.fit_reports_running_mean
-                )
+                _RecordCallback(hooks, self.steps_per_epoch, self.workload.fit_reports_running_mean)
             )
         # one more batch than needed: the callback stops fit as that batch begins
         epochs = math.ceil((n_steps + 1) / self.steps_per_epoch)
@@ -146,6 +144,9 @@ class FitTrainer(Trainer):
 @LOOPS.register("fit")
 class Fit(LoopStyle):
     description = "keras Model.fit with Keras's defaults (the reference users know)"
+    reference = True
+    changes = "Keras Model.fit with Keras's defaults (the reference users know)"
+    per_call_setup = True  # fit's set-up before its first batch, large in Keras 3
 
     def make_trainer(self, workload, state, train, batch_size):
         return FitTrainer(workload, state, train, batch_size)

@@ -8,7 +8,9 @@ from loops.styles.custom import CustomLoopTrainer, graph_step, tf_data_batches
 
 @LOOPS.register("tf_data")
 class TfData(LoopStyle):
-    description = "as tf_function, fed by tf.data (from_tensor_slices, batch, prefetch)"
+    description = "as tf_function, fed whole batches by a prefetching tf.data pipeline"
+    compares_with = "tf_function"
+    changes = "the input"
 
     def make_trainer(self, workload, state, train, batch_size):
         step = graph_step(workload, state, jit_compile=False)

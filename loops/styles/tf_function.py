@@ -9,6 +9,8 @@ from loops.styles.custom import CustomLoopTrainer, graph_step, numpy_batches
 @LOOPS.register("tf_function")
 class TfFunction(LoopStyle):
     description = "as eager, with the step in tf.function (graph mode)"
+    compares_with = "eager"
+    changes = "graph mode"
 
     def make_trainer(self, workload, state, train, batch_size):
         step = graph_step(workload, state, jit_compile=False)

@@ -10,6 +10,8 @@ from loops.styles.custom import CustomLoopTrainer, graph_step, tf_data_batches
 @LOOPS.register("xla")
 class Xla(LoopStyle):
     description = "as tf_data, with tf.function(jit_compile=True)"
+    compares_with = "tf_data"
+    changes = "the compiler"
 
     def make_trainer(self, workload, state, train, batch_size):
         step = graph_step(workload, state, jit_compile=True)
