@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from reports.rundir import CellKey
+
 # ----------------------------------------------------------------------------- defaults
 
 SEED = 0
@@ -57,6 +59,9 @@ INJECT_SLOWDOWN_ENV = "LOOPBENCH_INJECT_SLOWDOWN"
 
 @dataclass(frozen=True)
 class Cell:
+    """A cell as the harness runs it: the contract's key (``reports.rundir.CellKey``)
+    plus what was asked for the width."""
+
     workload: str
     loop: str
     device: str
@@ -65,14 +70,13 @@ class Cell:
     width_option: int | None = None  # what was asked for (None: the workload's default)
 
     @property
+    def key(self) -> CellKey:
+        return CellKey(self.workload, self.loop, self.device, self.batch_size, self.width)
+
+    @property
     def keys(self) -> dict[str, Any]:
-        return {
-            "workload": self.workload,
-            "loop": self.loop,
-            "device": self.device,
-            "batch_size": self.batch_size,
-            "width": self.width,
-        }
+        """The key as the rows of samples.jsonl and metadata.json hold it."""
+        return self.key._asdict()
 
     @property
     def label(self) -> str:
