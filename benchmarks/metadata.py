@@ -148,15 +148,17 @@ def probe(devices_wanted: list[str] | None, threads: dict[str, int], connection:
     send_to_parent(connection, answer)
 
 
-#: (n, matmuls per call) of the peak probe: on GPU large enough that one call's
-#: launch, reduction and fetch are small beside its work; on CPU about a second in all
-PEAK_PROBE_SIZES = {"cpu": (1536, 4), "gpu": (4096, 8)}
+#: (n, matmuls per call, calls) of the peak probe. GPU: a call's work large enough
+#: that its launch, sync and fetch are small beside it. CPU: about a second on 2
+#: cores, in short calls (tens of ms) so that the best of ten can fall in a quiet
+#: moment of a shared machine
+PEAK_PROBE = {"cpu": (1024, 4, 10), "gpu": (4096, 8, 5)}
 
 
-def matmul_peak_flops(device: str, size: tuple[int, int] | None = None, repeats: int = 3) -> float:
-    """Best FLOP/s over ``repeats`` calls of one ``tf.function`` that chains ``matmuls``
-    n x n float32 ``tf.matmul``s on ``device`` (2 n^3 FLOPs each), ``size = (n, matmuls)``
-    (default ``PEAK_PROBE_SIZES[device]``).
+def matmul_peak_flops(device: str, size: tuple[int, int, int] | None = None) -> float:
+    """Best FLOP/s over ``calls`` calls of one ``tf.function`` that chains ``matmuls``
+    n x n float32 ``tf.matmul``s on ``device`` (2 n^3 FLOPs each);
+    ``size = (n, matmuls, calls)``, by default ``PEAK_PROBE[device]``.
 
     A call's time runs from the call to the host fetch of one element of the last
     product, after a device sync. Chaining (each product feeds the next) keeps
@@ -170,7 +172,7 @@ def matmul_peak_flops(device: str, size: tuple[int, int] | None = None, repeats:
 
     from loops import devices
 
-    n, matmuls = size or PEAK_PROBE_SIZES[device]
+    n, matmuls, calls = size or PEAK_PROBE[device]
 
     def chain(x, y):
         for _ in range(matmuls):
@@ -184,7 +186,7 @@ def matmul_peak_flops(device: str, size: tuple[int, int] | None = None, repeats:
         products(a, b).numpy()  # trace and warm up (cuBLAS picks its kernels here)
         devices.sync_device(device)
         best = float("inf")
-        for _ in range(repeats):
+        for _ in range(calls):
             start = time.perf_counter()
             last = products(a, b)
             devices.sync_device(device)

@@ -53,8 +53,9 @@ def test_every_registered_workload_is_checked():
 
 
 def test_peak_probe_chains_large_matmuls_in_one_call():
-    from benchmarks.metadata import PEAK_PROBE_SIZES, matmul_peak_flops
+    from benchmarks.metadata import PEAK_PROBE, matmul_peak_flops
 
-    assert PEAK_PROBE_SIZES["gpu"][0] >= 4096 and PEAK_PROBE_SIZES["gpu"][1] > 1
-    peak = matmul_peak_flops("cpu", size=(256, 3), repeats=2)
+    n, matmuls, _ = PEAK_PROBE["gpu"]
+    assert n >= 4096 and matmuls > 1
+    peak = matmul_peak_flops("cpu", size=(256, 3, 2))
     assert 1e8 < peak < 1e14  # a CPU's float32 matmul rate, not a unit slip
