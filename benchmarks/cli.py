@@ -5,6 +5,7 @@
                       [--batch-size N[,N...]] [--width N[,N...]] [--quick]
                       [--processes N] [--windows N] [--window-ms MS | --steps N]
                       [--profile] [--out DIR]
+    loopbench run     --model PATH.py:FUNCTION | module:FUNCTION   (a user's model)
     loopbench report  RUN_DIR [RUN_DIR...]
     loopbench compare BASELINE_RUN CURRENT_RUN [--threshold 0.05] [--alpha 0.01] [--markdown FILE]
     loopbench ab      BASE_REF [--processes N] [--time-budget-min M] [--workload W]... [--loop L]...
@@ -117,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--workload", action="append", help="repeatable or comma-separated; default all"
     )
     run.add_argument("--loop", action="append", help="repeatable or comma-separated; default all")
+    run.add_argument(
+        "--model",
+        action="append",
+        metavar="PATH.py:FUNCTION",
+        help="a user's model through every loop style (or module:FUNCTION; repeatable); "
+        "FUNCTION returns a dict, see docs/user-models.md. This runs the file's code",
+    )
     run.add_argument("--device", help="cpu, gpu or all (default: every device present)")
     run.add_argument("--batch-size", type=positive_ints, help="N[,N...]; default per workload")
     run.add_argument("--width", type=positive_ints, help="hidden width(s) of mlp and gan, N[,N...]")
@@ -249,8 +257,11 @@ def make_config(
     warmup = preset.warmup_steps if args.warmup_steps is None else args.warmup_steps
     if warmup < 0:
         raise UsageError(f"--warmup-steps {warmup}: must be 0 or more")
+    models = tuple(getattr(args, "models", ()))  # inspected by command_run
+    workloads = _names(args.workload, WORKLOADS) if args.workload or not models else ()
+    workloads += tuple(m.name for m in models if m.name not in workloads)
     return RunConfig(
-        workloads=_names(args.workload, WORKLOADS),
+        workloads=workloads,
         loops=_names(args.loop, LOOPS),
         devices=tuple(devices),
         devices_present=tuple(present),
@@ -271,6 +282,7 @@ def make_config(
         start_method=args.start_method,
         out=args.out,
         command=tuple(sys.argv),
+        models=models,
     )
 
 
@@ -340,9 +352,12 @@ def command_run(args: argparse.Namespace) -> int:
     # the fork server imports TensorFlow (and makes the shared data) on the other
     # core while this process imports TensorFlow
     workloads = [w.strip() for part in args.workload or [] for w in part.split(",") if w.strip()]
+    sources = _model_sources(args.model)  # a missing file: one line before anything starts
     start_worker_server(
         args.start_method,
-        preload_request(workloads or None, args.seed, args.data_size, args.data_path),
+        preload_request(
+            workloads or (None if not sources else []), args.seed, args.data_size, args.data_path
+        ),
     )
     import benchmarks.tf_import  # noqa: F401  (before the registries, which import TF)
     import loops.styles  # noqa: F401
@@ -358,6 +373,7 @@ def command_run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"unknown device {args.device!r}; choose from: {', '.join(DEVICE_CHOICES)}"
         )
+    args.models = _inspect_models(args, sources, workloads)
     config = make_config(args, devices=("cpu",))  # validates names before the slow probe
     cells = make_cells(config)
     _check_writable(args.out)
@@ -434,7 +450,47 @@ def command_run(args: argparse.Namespace) -> int:
     if not args.no_report:
         _render_report(run_dir)
     print(f"results: {run_dir}")
+    args.run_dir = run_dir  # for tf_loopbench.run
     return EXIT_OK
+
+
+def _model_sources(texts: list[str] | None) -> list[tuple[str, str]]:
+    """(source with an absolute path, as given) for each --model."""
+    from loops.model_spec import ModelSpecError, parse_source
+
+    try:
+        return [(parse_source(text).text, text) for text in texts or []]
+    except ModelSpecError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _inspect_models(args: argparse.Namespace, sources: list[tuple[str, str]], workloads: list[str]):
+    """--model sources and plugin models named by --workload, inspected in child
+    processes and registered as workloads (benchmarks/user_models.py)."""
+    from benchmarks.user_models import ModelRequest, inspect_models, plugin_requests
+    from benchmarks.worker import configure_threads
+    from loops.base import WORKLOADS
+    from loops.model_spec import ModelSpecError
+
+    unknown = [name for name in workloads if name not in WORKLOADS]
+    requests = [ModelRequest(source, label=f"--model {text}") for source, text in sources]
+    if unknown:  # installed plugins (loops/plugins.py)
+        requests += plugin_requests(unknown)
+    if not requests:
+        return ()
+    try:
+        return tuple(
+            inspect_models(
+                requests,
+                args.seed,
+                args.data_size,
+                args.batch_size[0] if args.batch_size else None,
+                configure_threads(args.threads or 0, 0),
+                args.start_method,
+            )
+        )
+    except ModelSpecError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _render_report(run_dir: Path) -> None:
@@ -463,11 +519,19 @@ def command_list(args: argparse.Namespace) -> int:
     import loops.workloads  # noqa: F401
     from benchmarks.worker import configure_threads
     from loops.base import LOOPS, WORKLOADS
+    from loops.plugins import load_plugins
 
+    plugins = {plugin.name: plugin for plugin in load_plugins()}
     print("workloads:")
     for name in WORKLOADS:
         cls = WORKLOADS.get(name)
-        print(f"  {name:<12} batch {cls.default_batch_size:<5} {cls.description}")
+        source = f"  (plugin from {plugins[name].package})" if name in plugins else ""
+        print(f"  {name:<12} batch {cls.default_batch_size:<5} {cls.description}{source}")
+    for plugin in plugins.values():
+        if plugin.kind == "model" and plugin.name not in WORKLOADS:
+            print(f"  {plugin.name:<12} model {plugin.value}  (plugin from {plugin.package})")
+        elif plugin.kind == "broken":
+            print(f"  {plugin.name:<12} cannot load {plugin.value}: {plugin.error}")
     print("loops:")
     for name in LOOPS:
         print(f"  {name:<12} {LOOPS.get(name).description}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from loops.model_spec import ModelSpec  # (no TensorFlow)
 from reports.rundir import CellKey
 
 # ----------------------------------------------------------------------------- defaults
@@ -110,6 +111,8 @@ class RunConfig:
     window_s: float | None = None  # target duration of a window (when steps is None)
     out: str = OUT_DIR
     command: tuple[str, ...] = field(default_factory=tuple)
+    #: users' models (--model, plugin models), inspected; each is a workload of the run
+    models: tuple[ModelSpec, ...] = ()
 
     @property
     def steps_per_window(self) -> int:

@@ -20,8 +20,10 @@ settings are fixed before TensorFlow's runtime starts and recorded. Phases, each
 
 A failure inside the worker (an exception, a NaN loss) becomes a ``failed``
 row with its reason. Only a loop style that declines a pair (NotImplementedError
-from ``make_trainer``) or an absent device makes a ``skipped`` row: a
-NotImplementedError from inside TensorFlow or Keras while training is a failure.
+from ``make_trainer``), an absent device, or XLA's unsupported-op error at a
+step's first call (``xla_unsupported``: this model cannot run under XLA) makes a
+``skipped`` row: a NotImplementedError from inside TensorFlow or Keras while
+training is a failure.
 
 Equal work: when the first step and the warm-up are done (the same batches in the
 same order for every loop style), the model is evaluated once, untimed
@@ -35,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import resource
 import signal
 import statistics
@@ -60,6 +63,26 @@ def injected_fault(label: str) -> str | None:
         if name.strip() == label:
             return kind.strip()
     return None
+
+
+#: TensorFlow's message when XLA meets an op it cannot compile, and each such op
+XLA_UNSUPPORTED = re.compile(r"Detected unsupported operations when trying to compile graph")
+XLA_UNSUPPORTED_OP = re.compile(r"(\w+) \(No registered '\w+' OpKernel for (XLA_\w+?)_JIT")
+
+
+def xla_unsupported(message: str) -> str | None:
+    """The skip reason for XLA's unsupported-op compile error, else None.
+
+    >>> xla_unsupported("Detected unsupported operations when trying to compile graph f on "
+    ...     "XLA_CPU_JIT: PyFunc (No registered 'PyFunc' OpKernel for XLA_CPU_JIT devices)")
+    'XLA cannot compile this step: no XLA_CPU kernel for PyFunc'
+    """
+    if not XLA_UNSUPPORTED.search(message):
+        return None
+    ops = dict.fromkeys(op for op, _ in XLA_UNSUPPORTED_OP.findall(message))
+    devices = dict.fromkeys(device for _, device in XLA_UNSUPPORTED_OP.findall(message))
+    what = f"no {'/'.join(devices) or 'XLA'} kernel for {', '.join(ops) or 'an op'}"
+    return f"XLA cannot compile this step: {what}"
 
 
 def configure_threads(intra: int, inter: int) -> dict[str, int]:
@@ -131,6 +154,10 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
 
     import_s = now() - t_import
     cell, config = job.cell, job.config
+    if config.models or cell.workload not in WORKLOADS:  # users' models, plugin workloads
+        from loops.user_model import register_run_workloads
+
+        register_run_workloads(config.models, cell.workload)
     from loops.equivalence import REFERENCE as EQUIVALENCE_REFERENCE
     from loops.equivalence import TOLERANCES
 
@@ -195,7 +222,15 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         )
         devices.reset_gpu_peak(cell.device)
         t_run = now()
-        trainer.run(clock.max_total_steps, clock)
+        try:
+            trainer.run(clock.max_total_steps, clock)
+        except tf.errors.InvalidArgumentError as exc:
+            # a step XLA cannot compile (an op it has no kernel for) fails at its first
+            # call: this style cannot run this model, the other styles still can
+            reason = xla_unsupported(str(exc))
+            if reason is None or not math.isnan(clock.times.first_step_s):
+                raise
+            raise CellSkipped(reason) from None
         times = clock.times
         if len(times.window_s) != config.windows:
             raise RuntimeError(
