@@ -111,8 +111,8 @@ def test_decisions_state_numbers_with_uncertainty(known_decisions):
     )
     breaks = _texts(known_decisions, "Compile break-even")
     assert any(
-        "on mlp (width 256) at batch 512, xla pays back its 1.50 s compile (tf_function: 400 ms) "
-        "after 734 steps against tf_function" in text
+        "on mlp (width 256) at batch 512, xla pays back its 1.50 s compile (tf_data: 450 ms) "
+        "after 955 steps against tf_data" in text
         for text in breaks
     )
     assert any("xla never pays back" in text and "batch 128" in text for text in breaks)
@@ -123,6 +123,46 @@ def test_decisions_state_numbers_with_uncertainty(known_decisions):
         for text in crossings
     )
     assert any("MFU 32.0%" in text for text in _texts(known_decisions, "Throughput"))
+
+
+def test_decisions_follow_the_ladder(known_decisions):
+    """Each loop against the reference, each rung against its neighbour: never two
+    changes at once (xla is compared with tf_data, never with tf_function)."""
+    topics = dict.fromkeys(d.topic for d in known_decisions if d.topic.startswith("Cost"))
+    assert list(topics) == [
+        "Cost against fit",
+        "Cost against eager",
+        "Cost against tf_function",
+        "Cost against tf_data",
+    ]
+    assert not [d.text for d in known_decisions if "xla" in d.text and "tf_function" in d.text]
+    assert any(
+        "on mlp (width 256) at batch 512, xla is 12% faster than tf_data" in d.text
+        for d in known_decisions
+    )
+    crossings = _texts(known_decisions, "Crossovers")
+    assert any(
+        "graph mode stops mattering (eager within 10% of tf_function)" in t for t in crossings
+    )
+
+
+def test_the_report_shows_the_ladder_it_follows(known_report):
+    text = (known_report / REPORT_MD).read_text()
+    assert "## Loop ladder" in text
+    assert "- xla (against tf_data): the compiler" in text
+    assert "| vs fit [95% CI] | vs neighbour [95% CI] |" in text
+
+
+def test_a_run_without_a_ladder_is_reported_without_loop_comparisons(tmp_path, capsys):
+    run = write_run(tmp_path / "old", known_cells(), ladder=None)
+    assert command([str(run)]) == 0
+    assert capsys.readouterr().err == ""
+    text = (run / REPORT_MD).read_text()
+    assert text.count("declares no loop ladder in its metadata.json") == 1
+    assert "## Speedup against" not in text and "## Compile break-even" not in text
+    assert "vs neighbour" not in text and "## Decisions" in text
+    assert "### Throughput" in text  # what needs no ladder is still there
+    assert not (run / "plots" / "speedup_vs_fit.png").exists()
 
 
 def test_decisions_do_not_claim_what_the_data_cannot_carry(known_decisions):
@@ -216,7 +256,7 @@ def test_loopbench_report_and_compare_run_without_tensorflow(tmp_path):
         "from benchmarks.cli import main\n"
         f"statuses = [main(['report', {str(current)!r}]),\n"
         f"            main(['compare', {str(base)!r}, {str(current)!r}])]\n"
-        "bad = [m for m in ('tensorflow', 'keras', 'loops') if m in sys.modules]\n"
+        "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
         "assert not bad, bad\n"
         "assert statuses[0] == 0 and statuses[1] in (0, 1), statuses\n"
     )

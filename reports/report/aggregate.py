@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.rundir import Run, RunDirError
+from reports.rundir import Ladder, Run, RunDirError
 
 #: The key of one aggregated cell across several runs.
 GROUP_KEYS = ("run", "workload", "device", "batch_size", "width", "loop")
@@ -74,6 +74,10 @@ class RunSet:
     differing_hard_keys: tuple[str, ...]
     cells: pd.DataFrame
     processes: pd.DataFrame
+    #: the loop ladder the runs declare (None: none does, so no loop comparisons)
+    ladder: Ladder | None = None
+    #: one line when the ladder is missing or the runs disagree on it
+    ladder_note: str | None = None
 
     @classmethod
     def of(cls, runs: Sequence[Run]) -> RunSet:
@@ -88,6 +92,7 @@ class RunSet:
         if not runs:
             raise RunDirError("no readable run directory given")
         labels, title = run_labels(runs)
+        ladder, note = shared_ladder(runs)
         return cls(
             runs=tuple(runs),
             labels=tuple(labels),
@@ -95,6 +100,8 @@ class RunSet:
             differing_hard_keys=tuple(differing_hard_keys(runs)),
             cells=cell_table(runs, labels),
             processes=process_table(runs, labels),
+            ladder=ladder,
+            ladder_note=note,
         )
 
 
@@ -140,6 +147,34 @@ def run_labels(runs: Sequence[Run]) -> tuple[list[str], str]:
     if len(set(labels)) < len(labels):  # the same run given twice
         labels = [f"{label} #{number}" for number, label in enumerate(labels, start=1)]
     return labels, " vs ".join(labels)
+
+
+def shared_ladder(runs: Sequence[Run]) -> tuple[Ladder | None, str | None]:
+    """The ladder the report follows and, when it is not simply every run's, why.
+
+    The first declared ladder; runs made before ladders were recorded are read along
+    it. Without any ladder the report draws no comparison between loop styles.
+    """
+    declared = [(run, run.ladder) for run in runs if run.ladder is not None]
+    if not declared:
+        which = "This run declares no" if len(runs) == 1 else "None of these runs declares a"
+        return None, (
+            f"{which} loop ladder in its metadata.json (made before tf-loopbench recorded "
+            "it): speedups, break-even and crossovers, which compare loops along it, are "
+            "left out."
+        )
+    first_run, ladder = declared[0]
+    if any(other != ladder for _, other in declared[1:]):
+        return ladder, (
+            f"The runs declare different loop ladders; this report follows {first_run.run_id}'s."
+        )
+    if len(declared) < len(runs):
+        bare = ", ".join(run.run_id for run in runs if run.ladder is None)
+        return ladder, (
+            f"{bare} declares no loop ladder (made before tf-loopbench recorded it); "
+            f"this report reads it along {first_run.run_id}'s."
+        )
+    return ladder, None
 
 
 def differing_hard_keys(runs: Sequence[Run]) -> list[str]:
@@ -240,4 +275,5 @@ __all__ = [
     "differing_hard_keys",
     "process_table",
     "run_labels",
+    "shared_ladder",
 ]

@@ -1,13 +1,16 @@
 """The "Decisions" of a report: plain sentences, each with its numbers and uncertainty.
 
-What it writes, from ``reports.report.derived.Derived``:
+What it writes, from ``reports.report.derived.Derived``, along the runs' loop ladder
+(every comparison is a loop against the reference, or a rung against the one it
+compares with; a run without a ladder gets none of these):
 
-* cost of each custom loop against fit ("eager costs 8.9x fit ... (95% CI 8.5-9.3x)",
-  "tf_function is within 3% of fit ..."), and of tf_function against eager;
-* compile break-even of tf_function vs eager, tf_data and xla vs tf_function
-  ("xla pays back its 1.50 s compile after 734 steps against tf_function ...");
-* crossovers over batch size and width (where a loop's overhead against fit
-  stays under 10%, where eager stops mattering);
+* cost of each loop against the reference ("eager costs 8.9x fit ... (95% CI
+  8.5-9.3x)", "tf_function is within 3% of fit ..."), and of each rung against its
+  neighbour ("tf_function is 9.2x faster than eager ...");
+* compile break-even of each rung against its neighbour ("xla pays back its 1.50 s
+  compile after 734 steps against tf_data ...");
+* crossovers over batch size and width (where a loop's overhead against the
+  reference stays under 10%, where a rung's change stops mattering);
 * achieved FLOP/s and MFU of the fastest loop per setting;
 * with several runs, how each run compares with the first.
 
@@ -31,7 +34,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.report.derived import OVERHEAD_THRESHOLD, SETTING_KEYS, Derived
+from reports.report.derived import (
+    OVERHEAD_THRESHOLD,
+    SETTING_KEYS,
+    SPEEDUP_COLUMNS,
+    Derived,
+    neighbour_pairs,
+    reference_pairs,
+)
 
 #: A loop counts as "within N% of" its reference only when the whole 95% CI lies
 #: within this margin; otherwise an interval that includes 1 is "cannot be told apart".
@@ -164,11 +174,23 @@ def _failure_decisions(cells: pd.DataFrame, several_runs: bool) -> list[Decision
     return out
 
 
-def _cost_decisions(cells: pd.DataFrame, several_runs: bool) -> list[Decision]:
+def _speedup_of(row: Any, reference: str, ladder_reference: str) -> tuple[float, float, float]:
+    """(speedup, CI low, CI high) of a derived cell against ``reference``: the ladder's
+    reference loop or the cell's neighbour."""
+    kind = "reference" if reference == ladder_reference else "neighbour"
+    if kind == "neighbour" and row["neighbour"] != reference:
+        return math.nan, math.nan, math.nan
+    low_high = tuple(float(row[column]) for column in SPEEDUP_COLUMNS[kind])
+    return low_high[0], low_high[1], low_high[2]
+
+
+def _cost_decisions(derived: Derived, several_runs: bool) -> list[Decision]:
+    ladder = derived.ladder
+    if ladder is None:
+        return []
     out = []
-    pairs = [(loop, "fit") for loop in ("eager", "tf_function", "tf_data", "xla")]
-    pairs.append(("tf_function", "eager"))
-    for _, group in cells.groupby(list(SETTING_KEYS), sort=True):
+    pairs = reference_pairs(ladder) + neighbour_pairs(ladder)
+    for _, group in derived.cells.groupby(list(SETTING_KEYS), sort=True):
         by_loop = group.set_index("loop")
         for loop, reference in pairs:
             if loop not in by_loop.index or reference not in by_loop.index:
@@ -176,11 +198,7 @@ def _cost_decisions(cells: pd.DataFrame, several_runs: bool) -> list[Decision]:
             row, ref_row = by_loop.loc[loop], by_loop.loc[reference]
             if row["status"] != "ok" or ref_row["status"] != "ok":
                 continue  # said in "Failed or skipped"
-            speedup = row[f"speedup_vs_{reference}"]
-            low, high = (
-                row[f"speedup_vs_{reference}_ci_low"],
-                row[f"speedup_vs_{reference}_ci_high"],
-            )
+            speedup, low, high = _speedup_of(row, reference, ladder.reference)
             place = f"{_place(row, several_runs)}, on {_setting(row)}"
             text, claim = _relative(loop, reference, speedup, low, high)
             noisy = [name for name, r in ((loop, row), (reference, ref_row)) if bool(r["noisy"])]
@@ -199,22 +217,14 @@ def _cost_decisions(cells: pd.DataFrame, several_runs: bool) -> list[Decision]:
     return out
 
 
-BREAK_EVEN_PAIRS = (("tf_function", "eager"), ("tf_data", "tf_function"), ("xla", "tf_function"))
-
-
 def _break_even_decisions(derived: Derived, several_runs: bool) -> list[Decision]:
     cells = derived.cells.set_index([*SETTING_KEYS, "loop"])
     out = []
-    table = derived.break_even
-    for row in table.to_dict("records"):
-        if (row["loop"], row["reference"]) not in BREAK_EVEN_PAIRS:
-            continue
+    for row in derived.break_even.to_dict("records"):
         key = tuple(row[k] for k in SETTING_KEYS)
         cell = cells.loc[(*key, row["loop"])]
         ref_cell = cells.loc[(*key, row["reference"])]
-        speedup = cell[f"speedup_vs_{row['reference']}"]
-        low = cell[f"speedup_vs_{row['reference']}_ci_low"]
-        high = cell[f"speedup_vs_{row['reference']}_ci_high"]
+        speedup, low, high = _speedup_of(cell, row["reference"], derived.ladder.reference)
         interval = f"{format_ratio(speedup)} the speed of {row['reference']}, 95% CI {format_ratio(low)}-{format_ratio(high)}"
         place = f"{_place(row, several_runs)}, on {_setting(row)}"
         compile_text = (
@@ -281,9 +291,12 @@ def _crossover_decisions(derived: Derived, several_runs: bool) -> list[Decision]
             else f"widths measured: {', '.join(str(g) for g in grid)}"
         )
         loop, reference = row["loop"], row["reference"]
+        # a neighbour's overhead against the rung that changes one thing of it
+        rung = derived.ladder.rung(reference)
+        change = rung.changes if rung is not None and rung.compares_with == loop else None
         subject = (
-            f"eager stops mattering (within {threshold} of tf_function)"
-            if (loop, reference) == ("eager", "tf_function")
+            f"{change} stops mattering ({loop} within {threshold} of {reference})"
+            if change
             else f"{loop}'s overhead against {reference} falls under {threshold}"
         )
         place = _place(row, several_runs)
@@ -293,9 +306,12 @@ def _crossover_decisions(derived: Derived, several_runs: bool) -> list[Decision]
         width = deciding if row["axis"] == "width" else row["fixed_value"]
         key = (row["run"], row["workload"], row["device"], batch, width)
         cell, ref_cell = cells.loc[(*key, loop)], cells.loc[(*key, reference)]
-        speedup_low = cell[f"speedup_vs_{reference}_ci_low"]
-        speedup_high = cell[f"speedup_vs_{reference}_ci_high"]
-        overhead_low, overhead_high = 1 / speedup_high - 1, 1 / speedup_low - 1
+        if change:  # the rung's speedup over its neighbour is the neighbour's overhead + 1
+            _, speedup_low, speedup_high = _speedup_of(ref_cell, loop, derived.ladder.reference)
+            overhead_low, overhead_high = speedup_low - 1, speedup_high - 1
+        else:
+            _, speedup_low, speedup_high = _speedup_of(cell, reference, derived.ladder.reference)
+            overhead_low, overhead_high = 1 / speedup_high - 1, 1 / speedup_low - 1
         has_ci = bool(np.isfinite(overhead_low) and np.isfinite(overhead_high))
         ci = (
             f"95% CI {_percent(overhead_low, True)} to {_percent(overhead_high, True)}"
@@ -304,10 +320,10 @@ def _crossover_decisions(derived: Derived, several_runs: bool) -> list[Decision]
         )
         if row["outcome"] == "never":
             last = f"{deciding}: {_percent(row['overheads'][-1], True)}"
-            if (loop, reference) == ("eager", "tf_function"):
+            if change:
                 text = (
-                    f"{place}, eager still matters on {what} at the largest {axis_name} measured "
-                    f"({last} over tf_function, {ci}; {grid_text})"
+                    f"{place}, {change} still matters on {what} at the largest {axis_name} "
+                    f"measured ({loop} {last} over {reference}, {ci}; {grid_text})"
                 )
             else:
                 text = (
@@ -409,7 +425,7 @@ def decisions(derived: Derived) -> list[Decision]:
     several_runs = len(derived.run_set.runs) > 1
     return [
         *_run_comparison_decisions(derived),
-        *_cost_decisions(derived.cells, several_runs),
+        *_cost_decisions(derived, several_runs),
         *_break_even_decisions(derived, several_runs),
         *_crossover_decisions(derived, several_runs),
         *_throughput_decisions(derived, several_runs),

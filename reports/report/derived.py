@@ -1,23 +1,26 @@
 """Derived figures per cell: speedups with CIs, compile break-even, FLOP/s and MFU, crossovers.
 
-What it computes (every function takes the tidy tables of ``reports.report.aggregate``):
+Every comparison between loop styles follows the runs' ladder (``reports.rundir.Ladder``,
+from metadata.json): each loop against the reference, and each rung against the one
+it compares with (its neighbour: the two differ in one thing). Without a ladder no
+loop is compared with another. What it computes (every function takes the tidy tables
+of ``reports.report.aggregate``):
 
-``speedups(cells, processes, reference)``
-    speedup = median step time of ``reference`` / median step time of the loop
-    (above 1: the loop is faster), per (run, workload, device, batch_size,
-    width). The 95% CI comes from a seeded percentile bootstrap of that ratio of
-    medians over the per-process samples (``scipy.stats.bootstrap``, the two
-    loops resampled independently). Percentile rather than BCa because a cell
-    has only a handful of processes (3 by default): BCa's jackknife
-    acceleration is unstable there. A loop or reference with fewer than two ok
-    processes gets the point estimate and a NaN CI.
+``speedups(cells, processes, pairs)``
+    For each (loop, against) pair: speedup = median step time of ``against`` /
+    median step time of the loop (above 1: the loop is faster), per (run,
+    workload, device, batch_size, width). The 95% CI comes from a seeded
+    percentile bootstrap of that ratio of medians over the per-process samples
+    (``reports.gate.stats.ratio_of_medians_ci``, the two loops resampled
+    independently). Percentile rather than BCa because a cell has only a handful
+    of processes: BCa's jackknife acceleration is unstable there. A loop or
+    reference with fewer than two ok processes gets the point estimate and a NaN CI.
 
-``break_even(cells)``
-    For each compiled style (tf_function, tf_data, xla) against eager and
-    against tf_function: total time after n steps is ``compile_s + n *
-    step_time_median_s`` for each style; ``break_even_steps`` is the first
-    n >= 1 at which the compiled style's total is strictly lower. NaN when it
-    never is (its steps are not faster; ``outcome`` then says "never").
+``break_even(cells, pairs)``
+    For each rung against its neighbour: total time after n steps is ``compile_s +
+    n * step_time_median_s`` for each; ``break_even_steps`` is the first n >= 1 at
+    which the rung's total is strictly lower. NaN when it never is (its steps are
+    not faster; ``outcome`` then says "never").
 
 ``throughput(cells)``
     achieved FLOP/s = model_flops_per_step / step_time_median_s, and
@@ -27,15 +30,16 @@ What it computes (every function takes the tidy tables of ``reports.report.aggre
     Several runs: each later run against the first, cell by cell, as a
     speedup with the same bootstrap CI.
 
-``crossovers(cells, axis)``
+``crossovers(cells, axis, pairs)``
     Over a sweep (``axis`` = "batch_size" or "width", the other cell keys
     fixed): overhead = loop step time / reference step time - 1. The crossover
     is the FIRST GRID POINT from which on the overhead stays under the
     threshold (10%) for every larger grid point; no interpolation is used for
     it. ``crossover_log_interpolated`` adds, for information, the point where
     the straight line between the neighbouring grid points (overhead against
-    log2 of the axis) meets the threshold. Pairs: every custom loop against
-    fit, and eager against tf_function ("where eager stops mattering").
+    log2 of the axis) meets the threshold. Pairs (:func:`crossover_pairs`):
+    every loop against the reference, and each rung's neighbour against the rung
+    ("where its change stops mattering").
 
 Run it::
 
@@ -46,7 +50,7 @@ from reports.report.derived import derive; print(derive(RunSet.of(load_runs(['re
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,15 +58,10 @@ import pandas as pd
 
 from reports.gate.stats import median_ratio, ratio_of_medians_ci
 from reports.report.aggregate import GROUP_KEYS, RunSet, aggregate_processes
+from reports.rundir import Ladder
 
 #: Keys of a comparison group: all of GROUP_KEYS but the loop.
 SETTING_KEYS = tuple(key for key in GROUP_KEYS if key != "loop")
-
-LOOP_ORDER = ("fit", "eager", "tf_function", "tf_data", "xla")
-CUSTOM_LOOPS = ("eager", "tf_function", "tf_data", "xla")
-COMPILED_LOOPS = ("tf_function", "tf_data", "xla")
-SPEEDUP_REFERENCES = ("fit", "eager", "tf_function")
-BREAK_EVEN_REFERENCES = ("eager", "tf_function")
 
 #: The report's bootstrap seed (the gate has its own): the same runs always give the
 #: same intervals.
@@ -70,12 +69,57 @@ BOOTSTRAP_SEED = 20240605
 #: "Falls under 10%": the overhead threshold of the crossovers.
 OVERHEAD_THRESHOLD = 0.10
 
+#: The speedup columns ``derive`` adds to each cell: against the ladder's reference,
+#: and against the rung's neighbour (named in ``neighbour``).
+SPEEDUP_COLUMNS = {
+    "reference": (
+        "speedup_vs_reference",
+        "speedup_vs_reference_ci_low",
+        "speedup_vs_reference_ci_high",
+    ),
+    "neighbour": (
+        "speedup_vs_neighbour",
+        "speedup_vs_neighbour_ci_low",
+        "speedup_vs_neighbour_ci_high",
+    ),
+}
+
 
 def _ok(cells: pd.DataFrame) -> pd.DataFrame:
     finite = np.isfinite(cells["step_time_median_s"].astype(float)) & (
         cells["step_time_median_s"] > 0
     )
     return cells[(cells["status"] == "ok") & finite]
+
+
+# --------------------------------------------------------------------------- the ladder
+
+
+def reference_pairs(ladder: Ladder | None) -> list[tuple[str, str]]:
+    """(loop, the reference) for every other loop on the ladder."""
+    if ladder is None:
+        return []
+    return [(loop, ladder.reference) for loop in ladder.loops if loop != ladder.reference]
+
+
+def neighbour_pairs(ladder: Ladder | None) -> list[tuple[str, str]]:
+    """(rung, the rung it compares with): neighbours that differ in one thing."""
+    return ladder.neighbours() if ladder is not None else []
+
+
+def crossover_pairs(ladder: Ladder | None) -> list[tuple[str, str]]:
+    """(loop, reference) pairs whose overhead the crossovers track: each loop against
+    the ladder's reference, and each neighbour against the rung that changes it
+    (where that change stops mattering)."""
+    return reference_pairs(ladder) + [
+        (neighbour, rung) for rung, neighbour in neighbour_pairs(ladder)
+    ]
+
+
+def loop_order(ladder: Ladder | None, loops: Iterable[str]) -> list[str]:
+    """``loops`` in ladder order; without a ladder, in the order they come."""
+    loops = list(dict.fromkeys(loops))
+    return ladder.order(loops) if ladder is not None else loops
 
 
 # --------------------------------------------------------------------------- speedups
@@ -88,20 +132,22 @@ def _speedup(reference_times: np.ndarray, loop_times: np.ndarray) -> tuple[float
     return float(median_ratio(loop_times, reference_times)), low, high
 
 
-def speedups(cells: pd.DataFrame, processes: pd.DataFrame, reference: str = "fit") -> pd.DataFrame:
-    """Speedup of every ok loop against ``reference`` in the same setting, with a 95% CI.
+def speedups(
+    cells: pd.DataFrame, processes: pd.DataFrame, pairs: Sequence[tuple[str, str]]
+) -> pd.DataFrame:
+    """Speedup of each ok loop against the loop it is paired with, in the same setting,
+    with a 95% CI.
 
-    One row per (run, workload, device, batch_size, width, loop) where both the
-    loop and the reference are ok; the reference's own row is left out.
-    Columns: GROUP_KEYS, reference, speedup, speedup_ci_low, speedup_ci_high,
-    n_loop_processes, n_reference_processes. The point estimate is the ratio of
-    the medians of the per-process samples (the statistic the bootstrap
-    resamples); a cell without process samples falls back to summary.csv's
-    step_time_median_s, with a NaN CI.
+    One row per (run, workload, device, batch_size, width, loop, reference) where
+    both loops are ok. Columns: GROUP_KEYS, reference (the loop compared against),
+    speedup, speedup_ci_low, speedup_ci_high, n_loop_processes,
+    n_reference_processes. The point estimate is the ratio of the medians of the
+    per-process samples (the statistic the bootstrap resamples); a cell without
+    process samples falls back to summary.csv's step_time_median_s, with a NaN CI.
 
     Example::
 
-        speedups(run_set.cells, run_set.processes, reference="fit")
+        speedups(run_set.cells, run_set.processes, reference_pairs(run_set.ladder))
     """
     ok = _ok(cells)
     samples = {
@@ -111,12 +157,10 @@ def speedups(cells: pd.DataFrame, processes: pd.DataFrame, reference: str = "fit
     rows = []
     for setting, group in ok.groupby(list(SETTING_KEYS), sort=True):
         by_loop = group.set_index("loop")
-        if reference not in by_loop.index:
-            continue
-        reference_times = samples.get((*setting, reference), np.empty(0))
-        for loop in by_loop.index:
-            if loop == reference:
+        for loop, reference in pairs:
+            if loop not in by_loop.index or reference not in by_loop.index:
                 continue
+            reference_times = samples.get((*setting, reference), np.empty(0))
             loop_times = samples.get((*setting, loop), np.empty(0))
             if reference_times.size and loop_times.size:
                 point, low, high = _speedup(reference_times, loop_times)
@@ -181,48 +225,43 @@ def break_even_step(
     return steps, "immediately" if steps == 1 else "after"
 
 
-def break_even(
-    cells: pd.DataFrame, references: Sequence[str] = BREAK_EVEN_REFERENCES
-) -> pd.DataFrame:
-    """Break-even steps of each compiled loop against each reference, per setting.
+def break_even(cells: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """Break-even steps of each (loop, reference) pair (the ladder's neighbours), per setting.
 
     Columns: GROUP_KEYS, reference, compile_s, reference_compile_s,
     step_time_s, reference_step_time_s, extra_compile_s, saving_per_step_s,
     break_even_steps (NaN: never), break_even_s (wall time at break-even on
-    the compiled loop), outcome.
+    the loop), outcome.
     """
     rows = []
     for setting, group in _ok(cells).groupby(list(SETTING_KEYS), sort=True):
         by_loop = group.set_index("loop")
-        for reference in references:
-            if reference not in by_loop.index:
+        for loop, reference in pairs:
+            if loop not in by_loop.index or reference not in by_loop.index:
                 continue
-            for loop in COMPILED_LOOPS:
-                if loop == reference or loop not in by_loop.index:
-                    continue
-                compile_s = float(by_loop.at[loop, "compile_s"])
-                step_time_s = float(by_loop.at[loop, "step_time_median_s"])
-                reference_compile_s = float(by_loop.at[reference, "compile_s"])
-                reference_step_time_s = float(by_loop.at[reference, "step_time_median_s"])
-                steps, outcome = break_even_step(
-                    compile_s, step_time_s, reference_compile_s, reference_step_time_s
-                )
-                rows.append(
-                    {
-                        **dict(zip(SETTING_KEYS, setting, strict=True)),
-                        "loop": loop,
-                        "reference": reference,
-                        "compile_s": compile_s,
-                        "reference_compile_s": reference_compile_s,
-                        "step_time_s": step_time_s,
-                        "reference_step_time_s": reference_step_time_s,
-                        "extra_compile_s": compile_s - reference_compile_s,
-                        "saving_per_step_s": reference_step_time_s - step_time_s,
-                        "break_even_steps": steps,
-                        "break_even_s": compile_s + steps * step_time_s,
-                        "outcome": outcome,
-                    }
-                )
+            compile_s = float(by_loop.at[loop, "compile_s"])
+            step_time_s = float(by_loop.at[loop, "step_time_median_s"])
+            reference_compile_s = float(by_loop.at[reference, "compile_s"])
+            reference_step_time_s = float(by_loop.at[reference, "step_time_median_s"])
+            steps, outcome = break_even_step(
+                compile_s, step_time_s, reference_compile_s, reference_step_time_s
+            )
+            rows.append(
+                {
+                    **dict(zip(SETTING_KEYS, setting, strict=True)),
+                    "loop": loop,
+                    "reference": reference,
+                    "compile_s": compile_s,
+                    "reference_compile_s": reference_compile_s,
+                    "step_time_s": step_time_s,
+                    "reference_step_time_s": reference_step_time_s,
+                    "extra_compile_s": compile_s - reference_compile_s,
+                    "saving_per_step_s": reference_step_time_s - step_time_s,
+                    "break_even_steps": steps,
+                    "break_even_s": compile_s + steps * step_time_s,
+                    "outcome": outcome,
+                }
+            )
     columns = [
         *GROUP_KEYS,
         "reference",
@@ -266,9 +305,6 @@ def throughput(cells: pd.DataFrame) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- sweeps
 
-#: (loop, reference) pairs whose overhead the crossovers track.
-CROSSOVER_PAIRS = tuple((loop, "fit") for loop in CUSTOM_LOOPS) + (("eager", "tf_function"),)
-
 
 def _log_interpolated(
     grid: np.ndarray, overheads: np.ndarray, index: int, threshold: float
@@ -283,7 +319,10 @@ def _log_interpolated(
 
 
 def crossovers(
-    cells: pd.DataFrame, axis: str = "batch_size", threshold: float = OVERHEAD_THRESHOLD
+    cells: pd.DataFrame,
+    pairs: Sequence[tuple[str, str]],
+    axis: str = "batch_size",
+    threshold: float = OVERHEAD_THRESHOLD,
 ) -> pd.DataFrame:
     """Smallest ``axis`` value (batch_size or width) from which a loop's overhead stays under threshold.
 
@@ -296,7 +335,7 @@ def crossovers(
 
     Example::
 
-        crossovers(run_set.cells, axis="batch_size")
+        crossovers(run_set.cells, crossover_pairs(run_set.ladder), axis="batch_size")
     """
     if axis not in ("batch_size", "width"):
         raise ValueError(f"axis must be batch_size or width, not {axis!r}")
@@ -309,7 +348,7 @@ def crossovers(
         times = group.pivot_table(
             index=axis, columns="loop", values="step_time_median_s", aggfunc="first"
         ).sort_index()
-        for loop, reference in CROSSOVER_PAIRS:
+        for loop, reference in pairs:
             if loop not in times.columns or reference not in times.columns:
                 continue
             pair = times[[loop, reference]].dropna()
@@ -457,10 +496,12 @@ def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame
 class Derived:
     """Every derived table of a RunSet.
 
-    ``cells``: one row per (run, cell) with summary columns, process
-    statistics, ``speedup_vs_<ref>`` / ``_ci_low`` / ``_ci_high`` for ref in
-    fit, eager, tf_function (replacing summary.csv's own speedup_vs_fit, which
-    has no CI), ``achieved_flops_per_s`` and ``mfu``.
+    ``cells``: one row per (run, cell) with summary columns, process statistics,
+    ``speedup_vs_reference`` / ``_ci_low`` / ``_ci_high`` against the ladder's
+    reference (replacing summary.csv's own speedup_vs_fit, which has no CI),
+    ``neighbour`` and ``speedup_vs_neighbour`` / ``_ci_low`` / ``_ci_high`` against
+    the rung this loop compares with, ``achieved_flops_per_s`` and ``mfu``; in
+    ladder order. ``speedups`` holds every (loop, reference) pair the ladder draws.
     """
 
     run_set: RunSet
@@ -470,40 +511,56 @@ class Derived:
     crossovers: pd.DataFrame
     run_comparison: pd.DataFrame
 
+    @property
+    def ladder(self) -> Ladder | None:
+        return self.run_set.ladder
+
+
+def _speedup_columns(
+    long_speedups: pd.DataFrame, pairs: Sequence[tuple[str, str]], kind: str
+) -> pd.DataFrame:
+    """The speedups of ``pairs`` as one row per cell with the ``kind`` columns."""
+    wanted = pd.DataFrame(pairs, columns=["loop", "reference"])
+    part = long_speedups.merge(wanted, on=["loop", "reference"], how="inner")
+    names = SPEEDUP_COLUMNS[kind]
+    part = part[[*GROUP_KEYS, "speedup", "speedup_ci_low", "speedup_ci_high"]].rename(
+        columns=dict(zip(("speedup", "speedup_ci_low", "speedup_ci_high"), names, strict=True))
+    )
+    return part
+
 
 def derive(run_set: RunSet) -> Derived:
     """Compute every derived table for a RunSet (see the module docstring)."""
+    ladder = run_set.ladder
     cells = run_set.cells.drop(columns=["speedup_vs_fit"]).merge(
         aggregate_processes(run_set.processes), on=list(GROUP_KEYS), how="left"
     )
-    long_speedups = pd.concat(
-        [speedups(run_set.cells, run_set.processes, reference) for reference in SPEEDUP_REFERENCES],
-        ignore_index=True,
+    against_reference, against_neighbour = reference_pairs(ladder), neighbour_pairs(ladder)
+    long_speedups = speedups(
+        run_set.cells, run_set.processes, against_reference + against_neighbour
     )
-    for reference in SPEEDUP_REFERENCES:
-        part = long_speedups[long_speedups["reference"] == reference]
-        part = part[[*GROUP_KEYS, "speedup", "speedup_ci_low", "speedup_ci_high"]].rename(
-            columns={
-                "speedup": f"speedup_vs_{reference}",
-                "speedup_ci_low": f"speedup_vs_{reference}_ci_low",
-                "speedup_ci_high": f"speedup_vs_{reference}_ci_high",
-            }
-        )
+    for kind, pairs in (("reference", against_reference), ("neighbour", against_neighbour)):
+        part = _speedup_columns(long_speedups, pairs, kind)
         cells = cells.merge(part, on=list(GROUP_KEYS), how="left")
+    neighbours = dict(against_neighbour)
+    cells["neighbour"] = cells["loop"].map(lambda loop: neighbours.get(loop))
     rates = throughput(run_set.cells)[[*GROUP_KEYS, "achieved_flops_per_s", "mfu"]]
     cells = cells.merge(rates, on=list(GROUP_KEYS), how="left")
-    cells["loop_rank"] = cells["loop"].map({loop: i for i, loop in enumerate(LOOP_ORDER)})
+    ranks = {loop: i for i, loop in enumerate(loop_order(ladder, cells["loop"]))}
+    cells["loop_rank"] = cells["loop"].map(ranks)
     cells = (
         cells.sort_values([*SETTING_KEYS, "loop_rank"], kind="stable")
         .drop(columns="loop_rank")
         .reset_index(drop=True)
     )
-    sweeps = [crossovers(run_set.cells, axis) for axis in ("batch_size", "width")]
+    sweeps = [
+        crossovers(run_set.cells, crossover_pairs(ladder), axis) for axis in ("batch_size", "width")
+    ]
     return Derived(
         run_set=run_set,
         cells=cells,
         speedups=long_speedups,
-        break_even=break_even(run_set.cells),
+        break_even=break_even(run_set.cells, against_neighbour),
         crossovers=pd.concat(sweeps, ignore_index=True),
         run_comparison=run_comparison(run_set.cells, run_set.processes),
     )
@@ -511,13 +568,18 @@ def derive(run_set: RunSet) -> Derived:
 
 #: The derived-table functions; a test checks each returns rows on good input.
 DERIVED_TABLES: dict[str, Callable[[RunSet], pd.DataFrame]] = {
-    "speedups_vs_fit": lambda rs: speedups(rs.cells, rs.processes, "fit"),
-    "speedups_vs_eager": lambda rs: speedups(rs.cells, rs.processes, "eager"),
-    "speedups_vs_tf_function": lambda rs: speedups(rs.cells, rs.processes, "tf_function"),
-    "break_even": lambda rs: break_even(rs.cells),
+    "speedups_vs_reference": lambda rs: speedups(
+        rs.cells, rs.processes, reference_pairs(rs.ladder)
+    ),
+    "speedups_vs_neighbour": lambda rs: speedups(
+        rs.cells, rs.processes, neighbour_pairs(rs.ladder)
+    ),
+    "break_even": lambda rs: break_even(rs.cells, neighbour_pairs(rs.ladder)),
     "throughput": lambda rs: throughput(rs.cells),
-    "crossovers_batch_size": lambda rs: crossovers(rs.cells, "batch_size"),
-    "crossovers_width": lambda rs: crossovers(rs.cells, "width"),
+    "crossovers_batch_size": lambda rs: crossovers(
+        rs.cells, crossover_pairs(rs.ladder), "batch_size"
+    ),
+    "crossovers_width": lambda rs: crossovers(rs.cells, crossover_pairs(rs.ladder), "width"),
     "run_comparison": lambda rs: run_comparison(rs.cells, rs.processes),
 }
 
@@ -526,8 +588,12 @@ __all__ = [
     "Derived",
     "break_even",
     "break_even_step",
+    "crossover_pairs",
     "crossovers",
     "derive",
+    "loop_order",
+    "neighbour_pairs",
+    "reference_pairs",
     "run_comparison",
     "speedups",
     "throughput",

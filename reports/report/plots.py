@@ -3,12 +3,15 @@
 Plots (each written only when the data has something to show):
 
 * ``step_times.png``: median step time per loop style, 95% CI bars, one panel per workload.
-* ``speedup_vs_fit.png``: speedup against fit with its bootstrap 95% CI (log scale).
+* ``speedup_vs_<reference>.png``: speedup against the ladder's reference loop with its
+  bootstrap 95% CI (log scale).
 * ``batch_sweep.png`` / ``width_sweep.png``: step time against batch size (width),
-  log-log, one line per loop style, crossovers (overhead against fit under 10%)
-  marked with a star; only when a setting has two or more grid points.
-* ``break_even.png``: steps until a compiled style's compile time pays back,
-  against eager and against tf_function ("never" where it does not).
+  log-log, one line per loop style, crossovers (overhead against the reference under
+  10%) marked with a star; only when a setting has two or more grid points.
+* ``break_even.png``: steps until a rung's compile time pays back against the rung it
+  compares with ("never" where it does not).
+
+Loops are drawn in ladder order, each in its colour of ``PALETTE`` by its place there.
 * ``profile.png``: profiler breakdown per step (op time, input wait, the rest)
   as stacked bars, when the run was profiled.
 
@@ -34,15 +37,21 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
-from reports.report.derived import COMPILED_LOOPS, LOOP_ORDER, Derived  # noqa: E402
+from reports.report.derived import OVERHEAD_THRESHOLD, Derived, loop_order  # noqa: E402
 
-LOOP_COLORS = {
-    "fit": "#444444",
-    "eager": "#d62728",
-    "tf_function": "#1f77b4",
-    "tf_data": "#2ca02c",
-    "xla": "#9467bd",
-}
+#: Colours of the loops in ladder order (the reference first); loops not on it are gray.
+PALETTE = (
+    "#444444",
+    "#d62728",
+    "#1f77b4",
+    "#2ca02c",
+    "#9467bd",
+    "#ff7f0e",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+)
 DPI = 96
 VARIANT_KEYS = ("run", "device", "batch_size", "width")
 
@@ -56,9 +65,14 @@ class Plot:
     caption: str
 
 
-def _loops_in(frame: pd.DataFrame) -> list[str]:
-    present = set(frame["loop"])
-    return [loop for loop in LOOP_ORDER if loop in present] + sorted(present - set(LOOP_ORDER))
+def loop_colors(derived: Derived) -> dict[str, str]:
+    """A colour per loop, by its place on the ladder (by first appearance without one)."""
+    loops = loop_order(derived.ladder, derived.cells["loop"])
+    return {loop: PALETTE[i % len(PALETTE)] for i, loop in enumerate(loops)}
+
+
+def _loops_in(derived: Derived, frame: pd.DataFrame) -> list[str]:
+    return loop_order(derived.ladder, frame["loop"])
 
 
 def _variant_labels(frame: pd.DataFrame) -> pd.Series:
@@ -107,12 +121,13 @@ def plot_step_times(derived: Derived, path: Path) -> Path | None:
     ok = cells[cells["status"] == "ok"]
     if ok.empty:
         return None
+    colors = loop_colors(derived)
     workloads = sorted(cells["workload"].unique())
     figure, axes = _panels(len(workloads))
     for axis, workload in zip(axes, workloads, strict=True):
         frame = cells[cells["workload"] == workload].copy()
         frame["variant"] = _variant_labels(frame)
-        loops = _loops_in(frame)
+        loops = _loops_in(derived, frame)
         variants = list(dict.fromkeys(frame["variant"]))
         bar_width = 0.8 / len(variants)
         for index, variant in enumerate(variants):
@@ -132,7 +147,7 @@ def plot_step_times(derived: Derived, path: Path) -> Path | None:
                 bar_width,
                 yerr=errors,
                 capsize=2,
-                color=[LOOP_COLORS.get(loop, "gray") for loop in loops],
+                color=[colors.get(loop, "gray") for loop in loops],
                 alpha=1.0 - 0.5 * index / max(1, len(variants)),
                 edgecolor="black",
                 linewidth=0.4,
@@ -162,24 +177,32 @@ def plot_step_times(derived: Derived, path: Path) -> Path | None:
 
 
 def plot_speedups(derived: Derived, path: Path) -> Path | None:
-    """Speedup against fit per loop style with bootstrap 95% CI; log scale, line at 1."""
-    cells = derived.cells.dropna(subset=["speedup_vs_fit"])
+    """Speedup against the reference per loop style with bootstrap 95% CI; log scale,
+    line at 1."""
+    if derived.ladder is None:
+        return None
+    reference = derived.ladder.reference
+    cells = derived.cells.dropna(subset=["speedup_vs_reference"])
     if cells.empty:
         return None
+    colors = loop_colors(derived)
     workloads = sorted(cells["workload"].unique())
     figure, axes = _panels(len(workloads))
     for axis, workload in zip(axes, workloads, strict=True):
         frame = cells[cells["workload"] == workload].copy()
         frame["variant"] = _variant_labels(frame)
-        loops = _loops_in(frame)
+        loops = _loops_in(derived, frame)
         variants = list(dict.fromkeys(frame["variant"]))
         bar_width = 0.8 / len(variants)
         for index, variant in enumerate(variants):
             part = frame[frame["variant"] == variant].set_index("loop").reindex(loops)
             positions = np.arange(len(loops)) + (index - (len(variants) - 1) / 2) * bar_width
-            values = part["speedup_vs_fit"].to_numpy(dtype=float)
+            values = part["speedup_vs_reference"].to_numpy(dtype=float)
             errors = np.vstack(
-                [values - part["speedup_vs_fit_ci_low"], part["speedup_vs_fit_ci_high"] - values]
+                [
+                    values - part["speedup_vs_reference_ci_low"],
+                    part["speedup_vs_reference_ci_high"] - values,
+                ]
             ).astype(float)
             axis.bar(
                 positions,
@@ -188,7 +211,7 @@ def plot_speedups(derived: Derived, path: Path) -> Path | None:
                 bottom=0,
                 yerr=np.nan_to_num(errors).clip(min=0),
                 capsize=2,
-                color=[LOOP_COLORS.get(loop, "gray") for loop in loops],
+                color=[colors.get(loop, "gray") for loop in loops],
                 alpha=1.0 - 0.5 * index / max(1, len(variants)),
                 edgecolor="black",
                 linewidth=0.4,
@@ -197,11 +220,11 @@ def plot_speedups(derived: Derived, path: Path) -> Path | None:
         axis.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
         _log_scale(axis)
         axis.set_xticks(np.arange(len(loops)), loops, rotation=20)
-        axis.set_ylabel("speedup vs fit (>1: faster)")
+        axis.set_ylabel(f"speedup vs {reference} (>1: faster)")
         axis.set_title(workload)
         if any(variants):
             axis.legend(fontsize=7)
-    figure.suptitle("Speedup against fit (bars: bootstrap 95% CI)")
+    figure.suptitle(f"Speedup against {reference} (bars: bootstrap 95% CI)")
     return _save(figure, path)
 
 
@@ -216,12 +239,16 @@ def plot_sweep(derived: Derived, path: Path, axis_key: str = "batch_size") -> Pa
     ]
     if not settings:
         return None
+    colors = loop_colors(derived)
+    reference = derived.ladder.reference if derived.ladder is not None else None
     crossovers = derived.crossovers
-    crossovers = crossovers[(crossovers["axis"] == axis_key) & (crossovers["reference"] == "fit")]
+    crossovers = crossovers[
+        (crossovers["axis"] == axis_key) & (crossovers["reference"] == reference)
+    ]
     several_runs = cells["run"].nunique() > 1
     figure, axes = _panels(len(settings))
     for axis, ((run, workload, device, fixed_value), group) in zip(axes, settings, strict=True):
-        for loop in _loops_in(group):
+        for loop in _loops_in(derived, group):
             line = group[group["loop"] == loop].sort_values(axis_key)
             x = line[axis_key].to_numpy(dtype=float)
             median = line["step_time_median_s"].to_numpy(dtype=float) * 1e3
@@ -238,7 +265,7 @@ def plot_sweep(derived: Derived, path: Path, axis_key: str = "batch_size") -> Pa
                 marker="o",
                 markersize=3,
                 capsize=2,
-                color=LOOP_COLORS.get(loop, "gray"),
+                color=colors.get(loop, "gray"),
                 label=loop,
             )
             marks = crossovers[
@@ -257,7 +284,7 @@ def plot_sweep(derived: Derived, path: Path, axis_key: str = "batch_size") -> Pa
                         [float(at.iloc[0]) * 1e3],
                         marker="*",
                         markersize=13,
-                        color=LOOP_COLORS.get(loop, "gray"),
+                        color=colors.get(loop, "gray"),
                         markeredgecolor="black",
                     )
         _log_scale(axis, "x", base=2)
@@ -270,80 +297,61 @@ def plot_sweep(derived: Derived, path: Path, axis_key: str = "batch_size") -> Pa
         axis.set_title(f"{run}: {title}" if several_runs else title, fontsize=10)
         axis.legend(fontsize=7)
     what = "batch size" if axis_key == "batch_size" else "width"
-    figure.suptitle(
-        f"Step time against {what}\n(star: within 10% of fit from here on)", fontsize=10
+    stars = (
+        f"\n(star: within {OVERHEAD_THRESHOLD:.0%} of {reference} from here on)"
+        if reference
+        else ""
     )
+    figure.suptitle(f"Step time against {what}{stars}", fontsize=10)
     return _save(figure, path)
 
 
 def plot_break_even(derived: Derived, path: Path) -> Path | None:
-    """Steps until each compiled loop's compile time pays back, vs eager and vs tf_function."""
+    """Steps until each rung's compile time pays back against the rung it compares with."""
     table = derived.break_even
     if table.empty:
         return None
+    colors = loop_colors(derived)
     workloads = sorted(table["workload"].unique())
-    references = [ref for ref in ("eager", "tf_function") if ref in set(table["reference"])]
-    figure, axes = plt.subplots(
-        len(workloads),
-        len(references),
-        figsize=(5.5 * len(references), 3.4 * len(workloads)),
-        squeeze=False,
-    )
-    for row, workload in enumerate(workloads):
-        for column, reference in enumerate(references):
-            axis = axes[row][column]
-            frame = table[
-                (table["workload"] == workload) & (table["reference"] == reference)
-            ].copy()
-            if frame.empty:
-                axis.set_visible(False)
-                continue
-            frame["variant"] = _variant_labels(frame)
-            variants = list(dict.fromkeys(frame["variant"]))
-            loops = [loop for loop in COMPILED_LOOPS if loop in set(frame["loop"])]
-            bar_width = 0.8 / len(loops)
-            ceiling = np.nanmax(frame["break_even_steps"].to_numpy(dtype=float), initial=1.0) * 3
-            for index, loop in enumerate(loops):
-                part = frame[frame["loop"] == loop].set_index("variant").reindex(variants)
-                positions = np.arange(len(variants)) + (index - (len(loops) - 1) / 2) * bar_width
-                steps = part["break_even_steps"].to_numpy(dtype=float)
-                axis.bar(
-                    positions,
-                    np.nan_to_num(steps, nan=0.0),
-                    bar_width,
-                    color=LOOP_COLORS.get(loop, "gray"),
-                    edgecolor="black",
-                    linewidth=0.4,
-                    label=loop,
-                )
-                for position, value, outcome in zip(positions, steps, part["outcome"], strict=True):
-                    if outcome in ("never", "unknown"):
-                        axis.text(
-                            position,
-                            1.2,
-                            outcome,
-                            rotation=90,
-                            ha="center",
-                            va="bottom",
-                            fontsize=7,
-                        )
-                    elif np.isfinite(value):
-                        axis.text(
-                            position,
-                            value * 1.1,
-                            f"{value:.0f}",
-                            ha="center",
-                            va="bottom",
-                            fontsize=6,
-                        )
-            axis.set_ylim(1, max(ceiling, 10))  # before the log scale: bars of "never" are 0
-            _log_scale(axis)
-            axis.set_xticks(
-                np.arange(len(variants)), [v or workload for v in variants], rotation=15, fontsize=8
+    figure, axes = _panels(len(workloads), columns=2, width=5.5, height=3.4)
+    for axis, workload in zip(axes, workloads, strict=True):
+        frame = table[table["workload"] == workload].copy()
+        frame["variant"] = _variant_labels(frame)
+        variants = list(dict.fromkeys(frame["variant"]))
+        pairs = list(dict.fromkeys(zip(frame["loop"], frame["reference"], strict=True)))
+        bar_width = 0.8 / len(pairs)
+        ceiling = np.nanmax(frame["break_even_steps"].to_numpy(dtype=float), initial=1.0) * 3
+        for index, (loop, reference) in enumerate(pairs):
+            part = frame[(frame["loop"] == loop) & (frame["reference"] == reference)]
+            part = part.set_index("variant").reindex(variants)
+            positions = np.arange(len(variants)) + (index - (len(pairs) - 1) / 2) * bar_width
+            steps = part["break_even_steps"].to_numpy(dtype=float)
+            axis.bar(
+                positions,
+                np.nan_to_num(steps, nan=0.0),
+                bar_width,
+                color=colors.get(loop, "gray"),
+                edgecolor="black",
+                linewidth=0.4,
+                label=f"{loop} vs {reference}",
             )
-            axis.set_ylabel("steps to break even")
-            axis.set_title(f"{workload}: compiled loops vs {reference}", fontsize=10)
-            axis.legend(fontsize=7)
+            for position, value, outcome in zip(positions, steps, part["outcome"], strict=True):
+                if outcome in ("never", "unknown"):
+                    axis.text(
+                        position, 1.2, outcome, rotation=90, ha="center", va="bottom", fontsize=7
+                    )
+                elif np.isfinite(value):
+                    axis.text(
+                        position, value * 1.1, f"{value:.0f}", ha="center", va="bottom", fontsize=6
+                    )
+        axis.set_ylim(1, max(ceiling, 10))  # before the log scale: bars of "never" are 0
+        _log_scale(axis)
+        axis.set_xticks(
+            np.arange(len(variants)), [v or workload for v in variants], rotation=15, fontsize=8
+        )
+        axis.set_ylabel("steps to break even")
+        axis.set_title(f"{workload}: each rung vs the one it compares with", fontsize=10)
+        axis.legend(fontsize=7)
     figure.suptitle("Compile break-even: steps after which total time (incl. compile) is lower")
     return _save(figure, path)
 
@@ -392,6 +400,8 @@ def plot_profile(derived: Derived, path: Path) -> Path | None:
 def write_plots(derived: Derived, plots_dir: str | os.PathLike[str]) -> list[Plot]:
     """Write every plot the data supports into ``plots_dir``; return them in report order."""
     plots_dir = Path(plots_dir)
+    reference = derived.ladder.reference if derived.ladder is not None else "the reference"
+    within = f"stays within {OVERHEAD_THRESHOLD:.0%} of {reference}"
     makers = (
         (
             "Step time per loop style",
@@ -400,28 +410,29 @@ def write_plots(derived: Derived, plots_dir: str | os.PathLike[str]) -> list[Plo
             "Median step time of each loop style; bars are the 95% CI from the run's processes.",
         ),
         (
-            "Speedup against fit",
-            "speedup_vs_fit.png",
+            f"Speedup against {reference}",
+            f"speedup_vs_{reference}.png",
             plot_speedups,
-            "Above 1: faster than fit. Bars: bootstrap 95% CI of the ratio of medians.",
+            f"Above 1: faster than {reference}. Bars: bootstrap 95% CI of the ratio of medians.",
         ),
         (
             "Step time against batch size",
             "batch_sweep.png",
             lambda d, p: plot_sweep(d, p, "batch_size"),
-            "Log-log. A star marks the first batch size from which the loop stays within 10% of fit.",
+            f"Log-log. A star marks the first batch size from which the loop {within}.",
         ),
         (
             "Step time against width",
             "width_sweep.png",
             lambda d, p: plot_sweep(d, p, "width"),
-            "Log-log. A star marks the first width from which the loop stays within 10% of fit.",
+            f"Log-log. A star marks the first width from which the loop {within}.",
         ),
         (
             "Compile break-even",
             "break_even.png",
             plot_break_even,
-            "Steps after which a compiled loop's total time, compile included, is lower.",
+            "Steps after which a rung's total time, compile included, is lower than that of "
+            "the rung it compares with.",
         ),
         (
             "Profiler breakdown",
@@ -439,8 +450,9 @@ def write_plots(derived: Derived, plots_dir: str | os.PathLike[str]) -> list[Plo
 
 
 __all__ = [
-    "LOOP_COLORS",
+    "PALETTE",
     "Plot",
+    "loop_colors",
     "plot_break_even",
     "plot_profile",
     "plot_speedups",

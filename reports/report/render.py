@@ -29,6 +29,7 @@ from reports.gate.stats import BOOTSTRAP_RESAMPLES, CONFIDENCE_LEVEL
 from reports.report.decisions import Decision, format_rate, format_ratio, format_seconds
 from reports.report.derived import BOOTSTRAP_SEED, OVERHEAD_THRESHOLD, Derived
 from reports.report.plots import Plot
+from reports.rundir import Ladder
 
 # --------------------------------------------------------------------------- document model
 
@@ -83,6 +84,29 @@ def _int_or_blank(value: float) -> str:
     return "" if value is None or not np.isfinite(value) else f"{value:.0f}"
 
 
+def _speedup_fields(row: dict, ladder: Ladder | None) -> dict[str, str]:
+    """A cell's speedups against the ladder's reference and against its neighbour."""
+    if ladder is None:
+        return {}
+    against_neighbour = _interval(
+        row["speedup_vs_neighbour"],
+        row["speedup_vs_neighbour_ci_low"],
+        row["speedup_vs_neighbour_ci_high"],
+        format_ratio,
+    )
+    return {
+        f"vs {ladder.reference} [95% CI]": _interval(
+            row["speedup_vs_reference"],
+            row["speedup_vs_reference_ci_low"],
+            row["speedup_vs_reference_ci_high"],
+            format_ratio,
+        ),
+        "vs neighbour [95% CI]": (
+            f"{row['neighbour']}: {against_neighbour}" if against_neighbour else ""
+        ),
+    }
+
+
 def _cells_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
     rows = []
     for row in derived.cells.to_dict("records"):
@@ -105,18 +129,7 @@ def _cells_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
             if ok
             else "",
             "examples/s": f"{row['examples_per_s']:.4g}" if ok else "",
-            "vs fit [95% CI]": _interval(
-                row["speedup_vs_fit"],
-                row["speedup_vs_fit_ci_low"],
-                row["speedup_vs_fit_ci_high"],
-                format_ratio,
-            ),
-            "vs eager [95% CI]": _interval(
-                row["speedup_vs_eager"],
-                row["speedup_vs_eager_ci_low"],
-                row["speedup_vs_eager_ci_high"],
-                format_ratio,
-            ),
+            **_speedup_fields(row, derived.ladder),
             "compile": format_seconds(row["compile_s"]) if ok else "",
             "FLOP/s": format_rate(row["achieved_flops_per_s"]) if ok else "",
             "MFU": f"{mfu * 100:.1f}%" if ok and np.isfinite(mfu) else "",
@@ -130,16 +143,17 @@ def _cells_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
 
 
 def _speedup_pivot(derived: Derived, several_runs: bool) -> pd.DataFrame:
-    """Rows: settings; columns: loops; values: speedup vs fit [CI] or the status."""
+    """Rows: settings; columns: loops; values: speedup vs the reference [CI] or the status."""
     cells = derived.cells.copy()
+    reference = derived.ladder.reference
     cells["value"] = [
         _interval(
-            row["speedup_vs_fit"],
-            row["speedup_vs_fit_ci_low"],
-            row["speedup_vs_fit_ci_high"],
+            row["speedup_vs_reference"],
+            row["speedup_vs_reference_ci_low"],
+            row["speedup_vs_reference_ci_high"],
             format_ratio,
         )
-        if row["status"] == "ok" and row["loop"] != "fit"
+        if row["status"] == "ok" and row["loop"] != reference
         else ("1 (reference)" if row["status"] == "ok" else row["status"])
         for row in cells.to_dict("records")
     ]
@@ -236,8 +250,9 @@ METHOD_NOTES = (
     f"Speedup = median step time of the reference / median step time of the loop (>1: faster). "
     f"Its {CONFIDENCE_LEVEL:.0%} CI is a percentile bootstrap of that ratio of medians over the "
     f"per-process samples ({BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}, scipy.stats.bootstrap).",
-    "Compile break-even: the first step n at which compile_s + n x step time of the compiled loop is "
-    "below the same total for the reference (eager or tf_function), both from the run's medians.",
+    "Compile break-even: the first step n at which compile_s + n x step time of a rung is below the "
+    "same total for the rung it compares with (its neighbour on the ladder), both from the run's "
+    "medians.",
     f"Crossovers: the first grid point from which the overhead (loop / reference - 1, medians) stays "
     f"under {OVERHEAD_THRESHOLD:.0%} for every larger grid point. The log-interpolated figure is for "
     "information: where a straight line in log2(batch size) between the two neighbouring grid points "
@@ -247,6 +262,31 @@ METHOD_NOTES = (
     "A sentence marked 'no claim' is one the data cannot carry: its CI includes 1, a cell is noisy, "
     "failed or skipped, or fewer than two processes succeeded.",
 )
+
+
+def _ladder_blocks(run_set) -> list[Block]:
+    """The loop ladder the report follows (from metadata.json), or why there is none."""
+    blocks: list[Block] = [Heading(2, "Loop ladder")]
+    ladder = run_set.ladder
+    if ladder is not None:
+        blocks.append(
+            Paragraph(
+                f"Every loop is compared with {ladder.reference}, the reference; each rung also "
+                "with the one it compares with, which differs from it in one thing."
+            )
+        )
+        items = []
+        for rung in ladder.rungs:
+            against = (
+                "the reference"
+                if rung.reference
+                else f"against {rung.compares_with or ladder.reference}"
+            )
+            items.append(f"{rung.loop} ({against}): {rung.changes}")
+        blocks.append(Bullets(tuple(items)))
+    if run_set.ladder_note:
+        blocks.append(Paragraph(run_set.ladder_note))
+    return blocks
 
 
 def build_document(
@@ -277,6 +317,8 @@ def build_document(
             )
         )
 
+    blocks += _ladder_blocks(run_set)
+
     blocks.append(Heading(2, "Decisions"))
     for topic in dict.fromkeys(decision.topic for decision in decisions):
         items = tuple(
@@ -286,11 +328,16 @@ def build_document(
         )
         blocks += [Heading(3, topic), Bullets(items)]
 
-    blocks += [
-        Heading(2, "Speedup against fit"),
-        Paragraph("Median speedup against fit, 95% CI in brackets (>1: faster than fit)."),
-        Table(_speedup_pivot(derived, several_runs)),
-    ]
+    if derived.ladder is not None:
+        reference = derived.ladder.reference
+        blocks += [
+            Heading(2, f"Speedup against {reference}"),
+            Paragraph(
+                f"Median speedup against {reference}, 95% CI in brackets "
+                f"(>1: faster than {reference})."
+            ),
+            Table(_speedup_pivot(derived, several_runs)),
+        ]
     if not derived.break_even.empty:
         blocks += [
             Heading(2, "Compile break-even"),
