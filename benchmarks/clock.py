@@ -43,9 +43,9 @@ now = time.perf_counter
 def injected_fraction(loop: str, spec: str | None = None) -> float:
     """The extra-work fraction asked for ``loop`` by LOOPBENCH_INJECT_SLOWDOWN, else 0.
 
-    >>> injected_fraction("eager", "eager=0.1")
+    >>> injected_fraction("loop_a", "loop_a=0.1")
     0.1
-    >>> injected_fraction("xla", "eager=0.1")
+    >>> injected_fraction("loop_b", "loop_a=0.1")
     0.0
     """
     spec = os.environ.get(INJECT_SLOWDOWN_ENV, "") if spec is None else spec
