@@ -37,16 +37,40 @@ def rows_for(loop: str, step_times: list[float], windows_per_process: int = 4) -
     keys = {"workload": "mlp", "loop": loop, "device": "cpu", "batch_size": 128, "width": 128}
     rows = []
     for k, t in enumerate(step_times):
-        rows.append({"kind": "process", **keys, "process": k, "status": "ok", "step_time_s": t,
-                     "compile_s": 0.5, "first_step_s": 0.5 + t, "final_loss": 0.3, "retraces": 0,
-                     "peak_rss_bytes": 1000, "n_windows": windows_per_process})
-        rows += [{"kind": "window", **keys, "process": k, "window": j, "steps": 10,
-                  "seconds": 10 * t, "step_time_s": t} for j in range(windows_per_process)]
+        rows.append(
+            {
+                "kind": "process",
+                **keys,
+                "process": k,
+                "status": "ok",
+                "step_time_s": t,
+                "compile_s": 0.5,
+                "first_step_s": 0.5 + t,
+                "final_loss": 0.3,
+                "retraces": 0,
+                "peak_rss_bytes": 1000,
+                "n_windows": windows_per_process,
+            }
+        )
+        rows += [
+            {
+                "kind": "window",
+                **keys,
+                "process": k,
+                "window": j,
+                "steps": 10,
+                "seconds": 10 * t,
+                "step_time_s": t,
+            }
+            for j in range(windows_per_process)
+        ]
     return rows
 
 
 def test_summary_from_processes():
-    rows = rows_for("fit", [0.010] * 6) + rows_for("eager", [0.020, 0.021, 0.019, 0.020, 0.022, 0.018])
+    rows = rows_for("fit", [0.010] * 6) + rows_for(
+        "eager", [0.020, 0.021, 0.019, 0.020, 0.022, 0.018]
+    )
     summary = summarize(rows, reference="fit").set_index("loop")
     eager = summary.loc["eager"]
     assert eager["n_processes"] == 6 and eager["ci_basis"] == "processes"
@@ -67,9 +91,22 @@ def test_noisy_cell_is_flagged():
 def test_failed_and_skipped_cells():
     keys = {"workload": "gan", "device": "cpu", "batch_size": 8, "width": 128}
     rows = [
-        {"kind": "process", **keys, "loop": "xla", "process": 0, "status": "failed", "error": "boom"},
-        {"kind": "process", **keys, "loop": "fit", "process": 0, "status": "skipped",
-         "error": "no GPU present"},
+        {
+            "kind": "process",
+            **keys,
+            "loop": "xla",
+            "process": 0,
+            "status": "failed",
+            "error": "boom",
+        },
+        {
+            "kind": "process",
+            **keys,
+            "loop": "fit",
+            "process": 0,
+            "status": "skipped",
+            "error": "no GPU present",
+        },
     ]
     summary = summarize(rows).set_index("loop")
     assert summary.loc["xla", "status"] == "failed" and summary.loc["xla", "error"] == "boom"
