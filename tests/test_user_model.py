@@ -258,6 +258,49 @@ def test_an_op_xla_cannot_compile_skips_that_cell_only(tmp_path, registry):
     assert rows["tf_function"]["model_flops_per_step"] == pytest.approx(8 * 2 * 2 * 4 * 3)
 
 
+def test_random_ops_in_the_step_make_xla_not_equivalent(tmp_path, registry):
+    """Dropout draws its mask with Keras's seeded random ops, which give other numbers
+    under XLA: the run marks that cell not equivalent instead of hiding it."""
+    from benchmarks.stats import summarize
+    from benchmarks.worker import run_job
+
+    path = model_file(
+        tmp_path,
+        """
+        def dropout():
+            d = good()
+            d["model"] = keras.Sequential(
+                [keras.Input((4,)), keras.layers.Dropout(0.5), keras.layers.Dense(3)]
+            )
+            d["name"] = "dropout"
+            return d
+        """,
+    )
+    spec = inspect(f"{path}:dropout", seed=0)
+    config = RunConfig(
+        workloads=("dropout",),
+        loops=("eager", "xla"),
+        devices=("cpu",),
+        devices_present=("cpu",),
+        batch_sizes=(8,),
+        widths=(None,),
+        steps=4,
+        windows=2,
+        warmup_steps=3,
+        processes=1,
+        models=(spec,),
+    )
+    rows = []
+    for loop in ("eager", "xla"):
+        result = run_job(Job(Cell("dropout", loop, "cpu", 8, 0), 0, 0, config))
+        assert result["process"]["status"] == "ok", result["process"]["error"]
+        rows += [result["process"], *result["windows"]]
+    summary = summarize(rows).set_index("loop")
+    assert summary.loc["eager", "equivalent"] is True
+    assert summary.loc["xla", "equivalent"] is False  # (None would mean: not checked)
+    assert summary.loc["xla", "equal_work_loss"] != summary.loc["eager", "equal_work_loss"]
+
+
 def test_a_name_taken_by_a_built_in_workload_is_refused(tmp_path, registry):
     path = model_file(tmp_path, "def mlp():\n    return good()\n")
     spec = inspect(f"{path}:mlp", seed=0)
