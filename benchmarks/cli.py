@@ -364,6 +364,7 @@ def command_run(args: argparse.Namespace) -> int:
     import loops.workloads  # noqa: F401
     from benchmarks import metadata as meta
     from benchmarks.progress import Progress, print_summary
+    from reports import rundir
     from benchmarks.runner import execute, new_run_dir, now_iso
     from benchmarks.worker import configure_threads
     from loops.base import LOOPS
@@ -446,7 +447,7 @@ def command_run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot write results to {run_dir}: {exc.strerror or exc}") from None
     summary = writer.summary()
-    print_summary(summary)
+    print_summary(summary, rundir.reference_loop(metadata))
     if not args.no_report:
         _render_report(run_dir)
     print(f"results: {run_dir}")

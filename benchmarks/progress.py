@@ -95,29 +95,33 @@ def _equal_work(row: Any) -> str:
     return f"{float(loss):.5g} {verdict}"
 
 
-def _fit_setting(row: Any) -> str:
-    """What Keras chose for fit (jit_compile, steps_per_execution); blank for custom loops."""
+def _keras_setting(row: Any) -> str:
+    """What Keras chose where it ran the loop (jit_compile, steps_per_execution);
+    blank for custom loops."""
     jit, spe = row.get("keras_jit_compile"), row.get("keras_steps_per_execution")
     if row["status"] != "ok" or jit is None or pd.isna(jit):
         return ""
     return f"jit {'on' if str(jit) in ('True', 'true', '1') else 'off'}, spe {int(spe)}"
 
 
-def print_summary(summary: pd.DataFrame) -> None:
-    """The per-cell table (stdout): steady and amortized step time, x fit on each,
-    the equal-work loss and whether it matches the reference loop's."""
+def print_summary(summary: pd.DataFrame, reference: str | None = None) -> None:
+    """The per-cell table (stdout): steady and amortized step time, the ratio to the
+    ladder's ``reference`` loop on each, the equal-work loss and whether it matches
+    the equivalence reference's, and what Keras chose where it ran the loop."""
     table = Table(title="tf-loopbench: median step time per cell", show_lines=False)
     steps = summary.get("equal_work_steps", pd.Series(dtype=float)).dropna()
     equal_work = f"loss @{int(steps.iloc[0])} steps, equal" if len(steps) else "loss, equal"
+    ref = reference or "reference"
     columns = ("workload", "loop", "device", "batch", "status", "step ms", "95% CI ms",
-               "w/ epoch ms", "x fit", "x fit steady", "compile s", equal_work, "fit ran", "note")
+               "w/ epoch ms", f"x {ref}", f"x {ref} steady", "compile s", equal_work,
+               "keras chose", "note")
     for column in columns:
-        left = column in ("workload", "loop", "device", "status", "note", "fit ran")
+        left = column in ("workload", "loop", "device", "status", "note", "keras chose")
         table.add_column(column, justify="left" if left else "right")
     for _, row in summary.iterrows():
         ok = row["status"] == "ok"
         notes = []
-        if ok and row.get("noisy") is True:
+        if ok and bool(row.get("noisy")):
             notes.append("noisy")
         if ok and (row.get("retraces") or 0) > 0:
             notes.append(f"retraced {int(row['retraces'])}x")
@@ -133,12 +137,12 @@ def print_summary(summary: pd.DataFrame) -> None:
             _ratio(row, "steady_speedup_vs_fit"),
             f"{row['compile_s']:.3f}" if ok and pd.notna(row.get("compile_s")) else "",
             _equal_work(row),
-            _fit_setting(row),
+            _keras_setting(row),
             "; ".join(notes),
         )
     Console(width=220).print(table)
     if (summary["status"] == "ok").any() and summary.get("ci_basis", pd.Series()).eq("none").any():
         print("-: no interval from one process; intervals and 'noisy' come from processes "
               "(run with --processes 2 or more)")
-    print("step ms: steady step; w/ epoch ms: plus per-epoch costs (fit's epoch end) over an "
-          "epoch's steps; x fit uses it, x fit steady the steady step")
+    print(f"step ms: steady step; w/ epoch ms: plus per-epoch costs (e.g. Keras's epoch end) "
+          f"over an epoch's steps; x {ref} uses it, x {ref} steady the steady step")

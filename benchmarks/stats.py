@@ -156,8 +156,8 @@ def summarize_cell(
             if any(p.get("peak_gpu_bytes") is not None for p in ok)
             else None
         ),
-        # from processes only (None with fewer than 3: no spread to judge)
-        noisy=bool(iqr / median > NOISY_IQR_FRACTION) if math.isfinite(iqr) else None,
+        # from processes only (never flagged with fewer than 3: no spread to judge)
+        noisy=bool(math.isfinite(iqr) and iqr / median > NOISY_IQR_FRACTION),
         n_windows=int(sum(int(p.get("n_windows") or 0) for p in ok)),
         # the same for every process with --steps; chosen per process when by duration
         steps_per_window=(

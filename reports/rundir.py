@@ -127,6 +127,18 @@ SUMMARY_COLUMNS = (
     "speedup_vs_fit",
 )
 
+#: Columns for a fair reading, written by every run right after SUMMARY_COLUMNS; a run
+#: made before them reads with these empty: the same first steps' validation loss and
+#: whether it matches the equivalence reference loop's; the step time a user pays over
+#: whole epochs (per-epoch costs included) and the ratios on the steady step alone.
+FAIR_READING_COLUMNS = (
+    "equal_work_steps",
+    "equal_work_loss",
+    "equivalent",
+    "amortized_step_time_s",
+    "steady_speedup_vs_fit",
+)
+
 STATUSES = ("ok", "failed", "skipped")
 
 #: Summary columns that must hold numbers (or be empty) in a readable run.
@@ -136,6 +148,10 @@ NUMERIC_SUMMARY_COLUMNS = tuple(
 
 #: Optional summary columns that are numbers when present.
 OPTIONAL_NUMERIC_COLUMNS = (
+    "equal_work_steps",
+    "equal_work_loss",
+    "amortized_step_time_s",
+    "steady_speedup_vs_fit",
     "width",
     "model_flops_per_step",
     "step_time_cv",
@@ -352,7 +368,8 @@ def write_summary(run_dir: str | os.PathLike[str], summary: pd.DataFrame) -> Non
     missing = [c for c in SUMMARY_COLUMNS if c not in summary.columns]
     if missing:
         raise ValueError(f"summary lacks contract columns: {missing}")
-    ordered = list(SUMMARY_COLUMNS) + [c for c in summary.columns if c not in SUMMARY_COLUMNS]
+    first = list(SUMMARY_COLUMNS) + [c for c in FAIR_READING_COLUMNS if c in summary.columns]
+    ordered = first + [c for c in summary.columns if c not in first]
     atomic_write_text(Path(run_dir) / SUMMARY_FILE, summary[ordered].to_csv(index=False))
 
 
@@ -458,6 +475,11 @@ def read_summary(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
         raise RunDirError(f"{path}: corrupted summary (a row without batch_size)")
     frame["batch_size"] = frame["batch_size"].astype(int)
     frame["noisy"] = frame["noisy"].map(_as_bool)
+    for column in FAIR_READING_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = None if column == "equivalent" else math.nan
+    # True / False, or None where the run could not check (no reference cell)
+    frame["equivalent"] = frame["equivalent"].map(_as_optional_bool).astype(object)
     return frame
 
 
@@ -467,6 +489,14 @@ def _as_bool(value: Any) -> bool:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return False
     return bool(value)
+
+
+def _as_optional_bool(value: Any) -> bool | None:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, str) and not value.strip():
+        return None
+    return _as_bool(value)
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> Run:

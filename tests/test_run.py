@@ -44,9 +44,10 @@ def only_run_dir(out: Path) -> Path:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    # fit (Keras's own loop) and xla (the most transformed) on every workload; all
-    # 15 pairs are proven equivalent in-process by test_equivalence.py
-    result = run_cli("run", *TINY, "--loop", "fit,xla", "--out", str(out))
+    # fit (Keras's own loop), eager (the equivalence reference) and xla (the most
+    # transformed) on every workload; all 15 pairs are proven equivalent in-process
+    # by test_equivalence.py, and every run shows it again (equal_work_loss)
+    result = run_cli("run", *TINY, "--loop", "fit,eager,xla", "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
     return result, load_run(only_run_dir(out))
 
@@ -55,23 +56,41 @@ def test_ok_cells_with_the_contract_columns(tiny_run):
     _, run = tiny_run
     summary = run.summary
     assert list(summary.columns[: len(SUMMARY_COLUMNS)]) == list(SUMMARY_COLUMNS)
-    assert len(summary) == 6
+    assert len(summary) == 9
     assert set(summary["status"]) == {"ok"}, summary[["workload", "loop", "error"]]
     assert summary.groupby("workload")["loop"].nunique().to_dict() == {
-        "linear": 2,
-        "mlp": 2,
-        "gan": 2,
+        "linear": 3,
+        "mlp": 3,
+        "gan": 3,
     }
     assert (summary["step_time_median_s"] > 0).all()
     assert (summary["examples_per_s"] - 64 / summary["step_time_median_s"]).abs().max() < 1e-6
-    assert (summary["step_time_ci_low_s"] <= summary["step_time_median_s"]).all()
-    assert (summary["step_time_median_s"] <= summary["step_time_ci_high_s"]).all()
+    # one process a cell: no interval (the windows of one process would overstate
+    # the precision) and no noisy flag
+    assert summary["step_time_ci_low_s"].isna().all() and summary["step_time_ci_high_s"].isna().all()
+    assert set(summary["ci_basis"]) == {"none"} and not summary["noisy"].any()
+    assert (summary["amortized_step_time_s"] >= summary["step_time_median_s"]).all()
     assert (summary["compile_s"] >= 0).all()
     assert (summary["retraces"] == 0).all()
     fit = summary[summary["loop"] == "fit"]
     assert (fit["speedup_vs_fit"] == 1.0).all()
     assert fit["keras_jit_compile"].eq(False).all()  # "auto" is off on CPU-only machines
     assert fit["fit_setup_s"].gt(0).all()
+    # fit pays an epoch end every 8 steps (512 examples / 64); its amortized step holds it
+    assert fit["epoch_end_s"].gt(0).all()
+    assert (fit["amortized_step_time_s"] > fit["step_time_median_s"]).all()
+    custom = summary[summary["loop"] != "fit"]
+    assert (custom["amortized_step_time_s"] == custom["step_time_median_s"]).all()
+
+
+def test_every_run_shows_equal_work(tiny_run):
+    _, run = tiny_run
+    summary = run.summary
+    assert (summary["equal_work_steps"] == 3).all()  # the first step and 2 warm-up steps
+    assert summary["equivalent"].astype(bool).all(), summary[["workload", "loop", "equal_work_loss"]]
+    for workload, group in summary.groupby("workload"):
+        losses = group["equal_work_loss"]
+        assert (losses.max() - losses.min()) / losses.abs().max() < 1e-4, (workload, losses)
 
 
 def test_final_losses_agree_across_loop_styles(tiny_run):
@@ -85,7 +104,7 @@ def test_final_losses_agree_across_loop_styles(tiny_run):
 def test_samples_hold_a_row_per_window_and_per_process(tiny_run):
     _, run = tiny_run
     kinds = run.samples["kind"].value_counts().to_dict()
-    assert kinds == {"process": 6, "window": 6 * 6}
+    assert kinds == {"process": 9, "window": 9 * 6}
     windows = run.samples[run.samples["kind"] == "window"]
     assert (windows["steps"] == 2).all()
     processes = run.process_samples()
@@ -196,9 +215,11 @@ def test_metadata_records_the_machine(tiny_run):
 
 def test_printed_table(tiny_run):
     result, _ = tiny_run
-    for name in ("fit", "xla", "linear", "mlp", "gan", "step ms", "x fit", "final loss"):
+    for name in ("fit", "xla", "linear", "mlp", "gan", "step ms", "x fit", "loss @3 steps",
+                 "jit off, spe 1"):
         assert name in result.stdout
-    assert result.stdout.count(" ok ") == 6
+    assert result.stdout.count(" ok ") == 9
+    assert result.stdout.count(" yes ") == 9  # every cell equivalent
 
 
 def test_report_on_a_real_run(tiny_run):
