@@ -41,8 +41,20 @@ from reports.rundir import load_run
 GRAPH_LIMIT, EAGER_LIMIT = 0.05, 0.10
 
 
+def bottom_and_graph_rungs() -> tuple[str, str]:
+    """(the ladder's bottom custom rung, the rung that puts it in graph mode): the loop
+    styles' own declarations, so this tool names no loop style."""
+    import loops.styles  # noqa: F401
+    from loops.base import LOOPS
+
+    rungs = LOOPS.ladder()["rungs"]
+    bottom = next(r["loop"] for r in rungs if not r["reference"] and r["compares_with"] is None)
+    graph = next(r["loop"] for r in rungs if r["compares_with"] == bottom)
+    return bottom, graph
+
+
 def overhead(rounds: int = 15, steps: int = 200) -> None:
-    """Alternate the suite's clock and a bare loop on one tf_function trainer."""
+    """Alternate the suite's clock and a bare loop on one graph-mode trainer."""
     from benchmarks.clock import PhaseClock, now
     from benchmarks.worker import configure_threads
 
@@ -56,7 +68,7 @@ def overhead(rounds: int = 15, steps: int = 200) -> None:
     data = workload.make_data()
     train = data.whole_batches(128)
     state = workload.build()
-    trainer = LOOPS.get("tf_function")().make_trainer(workload, state, train, 128)
+    trainer = LOOPS.get(bottom_and_graph_rungs()[1])().make_trainer(workload, state, train, 128)
     step, batches = trainer.step_fn, numpy_batches(train, 128)
 
     def minimal() -> float:
@@ -117,8 +129,9 @@ def repro(n_runs: int, extra: list[str]) -> None:
     print("| loop | " + " | ".join(table.columns) + " | max/min - 1 | limit |")
     print("|---" * (len(table.columns) + 3) + "|")
     met = True
+    bottom, _ = bottom_and_graph_rungs()  # its steps run op by op: a looser limit
     for loop, row in table.iterrows():
-        limit = EAGER_LIMIT if loop == "eager" else GRAPH_LIMIT
+        limit = EAGER_LIMIT if loop == bottom else GRAPH_LIMIT
         met &= spread[loop] <= limit
         cells = " | ".join(f"{v:.3f}" for v in row)
         print(f"| {loop} | {cells} | {spread[loop]:.1%} | {limit:.0%} |")
