@@ -94,6 +94,7 @@ class ABConfig:
     alpha: float = gate.DEFAULT_ALPHA
     markdown: Path | None = None
     inject_slowdown: str | None = None
+    allow_missing: bool = False
     python: str = sys.executable
     run_args: tuple[str, ...] = GATE_RUN_ARGS  # both sides' measurement settings
 
@@ -480,4 +481,5 @@ def run_ab(config: ABConfig) -> int:
         threshold=config.threshold,
         alpha=config.alpha,
         markdown=config.markdown,
+        allow_missing=config.allow_missing,
     )

@@ -105,6 +105,12 @@ def _gate_options(parser: argparse.ArgumentParser, markdown: str = "") -> None:
     parser.add_argument(
         "--markdown", metavar="FILE", help=f"also write a Markdown table here{markdown}"
     )
+    parser.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="a cell ok in the baseline may be missing or skipped in the current run "
+        "(default: that is a regression, exit 1; a newly failing cell always is)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -573,7 +579,12 @@ def command_baseline(args: argparse.Namespace) -> int:
     except (baseline.BaselineError, RunDirError) as exc:
         raise UsageError(str(exc)) from None
     return compare_command(
-        path, args.current, threshold=args.threshold, alpha=args.alpha, markdown=args.markdown
+        path,
+        args.current,
+        threshold=args.threshold,
+        alpha=args.alpha,
+        markdown=args.markdown,
+        allow_missing=args.allow_missing,
     )
 
 
@@ -600,6 +611,7 @@ def command_ab(args: argparse.Namespace) -> int:
             alpha=args.alpha,
             markdown=markdown,
             inject_slowdown=args.inject_slowdown,
+            allow_missing=args.allow_missing,
         )
         return run_ab(config)
     except (ABError, RunDirError, IncomparableRunsError) as exc:
@@ -632,6 +644,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 alpha=args.alpha,
                 markdown=args.markdown,
                 allow_different_machines=args.allow_different_machines,
+                allow_missing=args.allow_missing,
             )
         if args.command == "ab":
             return command_ab(args)

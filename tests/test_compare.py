@@ -139,13 +139,60 @@ def test_noisy_cell_is_inconclusive_not_unchanged(tmp_path, capsys):
     assert "too noisy" in out
 
 
-def test_cell_only_in_one_run_is_missing(tmp_path, capsys):
+def test_a_cell_that_was_ok_and_is_missing_now_is_a_regression(tmp_path, capsys):
     base_cells = {("mlp", "fit"): step_times(0.01, 8, 1), ("gan", "fit"): step_times(0.02, 8, 2)}
     baseline = write_run(tmp_path / "base", base_cells)
     current = write_run(tmp_path / "cur", {("mlp", "fit"): step_times(0.01, 8, 3)})
     status, out, _, _ = run_gate(tmp_path, baseline, current, capsys)
-    assert status == 0
-    assert "missing" in out and "not in the current run" in out
+    assert status == 1, out
+    assert "MISSING" in out and "was ok, not in the current run" in out
+    assert "RESULT: 1 confirmed regression(s): gan/fit/cpu/bs32/w64" in out
+    status, out, _, _ = run_gate(tmp_path, baseline, current, capsys, allow_missing=True)
+    assert status == 0, out
+    assert "was ok, not in the current run (allowed: --allow-missing)" in out
+
+
+def test_a_cell_that_was_ok_and_is_skipped_now_is_a_regression(tmp_path, capsys):
+    cells = {("mlp", "fit"): step_times(0.01, 8, 1), ("mlp", "xla"): step_times(0.02, 8, 2)}
+    baseline = write_run(tmp_path / "base", cells)
+    current = write_run(
+        tmp_path / "cur",
+        {("mlp", "fit"): step_times(0.01, 8, 3)},
+        skipped={("mlp", "xla"): "NotImplementedError: xla cannot run mlp"},
+    )
+    status, out, _, markdown = run_gate(tmp_path, baseline, current, capsys)
+    assert status == 1, out
+    assert "was ok, now skipped: NotImplementedError: xla cannot run mlp" in out
+    assert "| mlp/xla/cpu/bs32/w64 | **MISSING** |" in markdown.read_text()
+    # through the command line, as CI runs it
+    gated = run_cli("compare", str(baseline), str(current))
+    assert gated.returncode == 1, gated.stdout + gated.stderr
+    allowed = run_cli("compare", str(baseline), str(current), "--allow-missing")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert "(allowed: --allow-missing)" in allowed.stdout
+
+
+def test_a_newly_failing_cell_is_a_regression_even_with_allow_missing(tmp_path, capsys):
+    cells = {("mlp", "fit"): step_times(0.01, 8, 1), ("mlp", "xla"): step_times(0.02, 8, 2)}
+    baseline = write_run(tmp_path / "base", cells)
+    current = write_run(
+        tmp_path / "cur",
+        {("mlp", "fit"): step_times(0.01, 8, 3)},
+        failed={("mlp", "xla"): "ValueError: broken"},
+    )
+    status, out, _, _ = run_gate(tmp_path, baseline, current, capsys, allow_missing=True)
+    assert status == 1, out
+    assert "newly fails (was ok): ValueError: broken" in out
+
+
+def test_a_cell_skipped_in_the_baseline_may_stay_skipped(tmp_path, capsys):
+    cells = {("mlp", "fit"): step_times(0.01, 8, 1)}
+    reason = {("mlp", "xla"): "NotImplementedError: no"}
+    baseline = write_run(tmp_path / "base", cells, skipped=reason)
+    current = write_run(tmp_path / "cur", cells, skipped=reason)
+    status, out, _, _ = run_gate(tmp_path, baseline, current, capsys)
+    assert status == 0, out
+    assert "1 skipped in both runs" in out
 
 
 def test_newly_failed_cell_is_a_regression(tmp_path, capsys):

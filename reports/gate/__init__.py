@@ -12,8 +12,9 @@ Rooms:
 * ``baseline``: stored baselines (a named copy of a run to gate later runs against).
 
 :func:`command` is what ``loopbench compare`` runs. Exit status: 0 no confirmed
-regression, 1 a confirmed regression, 2 the runs cannot be compared (one line on
-stderr naming why).
+regression, 1 a confirmed regression (a cell that ran ok in the baseline and is
+missing, skipped or failing now counts as one, unless ``allow_missing``), 2 the runs
+cannot be compared (one line on stderr naming why).
 
 Example::
 
@@ -45,6 +46,7 @@ def command(
     alpha: float = DEFAULT_ALPHA,
     markdown: str | os.PathLike[str] | None = None,
     allow_different_machines: bool = False,
+    allow_missing: bool = False,
 ) -> int:
     """Compare, print the table, write the Markdown; return the exit status (0, 1 or 2).
 
@@ -53,7 +55,9 @@ def command(
         status = command("results/base", "results/head", markdown="compare.md")
     """
     try:
-        result = compare(baseline, current, threshold, alpha, allow_different_machines)
+        result = compare(
+            baseline, current, threshold, alpha, allow_different_machines, allow_missing
+        )
     except (RunDirError, IncomparableRunsError) as exc:
         message = f"cannot compare: {exc}"
         print(message, file=sys.stderr)

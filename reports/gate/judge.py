@@ -123,6 +123,8 @@ class Comparison:
     notes: tuple[str, ...] = field(default=())
     #: step times divided by their block's drift (an interleaved A/B; see drift_factors)
     drift_corrected: bool = False
+    #: cells ok in the baseline may be missing or skipped in the current run
+    allow_missing: bool = False
 
     @property
     def regressions(self) -> tuple[CellComparison, ...]:
@@ -173,6 +175,8 @@ class SideFacts:
     """What one run says per cell beside step time: status, failures, retraces, compile."""
 
     statuses: dict[CellKey, str]
+    #: why a cell did not run (summary.csv's error: a skip's reason, a failure's error)
+    reasons: dict[CellKey, str]
     failed_processes: dict[CellKey, int]
     first_errors: dict[CellKey, str]
     retraces: dict[CellKey, np.ndarray]
@@ -187,8 +191,15 @@ class SideFacts:
                 samples[(samples["kind"] == "process") & (samples["status"] == "failed")]
             )
         errors = failed.dropna(subset=["error"]) if "error" in failed.columns else failed.iloc[0:0]
+        summary = with_cell(run.summary)
+        reasons = (
+            summary.dropna(subset=["error"]).set_index("cell")["error"].astype(str).to_dict()
+            if "error" in summary.columns
+            else {}
+        )
         return cls(
             statuses=cell_statuses(run),
+            reasons=reasons,
             failed_processes=failed.groupby("cell").size().to_dict() if len(failed) else {},
             first_errors=errors.groupby("cell")["error"].first().astype(str).to_dict()
             if len(errors)
@@ -358,6 +369,24 @@ def cell_flags(
     return tuple(flags)
 
 
+def lost_cell(cell: CellKey, baseline: SideFacts, current: SideFacts) -> str:
+    """Why a cell that ran ok in the baseline is missing or skipped in the current run;
+    "" when it is not (a cell that newly fails is flagged as such by :func:`cell_flags`).
+
+    A loop that stops running must not pass the gate: this is a regression unless the
+    caller allows missing cells (``--allow-missing``, e.g. for a smaller matrix).
+    """
+    if baseline.statuses.get(cell) != "ok":
+        return ""
+    status = current.statuses.get(cell)
+    if status is None:
+        return "was ok, not in the current run"
+    if status == "skipped":
+        reason = current.reasons.get(cell)
+        return "was ok, now skipped" + (f": {_short(reason, 60)}" if reason else "")
+    return ""
+
+
 def _missing_note(
     cell: CellKey,
     statuses: tuple[dict[CellKey, str], dict[CellKey, str]],
@@ -425,8 +454,12 @@ def compare(
     threshold: float = DEFAULT_THRESHOLD,
     alpha: float = DEFAULT_ALPHA,
     allow_different_machines: bool = False,
+    allow_missing: bool = False,
 ) -> Comparison:
     """Judge every cell of ``current_dir`` against ``baseline_dir``.
+
+    A cell that ran ok in the baseline and is missing or skipped in the current run
+    is a regression unless ``allow_missing`` (a newly failing cell always is).
 
     Raises RunDirError or IncomparableRunsError (one-line messages) when the two
     cannot be compared. Example::
@@ -496,6 +529,9 @@ def compare(
     skipped_in_both = 0
     for cell in all_cells:
         flags = cell_flags(cell, *facts, threshold, alpha, compile_p_adjusted)
+        lost = lost_cell(cell, *facts)
+        if lost and not allow_missing:
+            flags = (*flags, lost)
         if cell in judged:
             cells.append(replace(judged[cell], flags=flags))
             continue
@@ -511,6 +547,8 @@ def compare(
             continue
         counts = (len(step_samples[0].get(cell, ())), len(step_samples[1].get(cell, ())))
         note = _missing_note(cell, statuses, (counts[0] > 0, counts[1] > 0), reference)
+        if lost and allow_missing:
+            note = f"{lost} (allowed: --allow-missing)"
         cells.append(
             CellComparison(
                 cell=cell,
@@ -551,4 +589,5 @@ def compare(
         cells_skipped_in_both=skipped_in_both,
         notes=tuple(notes),
         drift_corrected=drift_note is not None,
+        allow_missing=allow_missing,
     )
