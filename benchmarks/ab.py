@@ -18,7 +18,8 @@ one Python environment:
    other's interleaved partner (``soft.ab``) and run the regression gate on them
    (``reports.gate.command``), which divides each sample by its block's drift.
 
-Exit status: the gate's (0 no confirmed regression, 1 a confirmed regression), 2 when
+Exit status: the gate's (0 no confirmed regression, 1 a confirmed regression, 3 with
+``--fail-if-blind`` a cell that could not have seen a slowdown of the threshold's size), 2 when
 the runs cannot be compared or a side fails (a base ref whose ``loopbench run`` cannot
 take turns "predates interleaved A/B"), and 0 with a note when the base ref has no
 ``benchmarks/cli.py`` (nothing to regress against yet). Why these settings and how
@@ -95,6 +96,7 @@ class ABConfig:
     markdown: Path | None = None
     inject_slowdown: str | None = None
     allow_missing: bool = False
+    fail_if_blind: bool = False
     python: str = sys.executable
     run_args: tuple[str, ...] = GATE_RUN_ARGS  # both sides' measurement settings
 
@@ -482,4 +484,5 @@ def run_ab(config: ABConfig) -> int:
         alpha=config.alpha,
         markdown=config.markdown,
         allow_missing=config.allow_missing,
+        fail_if_blind=config.fail_if_blind,
     )

@@ -13,7 +13,9 @@
     loopbench baseline save RUN_DIR --name NAME [--force] | list | compare NAME CURRENT_RUN
 
 Exit status: 0 success; 1 a confirmed regression (compare, ab); 2 bad input,
-with one line on stderr and no traceback. ``report`` and ``compare`` never
+with one line on stderr and no traceback; 3 (compare, ab with --fail-if-blind) no
+confirmed regression, but a cell could not have seen a slowdown of the threshold's
+size. ``report`` and ``compare`` never
 import TensorFlow.
 """
 
@@ -45,6 +47,11 @@ from reports.gate.judge import DEFAULT_ALPHA, DEFAULT_THRESHOLD  # the gate owns
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+EXIT_HELP = (
+    "exit status: 0 success; 1 a confirmed regression (compare, ab); 2 bad input or runs "
+    "that cannot be compared; 3 (compare, ab with --fail-if-blind) no confirmed regression, "
+    "but a cell could not have seen a slowdown of the threshold's size"
+)
 
 
 class UsageError(Exception):
@@ -111,10 +118,20 @@ def _gate_options(parser: argparse.ArgumentParser, markdown: str = "") -> None:
         help="a cell ok in the baseline may be missing or skipped in the current run "
         "(default: that is a regression, exit 1; a newly failing cell always is)",
     )
+    parser.add_argument(
+        "--fail-if-blind",
+        action="store_true",
+        help="exit 3 when there is no confirmed regression but a cell could not have seen "
+        "a slowdown of the threshold's size (its detectable slowdown is larger)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="loopbench", description=__doc__.split("\n\n")[0])
+    parser = _Parser(
+        prog="loopbench",
+        description=__doc__.split("\n\n")[0],
+        epilog=EXIT_HELP,
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     commands.add_parser("list", help="workloads, loop styles and devices present")
@@ -173,14 +190,18 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("runs", nargs="+", metavar="RUN_DIR")
     report.add_argument("--out", help="output directory when several runs are given")
 
-    compare = commands.add_parser("compare", help="statistical regression gate between two runs")
+    compare = commands.add_parser(
+        "compare", help="statistical regression gate between two runs", epilog=EXIT_HELP
+    )
     compare.add_argument("baseline", metavar="BASELINE_RUN")
     compare.add_argument("current", metavar="CURRENT_RUN")
     _gate_options(compare)
     compare.add_argument("--allow-different-machines", action="store_true")
 
     ab = commands.add_parser(
-        "ab", help="time a git ref and this work tree interleaved in one job, then gate"
+        "ab",
+        help="time a git ref and this work tree interleaved in one job, then gate",
+        epilog=EXIT_HELP,
     )
     ab.add_argument(
         "base_ref", metavar="BASE_REF", help="git ref of the baseline, e.g. origin/main"
@@ -222,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     save.add_argument("--name", required=True)
     save.add_argument("--force", action="store_true", help="replace a baseline of that name")
     actions.add_parser("list", help="the saved baselines")
-    against = actions.add_parser("compare", help="gate a run against a saved baseline")
+    against = actions.add_parser(
+        "compare", help="gate a run against a saved baseline", epilog=EXIT_HELP
+    )
     against.add_argument("name", metavar="NAME")
     against.add_argument("current", metavar="CURRENT_RUN")
     _gate_options(against)
@@ -585,6 +608,7 @@ def command_baseline(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         markdown=args.markdown,
         allow_missing=args.allow_missing,
+        fail_if_blind=args.fail_if_blind,
     )
 
 
@@ -612,6 +636,7 @@ def command_ab(args: argparse.Namespace) -> int:
             markdown=markdown,
             inject_slowdown=args.inject_slowdown,
             allow_missing=args.allow_missing,
+            fail_if_blind=args.fail_if_blind,
         )
         return run_ab(config)
     except (ABError, RunDirError, IncomparableRunsError) as exc:
@@ -645,6 +670,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 markdown=args.markdown,
                 allow_different_machines=args.allow_different_machines,
                 allow_missing=args.allow_missing,
+                fail_if_blind=args.fail_if_blind,
             )
         if args.command == "ab":
             return command_ab(args)

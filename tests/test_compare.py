@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.stats import mannwhitneyu
+from scipy.stats import mannwhitneyu, norm
 
 from reports import gate
 from reports.gate import samples, stats
@@ -56,6 +56,37 @@ def test_smallest_p_is_what_the_exact_test_returns_for_complete_separation():
     assert stats.samples_needed_per_side(0.01 / 15) == 7  # 1/C(14,7) = 1/3432
 
 
+def test_critical_u_is_where_the_exact_test_reaches_the_level():
+    for n_baseline, n_current, level in ((7, 7, 0.01 / 15), (10, 12, 0.01 / 12), (20, 20, 0.001)):
+        needed = stats.critical_u(n_baseline, n_current, level)
+        baseline = np.arange(n_baseline, dtype=float)
+        # current samples above `u` baseline pairs: the first needed-1 fall short
+        for u, reaches in ((needed, True), (needed - 1, False)):
+            above = np.clip(u - n_baseline * np.arange(n_current), 0, n_baseline)
+            current = above - 0.5 + np.arange(n_current) / (10 * n_current)
+            p = mannwhitneyu(current, baseline, alternative="greater", method="exact").pvalue
+            assert bool(p <= level) == reaches, (n_baseline, n_current, u, p)
+    assert stats.critical_u(6, 6, 0.01 / 15) is None  # 1/C(12, 6) = 0.0011 > 0.00067
+    assert stats.critical_u(7, 7, 0.01 / 15) == 48
+
+
+def test_a_slowdown_of_the_detectable_size_is_flagged_80_percent_of_the_time():
+    level, n, spread = 0.01 / 15, 12, 0.08
+    # samples at the normal quantiles: their spread is the noise's, without luck
+    quantiles = np.exp(spread * norm.ppf((np.arange(n) + 0.5) / n))
+    detectable = stats.detectable_slowdown(quantiles, quantiles[::-1], level)
+    # the normal-theory figure for the rank test: (z_level + z_power) * sd * sqrt(2/n) / 0.977
+    assert detectable == pytest.approx(np.expm1(4.05 * spread * np.sqrt(2 / n) / 0.977), rel=0.15)
+    # fresh comparisons from that noise, the current side slower by that much
+    rng = np.random.default_rng(11)
+    baseline = np.exp(spread * rng.standard_normal((4000, n)))
+    current = (1 + detectable) * np.exp(spread * rng.standard_normal((4000, n)))
+    flagged = stats.one_sided_mwu_p(baseline, current, "greater") <= level
+    assert 0.72 < flagged.mean() < 0.88
+    assert stats.detectable_slowdown(baseline[0, :6], current[0, :6], level) == np.inf
+    assert np.isnan(stats.detectable_slowdown(baseline[0, :1], current[0], level))
+
+
 # --------------------------------------------------------------------------- verdicts
 
 
@@ -73,6 +104,67 @@ def test_clear_slowdown_exits_1_and_says_slower(tmp_path, capsys):
     assert "| mlp/xla/cpu/bs32/w64 | **SLOWER** |" in text
     assert "tensorflow: 2.17.0 -> 2.18.0" in text  # the soft metadata line
     assert "git_commit:" in text
+
+
+def power_runs(tmp_path: Path, spread: float, n: int = 10, slow: float = 1.0):
+    """Three cells, the xla cell ``slow`` times slower in the current run."""
+    loops = ("fit", "tf_function", "xla")
+    baseline = write_run(
+        tmp_path / "base",
+        {("mlp", loop): step_times(0.01, n, i, spread) for i, loop in enumerate(loops)},
+    )
+    current = write_run(
+        tmp_path / "cur",
+        {
+            ("mlp", loop): step_times(0.01 * (slow if loop == "xla" else 1), n, 10 + i, spread)
+            for i, loop in enumerate(loops)
+        },
+    )
+    return baseline, current
+
+
+def test_every_cell_states_its_detectable_slowdown(tmp_path, capsys):
+    baseline, current = power_runs(tmp_path, spread=0.01)
+    status, out, _, markdown = run_gate(tmp_path, baseline, current, capsys, fail_if_blind=True)
+    assert status == 0, out  # calm: every cell could have seen 5 %
+    assert "power: a cell's detectable slowdown is the smallest its test flags in 80%" in out
+    assert "Holm's first-step level alpha/3 = 0.0033" in out
+    assert "every cell could have seen a 5% slowdown (median detectable slowdown" in out
+    result = gate.compare(baseline, current)
+    assert all(0 < cell.detectable < 0.05 for cell in result.cells)
+    header = next(line for line in markdown.read_text().splitlines() if line.startswith("| cell"))
+    assert "| detectable |" in header
+    assert "detectable" in result.to_frame().columns
+
+
+def test_fail_if_blind_exits_3_on_a_run_too_noisy_to_see_the_threshold(tmp_path, capsys):
+    baseline, current = power_runs(tmp_path, spread=0.15)
+    status, out, _, markdown = run_gate(tmp_path, baseline, current, capsys)
+    assert status == 0, out  # blind, and said so, but not asked to fail
+    assert (
+        "RESULT: no confirmed regression; 3 of 3 cells blind: could not have seen a 5% slowdown"
+        in out
+    )
+    assert out.count("(blind)") == 3
+    status, out, _, markdown = run_gate(tmp_path, baseline, current, capsys, fail_if_blind=True)
+    assert status == 3, out
+    assert "(--fail-if-blind: exit 3)" in out and "exit 3" in markdown.read_text()
+    gated = run_cli("compare", str(baseline), str(current), "--fail-if-blind")
+    assert gated.returncode == 3, gated.stdout + gated.stderr
+    # the GitHub Actions example tells exit 3 from nox's 1 by this text in compare.md
+    workflow = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "regression.yml"
+    assert "fail-if-blind: exit 3" in workflow.read_text()
+    # too few samples for the Holm level: blind whatever the spread
+    few_base, few_cur = power_runs(tmp_path / "few", spread=0.01, n=5)
+    status, out, _, _ = run_gate(tmp_path, few_base, few_cur, capsys, fail_if_blind=True)
+    assert status == 3 and "never (blind)" in out
+
+
+def test_a_confirmed_regression_exits_1_even_when_other_cells_are_blind(tmp_path, capsys):
+    baseline, current = power_runs(tmp_path, spread=0.12, n=12, slow=2.0)
+    status, out, _, _ = run_gate(tmp_path, baseline, current, capsys, fail_if_blind=True)
+    assert status == 1, out
+    assert "RESULT: 1 confirmed regression(s): mlp/xla/cpu/bs32/w64; " in out
 
 
 def test_identical_distributions_exit_0(tmp_path, capsys):

@@ -14,7 +14,9 @@ Rooms:
 :func:`command` is what ``loopbench compare`` runs. Exit status: 0 no confirmed
 regression, 1 a confirmed regression (a cell that ran ok in the baseline and is
 missing, skipped or failing now counts as one, unless ``allow_missing``), 2 the runs
-cannot be compared (one line on stderr naming why).
+cannot be compared (one line on stderr naming why), 3 with ``fail_if_blind``: no
+confirmed regression, but a cell could not have seen a slowdown of the threshold's
+size (its detectable slowdown is larger).
 
 Example::
 
@@ -30,6 +32,10 @@ import sys
 from reports.gate.judge import (
     DEFAULT_ALPHA,
     DEFAULT_THRESHOLD,
+    EXIT_BLIND,
+    EXIT_INCOMPARABLE,
+    EXIT_OK,
+    EXIT_REGRESSION,
     CellComparison,
     Comparison,
     IncomparableRunsError,
@@ -47,8 +53,9 @@ def command(
     markdown: str | os.PathLike[str] | None = None,
     allow_different_machines: bool = False,
     allow_missing: bool = False,
+    fail_if_blind: bool = False,
 ) -> int:
-    """Compare, print the table, write the Markdown; return the exit status (0, 1 or 2).
+    """Compare, print the table, write the Markdown; return the exit status (0-3).
 
     Example::
 
@@ -56,14 +63,20 @@ def command(
     """
     try:
         result = compare(
-            baseline, current, threshold, alpha, allow_different_machines, allow_missing
+            baseline,
+            current,
+            threshold,
+            alpha,
+            allow_different_machines,
+            allow_missing,
+            fail_if_blind,
         )
     except (RunDirError, IncomparableRunsError) as exc:
         message = f"cannot compare: {exc}"
         print(message, file=sys.stderr)
         if markdown is not None:
             atomic_write_text(markdown, markdown_note(message))
-        return 2
+        return EXIT_INCOMPARABLE
     print(render_text(result), end="")
     if markdown is not None:
         atomic_write_text(markdown, render_markdown(result))
@@ -73,6 +86,10 @@ def command(
 __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_THRESHOLD",
+    "EXIT_BLIND",
+    "EXIT_INCOMPARABLE",
+    "EXIT_OK",
+    "EXIT_REGRESSION",
     "CellComparison",
     "Comparison",
     "IncomparableRunsError",

@@ -12,6 +12,10 @@ What it computes, per cell (workload, loop, device, batch_size, width):
   ever reach the Holm-adjusted alpha: the table says how many are needed per side)
   or ``missing`` (no usable samples on one side). The rule is in
   ``reports.gate.stats``.
+* **power**: each judged cell's detectable slowdown, the smallest slowdown its test
+  would have flagged in 80 % of comparisons with these sample counts and its own
+  measured spread (``stats.detectable_slowdown``). A cell whose detectable slowdown
+  exceeds the threshold is *blind*: it could not have seen a slowdown of that size.
 * **flags** beside step time, each a regression too: a cell that newly fails (or
   whose processes newly fail), more retraces (median per process), and a
   compile-time regression: median compile_s up by more than ``threshold`` AND by
@@ -35,7 +39,8 @@ corrected ones, and the output says so.
 Example::
 
     result = compare("results/base", "results/head")
-    result.exit_status          # 0 no confirmed regression, 1 a confirmed regression
+    result.exit_status          # 0 no confirmed regression, 1 a confirmed regression,
+                                # 3 (with fail_if_blind) blind cells and no regression
 """
 
 from __future__ import annotations
@@ -76,6 +81,9 @@ COMPILE_FLOOR_S = 0.5
 #: Soft metadata keys that differ between any two runs and say nothing about them.
 IGNORED_SOFT_KEYS = frozenset({"started_at", "ended_at", "command", "merged_from", AB_MARK})
 
+#: Exit statuses of compare (and ab); 2 is a run that cannot be compared.
+EXIT_OK, EXIT_REGRESSION, EXIT_INCOMPARABLE, EXIT_BLIND = 0, 1, 2, 3
+
 VERDICTS = ("slower", "faster", "unchanged", "inconclusive", "missing", "reference")
 
 
@@ -98,11 +106,18 @@ class CellComparison:
     ci_high: float = float("nan")
     p_value: float = float("nan")  # one-sided "slower", raw
     p_adjusted: float = float("nan")  # Holm across cells
+    #: the smallest slowdown (0.08 = 8 %) the test would have flagged in 80 % of
+    #: comparisons like this one (stats.detectable_slowdown); inf: never; nan: not judged
+    detectable: float = float("nan")
     flags: tuple[str, ...] = ()
 
     @property
     def is_regression(self) -> bool:
         return self.verdict == "slower" or bool(self.flags)
+
+    def is_blind(self, threshold: float) -> bool:
+        """Judged, and could not have seen a slowdown of ``threshold`` (80 % of the time)."""
+        return not math.isnan(self.detectable) and self.detectable > threshold
 
 
 @dataclass(frozen=True)
@@ -125,14 +140,30 @@ class Comparison:
     drift_corrected: bool = False
     #: cells ok in the baseline may be missing or skipped in the current run
     allow_missing: bool = False
+    #: a run with blind cells (and no regression) exits EXIT_BLIND
+    fail_if_blind: bool = False
 
     @property
     def regressions(self) -> tuple[CellComparison, ...]:
         return tuple(cell for cell in self.cells if cell.is_regression)
 
     @property
+    def blind(self) -> tuple[CellComparison, ...]:
+        """Judged cells that could not have seen a slowdown of the threshold's size."""
+        return tuple(cell for cell in self.cells if cell.is_blind(self.threshold))
+
+    @property
+    def level(self) -> float:
+        """The level a cell's detectable slowdown is stated at: Holm's first step."""
+        return self.alpha / max(self.n_tested, 1)
+
+    @property
     def exit_status(self) -> int:
-        return 1 if self.regressions else 0
+        if self.regressions:
+            return EXIT_REGRESSION
+        if self.fail_if_blind and self.blind:
+            return EXIT_BLIND
+        return EXIT_OK
 
     @property
     def n_tested(self) -> int:
@@ -150,6 +181,7 @@ class Comparison:
                 ci_high=cell.ci_high,
                 p_value=cell.p_value,
                 p_adjusted=cell.p_adjusted,
+                detectable=cell.detectable,
                 n_baseline=cell.n_baseline,
                 n_current=cell.n_current,
                 baseline_median=cell.baseline_median,
@@ -257,6 +289,11 @@ def judge_step_times(
 
     ``baseline`` and ``current`` map a cell to its per-process samples (seconds, or
     within-run ratios). The Holm family is the set of cells judged here.
+
+    Each cell's detectable slowdown is stated at Holm's first-step level, alpha over
+    the number of cells: the level a cell's p-value meets when it is the only slower
+    cell (the smallest p). With several slower cells the later ones meet a laxer
+    level, so the figure is, if anything, an overstatement of what the gate needs.
     """
     tested = [
         cell for cell in baseline if cell in current and len(baseline[cell]) and len(current[cell])
@@ -304,6 +341,7 @@ def judge_step_times(
             ci_high=ci_high,
             p_value=float(p_slower[index]),
             p_adjusted=float(p_slower_adjusted[index]),
+            detectable=stats.detectable_slowdown(base, cur, first_step_alpha),
         )
     return judged
 
@@ -455,11 +493,14 @@ def compare(
     alpha: float = DEFAULT_ALPHA,
     allow_different_machines: bool = False,
     allow_missing: bool = False,
+    fail_if_blind: bool = False,
 ) -> Comparison:
     """Judge every cell of ``current_dir`` against ``baseline_dir``.
 
     A cell that ran ok in the baseline and is missing or skipped in the current run
     is a regression unless ``allow_missing`` (a newly failing cell always is).
+    ``fail_if_blind``: without a regression, exit status EXIT_BLIND (3) when a judged
+    cell could not have seen a slowdown of the threshold's size.
 
     Raises RunDirError or IncomparableRunsError (one-line messages) when the two
     cannot be compared. Example::
@@ -590,4 +631,5 @@ def compare(
         notes=tuple(notes),
         drift_corrected=drift_note is not None,
         allow_missing=allow_missing,
+        fail_if_blind=fail_if_blind,
     )

@@ -16,7 +16,8 @@ import math
 
 import pandas as pd
 
-from reports.gate.judge import COMPILE_FLOOR_S, VERDICTS, Comparison
+from reports.gate import stats
+from reports.gate.judge import COMPILE_FLOOR_S, EXIT_BLIND, VERDICTS, Comparison
 from reports.rundir import Run
 
 
@@ -33,6 +34,14 @@ def _figure(value: float, reference: str | None) -> str:
     return f"{value:.3f}x {reference}" if reference else f"{value * 1e3:.3g} ms"
 
 
+def _detectable(value: float, threshold: float) -> str:
+    """A cell's detectable slowdown; "(blind)" when it exceeds the threshold."""
+    if math.isnan(value):
+        return "-"
+    text = "never" if math.isinf(value) else f"{value:.1%}"
+    return f"{text} (blind)" if value > threshold else text
+
+
 def display_rows(result: Comparison) -> list[dict[str, str]]:
     """The table as strings, one dict per cell, regressions first."""
     order = {verdict: rank for rank, verdict in enumerate(VERDICTS)}
@@ -47,6 +56,7 @@ def display_rows(result: Comparison) -> list[dict[str, str]]:
                 "ratio": "-" if math.isnan(cell.ratio) else f"{cell.ratio:.3f}",
                 "95% CI": ci,
                 "p (Holm)": "-" if math.isnan(cell.p_adjusted) else f"{cell.p_adjusted:.2g}",
+                "detectable": _detectable(cell.detectable, result.threshold),
                 "n base/cur": f"{cell.n_baseline}/{cell.n_current}",
                 "baseline": _figure(cell.baseline_median, result.reference),
                 "current": _figure(cell.current_median, result.reference),
@@ -85,6 +95,14 @@ def summary_lines(result: Comparison) -> list[str]:
             "(same test, Holm over cells)"
         )
     )
+    if result.n_tested:
+        lines.append(
+            f"power: a cell's detectable slowdown is the smallest its test flags in "
+            f"{stats.DETECTION_POWER:.0%} of comparisons resampled from the cell's own spread "
+            f"at these sample counts, at Holm's first-step level alpha/{result.n_tested} = "
+            f"{result.level:.2g} (what a cell that alone is slower must meet); above "
+            f"{result.threshold:.0%} the cell is blind to a {result.threshold:.0%} slowdown"
+        )
     lines.append(
         "soft metadata differs: " + "; ".join(result.soft_differences)
         if result.soft_differences
@@ -103,10 +121,31 @@ def summary_lines(result: Comparison) -> list[str]:
     regressions = result.regressions
     if regressions:
         named = ", ".join(cell.cell.name for cell in regressions)
-        lines.append(f"RESULT: {len(regressions)} confirmed regression(s): {named}")
+        outcome = f"{len(regressions)} confirmed regression(s): {named}"
     else:
-        lines.append("RESULT: no confirmed regression")
+        outcome = "no confirmed regression"
+    lines.append(f"RESULT: {outcome}{_power_outcome(result)}")
     return lines
+
+
+def _power_outcome(result: Comparison) -> str:
+    """The RESULT line's second half: how many judged cells were blind."""
+    judged = [cell.detectable for cell in result.cells if not math.isnan(cell.detectable)]
+    if not judged:
+        return ""
+    blind = len(result.blind)
+    median = float(pd.Series(judged).median())
+    median_text = "never" if math.isinf(median) else f"{median:.1%}"
+    text = (
+        f"; {blind} of {len(judged)} cells blind: could not have seen a "
+        f"{result.threshold:.0%} slowdown"
+        if blind
+        else f"; every cell could have seen a {result.threshold:.0%} slowdown"
+    )
+    text += f" (median detectable slowdown {median_text})"
+    if blind and result.exit_status == EXIT_BLIND:
+        text += " (--fail-if-blind: exit 3)"
+    return text
 
 
 def render_text(result: Comparison) -> str:

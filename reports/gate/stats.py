@@ -28,6 +28,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -86,7 +87,9 @@ def samples_needed_per_side(alpha: float) -> int:
     return n
 
 
-EXACT_MAX_N = 12
+#: Both sides at most this many samples: the exact null distribution (scipy computes it
+#: in milliseconds at this size). Beyond it scipy's normal approximation is accurate.
+EXACT_MAX_N = 200
 
 
 def one_sided_mwu_p(
@@ -96,11 +99,13 @@ def one_sided_mwu_p(
 
     ``alternative="less"`` asks whether ``current`` is faster. The exact null
     distribution is used whenever both sides hold at most ``EXACT_MAX_N`` samples,
-    as a gate's do: scipy's ``method="auto"`` falls back to the normal approximation
-    as soon as ANY slice of a vectorised call has a tie, and that approximation
-    cannot reach the Holm-adjusted alpha with 7 samples a side (complete separation
-    gives p = 0.00087 instead of the exact 0.00029). Ties, which real timings
-    almost never have, are then ranked by their average.
+    as a gate's do: scipy's ``method="auto"`` uses the normal approximation above 8
+    samples and as soon as ANY slice of a vectorised call has a tie, and that
+    approximation is conservative in the gate's tail: it cannot reach the
+    Holm-adjusted alpha with 7 samples a side (complete separation gives p = 0.00087
+    instead of the exact 0.00029), and at 18 a side it needs U >= 264 where the
+    exact test needs 261. Ties, which real timings almost never have, are counted
+    as half a pair each and not otherwise corrected for.
     """
     n_current = np.shape(current)[axis]
     n_baseline = np.shape(baseline)[axis]
@@ -108,6 +113,95 @@ def one_sided_mwu_p(
     return stats.mannwhitneyu(
         current, baseline, alternative=alternative, axis=axis, method=method
     ).pvalue
+
+
+#: The power at which a cell's detectable slowdown is stated: the slowdown the test
+#: flags in 80 % of repeats, the usual "minimum detectable effect".
+DETECTION_POWER = 0.80
+#: Resampled comparisons per cell for the detectable slowdown (seeded: the same runs
+#: always give the same figure; its resampling error is about 1 % of the figure).
+POWER_RESAMPLES = 2000
+POWER_SEED = 20261129
+
+
+@functools.lru_cache(maxsize=512)
+def critical_u(n_baseline: int, n_current: int, level: float) -> int | None:
+    """The smallest U (pairs where the current sample is the slower) at which the
+    one-sided test of :func:`one_sided_mwu_p` reaches ``level``; None if no U can.
+
+    Found by asking the test itself about samples built to have each U, so it holds
+    whatever method the test uses.
+
+    >>> critical_u(7, 7, 0.01 / 15)   # 48 of 49 pairs: one sample may be out of order
+    48
+    >>> critical_u(4, 4, 0.01) is None   # 1/C(8, 4) = 0.014 is the best 4 a side can do
+    True
+    """
+    if n_baseline < 1 or n_current < 1:
+        return None
+    baseline = np.arange(n_baseline, dtype=float)
+    # current sample j lies above k_j baseline samples; the k_j sum to u; no ties
+    offsets = np.arange(n_current) / (10 * n_current)
+
+    def p_at(u: int) -> float:
+        above = np.clip(u - n_baseline * np.arange(n_current), 0, n_baseline)
+        return float(one_sided_mwu_p(baseline, above - 0.5 + offsets, "greater"))
+
+    low, high = 0, n_baseline * n_current
+    if p_at(high) > level:
+        return None
+    while low < high:  # p falls as u grows: the first u whose p reaches the level
+        middle = (low + high) // 2
+        if p_at(middle) <= level:
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def detectable_slowdown(
+    baseline: np.ndarray,
+    current: np.ndarray,
+    level: float,
+    power: float = DETECTION_POWER,
+    n_resamples: int = POWER_RESAMPLES,
+    seed: int = POWER_SEED,
+) -> float:
+    """The smallest slowdown (0.08 = 8 %) that the one-sided test at ``level`` would
+    flag in ``power`` of comparisons with these sample counts and this spread.
+
+    The model is a location shift of the log step time: both sides' log samples,
+    each centred on its median (and widened by sqrt(N / (N - 2)) for the two
+    medians estimated from them), are pooled as the cell's noise; each resampled
+    comparison draws the two sides from it (with replacement) at their own sizes.
+    The test rejects when U reaches ``c = critical_u(...)``, and with the current
+    side shifted by d, U counts the pairs with baseline - current < d: so the
+    shift each comparison needs is the c-th smallest of those differences, and
+    the detectable shift is the ``power`` quantile of that over the comparisons.
+    inf when the sample counts can never reach ``level``; nan without two samples
+    on each side. The gate also asks the ratio of medians to pass its threshold,
+    so it flags max(this, threshold) and more.
+
+    >>> rng = np.random.default_rng(0)
+    >>> noise = lambda n: np.exp(0.05 * rng.standard_normal(n))   # 5 % spread
+    >>> round(detectable_slowdown(noise(20), noise(20), 0.01 / 15), 2)   # theory: 0.07
+    0.06
+    """
+    baseline = np.log(np.asarray(baseline, dtype=float))
+    current = np.log(np.asarray(current, dtype=float))
+    if baseline.size < 2 or current.size < 2:
+        return float("nan")
+    needed = critical_u(baseline.size, current.size, level)
+    if needed is None:
+        return float("inf")
+    noise = np.concatenate([baseline - np.median(baseline), current - np.median(current)])
+    noise *= np.sqrt(noise.size / (noise.size - 2))  # centring on two medians shrank it
+    rng = np.random.default_rng(seed)
+    draws_baseline = rng.choice(noise, (n_resamples, baseline.size))
+    draws_current = rng.choice(noise, (n_resamples, current.size))
+    differences = (draws_baseline[:, :, None] - draws_current[:, None, :]).reshape(n_resamples, -1)
+    shift_needed = np.partition(differences, needed - 1, axis=1)[:, needed - 1]
+    return float(np.expm1(np.quantile(shift_needed, power)))
 
 
 def median_ratio(baseline: np.ndarray, current: np.ndarray, axis: int = -1) -> np.ndarray:
