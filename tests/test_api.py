@@ -16,6 +16,7 @@ import pytest
 
 import tf_loopbench
 from benchmarks.user_models import model_source
+from loops.base import WORKLOADS
 from loops.model_spec import ModelSpecError
 from loops.user_model import inspect
 from tests.conftest import ROOT
@@ -38,9 +39,13 @@ def readme_run(tmp_path_factory):
     code = code.replace("quick=True", f"{TINY}, out={str(out)!r}")
     namespace: dict = {}
     printed = io.StringIO()
-    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
-        patch.chdir(ROOT)  # the example's path is relative to the repository
-        exec(compile(code, "README.md", "exec"), namespace)  # the README's own code
+    registered = WORKLOADS.snapshot()  # the run registers the model as a workload here
+    try:
+        with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+            patch.chdir(ROOT)  # the example's path is relative to the repository
+            exec(compile(code, "README.md", "exec"), namespace)  # the README's own code
+    finally:
+        WORKLOADS.restore(registered)
     return namespace["result"], printed.getvalue()
 
 

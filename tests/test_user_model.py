@@ -146,7 +146,7 @@ def _one_line_exit_2(capsys, *args: str) -> str:
     return lines[0]
 
 
-def test_command_line_bad_models_exit_2_with_one_line(tmp_path, capsys):
+def test_command_line_bad_models_exit_2_with_one_line(tmp_path, capsys, registry):
     path = model_file(tmp_path, "def raises():\n    raise ValueError('no data here')\n")
     line = _one_line_exit_2(capsys, "run", "--model", f"{tmp_path}/nothing.py:make")
     assert line.startswith("loopbench: error: --model") and "no such file" in line
