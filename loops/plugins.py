@@ -29,15 +29,6 @@ class Plugin:
     error: str | None = None  # why a broken plugin could not be loaded
 
 
-def discover() -> list[Plugin]:
-    """The installed entry points of the group, not loaded."""
-    found = []
-    for point in entry_points(group=GROUP):
-        package = point.dist.name if point.dist is not None else "?"
-        found.append(Plugin(point.name, point.value, package))
-    return found
-
-
 def load_plugins() -> list[Plugin]:
     """Import every plugin; register Workload subclasses (names not taken yet) and
     classify the rest. A plugin that fails to import is returned as ``broken``."""
