@@ -28,7 +28,16 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
-LINTED = ("loops", "benchmarks", "reports", "tests", "tools", "noxfile.py")
+LINTED = (
+    "loops",
+    "benchmarks",
+    "reports",
+    "tests",
+    "tools",
+    "examples",
+    "tf_loopbench",
+    "noxfile.py",
+)
 
 
 @nox.session(python=PYTHON)

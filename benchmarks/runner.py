@@ -45,20 +45,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks.config import Cell, Job, RunConfig
+from benchmarks.config import START_METHOD, START_METHODS, Cell, Job, RunConfig
 from benchmarks.preload import PRELOAD_ENV
 from benchmarks.stats import summarize
 from reports import rundir
-
-START_METHODS = ("forkserver", "spawn")
-DEFAULT_START_METHOD = "forkserver"
 
 #: What the fork server runs once (imports TF and the loops, never starts TF's
 #: runtime; makes the run's shared data): see benchmarks/server.py.
 FORKSERVER_PRELOAD = ["benchmarks.server"]
 
 
-def worker_context(start_method: str = DEFAULT_START_METHOD) -> Any:
+def worker_context(start_method: str = START_METHOD) -> Any:
     """The multiprocessing context workers (and the metadata probe) start from."""
     if start_method not in START_METHODS:
         raise ValueError(f"unknown start method {start_method!r}; choose from {START_METHODS}")
@@ -74,14 +71,16 @@ def schedule(cells: list[Cell], config: RunConfig, profile_root: Path | None) ->
     for process in range(config.processes):
         for cell in cells:
             profile_dir = (
-                str(profile_root / cell.label) if profile_root is not None and process == 0 else None
+                str(profile_root / cell.label)
+                if profile_root is not None and process == 0
+                else None
             )
             jobs.append(Job(cell, process, len(jobs), config, profile_dir))
     return jobs
 
 
 def start_worker_server(
-    start_method: str = DEFAULT_START_METHOD, preload_request: str | None = None
+    start_method: str = START_METHOD, preload_request: str | None = None
 ) -> None:
     """Start the fork server now (it imports TensorFlow in the background), so its
     import overlaps the caller's own start-up; a no-op for ``spawn``.
@@ -219,8 +218,14 @@ def run_in_worker(job: Job, timeout_s: float, log_path: Path | None = None) -> d
 
 
 def skipped_result(job: Job, reason: str) -> dict[str, Any]:
-    row = {"kind": "process", **job.cell.keys, "process": job.process, "order": job.order,
-           "status": "skipped", "error": reason}
+    row = {
+        "kind": "process",
+        **job.cell.keys,
+        "process": job.process,
+        "order": job.order,
+        "status": "skipped",
+        "error": reason,
+    }
     return {"process": row, "windows": []}
 
 
