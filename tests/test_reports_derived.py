@@ -117,6 +117,39 @@ def test_speedup_vs_the_neighbour_on_the_ladder(known, loop, neighbour):
     assert math.isnan(eager["speedup_vs_neighbour"])  # eager compares with fit only
 
 
+def test_speedups_on_the_amortized_and_the_steady_step(tmp_path):
+    """fit's 32 ms epoch end over 32 steps doubles its 1 ms step: what a user pays."""
+    cells = [
+        CellSpec("mlp", "fit", (0.98e-3, 1e-3, 1.03e-3), width=8, epoch_end_s=0.032),
+        CellSpec("mlp", "eager", (5e-3, 5e-3, 5e-3), width=8),
+    ]
+    derived = derive(load_run_set([write_run(tmp_path / "epochs", cells)]))
+    long = derived.speedups.set_index("figure")
+    assert long.at["amortized", "speedup"] == pytest.approx(2e-3 / 5e-3)
+    assert long.at["steady", "speedup"] == pytest.approx(1e-3 / 5e-3)
+    eager = _cell(derived, loop="eager")
+    assert eager["speedup_vs_reference"] == pytest.approx(0.4)
+    assert eager["steady_speedup_vs_reference"] == pytest.approx(0.2)
+    assert eager["speedup_vs_reference_ci_low"] < 0.4 < eager["speedup_vs_reference_ci_high"]
+    fit = _cell(derived, loop="fit")
+    assert fit["amortized_step_time_s"] == pytest.approx(2e-3)
+
+
+def test_a_run_without_per_epoch_costs_pays_its_steady_step(tmp_path):
+    run = write_run(tmp_path / "old", [CellSpec("mlp", "fit", (1e-3, 1.1e-3), width=8)])
+    summary = run / "summary.csv"
+    pd.read_csv(summary).drop(columns=["amortized_step_time_s"]).to_csv(summary, index=False)
+    cell = derive(load_run_set([run])).cells.iloc[0]
+    assert cell["amortized_step_time_s"] == cell["step_time_median_s"]
+    assert not cell["amortized_recorded"]
+
+
+def test_the_equal_work_reference_of_each_cell(known):
+    cell = _cell(known, workload="mlp", loop="xla", batch_size=128, width=256)
+    assert cell["reference_equal_work_loop"] == "eager"
+    assert cell["reference_equal_work_loss"] == 0.5
+
+
 def test_failed_and_skipped_cells_get_no_speedup(known):
     assert math.isnan(_cell(known, workload="gan", loop="xla")["speedup_vs_reference"])
     assert math.isnan(_cell(known, workload="gan", loop="tf_data")["speedup_vs_reference"])
@@ -155,6 +188,12 @@ def test_break_even_steps(known, loop, reference, batch_size, expected):
     assert len(row) == 1
     assert row["break_even_steps"].iloc[0] == expected
     assert row["outcome"].iloc[0] == "after"
+
+
+def test_break_even_in_epochs(known):
+    table = known.break_even.set_index(["loop", "batch_size", "width"])
+    # 955 steps of a 32-step epoch (the fixture's steps_per_epoch)
+    assert table.at[("xla", 512, 256), "break_even_epochs"] == pytest.approx(955 / 32)
 
 
 def test_break_even_never(known):

@@ -106,3 +106,27 @@ def test_good_run_exits_0_and_reports_into_the_run(tmp_path, capsys):
 def test_no_run_dir_given(capsys):
     assert command([]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("epochs", ["0", "-2", "1.5", "many"])
+def test_epochs_must_be_a_positive_integer(tmp_path, capsys, epochs):
+    from benchmarks.cli import main
+
+    run = _small_run(tmp_path / "good")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", str(run), "--epochs", epochs])
+    captured = capsys.readouterr()
+    assert exit_info.value.code == 2
+    assert len(captured.err.strip().splitlines()) == 1 and "--epochs" in captured.err
+    assert "Traceback" not in captured.err
+    assert not (run / REPORT_MD).exists()
+
+
+def test_epochs_reach_the_report(tmp_path, capsys):
+    from benchmarks.cli import main
+
+    run = _small_run(tmp_path / "good")
+    assert main(["report", str(run), "--epochs", "4"]) == 0
+    assert "## Time to train 4 epochs" in (run / REPORT_MD).read_text()
+    assert command([str(run)], epochs=0) == 2  # the Python entry checks it too
+    assert "positive integer" in capsys.readouterr().err

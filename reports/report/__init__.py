@@ -8,9 +8,10 @@ Rooms:
 * ``render``: one document model, rendered as Markdown and as self-contained HTML;
 * ``plots``: the PNG plots.
 
-``write_report(run_dirs, out)`` loads the runs, derives every figure, writes
-``plots/*.png``, ``report.md`` and ``report.html`` into ``out`` and returns
-``out``. ``command(run_dirs, out)`` is what ``loopbench report`` runs: it returns
+``write_report(run_dirs, out, epochs=1)`` loads the runs, derives every figure (the
+time to train is for ``epochs`` epochs), writes ``plots/*.png``, ``report.md`` and
+``report.html`` into ``out`` and returns ``out``. ``command(run_dirs, out, epochs)``
+is what ``loopbench report`` runs: it returns
 the exit status (0 ok; 2 for unreadable input, with one line per unreadable run on
 stderr and no traceback; readable runs given beside unreadable ones are still
 reported).
@@ -20,8 +21,7 @@ several runs, ``<parent of the first run>/report-<id1>-vs-<id2>...``.
 
 Run it (neither imports TensorFlow)::
 
-    loopbench report results/RUN_A [results/RUN_B ...] [--out DIR]
-    python -m reports.report results/RUN_A [results/RUN_B ...] [--out DIR]
+    loopbench report results/RUN_A [results/RUN_B ...] [--out DIR] [--epochs E]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from reports.report.aggregate import RunSet
 from reports.report.decisions import decisions
-from reports.report.derived import derive
+from reports.report.derived import DEFAULT_EPOCHS, derive
 from reports.report.plots import write_plots
 from reports.report.render import build_document, render_html, render_markdown
 from reports.rundir import Run, RunDirError, atomic_write_text, load_run, load_runs
@@ -51,11 +51,14 @@ def default_output_dir(runs: Sequence[Run]) -> Path:
     return runs[0].path.resolve().parent / name
 
 
-def report_runs(runs: Sequence[Run], out: str | os.PathLike[str] | None = None) -> Path:
-    """Render already loaded runs (see ``reports.rundir.load_runs``) into ``out``."""
+def report_runs(
+    runs: Sequence[Run], out: str | os.PathLike[str] | None = None, epochs: int = DEFAULT_EPOCHS
+) -> Path:
+    """Render already loaded runs (see ``reports.rundir.load_runs``) into ``out``; the time
+    to train is for ``epochs`` epochs."""
     out_dir = Path(out) if out is not None else default_output_dir(runs)
     out_dir.mkdir(parents=True, exist_ok=True)
-    derived = derive(RunSet.of(runs))
+    derived = derive(RunSet.of(runs), epochs)
     plots = write_plots(derived, out_dir / PLOTS_DIR)
     blocks = build_document(derived, decisions(derived), plots)
     atomic_write_text(out_dir / REPORT_MD, render_markdown(blocks, out_dir))
@@ -64,7 +67,9 @@ def report_runs(runs: Sequence[Run], out: str | os.PathLike[str] | None = None) 
 
 
 def write_report(
-    run_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str] | None = None
+    run_dirs: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str] | None = None,
+    epochs: int = DEFAULT_EPOCHS,
 ) -> Path:
     """Write report.md, report.html and plots/ for one or several runs; return the output dir.
 
@@ -73,12 +78,14 @@ def write_report(
     Example::
 
         write_report(["results/cpu-run", "results/gpu-run"], "results/cpu-vs-gpu")
+        write_report(["results/cpu-run"], epochs=10)   # time to train 10 epochs
     """
-    return report_runs(load_runs(run_dirs), out)
+    return report_runs(load_runs(run_dirs), out, epochs)
 
 
-def command(run_dirs: list[str], out: str | None = None) -> int:
-    """``loopbench report RUN_DIR... [--out DIR]``: render and return the exit status.
+def command(run_dirs: list[str], out: str | None = None, epochs: int = DEFAULT_EPOCHS) -> int:
+    """``loopbench report RUN_DIR... [--out DIR] [--epochs E]``: render and return the exit
+    status.
 
     0: every run reported. 2: a run directory is missing, empty, corrupted, cut
     off or of a newer schema (one line on stderr each, no traceback); the
@@ -86,6 +93,12 @@ def command(run_dirs: list[str], out: str | None = None) -> int:
     """
     if not run_dirs:
         print("loopbench report: no run directory given", file=sys.stderr)
+        return 2
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        print(
+            f"loopbench report: --epochs must be a positive integer, not {epochs!r}",
+            file=sys.stderr,
+        )
         return 2
     runs, errors = [], 0
     for run_dir in run_dirs:
@@ -97,7 +110,7 @@ def command(run_dirs: list[str], out: str | None = None) -> int:
     if not runs:
         return 2
     try:
-        out_dir = report_runs(runs, out)
+        out_dir = report_runs(runs, out, epochs)
     except OSError as exc:
         print(f"loopbench report: cannot write the report: {exc}", file=sys.stderr)
         return 2

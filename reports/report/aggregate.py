@@ -36,6 +36,20 @@ from reports.rundir import Ladder, Run, RunDirError
 #: The key of one aggregated cell across several runs.
 GROUP_KEYS = ("run", "workload", "device", "batch_size", "width", "loop")
 
+#: Per-process figures (samples.jsonl, kind=process) the report reads, as numbers (NaN
+#: where a process or an older run did not record one). ``amortized_step_time_s`` falls
+#: back to ``step_time_s`` for runs made before per-epoch costs were recorded.
+PROCESS_FIGURES = (
+    "step_time_s",
+    "amortized_step_time_s",
+    "compile_s",
+    "build_s",
+    "fit_setup_s",
+    "first_step_s",
+    "epoch_end_s",
+    "steps_per_epoch",
+)
+
 #: Metadata keys, in the order they are tried, that may tell runs apart in a
 #: label. Each entry: (section, key, how to show a value).
 LABEL_KEYS: tuple[tuple[str, str, str], ...] = (
@@ -197,7 +211,8 @@ def _peak_flops(run: Run, device: str) -> float:
 
 
 def cell_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
-    """One row per (run, cell): summary.csv plus run label, id, path and peak FLOP/s."""
+    """One row per (run, cell): summary.csv plus run label, id, path and peak FLOP/s;
+    ``amortized_step_time_s`` is the steady step where a run did not record it."""
     frames = []
     for run, label in zip(runs, labels, strict=True):
         frame = run.summary.copy()
@@ -205,13 +220,20 @@ def cell_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
         frame["run_id"] = run.run_id
         frame["run_path"] = str(run.path)
         frame["peak_matmul_flops"] = [_peak_flops(run, device) for device in frame["device"]]
+        # what a user pays per step over whole epochs; a run made before per-epoch costs
+        # were recorded pays its steady step (``amortized_recorded`` says which)
+        frame["amortized_recorded"] = frame["amortized_step_time_s"].notna()
+        frame["amortized_step_time_s"] = frame["amortized_step_time_s"].fillna(
+            frame["step_time_median_s"]
+        )
         frames.append(frame)
     cells = pd.concat(frames, ignore_index=True)
     return cells.sort_values(list(GROUP_KEYS), kind="stable").reset_index(drop=True)
 
 
 def process_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
-    """One row per ok worker process (one statistical sample each), with a run label."""
+    """One row per ok worker process (one statistical sample each), with a run label;
+    the PROCESS_FIGURES as numbers."""
     frames = []
     for run, label in zip(runs, labels, strict=True):
         rows = run.process_samples()
@@ -220,14 +242,18 @@ def process_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
         rows = rows.copy()
         rows.insert(0, "run", label)
         frames.append(rows)
-    columns = [*GROUP_KEYS, "process", "step_time_s", "compile_s"]
+    columns = [*GROUP_KEYS, "process", *PROCESS_FIGURES]
     if not frames:
         return pd.DataFrame(columns=columns)
     processes = pd.concat(frames, ignore_index=True)
-    for column in ("step_time_s", "compile_s"):
+    for column in PROCESS_FIGURES:
         if column not in processes.columns:
             processes[column] = np.nan
         processes[column] = pd.to_numeric(processes[column], errors="coerce")
+    # a run made before per-epoch costs were recorded: what a user pays is the steady step
+    processes["amortized_step_time_s"] = processes["amortized_step_time_s"].fillna(
+        processes["step_time_s"]
+    )
     processes["batch_size"] = processes["batch_size"].astype(int)
     return processes
 
@@ -269,6 +295,7 @@ def aggregate_processes(processes: pd.DataFrame) -> pd.DataFrame:
 
 __all__ = [
     "GROUP_KEYS",
+    "PROCESS_FIGURES",
     "RunSet",
     "aggregate_processes",
     "cell_table",

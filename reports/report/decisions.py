@@ -1,33 +1,46 @@
-"""The "Decisions" of a report: plain sentences, each with its numbers and uncertainty.
+"""The "Decisions" of a report: a short answer per setting, each figure with its interval.
 
 What it writes, from ``reports.report.derived.Derived``, along the runs' loop ladder
 (every comparison is a loop against the reference, or a rung against the one it
-compares with; a run without a ladder gets none of these):
+compares with; a run without a ladder gets none of these). Per setting (workload,
+device, batch size, width; the run too when there are several), under one heading:
 
-* cost of each loop against the reference ("eager costs 8.9x fit ... (95% CI
-  8.5-9.3x)", "tf_function is within 3% of fit ..."), and of each rung against its
-  neighbour ("tf_function is 9.2x faster than eager ...");
-* compile break-even of each rung against its neighbour ("xla pays back its 1.50 s
-  compile after 734 steps against tf_data ...");
-* crossovers over batch size and width (where a loop's overhead against the
-  reference stays under 10%, where a rung's change stops mattering);
-* achieved FLOP/s and MFU of the fastest loop per setting;
-* with several runs, how each run compares with the first.
+* the fastest loop against the reference, on the amortized step (what a user pays per
+  step over whole epochs) with its 95% interval, the steady step beside it, and the
+  reference's settings as Keras chose them (``keras_jit_compile``,
+  ``keras_steps_per_execution``, whatever loop records them); when training the
+  chosen number of epochs from a cold start changes the answer, that too;
+* the cost of each rung that compares with the reference only (the ladder's first
+  custom loop);
+* each rung against the one it compares with (one change at a time);
+* whether the ladder's compiler rung (the rung whose declared change says "compil",
+  read from the ladder's text) pays its compile back against its neighbour: break-even
+  steps and the time to train the chosen number of epochs;
+* when Keras compiled the reference with XLA, the reference against the compiler rung;
+* cells that failed, were skipped or are not equivalent (their equal-work loss differs
+  from the equivalence reference's): said, and no decision drawn from them.
 
-A sentence only claims what the data carries. When a 95% CI includes 1, a
-cell is noisy, failed or skipped, or has fewer than two processes, the sentence
-says so and is marked ``claim=False`` instead of claiming.
+Then crossovers over batch size and width, and with several runs how each compares
+with the first.
+
+A claim stands when its 95% interval (across processes) lies wholly outside the band of
+no practical difference (1 +- ``Derived.threshold``, the gate's 5%), or wholly inside it
+("within 5%"). A noisy cell is flagged beside the claim: its noise has already widened
+the interval, it does not veto the claim. Without an interval (fewer than two
+processes) nothing is claimed; :func:`reading_notes` says so once.
 
 Run it::
 
     python -c "from reports.rundir import load_runs; from reports.report.aggregate import RunSet; \
 from reports.report.derived import derive; from reports.report.decisions import decisions; \
-[print(d.text) for d in decisions(derive(RunSet.of(load_runs(['RUN']))))]"
+[print(d.topic, '|', d.text) for d in decisions(derive(RunSet.of(load_runs(['RUN']))))]"
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,26 +52,24 @@ from reports.report.derived import (
     SETTING_KEYS,
     SPEEDUP_COLUMNS,
     Derived,
-    neighbour_pairs,
-    reference_pairs,
 )
-
-#: A loop counts as "within N% of" its reference only when the whole 95% CI lies
-#: within this margin; otherwise an interval that includes 1 is "cannot be told apart".
-EQUIVALENCE_MARGIN = 0.05
+from reports.rundir import Ladder, Rung
 
 
 @dataclass(frozen=True)
 class Decision:
     """One generated sentence.
 
-    ``topic`` groups sentences in the report; ``claim`` is False when the
-    sentence says the data cannot carry a claim.
+    ``topic`` groups sentences in the report (a setting, "Crossovers", ...);
+    ``claim`` is False when the sentence says the data cannot carry a claim;
+    ``info`` marks a statement of what happened (a failed cell, a loop left out),
+    which is neither a claim nor a missing one.
     """
 
     topic: str
     text: str
     claim: bool
+    info: bool = False
 
 
 # --------------------------------------------------------------------------- wording
@@ -98,179 +109,418 @@ def _percent(value: float, signed: bool = False) -> str:
     return f"{rounded:+d}%" if signed else f"{rounded:d}%"
 
 
-def _place(row: Any, several_runs: bool) -> str:
-    where = f"{row['run']}, {row['device']}" if several_runs else f"this machine ({row['device']})"
-    return f"On {where}"
+def _count(number: float, noun: str) -> str:
+    number = int(round(number))
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
-def _setting(row: Any) -> str:
-    width = int(row["width"])
-    workload = f"{row['workload']} (width {width})" if width else str(row["workload"])
-    return f"{workload} at batch {int(row['batch_size'])}"
+def _epochs(epochs: float) -> str:
+    if not np.isfinite(epochs):
+        return "n/a"
+    text = f"{epochs:.0f}" if epochs >= 10 or float(epochs).is_integer() else f"{epochs:.2g}"
+    return f"{text} epoch{'' if text == '1' else 's'}"
 
 
-def _relative(
-    loop: str, reference: str, speedup: float, low: float, high: float
-) -> tuple[str, bool]:
-    """How ``loop`` compares with ``reference``, given speedup = reference time / loop time."""
-    interval = f"95% CI {format_ratio(low)}-{format_ratio(high)}"
-    if not (np.isfinite(low) and np.isfinite(high)):
-        return (
-            f"{loop} runs at {format_ratio(speedup)} the speed of {reference}, "
-            "but fewer than two processes succeeded, so there is no CI and no claim",
-            False,
-        )
-    if low <= 1 <= high:
-        deviation = max(1 - low, high - 1, 1 - 1 / high, 1 / low - 1)
-        if deviation <= EQUIVALENCE_MARGIN:
-            return (
-                f"{loop} is within {math.ceil(deviation * 100)}% of {reference} "
-                f"({format_ratio(speedup)} its speed, {interval})",
-                True,
-            )
-        return (
-            f"{loop} cannot be told apart from {reference} "
-            f"({format_ratio(speedup)} its speed, {interval} includes 1)",
-            False,
-        )
-    if high < 1:
-        cost, cost_low, cost_high = 1 / speedup, 1 / high, 1 / low
-        if cost >= 1.5:
-            return (
-                f"{loop} costs {format_ratio(cost)} {reference} "
-                f"(95% CI {format_ratio(cost_low)}-{format_ratio(cost_high)})",
-                True,
-            )
-        return (
-            f"{loop} is {_percent(cost - 1)} slower than {reference} "
-            f"(95% CI {_percent(cost_low - 1)}-{_percent(cost_high - 1)})",
-            True,
-        )
-    if speedup >= 1.5:
-        return f"{loop} is {format_ratio(speedup)} faster than {reference} ({interval})", True
-    return (
-        f"{loop} is {_percent(speedup - 1)} faster than {reference} "
-        f"(95% CI {_percent(low - 1)}-{_percent(high - 1)})",
-        True,
+def setting_heading(row: Mapping[str, Any], several_runs: bool) -> str:
+    """A setting said once: "linear (cpu, batch 4096)", "mlp (cpu, batch 128, width 128)"."""
+    parts = [str(row["device"]), f"batch {int(row['batch_size'])}"]
+    if int(row["width"]):
+        parts.append(f"width {int(row['width'])}")
+    where = f"{row['run']}: " if several_runs else ""
+    return f"{row['workload']} ({where}{', '.join(parts)})"
+
+
+def keras_choice(row: Mapping[str, Any]) -> str | None:
+    """What Keras chose for a loop that records it: "jit_compile off, steps_per_execution 1";
+    None for a loop that records neither (``keras_jit_compile``, ``keras_steps_per_execution``)."""
+    jit = optional_bool(row.get("keras_jit_compile"))
+    steps = row.get("keras_steps_per_execution")
+    steps = float(steps) if isinstance(steps, int | float) and np.isfinite(steps) else None
+    parts = []
+    if jit is not None:
+        parts.append(f"jit_compile {'on' if jit else 'off'}")
+    if steps is not None:
+        parts.append(f"steps_per_execution {steps:.0f}")
+    return ", ".join(parts) or None
+
+
+def optional_bool(value: Any) -> bool | None:
+    """True/False from a CSV cell (bool, "True", 1.0); None when empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        return value.strip().lower() in {"true", "1", "yes"}
+    return bool(value)
+
+
+def compiler_rung(ladder: Ladder | None) -> Rung | None:
+    """The rung whose declared change (the ladder's text) is the compiler, and that
+    compares with a neighbour: whether it pays its compile back is a decision of its own."""
+    if ladder is None:
+        return None
+    return next(
+        (r for r in ladder.rungs if r.compares_with and re.search("compil", r.changes, re.I)),
+        None,
     )
 
 
-# --------------------------------------------------------------------------- sentences
+# --------------------------------------------------------------------------- one comparison
 
 
-def _failure_decisions(cells: pd.DataFrame, several_runs: bool) -> list[Decision]:
-    out = []
-    for row in cells[cells["status"] != "ok"].to_dict("records"):
+def verdict(low: float, high: float, threshold: float) -> str:
+    """What a speedup's 95% interval [low, high] carries against the band 1 +- threshold:
+    "faster" or "slower" (wholly outside it), "same" (wholly inside), "unclear" (it
+    reaches into the band from outside), "none" (no interval).
+
+    >>> [verdict(*ci, 0.05) for ci in ((1.1, 1.3), (0.5, 0.9), (0.97, 1.02), (0.9, 1.2))]
+    ['faster', 'slower', 'same', 'unclear']
+    """
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "none"
+    if low > 1 + threshold:
+        return "faster"
+    if high < 1 - threshold:
+        return "slower"
+    if low >= 1 - threshold and high <= 1 + threshold:
+        return "same"
+    return "unclear"
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A speedup (against time / loop time) with its 95% interval, on one figure."""
+
+    value: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any], kind: str, figure: str) -> Ratio:
+        value, low, high = (float(row[c]) for c in SPEEDUP_COLUMNS[(kind, figure)])
+        return cls(value, low, high)
+
+    @property
+    def has_interval(self) -> bool:
+        return bool(np.isfinite(self.low) and np.isfinite(self.high))
+
+    def as_cost(self) -> Ratio:
+        """The same ratio the other way round (how many times the time)."""
+        return Ratio(1 / self.value, 1 / self.high, 1 / self.low)
+
+    def text(self) -> str:
+        if self.has_interval:
+            return f"{format_ratio(self.value)}, 95% CI {format_ratio(self.low)}-{format_ratio(self.high)}"
+        return format_ratio(self.value)
+
+
+def _figures(amortized: Ratio, steady: Ratio, cost: bool, noisy: list[str]) -> str:
+    """The figures in brackets, "(amortized, 95% CI a-b; steady step s, 95% CI c-d;
+    noisy: x)", as costs when ``cost``; the steady step only where it differs."""
+    shown = amortized.as_cost() if cost else amortized
+    parts = [f"amortized, {_interval_only(shown)}" if shown.has_interval else "amortized"]
+    if format_ratio(steady.value) != format_ratio(amortized.value):
+        parts.append(f"steady step {(steady.as_cost() if cost else steady).text()}")
+    if noisy:
+        parts.append(f"noisy: {', '.join(noisy)}")
+    return "(" + "; ".join(parts) + ")"
+
+
+def _interval_only(ratio: Ratio) -> str:
+    return f"95% CI {format_ratio(ratio.low)}-{format_ratio(ratio.high)}"
+
+
+def compare(
+    loop: str,
+    against: str,
+    amortized: Ratio,
+    steady: Ratio,
+    threshold: float,
+    noisy: list[str],
+) -> tuple[str, bool]:
+    """``loop`` against ``against`` in words, its figures in brackets, and whether that
+    is a claim (see :func:`verdict`; decided on the amortized figure)."""
+    kind = verdict(amortized.low, amortized.high, threshold)
+    band = _percent(threshold)
+    slower = amortized.value < 1
+    # the figures the way the words put it: "costs 4.8x" or "runs at 0.95x the speed"
+    cost = slower and kind in ("slower", "none")
+    figures = _figures(amortized, steady, cost, noisy)
+    if kind == "same":
+        return f"{loop} is within ±{band} of {against} {figures}", True
+    if kind == "unclear":
+        return (
+            f"{loop} runs at {format_ratio(amortized.value)} the speed of {against} {figures}, "
+            f"an interval that reaches into ±{band}: no claim",
+            False,
+        )
+    if slower:
+        times = 1 / amortized.value
+        what = (
+            f"{loop} costs {format_ratio(times)} {against}"
+            if times >= 1.5
+            else f"{loop} is {_percent(times - 1)} slower than {against}"
+        )
+    else:
+        what = (
+            f"{loop} is {format_ratio(amortized.value)} faster than {against}"
+            if amortized.value >= 1.5
+            else f"{loop} is {_percent(amortized.value - 1)} faster than {against}"
+        )
+    return f"{what} {figures}", kind in ("faster", "slower")
+
+
+# --------------------------------------------------------------------------- one setting
+
+
+def _noisy(rows: Mapping[str, Mapping[str, Any]], *loops: str) -> list[str]:
+    return [loop for loop in loops if bool(rows[loop].get("noisy"))]
+
+
+def _excluded(row: Mapping[str, Any]) -> str | None:
+    """Why no decision is drawn from this cell (failed, skipped, not equivalent), or None."""
+    loop = row["loop"]
+    if row["status"] != "ok":
         error = row.get("error")
         reason = f": {error}" if isinstance(error, str) and error else ""
-        out.append(
-            Decision(
-                "Failed or skipped",
-                f"{_place(row, several_runs)}, {row['loop']} {row['status']} on "
-                f"{_setting(row)}{reason}. No claim about it.",
-                False,
-            )
+        return f"{loop} {row['status']}{reason}. No decision about it"
+    if optional_bool(row.get("equivalent")) is False:
+        steps = row.get("equal_work_steps")
+        after = (
+            f"after {steps:.0f} equal steps"
+            if isinstance(steps, int | float) and np.isfinite(steps)
+            else "after the equal steps"
         )
-    return out
+        reference = row.get("reference_equal_work_loop") or "the equivalence reference"
+        tolerance = row.get("equivalence_rtol")
+        within = (
+            f" (relative tolerance {float(tolerance):g})"
+            if isinstance(tolerance, int | float) and np.isfinite(tolerance)
+            else ""
+        )
+        return (
+            f"{loop} is not equivalent here: its loss {after} is "
+            f"{float(row['equal_work_loss']):.6g}, {reference}'s "
+            f"{float(row['reference_equal_work_loss']):.6g}{within}; no decision is drawn from it"
+        )
+    return None
 
 
-def _speedup_of(row: Any, reference: str, ladder_reference: str) -> tuple[float, float, float]:
-    """(speedup, CI low, CI high) of a derived cell against ``reference``: the ladder's
-    reference loop or the cell's neighbour."""
-    kind = "reference" if reference == ladder_reference else "neighbour"
-    if kind == "neighbour" and row["neighbour"] != reference:
-        return math.nan, math.nan, math.nan
-    low_high = tuple(float(row[column]) for column in SPEEDUP_COLUMNS[kind])
-    return low_high[0], low_high[1], low_high[2]
+def _reference_name(reference: str, row: Mapping[str, Any]) -> str:
+    choice = keras_choice(row)
+    return f"{reference} (Keras: {choice})" if choice else reference
 
 
-def _cost_decisions(derived: Derived, several_runs: bool) -> list[Decision]:
+def _setting_decisions(derived: Derived, group: pd.DataFrame, several_runs: bool) -> list[Decision]:
     ladder = derived.ladder
-    if ladder is None:
-        return []
-    out = []
-    pairs = reference_pairs(ladder) + neighbour_pairs(ladder)
-    for _, group in derived.cells.groupby(list(SETTING_KEYS), sort=True):
-        by_loop = group.set_index("loop")
-        for loop, reference in pairs:
-            if loop not in by_loop.index or reference not in by_loop.index:
-                continue
-            row, ref_row = by_loop.loc[loop], by_loop.loc[reference]
-            if row["status"] != "ok" or ref_row["status"] != "ok":
-                continue  # said in "Failed or skipped"
-            speedup, low, high = _speedup_of(row, reference, ladder.reference)
-            place = f"{_place(row, several_runs)}, on {_setting(row)}"
-            text, claim = _relative(loop, reference, speedup, low, high)
-            noisy = [name for name, r in ((loop, row), (reference, ref_row)) if bool(r["noisy"])]
-            if noisy:
-                verb = "is" if len(noisy) == 1 else "are"
-                if claim:
-                    text = (
-                        f"{text.split(' (')[0]} on the point estimate, but {' and '.join(noisy)} "
-                        f"{verb} noisy here (speedup {format_ratio(speedup)}, "
-                        f"95% CI {format_ratio(low)}-{format_ratio(high)}), so no claim"
-                    )
-                    claim = False
-                else:
-                    text += f"; {' and '.join(noisy)} {verb} noisy here"
-            out.append(Decision(f"Cost against {reference}", f"{place}, {text}.", claim))
+    threshold = derived.threshold
+    first = group.iloc[0]
+    topic = setting_heading(first, several_runs)
+    rows = {row["loop"]: row for row in group.to_dict("records")}
+    excluded = {loop: _excluded(row) for loop, row in rows.items()}
+    usable = {loop for loop, why in excluded.items() if why is None}
+    out: list[Decision] = []
+    reference = ladder.reference
+    compiler = compiler_rung(ladder)
+    ref_row = rows.get(reference)
+    ref_name = _reference_name(reference, ref_row) if ref_row is not None else reference
+    ref_xla = ref_row is not None and optional_bool(ref_row.get("keras_jit_compile")) is True
+    trained = {loop: float(rows[loop].get("time_to_train_s", math.nan)) for loop in usable}
+    epochs = _epochs(derived.epochs)
+
+    def against_reference(loop: str) -> tuple[Ratio, Ratio]:
+        return (
+            Ratio.of(rows[loop], "reference", "amortized"),
+            Ratio.of(rows[loop], "reference", "steady"),
+        )
+
+    # the fastest loop against the reference
+    best = None
+    if reference in usable:
+        candidates = [
+            loop
+            for loop in ladder.order(usable)
+            if loop != reference and np.isfinite(against_reference(loop)[0].value)
+        ]
+        if candidates:
+            best = max(candidates, key=lambda loop: against_reference(loop)[0].value)
+    if best is not None:
+        amortized, steady = against_reference(best)
+        kind = verdict(amortized.low, amortized.high, threshold)
+        noisy = _noisy(rows, best, reference)
+        text, claim = compare(best, ref_name, amortized, steady, threshold, noisy)
+        if kind == "same":
+            text = f"No loop beats {reference} by more than ±{_percent(threshold)}: the fastest, {text}"
+        elif amortized.value < 1:
+            text = f"{reference} is the fastest; the closest loop: {text}"
+        else:
+            text = f"Fastest loop: {text}"
+        if best == (compiler.loop if compiler else None) and ref_xla:
+            text += (
+                f"; Keras compiled {reference} with XLA here, so this is compiler against compiler"
+            )
+        quickest = min(
+            (loop for loop in usable if np.isfinite(trained[loop])),
+            key=lambda loop: trained[loop],
+            default=None,
+        )
+        if quickest is not None and quickest != best and np.isfinite(trained.get(best, math.nan)):
+            text += (
+                f". To train {epochs} from a cold start (set-up and compile included), "
+                f"{quickest} is quicker: {format_seconds(trained[quickest])}, against "
+                f"{format_seconds(trained[best])} with {best}"
+                + (
+                    f" and {format_seconds(trained[reference])} with {reference}"
+                    if quickest != reference
+                    else ""
+                )
+            )
+        out.append(Decision(topic, text + ".", claim))
+
+    # rungs compared with the reference only (the ladder's first custom loop)
+    for rung in ladder.rungs:
+        loop = rung.loop
+        if rung.reference or rung.compares_with or loop == best:
+            continue
+        if loop not in usable or reference not in usable:
+            continue
+        amortized, steady = against_reference(loop)
+        noisy = _noisy(rows, loop, reference)
+        text, claim = compare(loop, ref_name, amortized, steady, threshold, noisy)
+        out.append(Decision(topic, text + ".", claim))
+
+    # each rung against the one it compares with: one change at a time
+    for rung in ladder.rungs:
+        loop, neighbour = rung.loop, rung.compares_with
+        if not neighbour or loop not in usable or neighbour not in usable:
+            continue
+        amortized = Ratio.of(rows[loop], "neighbour", "amortized")
+        steady = Ratio.of(rows[loop], "neighbour", "steady")
+        noisy = _noisy(rows, loop, neighbour)
+        if compiler is not None and loop == compiler.loop:
+            out.append(_pays_back(derived, rows, rung, amortized, steady, noisy, topic))
+            continue
+        text, claim = compare(
+            f"{loop} ({rung.changes})", neighbour, amortized, steady, threshold, noisy
+        )
+        out.append(Decision(topic, text + ".", claim))
+
+    # Keras compiled the reference with XLA: set it against the compiler rung too
+    if ref_xla and compiler is not None and compiler.loop != best:
+        loop = compiler.loop
+        if loop in usable and reference in usable:
+            amortized, steady = against_reference(loop)
+            noisy = _noisy(rows, loop, reference)
+            text, claim = compare(loop, ref_name, amortized, steady, threshold, noisy)
+            out.append(
+                Decision(
+                    topic,
+                    f"Keras compiled {reference} with XLA here, so it is also set against "
+                    f"{loop}, the ladder's compiler rung: {text}.",
+                    claim,
+                )
+            )
+
+    for loop in ladder.order(rows):
+        why = excluded[loop]
+        if why is not None:
+            out.append(Decision(topic, why + ".", False, info=True))
     return out
 
 
-def _break_even_decisions(derived: Derived, several_runs: bool) -> list[Decision]:
-    cells = derived.cells.set_index([*SETTING_KEYS, "loop"])
-    out = []
-    for row in derived.break_even.to_dict("records"):
-        key = tuple(row[k] for k in SETTING_KEYS)
-        cell = cells.loc[(*key, row["loop"])]
-        ref_cell = cells.loc[(*key, row["reference"])]
-        speedup, low, high = _speedup_of(cell, row["reference"], derived.ladder.reference)
-        interval = f"{format_ratio(speedup)} the speed of {row['reference']}, 95% CI {format_ratio(low)}-{format_ratio(high)}"
-        place = f"{_place(row, several_runs)}, on {_setting(row)}"
-        compile_text = (
-            f"its {format_seconds(row['compile_s'])} compile "
-            f"({row['reference']}: {format_seconds(row['reference_compile_s'])})"
+def _pays_back(
+    derived: Derived,
+    rows: Mapping[str, Mapping[str, Any]],
+    rung: Rung,
+    amortized: Ratio,
+    steady: Ratio,
+    noisy: list[str],
+    topic: str,
+) -> Decision:
+    """Does the compiler rung pay its compile back against its neighbour, and at the
+    chosen number of epochs?"""
+    loop, neighbour = rung.loop, rung.compares_with
+    row, other = rows[loop], rows[neighbour]
+    threshold = derived.threshold
+    kind = verdict(amortized.low, amortized.high, threshold)
+    table = derived.break_even
+    match = table[
+        (table["loop"] == loop)
+        & (table["reference"] == neighbour)
+        & np.logical_and.reduce([table[k] == row[k] for k in SETTING_KEYS])
+    ]
+    even = match.iloc[0] if len(match) else None
+    figures = _figures(amortized, steady, kind == "slower", noisy)
+    compile_text = (
+        f"its {format_seconds(float(row['compile_s']))} compile "
+        f"({neighbour}: {format_seconds(float(other['compile_s']))})"
+    )
+    subject = f"{loop} ({rung.changes}) against {neighbour}"
+    if kind == "faster":
+        gain, claim = f"{subject}: {_percent(amortized.value - 1)} faster per step {figures}", True
+        if amortized.value >= 1.5:
+            gain = f"{subject}: {format_ratio(amortized.value)} faster per step {figures}"
+    elif kind == "slower":
+        gain, claim = (
+            f"{subject}: slower per step, {format_ratio(1 / amortized.value)} its time "
+            f"{figures}, so {compile_text} never pays back",
+            True,
         )
-        significant = np.isfinite(low) and np.isfinite(high) and not (low <= 1 <= high)
-        noisy = bool(cell["noisy"]) or bool(ref_cell["noisy"])
-        loop, reference = row["loop"], row["reference"]
-        if row["outcome"] == "unknown":
-            text, claim = (
-                f"{loop}'s break-even against {reference} is unknown (no compile time recorded)",
-                False,
+    elif kind == "same":
+        gain, claim = (
+            f"{subject}: within ±{_percent(threshold)} per step {figures}, so {compile_text} "
+            "buys no practical gain",
+            True,
+        )
+    else:
+        gain, claim = (
+            f"{subject}: {format_ratio(amortized.value)} the speed per step {figures}"
+            + (
+                f", an interval that reaches into ±{_percent(threshold)}"
+                if kind == "unclear"
+                else ""
             )
-        elif not significant or noisy:
-            why = "a noisy cell" if noisy else "its 95% CI includes 1"
-            if row["outcome"] == "after":
-                text = (
-                    f"{loop} would pay back {compile_text} after {row['break_even_steps']:.0f} steps "
-                    f"against {reference}, but its per-step gain is not shown ({interval}; {why}), so no claim"
-                )
-            else:
-                text = (
-                    f"{loop} shows no per-step gain over {reference} to pay back {compile_text} "
-                    f"({interval}; {why}), so no claim"
-                )
-            claim = False
-        elif row["outcome"] == "after":
-            text = (
-                f"{loop} pays back {compile_text} after {row['break_even_steps']:.0f} steps "
-                f"against {reference} ({format_seconds(row['break_even_s'])} in; steps at {interval})"
+            + ": no claim",
+            False,
+        )
+    if even is not None and kind in ("faster", "unclear", "none"):
+        point = "; " if kind == "faster" else "; on the point estimate "
+        if even["outcome"] == "after":
+            epochs = float(even["break_even_epochs"])
+            in_epochs = f" ({_epochs(epochs)})" if np.isfinite(epochs) else ""
+            gain += (
+                f"{point}{compile_text} pays back after "
+                f"{_count(even['break_even_steps'], 'step')}{in_epochs}"
             )
-            claim = True
-        elif row["outcome"] == "immediately":
-            text = (
-                f"{loop} is ahead of {reference} from the first step: {compile_text} is no more, "
-                f"and its steps are faster ({interval})"
-            )
-            claim = True
-        else:
-            text = (
-                f"{loop} never pays back {compile_text} against {reference}: "
-                f"its steps are slower ({interval})"
-            )
-            claim = True
-        out.append(Decision("Compile break-even", f"{place}, {text}.", claim))
+        elif even["outcome"] == "immediately":
+            gain += f"{point}it is ahead from the first step ({compile_text})"
+        elif even["outcome"] == "never":
+            gain += f"{point}{compile_text} never pays back"
+    mine, theirs = (
+        float(row.get("time_to_train_s", math.nan)),
+        float(other.get("time_to_train_s", math.nan)),
+    )
+    if np.isfinite(mine) and np.isfinite(theirs):
+        paid = "paid back" if mine < theirs else "not paid back"
+        gain += (
+            f". To train {_epochs(derived.epochs)} from a cold start (set-up and compile "
+            f"included), {loop} takes {format_seconds(mine)} and {neighbour} "
+            f"{format_seconds(theirs)}: {paid}"
+        )
+    return Decision(topic, gain + ".", claim)
+
+
+# --------------------------------------------------------------------------- other topics
+
+
+def _failure_decisions(derived: Derived, several_runs: bool) -> list[Decision]:
+    """Cells that did not run, for a report without a ladder (with one, each setting says)."""
+    out = []
+    for row in derived.cells[derived.cells["status"] != "ok"].to_dict("records"):
+        out.append(
+            Decision(setting_heading(row, several_runs), _excluded(row) + ".", False, info=True)
+        )
     return out
 
 
@@ -278,6 +528,8 @@ def _crossover_decisions(derived: Derived, several_runs: bool) -> list[Decision]
     cells = derived.cells.set_index(list(SETTING_KEYS) + ["loop"])
     out = []
     threshold = _percent(OVERHEAD_THRESHOLD)
+    steady_reference = SPEEDUP_COLUMNS[("reference", "steady")]
+    steady_neighbour = SPEEDUP_COLUMNS[("neighbour", "steady")]
     for row in derived.crossovers.to_dict("records"):
         axis_name = "batch" if row["axis"] == "batch_size" else "width"
         fixed_name = "width" if row["fixed_key"] == "width" else "batch"
@@ -299,7 +551,7 @@ def _crossover_decisions(derived: Derived, several_runs: bool) -> list[Decision]
             if change
             else f"{loop}'s overhead against {reference} falls under {threshold}"
         )
-        place = _place(row, several_runs)
+        place = f"On {row['run']}, {row['device']}" if several_runs else f"On {row['device']}"
         # the grid point the sentence rests on: the crossover, or the largest measured
         deciding = int(row["crossover"]) if row["outcome"] != "never" else int(grid[-1])
         batch = deciding if row["axis"] == "batch_size" else row["fixed_value"]
@@ -307,32 +559,33 @@ def _crossover_decisions(derived: Derived, several_runs: bool) -> list[Decision]
         key = (row["run"], row["workload"], row["device"], batch, width)
         cell, ref_cell = cells.loc[(*key, loop)], cells.loc[(*key, reference)]
         if change:  # the rung's speedup over its neighbour is the neighbour's overhead + 1
-            _, speedup_low, speedup_high = _speedup_of(ref_cell, loop, derived.ladder.reference)
+            _, speedup_low, speedup_high = (float(ref_cell[c]) for c in steady_neighbour)
             overhead_low, overhead_high = speedup_low - 1, speedup_high - 1
         else:
-            _, speedup_low, speedup_high = _speedup_of(cell, reference, derived.ladder.reference)
+            _, speedup_low, speedup_high = (float(cell[c]) for c in steady_reference)
             overhead_low, overhead_high = 1 / speedup_high - 1, 1 / speedup_low - 1
         has_ci = bool(np.isfinite(overhead_low) and np.isfinite(overhead_high))
         ci = (
             f"95% CI {_percent(overhead_low, True)} to {_percent(overhead_high, True)}"
             if has_ci
-            else "no CI"
+            else "no interval"
         )
         if row["outcome"] == "never":
             last = f"{deciding}: {_percent(row['overheads'][-1], True)}"
             if change:
                 text = (
                     f"{place}, {change} still matters on {what} at the largest {axis_name} "
-                    f"measured ({loop} {last} over {reference}, {ci}; {grid_text})"
+                    f"measured ({loop} {last} over {reference}, steady step, {ci}; {grid_text})"
                 )
             else:
                 text = (
                     f"{place}, {loop}'s overhead against {reference} on {what} stays above "
-                    f"{threshold} up to the largest {axis_name} measured ({last}, {ci}; {grid_text})"
+                    f"{threshold} up to the largest {axis_name} measured ({last}, steady step, "
+                    f"{ci}; {grid_text})"
                 )
-            certain = has_ci and overhead_low >= OVERHEAD_THRESHOLD
+            claim = has_ci and overhead_low >= OVERHEAD_THRESHOLD
         else:
-            at = f"overhead there {_percent(row['overhead_at_crossover'], True)}, {ci}"
+            at = f"overhead there {_percent(row['overhead_at_crossover'], True)}, steady step, {ci}"
             if row["outcome"] == "always":
                 text = (
                     f"{place}, {subject} on {what} already at the smallest {axis_name} measured "
@@ -344,42 +597,13 @@ def _crossover_decisions(derived: Derived, several_runs: bool) -> list[Decision]
                     f"{place}, {subject} on {what} from {axis_name} {deciding} on "
                     f"(first grid point; about {interpolated:.0f} interpolated on a log scale; {at})"
                 )
-            certain = has_ci and overhead_high < OVERHEAD_THRESHOLD
-        claim = certain
-        if not certain:
-            text += f"; the CI reaches across {threshold}, so this is not certain"
+            claim = has_ci and overhead_high < OVERHEAD_THRESHOLD
+        if has_ci and not claim:
+            text += f"; the interval reaches across {threshold}: no claim"
         noisy = [name for name, c in ((loop, cell), (reference, ref_cell)) if bool(c["noisy"])]
         if noisy:
-            text += f"; {' and '.join(noisy)} {'is' if len(noisy) == 1 else 'are'} noisy there"
-            claim = False
+            text += f" (noisy: {', '.join(noisy)})"
         out.append(Decision("Crossovers", text + ".", claim))
-    return out
-
-
-def _throughput_decisions(derived: Derived, several_runs: bool) -> list[Decision]:
-    cells = derived.cells[derived.cells["status"] == "ok"].dropna(subset=["achieved_flops_per_s"])
-    out = []
-    for _, group in cells.groupby(list(SETTING_KEYS), sort=True):
-        best = group.loc[group["step_time_median_s"].idxmin()]
-        flops = best["model_flops_per_step"]
-        low_rate = flops / best["step_time_ci_high_s"]
-        high_rate = flops / best["step_time_ci_low_s"]
-        rate = (
-            f"{format_rate(best['achieved_flops_per_s'])} "
-            f"(95% CI {format_rate(low_rate)}-{format_rate(high_rate)})"
-        )
-        place = f"{_place(best, several_runs)}, {_setting(best)}"
-        if np.isfinite(best["mfu"]):
-            peak = format_rate(best["peak_matmul_flops"])
-            text = (
-                f"{place} reaches {rate} with {best['loop']}, its fastest loop: "
-                f"MFU {best['mfu'] * 100:.1f}% of the measured {peak} matmul peak"
-            )
-            if best["mfu"] > 1:
-                text += " (above the peak: check the FLOP formula or the peak measurement)"
-        else:
-            text = f"{place} reaches {rate} with {best['loop']}; no measured peak, so no MFU"
-        out.append(Decision("Throughput", text + ".", True))
     return out
 
 
@@ -393,6 +617,7 @@ def _run_comparison_decisions(derived: Derived) -> list[Decision]:
                 f"These runs differ in machine keys ({', '.join(run_set.differing_hard_keys)}): "
                 "they are shown side by side, not as a regression check.",
                 False,
+                info=True,
             )
         )
     table = derived.run_comparison
@@ -400,22 +625,68 @@ def _run_comparison_decisions(derived: Derived) -> list[Decision]:
         ["baseline", "run", "workload"], sort=True
     ):
         ratios = group["speedup"].to_numpy(dtype=float)
-        excludes_one = ((group["speedup_ci_low"] > 1) | (group["speedup_ci_high"] < 1)).sum()
+        beyond = [
+            verdict(low, high, derived.threshold) in ("faster", "slower")
+            for low, high in zip(group["speedup_ci_low"], group["speedup_ci_high"], strict=True)
+        ]
         median = float(np.median(ratios))
         direction = "faster" if median >= 1 else "slower"
         factor = median if median >= 1 else 1 / median
         text = (
-            f"{run} against {baseline} on {workload}: median over {len(group)} matching cells "
-            f"{format_ratio(factor)} {direction} (range {format_ratio(ratios.min())}-"
-            f"{format_ratio(ratios.max())} the speed); {excludes_one} of {len(group)} cells "
-            "differ beyond their 95% CI"
+            f"{run} against {baseline} on {workload}, steady step: median over {len(group)} "
+            f"matching cells {format_ratio(factor)} {direction} (range "
+            f"{format_ratio(ratios.min())}-{format_ratio(ratios.max())} the speed); "
+            f"{sum(beyond)} of {len(group)} cells differ beyond ±{_percent(derived.threshold)} "
+            "with their 95% interval"
         )
-        out.append(Decision("Between runs", text + ".", bool(excludes_one)))
+        out.append(Decision("Between runs", text + ".", bool(sum(beyond))))
     return out
 
 
+def reading_notes(derived: Derived) -> list[str]:
+    """What the decisions rest on, said once above them: the figure, the claim rule, and
+    what the data lacks (intervals, per-epoch costs, equal-work losses)."""
+    cells = derived.cells
+    ok = cells[cells["status"] == "ok"]
+    band = _percent(derived.threshold)
+    notes = []
+    if derived.ladder is not None:
+        notes.append(
+            f"x {derived.ladder.reference} is per step over whole epochs (amortized: the steady "
+            "step plus per-epoch costs such as Keras's epoch end, spread over an epoch's steps); "
+            "the steady step alone is given beside it where it differs. "
+            f"A claim stands when its 95% interval across processes lies wholly outside ±{band} "
+            "(no practical difference, the regression gate's threshold), or wholly inside it; "
+            "a noisy cell's interval is wider and it is flagged, it does not veto a claim."
+        )
+    few = ok[~(pd.to_numeric(ok["n_processes"], errors="coerce") >= 2)]
+    if len(few) and len(few) == len(ok):
+        notes.append(
+            "Every cell ran one worker process: there is no interval (intervals come from "
+            "processes only), so nothing below is claimed; the figures are point estimates "
+            "(run with --processes 5 or more for claims)."
+        )
+    elif len(few):
+        notes.append(
+            f"{len(few)} of {len(ok)} cells ran one worker process: they have no interval, so "
+            "nothing about them is claimed."
+        )
+    if len(ok) and not ok["amortized_recorded"].any():
+        notes.append(
+            "These runs recorded no per-epoch costs (made before tf-loopbench did): the "
+            "amortized figures are the steady step."
+        )
+    if len(ok) and ok["equivalent"].map(optional_bool).isna().all():
+        notes.append(
+            "These runs recorded no equal-work losses (made before tf-loopbench did): whether "
+            "the loops trained alike is not checked here."
+        )
+    return notes
+
+
 def decisions(derived: Derived) -> list[Decision]:
-    """Every decision sentence of a report, grouped by topic in report order.
+    """Every decision sentence of a report, grouped by topic in report order: one topic per
+    setting, then crossovers; with several runs, how they compare first.
 
     Example::
 
@@ -423,14 +694,24 @@ def decisions(derived: Derived) -> list[Decision]:
             print(("" if decision.claim else "(no claim) ") + decision.text)
     """
     several_runs = len(derived.run_set.runs) > 1
-    return [
-        *_run_comparison_decisions(derived),
-        *_cost_decisions(derived, several_runs),
-        *_break_even_decisions(derived, several_runs),
-        *_crossover_decisions(derived, several_runs),
-        *_throughput_decisions(derived, several_runs),
-        *_failure_decisions(derived.cells, several_runs),
-    ]
+    out = [*_run_comparison_decisions(derived)]
+    if derived.ladder is None:
+        return [*out, *_failure_decisions(derived, several_runs)]
+    for _, group in derived.cells.groupby(list(SETTING_KEYS), sort=True):
+        out += _setting_decisions(derived, group, several_runs)
+    return [*out, *_crossover_decisions(derived, several_runs)]
 
 
-__all__ = ["Decision", "decisions", "format_rate", "format_ratio", "format_seconds"]
+__all__ = [
+    "Decision",
+    "compare",
+    "compiler_rung",
+    "decisions",
+    "format_rate",
+    "format_ratio",
+    "format_seconds",
+    "keras_choice",
+    "reading_notes",
+    "setting_heading",
+    "verdict",
+]

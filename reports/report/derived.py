@@ -1,4 +1,5 @@
-"""Derived figures per cell: speedups with CIs, compile break-even, FLOP/s and MFU, crossovers.
+"""Derived figures per cell: speedups with CIs, compile break-even, time to train,
+FLOP/s and MFU, crossovers.
 
 Every comparison between loop styles follows the runs' ladder (``reports.rundir.Ladder``,
 from metadata.json): each loop against the reference, and each rung against the one
@@ -6,33 +7,46 @@ it compares with (its neighbour: the two differ in one thing). Without a ladder 
 loop is compared with another. What it computes (every function takes the tidy tables
 of ``reports.report.aggregate``):
 
-``speedups(cells, processes, pairs)``
+Two step-time figures. The *amortized* step (``amortized_step_time_s``: the steady step
+plus per-epoch costs such as Keras's epoch end spread over an epoch's steps) is what a
+user pays over whole epochs; the *steady* step (``step_time_s``) is the timed step
+alone. Speedups are given on both; the report leads with the amortized one.
+
+``speedups(cells, processes, pairs, figure)``
     For each (loop, against) pair: speedup = median step time of ``against`` /
     median step time of the loop (above 1: the loop is faster), per (run,
-    workload, device, batch_size, width). The 95% CI comes from a seeded
-    percentile bootstrap of that ratio of medians over the per-process samples
-    (``reports.gate.stats.ratio_of_medians_ci``, the two loops resampled
-    independently). Percentile rather than BCa because a cell has only a handful
-    of processes: BCa's jackknife acceleration is unstable there. A loop or
-    reference with fewer than two ok processes gets the point estimate and a NaN CI.
+    workload, device, batch_size, width), on the ``figure`` ("amortized" or
+    "steady"). The 95% CI comes from a seeded percentile bootstrap of that ratio
+    of medians over the per-process samples (``reports.gate.stats.ratio_of_medians_ci``,
+    the two loops resampled independently). Percentile rather than BCa because a
+    cell has only a handful of processes: BCa's jackknife acceleration is unstable
+    there. A loop or reference with fewer than two ok processes gets the point
+    estimate and a NaN CI (intervals come from processes only).
 
 ``break_even(cells, pairs)``
     For each rung against its neighbour: total time after n steps is ``compile_s +
-    n * step_time_median_s`` for each; ``break_even_steps`` is the first n >= 1 at
-    which the rung's total is strictly lower. NaN when it never is (its steps are
-    not faster; ``outcome`` then says "never").
+    n * amortized step`` for each; ``break_even_steps`` is the first n >= 1 at
+    which the rung's total is strictly lower, ``break_even_epochs`` that in epochs.
+    NaN when it never is (its steps are not faster; ``outcome`` then says "never").
+
+``time_to_train(cells, processes, epochs)``
+    What training ``epochs`` epochs costs from a cold start, per cell: set-up
+    (``build_s`` + ``fit_setup_s`` where the loop has one) + the first step (trace and
+    compile) + ``(epochs * steps_per_epoch - 1)`` steady steps + ``epochs *
+    epoch_end_s`` where the loop has per-epoch costs. Medians of the run; a figure
+    summary.csv lacks (an older run) is the median of its processes.
 
 ``throughput(cells)``
-    achieved FLOP/s = model_flops_per_step / step_time_median_s, and
-    MFU = achieved / metadata soft.peak_matmul_flops[device].
+    achieved FLOP/s = model_flops_per_step / steady step, and
+    MFU = achieved / the run's measured matmul peak (metadata soft.peak_matmul_flops[device]).
 
 ``run_comparison(cells, processes)``
     Several runs: each later run against the first, cell by cell, as a
-    speedup with the same bootstrap CI.
+    speedup (steady step) with the same bootstrap CI.
 
 ``crossovers(cells, axis, pairs)``
     Over a sweep (``axis`` = "batch_size" or "width", the other cell keys
-    fixed): overhead = loop step time / reference step time - 1. The crossover
+    fixed): overhead = loop steady step / reference steady step - 1. The crossover
     is the FIRST GRID POINT from which on the overhead stays under the
     threshold (10%) for every larger grid point; no interpolation is used for
     it. ``crossover_log_interpolated`` adds, for information, the point where
@@ -56,6 +70,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from reports.gate.judge import DEFAULT_THRESHOLD
 from reports.gate.stats import median_ratio, ratio_of_medians_ci
 from reports.report.aggregate import GROUP_KEYS, RunSet, aggregate_processes
 from reports.rundir import Ladder
@@ -68,20 +83,28 @@ SETTING_KEYS = tuple(key for key in GROUP_KEYS if key != "loop")
 BOOTSTRAP_SEED = 20240605
 #: "Falls under 10%": the overhead threshold of the crossovers.
 OVERHEAD_THRESHOLD = 0.10
+#: The band of no practical difference: a claim stands when its 95% interval lies wholly
+#: outside 1 +- this (the regression gate's threshold, which the gate owns).
+PRACTICAL_DIFFERENCE = DEFAULT_THRESHOLD
+#: Epochs of the "time to train" figure unless the caller gives another count.
+DEFAULT_EPOCHS = 1
 
-#: The speedup columns ``derive`` adds to each cell: against the ladder's reference,
-#: and against the rung's neighbour (named in ``neighbour``).
+#: The step-time figures a speedup is computed on: (per-process column in samples.jsonl,
+#: per-cell column in summary.csv).
+FIGURES = {
+    "amortized": ("amortized_step_time_s", "amortized_step_time_s"),
+    "steady": ("step_time_s", "step_time_median_s"),
+}
+
+#: The speedup columns ``derive`` adds to each cell, by (against, figure): against the
+#: ladder's reference, and against the rung's neighbour (named in ``neighbour``); on the
+#: amortized step (what a user pays over whole epochs) and on the steady step.
 SPEEDUP_COLUMNS = {
-    "reference": (
-        "speedup_vs_reference",
-        "speedup_vs_reference_ci_low",
-        "speedup_vs_reference_ci_high",
-    ),
-    "neighbour": (
-        "speedup_vs_neighbour",
-        "speedup_vs_neighbour_ci_low",
-        "speedup_vs_neighbour_ci_high",
-    ),
+    (kind, figure): tuple(
+        f"{prefix}speedup_vs_{kind}{suffix}" for suffix in ("", "_ci_low", "_ci_high")
+    )
+    for kind in ("reference", "neighbour")
+    for figure, prefix in (("amortized", ""), ("steady", "steady_"))
 }
 
 
@@ -133,25 +156,30 @@ def _speedup(reference_times: np.ndarray, loop_times: np.ndarray) -> tuple[float
 
 
 def speedups(
-    cells: pd.DataFrame, processes: pd.DataFrame, pairs: Sequence[tuple[str, str]]
+    cells: pd.DataFrame,
+    processes: pd.DataFrame,
+    pairs: Sequence[tuple[str, str]],
+    figure: str = "amortized",
 ) -> pd.DataFrame:
     """Speedup of each ok loop against the loop it is paired with, in the same setting,
-    with a 95% CI.
+    on the step-time ``figure`` ("amortized": what a user pays over whole epochs, or
+    "steady"), with a 95% CI.
 
     One row per (run, workload, device, batch_size, width, loop, reference) where
     both loops are ok. Columns: GROUP_KEYS, reference (the loop compared against),
-    speedup, speedup_ci_low, speedup_ci_high, n_loop_processes,
+    figure, speedup, speedup_ci_low, speedup_ci_high, n_loop_processes,
     n_reference_processes. The point estimate is the ratio of the medians of the
     per-process samples (the statistic the bootstrap resamples); a cell without
-    process samples falls back to summary.csv's step_time_median_s, with a NaN CI.
+    process samples falls back to summary.csv's median, with a NaN CI.
 
     Example::
 
         speedups(run_set.cells, run_set.processes, reference_pairs(run_set.ladder))
     """
+    sample_column, cell_column = FIGURES[figure]
     ok = _ok(cells)
     samples = {
-        key: group["step_time_s"].dropna().to_numpy(dtype=float)
+        key: group[sample_column].dropna().to_numpy(dtype=float)
         for key, group in processes.groupby(list(GROUP_KEYS), sort=False)
     }
     rows = []
@@ -165,16 +193,14 @@ def speedups(
             if reference_times.size and loop_times.size:
                 point, low, high = _speedup(reference_times, loop_times)
             else:
-                point = float(
-                    by_loop.at[reference, "step_time_median_s"]
-                    / by_loop.at[loop, "step_time_median_s"]
-                )
+                point = float(by_loop.at[reference, cell_column] / by_loop.at[loop, cell_column])
                 low = high = math.nan
             rows.append(
                 {
                     **dict(zip(SETTING_KEYS, setting, strict=True)),
                     "loop": loop,
                     "reference": reference,
+                    "figure": figure,
                     "speedup": point,
                     "speedup_ci_low": low,
                     "speedup_ci_high": high,
@@ -185,6 +211,7 @@ def speedups(
     columns = [
         *GROUP_KEYS,
         "reference",
+        "figure",
         "speedup",
         "speedup_ci_low",
         "speedup_ci_high",
@@ -226,12 +253,14 @@ def break_even_step(
 
 
 def break_even(cells: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
-    """Break-even steps of each (loop, reference) pair (the ladder's neighbours), per setting.
+    """Break-even steps of each (loop, reference) pair (the ladder's neighbours), per
+    setting, on the amortized step (what a user pays per step over whole epochs).
 
     Columns: GROUP_KEYS, reference, compile_s, reference_compile_s,
-    step_time_s, reference_step_time_s, extra_compile_s, saving_per_step_s,
-    break_even_steps (NaN: never), break_even_s (wall time at break-even on
-    the loop), outcome.
+    step_time_s, reference_step_time_s (amortized), extra_compile_s,
+    saving_per_step_s, break_even_steps (NaN: never), break_even_epochs (of the
+    loop's epoch; NaN without steps_per_epoch), break_even_s (wall time at
+    break-even on the loop), outcome.
     """
     rows = []
     for setting, group in _ok(cells).groupby(list(SETTING_KEYS), sort=True):
@@ -240,12 +269,13 @@ def break_even(cells: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> pd.Data
             if loop not in by_loop.index or reference not in by_loop.index:
                 continue
             compile_s = float(by_loop.at[loop, "compile_s"])
-            step_time_s = float(by_loop.at[loop, "step_time_median_s"])
+            step_time_s = float(by_loop.at[loop, "amortized_step_time_s"])
             reference_compile_s = float(by_loop.at[reference, "compile_s"])
-            reference_step_time_s = float(by_loop.at[reference, "step_time_median_s"])
+            reference_step_time_s = float(by_loop.at[reference, "amortized_step_time_s"])
             steps, outcome = break_even_step(
                 compile_s, step_time_s, reference_compile_s, reference_step_time_s
             )
+            epoch_steps = _float(by_loop.loc[loop].get("steps_per_epoch"))
             rows.append(
                 {
                     **dict(zip(SETTING_KEYS, setting, strict=True)),
@@ -258,6 +288,7 @@ def break_even(cells: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> pd.Data
                     "extra_compile_s": compile_s - reference_compile_s,
                     "saving_per_step_s": reference_step_time_s - step_time_s,
                     "break_even_steps": steps,
+                    "break_even_epochs": steps / epoch_steps if epoch_steps > 0 else math.nan,
                     "break_even_s": compile_s + steps * step_time_s,
                     "outcome": outcome,
                 }
@@ -272,8 +303,128 @@ def break_even(cells: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> pd.Data
         "extra_compile_s",
         "saving_per_step_s",
         "break_even_steps",
+        "break_even_epochs",
         "break_even_s",
         "outcome",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _float(value) -> float:
+    """A number, or NaN for None, text and the like."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+# --------------------------------------------------------------------------- time to train
+
+#: The figures the time to train adds up, read from summary.csv (or, where an older
+#: run's summary lacks one, the median of its processes).
+TIME_TO_TRAIN_FIGURES = ("build_s", "fit_setup_s", "first_step_s", "epoch_end_s", "steps_per_epoch")
+#: Figures that only some loops have (Keras's set-up call and epoch ends): 0 where absent.
+PER_LOOP_FIGURES = ("fit_setup_s", "epoch_end_s")
+
+
+def train_time_s(
+    epochs: int,
+    *,
+    build_s: float,
+    first_step_s: float,
+    step_time_s: float,
+    steps_per_epoch: float,
+    fit_setup_s: float = 0.0,
+    epoch_end_s: float = 0.0,
+) -> float:
+    """Set-up + compile + ``epochs`` epochs from a cold start, in seconds: build_s +
+    fit_setup_s + first_step_s + (epochs * steps_per_epoch - 1) * step_time_s +
+    epochs * epoch_end_s.
+
+    >>> round(train_time_s(2, build_s=0.1, first_step_s=0.5, step_time_s=0.01,
+    ...                    steps_per_epoch=10, fit_setup_s=0.05, epoch_end_s=0.02), 9)
+    0.88
+    """
+    fit_setup_s = 0.0 if not np.isfinite(fit_setup_s) else fit_setup_s
+    epoch_end_s = 0.0 if not np.isfinite(epoch_end_s) else max(0.0, epoch_end_s)
+    steps = epochs * steps_per_epoch
+    total = build_s + fit_setup_s + first_step_s + (steps - 1) * step_time_s
+    return float(total + epochs * epoch_end_s)
+
+
+def time_to_train(
+    cells: pd.DataFrame, processes: pd.DataFrame, epochs: int = DEFAULT_EPOCHS
+) -> pd.DataFrame:
+    """Time to train ``epochs`` epochs per ok cell (see :func:`train_time_s`).
+
+    Columns: GROUP_KEYS, epochs, steps (epochs * steps_per_epoch), setup_s (build +
+    the loop's own set-up call), first_step_s, steps_s (the other steps, per-epoch costs included),
+    time_to_train_s (NaN where a figure is missing, e.g. steps_per_epoch in a run made
+    before it was recorded), plus the figures it adds up.
+    """
+    ok = _ok(cells)
+    medians = (
+        processes.groupby(list(GROUP_KEYS), sort=False)[list(TIME_TO_TRAIN_FIGURES)].median()
+        if not processes.empty and set(TIME_TO_TRAIN_FIGURES) <= set(processes.columns)
+        else pd.DataFrame(columns=list(TIME_TO_TRAIN_FIGURES))
+    )
+    found: dict[tuple, dict[str, float]] = {}
+    for row in ok.to_dict("records"):
+        key = tuple(row[k] for k in GROUP_KEYS)
+        figures = {}
+        for name in TIME_TO_TRAIN_FIGURES:
+            value = _float(row.get(name))
+            if not np.isfinite(value) and key in medians.index:
+                value = _float(medians.at[key, name])
+            if name in PER_LOOP_FIGURES and not np.isfinite(value):
+                value = 0.0
+            figures[name] = value
+        found[key] = figures
+    # an epoch's steps depend on the data and the batch only: a loop that did not record
+    # them (older runs recorded them for some loops) has its setting's
+    epoch_steps: dict[tuple, float] = {}
+    for key, figures in found.items():
+        if np.isfinite(figures["steps_per_epoch"]):
+            epoch_steps.setdefault(key[:-1], figures["steps_per_epoch"])
+    rows = []
+    for row in ok.to_dict("records"):
+        key = tuple(row[k] for k in GROUP_KEYS)
+        figures = found[key]
+        if not np.isfinite(figures["steps_per_epoch"]):
+            figures["steps_per_epoch"] = epoch_steps.get(key[:-1], math.nan)
+        step_time_s = float(row["step_time_median_s"])
+        total = train_time_s(
+            epochs,
+            build_s=figures["build_s"],
+            first_step_s=figures["first_step_s"],
+            step_time_s=step_time_s,
+            steps_per_epoch=figures["steps_per_epoch"],
+            fit_setup_s=figures["fit_setup_s"],
+            epoch_end_s=figures["epoch_end_s"],
+        )
+        steps = epochs * figures["steps_per_epoch"]
+        setup_s = figures["build_s"] + figures["fit_setup_s"]
+        rows.append(
+            {
+                **{k: row[k] for k in GROUP_KEYS},
+                **figures,
+                "step_time_median_s": step_time_s,
+                "epochs": epochs,
+                "steps": steps,
+                "setup_s": setup_s,
+                "steps_s": total - setup_s - figures["first_step_s"],
+                "time_to_train_s": total,
+            }
+        )
+    columns = [
+        *GROUP_KEYS,
+        *TIME_TO_TRAIN_FIGURES,
+        "step_time_median_s",
+        "epochs",
+        "steps",
+        "setup_s",
+        "steps_s",
+        "time_to_train_s",
     ]
     return pd.DataFrame(rows, columns=columns)
 
@@ -282,7 +433,8 @@ def break_even(cells: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> pd.Data
 
 
 def throughput(cells: pd.DataFrame) -> pd.DataFrame:
-    """Achieved FLOP/s and MFU per ok cell.
+    """Achieved FLOP/s (on the steady step) and MFU (against the run's matmul probe
+    peak) per ok cell.
 
     Columns: GROUP_KEYS, model_flops_per_step, step_time_median_s,
     achieved_flops_per_s, peak_matmul_flops, mfu (NaN without a measured peak
@@ -497,11 +649,13 @@ class Derived:
     """Every derived table of a RunSet.
 
     ``cells``: one row per (run, cell) with summary columns, process statistics,
-    ``speedup_vs_reference`` / ``_ci_low`` / ``_ci_high`` against the ladder's
-    reference (replacing summary.csv's own speedup_vs_fit, which has no CI),
-    ``neighbour`` and ``speedup_vs_neighbour`` / ``_ci_low`` / ``_ci_high`` against
-    the rung this loop compares with, ``achieved_flops_per_s`` and ``mfu``; in
-    ladder order. ``speedups`` holds every (loop, reference) pair the ladder draws.
+    speedups against the ladder's reference and against the rung this loop compares
+    with (``neighbour``), on the amortized and the steady step, each with its CI (the
+    names in SPEEDUP_COLUMNS; they replace summary.csv's own speedup_vs_fit, which has
+    none), ``time_to_train_s`` for ``epochs`` epochs, ``achieved_flops_per_s`` and
+    ``mfu``, and the equal-work loss of the equivalence reference of its setting
+    (``reference_equal_work_loss``, ``reference_equal_work_loop``); in ladder order.
+    ``speedups`` holds every (loop, reference, figure) the ladder draws.
     """
 
     run_set: RunSet
@@ -510,6 +664,10 @@ class Derived:
     break_even: pd.DataFrame
     crossovers: pd.DataFrame
     run_comparison: pd.DataFrame
+    time_to_train: pd.DataFrame
+    epochs: int = DEFAULT_EPOCHS
+    #: the band of no practical difference (1 +- this) a claim's interval must clear
+    threshold: float = PRACTICAL_DIFFERENCE
 
     @property
     def ladder(self) -> Ladder | None:
@@ -517,35 +675,70 @@ class Derived:
 
 
 def _speedup_columns(
-    long_speedups: pd.DataFrame, pairs: Sequence[tuple[str, str]], kind: str
+    long_speedups: pd.DataFrame, pairs: Sequence[tuple[str, str]], kind: str, figure: str
 ) -> pd.DataFrame:
-    """The speedups of ``pairs`` as one row per cell with the ``kind`` columns."""
+    """The speedups of ``pairs`` on ``figure`` as one row per cell with the
+    (``kind``, ``figure``) columns."""
     wanted = pd.DataFrame(pairs, columns=["loop", "reference"])
-    part = long_speedups.merge(wanted, on=["loop", "reference"], how="inner")
-    names = SPEEDUP_COLUMNS[kind]
+    part = long_speedups[long_speedups["figure"] == figure].merge(
+        wanted, on=["loop", "reference"], how="inner"
+    )
+    names = SPEEDUP_COLUMNS[(kind, figure)]
     part = part[[*GROUP_KEYS, "speedup", "speedup_ci_low", "speedup_ci_high"]].rename(
         columns=dict(zip(("speedup", "speedup_ci_low", "speedup_ci_high"), names, strict=True))
     )
     return part
 
 
-def derive(run_set: RunSet) -> Derived:
-    """Compute every derived table for a RunSet (see the module docstring)."""
+def equal_work_reference(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per cell, the loop its equal-work loss was checked against (the cell of its setting
+    marked ``equivalence_reference``) and that loop's loss; None/NaN where the run has
+    none (runs made before equal work was recorded)."""
+    cells = cells.copy()
+    marked = (
+        cells["equivalence_reference"].map(lambda value: value is True or value == "True")
+        if "equivalence_reference" in cells
+        else pd.Series(False, index=cells.index)
+    )
+    references = cells[marked & (cells["status"] == "ok")]
+    by_setting = {
+        tuple(row[k] for k in SETTING_KEYS): (row["loop"], _float(row.get("equal_work_loss")))
+        for row in references.to_dict("records")
+    }
+    found = [
+        by_setting.get(tuple(row[k] for k in SETTING_KEYS)) for row in cells.to_dict("records")
+    ]
+    cells["reference_equal_work_loop"] = [f[0] if f else None for f in found]
+    cells["reference_equal_work_loss"] = [f[1] if f else math.nan for f in found]
+    return cells
+
+
+def derive(run_set: RunSet, epochs: int = DEFAULT_EPOCHS) -> Derived:
+    """Compute every derived table for a RunSet (see the module docstring); the time to
+    train is for ``epochs`` epochs."""
     ladder = run_set.ladder
     cells = run_set.cells.drop(columns=["speedup_vs_fit"]).merge(
         aggregate_processes(run_set.processes), on=list(GROUP_KEYS), how="left"
     )
     against_reference, against_neighbour = reference_pairs(ladder), neighbour_pairs(ladder)
-    long_speedups = speedups(
-        run_set.cells, run_set.processes, against_reference + against_neighbour
+    long_speedups = pd.concat(
+        [
+            speedups(run_set.cells, run_set.processes, against_reference + against_neighbour, f)
+            for f in FIGURES
+        ],
+        ignore_index=True,
     )
     for kind, pairs in (("reference", against_reference), ("neighbour", against_neighbour)):
-        part = _speedup_columns(long_speedups, pairs, kind)
-        cells = cells.merge(part, on=list(GROUP_KEYS), how="left")
+        for figure in FIGURES:
+            part = _speedup_columns(long_speedups, pairs, kind, figure)
+            cells = cells.merge(part, on=list(GROUP_KEYS), how="left")
     neighbours = dict(against_neighbour)
     cells["neighbour"] = cells["loop"].map(lambda loop: neighbours.get(loop))
     rates = throughput(run_set.cells)[[*GROUP_KEYS, "achieved_flops_per_s", "mfu"]]
     cells = cells.merge(rates, on=list(GROUP_KEYS), how="left")
+    trained = time_to_train(run_set.cells, run_set.processes, epochs)
+    cells = cells.merge(trained[[*GROUP_KEYS, "time_to_train_s"]], on=list(GROUP_KEYS), how="left")
+    cells = equal_work_reference(cells)
     ranks = {loop: i for i, loop in enumerate(loop_order(ladder, cells["loop"]))}
     cells["loop_rank"] = cells["loop"].map(ranks)
     cells = (
@@ -556,13 +749,19 @@ def derive(run_set: RunSet) -> Derived:
     sweeps = [
         crossovers(run_set.cells, crossover_pairs(ladder), axis) for axis in ("batch_size", "width")
     ]
+    # break-even in epochs: an epoch's steps as the time to train found them
+    epoch_cells = run_set.cells.drop(columns=["steps_per_epoch"], errors="ignore").merge(
+        trained[[*GROUP_KEYS, "steps_per_epoch"]], on=list(GROUP_KEYS), how="left"
+    )
     return Derived(
         run_set=run_set,
         cells=cells,
         speedups=long_speedups,
-        break_even=break_even(run_set.cells, against_neighbour),
+        break_even=break_even(epoch_cells, against_neighbour),
         crossovers=pd.concat(sweeps, ignore_index=True),
         run_comparison=run_comparison(run_set.cells, run_set.processes),
+        time_to_train=trained,
+        epochs=epochs,
     )
 
 
@@ -571,10 +770,14 @@ DERIVED_TABLES: dict[str, Callable[[RunSet], pd.DataFrame]] = {
     "speedups_vs_reference": lambda rs: speedups(
         rs.cells, rs.processes, reference_pairs(rs.ladder)
     ),
+    "steady_speedups_vs_reference": lambda rs: speedups(
+        rs.cells, rs.processes, reference_pairs(rs.ladder), "steady"
+    ),
     "speedups_vs_neighbour": lambda rs: speedups(
         rs.cells, rs.processes, neighbour_pairs(rs.ladder)
     ),
     "break_even": lambda rs: break_even(rs.cells, neighbour_pairs(rs.ladder)),
+    "time_to_train": lambda rs: time_to_train(rs.cells, rs.processes),
     "throughput": lambda rs: throughput(rs.cells),
     "crossovers_batch_size": lambda rs: crossovers(
         rs.cells, crossover_pairs(rs.ladder), "batch_size"
@@ -584,7 +787,10 @@ DERIVED_TABLES: dict[str, Callable[[RunSet], pd.DataFrame]] = {
 }
 
 __all__ = [
+    "DEFAULT_EPOCHS",
     "DERIVED_TABLES",
+    "FIGURES",
+    "PRACTICAL_DIFFERENCE",
     "Derived",
     "break_even",
     "break_even_step",
@@ -597,4 +803,6 @@ __all__ = [
     "run_comparison",
     "speedups",
     "throughput",
+    "time_to_train",
+    "train_time_s",
 ]

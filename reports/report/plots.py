@@ -2,14 +2,19 @@
 
 Plots (each written only when the data has something to show):
 
-* ``step_times.png``: median step time per loop style, 95% CI bars, one panel per workload.
-* ``speedup_vs_<reference>.png``: speedup against the ladder's reference loop with its
-  bootstrap 95% CI (log scale).
+Every figure with an interval is a point with 95% whiskers (no bars on a log axis); a
+point without an interval (one process) has no whisker.
+
+* ``step_times.png``: median steady step per loop style with whiskers, the amortized
+  step (per-epoch costs included) as a hollow point where it differs; a panel per workload.
+* ``speedup_vs_<reference>.png``: speedup against the ladder's reference loop, amortized
+  and steady, with bootstrap 95% whiskers (log scale; the band of no practical
+  difference shaded).
 * ``batch_sweep.png`` / ``width_sweep.png``: step time against batch size (width),
   log-log, one line per loop style, crossovers (overhead against the reference under
   10%) marked with a star; only when a setting has two or more grid points.
 * ``break_even.png``: steps until a rung's compile time pays back against the rung it
-  compares with ("never" where it does not).
+  compares with, as points ("never" where it does not), the report's epochs dashed.
 
 Loops are drawn in ladder order, each in its colour of ``PALETTE`` by its place there.
 * ``profile.png``: profiler breakdown per step (op time, input wait, the rest)
@@ -37,7 +42,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import ticker  # noqa: E402
 
-from reports.report.derived import OVERHEAD_THRESHOLD, Derived, loop_order  # noqa: E402
+from reports.report.derived import (  # noqa: E402
+    OVERHEAD_THRESHOLD,
+    SPEEDUP_COLUMNS,
+    Derived,
+    loop_order,
+)
 
 #: Colours of the loops in ladder order (the reference first); loops not on it are gray.
 PALETTE = (
@@ -53,6 +63,8 @@ PALETTE = (
     "#bcbd22",
 )
 DPI = 96
+#: The shaded band of no practical difference (a patch, not a bar)
+BAND_GID = "no-practical-difference"
 VARIANT_KEYS = ("run", "device", "batch_size", "width")
 
 
@@ -115,8 +127,59 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
+def _points(axis, x, y, low, high, color, *, filled: bool = True, label=None) -> None:
+    """Point estimates with 95% interval whiskers; no whisker where there is no interval
+    (NaN bounds: fewer than two processes)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    colors = color if isinstance(color, list) else [color] * len(x)
+    shown = np.isfinite(y) & (y > 0)
+    for xi, yi, lo, hi, c, show in zip(x, y, low, high, colors, shown, strict=True):
+        if not show:
+            continue
+        if np.isfinite(lo) and np.isfinite(hi):
+            axis.errorbar(
+                [xi],
+                [yi],
+                yerr=[[max(0.0, yi - lo)], [max(0.0, hi - yi)]],
+                fmt="none",
+                ecolor=c,
+                elinewidth=1.2,
+                capsize=3,
+            )
+        axis.plot(
+            [xi],
+            [yi],
+            marker="o" if filled else "D",
+            markersize=6 if filled else 5,
+            color=c,
+            markerfacecolor=c if filled else "white",
+            markeredgecolor="black" if filled else c,
+            markeredgewidth=0.6 if filled else 1.4,
+            linestyle="none",
+        )
+    if label is not None:  # one legend entry, however many points
+        axis.plot(
+            [],
+            [],
+            marker="o" if filled else "D",
+            color="gray",
+            markerfacecolor="gray" if filled else "white",
+            markeredgecolor="black" if filled else "gray",
+            linestyle="none",
+            label=label,
+        )
+
+
+def _offsets(count: int, spread: float = 0.6) -> np.ndarray:
+    if count <= 1:
+        return np.zeros(1)
+    return np.linspace(-spread / 2, spread / 2, count)
+
+
 def plot_step_times(derived: Derived, path: Path) -> Path | None:
-    """Median step time per loop style with 95% CI bars; a panel per workload."""
+    """Median steady step per loop style with 95% interval whiskers, and the amortized
+    step (per-epoch costs included) where it differs; a panel per workload."""
     cells = derived.cells
     ok = cells[cells["status"] == "ok"]
     if ok.empty:
@@ -129,30 +192,36 @@ def plot_step_times(derived: Derived, path: Path) -> Path | None:
         frame["variant"] = _variant_labels(frame)
         loops = _loops_in(derived, frame)
         variants = list(dict.fromkeys(frame["variant"]))
-        bar_width = 0.8 / len(variants)
-        for index, variant in enumerate(variants):
-            part = frame[frame["variant"] == variant].set_index("loop")
-            positions = np.arange(len(loops)) + (index - (len(variants) - 1) / 2) * bar_width
-            medians = (
-                np.array([part["step_time_median_s"].get(loop, np.nan) for loop in loops]) * 1e3
-            )
-            lows = np.array([part["step_time_ci_low_s"].get(loop, np.nan) for loop in loops]) * 1e3
-            highs = (
-                np.array([part["step_time_ci_high_s"].get(loop, np.nan) for loop in loops]) * 1e3
-            )
-            errors = np.nan_to_num(np.vstack([medians - lows, highs - medians]).clip(min=0))
-            axis.bar(
+        offsets = _offsets(len(variants))
+        amortized_shown = False
+        for offset, variant in zip(offsets, variants, strict=True):
+            part = frame[frame["variant"] == variant].set_index("loop").reindex(loops)
+            positions = np.arange(len(loops)) + offset
+            ok_part = (part["status"] == "ok").to_numpy()
+            steady = np.where(ok_part, part["step_time_median_s"].to_numpy(dtype=float), np.nan)
+            _points(
+                axis,
                 positions,
-                np.nan_to_num(medians),
-                bar_width,
-                yerr=errors,
-                capsize=2,
-                color=[colors.get(loop, "gray") for loop in loops],
-                alpha=1.0 - 0.5 * index / max(1, len(variants)),
-                edgecolor="black",
-                linewidth=0.4,
-                label=variant or None,
+                steady * 1e3,
+                part["step_time_ci_low_s"].to_numpy(dtype=float) * 1e3,
+                part["step_time_ci_high_s"].to_numpy(dtype=float) * 1e3,
+                [colors.get(loop, "gray") for loop in loops],
             )
+            amortized = np.where(
+                ok_part, part["amortized_step_time_s"].to_numpy(dtype=float), np.nan
+            )
+            differs = np.isfinite(amortized) & (np.abs(amortized / steady - 1) > 0.01)
+            if differs.any():
+                amortized_shown = True
+                _points(
+                    axis,
+                    positions[differs],
+                    amortized[differs] * 1e3,
+                    np.full(differs.sum(), np.nan),
+                    np.full(differs.sum(), np.nan),
+                    [colors.get(loop, "gray") for loop, d in zip(loops, differs, strict=True) if d],
+                    filled=False,
+                )
             for position, loop in zip(positions, loops, strict=True):
                 status = part["status"].get(loop)
                 if status in ("failed", "skipped"):
@@ -166,19 +235,37 @@ def plot_step_times(derived: Derived, path: Path) -> Path | None:
                         fontsize=7,
                         transform=axis.get_xaxis_transform(),
                     )
+            if variant:
+                for position in positions:
+                    axis.annotate(
+                        variant,
+                        (position, 0.98),
+                        xycoords=("data", "axes fraction"),
+                        fontsize=5,
+                        rotation=90,
+                        ha="center",
+                        va="top",
+                        color="gray",
+                    )
         axis.set_xticks(np.arange(len(loops)), loops, rotation=20)
+        axis.set_xlim(-0.6, len(loops) - 0.4)
         _log_scale(axis)
-        axis.set_ylabel("median step time (ms)")
+        axis.set_ylabel("step time (ms)")
         axis.set_title(workload)
-        if any(variants):
+        if amortized_shown:
+            _points(axis, [], [], [], [], "gray", label="steady step (median)")
+            _points(
+                axis, [], [], [], [], "gray", filled=False, label="amortized (per-epoch costs in)"
+            )
             axis.legend(fontsize=7)
-    figure.suptitle("Step time per loop style (bars: 95% CI)")
+    figure.suptitle("Step time per loop style (points: medians; whiskers: 95% CI across processes)")
     return _save(figure, path)
 
 
 def plot_speedups(derived: Derived, path: Path) -> Path | None:
-    """Speedup against the reference per loop style with bootstrap 95% CI; log scale,
-    line at 1."""
+    """Speedup against the reference per loop style, amortized (filled) and steady
+    (hollow), with bootstrap 95% interval whiskers; log scale, the band of no practical
+    difference shaded."""
     if derived.ladder is None:
         return None
     reference = derived.ladder.reference
@@ -188,43 +275,44 @@ def plot_speedups(derived: Derived, path: Path) -> Path | None:
     colors = loop_colors(derived)
     workloads = sorted(cells["workload"].unique())
     figure, axes = _panels(len(workloads))
+    band = derived.threshold
     for axis, workload in zip(axes, workloads, strict=True):
         frame = cells[cells["workload"] == workload].copy()
         frame["variant"] = _variant_labels(frame)
         loops = _loops_in(derived, frame)
         variants = list(dict.fromkeys(frame["variant"]))
-        bar_width = 0.8 / len(variants)
-        for index, variant in enumerate(variants):
+        offsets = _offsets(len(variants))
+        step = 0.6 / max(1, len(variants)) / 3
+        for offset, variant in zip(offsets, variants, strict=True):
             part = frame[frame["variant"] == variant].set_index("loop").reindex(loops)
-            positions = np.arange(len(loops)) + (index - (len(variants) - 1) / 2) * bar_width
-            values = part["speedup_vs_reference"].to_numpy(dtype=float)
-            errors = np.vstack(
-                [
-                    values - part["speedup_vs_reference_ci_low"],
-                    part["speedup_vs_reference_ci_high"] - values,
-                ]
-            ).astype(float)
-            axis.bar(
-                positions,
-                np.nan_to_num(values, nan=1.0),
-                bar_width,
-                bottom=0,
-                yerr=np.nan_to_num(errors).clip(min=0),
-                capsize=2,
-                color=[colors.get(loop, "gray") for loop in loops],
-                alpha=1.0 - 0.5 * index / max(1, len(variants)),
-                edgecolor="black",
-                linewidth=0.4,
-                label=variant or None,
-            )
+            positions = np.arange(len(loops)) + offset
+            loop_colors_ = [colors.get(loop, "gray") for loop in loops]
+            for figure_name, shift, filled in (("amortized", -step, True), ("steady", step, False)):
+                value, low, high = SPEEDUP_COLUMNS[("reference", figure_name)]
+                _points(
+                    axis,
+                    positions + shift,
+                    part[value].to_numpy(dtype=float),
+                    part[low].to_numpy(dtype=float),
+                    part[high].to_numpy(dtype=float),
+                    loop_colors_,
+                    filled=filled,
+                )
+        axis.axhspan(1 - band, 1 + band, color="#dddddd", zorder=0, gid=BAND_GID)
         axis.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
         _log_scale(axis)
         axis.set_xticks(np.arange(len(loops)), loops, rotation=20)
+        axis.set_xlim(-0.6, len(loops) - 0.4)
         axis.set_ylabel(f"speedup vs {reference} (>1: faster)")
-        axis.set_title(workload)
-        if any(variants):
-            axis.legend(fontsize=7)
-    figure.suptitle(f"Speedup against {reference} (bars: bootstrap 95% CI)")
+        axis.set_title(
+            workload if not any(variants) else f"{workload} ({', '.join(variants)})", fontsize=10
+        )
+        _points(axis, [], [], [], [], "gray", label="amortized (per-epoch costs in)")
+        _points(axis, [], [], [], [], "gray", filled=False, label="steady step")
+        axis.legend(fontsize=7)
+    figure.suptitle(
+        f"Speedup against {reference} (whiskers: bootstrap 95% CI; gray band: within ±{band:.0%})"
+    )
     return _save(figure, path)
 
 
@@ -252,21 +340,15 @@ def plot_sweep(derived: Derived, path: Path, axis_key: str = "batch_size") -> Pa
             line = group[group["loop"] == loop].sort_values(axis_key)
             x = line[axis_key].to_numpy(dtype=float)
             median = line["step_time_median_s"].to_numpy(dtype=float) * 1e3
-            errors = np.vstack(
-                [
-                    median - line["step_time_ci_low_s"] * 1e3,
-                    line["step_time_ci_high_s"] * 1e3 - median,
-                ]
-            ).astype(float)
-            axis.errorbar(
+            color = colors.get(loop, "gray")
+            axis.plot(x, median, marker="o", markersize=3, color=color, label=loop)
+            _points(
+                axis,
                 x,
                 median,
-                yerr=np.nan_to_num(errors).clip(min=0),
-                marker="o",
-                markersize=3,
-                capsize=2,
-                color=colors.get(loop, "gray"),
-                label=loop,
+                line["step_time_ci_low_s"].to_numpy(dtype=float) * 1e3,
+                line["step_time_ci_high_s"].to_numpy(dtype=float) * 1e3,
+                color,
             )
             marks = crossovers[
                 (crossovers["run"] == run)
@@ -307,7 +389,9 @@ def plot_sweep(derived: Derived, path: Path, axis_key: str = "batch_size") -> Pa
 
 
 def plot_break_even(derived: Derived, path: Path) -> Path | None:
-    """Steps until each rung's compile time pays back against the rung it compares with."""
+    """Steps until each rung's compile time pays back against the rung it compares with:
+    points on a log axis ("never" written where it does not), the steps of the report's
+    epochs as a dashed line."""
     table = derived.break_even
     if table.empty:
         return None
@@ -319,36 +403,67 @@ def plot_break_even(derived: Derived, path: Path) -> Path | None:
         frame["variant"] = _variant_labels(frame)
         variants = list(dict.fromkeys(frame["variant"]))
         pairs = list(dict.fromkeys(zip(frame["loop"], frame["reference"], strict=True)))
-        bar_width = 0.8 / len(pairs)
-        ceiling = np.nanmax(frame["break_even_steps"].to_numpy(dtype=float), initial=1.0) * 3
-        for index, (loop, reference) in enumerate(pairs):
+        offsets = _offsets(len(pairs))
+        finite = frame["break_even_steps"].to_numpy(dtype=float)
+        ceiling = np.nanmax(finite, initial=1.0) * 3
+        for offset, (loop, reference) in zip(offsets, pairs, strict=True):
             part = frame[(frame["loop"] == loop) & (frame["reference"] == reference)]
             part = part.set_index("variant").reindex(variants)
-            positions = np.arange(len(variants)) + (index - (len(pairs) - 1) / 2) * bar_width
+            positions = np.arange(len(variants)) + offset
             steps = part["break_even_steps"].to_numpy(dtype=float)
-            axis.bar(
-                positions,
-                np.nan_to_num(steps, nan=0.0),
-                bar_width,
-                color=colors.get(loop, "gray"),
-                edgecolor="black",
-                linewidth=0.4,
+            color = colors.get(loop, "gray")
+            axis.plot(
+                positions[np.isfinite(steps)],
+                steps[np.isfinite(steps)],
+                marker="o",
+                markersize=7,
+                linestyle="none",
+                color=color,
+                markeredgecolor="black",
                 label=f"{loop} vs {reference}",
             )
             for position, value, outcome in zip(positions, steps, part["outcome"], strict=True):
                 if outcome in ("never", "unknown"):
                     axis.text(
-                        position, 1.2, outcome, rotation=90, ha="center", va="bottom", fontsize=7
+                        position,
+                        1.2,
+                        outcome,
+                        rotation=90,
+                        ha="center",
+                        va="bottom",
+                        fontsize=7,
+                        color=color,
                     )
                 elif np.isfinite(value):
                     axis.text(
-                        position, value * 1.1, f"{value:.0f}", ha="center", va="bottom", fontsize=6
+                        position,
+                        value * 1.25,
+                        f"{value:,.0f}",
+                        ha="center",
+                        va="bottom",
+                        fontsize=6,
                     )
-        axis.set_ylim(1, max(ceiling, 10))  # before the log scale: bars of "never" are 0
+        per_epoch = frame["break_even_steps"] / frame["break_even_epochs"]
+        epoch_steps = per_epoch[np.isfinite(per_epoch)].median() if len(variants) == 1 else np.nan
+        if np.isfinite(epoch_steps):
+            at = epoch_steps * derived.epochs
+            axis.axhline(at, color="gray", linewidth=0.8, linestyle="--")
+            axis.text(
+                len(variants) - 0.5,
+                at,
+                f" {derived.epochs} epoch{'s' if derived.epochs != 1 else ''}",
+                fontsize=7,
+                color="gray",
+                va="bottom",
+                ha="right",
+            )
+            ceiling = max(ceiling, at * 3)
+        axis.set_ylim(0.7, max(ceiling, 10))  # a break-even of 1 step shows whole
         _log_scale(axis)
         axis.set_xticks(
             np.arange(len(variants)), [v or workload for v in variants], rotation=15, fontsize=8
         )
+        axis.set_xlim(-0.6, len(variants) - 0.4)
         axis.set_ylabel("steps to break even")
         axis.set_title(f"{workload}: each rung vs the one it compares with", fontsize=10)
         axis.legend(fontsize=7)
@@ -407,13 +522,17 @@ def write_plots(derived: Derived, plots_dir: str | os.PathLike[str]) -> list[Plo
             "Step time per loop style",
             "step_times.png",
             plot_step_times,
-            "Median step time of each loop style; bars are the 95% CI from the run's processes.",
+            "Median steady step of each loop style (filled points) with its 95% CI across "
+            "processes (whiskers; none where a cell ran one process); hollow points: the "
+            "amortized step, per-epoch costs included, where it differs.",
         ),
         (
             f"Speedup against {reference}",
             f"speedup_vs_{reference}.png",
             plot_speedups,
-            f"Above 1: faster than {reference}. Bars: bootstrap 95% CI of the ratio of medians.",
+            f"Above 1: faster than {reference}. Filled: amortized (what a user pays over whole "
+            "epochs); hollow: steady step. Whiskers: bootstrap 95% CI of the ratio of medians "
+            "across processes (none without one); gray band: no practical difference.",
         ),
         (
             "Step time against batch size",
@@ -432,7 +551,8 @@ def write_plots(derived: Derived, plots_dir: str | os.PathLike[str]) -> list[Plo
             "break_even.png",
             plot_break_even,
             "Steps after which a rung's total time, compile included, is lower than that of "
-            "the rung it compares with.",
+            "the rung it compares with (amortized steps, the run's medians; no interval); the "
+            "dashed line: the steps of the report's epochs.",
         ),
         (
             "Profiler breakdown",

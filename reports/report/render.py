@@ -3,7 +3,7 @@
 Both come from one document model (headings, paragraphs, bullet lists,
 tables, images, collapsible details) built by ``build_document`` from the
 derived tables, the decisions and the plots, so the two never disagree.
-report.md links the PNGs under ``plots/`` by relative path (fit for a CI job
+report.md links the PNGs under ``plots/`` by relative path (suited to a CI job
 summary: it stays short, the full cell table is folded in ``<details>``);
 report.html embeds every PNG as a base64 ``data:`` URI and needs no network.
 
@@ -26,10 +26,24 @@ import numpy as np
 import pandas as pd
 
 from reports.gate.stats import BOOTSTRAP_RESAMPLES, CONFIDENCE_LEVEL
-from reports.report.decisions import Decision, format_rate, format_ratio, format_seconds
-from reports.report.derived import BOOTSTRAP_SEED, OVERHEAD_THRESHOLD, Derived
+from reports.report.aggregate import GROUP_KEYS
+from reports.report.decisions import (
+    Decision,
+    format_rate,
+    format_ratio,
+    format_seconds,
+    keras_choice,
+    optional_bool,
+    reading_notes,
+)
+from reports.report.derived import (
+    BOOTSTRAP_SEED,
+    OVERHEAD_THRESHOLD,
+    SETTING_KEYS,
+    SPEEDUP_COLUMNS,
+    Derived,
+)
 from reports.report.plots import Plot
-from reports.rundir import Ladder
 
 # --------------------------------------------------------------------------- document model
 
@@ -71,56 +85,78 @@ Block = Heading | Paragraph | Bullets | Table | Image | Details
 
 # --------------------------------------------------------------------------- formatting
 
+#: What a table shows where a figure has no interval; the reason is said once below it.
+NO_INTERVAL = "[—]"
+
 
 def _interval(value: float, low: float, high: float, fmt) -> str:
     if not np.isfinite(value):
         return ""
     if np.isfinite(low) and np.isfinite(high):
         return f"{fmt(value)} [{fmt(low)}-{fmt(high)}]"
-    return fmt(value)
+    return f"{fmt(value)} {NO_INTERVAL}"
+
+
+def _ratio(row: dict, kind: str, figure: str) -> str:
+    return _interval(*(row[c] for c in SPEEDUP_COLUMNS[(kind, figure)]), format_ratio)
+
+
+def _steps(steps: float) -> str:
+    return f"{steps:,.0f} step{'' if steps == 1 else 's'}"
 
 
 def _int_or_blank(value: float) -> str:
     return "" if value is None or not np.isfinite(value) else f"{value:.0f}"
 
 
-def _speedup_fields(row: dict, ladder: Ladder | None) -> dict[str, str]:
-    """A cell's speedups against the ladder's reference and against its neighbour."""
-    if ladder is None:
-        return {}
-    against_neighbour = _interval(
-        row["speedup_vs_neighbour"],
-        row["speedup_vs_neighbour_ci_low"],
-        row["speedup_vs_neighbour_ci_high"],
-        format_ratio,
-    )
-    return {
-        f"vs {ladder.reference} [95% CI]": _interval(
-            row["speedup_vs_reference"],
-            row["speedup_vs_reference_ci_low"],
-            row["speedup_vs_reference_ci_high"],
-            format_ratio,
-        ),
-        "vs neighbour [95% CI]": (
-            f"{row['neighbour']}: {against_neighbour}" if against_neighbour else ""
-        ),
+def _keras_column(derived: Derived) -> bool:
+    """Does any cell record what Keras chose (a loop such as the reference does)?"""
+    return any(keras_choice(row) for row in derived.cells.to_dict("records"))
+
+
+def _equal_work(row: dict) -> str:
+    """A cell's equal-work loss ("0.0256 @6") and whether it matches the equivalence
+    reference's; empty for runs made before it was recorded."""
+    loss, steps = row.get("equal_work_loss"), row.get("equal_work_steps")
+    if row["status"] != "ok" or not isinstance(loss, int | float) or not np.isfinite(loss):
+        return ""
+    at = f" @{steps:.0f}" if isinstance(steps, int | float) and np.isfinite(steps) else ""
+    mark = {True: "equivalent", False: "NOT equivalent", None: "not checked"}[
+        optional_bool(row.get("equivalent"))
+    ]
+    return f"{loss:.6g}{at}, {mark}"
+
+
+def _not_equivalent(row: dict) -> bool:
+    return row["status"] == "ok" and optional_bool(row.get("equivalent")) is False
+
+
+def _setting_fields(row: dict, several_runs: bool) -> dict[str, str]:
+    fields = {
+        "run": row["run"],
+        "workload": row["workload"],
+        "device": row["device"],
+        "batch": str(row["batch_size"]),
+        "width": str(row["width"]) if row["width"] else "",
     }
+    if not several_runs:
+        fields.pop("run")
+    return fields
 
 
 def _cells_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
+    ladder = derived.ladder
+    keras = _keras_column(derived)
+    reference = ladder.reference if ladder is not None else None
     rows = []
     for row in derived.cells.to_dict("records"):
         ok = row["status"] == "ok"
         mfu = row.get("mfu", math.nan)
         record = {
-            "run": row["run"],
-            "workload": row["workload"],
-            "device": row["device"],
-            "batch": str(row["batch_size"]),
-            "width": str(row["width"]) if row["width"] else "",
+            **_setting_fields(row, several_runs),
             "loop": row["loop"],
             "status": row["status"] + (" (noisy)" if ok and row["noisy"] else ""),
-            "step time [95% CI]": _interval(
+            "steady step [95% CI]": _interval(
                 row["step_time_median_s"],
                 row["step_time_ci_low_s"],
                 row["step_time_ci_high_s"],
@@ -128,35 +164,54 @@ def _cells_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
             )
             if ok
             else "",
+            "amortized step": format_seconds(row["amortized_step_time_s"]) if ok else "",
             "examples/s": f"{row['examples_per_s']:.4g}" if ok else "",
-            **_speedup_fields(row, derived.ladder),
-            "compile": format_seconds(row["compile_s"]) if ok else "",
-            "FLOP/s": format_rate(row["achieved_flops_per_s"]) if ok else "",
-            "MFU": f"{mfu * 100:.1f}%" if ok and np.isfinite(mfu) else "",
-            "processes": _int_or_blank(row["n_processes"]),
-            "error": str(row["error"]) if isinstance(row.get("error"), str) else "",
         }
-        if not several_runs:
-            record.pop("run")
+        if ladder is not None:
+            record[f"x {reference}, amortized [95% CI]"] = (
+                _ratio(row, "reference", "amortized") if ok else ""
+            )
+            record[f"x {reference}, steady [95% CI]"] = (
+                _ratio(row, "reference", "steady") if ok else ""
+            )
+            against = _ratio(row, "neighbour", "amortized") if ok else ""
+            record["x neighbour, amortized [95% CI]"] = (
+                f"{row['neighbour']}: {against}" if against else ""
+            )
+        if keras:
+            record["Keras chose"] = keras_choice(row) or ""
+        record.update(
+            {
+                "compile": format_seconds(row["compile_s"]) if ok else "",
+                f"train {derived.epochs} epoch{'s' if derived.epochs != 1 else ''}": (
+                    format_seconds(row.get("time_to_train_s", math.nan)) if ok else ""
+                ),
+                "equal work: loss @steps": _equal_work(row),
+                "FLOP/s": format_rate(row["achieved_flops_per_s"]) if ok else "",
+                "MFU (probe peak)": f"{mfu * 100:.1f}%" if ok and np.isfinite(mfu) else "",
+                "processes": _int_or_blank(row["n_processes"]),
+                "error": str(row["error"]) if isinstance(row.get("error"), str) else "",
+            }
+        )
         rows.append(record)
     return pd.DataFrame(rows)
 
 
-def _speedup_pivot(derived: Derived, several_runs: bool) -> pd.DataFrame:
-    """Rows: settings; columns: loops; values: speedup vs the reference [CI] or the status."""
+def _speedup_pivot(derived: Derived, several_runs: bool, figure: str) -> pd.DataFrame:
+    """Rows: settings; columns: loops; values: speedup against the reference on ``figure``
+    [CI], the status, or (the reference's column) what Keras chose for it."""
     cells = derived.cells.copy()
     reference = derived.ladder.reference
-    cells["value"] = [
-        _interval(
-            row["speedup_vs_reference"],
-            row["speedup_vs_reference_ci_low"],
-            row["speedup_vs_reference_ci_high"],
-            format_ratio,
-        )
-        if row["status"] == "ok" and row["loop"] != reference
-        else ("1 (reference)" if row["status"] == "ok" else row["status"])
-        for row in cells.to_dict("records")
-    ]
+
+    def value(row: dict) -> str:
+        if row["status"] != "ok":
+            return row["status"]
+        if row["loop"] == reference:
+            return keras_choice(row) or "1"
+        text = _ratio(row, "reference", figure)
+        return f"{text} (not equivalent)" if _not_equivalent(row) else text
+
+    cells["value"] = [value(row) for row in cells.to_dict("records")]
     index = (
         ["run", "workload", "device", "batch_size", "width"]
         if several_runs
@@ -165,31 +220,106 @@ def _speedup_pivot(derived: Derived, several_runs: bool) -> pd.DataFrame:
     loops = list(dict.fromkeys(cells["loop"]))
     pivot = cells.pivot_table(index=index, columns="loop", values="value", aggfunc="first")
     pivot = pivot.reindex(columns=[loop for loop in loops if loop in pivot.columns]).reset_index()
-    pivot = pivot.rename(columns={"batch_size": "batch"})
+    pivot = pivot.rename(columns={"batch_size": "batch", reference: f"{reference} (reference)"})
+    pivot.columns.name = None
     pivot["width"] = pivot["width"].map(lambda w: str(w) if w else "")
     return pivot.fillna("").astype(str)
 
 
 def _break_even_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
     rows = []
+    trained = derived.cells.set_index(list(GROUP_KEYS))["time_to_train_s"]
+    epochs = f"{derived.epochs} epoch{'s' if derived.epochs != 1 else ''}"
     for row in derived.break_even.to_dict("records"):
-        steps = row["break_even_steps"]
+        steps, in_epochs = row["break_even_steps"], row["break_even_epochs"]
+        setting = tuple(row[k] for k in GROUP_KEYS if k != "loop")
+        mine = trained.get((*setting, row["loop"]), math.nan)
+        theirs = trained.get((*setting, row["reference"]), math.nan)
+        at_epochs = (
+            ("paid back" if mine < theirs else "not paid back")
+            if np.isfinite(mine) and np.isfinite(theirs)
+            else ""
+        )
+        rows.append(
+            {
+                **_setting_fields(row, several_runs),
+                "loop": row["loop"],
+                "against": row["reference"],
+                "compile": format_seconds(row["compile_s"]),
+                "against's compile": format_seconds(row["reference_compile_s"]),
+                "saving per step (amortized)": format_seconds(row["saving_per_step_s"]),
+                "break-even": (_steps(steps) if np.isfinite(steps) else row["outcome"]),
+                "in epochs": f"{in_epochs:.3g}" if np.isfinite(in_epochs) else "",
+                f"at {epochs}": at_epochs,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _time_to_train_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
+    """Per ok cell: set-up, first step, the other steps and the total, and the total
+    against the reference's."""
+    keras = _keras_column(derived)
+    trained = derived.time_to_train.set_index(list(GROUP_KEYS))
+    reference = derived.ladder.reference if derived.ladder is not None else None
+    totals = derived.cells.set_index(list(GROUP_KEYS))["time_to_train_s"]
+    rows = []
+    for row in derived.cells[derived.cells["status"] == "ok"].to_dict("records"):
+        key = tuple(row[k] for k in GROUP_KEYS)
+        if key not in trained.index:
+            continue
+        parts = trained.loc[key]
+        total = float(parts["time_to_train_s"])
+        ref_total = (
+            totals.get((*key[:-1], reference), math.nan) if reference is not None else math.nan
+        )
+        known = np.isfinite(total)
         record = {
-            "run": row["run"],
-            "workload": row["workload"],
-            "device": row["device"],
-            "batch": str(row["batch_size"]),
-            "width": str(row["width"]) if row["width"] else "",
+            **_setting_fields(row, several_runs),
             "loop": row["loop"],
-            "against": row["reference"],
-            "compile": format_seconds(row["compile_s"]),
-            "against's compile": format_seconds(row["reference_compile_s"]),
-            "saving per step": format_seconds(row["saving_per_step_s"]),
-            "break-even": f"{steps:.0f} steps" if np.isfinite(steps) else row["outcome"],
+            "set-up": format_seconds(parts["setup_s"]),
+            "first step (trace, compile)": format_seconds(parts["first_step_s"]),
+            "steps": f"{parts['steps']:,.0f}" if known else "—",
+            "the other steps, epoch ends included": (
+                format_seconds(parts["steps_s"]) if known else "—"
+            ),
+            "total": format_seconds(total) if known else "—",
         }
-        if not several_runs:
-            record.pop("run")
+        if reference is not None:
+            record[f"x {reference}"] = (
+                format_ratio(ref_total / total)
+                if np.isfinite(total) and np.isfinite(ref_total)
+                else ""
+            )
+        if keras:
+            record["Keras chose"] = keras_choice(row) or ""
         rows.append(record)
+    return pd.DataFrame(rows)
+
+
+def _throughput_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
+    """The fastest loop (steady step) of each setting: model FLOPs, FLOP/s, MFU."""
+    cells = derived.cells[derived.cells["status"] == "ok"].dropna(subset=["achieved_flops_per_s"])
+    rows = []
+    for _, group in cells.groupby(list(SETTING_KEYS), sort=True):
+        best = group.loc[group["step_time_median_s"].idxmin()].to_dict()
+        flops = best["model_flops_per_step"]
+        mfu = best["mfu"]
+        rows.append(
+            {
+                **_setting_fields(best, several_runs),
+                "fastest loop (steady step)": best["loop"],
+                "model FLOPs per step": f"{flops:.4g}",
+                "achieved [95% CI]": _interval(
+                    best["achieved_flops_per_s"],
+                    flops / best["step_time_ci_high_s"],
+                    flops / best["step_time_ci_low_s"],
+                    format_rate,
+                ),
+                "matmul probe peak": format_rate(best["peak_matmul_flops"]),
+                "MFU (of the probe peak)": f"{mfu * 100:.1f}%" if np.isfinite(mfu) else "",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -238,30 +368,49 @@ def _runs_table(derived: Derived) -> pd.DataFrame:
                 "gpus": ", ".join(str(g) for g in hard.get("gpus") or []) or "none",
                 "commit": commit,
                 "started": str(soft.get("started_at", "")),
-                "matmul peak": ", ".join(f"{d}: {format_rate(v)}" for d, v in peaks.items())
+                "matmul peak (probe)": ", ".join(f"{d}: {format_rate(v)}" for d, v in peaks.items())
                 or "not measured",
             }
         )
     return pd.DataFrame(rows)
 
 
-METHOD_NOTES = (
-    "One statistical sample is one fresh worker process (its timed windows summarised to a median).",
-    f"Speedup = median step time of the reference / median step time of the loop (>1: faster). "
-    f"Its {CONFIDENCE_LEVEL:.0%} CI is a percentile bootstrap of that ratio of medians over the "
-    f"per-process samples ({BOOTSTRAP_RESAMPLES} resamples, seed {BOOTSTRAP_SEED}, scipy.stats.bootstrap).",
-    "Compile break-even: the first step n at which compile_s + n x step time of a rung is below the "
-    "same total for the rung it compares with (its neighbour on the ladder), both from the run's "
-    "medians.",
-    f"Crossovers: the first grid point from which the overhead (loop / reference - 1, medians) stays "
-    f"under {OVERHEAD_THRESHOLD:.0%} for every larger grid point. The log-interpolated figure is for "
-    "information: where a straight line in log2(batch size) between the two neighbouring grid points "
-    "meets the threshold.",
-    "Achieved FLOP/s = model FLOPs of one training step / median step time; MFU = achieved / the "
-    "matmul peak measured on the machine (metadata soft.peak_matmul_flops).",
-    "A sentence marked 'no claim' is one the data cannot carry: its CI includes 1, a cell is noisy, "
-    "failed or skipped, or fewer than two processes succeeded.",
-)
+def _method_notes(derived: Derived) -> tuple[str, ...]:
+    band = f"{derived.threshold:.0%}"
+    return (
+        "One statistical sample is one fresh worker process (its timed windows summarised to "
+        "a median); every interval comes from processes, never from windows.",
+        "Two step times: the steady step (the timed step alone) and the amortized step (the "
+        "steady step plus per-epoch costs, such as Keras's epoch end, spread over an epoch's "
+        "steps: what a user pays training whole epochs). Speedups lead with the amortized one.",
+        f"Speedup = median step time of the reference / median step time of the loop (>1: "
+        f"faster). Its {CONFIDENCE_LEVEL:.0%} CI is a percentile bootstrap of that ratio of "
+        f"medians over the per-process samples ({BOOTSTRAP_RESAMPLES} resamples, seed "
+        f"{BOOTSTRAP_SEED}, scipy.stats.bootstrap). A cell's own step-time interval is an "
+        "order-statistic interval with 6 or more processes, a bootstrap with 2 to 5 "
+        "(coverage then unknown), none with one.",
+        f"A claim stands when its 95% interval lies wholly outside ±{band} (the band of no "
+        "practical difference: the regression gate's threshold) or wholly inside it. A noisy "
+        "cell (processes' IQR over 10% of their median) is flagged beside the claim; its noise "
+        "has widened the interval, it does not veto the claim. A cell that is not equivalent "
+        "(its loss after the same first steps differs from the equivalence reference's beyond "
+        "its loop style's tolerance) is marked and no decision is drawn from it.",
+        "Compile break-even: the first step n at which compile_s + n x amortized step of a "
+        "rung is below the same total for the rung it compares with (its neighbour on the "
+        "ladder), both from the run's medians.",
+        f"Time to train E epochs (E = {derived.epochs}; loopbench report --epochs E): build + "
+        "the loop's own set-up call (Keras's, where it has one) + the first step (trace, compile) + "
+        "(E x steps per epoch - 1) steady steps + E x the per-epoch cost (where the loop has "
+        "one), from the run's medians; no interval.",
+        f"Crossovers: the first grid point from which the overhead (loop / reference - 1, "
+        f"steady step medians) stays under {OVERHEAD_THRESHOLD:.0%} for every larger grid "
+        "point. The log-interpolated figure is for information: where a straight line in "
+        "log2(batch size) between the two neighbouring grid points meets the threshold.",
+        "Achieved FLOP/s = model FLOPs of one training step (the workload's formula) / median "
+        "steady step; MFU = achieved / the run's matmul probe peak (measured on the machine, "
+        "metadata soft.peak_matmul_flops; not the vendor's figure). MFU is for information: no "
+        "decision rests on it.",
+    )
 
 
 def _ladder_blocks(run_set) -> list[Block]:
@@ -286,6 +435,24 @@ def _ladder_blocks(run_set) -> list[Block]:
         blocks.append(Bullets(tuple(items)))
     if run_set.ladder_note:
         blocks.append(Paragraph(run_set.ladder_note))
+    return blocks
+
+
+def _table(frame: pd.DataFrame) -> list[Block]:
+    """A table and, when a figure in it has no interval, why (once, below it)."""
+    blocks: list[Block] = [Table(frame)]
+    if (
+        frame.astype(str)
+        .apply(lambda column: column.str.contains(NO_INTERVAL, regex=False))
+        .any()
+        .any()
+    ):
+        blocks.append(
+            Paragraph(
+                f"{NO_INTERVAL}: no interval, because a cell ran fewer than two worker "
+                "processes (intervals come from processes only)."
+            )
+        )
     return blocks
 
 
@@ -320,9 +487,10 @@ def build_document(
     blocks += _ladder_blocks(run_set)
 
     blocks.append(Heading(2, "Decisions"))
+    blocks += [Paragraph(note) for note in reading_notes(derived)]
     for topic in dict.fromkeys(decision.topic for decision in decisions):
         items = tuple(
-            (decision.text if decision.claim else f"*(no claim)* {decision.text}")
+            (decision.text if decision.claim or decision.info else f"*(no claim)* {decision.text}")
             for decision in decisions
             if decision.topic == topic
         )
@@ -333,24 +501,61 @@ def build_document(
         blocks += [
             Heading(2, f"Speedup against {reference}"),
             Paragraph(
-                f"Median speedup against {reference}, 95% CI in brackets "
-                f"(>1: faster than {reference})."
+                f"Amortized: per step over whole epochs, per-epoch costs included (what a user "
+                f"pays); median speedup against {reference} with its 95% CI across processes in "
+                f"brackets (>1: faster than {reference}). The {reference} column says how it ran."
             ),
-            Table(_speedup_pivot(derived, several_runs)),
+            *_table(_speedup_pivot(derived, several_runs, "amortized")),
+            Paragraph(f"Steady step alone (per-epoch costs left out), against {reference}:"),
+            *_table(_speedup_pivot(derived, several_runs, "steady")),
         ]
+    epochs = f"{derived.epochs} epoch{'s' if derived.epochs != 1 else ''}"
     if not derived.break_even.empty:
         blocks += [
             Heading(2, "Compile break-even"),
+            Paragraph(
+                "Each rung against the one it compares with, on the amortized step; the last "
+                f"column: whether the time to train {epochs} (below) is lower with the rung."
+            ),
             Table(_break_even_table(derived, several_runs)),
         ]
+    trained = _time_to_train_table(derived, several_runs)
+    if not trained.empty:
+        blocks += [
+            Heading(2, f"Time to train {epochs}"),
+            Paragraph(
+                f"From a cold start: set-up (build, and the loop's own set-up call where it "
+                f"has one) + the first step (trace, compile) + the other steps of {epochs} with "
+                "their per-epoch costs; medians of the run, no interval."
+            ),
+            Table(trained),
+        ]
+        if (trained["total"] == "—").any():
+            blocks.append(
+                Paragraph(
+                    "—: a figure the total needs was not recorded (steps per epoch or a phase "
+                    "time; runs made before tf-loopbench recorded them)."
+                )
+            )
     if not derived.crossovers.empty:
         blocks += [Heading(2, "Crossovers"), Table(_crossover_table(derived, several_runs))]
+    throughput = _throughput_table(derived, several_runs)
+    if not throughput.empty:
+        blocks += [
+            Heading(2, "Throughput"),
+            Paragraph(
+                "The fastest loop of each setting (steady step). FLOPs per step from the "
+                "workload's formula; MFU against the run's matmul probe (a peak measured on "
+                "this machine, not the vendor's): for information, no decision rests on it."
+            ),
+            *_table(throughput),
+        ]
     if plots:
         blocks.append(Heading(2, "Plots"))
         for plot in plots:
             blocks += [Heading(3, plot.title), Paragraph(plot.caption), Image(plot)]
-    blocks.append(Details("All cells", (Table(_cells_table(derived, several_runs)),)))
-    blocks += [Heading(2, "Method"), Bullets(METHOD_NOTES)]
+    blocks.append(Details("All cells", tuple(_table(_cells_table(derived, several_runs)))))
+    blocks += [Heading(2, "Method"), Bullets(_method_notes(derived))]
     return blocks
 
 
