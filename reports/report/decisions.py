@@ -252,7 +252,7 @@ def compare(
     if kind == "unclear":
         return (
             f"{loop} runs at {format_ratio(amortized.value)} the speed of {against} {figures}, "
-            f"an interval that reaches into ±{band}: no claim",
+            f"an interval that does not clear ±{band}",
             False,
         )
     if slower:
@@ -477,11 +477,10 @@ def _pays_back(
         gain, claim = (
             f"{subject}: {format_ratio(amortized.value)} the speed per step {figures}"
             + (
-                f", an interval that reaches into ±{_percent(threshold)}"
+                f", an interval that does not clear ±{_percent(threshold)}"
                 if kind == "unclear"
                 else ""
-            )
-            + ": no claim",
+            ),
             False,
         )
     if even is not None and kind in ("faster", "unclear", "none"):
@@ -599,7 +598,7 @@ def _crossover_decisions(derived: Derived, several_runs: bool) -> list[Decision]
                 )
             claim = has_ci and overhead_high < OVERHEAD_THRESHOLD
         if has_ci and not claim:
-            text += f"; the interval reaches across {threshold}: no claim"
+            text += f"; the interval reaches across {threshold}"
         noisy = [name for name, c in ((loop, cell), (reference, ref_cell)) if bool(c["noisy"])]
         if noisy:
             text += f" (noisy: {', '.join(noisy)})"

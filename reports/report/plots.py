@@ -258,7 +258,10 @@ def plot_step_times(derived: Derived, path: Path) -> Path | None:
                 axis, [], [], [], [], "gray", filled=False, label="amortized (per-epoch costs in)"
             )
             axis.legend(fontsize=7)
-    figure.suptitle("Step time per loop style (points: medians; whiskers: 95% CI across processes)")
+    figure.suptitle(
+        "Step time per loop style\n(points: medians; whiskers: 95% CI across processes)",
+        fontsize=10,
+    )
     return _save(figure, path)
 
 
@@ -311,7 +314,8 @@ def plot_speedups(derived: Derived, path: Path) -> Path | None:
         _points(axis, [], [], [], [], "gray", filled=False, label="steady step")
         axis.legend(fontsize=7)
     figure.suptitle(
-        f"Speedup against {reference} (whiskers: bootstrap 95% CI; gray band: within ±{band:.0%})"
+        f"Speedup against {reference}\n(whiskers: bootstrap 95% CI; gray band: within ±{band:.0%})",
+        fontsize=10,
     )
     return _save(figure, path)
 
@@ -467,7 +471,9 @@ def plot_break_even(derived: Derived, path: Path) -> Path | None:
         axis.set_ylabel("steps to break even")
         axis.set_title(f"{workload}: each rung vs the one it compares with", fontsize=10)
         axis.legend(fontsize=7)
-    figure.suptitle("Compile break-even: steps after which total time (incl. compile) is lower")
+    figure.suptitle(
+        "Compile break-even:\nsteps after which total time (incl. compile) is lower", fontsize=10
+    )
     return _save(figure, path)
 
 

@@ -299,6 +299,7 @@ def _time_to_train_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
 
 def _throughput_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
     """The fastest loop (steady step) of each setting: model FLOPs, FLOP/s, MFU."""
+    keras = _keras_column(derived)
     cells = derived.cells[derived.cells["status"] == "ok"].dropna(subset=["achieved_flops_per_s"])
     rows = []
     for _, group in cells.groupby(list(SETTING_KEYS), sort=True):
@@ -320,6 +321,8 @@ def _throughput_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
                 "MFU (of the probe peak)": f"{mfu * 100:.1f}%" if np.isfinite(mfu) else "",
             }
         )
+        if keras:
+            rows[-1]["Keras chose"] = keras_choice(best) or ""
     return pd.DataFrame(rows)
 
 
