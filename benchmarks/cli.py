@@ -11,6 +11,9 @@
     loopbench ab      BASE_REF [--processes N] [--time-budget-min M] [--workload W]... [--loop L]...
                       [--out DIR] [--markdown FILE] [--inject-slowdown LOOP=FRACTION]
     loopbench baseline save RUN_DIR --name NAME [--force] | list | compare NAME CURRENT_RUN
+    loopbench run ... --shard I/N                  (shard I of N of the jobs)
+    loopbench merge   RUN... --out DIR [--allow-different-machines]
+    loopbench history [--store DIR] [--name PATTERN] [--out DIR] [--repo DIR]
 
 Exit status: 0 success; 1 a confirmed regression (compare, ab); 2 bad input,
 with one line on stderr and no traceback; 3 (compare, ab with --fail-if-blind) no
@@ -43,6 +46,7 @@ from benchmarks.config import (
     Cell,
     RunConfig,
 )
+from benchmarks.shards import shard_argument
 from reports.gate.judge import DEFAULT_ALPHA, DEFAULT_THRESHOLD  # the gate owns its defaults
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
@@ -181,12 +185,49 @@ def build_parser() -> argparse.ArgumentParser:
         "(default) or a new interpreter each",
     )
     run.add_argument("--out", default=OUT_DIR, help="parent directory of run directories")
+    run.add_argument(
+        "--shard",
+        type=shard_argument,
+        metavar="I/N",
+        help="run shard I of N (1-based) of the jobs, to merge later (`loopbench merge`)",
+    )
     run.add_argument("--no-report", action="store_true", help="skip report.md/report.html")
     run.add_argument(
         "--epochs", type=positive_int, default=1, help="the report's time to train E epochs"
     )
     run.add_argument(  # the same-job A/B's interleaving (benchmarks/turns.py)
         "--take-turns", type=int, metavar="FD", help=argparse.SUPPRESS
+    )
+
+    merge = commands.add_parser(
+        "merge", help="the shards of one matrix (run --shard I/N) into one run directory"
+    )
+    merge.add_argument("runs", nargs="+", metavar="RUN")
+    merge.add_argument("--out", required=True, help="the merged run directory (must not exist)")
+    merge.add_argument("--run-id", help="run_id of the merged run (default: the --out name)")
+    merge.add_argument(
+        "--allow-different-machines",
+        action="store_true",
+        help="merge shards whose hard metadata keys differ (they then compare by within-run ratios)",
+    )
+
+    history = commands.add_parser(
+        "history", help="stored runs of one machine in commit order: trends and change points"
+    )
+    history.add_argument(
+        "--store", help="baseline store (default: $LOOPBENCH_BASELINES or .loopbench/baselines)"
+    )
+    history.add_argument("--name", help="only baselines whose name matches this glob pattern")
+    history.add_argument(
+        "--out", help="where history.md/html and plots go (default results/history)"
+    )
+    history.add_argument(
+        "--repo", default=".", help="git work tree to order commits by ancestry (default: here)"
+    )
+    history.add_argument(
+        "--min-change",
+        type=positive_float,
+        help="smallest step that counts as a change point (default the gate's threshold, 0.05)",
     )
 
     report = commands.add_parser("report", help="render report.md/html and plots for runs")
@@ -318,6 +359,7 @@ def make_config(
         out=args.out,
         command=tuple(sys.argv),
         models=models,
+        shard=getattr(args, "shard", None),
     )
 
 
@@ -412,6 +454,7 @@ def command_run(args: argparse.Namespace) -> int:
     args.models = _inspect_models(args, sources, workloads)
     config = make_config(args, devices=("cpu",))  # validates names before the slow probe
     cells = make_cells(config)
+    _shard_jobs(cells, config)  # too many shards: say so before the slow probe
     _check_writable(args.out)
     threads = configure_threads(config.intra_op_threads, config.inter_op_threads)
     turns = None
@@ -432,6 +475,7 @@ def command_run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     config = make_config(args, devices, facts["devices_present"])
     cells = make_cells(config)
+    jobs = _shard_jobs(cells, config)
     peak = {d: f for d, f in facts["peak_matmul_flops"].items() if d in devices}
     hard, soft = meta.host_metadata(threads)
     hard["gpus"] = [g["name"] for g in facts["gpus"]]
@@ -443,7 +487,7 @@ def command_run(args: argparse.Namespace) -> int:
         started_at=now_iso(),
     )
     try:
-        run_dir = new_run_dir(config.out, devices)
+        run_dir = new_run_dir(config.out, devices, config.shard)
     except OSError as exc:
         raise UsageError(
             f"cannot create a run directory in {config.out}: {exc.strerror or exc}"
@@ -456,14 +500,15 @@ def command_run(args: argparse.Namespace) -> int:
         "config": {**config.as_dict(), "cells": [c.keys for c in cells]},
         "ladder": LOOPS.ladder(),  # the reference and each rung's neighbour, for reports
     }
-    progress = Progress(total=config.processes * len(cells))
+    progress = Progress(total=jobs)
+    shard = f" (shard {config.shard[0]}/{config.shard[1]}: {jobs} jobs)" if config.shard else ""
     print(
-        f"loopbench: {len(cells)} cells x {config.processes} processes -> {run_dir}",
+        f"loopbench: {len(cells)} cells x {config.processes} processes{shard} -> {run_dir}",
         file=sys.stderr,
     )
     on_job, on_result = progress.on_job, progress.on_result
     if turns is not None:
-        turns.ready(config.processes * len(cells))
+        turns.ready(jobs)
 
         def on_job(job, index, total, eta, turns=turns):
             turns.wait()
@@ -488,6 +533,17 @@ def command_run(args: argparse.Namespace) -> int:
     print(f"results: {run_dir}")
     args.run_dir = run_dir  # for tf_loopbench.run
     return EXIT_OK
+
+
+def _shard_jobs(cells: list[Cell], config: RunConfig) -> int:
+    """How many jobs this run runs (its shard's share with --shard)."""
+    from benchmarks.runner import schedule
+    from benchmarks.shards import ShardError
+
+    try:
+        return len(schedule(cells, config, None))
+    except ShardError as exc:
+        raise UsageError(f"--shard: {exc}") from None
 
 
 def _model_sources(texts: list[str] | None) -> list[tuple[str, str]]:
@@ -661,6 +717,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return command_list(args)
         if args.command == "run":
             return command_run(args)
+        if args.command == "merge":
+            from benchmarks.shards import command as merge_command
+
+            return merge_command(args.runs, args.out, args.allow_different_machines, args.run_id)
+        if args.command == "history":
+            from reports.history import command as history_command
+
+            return history_command(
+                args.store, args.name, args.out, args.repo, min_change=args.min_change
+            )
         if args.command == "report":
             from reports.report import command as report_command
 

@@ -113,6 +113,8 @@ class RunConfig:
     command: tuple[str, ...] = field(default_factory=tuple)
     #: users' models (--model, plugin models), inspected; each is a workload of the run
     models: tuple[ModelSpec, ...] = ()
+    #: (I, N): run only shard I of N (1-based) of the jobs (benchmarks/shards.py)
+    shard: tuple[int, int] | None = None
 
     @property
     def steps_per_window(self) -> int:

@@ -45,6 +45,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from benchmarks import shards
 from benchmarks.config import START_METHOD, START_METHODS, Cell, Job, RunConfig
 from benchmarks.preload import PRELOAD_ENV
 from benchmarks.stats import summarize
@@ -66,10 +67,17 @@ def worker_context(start_method: str = START_METHOD) -> Any:
 
 
 def schedule(cells: list[Cell], config: RunConfig, profile_root: Path | None) -> list[Job]:
-    """Interleaved jobs: for each repeat, every cell once (loop styles alternate)."""
+    """Interleaved jobs: for each repeat, every cell once (loop styles alternate); with
+    ``config.shard``, only that shard's share of them (benchmarks/shards.py)."""
+    mine = None
+    if config.shard is not None:
+        description = shard_description(cells, config)
+        mine = shards.shard_jobs(description)
     jobs: list[Job] = []
     for process in range(config.processes):
         for cell in cells:
+            if mine is not None and (cell.key, process) not in mine:
+                continue
             profile_dir = (
                 str(profile_root / cell.label)
                 if profile_root is not None and process == 0
@@ -77,6 +85,13 @@ def schedule(cells: list[Cell], config: RunConfig, profile_root: Path | None) ->
             )
             jobs.append(Job(cell, process, len(jobs), config, profile_dir))
     return jobs
+
+
+def shard_description(cells: list[Cell], config: RunConfig) -> dict[str, Any]:
+    """metadata.json's ``shard`` for this run's shard of ``cells``; ShardError when the
+    matrix has fewer jobs than shards."""
+    index, count = config.shard
+    return shards.describe([c.keys for c in cells], config.processes, shards.Shard(index, count))
 
 
 def start_worker_server(
@@ -262,16 +277,20 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def new_run_dir(out: str, devices: Iterable[str]) -> Path:
-    """<out>/<UTC timestamp>-<devices>, created now; unique even within one second."""
+def new_run_dir(out: str, devices: Iterable[str], shard: tuple[int, int] | None = None) -> Path:
+    """<out>/<UTC timestamp>-<devices>[-shard<I>of<N>], created now; unique even within
+    one second and among machines writing to one shared directory."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    base = Path(out) / f"{stamp}-{'+'.join(devices)}"
+    suffix = f"-{shards.Shard(*shard).suffix}" if shard is not None else ""
+    base = Path(out) / f"{stamp}-{'+'.join(devices)}{suffix}"
     path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    path.mkdir(parents=True)
-    return path
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
 
 
 def execute(
@@ -286,6 +305,9 @@ def execute(
     after writing what finished."""
     profile_root = run_dir / "profile" if config.profile else None
     jobs = schedule(cells, config, profile_root)
+    if config.shard is not None:  # the shard, the full matrix, and this shard's cells
+        metadata = {**metadata, shards.SHARD_KEY: shard_description(cells, config)}
+        cells = [cell for cell in cells if any(job.cell == cell for job in jobs)]
     writer = RunWriter(run_dir, metadata, cells)
     writer.flush()
     started = time.perf_counter()

@@ -1,0 +1,675 @@
+"""History: the stored runs of one machine in commit order, with trends and change points.
+
+The gate judges one change at a time; a slowdown that creeps in over many merges, each
+under the gate's threshold, shows only across the history that ``loopbench baseline
+save`` keeps. ``loopbench history`` loads every stored run (baseline) of one machine,
+puts them in commit order and writes ``history.md``, ``history.html`` and ``plots/``:
+per cell, the median step time with its 95% interval against commit and date; the
+change points in each cell's series, each named by the commits on either side with its
+size and a 95% interval; and the trend since the last change point.
+
+Which runs: every baseline in the store (``--name``: those whose name matches a glob
+pattern) that reads; of those, the runs of one machine, the one whose hard metadata keys
+match the most recent run's (the others are counted in the report, never mixed in).
+
+Commit order (from each run's soft keys ``git_commit`` and ``started_at``):
+
+* When a git work tree (``--repo``, default the current directory) knows every commit,
+  by ``git rev-list --date-order``: a commit comes after its ancestors; commits that are
+  not ancestors of one another (say, on two branches) come in the order of their commit
+  dates.
+* Otherwise (a store copied away from its repository, a commit that was never pushed),
+  by the start time of each commit's first stored run.
+* Runs of the same commit come in the order they started; a run without a commit is
+  placed by its start time as if it were a commit of its own.
+
+Change points: per cell, on the logarithm of the runs' median step times (so a step is a
+ratio), by ruptures' PELT search (``model="l2"``, segments of at least two runs) with
+a BIC-like penalty of ``2 sigma^2 log(n)``, where sigma is the larger of the runs' own
+uncertainty (their intervals) and the run-to-run scatter (the median absolute successive
+difference). A change point is kept only when its size (the geometric mean of the runs
+after it over that of the runs before it, up to the neighbouring change points) is at
+least ``min_change`` (the gate's threshold, 5%) and its 95% interval (Welch t on the
+two segments' log times) excludes no change; the weakest that fails is dropped and the
+rest are sized again. A step needs two runs on each side, so the newest run alone never
+makes one: that is the gate's job. A steady creep would be cut into a staircase of
+steps; when a straight line explains a cell's series better than its steps do (BIC with
+the same sigma) and its slope is significant, the cell gets no change point but a trend.
+The trend is the Theil-Sen slope over the runs since the last change point (all runs
+without one; at least four), in percent per run with its 95% interval; it is *creeping*
+when that interval excludes zero and it adds up to ``min_change`` or more.
+
+This module never imports TensorFlow, ``loops`` or ``benchmarks``. Run it::
+
+    loopbench history --store .loopbench/baselines --out results/history
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from reports.gate.judge import DEFAULT_THRESHOLD
+from reports.rundir import CELL_KEYS, CellKey, Run, RunDirError, atomic_write_text, load_run
+
+#: smallest step that counts (the gate's threshold: a smaller one has no practical meaning)
+DEFAULT_MIN_CHANGE = DEFAULT_THRESHOLD
+CONFIDENCE = 0.95
+#: the fewest runs on each side of a change point
+MIN_SEGMENT = 2
+#: the fewest runs a trend is fitted over
+MIN_TREND_RUNS = 4
+#: the smallest run-to-run scatter assumed (log scale): a perfectly quiet series is luck
+MIN_SIGMA = 0.002
+DEFAULT_OUT = Path("results") / "history"
+HISTORY_MD = "history.md"
+HISTORY_HTML = "history.html"
+PLOTS_DIR = "plots"
+
+
+class HistoryError(Exception):
+    """A history that cannot be made (no store, no runs); the message is one line."""
+
+
+@dataclass(frozen=True, eq=False)
+class Entry:
+    """One stored run, placed in the history."""
+
+    name: str  # the baseline's name in the store
+    run: Run
+    commit: str | None
+    dirty: bool
+    started_at: str
+
+    @property
+    def label(self) -> str:
+        """``abc1234 11-21`` (commit and start date), for axes and tables."""
+        commit = (self.commit or "no-commit")[:7] + ("+" if self.dirty else "")
+        return f"{commit} {self.started_at[5:10]}"
+
+
+@dataclass(frozen=True, eq=False)
+class Change:
+    """A step in one cell's series between run ``index - 1`` and run ``index`` of it."""
+
+    cell: CellKey
+    index: int  # position (in the cell's series) of the first run after the step
+    before: Entry
+    after: Entry
+    ratio: float  # geometric mean after / before
+    low: float
+    high: float
+    runs_before: int
+    runs_after: int
+
+    @property
+    def size(self) -> str:
+        return f"{_percent(self.ratio)} (95% CI {_percent(self.low)} to {_percent(self.high)})"
+
+
+@dataclass(frozen=True)
+class Trend:
+    cell: CellKey
+    per_run: float  # relative change per run (Theil-Sen on log times)
+    low: float
+    high: float
+    runs: int
+
+    @property
+    def total(self) -> float:
+        return math.expm1(math.log1p(self.per_run) * (self.runs - 1))
+
+    def flagged(self, min_change: float) -> bool:
+        """Its interval excludes no trend and it adds up to ``min_change`` or more."""
+        return (self.low > 0 or self.high < 0) and abs(self.total) >= min_change
+
+
+@dataclass(frozen=True)
+class History:
+    entries: tuple[Entry, ...]  # in commit order
+    order_basis: str
+    series: pd.DataFrame  # one row per (run, cell): position, cell keys, median, ci
+    changes: tuple[Change, ...]
+    trends: tuple[Trend, ...]
+    min_change: float
+    other_machines: int  # readable runs left out: another machine
+    unreadable: tuple[str, ...]  # store entries that did not load
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_store(store: str | os.PathLike[str], pattern: str | None = None):
+    """(entries of every readable run in ``store`` whose name matches ``pattern``,
+    names that did not load)."""
+    root = Path(store)
+    if not root.is_dir():
+        raise HistoryError(
+            f"no baseline store at {root} (save runs with `loopbench baseline save`)"
+        )
+    entries, unreadable = [], []
+    for path in sorted(root.iterdir()):
+        if path.name.startswith(".") or not path.is_dir():
+            continue
+        if pattern and not fnmatch.fnmatchcase(path.name, pattern):
+            continue
+        try:
+            run = load_run(path)
+        except RunDirError:
+            unreadable.append(path.name)
+            continue
+        soft = run.metadata.get("soft", {})
+        entries.append(
+            Entry(
+                name=path.name,
+                run=run,
+                commit=soft.get("git_commit") or None,
+                dirty=bool(soft.get("git_dirty")),
+                started_at=str(soft.get("started_at") or ""),
+            )
+        )
+    return entries, unreadable
+
+
+def machine_key(run: Run) -> str:
+    return json.dumps(run.metadata.get("hard", {}), sort_keys=True, default=str)
+
+
+def one_machine(entries: Sequence[Entry]) -> tuple[list[Entry], int]:
+    """The entries of the most recent run's machine, and how many others were left out."""
+    newest = max(entries, key=lambda e: e.started_at)
+    key = machine_key(newest.run)
+    kept = [e for e in entries if machine_key(e.run) == key]
+    return kept, len(entries) - len(kept)
+
+
+def git_order(commits: Sequence[str], repo: str | os.PathLike[str]) -> dict[str, int] | None:
+    """Rank of each commit in ``git rev-list --date-order --reverse`` (ancestors first,
+    unrelated commits by commit date); None if git cannot resolve every one of them."""
+    if not commits:
+        return {}
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(repo), "rev-list", "--date-order", "--reverse", *commits, "--"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return None
+    rank = {sha: i for i, sha in enumerate(result.stdout.split())}
+    found = {}
+    for commit in commits:
+        matches = (
+            [sha for sha in rank if sha.startswith(commit)] if commit not in rank else [commit]
+        )
+        if len(matches) != 1:
+            return None
+        found[commit] = rank[matches[0]]
+    return found
+
+
+def commit_order(entries: Sequence[Entry], repo: str | os.PathLike[str] | None = "."):
+    """(entries in commit order, one line saying how the order was decided)."""
+    commits = sorted({e.commit for e in entries if e.commit})
+    ranks = git_order(commits, repo) if repo is not None and commits else None
+    same_commit = "runs of one commit by start time"
+    if ranks is not None and all(e.commit for e in entries):
+
+        def key(entry: Entry):
+            return (ranks[entry.commit], entry.started_at)
+
+        basis = (
+            "by git ancestry (git rev-list --date-order: a commit after its ancestors, "
+            f"commits on separate branches by commit date); {same_commit}"
+        )
+    else:
+        first_seen: dict[str, str] = {}
+        for entry in entries:
+            tag = entry.commit or f"run:{entry.name}"
+            first_seen[tag] = min(first_seen.get(tag, entry.started_at), entry.started_at)
+
+        def key(entry: Entry):
+            tag = entry.commit or f"run:{entry.name}"
+            return (first_seen[tag], tag, entry.started_at)
+
+        why = "no git work tree knows every commit" if commits else "the runs record no commit"
+        basis = f"by the start time of each commit's first run ({why}); {same_commit}"
+    return sorted(entries, key=key), basis
+
+
+def series_of(entries: Sequence[Entry]) -> pd.DataFrame:
+    """One row per (run, ok cell): position, cell keys, median and 95% interval (s)."""
+    rows = []
+    for position, entry in enumerate(entries):
+        summary = entry.run.summary
+        for record in summary[summary["status"] == "ok"].to_dict("records"):
+            cell = CellKey.of(record)
+            median = record["step_time_median_s"]
+            if not (isinstance(median, float | int) and median > 0):
+                continue
+            rows.append(
+                {
+                    "position": position,
+                    "name": entry.name,
+                    "label": entry.label,
+                    **cell._asdict(),
+                    "cell": cell,
+                    "median_s": float(median),
+                    "ci_low_s": float(record.get("step_time_ci_low_s", math.nan)),
+                    "ci_high_s": float(record.get("step_time_ci_high_s", math.nan)),
+                }
+            )
+    columns = ["position", "name", "label", *CELL_KEYS, "cell", "median_s", "ci_low_s", "ci_high_s"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+# ----------------------------------------------------------------------------- change points
+
+
+def noise_sigma(log_times: np.ndarray, ci_low: np.ndarray, ci_high: np.ndarray) -> float:
+    """Scatter of one run's log step time: the larger of the runs' own uncertainty (95%
+    intervals as +-1.96 sigma) and the run-to-run scatter (median absolute successive
+    deviation of successive differences / sqrt 2, which neither one step nor a steady
+    creep moves much)."""
+    widths = np.log(ci_high) - np.log(ci_low)
+    widths = widths[np.isfinite(widths)]
+    within = float(np.median(widths)) / (2 * stats.norm.ppf(0.975)) if widths.size else 0.0
+    differences = np.diff(log_times)
+    spread = np.abs(differences - np.median(differences)) if differences.size >= 2 else None
+    between = float(np.median(spread)) * 1.4826 / math.sqrt(2) if spread is not None else 0.0
+    return max(within, between, MIN_SIGMA)
+
+
+def segment_ratio(before: np.ndarray, after: np.ndarray, sigma: float):
+    """(ratio, low, high): geometric means after / before with a Welch 95% interval; a
+    segment's scatter is never taken below ``sigma``."""
+    difference = float(np.mean(after) - np.mean(before))
+    var_before = max(float(np.var(before, ddof=1)) if before.size > 1 else 0.0, sigma**2)
+    var_after = max(float(np.var(after, ddof=1)) if after.size > 1 else 0.0, sigma**2)
+    a, b = var_before / before.size, var_after / after.size
+    se = math.sqrt(a + b)
+    dof = (a + b) ** 2 / (a**2 / max(before.size - 1, 1) + b**2 / max(after.size - 1, 1))
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, dof) * se
+    return math.exp(difference), math.exp(difference - half), math.exp(difference + half)
+
+
+def change_points(
+    log_times: np.ndarray, sigma: float, min_change: float = DEFAULT_MIN_CHANGE
+) -> list[tuple[int, float, float, float]]:
+    """[(index of the first run after the step, ratio, low, high)] for one series.
+
+    >>> steps = np.log([1.0, 1.01, 0.99, 1.0, 1.3, 1.31, 1.29, 1.3])
+    >>> [(i, round(r, 2)) for i, r, _, _ in change_points(steps, 0.01)]
+    [(4, 1.3)]
+    """
+    import ruptures
+
+    n = log_times.size
+    if n < 2 * MIN_SEGMENT:
+        return []
+    penalty = 2 * sigma**2 * math.log(n)
+    found = ruptures.Pelt(model="l2", min_size=MIN_SEGMENT, jump=1).fit(log_times).predict(penalty)
+    breaks = [b for b in found if b < n]
+    while breaks:
+        bounds = [0, *breaks, n]
+        sized = []
+        for k, index in enumerate(breaks):
+            before, after = log_times[bounds[k] : index], log_times[index : bounds[k + 2]]
+            sized.append((index, *segment_ratio(before, after, sigma)))
+        failing = [s for s in sized if abs(s[1] - 1) < min_change or s[2] <= 1 <= s[3]]
+        if not failing:
+            return sized
+        weakest = min(failing, key=lambda s: abs(math.log(s[1])))
+        breaks.remove(weakest[0])
+    return []
+
+
+def _bic(rss: float, parameters: int, n: int, sigma: float) -> float:
+    return rss / sigma**2 + parameters * math.log(n)
+
+
+def steps_or_creep(
+    log_times: np.ndarray, sigma: float, min_change: float = DEFAULT_MIN_CHANGE
+) -> tuple[list[tuple[int, float, float, float]], int]:
+    """(change points, first run of the trend) for one series: the change points, unless
+    a straight line explains the series better (BIC, with ``sigma`` known): a steady
+    creep, which a search for steps would cut into a staircase. The trend is then fitted
+    over the whole series; after steps, over the runs since the last one."""
+    found = change_points(log_times, sigma, min_change)
+    if not found:
+        return [], 0
+    n = log_times.size
+    bounds = [0, *(f[0] for f in found), n]
+    rss_steps = sum(
+        float(np.sum((segment - segment.mean()) ** 2))
+        for segment in (log_times[a:b] for a, b in zip(bounds, bounds[1:], strict=False))
+    )
+    x = np.arange(n)
+    slope, intercept = np.polyfit(x, log_times, 1)
+    rss_line = float(np.sum((log_times - (slope * x + intercept)) ** 2))
+    line = trend_of(log_times)
+    creeps = line is not None and (line[1] > 0 or line[2] < 0)
+    if creeps and _bic(rss_line, 2, n, sigma) < _bic(rss_steps, 2 * len(found) + 1, n, sigma):
+        return [], 0
+    return found, found[-1][0]
+
+
+def trend_of(log_times: np.ndarray) -> tuple[float, float, float] | None:
+    """(per run, low, high) relative change per run by Theil-Sen; None below four runs."""
+    if log_times.size < MIN_TREND_RUNS:
+        return None
+    slope, _, low, high = stats.theilslopes(log_times, np.arange(log_times.size), CONFIDENCE)
+    return math.expm1(slope), math.expm1(low), math.expm1(high)
+
+
+def build_history(
+    entries: Sequence[Entry],
+    repo: str | os.PathLike[str] | None = ".",
+    min_change: float = DEFAULT_MIN_CHANGE,
+    other_machines: int = 0,
+    unreadable: Sequence[str] = (),
+) -> History:
+    """Order the entries (one machine's), find each cell's change points and trend."""
+    ordered, basis = commit_order(entries, repo)
+    series = series_of(ordered)
+    changes, trends = [], []
+    for cell, rows in series.groupby("cell", sort=False):
+        rows = rows.sort_values("position")
+        log_times = np.log(rows["median_s"].to_numpy())
+        sigma = noise_sigma(log_times, rows["ci_low_s"].to_numpy(), rows["ci_high_s"].to_numpy())
+        positions = rows["position"].to_numpy()
+        found, start = steps_or_creep(log_times, sigma, min_change)
+        bounds = [0, *(f[0] for f in found), len(positions)]
+        for k, (index, ratio, low, high) in enumerate(found):
+            changes.append(
+                Change(
+                    cell=cell,
+                    index=index,
+                    before=ordered[positions[index - 1]],
+                    after=ordered[positions[index]],
+                    ratio=ratio,
+                    low=low,
+                    high=high,
+                    runs_before=index - bounds[k],
+                    runs_after=bounds[k + 2] - index,
+                )
+            )
+        trend = trend_of(log_times[start:])
+        if trend is not None:
+            trends.append(Trend(cell, *trend, runs=log_times.size - start))
+    return History(
+        entries=tuple(ordered),
+        order_basis=basis,
+        series=series,
+        changes=tuple(changes),
+        trends=tuple(trends),
+        min_change=min_change,
+        other_machines=other_machines,
+        unreadable=tuple(unreadable),
+    )
+
+
+def load_history(
+    store: str | os.PathLike[str],
+    pattern: str | None = None,
+    repo: str | os.PathLike[str] | None = ".",
+    min_change: float = DEFAULT_MIN_CHANGE,
+) -> History:
+    """The history of the most recent run's machine in ``store``.
+
+    Example::
+
+        history = load_history(".loopbench/baselines")
+        [(c.cell.name, c.before.commit, c.after.commit, c.size) for c in history.changes]
+    """
+    entries, unreadable = load_store(store, pattern)
+    if not entries:
+        which = f" matching {pattern!r}" if pattern else ""
+        raise HistoryError(f"no readable stored runs{which} in {store}")
+    kept, others = one_machine(entries)
+    return build_history(kept, repo, min_change, others, unreadable)
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def _percent(ratio: float) -> str:
+    return f"{(ratio - 1) * 100:+.1f}%"
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3g}" if math.isfinite(seconds) else "—"
+
+
+def _groups(series: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
+    keys = ["workload", "device", "batch_size", "width"]
+    return [(key, rows) for key, rows in series.groupby(keys, sort=False)]
+
+
+def _group_name(key: tuple) -> str:
+    workload, device, batch_size, width = key
+    return f"{workload}/{device}/bs{batch_size}" + (f"/w{width}" if width else "")
+
+
+def write_plots(history: History, out_dir: Path) -> list:
+    """One PNG per group of cells (workload, device, batch size, width): a line per loop,
+    median step time with 95% whiskers per run, change points dashed with their size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    from reports.report.plots import Plot
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels = [entry.label for entry in history.entries]
+    positions = {entry.name: i for i, entry in enumerate(history.entries)}
+    plots = []
+    for key, rows in _groups(history.series):
+        figure, axes = plt.subplots(figsize=(max(6.0, 0.7 * len(labels) + 2), 4.2))
+        for loop, points in rows.groupby("loop", sort=False):
+            points = points.sort_values("position")
+            x = points["position"].to_numpy()
+            y = points["median_s"].to_numpy() * 1e3
+            low = np.where(np.isfinite(points["ci_low_s"]), points["ci_low_s"] * 1e3, y)
+            high = np.where(np.isfinite(points["ci_high_s"]), points["ci_high_s"] * 1e3, y)
+            line = axes.errorbar(
+                x, y, yerr=[y - low, high - y], marker="o", ms=4, capsize=3, lw=1.2, label=loop
+            )
+            color = line[0].get_color()
+            cell = CellKey(key[0], loop, *key[1:])
+            for change in (c for c in history.changes if c.cell == cell):
+                boundary = positions[change.after.name] - 0.5
+                axes.axvline(boundary, color=color, ls="--", lw=1)
+                axes.annotate(
+                    f"{loop} {_percent(change.ratio)}",
+                    (boundary, float(np.nanmax(y))),
+                    textcoords="offset points",
+                    xytext=(4, 4),
+                    color=color,
+                    fontsize=8,
+                )
+        axes.set_yscale("log")
+        axes.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        axes.yaxis.set_minor_formatter(ticker.FormatStrFormatter("%g"))
+        axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+        axes.set_ylabel("median step time (ms), 95% interval")
+        axes.set_title(f"{_group_name(key)}: step time by commit")
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend(fontsize=8)
+        figure.tight_layout()
+        name = "history-" + _group_name(key).replace("/", "-") + ".png"
+        path = out_dir / name
+        figure.savefig(path, dpi=100)
+        plt.close(figure)
+        plots.append(Plot(title=f"{_group_name(key)} step time by commit", path=path, caption=""))
+    return plots
+
+
+def _runs_table(history: History) -> pd.DataFrame:
+    rows = []
+    for position, entry in enumerate(history.entries):
+        soft = entry.run.metadata.get("soft", {})
+        rows.append(
+            {
+                "#": str(position + 1),
+                "baseline": entry.name,
+                "commit": (entry.commit or "—")[:10] + (" (dirty)" if entry.dirty else ""),
+                "started": entry.started_at,
+                "tensorflow": str(soft.get("tensorflow", "")),
+                "cells": str(int((entry.run.summary["status"] == "ok").sum())),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _changes_table(history: History) -> pd.DataFrame:
+    rows = [
+        {
+            "cell": change.cell.name,
+            "before": f"{(change.before.commit or '—')[:10]} ({change.before.name})",
+            "after": f"{(change.after.commit or '—')[:10]} ({change.after.name})",
+            "step time": _percent(change.ratio),
+            "95% CI": f"{_percent(change.low)} to {_percent(change.high)}",
+            "runs before/after": f"{change.runs_before}/{change.runs_after}",
+        }
+        for change in history.changes
+    ]
+    return pd.DataFrame(rows)
+
+
+def _trends_table(history: History) -> pd.DataFrame:
+    latest = history.series.sort_values("position").groupby("cell", sort=False).last()
+    rows = []
+    for trend in history.trends:
+        last = latest.loc[[trend.cell]].iloc[0]
+        rows.append(
+            {
+                "cell": trend.cell.name,
+                "latest ms": f"{_ms(last['median_s'])} [{_ms(last['ci_low_s'])}-{_ms(last['ci_high_s'])}]",
+                "trend per run": f"{trend.per_run * 100:+.2f}% "
+                f"(95% CI {trend.low * 100:+.2f}% to {trend.high * 100:+.2f}%)",
+                "over runs": f"{trend.total * 100:+.1f}% over {trend.runs}",
+                "creeping": "yes" if trend.flagged(history.min_change) else "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def document(history: History, plots: Sequence) -> list:
+    """The report's blocks (reports.report.render's document model)."""
+    from reports.report.render import Bullets, Heading, Image, Paragraph, Table
+
+    entries = history.entries
+    first, last = entries[0], entries[-1]
+    hard = first.run.metadata.get("hard", {})
+    machine = f"{hard.get('cpu_model', '?')} ({hard.get('visible_cores', '?')} cores)"
+    gpus = ", ".join(str(g) for g in hard.get("gpus") or [])
+    blocks = [
+        Heading(1, "tf-loopbench history"),
+        Paragraph(
+            f"{len(entries)} stored runs of one machine, {machine}{', ' + gpus if gpus else ''}, "
+            f"from {first.label} to {last.label}; in commit order {history.order_basis}."
+        ),
+    ]
+    notes = []
+    if history.other_machines:
+        notes.append(
+            f"{history.other_machines} stored runs of other machines (other hard metadata keys) "
+            "are left out: their times do not compare with these."
+        )
+    if history.unreadable:
+        notes.append(f"unreadable, left out: {', '.join(history.unreadable)}")
+    if notes:
+        blocks.append(Bullets(tuple(notes)))
+    blocks.append(Heading(2, "Change points"))
+    if history.changes:
+        blocks.append(
+            Paragraph(
+                "A step in a cell's median step time between two consecutive commits: the "
+                "geometric mean of the runs after it over the runs before it (up to the "
+                "neighbouring change points), with its 95% interval."
+            )
+        )
+        blocks.append(Table(_changes_table(history)))
+    else:
+        blocks.append(
+            Paragraph(
+                f"None: no cell's step time moved by {history.min_change:.0%} or more, with "
+                "95% confidence, between two groups of at least two consecutive runs."
+            )
+        )
+    blocks.append(Heading(2, "Trends"))
+    if history.trends:
+        blocks.append(
+            Paragraph(
+                "Theil-Sen slope of the log step time per run, over the runs since the cell's "
+                "last change point (all runs without one); *creeping*: its interval excludes "
+                f"no trend and it adds up to {history.min_change:.0%} or more."
+            )
+        )
+        blocks.append(Table(_trends_table(history)))
+    else:
+        blocks.append(Paragraph(f"Too few runs for a trend (at least {MIN_TREND_RUNS})."))
+    blocks.append(Heading(2, "Step time by commit"))
+    blocks.extend(Image(plot) for plot in plots)
+    blocks.append(Heading(2, "Runs"))
+    blocks.append(Table(_runs_table(history)))
+    return blocks
+
+
+def write_history(history: History, out: str | os.PathLike[str]) -> Path:
+    """Write history.md, history.html and plots/ into ``out``; return ``out``."""
+    from reports.report.render import render_html, render_markdown
+
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots = write_plots(history, out_dir / PLOTS_DIR)
+    blocks = document(history, plots)
+    atomic_write_text(out_dir / HISTORY_MD, render_markdown(blocks, out_dir))
+    atomic_write_text(out_dir / HISTORY_HTML, render_html(blocks))
+    return out_dir
+
+
+def command(
+    store: str | None = None,
+    pattern: str | None = None,
+    out: str | None = None,
+    repo: str | None = ".",
+    min_change: float | None = None,
+) -> int:
+    """``loopbench history``: 0 written; 2 (one line on stderr) when there is nothing to show."""
+    from reports.gate.baseline import store_path
+
+    root = store_path(store)
+    try:
+        history = load_history(root, pattern, repo, min_change or DEFAULT_MIN_CHANGE)
+        out_dir = write_history(history, out or DEFAULT_OUT)
+    except HistoryError as exc:
+        print(f"loopbench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"loopbench: error: cannot write the history: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    for change in history.changes:
+        print(
+            f"change point: {change.cell.name} between {(change.before.commit or '?')[:10]} and "
+            f"{(change.after.commit or '?')[:10]}: {change.size}"
+        )
+    print(f"history of {len(history.entries)} runs: {out_dir / HISTORY_MD}")
+    return 0
