@@ -87,6 +87,18 @@ def spread(samples: Iterable[float]) -> tuple[float, float]:
     return iqr, cv
 
 
+def per_epoch_cost(processes: list[Mapping[str, Any]]) -> float:
+    """Per-step share of a loop's per-epoch work (fit's epoch end): the median epoch end
+    over all the cell's processes, clipped at 0, over an epoch's steps; 0 for a loop
+    without epochs. Pooled: each process times one or a few epoch ends, and one can be
+    stretched by a busy machine (docs/methodology.md)."""
+    ends = [float(p["epoch_end_s"]) for p in processes if p.get("epoch_end_s") is not None]
+    steps = next((p.get("steps_per_epoch") for p in processes if p.get("steps_per_epoch")), None)
+    if not ends or not steps:
+        return 0.0
+    return max(0.0, float(np.median(ends))) / int(steps)
+
+
 def summarize_cell(
     keys: Mapping[str, Any], processes: list[Mapping[str, Any]], windows: list[Mapping[str, Any]]
 ) -> dict[str, Any]:
@@ -117,8 +129,7 @@ def summarize_cell(
         low = high = coverage = math.nan
         basis = "none"
     iqr, cv = spread(samples) if len(samples) >= 3 else (math.nan, math.nan)
-    amortized = [float(p.get("amortized_step_time_s") or p["step_time_s"]) for p in ok]
-    amortized_median = float(np.median(amortized))
+    amortized_median = median + per_epoch_cost(ok)
     first = ok[0]
 
     def med(name: str) -> float:

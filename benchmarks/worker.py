@@ -255,11 +255,10 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
     final_loss = evaluation.get("loss", float("nan"))
     if not math.isfinite(final_loss):
         raise FloatingPointError(f"loss is {final_loss} after training (diverged)")
-    # what a user pays per step over whole epochs: the steady step plus this loop's
-    # per-epoch work (fit's epoch end) spread over an epoch's steps
+    # this loop's per-epoch work (fit's epoch end); benchmarks/stats.py spreads the
+    # cell's median over an epoch's steps (amortized_step_time_s)
     epoch_end_s = clock.epoch_end_s() if trainer.epoch_steps else None
     data_steps_per_epoch = steps_per_epoch(train, cell.batch_size)
-    amortized = steady + (max(0.0, epoch_end_s) / data_steps_per_epoch if epoch_end_s else 0.0)
     traces = trace_counts_after_timing
     retraces = sum(max(0, n - 1) for n in traces.values())
     row: dict[str, Any] = {
@@ -281,7 +280,6 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         "sizing_steps": clock.sizing_steps,
         "steps_per_epoch": data_steps_per_epoch,
         "epoch_end_s": epoch_end_s,
-        "amortized_step_time_s": amortized,
         "hidden_devices": hidden_devices,
         "equal_work_steps": 1 + config.warmup_steps,
         "equal_work_loss": equal_work.get("loss"),

@@ -231,6 +231,21 @@ def cell_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
     return cells.sort_values(list(GROUP_KEYS), kind="stable").reset_index(drop=True)
 
 
+def amortized_per_process(processes: pd.DataFrame) -> pd.Series:
+    """Each process's steady step plus its cell's per-epoch cost: the median epoch end
+    over the cell's processes (clipped at 0) over an epoch's steps, as
+    benchmarks/stats.py computes the cell's ``amortized_step_time_s``. A loop without
+    epochs, or a run made before epoch ends were recorded, pays its steady step."""
+    step = processes["step_time_s"]
+    if "epoch_end_s" not in processes or "steps_per_epoch" not in processes:
+        return step.copy()
+    keys = [k for k in (*GROUP_KEYS,) if k in processes.columns]
+    epoch_end = processes.groupby(keys, dropna=False)["epoch_end_s"].transform("median")
+    steps = processes.groupby(keys, dropna=False)["steps_per_epoch"].transform("max")
+    share = (epoch_end.clip(lower=0) / steps).where(epoch_end.notna() & (steps > 0), 0.0)
+    return step + share.fillna(0.0)
+
+
 def process_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
     """One row per ok worker process (one statistical sample each), with a run label;
     the PROCESS_FIGURES as numbers."""
@@ -250,10 +265,7 @@ def process_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
         if column not in processes.columns:
             processes[column] = np.nan
         processes[column] = pd.to_numeric(processes[column], errors="coerce")
-    # a run made before per-epoch costs were recorded: what a user pays is the steady step
-    processes["amortized_step_time_s"] = processes["amortized_step_time_s"].fillna(
-        processes["step_time_s"]
-    )
+    processes["amortized_step_time_s"] = amortized_per_process(processes)
     processes["batch_size"] = processes["batch_size"].astype(int)
     return processes
 
