@@ -85,14 +85,18 @@ def run(model: Any = None, *, report: bool = True, **options: Any) -> Result:
 def report(
     run_dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str] | None = None,
+    epochs: int = 1,
 ) -> Path:
     """Render report.md, report.html and plots/ for one or several runs (as
-    ``loopbench report``); returns the directory they are in (a single run's own)."""
+    ``loopbench report``; ``epochs``: the time-to-train figure's E); returns the
+    directory they are in (a single run's own)."""
     from reports.report import write_report
 
     if isinstance(run_dirs, str | os.PathLike):
         run_dirs = [run_dirs]
-    return Path(write_report(list(run_dirs), out))
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs {epochs!r}: must be a positive integer")
+    return Path(write_report(list(run_dirs), out, epochs=epochs))
 
 
 def _options(options: dict[str, Any]) -> list[str]:
