@@ -5,10 +5,18 @@
     nox -s benchmark             # quick CPU benchmark; arguments go to `loopbench run`
     nox -s benchmark -- --workload mlp --processes 5
     nox -s regression -- origin/main    # `loopbench ab`: same-job A/B against a git ref
+    nox -s versions -- 2.19 2.20 2.21   # the mlp quick matrix under each TensorFlow release
 Dependencies come from pyproject.toml (extras: test, lint, report, browser, gpu).
 """
 
 from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import nox
 from nox.project import load_toml
@@ -114,3 +122,102 @@ def regression(session: nox.Session) -> None:
     session.install("-e", ".")
     # results/regression/{base,current,logs,compare.md}; stops within its time budget
     session.run("loopbench", "ab", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+#: TensorFlow releases of `nox -s versions`, each with the Keras minor series it runs with:
+#: the newest Keras below the next release's minimum (TensorFlow's own `keras>=`
+#: requirement: 2.20 needs 3.10, 2.21 needs 3.12), i.e. what a user upgrading then had
+TF_KERAS = {"2.19": "3.9", "2.20": "3.11", "2.21": "3.15"}
+VERSIONS_OUT = Path("results") / "versions"
+#: what each release runs unless arguments after the releases say otherwise
+VERSIONS_RUN_ARGS = ("--workload", "mlp", "--quick", "--device", "cpu")
+
+
+def _release_args(posargs: list[str]) -> tuple[list[str], list[str]]:
+    """(releases, loopbench run arguments): the leading X.Y arguments are releases (all of
+    TF_KERAS when none); a release outside TF_KERAS is one line and exit 2."""
+    releases = []
+    for arg in posargs:
+        if arg.startswith("-"):
+            break
+        releases.append(arg)
+    rest = posargs[len(releases) :]
+    for release in releases:
+        if release not in TF_KERAS:
+            what = (
+                "is not a release (X.Y)"
+                if not re.fullmatch(r"\d+\.\d+", release)
+                else ("is not one of this session's releases")
+            )
+            _bad_input(
+                f"tensorflow {release!r} {what}: choose from {', '.join(TF_KERAS)} "
+                "(or add it, with its Keras, to TF_KERAS in noxfile.py)"
+            )
+    return releases or list(TF_KERAS), rest
+
+
+def _bad_input(message: str) -> None:
+    print(f"nox -s versions: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _check_installable(session: nox.Session, requirements: list[str]) -> None:
+    """Ask the package index (pip's resolver, nothing installed) whether the pins install
+    here; if not, one line and exit 2 instead of pip's page of output."""
+    python = os.path.join(session.bin, "python")
+    result = subprocess.run(
+        [python, "-m", "pip", "install", "--dry-run", "--quiet", *requirements],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
+        reason = errors[0].removeprefix("ERROR: ") if errors else "pip failed"
+        reason = reason.split(" (from versions:")[0]  # not the index's whole list
+        _bad_input(f"{' '.join(requirements)} cannot be installed here: {reason}")
+
+
+def _release_runs(releases: list[str]) -> list[Path]:
+    """The newest run directory of each release that has one, in release order."""
+    runs = []
+    for release in releases:
+        found = sorted((VERSIONS_OUT / f"tf-{release}").glob("*/metadata.json"))
+        if found:
+            runs.append(found[-1].parent)
+    return runs
+
+
+@nox.session(python=PYTHON, default=False)
+@nox.parametrize("tensorflow", list(TF_KERAS))
+def versions(session: nox.Session, tensorflow: str) -> None:
+    """One virtualenv per TensorFlow release (with its Keras): the same matrix under each, then side by side."""
+    releases, run_args = _release_args(session.posargs)
+    if tensorflow not in releases:
+        session.skip(f"tensorflow {tensorflow} not asked for ({' '.join(releases)})")
+    pins = [f"tensorflow=={tensorflow}.*", f"keras=={TF_KERAS[tensorflow]}.*"]
+    _check_installable(session, pins)
+    session.install("-e", ".", *pins)
+    out = VERSIONS_OUT / f"tf-{tensorflow}"
+    shutil.rmtree(out, ignore_errors=True)  # one run per release: the newest
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    args = run_args or list(VERSIONS_RUN_ARGS)
+    session.run("loopbench", "run", *args, "--out", str(out), "--no-report", env=env)
+    # every asked release run so far, side by side (the last release's session shows all):
+    # the report, and the gate between consecutive releases (per cell, ratio and interval)
+    runs = _release_runs(releases)
+    if len(runs) < 2:
+        return
+    report = VERSIONS_OUT / "report"
+    session.run("loopbench", "report", *map(str, runs), "--out", str(report), env=env)
+    for before, after in zip(runs, runs[1:], strict=False):
+        markdown = VERSIONS_OUT / f"compare-{before.parent.name}-to-{after.parent.name}.md"
+        session.run(
+            "loopbench",
+            "compare",
+            str(before),
+            str(after),
+            "--markdown",
+            str(markdown),
+            env=env,
+            success_codes=[0, 1, 3],  # a slower release is a finding, not a failure
+        )
