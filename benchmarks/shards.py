@@ -136,7 +136,7 @@ Job = tuple[int, int]  # (index of the cell in the matrix, process number)
 
 def _group(cell: CellKey) -> tuple:
     """The cells that differ only in the loop style form one group."""
-    return (cell.workload, cell.device, cell.batch_size, cell.width)
+    return tuple(value for key, value in cell._asdict().items() if key != "loop")
 
 
 def deal(cells: Sequence[CellKey], processes: int, count: int) -> tuple[str, list[list[Job]]]:
@@ -342,8 +342,13 @@ def check(runs: Sequence[Run], allow_different_machines: bool = False) -> list[d
         raise ShardError(f"missing: no shard holds {_listing(uncovered)}")
 
     for run, description in zip(runs, descriptions, strict=True):
-        done = _finished_jobs(run)
-        unfinished = [job_name(*job) for job in sorted(shard_jobs(description)) if job not in done]
+        done, own = _finished_jobs(run), shard_jobs(description)
+        foreign = [job_name(*job) for job in sorted(done - own)]
+        if foreign:
+            raise ShardError(
+                f"{_label(run)} holds results of jobs that are not its own ({_listing(foreign, 2)})"
+            )
+        unfinished = [job_name(*job) for job in sorted(own) if job not in done]
         if unfinished:
             raise ShardError(
                 f"missing: {_label(run)} has no result for {len(unfinished)} of its "

@@ -455,14 +455,22 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3g}" if math.isfinite(seconds) else "—"
 
 
+#: the cells drawn in one plot: those that differ only in the loop style
+GROUP_KEYS = tuple(key for key in CELL_KEYS if key != "loop")
+
+
 def _groups(series: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
-    keys = ["workload", "device", "batch_size", "width"]
-    return [(key, rows) for key, rows in series.groupby(keys, sort=False)]
+    return [(key, rows) for key, rows in series.groupby(list(GROUP_KEYS), sort=False)]
+
+
+def _cell(key: tuple, loop: str) -> CellKey:
+    return CellKey.of({**dict(zip(GROUP_KEYS, key, strict=True)), "loop": loop})
 
 
 def _group_name(key: tuple) -> str:
-    workload, device, batch_size, width = key
-    return f"{workload}/{device}/bs{batch_size}" + (f"/w{width}" if width else "")
+    """A cell's name without its loop, e.g. ``mlp/cpu/bs64/w128``."""
+    cell = _cell(key, "-")
+    return cell.name.replace("/-/", "/", 1)
 
 
 def write_plots(history: History, out_dir: Path) -> list:
@@ -492,7 +500,7 @@ def write_plots(history: History, out_dir: Path) -> list:
                 x, y, yerr=[y - low, high - y], marker="o", ms=4, capsize=3, lw=1.2, label=loop
             )
             color = line[0].get_color()
-            cell = CellKey(key[0], loop, *key[1:])
+            cell = _cell(key, loop)
             for change in (c for c in history.changes if c.cell == cell):
                 boundary = positions[change.after.name] - 0.5
                 axes.axvline(boundary, color=color, ls="--", lw=1)

@@ -282,6 +282,8 @@ def test_bad_merges_are_one_line_and_exit_2(shard_runs, tmp_path, capsys):
     lines = (unfinished / "samples.jsonl").read_text().splitlines(keepends=True)
     kept = [row for row in lines if not ('"kind": "process"' in row and '"loop": "eager"' in row)]
     (unfinished / "samples.jsonl").write_text("".join(kept))
+    swapped = copy_run(shard_runs[1], tmp_path / "swapped")  # shard 1's samples in shard 2
+    shutil.copy(shard_runs[0] / "samples.jsonl", swapped / "samples.jsonl")
     occupied = tmp_path / "occupied"
     occupied.mkdir()
     (occupied / "keep.txt").write_text("x")
@@ -295,6 +297,7 @@ def test_bad_merges_are_one_line_and_exit_2(shard_runs, tmp_path, capsys):
             [first, str(unfinished)],
             "has no result for 1 of its 2 jobs (linear/eager/cpu/bs64 process 1)",
         ),
+        ([first, str(swapped)], "holds results of jobs that are not its own"),
         ([first, str(tmp_path / "absent")], "no such run directory"),
         ([first, second, "--out", str(occupied)], "exists and is not empty"),
     ]
