@@ -3,6 +3,7 @@
     loopbench list
     loopbench run     [--workload W]... [--loop L]... [--device cpu|gpu|all]
                       [--batch-size N[,N...]] [--width N[,N...]] [--quick]
+                      [--steps-per-call K[,K...]] [--precision P[,P...]] [--fit-jit J[,J...]]
                       [--processes N] [--windows N] [--window-ms MS | --steps N]
                       [--profile] [--out DIR]
     loopbench run     --model PATH.py:FUNCTION | module:FUNCTION   (a user's model)
@@ -36,8 +37,13 @@ from benchmarks.config import (
     AB_PROCESSES,
     AB_TIME_BUDGET_MIN,
     DEFAULT,
+    DEFAULT_FIT_JIT,
+    DEFAULT_PRECISION,
+    DEFAULT_STEPS_PER_CALL,
+    FIT_JIT_CHOICES,
     INJECT_SLOWDOWN_ENV,
     OUT_DIR,
+    PRECISIONS,
     QUICK,
     SEED,
     START_METHOD,
@@ -80,6 +86,21 @@ def positive_ints(text: str) -> tuple[int, ...]:
             raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
         values.append(value)
     return tuple(values)
+
+
+def choices_of(option: str, choices: Sequence[str]):
+    """An argparse type: 'a,b' -> ('a', 'b'), each one of ``choices``."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        values = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+        for value in values or (text,):
+            if value not in choices:
+                raise argparse.ArgumentTypeError(
+                    f"unknown {option} {value!r}; choose from {', '.join(choices)}"
+                )
+        return values
+
+    return parse
 
 
 def positive_int(text: str) -> int:
@@ -155,6 +176,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="cpu, gpu or all (default: every device present)")
     run.add_argument("--batch-size", type=positive_ints, help="N[,N...]; default per workload")
     run.add_argument("--width", type=positive_ints, help="hidden width(s) of mlp and gan, N[,N...]")
+    run.add_argument(
+        "--steps-per-call",
+        type=positive_ints,
+        metavar="K[,K...]",
+        help="training steps per call of the loop's function: fit's steps_per_execution, a "
+        "loop over K batches in one tf.function for the graph styles; eager runs only 1 "
+        "(default 1)",
+    )
+    run.add_argument(
+        "--precision",
+        type=choices_of("precision", PRECISIONS),
+        metavar="P[,P...]",
+        help=f"Keras dtype policies, the same for every loop style: {', '.join(PRECISIONS)} "
+        "(default float32; mixed_float16 with loss scaling)",
+    )
+    run.add_argument(
+        "--fit-jit",
+        type=choices_of("fit-jit", FIT_JIT_CHOICES),
+        metavar="J[,J...]",
+        help="fit's jit_compile: auto (Keras's choice, recorded), off, on; other loop "
+        "styles ignore it (default auto)",
+    )
     run.add_argument(
         "--steps",
         type=positive_int,
@@ -360,13 +403,19 @@ def make_config(
         command=tuple(sys.argv),
         models=models,
         shard=getattr(args, "shard", None),
+        steps_per_call=getattr(args, "steps_per_call", None) or (DEFAULT_STEPS_PER_CALL,),
+        precisions=getattr(args, "precision", None) or (DEFAULT_PRECISION,),
+        fit_jit=getattr(args, "fit_jit", None) or (DEFAULT_FIT_JIT,),
     )
 
 
 def make_cells(config: RunConfig) -> list[Cell]:
-    """The product of the axes, validated (batch size against the data size)."""
-    from loops.base import WORKLOADS, WorkloadConfig
+    """The product of the axes, validated (batch size against the data size). The
+    fit-jit axis multiplies only the loop style whose compiler is that setting
+    (``LoopStyle.jit_setting``); the others get one cell."""
+    from loops.base import LOOPS, WORKLOADS, WorkloadConfig
     from loops.data import DataError
+    from loops.knobs import FIT_JIT_NONE, fit_jit_key
 
     cells = []
     for workload_name in config.workloads:
@@ -387,13 +436,35 @@ def make_cells(config: RunConfig) -> list[Cell]:
                         f"batch size {batch} is larger than the {workload_name} data "
                         f"({n_examples} examples); use a smaller --batch-size or a larger --data-size"
                     )
+                if batch * config.call_multiple > n_examples:
+                    raise UsageError(
+                        f"{config.call_multiple} steps per call at batch size {batch} need "
+                        f"{batch * config.call_multiple} examples; the {workload_name} data has "
+                        f"{n_examples} (use a larger --data-size or fewer --steps-per-call)"
+                    )
                 for device in config.devices:
-                    for loop in config.loops:
-                        cell = Cell(
-                            workload_name, loop, device, batch, workload.width, width_option
-                        )
-                        if cell not in cells:
-                            cells.append(cell)
+                    for k in config.steps_per_call:
+                        for precision in config.precisions:
+                            for loop in config.loops:
+                                jit_keys = (
+                                    [fit_jit_key(j, device) for j in config.fit_jit]
+                                    if LOOPS.get(loop).jit_setting
+                                    else [FIT_JIT_NONE]
+                                )
+                                for jit in jit_keys:
+                                    cell = Cell(
+                                        workload_name,
+                                        loop,
+                                        device,
+                                        batch,
+                                        workload.width,
+                                        width_option,
+                                        k,
+                                        precision,
+                                        jit,
+                                    )
+                                    if cell not in cells:
+                                        cells.append(cell)
     return cells
 
 
@@ -441,11 +512,11 @@ def command_run(args: argparse.Namespace) -> int:
     import loops.workloads  # noqa: F401
     from benchmarks import metadata as meta
     from benchmarks.progress import Progress, print_summary
-    from reports import rundir
     from benchmarks.runner import execute, new_run_dir, now_iso
     from benchmarks.worker import configure_threads
     from loops.base import LOOPS
     from loops.devices import DEVICE_CHOICES, DeviceError, resolve_devices
+    from reports import rundir
 
     if args.device is not None and args.device not in DEVICE_CHOICES:
         raise UsageError(

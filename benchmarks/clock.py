@@ -6,8 +6,13 @@ first step starts with a host sync (``sync()``: on GPU ``sync_devices``, then a
 host fetch of a variable that every step updates), so asynchronous dispatch
 cannot push work from one window into the next. The phases of one run:
 
-    train_begin | first step | warm-up steps | (sizing) | window 1 | ... | window W
-                ^ trace/compile shows here                 ^ steady state: W windows of K steps
+    train_begin | first call | warm-up | (sizing) | window 1 | ... | window W
+                ^ trace/compile shows here         ^ steady state: W windows of N steps
+
+A call runs one step, or K with several steps per call (loops/knobs.py): the
+trainer reports call boundaries only, so every boundary the clock plans (the
+first call, the end of the warm-up, sizing spans, windows, epoch gaps) is a
+multiple of K, and windows hold whole calls. Step times stay per step.
 
 For ``fit`` the time from calling ``fit`` to ``train_begin`` is fit's per-call
 set-up, its own figure. The clock can add a known amount of extra work per
@@ -94,7 +99,12 @@ def steps_for_duration(window_s: float, step_estimate_s: float, min_steps: int =
 
 
 class PhaseClock(StepHooks):
-    """Times first step, warm-up and ``windows`` windows of ``steps_per_window`` steps.
+    """Times the first call, warm-up and ``windows`` windows of ``steps_per_window`` steps.
+
+    With ``steps_per_call`` K every boundary is a multiple of K: the first call
+    holds K steps (``first_step_s`` is its time), windows and spans are whole
+    calls, the slowdown knob spins K times its per-step amount once a call, and an
+    epoch must be whole calls (the data is cut so; ``Dataset.whole_batches``).
 
     With ``window_s`` the windows are sized by duration instead, as timeit's
     autorange and google/benchmark's min_time do: after the warm-up the clock
@@ -123,10 +133,12 @@ class PhaseClock(StepHooks):
     end is timed after the last window (``epoch_probe``), so every loop with
     epochs gets its ``epoch_end_s``.
 
-    ``at_equal_work`` is called once, untimed, when the first step and the warm-up
-    are done (``equal_work_steps`` = 1 + warm-up steps, the same batches in the
-    same order for every loop style): the worker evaluates the model there, so that
-    every style's loss after the same work can be compared in every run.
+    ``at_equal_work`` is called once, untimed, when the first call and the warm-up
+    are done, after ``equal_work_steps`` steps (default: 1 + ``warmup_steps``
+    rounded up to whole calls; the worker passes the run's value, the same for
+    every cell: the same batches in the same order for every loop style): the
+    worker evaluates the model there, so that every style's loss after the same
+    work can be compared in every run.
     """
 
     def __init__(
@@ -139,22 +151,45 @@ class PhaseClock(StepHooks):
         window_s: float | None = None,
         steps_per_epoch: int | None = None,
         at_equal_work: Callable[[], object] | None = None,
+        steps_per_call: int = 1,
+        equal_work_steps: int | None = None,
     ) -> None:
+        k = self.steps_per_call = max(1, int(steps_per_call))
+        if equal_work_steps is None:
+            equal_work_steps = self._whole_calls_up(1 + warmup_steps)
+        if equal_work_steps < k or equal_work_steps % k:
+            raise ValueError(f"equal work of {equal_work_steps} steps is not whole calls of {k}")
+        if steps_per_epoch and steps_per_epoch % k:
+            raise ValueError(f"an epoch of {steps_per_epoch} steps is not whole calls of {k}")
         self.sync = sync
         self.at_equal_work = at_equal_work
-        self.warmup_steps = warmup_steps
+        #: steps after the first call, up to the equal-work point (untimed)
+        self.equal_work_steps = equal_work_steps
+        self.warmup_steps = equal_work_steps - k
         self.windows = windows
-        self.min_steps_per_window = steps_per_window
+        self.min_steps_per_window = self._whole_calls_up(steps_per_window)
         self.window_s = window_s
-        self.steps_per_epoch = steps_per_epoch if steps_per_epoch and steps_per_epoch >= 3 else None
+        # windows fit between epoch ends only with at least two calls an epoch
+        usable = steps_per_epoch and steps_per_epoch >= max(3, 2 * k)
+        self.steps_per_epoch = steps_per_epoch if usable else None
         self.inject_fraction = inject_fraction
         self.inject_s = 0.0
         self.times = PhaseTimes()
         self.gaps: list[tuple[int, float]] = []  # (steps, seconds) between windows
         self.sizing_spans: list[tuple[int, float]] = []  # (steps, seconds), sizing only
         self._span: tuple[int, int] | None = None  # the sizing span being timed
-        self._plan(steps_per_window, 1 + warmup_steps)
+        self._plan(self.min_steps_per_window, equal_work_steps)
         self._last = float("nan")
+
+    def _whole_calls_up(self, steps: int) -> int:
+        """``steps`` rounded up to whole calls (at least one)."""
+        k = self.steps_per_call
+        return max(k, -(-int(steps) // k) * k)
+
+    def _whole_calls(self, steps: int) -> int:
+        """``steps`` rounded to the nearest whole number of calls (at least one)."""
+        k = self.steps_per_call
+        return k * max(1, round(steps / k))
 
     @property
     def sizing_steps(self) -> int:
@@ -165,9 +200,9 @@ class PhaseClock(StepHooks):
     def _longest_window(self) -> int:
         """The most steps a window may hold: (steps per epoch - 1) // 2 with epochs
         (so that two windows fit between epoch ends), else MAX_STEPS_PER_WINDOW."""
-        spe = self.steps_per_epoch
-        most = max(MAX_STEPS_PER_WINDOW, self.min_steps_per_window)
-        return max(1, min(most, (spe - 1) // 2)) if spe is not None else most
+        spe, k = self.steps_per_epoch, self.steps_per_call
+        most = self._whole_calls_up(max(MAX_STEPS_PER_WINDOW, self.min_steps_per_window))
+        return max(k, min(most, (spe - 1) // 2) // k * k) if spe is not None else most
 
     def _start_span(self, start: int, steps: int) -> None:
         self._span = (start, start + steps)
@@ -185,11 +220,13 @@ class PhaseClock(StepHooks):
         if elapsed < self.window_s / 2 and steps < self._longest_window:
             # grow at least 2x, at most 10x, toward half a window
             factor = min(10.0, max(2.0, self.window_s / 2 / max(elapsed, 1e-9)))
-            self._start_span(step, min(self._longest_window, math.ceil(steps * factor)))
+            grown = self._whole_calls_up(math.ceil(steps * factor))
+            self._start_span(step, min(self._longest_window, grown))
             return
         self._span = None
         estimate = elapsed / steps
-        self._plan(steps_for_duration(self.window_s, estimate, self.min_steps_per_window), step)
+        sized = steps_for_duration(self.window_s, estimate, self.min_steps_per_window)
+        self._plan(max(self.min_steps_per_window, self._whole_calls(sized)), step)
 
     def _plan(self, steps_per_window: int, start: int) -> None:
         """Place the calibration window (if any) and the timed windows from step ``start``."""
@@ -199,7 +236,9 @@ class PhaseClock(StepHooks):
         # With a slowdown to inject, one untimed calibration window after the
         # warm-up measures the steady step the extra work is a fraction of (the
         # warm-up's early steps are slower and would overstate it).
-        self.calibration_steps = max(steps_per_window, 50) if self.inject_fraction else 0
+        self.calibration_steps = (
+            self._whole_calls_up(max(steps_per_window, 50)) if self.inject_fraction else 0
+        )
         self.first_window = start + self.calibration_steps
         self.window_spans: list[tuple[int, int]] = []
         self.gap_starts: dict[int, int] = {}  # a window's first step -> the gap's first
@@ -214,7 +253,7 @@ class PhaseClock(StepHooks):
             start += steps_per_window
         self.window_ends = {end for _, end in self.window_spans}
         # step counts at which a phase ends (a boundary: sync, then read the clock)
-        self.boundaries = {1, 1 + self.warmup_steps, self.first_window}
+        self.boundaries = {self.steps_per_call, self.equal_work_steps, self.first_window}
         self.boundaries |= {begin for begin, _ in self.window_spans} | self.window_ends
         self.epoch_probe: tuple[int, int] | None = None
         if spe is not None and not self.gap_starts:
@@ -234,14 +273,14 @@ class PhaseClock(StepHooks):
         """An upper bound of ``total_steps`` to give the trainer."""
         if self.window_s is None:
             return self.total_steps
-        most = max(MAX_STEPS_PER_WINDOW, self.min_steps_per_window)
-        calibration = max(most, 50) if self.inject_fraction else 0
+        most = self._whole_calls_up(max(MAX_STEPS_PER_WINDOW, self.min_steps_per_window))
+        calibration = self._whole_calls_up(max(most, 50)) if self.inject_fraction else 0
         # sizing spans grow at least 2x up to ``most`` (a span that held an epoch
         # end is timed again, once per epoch at most): under 4x ``most`` in all
         sizing = 4 * most
         # the epoch probe: at most one more epoch and a window
         probe = (self.steps_per_epoch + most) if self.steps_per_epoch else 0
-        return 1 + self.warmup_steps + sizing + calibration + 2 * self.windows * most + probe
+        return self.equal_work_steps + sizing + calibration + 2 * self.windows * most + probe
 
     def epoch_end_s(self) -> float | None:
         """Median cost of an epoch's end: a gap's time less its steps at the steady
@@ -259,15 +298,15 @@ class PhaseClock(StepHooks):
             self.sync()
             t = now()
             elapsed, self._last = t - self._last, t
-            if step == 1:
+            if step == self.steps_per_call:
                 self.times.first_step_s = elapsed
-            if step == 1 + self.warmup_steps:
-                if step > 1:
+            if step == self.equal_work_steps:
+                if step > self.steps_per_call:
                     self.times.warmup_s = elapsed
                 if self.at_equal_work is not None:
                     self.at_equal_work()  # untimed: _last is read again below
                 if self.window_s is not None:
-                    self._start_span(step, 1)
+                    self._start_span(step, self.steps_per_call)
             elif self._span is not None:
                 self._sized(step, elapsed)
             elif step == self.first_window:  # only when injecting: calibration done
@@ -283,4 +322,4 @@ class PhaseClock(StepHooks):
                 raise StopTraining
             self._last = now()  # exclude the bookkeeping above from the next phase
         if self.inject_s and step >= self.first_window:
-            spin(self.inject_s)
+            spin(self.inject_s * self.steps_per_call)  # once a call: its steps' worth

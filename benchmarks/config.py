@@ -1,9 +1,11 @@
 """Frozen configuration and its defaults.
 
 One ``RunConfig`` per ``loopbench run``, one ``Cell`` per (workload, loop, device,
-batch size, width), one ``Job`` per worker process; built once from the command line
-(``benchmarks/cli.py``) and passed down, no module-level flags. Every default of
-``run`` and ``ab`` is defined here once: the parser and the dataclasses read it.
+batch size, width, steps per call, precision, fit's jit), one ``Job`` per worker
+process; built once from the command line (``benchmarks/cli.py``) and passed down,
+no module-level flags. Every default of ``run`` and ``ab`` is defined here once:
+the parser and the dataclasses read it (the knobs' names and defaults come from
+loops/knobs.py, which needs no TensorFlow).
 """
 
 from __future__ import annotations
@@ -11,8 +13,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# the knobs' names and defaults (no TensorFlow), re-exported for the command line
+from loops.knobs import DEFAULT_FIT_JIT as DEFAULT_FIT_JIT
+from loops.knobs import DEFAULT_PRECISION as DEFAULT_PRECISION
+from loops.knobs import DEFAULT_STEPS_PER_CALL as DEFAULT_STEPS_PER_CALL
+from loops.knobs import FIT_JIT_CHOICES as FIT_JIT_CHOICES
+from loops.knobs import FIT_JIT_NONE as FIT_JIT_NONE
+from loops.knobs import PRECISIONS as PRECISIONS
+from loops.knobs import call_multiple, round_up
 from loops.model_spec import ModelSpec  # (no TensorFlow)
-from reports.rundir import CellKey
+from reports.rundir import CELL_KEYS, CellKey
 
 # ----------------------------------------------------------------------------- defaults
 
@@ -69,10 +79,14 @@ class Cell:
     batch_size: int
     width: int  # hidden width (0: the workload has none)
     width_option: int | None = None  # what was asked for (None: the workload's default)
+    steps_per_call: int = DEFAULT_STEPS_PER_CALL
+    precision: str = DEFAULT_PRECISION
+    #: fit's jit_compile as it runs (loops/knobs.py fit_jit_key); "none" for other loops
+    fit_jit: str = FIT_JIT_NONE
 
     @property
     def key(self) -> CellKey:
-        return CellKey(self.workload, self.loop, self.device, self.batch_size, self.width)
+        return CellKey(*(getattr(self, name) for name in CELL_KEYS))
 
     @property
     def keys(self) -> dict[str, Any]:
@@ -81,9 +95,19 @@ class Cell:
 
     @property
     def label(self) -> str:
-        """Also the profile run name: <workload>-<loop>-<device>-b<batch>[-w<width>]."""
-        base = f"{self.workload}-{self.loop}-{self.device}-b{self.batch_size}"
-        return base if self.width_option is None else f"{base}-w{self.width}"
+        """Also the profile run name and the log file's:
+        <workload>-<loop>-<device>-b<batch>[-w<width>][-k<K>][-<precision>][-jit_<off|on>]
+        (a part only where the cell differs from the default)."""
+        label = f"{self.workload}-{self.loop}-{self.device}-b{self.batch_size}"
+        if self.width_option is not None:
+            label += f"-w{self.width}"
+        if self.steps_per_call != DEFAULT_STEPS_PER_CALL:
+            label += f"-k{self.steps_per_call}"
+        if self.precision != DEFAULT_PRECISION:
+            label += f"-{self.precision}"
+        if self.fit_jit in ("off", "on"):  # asked for; auto:... is the default
+            label += f"-jit_{self.fit_jit}"
+        return label
 
 
 @dataclass(frozen=True)
@@ -115,11 +139,27 @@ class RunConfig:
     models: tuple[ModelSpec, ...] = ()
     #: (I, N): run only shard I of N (1-based) of the jobs (benchmarks/shards.py)
     shard: tuple[int, int] | None = None
+    steps_per_call: tuple[int, ...] = (DEFAULT_STEPS_PER_CALL,)
+    precisions: tuple[str, ...] = (DEFAULT_PRECISION,)
+    fit_jit: tuple[str, ...] = (DEFAULT_FIT_JIT,)  # as asked for: auto, off, on
 
     @property
     def steps_per_window(self) -> int:
         """Steps per window with a fixed step count; the minimum when sized by duration."""
         return max(1, self.steps // self.windows) if self.steps else 1
+
+    @property
+    def call_multiple(self) -> int:
+        """Every cell's data holds a multiple of this many batches (the least common
+        multiple of the steps-per-call values), so all cells see the same batches."""
+        return call_multiple(self.steps_per_call)
+
+    @property
+    def equal_work_steps(self) -> int:
+        """Steps every cell of the run trains before its equal-work evaluation: the
+        first step and the warm-up, rounded up to a multiple of ``call_multiple``, so
+        that it is whole calls for every K and the same for every cell."""
+        return round_up(1 + self.warmup_steps, self.call_multiple)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -189,6 +189,9 @@ def summarize_cell(
         if any(name in p for p in ok):
             row[name] = med(name)
     row["profile_error"] = next((p["profile_error"] for p in ok if p.get("profile_error")), None)
+    # mixed_float16: each optimizer's final dynamic loss scale (halved on every skipped step)
+    for name in sorted({n for p in ok for n in p if n.startswith("loss_scale_")}):
+        row[name] = med(name)
     val = first.get("val_metrics") or {}
     for name, _value in val.items():
         if name != "loss":
@@ -210,11 +213,9 @@ def summarize(
     processes: dict[CellKey, list] = {}
     windows: dict[CellKey, list] = {}
     for row in rows:
-        key = CellKey(*(row[k] for k in CELL_KEYS))
+        key = CellKey.of(row)  # a row from before a cell key holds its default
         (processes if row["kind"] == "process" else windows).setdefault(key, []).append(row)
-    order = (
-        [CellKey(*(c[k] for k in CELL_KEYS)) for c in cell_order] if cell_order else list(processes)
-    )
+    order = [_cell_in(c, processes) for c in cell_order] if cell_order else list(processes)
     summary_rows = [
         summarize_cell(dict(zip(CELL_KEYS, key, strict=True)), processes[key], windows.get(key, []))
         for key in order
@@ -236,15 +237,38 @@ def summarize(
     return frame
 
 
+def _cell_in(cell: Mapping[str, Any], processes: Mapping[CellKey, Any]) -> CellKey:
+    """The key of ``cell`` (metadata.json's form) among the rows' keys. A run made before
+    the fit_jit key lists its cells without it, while its fit rows read as Keras's
+    choice (``reports.rundir.fill_cell_keys``): such a cell is the row key that
+    differs from it in fit_jit only."""
+    key = CellKey.of(cell)
+    if key in processes or "fit_jit" in cell:
+        return key
+    return next((k for k in processes if k._replace(fit_jit=key.fit_jit) == key), key)
+
+
+#: cells whose equal-work losses are compared (the reference: one per group)
+EQUIVALENCE_GROUP = ("workload", "device", "batch_size", "width", "precision")
+#: cells that share a reference cell for the speedups
+SPEEDUP_GROUP = ("workload", "device", "batch_size", "width", "steps_per_call", "precision")
+
+
+def _columns(frame: pd.DataFrame, names: Iterable[str]) -> list[str]:
+    return [name for name in names if name in frame.columns]
+
+
 def equivalence(frame: pd.DataFrame) -> pd.Series:
     """Per cell: does its loss after the equal-work steps match the equivalence
-    reference loop's (same workload, device, batch size, width) within this loop
-    style's tolerance (loops/equivalence.py, the one tests/test_equivalence.py uses)?
+    reference loop's (same workload, device, batch size, width and precision; the
+    reference runs one step a call, and every cell of a run trains the same
+    equal-work steps whatever its steps per call) within this loop style's tolerance
+    at that precision (loops/equivalence.py, the one tests/test_equivalence.py uses)?
     None when the run has no such reference cell or the cell did not run."""
     result = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     if frame.empty or "equal_work_loss" not in frame:
         return result
-    group = ["workload", "device", "batch_size", "width"]
+    group = _columns(frame, EQUIVALENCE_GROUP)
     ok = frame[frame["status"] == "ok"]
     references = ok[ok["equivalence_reference"].fillna(False).astype(bool)]
     reference_loss = {
@@ -270,14 +294,20 @@ def _finite(value: Any) -> bool:
 
 def _speedup(frame: pd.DataFrame, column: str, reference: str | None) -> pd.Series:
     """The ``reference`` loop's ``column`` / this cell's, within (workload, device,
-    batch_size, width); NaN everywhere without a reference."""
+    batch_size, width, steps_per_call, precision); NaN everywhere without a reference.
+    With several reference cells in a group (fit with ``--fit-jit auto,off,on``) the
+    one Keras chose (``auto:...``) is the reference, else the first in the run."""
     if frame.empty:
         return pd.Series(dtype=float)
     if reference is None:
         return pd.Series(math.nan, index=frame.index)
-    group = ["workload", "device", "batch_size", "width"]
+    group = _columns(frame, SPEEDUP_GROUP)
     ok = frame["status"] == "ok"
-    references = frame[(frame["loop"] == reference) & ok].set_index(group)[column]
+    candidates = frame[(frame["loop"] == reference) & ok]
+    if "fit_jit" in candidates.columns:  # Keras's own choice first, then run order
+        chosen_by_keras = candidates["fit_jit"].astype(str).str.startswith("auto")
+        candidates = candidates.assign(_order=~chosen_by_keras).sort_values("_order", kind="stable")
+    references = candidates.drop_duplicates(group).set_index(group)[column]
     speedups = []
     for _, row in frame.iterrows():
         key = tuple(row[g] for g in group)

@@ -10,7 +10,8 @@ settings are fixed before TensorFlow's runtime starts and recorded. Phases, each
 - data: make the workload's data (not a loop cost; recorded only)
 - build: models, optimizers, trainer (fit: compile)
 - fit set-up (fit only): from calling ``fit`` to its first batch
-- first step: trace (and XLA compile); ``compile_s`` = first step - steady step
+- first call (one step, or K with several steps per call): trace (and XLA
+  compile); ``compile_s`` = first call - K steady steps
 - warm-up, then ``windows`` timed windows (see ``benchmarks/clock.py``: sized by
   duration unless ``--steps`` fixes the count; no window holds one of fit's
   epoch ends, whose cost is ``epoch_end_s``)
@@ -19,11 +20,19 @@ settings are fixed before TensorFlow's runtime starts and recorded. Phases, each
   after the timed windows, never overlapping them.
 
 A failure inside the worker (an exception, a NaN loss) becomes a ``failed``
-row with its reason. Only a loop style that declines a pair (NotImplementedError
-from ``make_trainer``), an absent device, or XLA's unsupported-op error at a
+row with its reason. Only a loop style that declines a pair or a setting
+(NotImplementedError from ``make_trainer``, e.g. eager with several steps per
+call), a precision the device or the workload cannot train in (loops/knobs.py),
+an absent device, or XLA's unsupported-op error at a
 step's first call (``xla_unsupported``: this model cannot run under XLA) makes a
 ``skipped`` row: a NotImplementedError from inside TensorFlow or Keras while
 training is a failure.
+
+The cell's precision is Keras's global policy from before the data and models are
+made. Its steps per call are whole calls everywhere: the data is cut to a
+multiple of the run's K values (their least common multiple), and
+``equal_work_steps`` is 1 + warm-up steps rounded up to that multiple, the same
+for every cell of the run.
 
 Equal work: when the first step and the warm-up are done (the same batches in the
 same order for every loop style), the model is evaluated once, untimed
@@ -125,8 +134,14 @@ def run_job(job: Job) -> dict[str, Any]:
         **result,
     }
     window_rows = [
-        {"kind": "window", **base, "window": i, "steps": steps, "seconds": seconds,
-         "step_time_s": seconds / steps}
+        {
+            "kind": "window",
+            **base,
+            "window": i,
+            "steps": steps,
+            "seconds": seconds,
+            "step_time_s": seconds / steps,
+        }
         for i, (steps, seconds) in enumerate(windows)
     ]
     return {"process": process_row, "windows": window_rows}
@@ -159,11 +174,14 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
 
         register_run_workloads(config.models, cell.workload)
     from loops.equivalence import REFERENCE as EQUIVALENCE_REFERENCE
-    from loops.equivalence import TOLERANCES
+    from loops.equivalence import tolerance
+    from loops.knobs import loss_scaled, set_precision, unsupported_precision
 
     if cell.device not in devices.present_devices():
         raise CellSkipped(f"no {cell.device.upper()} present")
     hidden_devices = devices.hide_devices(cell.device) if runtime_fresh else []
+    # Keras reads the policy when layers are built (a user's model: when its data is made)
+    set_precision(cell.precision)
     workload = WORKLOADS.get(cell.workload)(
         WorkloadConfig(
             seed=config.seed,
@@ -176,7 +194,8 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
 
     t = now()
     data, data_preloaded = preload.make_data(cell.workload, workload)
-    train = data.whole_batches(cell.batch_size)
+    # whole calls of every K in the run: every cell sees the same batches in the same order
+    train = data.whole_batches(cell.batch_size, config.call_multiple)
     data_s = now() - t
     fault = injected_fault(cell.label)
     if fault == "raise":
@@ -188,11 +207,22 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         train["x"][0] = float("nan")
 
     with tf.device(devices.tf_device_name(cell.device)):
+        reason = unsupported_precision(cell.precision)  # untimed: a tiny layer's step
+        if reason is not None:
+            raise CellSkipped(reason)
         t = now()
-        state = workload.build()
         try:
-            trainer = style.make_trainer(workload, state, train, cell.batch_size)
-        except NotImplementedError as exc:  # the loop style declines this pair
+            # mixed_float16: every optimizer behind a LossScaleOptimizer, in every style
+            state = loss_scaled(workload.build(), workload, cell.precision)
+            trainer = style.make_trainer(
+                workload,
+                state,
+                train,
+                cell.batch_size,
+                steps_per_call=cell.steps_per_call,
+                fit_jit=cell.fit_jit,
+            )
+        except NotImplementedError as exc:  # the loop style (or the precision) declines
             raise CellSkipped(str(exc) or f"{cell.loop} cannot run {cell.workload}") from None
         build_s = now() - t
         equal_work: dict[str, float] = {}
@@ -212,12 +242,12 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
             inject_fraction=injected_fraction(cell.loop),
             window_s=config.window_s,
             at_equal_work=evaluate_equal_work,
+            steps_per_call=cell.steps_per_call,
+            equal_work_steps=config.equal_work_steps,
             # no window holds fit's epoch ends; with a fixed step count every loop
             # style gets the same layout, so all train the same steps
             steps_per_epoch=(
-                trainer.epoch_steps
-                if config.window_s
-                else steps_per_epoch(train, cell.batch_size)
+                trainer.epoch_steps if config.window_s else steps_per_epoch(train, cell.batch_size)
             ),
         )
         devices.reset_gpu_peak(cell.device)
@@ -241,7 +271,10 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         evaluation = workload.evaluate(state, data.val)
 
         profile: dict[str, Any] = {}
-        if job.profile_dir:
+        if job.profile_dir and cell.steps_per_call > 1:
+            # the profiler's step markers come from the hooks, which see calls only
+            profile = {"profile_error": "not profiled with several steps per call"}
+        elif job.profile_dir:
             from benchmarks.profiling import profile_trainer
 
             window_step_times_s = [w / clock.steps_per_window for w in times.window_s]
@@ -267,7 +300,7 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         "step_time_s": steady,
         "n_windows": len(step_times),
         "steps_per_window": spw,
-        "warmup_steps": config.warmup_steps,
+        "warmup_steps": clock.warmup_steps,
         "import_s": import_s,
         "tf_runtime_fresh": runtime_fresh,
         "data_s": data_s,
@@ -275,16 +308,19 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         "build_s": build_s,
         "fit_setup_s": (times.train_begin - t_run) if style.per_call_setup else None,
         "first_step_s": times.first_step_s,
-        "compile_s": max(0.0, times.first_step_s - steady),
+        # the first call holds steps_per_call steps
+        "compile_s": max(0.0, times.first_step_s - cell.steps_per_call * steady),
         "warmup_s": times.warmup_s,
         "sizing_steps": clock.sizing_steps,
         "steps_per_epoch": data_steps_per_epoch,
         "epoch_end_s": epoch_end_s,
         "hidden_devices": hidden_devices,
-        "equal_work_steps": 1 + config.warmup_steps,
+        "equal_work_steps": clock.equal_work_steps,
         "equal_work_loss": equal_work.get("loss"),
         "equivalence_reference": cell.loop == EQUIVALENCE_REFERENCE,
-        "equivalence_rtol": TOLERANCES.get(cell.loop),
+        "equivalence_rtol": tolerance(cell.loop, cell.precision, cell.fit_jit),
+        "keras_policy": keras_policy(),
+        **loss_scales(state),
         "injected_s_per_step": clock.inject_s,
         "final_loss": final_loss,
         "val_metrics": evaluation,
@@ -299,6 +335,23 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         "windows": list(zip([spw] * len(times.window_s), times.window_s, strict=True)),
     }
     return row
+
+
+def keras_policy() -> str:
+    """Keras's global dtype policy as the worker ran (the cell's precision)."""
+    import keras
+
+    return keras.mixed_precision.global_policy().name
+
+
+def loss_scales(state: Any) -> dict[str, float]:
+    """The final dynamic loss scale of each loss-scaled optimizer (mixed_float16): a
+    scale that halved many times means many skipped (overflowing) steps."""
+    return {
+        f"loss_scale_{name}": float(optimizer.dynamic_scale)
+        for name, optimizer in state.optimizers.items()
+        if hasattr(optimizer, "dynamic_scale")
+    }
 
 
 def worker_main(job: Job, environ: dict[str, str] | None, connection: Any) -> None:

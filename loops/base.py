@@ -10,7 +10,9 @@ the loop only through :class:`StepHooks` and :meth:`Trainer.sync`.
 
 Batches are dicts of arrays. Every loop style visits the same batches in the
 same order: batch ``i`` is rows ``[(i % S) * B, (i % S + 1) * B)`` of the
-training arrays, with ``S = n_examples // B`` (data is cut to whole batches).
+training arrays, with ``S = n_examples // B`` (data is cut to whole batches,
+and to a whole number of calls when a call runs several steps: see
+``Dataset.whole_batches`` and loops/knobs.py).
 """
 
 from __future__ import annotations
@@ -52,12 +54,20 @@ class Dataset:
     def n_train(self) -> int:
         return len(next(iter(self.train.values())))
 
-    def whole_batches(self, batch_size: int) -> dict[str, np.ndarray]:
-        """The training arrays cut to a whole number of batches (no partial batch)."""
+    def whole_batches(self, batch_size: int, steps_multiple: int = 1) -> dict[str, np.ndarray]:
+        """The training arrays cut to a whole number of batches (no partial batch), and
+        that number cut to a multiple of ``steps_multiple``: with K steps per call an
+        epoch is then whole calls, so no call straddles an epoch's end and fit never
+        runs a shorter last execution (the harness passes the least common multiple
+        of a run's K values, so every cell of a run sees the same batches)."""
         steps = steps_per_epoch(self.train, batch_size)
+        steps -= steps % steps_multiple
         if steps < 1:
             raise ValueError(
-                f"batch size {batch_size} is larger than the data ({self.n_train} examples)"
+                f"batch size {batch_size} x {steps_multiple} steps is larger than the data "
+                f"({self.n_train} examples)"
+                if steps_multiple > 1
+                else f"batch size {batch_size} is larger than the data ({self.n_train} examples)"
             )
         return {k: v[: steps * batch_size] for k, v in self.train.items()}
 
@@ -87,6 +97,9 @@ class Workload(abc.ABC):
     description: ClassVar[str]
     #: metric reported after training by ``evaluate`` besides the loss
     val_metric_name: ClassVar[str | None] = None
+    #: ``train_step`` scales each loss with ``optimizer.scale_loss`` before taking its
+    #: gradient, as Keras's ``train_step`` does; needed for mixed_float16 (loops/knobs.py)
+    scales_loss: ClassVar[bool] = False
 
     def __init__(self, config: WorkloadConfig | None = None) -> None:
         self.config = config or WorkloadConfig()
@@ -160,9 +173,14 @@ class StepHooks:
 
     ``on_step_begin(i)`` is called when ``i`` steps are complete (dispatched) and
     step ``i`` is about to start, and once more with ``i == n_steps`` at the end;
-    it may raise ``StopTraining`` to end the run there.
+    it may raise ``StopTraining`` to end the run there. With K steps per call
+    (``Trainer.steps_per_call``) it is called at call boundaries only, ``i`` a
+    multiple of K: the hooks cannot act inside a call.
     ``on_step_end(i, logs)`` is called only when ``record_logs`` is true (tests),
-    because looking at every step's logs forces a host sync per step.
+    because looking at every step's logs forces a host sync per step. With K steps
+    per call it is called once a call, ``i`` the call's last step, with that
+    call's logs (a custom loop's: its last step's loss; fit's compiled loss: the
+    mean over the call's steps, recovered from Keras's running mean).
     """
 
     record_logs: bool = False
@@ -180,14 +198,16 @@ class StepHooks:
 class Trainer(abc.ABC):
     """A workload's state wrapped and fed by one loop style."""
 
-    def __init__(self, workload: Workload, state: TrainState) -> None:
+    def __init__(self, workload: Workload, state: TrainState, steps_per_call: int = 1) -> None:
         self.workload = workload
         self.state = state
+        #: training steps one call of the loop's function runs (loops/knobs.py)
+        self.steps_per_call = steps_per_call
 
     @abc.abstractmethod
     def run(self, n_steps: int, hooks: StepHooks) -> None:
-        """Train ``n_steps`` steps (continuing from where the last call stopped), fewer
-        if ``hooks`` raise ``StopTraining``."""
+        """Train ``n_steps`` steps, rounded up to whole calls (continuing from where the
+        last call stopped), fewer if ``hooks`` raise ``StopTraining``."""
 
     def sync(self) -> int:
         """Block until every dispatched step has finished; returns the step count read
@@ -231,6 +251,9 @@ class LoopStyle(abc.ABC):
     #: its trainer pays a per-call set-up between ``run`` and ``on_train_begin``
     #: (fit's), which the worker records as ``fit_setup_s``
     per_call_setup: ClassVar[bool] = False
+    #: its compiler is a setting of the cell (fit's jit_compile: ``--fit-jit``,
+    #: loops/knobs.py); a style without one gets one cell whatever was asked
+    jit_setting: ClassVar[bool] = False
 
     @abc.abstractmethod
     def make_trainer(
@@ -239,9 +262,13 @@ class LoopStyle(abc.ABC):
         state: TrainState,
         train: Mapping[str, np.ndarray],
         batch_size: int,
+        steps_per_call: int = 1,
+        fit_jit: str = "auto",
     ) -> Trainer:
-        """Wrap ``workload.train_step`` for ``state``; raise NotImplementedError with a
-        reason if this style truly cannot run this workload."""
+        """Wrap ``workload.train_step`` for ``state``, ``steps_per_call`` steps a call;
+        raise NotImplementedError with a reason if this style truly cannot run this
+        workload or setting. ``fit_jit`` (loops/knobs.py) concerns fit only; other
+        styles ignore it. ``train`` holds a whole number of calls."""
 
 
 WORKLOADS: Registry[type[Workload]] = Registry("workload")

@@ -1,10 +1,13 @@
 """Equivalence of the loop styles: same initial weights, same batches, same losses.
 
-``trajectory`` trains a workload for K steps with one loop style and returns
-the per-step training losses (and the final weights); every style is compared
-with the ``eager`` reference. ``TOLERANCES`` holds the relative tolerance per
-loop style, set from measurement (run ``python -m loops.equivalence`` to
-measure again; it prints the largest relative deviation per pair):
+``trajectory`` trains a workload for N steps with one loop style and returns
+its losses (one per call) and the final weights; every style is compared with
+the ``eager`` reference. ``TOLERANCES`` holds the relative tolerance per loop
+style in float32, ``PRECISION_TOLERANCES`` per loop style under each mixed
+precision; ``tolerance()`` gives the one for a cell. All were set from
+measurement (run ``python -m loops.equivalence [--precision P] [--steps-per-call K]``
+to measure again; it prints the largest relative deviation per pair; the figures
+are in docs/methodology.md):
 
 - ``tf_function``/``tf_data``: graph mode runs the same kernels as eager, but
   Grappler may fuse or reorder float32 arithmetic; measured <= 1.2e-7 over 20
@@ -14,11 +17,19 @@ measure again; it prints the largest relative deviation per pair):
   from it, (k+1) m_k - k m_(k-1), amplifies float32 rounding by ~k; measured
   <= 2.1e-6 -> 1e-4.
 - ``xla``: XLA fuses and reorders reductions differently; measured <= 1.9e-6
-  over 20 steps -> 1e-4 (headroom for other CPUs' vector widths).
+  over 20 steps -> 1e-4 (headroom for other CPUs' vector widths). fit with
+  ``jit_compile`` on gets the larger of fit's and xla's.
+- Several steps per call run the same step in a graph loop: the same tolerances.
+- Mixed precision: a forward pass rounds activations to 8 (bfloat16) or 11
+  (float16) significant bits, and a graph or XLA that fuses or reorders the
+  casts rounds at other places than eager does: measured over 32 steps at
+  batch 32 and 128, 1, 8 and 32 steps a call, all three workloads
+  (``PRECISION_TOLERANCES``: about 2.5x the largest deviation seen).
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +37,13 @@ from typing import Any
 import numpy as np
 
 from loops.base import LOOPS, WORKLOADS, StepHooks, WorkloadConfig
+from loops.knobs import (
+    DEFAULT_PRECISION,
+    PRECISIONS,
+    fit_jit_setting,
+    loss_scaled,
+    precision_policy,
+)
 
 REFERENCE = "eager"
 TOLERANCES: dict[str, float] = {
@@ -35,57 +53,151 @@ TOLERANCES: dict[str, float] = {
     "fit": 1e-4,
     "xla": 1e-4,
 }
+#: per mixed precision, per loop style (float32: ``TOLERANCES``)
+PRECISION_TOLERANCES: dict[str, dict[str, float]] = {
+    # graph mode already rounds bfloat16 at other places than eager (per-step losses
+    # <= 1.5e-2 over 32 steps; xla and fit with XLA <= 2.0e-2; validation <= 2.2e-3)
+    "mixed_bfloat16": {
+        "eager": 0.0,
+        "tf_function": 5e-2,
+        "tf_data": 5e-2,
+        "fit": 5e-2,
+        "xla": 5e-2,
+    },
+    # graph mode as eager; fit's running-mean recovery <= 1.0e-4; XLA <= 1.1e-3
+    "mixed_float16": {"eager": 0.0, "tf_function": 1e-3, "tf_data": 1e-3, "fit": 1e-3, "xla": 5e-3},
+}
+
+
+def tolerance(loop: str, precision: str = DEFAULT_PRECISION, fit_jit: str = "auto") -> float | None:
+    """The relative tolerance of ``loop``'s loss against the eager reference's at
+    ``precision`` (None: a loop without one); fit with XLA on takes xla's when larger.
+
+    >>> tolerance("fit"), tolerance("fit", fit_jit="on"), tolerance("fit", fit_jit="auto:off")
+    (0.0001, 0.0001, 0.0001)
+    """
+    table = TOLERANCES if precision == DEFAULT_PRECISION else PRECISION_TOLERANCES.get(precision)
+    if table is None or loop not in table:
+        return None
+    value = table[loop]
+    if loop == "fit" and fit_jit_setting(fit_jit)[1]:
+        value = max(value, table.get("xla", value))
+    return value
 
 
 class _Recorder(StepHooks):
     record_logs = True
 
     def __init__(self) -> None:
+        self.steps: list[int] = []
         self.losses: list[float] = []
 
     def on_step_end(self, step: int, logs: Mapping[str, Any]) -> None:
+        self.steps.append(step)
         self.losses.append(float(logs["loss"]))
 
 
 @dataclass
 class Trajectory:
+    #: one loss per call: the call's last step's, or (fit with a compiled loss and
+    #: several steps a call) the mean over the call's steps; see ``per_step_view``
     losses: np.ndarray
     weights: dict[str, list[np.ndarray]]
+    #: the last step of each call
+    steps: np.ndarray
+    steps_per_call: int = 1
+    call_means: bool = False
+    #: the validation loss after the last step (the workload's ``evaluate``)
+    val_loss: float = float("nan")
+
+    def per_call(self, per_step: np.ndarray) -> np.ndarray:
+        """A one-step-a-call trajectory's losses (``per_step``) in this one's terms."""
+        k = self.steps_per_call
+        calls = per_step[: len(self.losses) * k].reshape(-1, k)
+        return calls.mean(axis=1) if self.call_means else calls[:, -1]
 
 
 def trajectory(
-    workload: str, loop: str, steps: int = 5, batch_size: int = 32, data_size: int = 256,
+    workload: str,
+    loop: str,
+    steps: int = 5,
+    batch_size: int = 32,
+    data_size: int = 256,
     seed: int = 0,
+    steps_per_call: int = 1,
+    precision: str = DEFAULT_PRECISION,
+    fit_jit: str = "auto",
+    steps_multiple: int | None = None,
 ) -> Trajectory:
-    """Train ``steps`` steps of ``workload`` with ``loop`` from seeded initial weights."""
-    instance = WORKLOADS.get(workload)(WorkloadConfig(seed=seed, data_size=data_size))
-    data = instance.make_data()
-    state = instance.build()
-    trainer = LOOPS.get(loop)().make_trainer(
-        instance, state, data.whole_batches(batch_size), batch_size
-    )
-    recorder = _Recorder()
-    trainer.run(steps, recorder)
-    return Trajectory(np.array(recorder.losses), state.weights())
+    """Train ``steps`` steps (whole calls) of ``workload`` with ``loop`` from seeded
+    initial weights, K steps a call, under ``precision``. The data is cut to a
+    multiple of ``steps_multiple`` batches (default K), as a run cuts it for every
+    cell, so that trajectories with different K see the same batches."""
+    with precision_policy(precision):
+        instance = WORKLOADS.get(workload)(WorkloadConfig(seed=seed, data_size=data_size))
+        data = instance.make_data()
+        state = loss_scaled(instance.build(), instance, precision)
+        trainer = LOOPS.get(loop)().make_trainer(
+            instance,
+            state,
+            data.whole_batches(batch_size, steps_multiple or steps_per_call),
+            batch_size,
+            steps_per_call=steps_per_call,
+            fit_jit=fit_jit,
+        )
+        recorder = _Recorder()
+        trainer.run(steps, recorder)
+        val_loss = instance.evaluate(state, data.val)["loss"]
+        call_means = loop == "fit" and steps_per_call > 1 and instance.fit_reports_running_mean
+        return Trajectory(
+            losses=np.array(recorder.losses),
+            weights=state.weights(),
+            steps=np.array(recorder.steps),
+            steps_per_call=steps_per_call,
+            call_means=call_means,
+            val_loss=float(val_loss),
+        )
 
 
 def max_relative_deviation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12)))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     import loops.styles  # noqa: F401
     import loops.workloads  # noqa: F401
 
-    print("| workload | loop | max relative loss deviation from eager (20 steps) |")
-    print("|---|---|---|")
+    parser = argparse.ArgumentParser(prog="python -m loops.equivalence", description=__doc__)
+    parser.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS)
+    parser.add_argument("--steps-per-call", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=20, help="rounded up to whole calls")
+    parser.add_argument("--fit-jit", default="auto")
+    args = parser.parse_args(argv)
+    k = args.steps_per_call
+    steps = -(-args.steps // k) * k
+    print(
+        f"| workload | loop | max relative loss deviation from eager ({steps} steps, "
+        f"{args.precision}, {k} a call) | validation loss deviation |"
+    )
+    print("|---|---|---|---|")
     for workload in WORKLOADS:
-        reference = trajectory(workload, REFERENCE, steps=20).losses
+        reference = trajectory(
+            workload, REFERENCE, steps=steps, precision=args.precision, steps_multiple=k
+        )
         for loop in LOOPS:
             if loop == REFERENCE:
                 continue
-            deviation = max_relative_deviation(trajectory(workload, loop, steps=20).losses, reference)
-            print(f"| {workload} | {loop} | {deviation:.2e} |")
+            got = trajectory(
+                workload,
+                loop,
+                steps=steps,
+                steps_per_call=k,
+                precision=args.precision,
+                fit_jit=args.fit_jit,
+            )
+            deviation = max_relative_deviation(got.losses, got.per_call(reference.losses))
+            val = abs(got.val_loss - reference.val_loss) / abs(reference.val_loss)
+            print(f"| {workload} | {loop} | {deviation:.2e} | {val:.2e} |")
 
 
 if __name__ == "__main__":

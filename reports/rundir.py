@@ -62,8 +62,29 @@ SUMMARY_FILE = "summary.csv"
 AB_MARK = "ab"
 
 #: Identify a cell. A run holds one row per cell in summary.csv. ``width`` is the
-#: hidden width of mlp/gan (an int; 0 for workloads without one, e.g. linear).
-CELL_KEYS = ("workload", "loop", "device", "batch_size", "width")
+#: hidden width of mlp/gan (an int; 0 for workloads without one, e.g. linear);
+#: ``steps_per_call``, ``precision`` and ``fit_jit`` are the knobs of loops/knobs.py
+#: (training steps per call; a Keras dtype policy; fit's jit_compile as it ran:
+#: "auto:off", "auto:on", "off", "on", and "none" for loops other than fit).
+CELL_KEYS = (
+    "workload",
+    "loop",
+    "device",
+    "batch_size",
+    "width",
+    "steps_per_call",
+    "precision",
+    "fit_jit",
+)
+#: The value of a key a row does not hold (a run made before that key): such a run
+#: compares as one step a call, float32, and fit with Keras's choice (``load_run``
+#: reads that choice from ``keras_jit_compile``; see ``fill_cell_keys``).
+CELL_KEY_DEFAULTS: dict[str, Any] = {
+    "width": 0,
+    "steps_per_call": 1,
+    "precision": "float32",
+    "fit_jit": "none",
+}
 
 
 class CellKey(NamedTuple):
@@ -72,15 +93,19 @@ class CellKey(NamedTuple):
     as they come out of CSV and JSON (``2.0`` -> ``2``, a missing width -> 0).
 
     >>> CellKey.of({"workload": "mlp", "loop": "a", "device": "cpu", "batch_size": 64.0,
-    ...             "width": float("nan")})
-    CellKey(workload='mlp', loop='a', device='cpu', batch_size=64, width=0)
+    ...             "width": float("nan")})  # doctest: +NORMALIZE_WHITESPACE
+    CellKey(workload='mlp', loop='a', device='cpu', batch_size=64, width=0, steps_per_call=1,
+            precision='float32', fit_jit='none')
     """
 
     workload: str
     loop: str
     device: str
     batch_size: int
-    width: int  # hidden width; 0 for workloads without one
+    width: int = 0  # hidden width; 0 for workloads without one
+    steps_per_call: int = 1
+    precision: str = "float32"
+    fit_jit: str = "none"
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> CellKey:
@@ -88,16 +113,27 @@ class CellKey(NamedTuple):
 
     @property
     def name(self) -> str:
-        """A short name, e.g. ``mlp/xla/cpu/bs64/w256`` (no width part for width 0)."""
+        """A short name, e.g. ``mlp/xla/cpu/bs64/w256`` (no width part for width 0; a
+        part for each other key only where it is not its default: ``k8``,
+        ``mixed_bfloat16``, and ``jit=off`` or ``jit=on`` where fit's compiler was not
+        left to Keras)."""
         parts = [str(self.workload), str(self.loop), str(self.device), f"bs{self.batch_size}"]
         if self.width:
             parts.append(f"w{self.width}")
+        if self.steps_per_call != CELL_KEY_DEFAULTS["steps_per_call"]:
+            parts.append(f"k{self.steps_per_call}")
+        if self.precision != CELL_KEY_DEFAULTS["precision"]:
+            parts.append(str(self.precision))
+        if self.fit_jit in ("off", "on"):
+            parts.append(f"jit={self.fit_jit}")
         return "/".join(parts)
 
 
 def _key_value(key: str, value: Any) -> Any:
-    if key == "width" and (value is None or (isinstance(value, float) and math.isnan(value))):
-        return 0
+    if key in CELL_KEY_DEFAULTS and (
+        value is None or (isinstance(value, float) and math.isnan(value))
+    ):
+        return CELL_KEY_DEFAULTS[key]
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, np.integer):
@@ -148,6 +184,7 @@ NUMERIC_SUMMARY_COLUMNS = tuple(
 
 #: Optional summary columns that are numbers when present.
 OPTIONAL_NUMERIC_COLUMNS = (
+    "steps_per_call",
     "equal_work_steps",
     "equal_work_loss",
     "amortized_step_time_s",
@@ -471,6 +508,7 @@ def read_summary(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     if "width" not in frame.columns:
         frame["width"] = 0
     frame["width"] = frame["width"].fillna(0).astype(int)
+    fill_cell_keys(frame)
     if frame["batch_size"].isna().any():
         raise RunDirError(f"{path}: corrupted summary (a row without batch_size)")
     frame["batch_size"] = frame["batch_size"].astype(int)
@@ -481,6 +519,48 @@ def read_summary(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     # True / False, or None where the run could not check (no reference cell)
     frame["equivalent"] = frame["equivalent"].map(_as_optional_bool).astype(object)
     return frame
+
+
+def fill_cell_keys(frame: pd.DataFrame, summary: pd.DataFrame | None = None) -> None:
+    """Give rows of a run made before a cell key that key's default, in place.
+
+    fit's key is the ``jit_compile`` it ran with, so a fit row of such a run gets
+    "auto:on" or "auto:off" from its ``keras_jit_compile`` (Keras's choice was all
+    there was), a row without it (a window row) that of the same cell in ``summary``
+    (a frame already filled), and any other row "none".
+    """
+    if frame.empty:
+        return
+    for key, default in CELL_KEY_DEFAULTS.items():
+        if key == "width":
+            continue
+        if key not in frame.columns:
+            frame[key] = None
+        missing = frame[key].isna()
+        if key == "fit_jit" and missing.any():
+            frame.loc[missing, key] = _fit_jit_before_the_key(frame[missing], summary)
+            missing = frame[key].isna()
+        frame.loc[missing, key] = default
+    frame["steps_per_call"] = pd.to_numeric(frame["steps_per_call"]).astype(int)
+
+
+def _fit_jit_before_the_key(rows: pd.DataFrame, summary: pd.DataFrame | None) -> list[Any]:
+    """fit_jit of rows without one: from keras_jit_compile, else from ``summary``."""
+    known: dict[tuple, Any] = {}
+    if summary is not None and "fit_jit" in summary.columns:
+        older = [k for k in CELL_KEYS if k != "fit_jit" and k in summary.columns]
+        for _, row in summary.iterrows():
+            if str(row["fit_jit"]).startswith("auto:"):
+                known[tuple(row[k] for k in older)] = row["fit_jit"]
+    older = [k for k in CELL_KEYS if k != "fit_jit" and k in rows.columns]
+    values = []
+    for _, row in rows.iterrows():
+        jit = row.get("keras_jit_compile")
+        if jit is not None and not (isinstance(jit, float) and math.isnan(jit)):
+            values.append("auto:on" if _as_bool(jit) else "auto:off")
+        else:
+            values.append(known.get(tuple(row[k] for k in older)))
+    return values
 
 
 def _as_bool(value: Any) -> bool:
@@ -510,6 +590,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
         if "width" not in samples.columns:
             samples["width"] = 0
         samples["width"] = pd.to_numeric(samples["width"], errors="coerce").fillna(0).astype(int)
+        fill_cell_keys(samples, summary)
     return Run(path=run_dir, metadata=metadata, summary=summary, samples=samples)
 
 

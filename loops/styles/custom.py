@@ -1,9 +1,20 @@
 """The custom training loop shared by eager, tf_function, tf_data and xla.
 
-A Python ``for`` loop over steps calling a step function on the next batch.
+A Python ``for`` loop over calls of a step function on the next batch.
 The styles differ only in the two things passed in: the step function (the
 workload's ``train_step``, bare or wrapped in ``tf.function``) and the batch
 source (NumPy slices or a ``tf.data`` iterator).
+
+With K steps per call (K > 1; loops/knobs.py) the graph styles run K steps inside
+one ``tf.function`` call, as Orbit's custom loops do: a ``tf.range`` loop (a
+``tf.while_loop``) over a stacked batch of shape [K, B, ...], step ``k`` on slice
+``k``. The NumPy-fed style slices K consecutive batches per call (one view of
+K * B rows; the data holds whole calls, so a call never wraps around the epoch);
+the tf.data style's pipeline yields the same [K, B, ...] elements. The graph
+function is the same in both, so the input stays the one change between them,
+and xla compiles that whole function, loop included (the input is an argument,
+not an iterator op inside it). Batch order is unchanged: call ``c`` holds
+batches ``cK .. cK + K - 1``.
 """
 
 from __future__ import annotations
@@ -25,30 +36,57 @@ from loops.base import (
 )
 
 
-def numpy_batches(train: Mapping[str, np.ndarray], batch_size: int) -> Iterator[Batch]:
-    """Batch i = rows [(i % S) * B, (i % S + 1) * B), sliced from NumPy per step as the
-    seed loop does (``x[i:i + B]``)."""
+def _calls_per_epoch(train: Mapping[str, np.ndarray], batch_size: int, steps_per_call: int) -> int:
     per_epoch = steps_per_epoch(train, batch_size)
-    step = 0
+    if per_epoch % steps_per_call:
+        raise ValueError(
+            f"{per_epoch} batches an epoch is not a whole number of calls of {steps_per_call} "
+            "steps (cut the data with Dataset.whole_batches(batch_size, steps_per_call))"
+        )
+    return per_epoch // steps_per_call
+
+
+def numpy_batches(
+    train: Mapping[str, np.ndarray], batch_size: int, steps_per_call: int = 1
+) -> Iterator[Batch]:
+    """Batch i = rows [(i % S) * B, (i % S + 1) * B), sliced from NumPy per step as the
+    seed loop does (``x[i:i + B]``). With K steps per call, one element per call: K
+    consecutive batches, rows [(c % (S/K)) * K * B, ...) as a [K, B, ...] view."""
+    per_epoch = _calls_per_epoch(train, batch_size, steps_per_call)
+    rows = steps_per_call * batch_size
+    call = 0
     while True:
-        start = (step % per_epoch) * batch_size
-        yield {name: array[start : start + batch_size] for name, array in train.items()}
-        step += 1
+        start = (call % per_epoch) * rows
+        if steps_per_call == 1:
+            yield {name: array[start : start + rows] for name, array in train.items()}
+        else:
+            yield {
+                name: array[start : start + rows].reshape(
+                    steps_per_call, batch_size, *array.shape[1:]
+                )
+                for name, array in train.items()
+            }
+        call += 1
 
 
-def tf_data_batches(train: Mapping[str, np.ndarray], batch_size: int) -> Iterator[Batch]:
+def tf_data_batches(
+    train: Mapping[str, np.ndarray], batch_size: int, steps_per_call: int = 1
+) -> Iterator[Batch]:
     """The same batches in the same order from a tf.data pipeline whose elements are
     whole batches: each array reshaped to [steps_per_epoch, B, ...] (a view, no copy),
     ``from_tensor_slices`` over that, ``repeat``, ``prefetch(AUTOTUNE)``. This is the
     tf.data guide's vectorised form; ``from_tensor_slices(arrays).batch(B)`` would
-    gather every batch one row at a time.
+    gather every batch one row at a time. With K steps per call the elements are
+    whole calls, [K, B, ...] (the arrays reshaped to [S / K, K, B, ...]).
 
     The pipeline runs on the host. When the device scope in effect is a GPU (the
     worker builds the trainer inside ``tf.device``), batches are prefetched to it.
     """
-    per_epoch = steps_per_epoch(train, batch_size)
+    per_epoch = _calls_per_epoch(train, batch_size, steps_per_call)
+    element = (batch_size,) if steps_per_call == 1 else (steps_per_call, batch_size)
+    rows = steps_per_call * batch_size
     batched = {
-        name: array[: per_epoch * batch_size].reshape(per_epoch, batch_size, *array.shape[1:])
+        name: array[: per_epoch * rows].reshape(per_epoch, *element, *array.shape[1:])
         for name, array in train.items()
     }
     target = tf.zeros(()).device  # where the step's ops are placed
@@ -60,26 +98,32 @@ def tf_data_batches(train: Mapping[str, np.ndarray], batch_size: int) -> Iterato
 
 
 class CustomLoopTrainer(Trainer):
+    """Calls ``step_fn`` on the next element of ``batches`` until ``n_steps`` are done;
+    each call runs ``steps_per_call`` steps (``step_fn`` and ``batches`` agree on it)."""
+
     def __init__(
         self,
         workload: Workload,
         state: TrainState,
         step_fn: Callable[[Batch], Mapping[str, Any]],
         batches: Iterator[Batch],
+        steps_per_call: int = 1,
     ) -> None:
-        super().__init__(workload, state)
+        super().__init__(workload, state, steps_per_call)
         self.step_fn = step_fn
         self.batches = batches
 
     def run(self, n_steps: int, hooks: StepHooks) -> None:
+        k = self.steps_per_call
+        calls = -(-n_steps // k)
         hooks.on_train_begin()
         try:
-            for step in range(n_steps):
-                hooks.on_step_begin(step)
+            for call in range(calls):
+                hooks.on_step_begin(call * k)
                 logs = self.step_fn(next(self.batches))
                 if hooks.record_logs:
-                    hooks.on_step_end(step, logs)
-            hooks.on_step_begin(n_steps)
+                    hooks.on_step_end(call * k + k - 1, logs)
+            hooks.on_step_begin(calls * k)
         except StopTraining:
             return
 
@@ -88,10 +132,29 @@ class CustomLoopTrainer(Trainer):
         return {"train_step": int(counter())} if counter else {}
 
 
-def graph_step(workload: Workload, state: TrainState, jit_compile: bool) -> Callable:
-    """The workload's step inside one ``tf.function`` (XLA-compiled if ``jit_compile``)."""
+def graph_step(
+    workload: Workload, state: TrainState, jit_compile: bool, steps_per_call: int = 1
+) -> Callable:
+    """The workload's step inside one ``tf.function`` (XLA-compiled if ``jit_compile``).
+
+    With ``steps_per_call`` K > 1 the function takes a stacked batch [K, B, ...] and
+    runs K steps in a ``tf.range`` loop (a ``tf.while_loop`` in the graph, as Orbit
+    runs several steps a call; Keras's steps_per_execution is the same loop over an
+    iterator). It returns the last step's loss (as float32): a loop variable needs
+    one fixed structure, and only tests look at logs.
+    """
 
     def train_step(batch: Batch) -> Mapping[str, Any]:
         return workload.train_step(state, batch)
 
-    return tf.function(train_step, jit_compile=jit_compile)
+    if steps_per_call == 1:
+        return tf.function(train_step, jit_compile=jit_compile)
+
+    def train_steps(batches: Batch) -> Mapping[str, Any]:
+        loss = tf.zeros((), tf.float32)
+        for k in tf.range(steps_per_call):
+            logs = workload.train_step(state, {name: value[k] for name, value in batches.items()})
+            loss = tf.cast(logs["loss"], tf.float32)
+        return {"loss": loss}
+
+    return tf.function(train_steps, jit_compile=jit_compile)

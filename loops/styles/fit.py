@@ -4,7 +4,12 @@ linear and mlp compile their model with the workload's loss object, optimizer
 and metrics and use Keras's own ``train_step``; the GAN uses a ``keras.Model``
 subclass whose ``train_step`` is the workload's step. ``compile`` keeps Keras's
 defaults (``jit_compile="auto"``: XLA on GPU, off on CPU-only machines;
-``steps_per_execution=1``); ``facts()`` records what Keras actually chose.
+``steps_per_execution=1``) unless the cell asks otherwise (loops/knobs.py):
+``steps_per_execution=K`` with K steps per call, and ``jit_compile`` off or on
+with ``--fit-jit``; ``facts()`` records what Keras actually ran with. With
+K > 1 Keras calls the batch-begin callback once per execution (at steps 0, K,
+2K, ... of an epoch), and the data holds whole executions (``Dataset.whole_batches``),
+so every epoch end falls on a call boundary.
 ``verbose=0`` (no progress bar: printing is not the loop's cost) and
 ``shuffle=False`` so that fit sees the same batches in the same order as the
 custom loops.
@@ -26,6 +31,7 @@ from typing import Any
 import keras
 
 from loops.base import LOOPS, LoopStyle, StepHooks, StopTraining, Trainer, steps_per_epoch
+from loops.knobs import fit_jit_setting
 
 
 class _HookCallback(keras.callbacks.Callback):
@@ -50,7 +56,7 @@ class _HookCallback(keras.callbacks.Callback):
 
 
 class _RecordCallback(keras.callbacks.Callback):
-    """Per-step logs for tests. Forces a host sync per step (disables async dispatch)."""
+    """Per-call logs for tests. Forces a host sync per call (disables async dispatch)."""
 
     def __init__(self, hooks: StepHooks, steps_per_epoch: int, running_mean: bool) -> None:
         super().__init__()
@@ -59,18 +65,26 @@ class _RecordCallback(keras.callbacks.Callback):
         self.running_mean = running_mean
         self.epoch = 0
         self.previous_mean = 0.0
+        self.previous_done = 0
 
     def on_epoch_begin(self, epoch, logs=None) -> None:
         self.epoch = epoch
         self.previous_mean = 0.0
+        self.previous_done = 0
 
     def on_train_batch_end(self, batch, logs=None) -> None:
+        # ``batch`` is the last step of this call (of its epoch)
         logs = dict(logs or {})
+        done = batch + 1
         if self.running_mean:
-            # Keras reports the mean loss over the epoch so far; recover this batch's.
+            # Keras reports the mean loss over the epoch so far; recover this call's
+            # (one step's with one step a call, else the mean of the call's steps)
             mean = float(logs["loss"])
-            logs["loss"] = (batch + 1) * mean - batch * self.previous_mean
+            logs["loss"] = (done * mean - self.previous_done * self.previous_mean) / (
+                done - self.previous_done
+            )
             self.previous_mean = mean
+        self.previous_done = done
         self.hooks.on_step_end(self.epoch * self.steps_per_epoch + batch, logs)
 
 
@@ -94,14 +108,38 @@ def _tracing_counts(function: Any, depth: int = 3) -> list[int]:
 
 
 class FitTrainer(Trainer):
-    def __init__(self, workload, state, train, batch_size) -> None:
-        super().__init__(workload, state)
+    def __init__(
+        self, workload, state, train, batch_size, steps_per_call: int = 1, fit_jit: str = "auto"
+    ) -> None:
+        super().__init__(workload, state, steps_per_call)
         self.model = workload.fit_model(state)
         self.x, self.y = workload.fit_arguments(train)
         self.batch_size = batch_size
         self.steps_per_epoch = steps_per_epoch(train, batch_size)
+        if self.steps_per_epoch % steps_per_call:
+            raise ValueError(
+                f"{self.steps_per_epoch} batches an epoch is not a whole number of "
+                f"executions of {steps_per_call} steps"
+            )
+        # compile() has run (the workload's fit_model); Keras reads both when fit
+        # makes its train function
+        self.model.steps_per_execution = steps_per_call
+        requested, jit_compile = fit_jit_setting(fit_jit)
+        if requested != "auto":
+            self.model.jit_compile = jit_compile  # Keras refuses (False) if it cannot
+        if jit_compile is not None and bool(self.model.jit_compile) != jit_compile:
+            chosen = "on" if self.model.jit_compile else "off"
+            raise NotImplementedError(
+                f"fit runs with jit_compile {chosen} here, not the {fit_jit} this cell "
+                + (
+                    "asks for (Keras cannot compile this model with XLA)"
+                    if requested == "on"
+                    else f"expects (Keras's choice for this model); run it as --fit-jit {chosen}"
+                )
+            )
 
     def run(self, n_steps: int, hooks: StepHooks) -> None:
+        n_steps = -(-n_steps // self.steps_per_call) * self.steps_per_call  # whole calls
         callbacks: list[keras.callbacks.Callback] = [
             _HookCallback(hooks, n_steps, self.steps_per_epoch)
         ]
@@ -147,6 +185,7 @@ class Fit(LoopStyle):
     reference = True
     changes = "Keras Model.fit with Keras's defaults (the reference users know)"
     per_call_setup = True  # fit's set-up before its first batch, large in Keras 3
+    jit_setting = True  # jit_compile auto (Keras's choice), off or on: --fit-jit
 
-    def make_trainer(self, workload, state, train, batch_size):
-        return FitTrainer(workload, state, train, batch_size)
+    def make_trainer(self, workload, state, train, batch_size, steps_per_call=1, fit_jit="auto"):
+        return FitTrainer(workload, state, train, batch_size, steps_per_call, fit_jit)

@@ -12,6 +12,7 @@ class TfData(LoopStyle):
     compares_with = "tf_function"
     changes = "the input"
 
-    def make_trainer(self, workload, state, train, batch_size):
-        step = graph_step(workload, state, jit_compile=False)
-        return CustomLoopTrainer(workload, state, step, tf_data_batches(train, batch_size))
+    def make_trainer(self, workload, state, train, batch_size, steps_per_call=1, fit_jit="auto"):
+        step = graph_step(workload, state, jit_compile=False, steps_per_call=steps_per_call)
+        batches = tf_data_batches(train, batch_size, steps_per_call)
+        return CustomLoopTrainer(workload, state, step, batches, steps_per_call)

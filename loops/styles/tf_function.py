@@ -12,6 +12,7 @@ class TfFunction(LoopStyle):
     compares_with = "eager"
     changes = "graph mode"
 
-    def make_trainer(self, workload, state, train, batch_size):
-        step = graph_step(workload, state, jit_compile=False)
-        return CustomLoopTrainer(workload, state, step, numpy_batches(train, batch_size))
+    def make_trainer(self, workload, state, train, batch_size, steps_per_call=1, fit_jit="auto"):
+        step = graph_step(workload, state, jit_compile=False, steps_per_call=steps_per_call)
+        batches = numpy_batches(train, batch_size, steps_per_call)
+        return CustomLoopTrainer(workload, state, step, batches, steps_per_call)

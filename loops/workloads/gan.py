@@ -50,6 +50,7 @@ class GANTrainerModel(keras.Model):
 @WORKLOADS.register("gan")
 class GAN(Workload):
     default_batch_size = 128
+    scales_loss = True
     description = "GAN: G 100 -> 128 -> 784 tanh, D 784 -> 128 -> 1, two tapes, two Adam(2e-4)"
 
     def __init__(self, config=None) -> None:
@@ -120,16 +121,15 @@ class GAN(Workload):
 
     def train_step(self, state: TrainState, batch: Batch) -> dict[str, Any]:
         generator, discriminator = state.models["generator"], state.models["discriminator"]
+        g_optimizer, d_optimizer = state.optimizers["generator"], state.optimizers["discriminator"]
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             d_loss, g_loss = self._losses(state, batch, training=True)
-        g_grads = g_tape.gradient(g_loss, generator.trainable_variables)
-        d_grads = d_tape.gradient(d_loss, discriminator.trainable_variables)
-        state.optimizers["generator"].apply_gradients(
-            zip(g_grads, generator.trainable_variables, strict=True)
-        )
-        state.optimizers["discriminator"].apply_gradients(
-            zip(d_grads, discriminator.trainable_variables, strict=True)
-        )
+            # each optimizer scales its own loss under mixed_float16 (identity otherwise)
+            g_scaled, d_scaled = g_optimizer.scale_loss(g_loss), d_optimizer.scale_loss(d_loss)
+        g_grads = g_tape.gradient(g_scaled, generator.trainable_variables)
+        d_grads = d_tape.gradient(d_scaled, discriminator.trainable_variables)
+        g_optimizer.apply_gradients(zip(g_grads, generator.trainable_variables, strict=True))
+        d_optimizer.apply_gradients(zip(d_grads, discriminator.trainable_variables, strict=True))
         return {"loss": d_loss + g_loss, "d_loss": d_loss, "g_loss": g_loss}
 
     def evaluate(self, state: TrainState, data: Mapping[str, np.ndarray]) -> dict[str, float]:

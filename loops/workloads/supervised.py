@@ -22,6 +22,8 @@ from loops.base import Batch, TrainState, Workload
 class SupervisedWorkload(Workload):
     """x -> model -> loss(y, prediction); subclasses supply model, loss, optimizer, data."""
 
+    scales_loss = True
+
     def __init__(self, config=None) -> None:
         super().__init__(config)
         self.loss_fn = self.make_loss()
@@ -55,7 +57,10 @@ class SupervisedWorkload(Workload):
         with tf.GradientTape() as tape:
             prediction = model(x, training=True)
             loss = self.loss_fn(y, prediction)
-        gradients = tape.gradient(loss, model.trainable_variables)
+            # as Keras's train_step: the loss itself under float32 and bfloat16, times
+            # the dynamic loss scale under mixed_float16 (the optimizer unscales)
+            scaled_loss = optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
         for metric in state.metrics.values():
             metric.update_state(y, prediction)
