@@ -134,9 +134,14 @@ def parse_shard(text: str) -> Shard:
 Job = tuple[int, int]  # (index of the cell in the matrix, process number)
 
 
+#: the keys that describe the loop style itself rather than the setting it runs in
+#: (reports.rundir.CELL_KEYS: fit's jit_compile is a key of fit's cells only)
+LOOP_KEYS = ("loop", "fit_jit")
+
+
 def _group(cell: CellKey) -> tuple:
     """The cells that differ only in the loop style form one group."""
-    return tuple(value for key, value in cell._asdict().items() if key != "loop")
+    return tuple(value for key, value in cell._asdict().items() if key not in LOOP_KEYS)
 
 
 def deal(cells: Sequence[CellKey], processes: int, count: int) -> tuple[str, list[list[Job]]]:

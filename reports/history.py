@@ -455,26 +455,30 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3g}" if math.isfinite(seconds) else "—"
 
 
+#: the keys of the loop style itself (fit's jit_compile is a key of fit's cells only)
+LOOP_KEYS = ("loop", "fit_jit")
 #: the cells drawn in one plot: those that differ only in the loop style
-GROUP_KEYS = tuple(key for key in CELL_KEYS if key != "loop")
+GROUP_KEYS = tuple(key for key in CELL_KEYS if key not in LOOP_KEYS)
 
 
 def _groups(series: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
     return [(key, rows) for key, rows in series.groupby(list(GROUP_KEYS), sort=False)]
 
 
-def _cell(key: tuple, loop: str) -> CellKey:
-    return CellKey.of({**dict(zip(GROUP_KEYS, key, strict=True)), "loop": loop})
-
-
 def _group_name(key: tuple) -> str:
     """A cell's name without its loop, e.g. ``mlp/cpu/bs64/w128``."""
-    cell = _cell(key, "-")
+    cell = CellKey.of({**dict(zip(GROUP_KEYS, key, strict=True)), "loop": "-"})
     return cell.name.replace("/-/", "/", 1)
 
 
+def _loop_label(cell: CellKey) -> str:
+    """The loop, and fit's compiler where it was set: ``fit jit=off``."""
+    jit = getattr(cell, "fit_jit", "none")
+    return f"{cell.loop} jit={jit}" if jit in ("off", "on") else cell.loop
+
+
 def write_plots(history: History, out_dir: Path) -> list:
-    """One PNG per group of cells (workload, device, batch size, width): a line per loop,
+    """One PNG per group of cells (all keys alike but the loop's): a line per loop,
     median step time with 95% whiskers per run, change points dashed with their size."""
     import matplotlib
 
@@ -490,8 +494,9 @@ def write_plots(history: History, out_dir: Path) -> list:
     plots = []
     for key, rows in _groups(history.series):
         figure, axes = plt.subplots(figsize=(max(6.0, 0.7 * len(labels) + 2), 4.2))
-        for loop, points in rows.groupby("loop", sort=False):
+        for cell, points in rows.groupby("cell", sort=False):
             points = points.sort_values("position")
+            loop = _loop_label(cell)
             x = points["position"].to_numpy()
             y = points["median_s"].to_numpy() * 1e3
             low = np.where(np.isfinite(points["ci_low_s"]), points["ci_low_s"] * 1e3, y)
@@ -500,7 +505,6 @@ def write_plots(history: History, out_dir: Path) -> list:
                 x, y, yerr=[y - low, high - y], marker="o", ms=4, capsize=3, lw=1.2, label=loop
             )
             color = line[0].get_color()
-            cell = _cell(key, loop)
             for change in (c for c in history.changes if c.cell == cell):
                 boundary = positions[change.after.name] - 0.5
                 axes.axvline(boundary, color=color, ls="--", lw=1)

@@ -41,8 +41,16 @@ def matrix(
     workloads=("linear", "mlp", "gan"),
     loops=("fit", "eager", "tf_function", "tf_data", "xla"),
     batches=(64,),
+    precisions=("float32",),
 ):
-    return [Cell(w, loop, "cpu", b, 0) for w in workloads for b in batches for loop in loops]
+    """Cells as make_cells builds them: the first loop keyed by fit's jit_compile too."""
+    return [
+        Cell(w, loop, "cpu", b, 0, precision=p, fit_jit="auto:off" if loop == loops[0] else "none")
+        for w in workloads
+        for b in batches
+        for p in precisions
+        for loop in loops
+    ]
 
 
 def config(processes: int, shard: tuple[int, int] | None = None) -> RunConfig:
@@ -88,10 +96,14 @@ def test_bad_shard_is_one_line_and_exit_2(text, fragment, capsys):
 
 
 @pytest.mark.parametrize("count", range(1, 9))
-@pytest.mark.parametrize("shape", [(3, 5, 5), (1, 5, 12), (2, 3, 4)])
+@pytest.mark.parametrize("shape", [(3, 5, 5, 1), (1, 5, 12, 1), (2, 3, 4, 1), (1, 5, 4, 2)])
 def test_shards_cover_the_jobs_once_each_with_every_loop(shape, count):
-    n_workloads, n_loops, processes = shape
-    cells = matrix(("linear", "mlp", "gan")[:n_workloads], ("a", "b", "c", "d", "e")[:n_loops])
+    n_workloads, n_loops, processes, n_precisions = shape
+    cells = matrix(
+        ("linear", "mlp", "gan")[:n_workloads],
+        ("a", "b", "c", "d", "e")[:n_loops],
+        precisions=("float32", "mixed_float16")[:n_precisions],
+    )
     how, dealt = shards.deal([c.key for c in cells], processes, count)
     jobs = [job for shard in dealt for job in shard]
     assert len(jobs) == len(set(jobs)) == len(cells) * processes  # disjoint and complete
@@ -100,7 +112,7 @@ def test_shards_cover_the_jobs_once_each_with_every_loop(shape, count):
     for shard in dealt:
         assert {cells[index].loop for index, _ in shard} == {c.loop for c in cells}
         # a loop's process k and the reference's process k (same group) on one machine
-        blocks = {(cells[i].workload, p) for i, p in shard}
+        blocks = {(cells[i].workload, cells[i].precision, p) for i, p in shard}
         assert len(shard) == len(blocks) * n_loops
 
 
