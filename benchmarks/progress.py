@@ -95,6 +95,19 @@ def _equal_work(row: Any) -> str:
     return f"{float(loss):.5g} {verdict}"
 
 
+def _loop_setting(row: Any) -> str:
+    """The loop and its knobs where not the default: "tf_function k8 mixed_bfloat16"."""
+    parts = [str(row["loop"])]
+    k, precision, jit = row.get("steps_per_call"), row.get("precision"), row.get("fit_jit")
+    if k is not None and pd.notna(k) and int(k) != 1:
+        parts.append(f"k{int(k)}")
+    if isinstance(precision, str) and precision != "float32":
+        parts.append(precision)
+    if jit in ("off", "on"):
+        parts.append(f"jit {jit}")
+    return " ".join(parts)
+
+
 def _keras_setting(row: Any) -> str:
     """What Keras chose where it ran the loop (jit_compile, steps_per_execution);
     blank for custom loops."""
@@ -128,7 +141,7 @@ def print_summary(summary: pd.DataFrame, reference: str | None = None) -> None:
         if not ok:
             notes.append(str(row.get("error") or "")[:60])
         table.add_row(
-            str(row["workload"]), str(row["loop"]), str(row["device"]), str(row["batch_size"]),
+            str(row["workload"]), _loop_setting(row), str(row["device"]), str(row["batch_size"]),
             str(row["status"]),
             _ms(row.get("step_time_median_s")),
             _interval(row),

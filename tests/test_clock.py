@@ -36,11 +36,11 @@ def fake_time(monkeypatch):
     return fake
 
 
-def make_trainer(loop: str = "tf_function"):
+def make_trainer(loop: str = "tf_function", steps_per_call: int = 1):
     workload = WORKLOADS.get("linear")(WorkloadConfig(data_size=256))
     state = workload.build()
-    trainer = LOOPS.get(loop)().make_trainer(workload, state, workload.make_data().whole_batches(32), 32)
-    return trainer
+    train = workload.make_data().whole_batches(32, steps_per_call)
+    return LOOPS.get(loop)().make_trainer(workload, state, train, 32, steps_per_call=steps_per_call)
 
 
 @pytest.mark.parametrize("loop", ["fit", "tf_function"])
@@ -66,8 +66,9 @@ def test_injected_slowdown_spins_in_timed_steps_only():
     trainer = make_trainer()
     plain = PhaseClock(trainer.sync, warmup_steps=5, windows=3, steps_per_window=10)
     trainer.run(plain.total_steps, plain)
-    slowed = PhaseClock(trainer.sync, warmup_steps=5, windows=3, steps_per_window=10,
-                        inject_fraction=1.0)
+    slowed = PhaseClock(
+        trainer.sync, warmup_steps=5, windows=3, steps_per_window=10, inject_fraction=1.0
+    )
     trainer.run(slowed.total_steps, slowed)
     assert slowed.total_steps == plain.total_steps + 50  # one calibration window
     assert len(slowed.times.window_s) == 3
@@ -113,8 +114,9 @@ def test_windows_are_sized_by_spans_that_last_half_a_window(fake_time):
     spin = fake_time.spin
     from loops.base import StopTraining
 
-    clock = PhaseClock(lambda: spin(0.003), warmup_steps=4, windows=3, steps_per_window=1,
-                       window_s=0.04)
+    clock = PhaseClock(
+        lambda: spin(0.003), warmup_steps=4, windows=3, steps_per_window=1, window_s=0.04
+    )
     clock.on_train_begin()
     with pytest.raises(StopTraining):
         for step in range(clock.max_total_steps):
@@ -138,8 +140,7 @@ def test_sizing_never_stops_the_trainer_where_the_provisional_layout_ended(fake_
     spin = fake_time.spin
     from loops.base import StopTraining
 
-    clock = PhaseClock(lambda: None, warmup_steps=0, windows=1, steps_per_window=1,
-                       window_s=0.02)
+    clock = PhaseClock(lambda: None, warmup_steps=0, windows=1, steps_per_window=1, window_s=0.02)
     clock.on_train_begin()
     with pytest.raises(StopTraining):
         for step in range(clock.max_total_steps):
@@ -154,8 +155,14 @@ def test_sizing_spans_skip_fit_s_epoch_ends(fake_time):
     spin = fake_time.spin
     from loops.base import StopTraining
 
-    clock = PhaseClock(lambda: None, warmup_steps=1, windows=2, steps_per_window=1,
-                       window_s=0.1, steps_per_epoch=10)
+    clock = PhaseClock(
+        lambda: None,
+        warmup_steps=1,
+        windows=2,
+        steps_per_window=1,
+        window_s=0.1,
+        steps_per_epoch=10,
+    )
     clock.on_train_begin()
     with pytest.raises(StopTraining):
         for step in range(clock.max_total_steps):
@@ -180,8 +187,13 @@ def test_steps_for_duration_bounds():
 def test_no_window_holds_an_epoch_end_and_fit_s_epoch_end_is_its_own_figure():
     # linear with 256 examples in batches of 32: a pass over the data every 8 steps
     trainer = make_trainer("fit")
-    clock = PhaseClock(trainer.sync, warmup_steps=2, windows=6, steps_per_window=5,
-                       steps_per_epoch=trainer.epoch_steps)
+    clock = PhaseClock(
+        trainer.sync,
+        warmup_steps=2,
+        windows=6,
+        steps_per_window=5,
+        steps_per_epoch=trainer.epoch_steps,
+    )
     assert trainer.epoch_steps == 8
     assert clock.steps_per_window == 3  # at most (8 - 1) // 2: two windows an epoch
     assert clock.window_spans == [(3, 6), (8, 11), (11, 14), (16, 19), (19, 22), (24, 27)]
@@ -205,8 +217,9 @@ def test_an_epoch_longer_than_the_windows_still_gets_its_end_timed(fake_time):
     spin = fake_time.spin
     from loops.base import StopTraining
 
-    clock = PhaseClock(lambda: None, warmup_steps=1, windows=2, steps_per_window=3,
-                       steps_per_epoch=40)
+    clock = PhaseClock(
+        lambda: None, warmup_steps=1, windows=2, steps_per_window=3, steps_per_epoch=40
+    )
     assert not clock.gap_starts and clock.epoch_probe == (37, 43)
     assert clock.total_steps == 43
     clock.on_train_begin()
@@ -225,8 +238,13 @@ def test_equal_work_is_evaluated_once_after_the_warm_up_and_is_not_timed(fake_ti
     from loops.base import StopTraining
 
     seen = []
-    clock = PhaseClock(lambda: None, warmup_steps=3, windows=2, steps_per_window=2,
-                       at_equal_work=lambda: (seen.append(current[0]), spin(0.05)))
+    clock = PhaseClock(
+        lambda: None,
+        warmup_steps=3,
+        windows=2,
+        steps_per_window=2,
+        at_equal_work=lambda: (seen.append(current[0]), spin(0.05)),
+    )
     current = [None]
     clock.on_train_begin()
     with pytest.raises(StopTraining):
@@ -236,3 +254,27 @@ def test_equal_work_is_evaluated_once_after_the_warm_up_and_is_not_timed(fake_ti
             spin(0.001)
     assert seen == [4]  # 1 + warm-up steps done, the same for every loop style
     assert max(clock.times.window_s) < 0.02  # the 50 ms evaluation is in no window
+
+
+@pytest.mark.parametrize("loop", ["fit", "tf_data"])
+def test_with_several_steps_per_call_every_phase_ends_on_a_call(loop):
+    # linear, 256 examples in batches of 32: 8 steps an epoch, two calls of 4 steps
+    trainer = make_trainer(loop, steps_per_call=4)
+    synced_at = []
+    clock = PhaseClock(
+        lambda: synced_at.append(trainer.sync()),
+        warmup_steps=2,
+        windows=3,
+        steps_per_window=3,
+        steps_per_epoch=trainer.epoch_steps,
+        steps_per_call=4,
+    )
+    assert clock.equal_work_steps == 4 and clock.steps_per_window == 4  # whole calls
+    trainer.run(clock.max_total_steps, clock)
+    assert len(clock.times.window_s) == 3 and trainer.sync() == clock.total_steps
+    if loop == "fit":  # a window and a gap an epoch: no window holds fit's epoch end
+        assert clock.window_spans == [(8, 12), (16, 20), (24, 28)]
+        assert synced_at == [4, 8, 12, 16, 20, 24, 28]
+        assert [steps for steps, _ in clock.gaps] == [4, 4, 4] and clock.epoch_end_s() > 0
+    else:
+        assert synced_at == [4, 8, 12, 16]  # the step counter read at each call boundary

@@ -16,7 +16,14 @@ import pytest
 import loops.styles  # noqa: F401
 import loops.workloads  # noqa: F401
 from loops.base import LOOPS, WORKLOADS
-from loops.equivalence import REFERENCE, TOLERANCES, max_relative_deviation, trajectory
+from loops.equivalence import (
+    PRECISION_TOLERANCES,
+    REFERENCE,
+    TOLERANCES,
+    max_relative_deviation,
+    tolerance,
+    trajectory,
+)
 
 STEPS = 6  # fewer than one epoch (256 examples / batch 32); see the epoch test below
 PAIRS = [(w, loop) for w in WORKLOADS.names() for loop in LOOPS.names()]
@@ -29,6 +36,8 @@ def reference(workload: str):
 
 def test_every_registered_loop_has_a_documented_tolerance():
     assert set(TOLERANCES) == set(LOOPS.names())
+    for precision, table in PRECISION_TOLERANCES.items():
+        assert set(table) == set(LOOPS.names()), precision
 
 
 def test_every_registered_pair_is_parametrized():
@@ -62,3 +71,73 @@ def test_different_seeds_give_different_trajectories():
     a = trajectory("linear", REFERENCE, steps=3, seed=0).losses
     b = trajectory("linear", REFERENCE, steps=3, seed=1).losses
     assert max_relative_deviation(a, b) > 1e-3
+
+
+def _assert_follows(got, expected, limit: float, what: str, weights: bool = True) -> None:
+    """``got`` (any steps per call) against a one-step-a-call ``expected``: its
+    per-call losses, its validation loss (a run's equal-work check) and its weights."""
+    want = got.per_call(expected.losses)
+    assert len(got.losses) == len(want) > 0 and np.all(np.isfinite(got.losses))
+    deviation = max_relative_deviation(got.losses, want)
+    assert deviation <= limit, f"{what}: losses {deviation:.2e} > {limit:.0e}"
+    val = abs(got.val_loss - expected.val_loss) / abs(expected.val_loss)
+    assert val <= limit, f"{what}: validation loss {val:.2e} > {limit:.0e}"
+    for name, values in expected.weights.items() if weights else ():
+        for w_expected, w_got in zip(values, got.weights[name], strict=True):
+            np.testing.assert_allclose(w_got, w_expected, rtol=max(limit, 1e-6) * 10, atol=1e-5)
+
+
+#: K steps a call: every graph style on mlp; fit on the GAN (its own train_step, whose
+#: logs are the last step's) and on linear across fit's epoch ends (8 steps an epoch)
+STEPS_PER_CALL_CASES = [("mlp", loop) for loop in ("tf_function", "tf_data", "xla", "fit")] + [
+    ("gan", "fit"),
+    ("linear", "fit"),
+]
+
+
+@pytest.mark.parametrize(
+    ("workload", "loop"), STEPS_PER_CALL_CASES, ids=["-".join(c) for c in STEPS_PER_CALL_CASES]
+)
+def test_several_steps_per_call_follow_eager(workload: str, loop: str):
+    steps = 12 if workload == "linear" else 8
+    expected = trajectory(workload, REFERENCE, steps=steps, steps_multiple=4)
+    got = trajectory(workload, loop, steps=steps, steps_per_call=4)
+    assert list(got.steps) == list(range(3, steps, 4))  # one log a call, at its last step
+    _assert_follows(got, expected, TOLERANCES[loop], f"{workload}/{loop} K=4")
+
+
+def test_eager_declines_several_steps_per_call():
+    with pytest.raises(NotImplementedError, match="one step per call"):
+        trajectory("linear", REFERENCE, steps_per_call=2)
+
+
+#: mixed precision: mlp in the graph styles that round differently (graph, XLA, fit's
+#: compiled loss), and the GAN's two loss-scaled optimizers under fit
+PRECISION_CASES = [
+    (precision, "mlp", loop)
+    for precision in ("mixed_bfloat16", "mixed_float16")
+    for loop in ("tf_function", "xla", "fit")
+] + [("mixed_float16", "gan", "fit")]
+
+
+@functools.cache
+def mixed_reference(workload: str, precision: str):
+    return trajectory(workload, REFERENCE, steps=STEPS, precision=precision)
+
+
+@pytest.mark.parametrize(
+    ("precision", "workload", "loop"), PRECISION_CASES, ids=["-".join(c) for c in PRECISION_CASES]
+)
+def test_mixed_precision_follows_eager_in_the_same_precision(precision, workload, loop):
+    import keras
+
+    expected = mixed_reference(workload, precision)
+    got = trajectory(workload, loop, steps=STEPS, precision=precision)
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored after
+    # weights: Adam's step is about the learning rate whatever the gradient's size, so a
+    # gradient rounded differently moves a weight by up to that; the losses tell
+    what = f"{precision} {workload}/{loop}"
+    _assert_follows(got, expected, tolerance(loop, precision), what, weights=False)
+    # the same precision: float32 would be further away than rounding explains
+    float32 = reference(workload).losses
+    assert max_relative_deviation(expected.losses, float32) > 0

@@ -10,8 +10,16 @@ from benchmarks.worker import run_job
 
 def tiny_config() -> RunConfig:
     return RunConfig(
-        workloads=("linear",), loops=("eager",), devices=("gpu",), devices_present=("cpu",),
-        batch_sizes=(32,), widths=(None,), steps=4, windows=2, warmup_steps=1, processes=1,
+        workloads=("linear",),
+        loops=("eager",),
+        devices=("gpu",),
+        devices_present=("cpu",),
+        batch_sizes=(32,),
+        widths=(None,),
+        steps=4,
+        windows=2,
+        warmup_steps=1,
+        processes=1,
         data_size=512,  # 16 steps a pass over the data: windows of 2 fit between epoch ends
     )
 
@@ -91,3 +99,42 @@ def test_worker_stops_when_its_parent_leaves():
         if process.is_alive():
             process.kill()
             process.join()
+
+
+@pytest.fixture
+def float32_after():
+    yield
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")  # the worker sets the cell's policy
+
+
+def test_cells_with_knobs_run_whole_calls_or_are_skipped_with_their_reason(float32_after):
+    from dataclasses import replace
+
+    config = replace(
+        tiny_config(), devices=("cpu",), steps=8, windows=2, steps_per_call=(1, 4)
+    )  # equal work 1 + 1 warm-up step -> 4, whole calls of 4
+    rows = {
+        name: run_job(Job(cell, 0, 0, config))
+        for name, cell in {
+            "k4": Cell("linear", "tf_function", "cpu", 32, 0, steps_per_call=4),
+            "eager_k4": Cell("linear", "eager", "cpu", 32, 0, steps_per_call=4),
+            "fit_auto_on": Cell("linear", "fit", "cpu", 32, 0, fit_jit="auto:on"),
+            "bf16": Cell("linear", "fit", "cpu", 32, 0, precision="mixed_bfloat16", fit_jit="on"),
+        }.items()
+    }
+    k4 = rows["k4"]["process"]
+    assert k4["status"] == "ok", k4.get("error")
+    assert k4["steps_per_call"] == 4 and k4["equal_work_steps"] == 4 and k4["warmup_steps"] == 0
+    assert [w["steps"] for w in rows["k4"]["windows"]] == [4, 4]
+    assert k4["trace_counts"] == {"train_step": 1}
+    assert rows["eager_k4"]["process"]["status"] == "skipped"
+    assert "eager runs one step per call" in rows["eager_k4"]["process"]["error"]
+    # a CPU cell's fit sees a CPU-only machine, where Keras leaves XLA off
+    assert rows["fit_auto_on"]["process"]["status"] == "skipped"
+    assert "--fit-jit off" in rows["fit_auto_on"]["process"]["error"]
+    bf16 = rows["bf16"]["process"]
+    assert bf16["status"] == "ok", bf16.get("error")
+    assert bf16["keras_policy"] == "mixed_bfloat16" and bf16["keras_jit_compile"] is True
+    assert bf16["equivalence_rtol"] == 5e-2  # fit with XLA: xla's bfloat16 tolerance
