@@ -19,15 +19,11 @@ set-up, its own figure. The clock can add a known amount of extra work per
 step to one loop style (``LOOPBENCH_INJECT_SLOWDOWN="loop=fraction"``, a test
 knob for validating the regression gate): a busy spin of that fraction of the
 steady step time, measured in an extra untimed calibration window (at least 50
-steps) after the warm-up. The spin runs on the host thread between steps. In a
-loop where that thread does all the work in turn (``tf_function``: NumPy
-slicing, then the graph) it lengthens each step by about its own length (+10-15 %
-measured for 0.10). Where the step waits on a ``tf.data`` pipeline filling
-batches on the other core (``tf_data``, ``xla``: ~0.3 ms of input wait a step
-on mlp here), host work hides in that wait as real host work would (0.10 gave
-mlp/xla +4.6 %, linear/xla +0 %); a sync before the spin is no cure, its own
-cost varies (+16-23 %). So the gate is validated on ``tf_function``, and the
-validation reports the effect as measured.
+steps) after the warm-up. The spin runs on the host thread between steps: it
+lengthens a step by about its own length where that thread does all the work in
+turn, and hides in the input wait of a step fed by ``tf.data``, as real host work
+would; so the gate is validated on a NumPy-fed graph rung, and the validation
+reports the effect as measured (docs/gate.md, "The injected slowdown").
 """
 
 from __future__ import annotations
@@ -115,15 +111,14 @@ class PhaseClock(StepHooks):
     (eager) one few; the steady-state time per process is about the same for every
     loop style. Why spans and not the warm-up: a span of a few steps overstates the
     step by the sync's latency and an unfilled dispatch pipeline, and the warm-up's
-    first steps are slower still (the warm-up's mean overstated the steady step by
-    30-75 % in the graph styles, its last two steps still by ~20 %).
+    first steps are slower still (docs/decisions/0002-windows-sized-by-sizing-spans.md).
     The trainer is run with an upper bound (``max_total_steps``) and stopped by
     ``StopTraining`` when the last window ends, so it trains exactly ``total_steps``.
 
     With ``steps_per_epoch`` no window holds the end of a pass over the data. fit
     ends an epoch there (Keras flushes its batch-end work, fetches its metrics and
-    starts a new iterator): ~30 ms measured on linear here, 30 steps' worth, so a
-    window's time would depend on how many epoch ends it happened to hold. A
+    starts a new iterator), many steps' worth, so a window's time would depend on
+    how many epoch ends it happened to hold (docs/decisions/0005). A
     window that would cross one starts at the next epoch instead; the steps in
     between are timed as a gap (``gaps``), whose excess over its steps at the
     steady step time is the epoch end's cost (``epoch_end_s``, its own figure, like

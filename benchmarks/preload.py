@@ -1,10 +1,8 @@
 """Training data made once, in the fork server, and shared by every worker it forks.
 
 Making a workload's data is not a loop cost (a worker records it as ``data_s``,
-apart from every timed phase), but on a 2-core VM it was a large share of a quick
-worker's life: ~1-1.5 s for the GAN's 60,000 images (loading the cached synthetic
-set and making fresh arrays from it) and ~0.3 s for the MLP's, in every worker,
-about a fifth of the same-job A/B's time (``benchmarks/ab.py``).
+apart from every timed phase), but it was a large share of a quick worker's life
+(docs/decisions/0003-fork-server-and-shared-data.md).
 
 How it works: before the parent starts the fork server (``benchmarks/runner.py``)
 it puts the run's data options in ``LOOPBENCH_PRELOAD`` (which workloads, seed,

@@ -41,33 +41,16 @@ the code behind TensorBoard's Profile tab) give, per step:
   while tracing, ``profile_wall_step_time_s``, - steady step time of the timed
   windows) / steady step time.
 
-Why not the step table's "Host compute" column: it is the time inside TF's
-C++ runtime (the outermost host TF events: ``TFE_Py_FastPathExecute_C``,
-``TFE_Py_ExecuteCancelable``, ``convert_to_tensor``...), dispatch included. For
-one ``tf.function`` call per step that is mostly the function's run, but on CPU
-with TF 2.21 every eager op runs as a one-op function whose kernel gets no
-event of its own (the single-threaded executor that runs it emits no per-kernel
-TraceMe, even at ``host_tracer_level=3``; ``framework_op_stats`` is empty), so
-for eager "Host compute" is dispatch and run together. Measured on mlp (batch
-128, 5 traced steps): host compute 12-13 ms of a 24-27 ms profiled eager step;
-the ``EagerKernelExecute`` spans of its ~180 ops sum to 3.5-3.8 ms a step
-(median 8.5 us an op; ``KernelAndDeviceFunc::Run`` inside them 3.55 ms), while
-``TFE_Py_FastPathExecute_C`` alone takes 9.6 ms and a whole ``tf.function`` step
-2.1-2.3 ms. ``EagerKernelExecute`` marks kernel execution the same way in every
-loop style: an eager op's kernel (with the one-op function's executor around it,
-a few us an op, which is why eager's fraction reads a few points below the
-clock's), a ``tf.function``'s graph run (the executor's per-kernel events on its
-threads lie inside it: all of their time for tf_function, tf_data and xla, 99%
-for fit), an XLA program's run. With it, eager's overhead
-fraction (0.84-0.86 over three runs) agrees with the clock's
-(eager - tf_function) / eager (0.905-0.908); the graph styles read 0.25-0.38:
-about 0.65 ms before the function's kernel run (the Python ``tf.function`` call,
-converting the NumPy batch) and 0.1 ms after, per step, where the step table's
-"All others" (0.04-0.2) counts the call's C++ part as compute. In every style the
-kernel time stayed 0.65 ms or more under step - input (the cap never applied)
-and the profiled step was within 5% of the wall-clock step while tracing. On GPU
-the host part is kernel launch, overlapping device compute: the cap at step -
-input keeps the parts adding up, but that case is not validated here.
+Why not the step table's "Host compute" column: it is the time inside TF's C++
+runtime, dispatch included, and on CPU every eager op runs as a one-op function
+whose kernel gets no event of its own, so for eager it mixes dispatch and run.
+``EagerKernelExecute`` marks kernel execution the same way in every loop style
+(an eager op's kernel, a ``tf.function``'s graph run, an XLA program's run); with
+it the profiler's overhead fraction agrees with the clock's. The evidence and
+the figures: docs/profiling.md ("What counts as what") and
+docs/results/2026-11-21-profiler-breakdown.md. On GPU the host part is kernel
+launch, overlapping device compute: the cap at step - input keeps the parts
+adding up, but that case is not validated here.
 
 Beside each trace, TensorBoard scalars (step time of every timed window, the
 step times and losses of the traced steps) go to the same per-cell logdir, so

@@ -7,7 +7,7 @@ run's config):
   *imported* TensorFlow, Keras and the loops but has never started TensorFlow's
   runtime (no eager context, no thread pools, no device, no graph, no trace). A
   worker is a new process with cold TensorFlow state, like a spawned one, but it
-  skips the ~2.5-3 s import, which is most of a quick worker's life. The worker
+  skips TensorFlow's import, most of a quick worker's life (docs/decisions/0003). The worker
   checks that its TensorFlow runtime is fresh (``tf_runtime_fresh`` in its row)
   and takes the parent's environment as it is when the job starts.
 - ``spawn``: a new interpreter per worker (slower start, nothing shared at all).
