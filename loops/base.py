@@ -248,6 +248,9 @@ class LoopStyle(abc.ABC):
     compares_with: ClassVar[str | None] = None
     #: one line: what changes against ``compares_with`` (the reference: what it is)
     changes: ClassVar[str]
+    #: True for the rung whose one change is the XLA compiler (reports ask whether its
+    #: compile time pays back, and set an XLA-compiled reference against it)
+    compiler: ClassVar[bool] = False
     #: its trainer pays a per-call set-up between ``run`` and ``on_train_begin``
     #: (fit's), which the worker records as ``fit_setup_s``
     per_call_setup: ClassVar[bool] = False

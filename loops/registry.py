@@ -116,6 +116,7 @@ class LoopRegistry(Registry[T]):
                     "compares_with": compares_with,
                     "changes": changes,
                     "reference": reference,
+                    "compiler": bool(getattr(style, "compiler", False)),
                 }
             )
         references = [rung["loop"] for rung in rungs if rung["reference"]]

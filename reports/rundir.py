@@ -221,6 +221,8 @@ class Rung:
     #: one line: what this rung changes against ``compares_with`` (the reference: what it is)
     changes: str
     reference: bool = False
+    #: its one change is the XLA compiler (None: a ladder from before this was declared)
+    compiler: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -258,6 +260,7 @@ class Ladder:
                     compares_with=compares_with,
                     changes=str(rung.get("changes") or ""),
                     reference=bool(rung.get("reference")),
+                    compiler=bool(rung["compiler"]) if "compiler" in rung else None,
                 )
             )
         loops = [rung.loop for rung in rungs]

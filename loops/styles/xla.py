@@ -12,6 +12,7 @@ class Xla(LoopStyle):
     description = "as tf_data, with tf.function(jit_compile=True)"
     compares_with = "tf_data"
     changes = "the compiler"
+    compiler = True
 
     def make_trainer(self, workload, state, train, batch_size, steps_per_call=1, fit_jit="auto"):
         step = graph_step(workload, state, jit_compile=True, steps_per_call=steps_per_call)

@@ -13,8 +13,8 @@ device, batch size, width; the run too when there are several), under one headin
 * the cost of each rung that compares with the reference only (the ladder's first
   custom loop);
 * each rung against the one it compares with (one change at a time);
-* whether the ladder's compiler rung (the rung whose declared change says "compil",
-  read from the ladder's text) pays its compile back against its neighbour: break-even
+* whether the ladder's compiler rung (declared by its loop style, ``compiler``; in a
+  ladder from before that, the rung whose change says "compil") pays its compile back against its neighbour: break-even
   steps and the time to train the chosen number of epochs;
 * when Keras compiled the reference with XLA, the reference against the compiler rung;
 * cells that failed, were skipped or are not equivalent (their equal-work loss differs
@@ -156,10 +156,12 @@ def optional_bool(value: Any) -> bool | None:
 
 
 def compiler_rung(ladder: Ladder | None) -> Rung | None:
-    """The rung whose declared change (the ladder's text) is the compiler, and that
-    compares with a neighbour: whether it pays its compile back is a decision of its own."""
+    """The rung whose one change is the compiler, and that compares with a neighbour: whether it pays its compile back is a decision of its own."""
     if ladder is None:
         return None
+    if any(r.compiler is not None for r in ladder.rungs):  # declared by the loop styles
+        return next((r for r in ladder.rungs if r.compiler and r.compares_with), None)
+    # a ladder written before rungs declared it: its text says which
     return next(
         (r for r in ladder.rungs if r.compares_with and re.search("compil", r.changes, re.I)),
         None,
