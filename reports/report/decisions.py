@@ -156,7 +156,8 @@ def optional_bool(value: Any) -> bool | None:
 
 
 def compiler_rung(ladder: Ladder | None) -> Rung | None:
-    """The rung whose one change is the compiler, and that compares with a neighbour: whether it pays its compile back is a decision of its own."""
+    """The rung whose one change is the compiler and that compares with a neighbour:
+    whether it pays its compile back is a decision of its own."""
     if ladder is None:
         return None
     if any(r.compiler is not None for r in ladder.rungs):  # declared by the loop styles
