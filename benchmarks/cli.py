@@ -54,6 +54,8 @@ from benchmarks.config import (
 )
 from benchmarks.shards import shard_argument
 from reports.gate.judge import DEFAULT_ALPHA, DEFAULT_THRESHOLD  # the gate owns its defaults
+from reports.history import DEFAULT_MIN_CHANGE as HISTORY_MIN_CHANGE
+from reports.history import DEFAULT_OUT as HISTORY_OUT
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
@@ -262,7 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     history.add_argument("--name", help="only baselines whose name matches this glob pattern")
     history.add_argument(
-        "--out", help="where history.md/html and plots go (default results/history)"
+        "--out",
+        default=str(HISTORY_OUT),
+        help="where history.md/html and plots go (default %(default)s)",
     )
     history.add_argument(
         "--repo", default=".", help="git work tree to order commits by ancestry (default: here)"
@@ -270,7 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument(
         "--min-change",
         type=positive_float,
-        help="smallest step that counts as a change point (default the gate's threshold, 0.05)",
+        default=HISTORY_MIN_CHANGE,
+        help="smallest step that counts as a change point (default the gate's threshold, "
+        "%(default)s)",
     )
 
     report = commands.add_parser("report", help="render report.md/html and plots for runs")
