@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import TextIO
 
 from benchmarks.config import (
+    AB_LOOPS,
     AB_PROCESSES,
     AB_TIME_BUDGET_MIN,
     GATE_RUN_ARGS,
@@ -88,7 +89,7 @@ class ABConfig:
     repo: Path  # the current work tree (its git top level)
     out: Path
     workloads: tuple[str, ...] = ()
-    loops: tuple[str, ...] = ()
+    loops: tuple[str, ...] = ()  # empty: AB_LOOPS
     processes: int = AB_PROCESSES  # per cell per side
     time_budget_min: float | None = AB_TIME_BUDGET_MIN
     threshold: float = gate.DEFAULT_THRESHOLD
@@ -155,7 +156,7 @@ def run_command(config: ABConfig, out_dir: Path) -> list[str]:
     command += ["--processes", str(config.processes), "--out", str(out_dir)]
     for workload in config.workloads:
         command += ["--workload", workload]
-    for loop in config.loops:
+    for loop in config.loops or AB_LOOPS:
         command += ["--loop", loop]
     return command
 
@@ -456,7 +457,9 @@ def run_ab(config: ABConfig) -> int:
             ((INJECT_SLOWDOWN_ENV, config.inject_slowdown),) if config.inject_slowdown else ()
         )
         sides = (Side("base", base_dir), Side("current", config.repo, current_env))
+        started = time.monotonic()
         run_dirs = run_interleaved(config, sides)
+        elapsed_s = round(time.monotonic() - started, 1)
     current_commit = _git(config.repo, "rev-parse", "HEAD")
     run_ids = {
         "base": f"ab-base-{base_commit[:10]}",
@@ -468,7 +471,12 @@ def run_ab(config: ABConfig) -> int:
         if out_dir.exists():
             shutil.rmtree(out_dir)
         # measured worker by worker: compare may read the machine's drift from the blocks
-        mark = {"interleaved": True, "partner": run_ids[partner]}
+        mark = {
+            "interleaved": True,
+            "partner": run_ids[partner],
+            "elapsed_s": elapsed_s,  # both sides' start-up and every block
+            "run_args": " ".join(config.run_args),
+        }
         merged[side] = merge_runs([run_dirs[side]], out_dir, run_ids[side], {AB_MARK: mark})
     # the base side must have run the worktree's code, not the installed current code
     reported = load_run(merged["base"]).metadata.get("soft", {}).get("git_commit")

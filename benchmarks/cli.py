@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from benchmarks.config import (
+    AB_LOOPS,
     AB_OUT_DIR,
     AB_PROCESSES,
     AB_TIME_BUDGET_MIN,
@@ -316,7 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
         "that fits in this many minutes (default %(default)g)",
     )
     ab.add_argument("--workload", action="append", default=[], help="repeatable; default all")
-    ab.add_argument("--loop", action="append", default=[], help="repeatable; default all")
+    ab.add_argument(
+        "--loop",
+        action="append",
+        default=[],
+        help=f"repeatable; default {','.join(AB_LOOPS)} (benchmarks/config.py AB_LOOPS)",
+    )
     ab.add_argument(
         "--out",
         default=AB_OUT_DIR,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from benchmarks import ab, cli
-from benchmarks.config import GATE_RUN_ARGS
+from benchmarks.config import AB_LOOPS, GATE_RUN_ARGS
 from reports.rundir import load_run
 from tests.fixtures.gate_runs import step_times, write_run
 
@@ -56,6 +56,7 @@ parser.add_argument("--window-ms", type=float)
 parser.add_argument("--no-report", action="store_true")
 parser.add_argument("--processes", type=int)
 parser.add_argument("--out", type=Path)
+parser.add_argument("--loop", action="append")
 """
 
 FAKE_CLI_BEFORE_TURNS = '''
@@ -160,6 +161,7 @@ def test_ab_interleaves_worker_processes_and_gates(tmp_path, monkeypatch, capsys
     assert "SLOWER" in out and "mlp/xla/cpu/bs32/w64" in out
     commands = [line for line in out.splitlines() if line.startswith("[ab] base:")]
     assert f"run {' '.join(GATE_RUN_ARGS)} --no-report --processes 6" in commands[0]
+    assert "".join(f" --loop {loop}" for loop in AB_LOOPS) in commands[0]  # no eager by default
     base = load_run(tmp_path / "out" / "base").process_samples()
     current = load_run(tmp_path / "out" / "current").process_samples()
     assert len(base) == len(current) == 2 * 6

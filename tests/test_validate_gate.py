@@ -81,14 +81,14 @@ def test_validation_of_interleaved_abs_reports_the_drift_corrected_gate(tmp_path
         if scenario.startswith("xla slowed: interleaved A/B")
     }
     # the machine drifts by +-25 % between blocks: only the corrected gate sees 10 %
-    assert detection["gate, drift-corrected (interleaved A/B)"] > 90
+    assert detection[validate_gate.COMPARE_RULE] > 90
     assert detection["gate (MWU + Holm + effect)"] < 50
     false_alarms = {
         rule: float(line.strip("|").split("|")[2].strip().rstrip("%"))
         for (scenario, rule), line in rows.items()
         if scenario.startswith("A/A")
     }
-    assert false_alarms["gate, drift-corrected (interleaved A/B)"] <= 1.0
+    assert false_alarms[validate_gate.COMPARE_RULE] <= 1.0
 
 
 def test_validation_pools_the_blocks_of_several_a_as_and_judges_each_as_measured(tmp_path, capsys):
@@ -116,8 +116,8 @@ def test_validation_pools_the_blocks_of_several_a_as_and_judges_each_as_measured
     # 8 of the 20 pooled blocks: no block twice in a comparison
     assert "A/A: interleaved A/Bs of unchanged code (8 of 20 blocks, without replacement)" in table
     assert "xla slowed: interleaved A/B (8 of 10 blocks, without replacement)" in table
-    # the issue's two injected slowdowns, as approximations on the A/As' samples
-    assert "xla x1.1 on those A/As" in table and "xla x1.2 on those A/As" in table
+    # a 5 % and a 10 % slowdown, as approximations on the A/As' samples
+    assert "xla x1.05 on those A/As" in table and "xla x1.1 on those A/As" in table
     measured = {
         line.split("|")[1].strip(): [part.strip() for part in line.strip("|").split("|")]
         for line in table.splitlines()
@@ -128,9 +128,11 @@ def test_validation_pools_the_blocks_of_several_a_as_and_judges_each_as_measured
         f"unchanged: {tmp_path / 'aa2'}",
         f"slowed: {tmp_path / 'slowed'}",
     ]
-    # columns: A/B, blocks, gate, drift-corrected gate, median, mean
-    assert measured[f"unchanged: {tmp_path / 'aa1'}"][1:4] == ["10", "0 flagged", "0 flagged"]
-    assert measured[f"slowed: {tmp_path / 'slowed'}"][3] == "1 flagged: mlp/xla"
+    # columns: A/B, blocks, gate, corrected per block, corrected around each pair, median, mean
+    assert (
+        measured[f"unchanged: {tmp_path / 'aa1'}"][1:5] == ["10", "0 flagged"] + ["0 flagged"] * 2
+    )
+    assert measured[f"slowed: {tmp_path / 'slowed'}"][4] == "1 flagged: mlp/xla"
 
 
 def test_validation_refuses_to_pool_a_as_with_slowed_a_bs(tmp_path, capsys):
@@ -162,3 +164,27 @@ def test_validation_bad_input_is_one_line_exit_2(tmp_path, capsys):
     assert capsys.readouterr().err == (
         "validate_gate: argument --processes: '0' is not a positive integer\n"
     )
+
+
+def test_power_mode_sets_the_detectable_slowdowns_of_a_bs_side_by_side(tmp_path, capsys):
+    interleaved_pair(tmp_path / "old", 1.0, seed=1)
+    interleaved_pair(tmp_path / "new", 1.0, seed=2)
+    markdown = tmp_path / "power.md"
+    status = validate_gate.main(
+        ["--power", str(tmp_path / "old"), str(tmp_path / "new"), "--markdown", str(markdown)]
+    )
+    table = capsys.readouterr().out
+    assert status == 0, table
+    assert markdown.read_text() == table
+    rows = {
+        line.strip("|").split("|")[0].strip(): [
+            part.strip() for part in line.strip("|").split("|")[1:]
+        ]
+        for line in table.splitlines()
+        if line.startswith("| ")
+    }
+    assert len([name for name in rows if name.startswith("mlp/")]) == 6
+    assert all(figure.endswith("%") for figure in rows["mlp/xla/cpu/bs32/w64"])
+    assert [blind.endswith(" of 6") for blind in rows["blind (above the threshold)"]] == [True] * 2
+    assert rows["samples a side (min-max over cells)"] == ["10-10", "10-10"]
+    assert "median detectable slowdown, second over first: " in table

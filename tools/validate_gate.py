@@ -14,7 +14,7 @@ Scenarios (each comparison judges every cell of the pool at once, as the gate do
 * **A/A, across runs** (two or more pool runs): the baseline group from one run, the
   current group from another: run-to-run drift included.
 * **slowdown x(1+f), approximation**: as A/A pooled, with the current samples of
-  the slowed loop's cells multiplied by 1 + f (default 10 % and 20 %). Multiplying assumes
+  the slowed loop's cells multiplied by 1 + f (default 5 % and 10 %). Multiplying assumes
   the slowdown scales the whole step time and leaves its noise shape alone; real
   slowed runs (below) do not assume that. Target: each slowed cell flagged in at
   least 95 % of comparisons.
@@ -57,6 +57,7 @@ if str(REPO_ROOT) not in sys.path:
 import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import NoReturn
 
 import numpy as np
@@ -65,7 +66,16 @@ from scipy import stats
 from benchmarks.config import AB_PROCESSES, INJECT_SLOWDOWN_ENV
 from reports.gate import judge
 from reports.gate import stats as gate_stats
-from reports.gate.samples import block_grid, drift_factors, measured_interleaved, process_samples
+from reports.gate.samples import (
+    DEFAULT_STATISTIC,
+    STATISTICS,
+    block_grid,
+    drift_factors,
+    local_drift_factors,
+    measured_interleaved,
+    pair_times,
+    process_samples,
+)
 from reports.rundir import CELL_KEYS, CellKey, RunDirError, atomic_write_text, load_run
 
 FALSE_ALARM_TARGET = 0.01
@@ -85,13 +95,13 @@ class Pool:
         return np.concatenate(self.samples[cell])
 
 
-def load_pool(run_dirs: Sequence[str | Path]) -> Pool:
+def load_pool(run_dirs: Sequence[str | Path], statistic: str = DEFAULT_STATISTIC) -> Pool:
     """Read the ok per-process step times of ``run_dirs`` (cells present in all)."""
     keys = CELL_KEYS
     per_run = []
     for run_dir in run_dirs:
         run = load_run(run_dir)
-        samples = process_samples(run)
+        samples = process_samples(run, statistic)
         per_run.append(
             {
                 cell: group["step_time_s"].to_numpy(float)
@@ -158,8 +168,8 @@ def gate_rule(threshold: float, alpha: float) -> Rule:
 
 def drift_corrected_gate_rule(threshold: float, alpha: float) -> Rule:
     """The gate on samples divided by their block's drift (``reports.gate.samples.drift_factors``),
-    as ``loopbench compare`` judges an interleaved A/B: sample j of every cell on
-    both sides is block j."""
+    as ``loopbench compare`` judged an interleaved A/B before 2026-11-29: sample j of
+    every cell on both sides is block j."""
     gate = gate_rule(threshold, alpha)
 
     def flagged(baseline: np.ndarray, current: np.ndarray) -> np.ndarray:
@@ -167,6 +177,17 @@ def drift_corrected_gate_rule(threshold: float, alpha: float) -> Rule:
         corrected = grid / drift_factors(grid)
         return gate(corrected[..., 0, :], corrected[..., 1, :])
 
+    return flagged
+
+
+def pair_corrected_gate_rule(threshold: float, alpha: float) -> Rule:
+    """The gate on samples divided by the drift around their pair
+    (``reports.gate.samples.local_drift_factors``), as ``loopbench compare`` judges an
+    interleaved A/B. The factors need the A/B's whole time line, so they are taken
+    once per A/B before blocks are drawn: the rule reads the scenario's corrected
+    samples (``precorrected``)."""
+    flagged = gate_rule(threshold, alpha)
+    flagged.precorrected = True  # type: ignore[attr-defined]
     return flagged
 
 
@@ -185,6 +206,16 @@ class Scenario:
     baseline: np.ndarray  # (iterations, cells, n)
     current: np.ndarray
     slowed: np.ndarray  # (cells,) bool: cells where flagging is a detection
+    #: the same samples divided by the drift around their pair (interleaved A/Bs)
+    corrected_baseline: np.ndarray | None = None
+    corrected_current: np.ndarray | None = None
+
+    def arrays(self, rule: Rule) -> tuple[np.ndarray, np.ndarray]:
+        if getattr(rule, "precorrected", False):
+            if self.corrected_baseline is None or self.corrected_current is None:
+                raise ValueError(f"{self.name}: no pair-corrected samples")
+            return self.corrected_baseline, self.corrected_current
+        return self.baseline, self.current
 
 
 @dataclass(frozen=True)
@@ -197,7 +228,7 @@ class Rates:
 
 
 def rates(rule: Rule, scenario: Scenario) -> Rates:
-    flagged = rule(scenario.baseline, scenario.current)
+    flagged = rule(*scenario.arrays(rule))
     unslowed = flagged[:, ~scenario.slowed]
     slowed = flagged[:, scenario.slowed]
     return Rates(
@@ -282,31 +313,35 @@ class ABBlocks:
     slowed_loop: str | None
     #: per A/B: its directory and its blocks' positions in ``grid``
     parts: tuple[tuple[str, slice], ...]
+    #: ``grid`` divided by the drift around each pair, read on each A/B's own time line
+    corrected: np.ndarray | None = None
 
     @property
     def path(self) -> str:
         return ", ".join(path for path, _ in self.parts)
 
 
-def load_ab(out_dir: str | Path) -> ABBlocks:
+def load_ab(out_dir: str | Path, statistic: str = DEFAULT_STATISTIC) -> ABBlocks:
     keys = CELL_KEYS
     sides = [load_run(Path(out_dir) / side) for side in ("base", "current")]
     if not measured_interleaved(*sides):
         raise RunDirError(
             f"{out_dir}: base and current are not the two sides of one interleaved A/B"
         )
-    samples = tuple(process_samples(run) for run in sides)
+    samples = tuple(process_samples(run, statistic) for run in sides)
     cells, grid = block_grid(samples)
+    corrected = grid / local_drift_factors(grid, pair_times(samples))
     complete = np.isfinite(grid).all(axis=(0, 1))
     spec = sides[1].metadata.get("soft", {}).get("env", {}).get(INJECT_SLOWDOWN_ENV)
     slowed_loop = spec.split("=")[0].strip() if spec else None
-    grid = grid[:, :, complete]
-    return ABBlocks(cells, grid, keys, slowed_loop, ((str(out_dir), slice(0, grid.shape[-1])),))
+    grid, corrected = grid[:, :, complete], corrected[:, :, complete]
+    part = ((str(out_dir), slice(0, grid.shape[-1])),)
+    return ABBlocks(cells, grid, keys, slowed_loop, part, corrected)
 
 
-def load_abs(out_dirs: Sequence[str | Path]) -> ABBlocks:
+def load_abs(out_dirs: Sequence[str | Path], statistic: str = DEFAULT_STATISTIC) -> ABBlocks:
     """Several interleaved A/Bs of the same cells, their blocks pooled."""
-    abs_ = [load_ab(path) for path in out_dirs]
+    abs_ = [load_ab(path, statistic) for path in out_dirs]
     first = abs_[0]
     parts, start = [], 0
     for ab in abs_:
@@ -325,7 +360,8 @@ def load_abs(out_dirs: Sequence[str | Path]) -> ABBlocks:
         parts.append((ab.path, slice(start, start + blocks)))
         start += blocks
     grid = np.concatenate([ab.grid for ab in abs_], axis=-1)
-    return ABBlocks(first.cells, grid, first.keys, first.slowed_loop, tuple(parts))
+    corrected = np.concatenate([ab.corrected for ab in abs_], axis=-1)
+    return ABBlocks(first.cells, grid, first.keys, first.slowed_loop, tuple(parts), corrected)
 
 
 def approximations(
@@ -334,18 +370,24 @@ def approximations(
     current: np.ndarray,
     is_slowed: np.ndarray,
     fractions: Sequence[float],
+    corrected: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[Scenario]:
     """A slowdown of each fraction applied to the slowed cells' current samples
-    (``name`` is formatted with ``factor``, e.g. "x1.1")."""
-    return [
-        Scenario(
-            name.format(factor=f"x{1 + fraction:g}"),
-            baseline,
-            current * np.where(is_slowed, 1.0 + fraction, 1.0)[None, :, None],
-            is_slowed,
+    (``name`` is formatted with ``factor``, e.g. "x1.1"); to the pair-corrected
+    samples too, when given (a slowed cell barely moves its neighbours' factors)."""
+    scenarios = []
+    for fraction in fractions:
+        slow = np.where(is_slowed, 1.0 + fraction, 1.0)[None, :, None]
+        scenarios.append(
+            Scenario(
+                name.format(factor=f"x{1 + fraction:g}"),
+                baseline,
+                current * slow,
+                is_slowed,
+                *((corrected[0], corrected[1] * slow) if corrected is not None else ()),
+            )
         )
-        for fraction in fractions
-    ]
+    return scenarios
 
 
 def blocked_scenarios(
@@ -364,8 +406,9 @@ def blocked_scenarios(
     bootstrap (with replacement) repeats blocks, and a rank test counts each
     repeat as a new sample, so it overstates both false alarms and detection."""
 
-    def draw_blocks(ab: ABBlocks) -> tuple[np.ndarray, np.ndarray, str]:
-        """Baseline and current groups, (iterations, cells, n) each, and how drawn."""
+    def draw_blocks(ab: ABBlocks) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+        """Baseline and current groups, (iterations, cells, n) each, raw and
+        pair-corrected, and how drawn."""
         blocks = ab.grid.shape[-1]
         if blocks >= n:
             chosen = np.argsort(rng.random((iterations, blocks)), axis=1)[:, :n]
@@ -373,19 +416,23 @@ def blocked_scenarios(
         else:
             chosen = rng.integers(0, blocks, (iterations, n))
             how = f"{n} of {blocks} blocks, with replacement"
-        drawn = ab.grid[:, :, chosen]  # (cells, 2, iterations, n)
-        drawn = np.moveaxis(drawn, 2, 0)  # (iterations, cells, 2, n)
-        return drawn[:, :, 0, :], drawn[:, :, 1, :], how
+        groups = []
+        for grid in (ab.grid, ab.corrected):
+            drawn = np.moveaxis(grid[:, :, chosen], 2, 0)  # (iterations, cells, 2, n)
+            groups += [drawn[:, :, 0, :], drawn[:, :, 1, :]]
+        return (*groups, how)
 
     loop_position = unchanged.keys.index("loop")
     is_slowed = np.array([cell[loop_position] == slowed_loop for cell in unchanged.cells])
-    baseline, current, how = draw_blocks(unchanged)
+    baseline, current, corrected_b, corrected_c, how = draw_blocks(unchanged)
     scenarios = [
         Scenario(
             f"A/A: interleaved A/Bs of unchanged code ({how})",
             baseline,
             current,
             np.zeros(len(unchanged.cells), bool),
+            corrected_b,
+            corrected_c,
         ),
         *approximations(
             f"{slowed_loop} {{factor}} on those A/As (approximation)",
@@ -393,14 +440,22 @@ def blocked_scenarios(
             current,
             is_slowed,
             fractions,
+            (corrected_b, corrected_c),
         ),
     ]
     if slowed is not None:
         if slowed.cells != unchanged.cells:
             raise RunDirError(f"{slowed.path}: other cells than {unchanged.path}")
-        real_b, real_c, how = draw_blocks(slowed)
+        real_b, real_c, real_cb, real_cc, how = draw_blocks(slowed)
         scenarios.append(
-            Scenario(f"{slowed_loop} slowed: interleaved A/B ({how})", real_b, real_c, is_slowed)
+            Scenario(
+                f"{slowed_loop} slowed: interleaved A/B ({how})",
+                real_b,
+                real_c,
+                is_slowed,
+                real_cb,
+                real_cc,
+            )
         )
     return scenarios
 
@@ -420,9 +475,11 @@ def as_measured_rows(
         if ab is None:
             continue
         for path, part in ab.parts:
-            grid = ab.grid[:, :, part]
             verdicts = []
             for rule in rules.values():
+                grid = (ab.corrected if getattr(rule, "precorrected", False) else ab.grid)[
+                    :, :, part
+                ]
                 flagged = rule(grid[None, :, 0, :], grid[None, :, 1, :])[0]
                 names = []
                 for cell, hit in zip(ab.cells, flagged, strict=True):
@@ -436,6 +493,95 @@ def as_measured_rows(
                 verdicts.append(f"{len(names)} flagged{listed}")
             lines.append(f"| {kind}: {path} | {grid.shape[-1]} | " + " | ".join(verdicts) + " |")
     return lines
+
+
+def _wall_minutes(run) -> float:
+    """Minutes from the start of a run to its end (its metadata's soft times)."""
+    soft = run.metadata.get("soft", {})
+    mark = soft.get("ab") or {}
+    if isinstance(mark, dict) and isinstance(mark.get("elapsed_s"), int | float):
+        return mark["elapsed_s"] / 60
+    try:
+        start = datetime.fromisoformat(soft["started_at"])
+        end = datetime.fromisoformat(soft["ended_at"])
+    except (KeyError, TypeError, ValueError):
+        return float("nan")
+    return (end - start).total_seconds() / 60
+
+
+def power_table(
+    out_dirs: Sequence[str | Path],
+    threshold: float,
+    alpha: float,
+    statistic: str = DEFAULT_STATISTIC,
+) -> str:
+    """Each A/B judged as ``loopbench compare`` judges it, side by side: every cell's
+    detectable slowdown, the median over cells, how many were blind, blocks and time."""
+    results = []
+    for out_dir in out_dirs:
+        base, current = Path(out_dir) / "base", Path(out_dir) / "current"
+        results.append(
+            judge.compare(base, current, threshold, alpha, allow_missing=True, statistic=statistic)
+        )
+    cells = sorted({cell.cell for result in results for cell in result.cells}, key=repr)
+    names = [str(path) for path in out_dirs]
+    lines = [
+        f"## Detectable slowdown per cell (80% power, Holm's first-step level; "
+        f"threshold {threshold:.0%}, alpha {alpha:g})",
+        "",
+        "| cell | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for cell in cells:
+        figures = []
+        for result in results:
+            judged = {c.cell: c for c in result.cells}.get(cell)
+            figures.append("-" if judged is None else _detectable_text(judged.detectable))
+        lines.append(f"| {cell.name} | " + " | ".join(figures) + " |")
+    medians = [
+        float(np.median([c.detectable for c in r.cells if not np.isnan(c.detectable)] or [np.nan]))
+        for r in results
+    ]
+    lines.append("| **median over cells** | " + " | ".join(map(_detectable_text, medians)) + " |")
+    lines.append(
+        "| blind (above the threshold) | "
+        + " | ".join(f"{len(r.blind)} of {r.n_tested}" for r in results)
+        + " |"
+    )
+    lines.append(
+        "| samples a side (min-max over cells) | "
+        + " | ".join(
+            f"{min(c.n_current for c in r.cells if c.n_current)}-"
+            f"{max(c.n_current for c in r.cells)}"
+            for r in results
+        )
+        + " |"
+    )
+    lines.append(
+        "| A/B wall time | "
+        + " | ".join(f"{_wall_minutes(r.current):.1f} min" for r in results)
+        + " |"
+    )
+    lines.append(
+        "| settings | "
+        + " | ".join(
+            f"`{(r.current.metadata.get('soft', {}).get('ab') or {}).get('run_args', '?')}`"
+            for r in results
+        )
+        + " |"
+    )
+    if len(results) == 2 and all(np.isfinite(medians)) and medians[0] > 0:
+        lines += [
+            "",
+            f"median detectable slowdown, second over first: {medians[1] / medians[0]:.2f}x",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _detectable_text(value: float) -> str:
+    if np.isnan(value):
+        return "-"
+    return "never" if np.isinf(value) else f"{value:.1%}"
 
 
 def _percent(value: float) -> str:
@@ -495,12 +641,15 @@ def validation_table(
     return "\n".join(lines) + "\n"
 
 
+#: the rule ``loopbench compare`` applies to an interleaved A/B
+COMPARE_RULE = "gate, drift-corrected around each pair (compare)"
+
+
 def all_rules(threshold: float, alpha: float, drift_corrected: bool) -> dict[str, Rule]:
     rules = {"gate (MWU + Holm + effect)": gate_rule(threshold, alpha)}
     if drift_corrected:
-        rules["gate, drift-corrected (interleaved A/B)"] = drift_corrected_gate_rule(
-            threshold, alpha
-        )
+        rules["gate, drift-corrected per block"] = drift_corrected_gate_rule(threshold, alpha)
+        rules[COMPARE_RULE] = pair_corrected_gate_rule(threshold, alpha)
     rules[f"median ratio > {threshold:.0%}"] = fixed_rule(np.median, threshold)
     rules[f"mean ratio > {threshold:.0%}"] = fixed_rule(np.mean, threshold)
     return rules
@@ -532,18 +681,21 @@ def blocked_validation_table(
     threshold: float,
     alpha: float,
     slowed_loop: str,
+    statistic: str = DEFAULT_STATISTIC,
 ) -> str:
     """The Markdown report of the interleaved-A/B mode."""
     rules = all_rules(threshold, alpha, drift_corrected=True)
     log_sd = np.std(np.log(unchanged.grid), axis=-1, ddof=1)  # (cells, 2)
     corrected = unchanged.grid / drift_factors(unchanged.grid)
     corrected_sd = np.std(np.log(corrected), axis=-1, ddof=1)
+    pair_sd = np.std(np.log(unchanged.corrected), axis=-1, ddof=1)
     lines = [
         "## Regression gate validation (interleaved A/Bs)",
         "",
         f"- unchanged code: {unchanged.path}: {len(unchanged.cells)} cells x "
-        f"{unchanged.grid.shape[-1]} blocks; per-process spread (SD of log step time) "
-        f"{np.median(log_sd):.1%} median, {np.median(corrected_sd):.1%} after the drift correction",
+        f"{unchanged.grid.shape[-1]} blocks; per-process spread (SD of log step time, "
+        f"{statistic}) {np.median(log_sd):.1%} median, {np.median(corrected_sd):.1%} after "
+        f"the drift correction per block, {np.median(pair_sd):.1%} around each pair",
         *(
             [
                 f"- slowed code: {slowed.path} ({slowed_loop}): {slowed.grid.shape[-1]} blocks; "
@@ -600,6 +752,13 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help="interleaved A/Bs' --out directories made with the same --inject-slowdown",
     )
+    parser.add_argument(
+        "--power",
+        nargs="+",
+        metavar="OUT",
+        help="A/Bs' --out directories: each one's per-cell detectable slowdown as "
+        "loopbench compare states it, side by side (e.g. old and new defaults)",
+    )
     parser.add_argument("--slowed", nargs="*", default=[], help="runs made with a slowdown")
     parser.add_argument(
         "--slowed-loop", help="loop to slow (default: the one the slowed runs were made with)"
@@ -608,8 +767,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--slowdown",
         type=float,
         nargs="+",
-        default=[0.10, 0.20],
-        help="fractions of the approximation scenarios (default 0.10 0.20)",
+        default=[0.05, 0.10],
+        help="fractions of the approximation scenarios (default 0.05 0.10)",
     )
     parser.add_argument(
         "--processes",
@@ -622,20 +781,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=judge.DEFAULT_THRESHOLD)
     parser.add_argument("--alpha", type=float, default=judge.DEFAULT_ALPHA)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--statistic",
+        choices=STATISTICS,
+        default=DEFAULT_STATISTIC,
+        help="a process's sample: its fastest window (the gate's, default) or its median "
+        "window (the gate before 2026-11-29)",
+    )
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.power:
+        try:
+            table = power_table(args.power, args.threshold, args.alpha, args.statistic)
+        except (RunDirError, judge.IncomparableRunsError) as exc:
+            print(f"validate_gate: {exc}", file=sys.stderr)
+            return 2
+        print(table, end="")
+        if args.markdown:
+            atomic_write_text(args.markdown, table)
+        return 0
     if args.ab:
         return main_ab(args)
     if not args.pool:
         print("validate_gate: give pool run directories or --ab", file=sys.stderr)
         return 2
     try:
-        pool = load_pool(args.pool)
-        slowed_pool = load_pool(args.slowed) if args.slowed else None
+        pool = load_pool(args.pool, args.statistic)
+        slowed_pool = load_pool(args.slowed, args.statistic) if args.slowed else None
         slowed_loop = args.slowed_loop or (slowed_loop_of(args.slowed) if args.slowed else None)
     except (RunDirError, judge.IncomparableRunsError) as exc:
         print(f"validate_gate: {exc}", file=sys.stderr)
@@ -666,8 +842,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def main_ab(args: argparse.Namespace) -> int:
     """The interleaved-A/B mode: --ab (unchanged code) [--slowed-ab]."""
     try:
-        unchanged = load_abs(args.ab)
-        slowed = load_abs(args.slowed_ab) if args.slowed_ab else None
+        unchanged = load_abs(args.ab, args.statistic)
+        slowed = load_abs(args.slowed_ab, args.statistic) if args.slowed_ab else None
         slowed_loop = args.slowed_loop or (slowed.slowed_loop if slowed else None)
         if slowed_loop is None:
             raise RunDirError(NO_SLOWED_LOOP)
@@ -680,7 +856,15 @@ def main_ab(args: argparse.Namespace) -> int:
         print(f"validate_gate: {exc}", file=sys.stderr)
         return 2
     table = blocked_validation_table(
-        unchanged, slowed, scenarios, n, args.iterations, args.threshold, args.alpha, slowed_loop
+        unchanged,
+        slowed,
+        scenarios,
+        n,
+        args.iterations,
+        args.threshold,
+        args.alpha,
+        slowed_loop,
+        args.statistic,
     )
     print(table, end="")
     if args.markdown:

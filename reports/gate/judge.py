@@ -3,7 +3,8 @@
 What it computes, per cell (workload, loop, device, batch_size, width):
 
 * **step time**: the per-process samples of the baseline and the current run (one
-  sample = one fresh worker process), a one-sided Mann-Whitney U test "current is
+  sample = one fresh worker process: the step time of its fastest timed window,
+  ``samples.process_samples``), a one-sided Mann-Whitney U test "current is
   slower", Holm-corrected across the cells compared, and an effect-size gate: the
   ratio of medians current/baseline beyond ``1 + threshold``. Both must hold for a
   *confirmed* regression. The ratio comes with a 95 % percentile-bootstrap interval.
@@ -31,9 +32,10 @@ compile times do not, and are not judged.
 
 When both runs say they are the two sides of one A/B interleaved worker by worker
 (``soft.ab``: each names the other; ``benchmarks/ab.py`` writes them), the gate
-first takes out the machine's drift (``reports.gate.samples.drift_corrected_samples``):
-a real difference between the sides, even one that slows every cell, stays; the
-drift of a shared VM within the A/B goes. The table's medians are then the
+first takes out the machine's drift (``reports.gate.samples.drift_corrected_samples``),
+read around each pair of processes from the pairs of other cells measured just
+before and after it: a real difference between the sides, even one that slows every
+cell, stays; the drift of a shared VM within the A/B goes. The table's medians are then the
 corrected ones, and the output says so.
 
 Example::
@@ -58,6 +60,8 @@ import pandas as pd
 
 from reports.gate import stats
 from reports.gate.samples import (
+    DEFAULT_STATISTIC,
+    DRIFT_NEIGHBOURS,
     IncomparableRunsError,
     drift_corrected_samples,
     measured_interleaved,
@@ -136,12 +140,15 @@ class Comparison:
     soft_differences: tuple[str, ...] = ()
     cells_skipped_in_both: int = 0
     notes: tuple[str, ...] = field(default=())
-    #: step times divided by their block's drift (an interleaved A/B; see drift_factors)
+    #: step times divided by the drift around their pair (an interleaved A/B; see
+    #: samples.local_drift_factors)
     drift_corrected: bool = False
     #: cells ok in the baseline may be missing or skipped in the current run
     allow_missing: bool = False
     #: a run with blind cells (and no regression) exits EXIT_BLIND
     fail_if_blind: bool = False
+    #: how a process's windows were summarised to its sample (samples.STATISTICS)
+    statistic: str = DEFAULT_STATISTIC
 
     @property
     def regressions(self) -> tuple[CellComparison, ...]:
@@ -494,6 +501,7 @@ def compare(
     allow_different_machines: bool = False,
     allow_missing: bool = False,
     fail_if_blind: bool = False,
+    statistic: str = DEFAULT_STATISTIC,
 ) -> Comparison:
     """Judge every cell of ``current_dir`` against ``baseline_dir``.
 
@@ -501,6 +509,8 @@ def compare(
     is a regression unless ``allow_missing`` (a newly failing cell always is).
     ``fail_if_blind``: without a regression, exit status EXIT_BLIND (3) when a judged
     cell could not have seen a slowdown of the threshold's size.
+    ``statistic``: a process's sample is its fastest timed window ("fastest", the
+    gate's) or its median window ("median", the gate before 2026-11-29).
 
     Raises RunDirError or IncomparableRunsError (one-line messages) when the two
     cannot be compared. Example::
@@ -538,7 +548,7 @@ def compare(
         )
     )
 
-    samples = (process_samples(baseline), process_samples(current))
+    samples = (process_samples(baseline, statistic), process_samples(current, statistic))
     if samples[0].empty and samples[1].empty:
         raise IncomparableRunsError(
             f"{baseline_path} and {current_path} hold no ok process samples"
@@ -554,9 +564,10 @@ def compare(
         *step_samples, block_factors = drift_corrected_samples(samples)
         step_samples = tuple(step_samples)
         drift_note = (
-            "interleaved A/B: each process's step time is divided by its block's drift "
-            "(process k of every other cell, both sides; samples.drift_factors): "
-            f"block factors {block_factors.min():.3f}-{block_factors.max():.3f}"
+            "interleaved A/B: each process's step time is divided by the drift around its "
+            f"pair (cell c's process k on both sides), read from the {DRIFT_NEIGHBOURS} pairs "
+            "of other cells before and after it (samples.local_drift_factors): median "
+            f"factor per block {block_factors.min():.3f}-{block_factors.max():.3f}"
         )
     else:
         step_samples = tuple(per_cell(side, "step_time_s") for side in samples)
@@ -632,4 +643,5 @@ def compare(
         drift_corrected=drift_note is not None,
         allow_missing=allow_missing,
         fail_if_blind=fail_if_blind,
+        statistic=statistic,
     )

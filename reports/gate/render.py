@@ -20,6 +20,12 @@ from reports.gate import stats
 from reports.gate.judge import COMPILE_FLOOR_S, EXIT_BLIND, VERDICTS, Comparison
 from reports.rundir import Run
 
+#: what one sample is, per statistic (reports.gate.samples.STATISTICS)
+_SAMPLE = {
+    "fastest": "each process's fastest timed window",
+    "median": "each process's median window",
+}
+
 
 def _commit(run: Run) -> str:
     soft = run.metadata.get("soft", {})
@@ -81,11 +87,16 @@ def summary_lines(result: Comparison) -> list[str]:
     else:
         lines.append(
             "mode: absolute step times (same machine: hard metadata keys match)"
-            + (", drift-corrected per block (interleaved A/B)" if result.drift_corrected else "")
+            + (
+                ", drift-corrected around each pair (interleaved A/B)"
+                if result.drift_corrected
+                else ""
+            )
         )
     lines.extend(result.notes)
     lines.append(
-        f"rule: one-sided Mann-Whitney U per cell on per-process samples, Holm-corrected over "
+        f"rule: one-sided Mann-Whitney U per cell on per-process samples ({_SAMPLE[result.statistic]}), "
+        f"Holm-corrected over "
         f"{result.n_tested} cells at alpha={result.alpha:g}, and median ratio beyond "
         f"±{result.threshold:.0%}; also flagged: newly failing cells, more retraces"
         + (

@@ -53,17 +53,52 @@ def with_cell(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def process_samples(run: Run) -> pd.DataFrame:
+#: How the gate summarises a process's timed windows to its one sample: "fastest"
+#: (the fastest window's step time) or "median" (the median window's, the process
+#: row's step_time_s, what reports show). On a shared machine other work only ever
+#: adds time to a window, so the fastest of a process's windows is its least disturbed
+#: one: across processes it varied ~0.6x as much as the median window on the loaded
+#: 2-core VM (docs/gate.md, "The gate's settings, and why").
+STATISTICS = ("fastest", "median")
+DEFAULT_STATISTIC = "fastest"
+
+
+def fastest_windows(run: Run) -> dict[tuple[CellKey, int], float]:
+    """Per (cell, process), the step time of the process's fastest timed window."""
+    samples = run.samples
+    if samples.empty or "kind" not in samples.columns or "step_time_s" not in samples.columns:
+        return {}
+    windows = with_cell(samples[samples["kind"] == "window"])
+    step_times = pd.to_numeric(windows["step_time_s"], errors="coerce")
+    fastest = step_times.groupby([windows["cell"], windows["process"]], sort=False).min()
+    return {(CellKey(*cell), int(process)): value for (cell, process), value in fastest.items()}
+
+
+def process_samples(run: Run, statistic: str = DEFAULT_STATISTIC) -> pd.DataFrame:
     """The run's ok per-process samples with a ``cell`` column; reject unusable ones.
 
-    Raises IncomparableRunsError if an ok process has no finite positive step time:
-    such a run was damaged and judging it would hide that.
+    ``statistic`` "fastest" replaces each process's step_time_s by its fastest timed
+    window (a process without window rows keeps its own figure); "median" keeps the
+    process row's (the median window). Raises IncomparableRunsError if an ok process
+    has no finite positive step time: such a run was damaged and judging it would
+    hide that.
     """
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
     rows = run.process_samples()
     if rows.empty:
         return with_cell(pd.DataFrame(columns=["process", "step_time_s"]))
     if "step_time_s" not in rows.columns:
         raise IncomparableRunsError(f"{run.path / SAMPLES_FILE}: process rows without step_time_s")
+    if statistic == "fastest":
+        fastest = fastest_windows(run)
+        if fastest:
+            cells = with_cell(rows)["cell"]
+            found = [
+                fastest.get((cell, int(process)), np.nan)
+                for cell, process in zip(cells, rows["process"], strict=True)
+            ]
+            rows = rows.assign(step_time_s=np.where(np.isfinite(found), found, rows["step_time_s"]))
     step_times = pd.to_numeric(rows["step_time_s"], errors="coerce")
     bad = ~(np.isfinite(step_times) & (step_times > 0))
     if bad.any():
@@ -127,21 +162,25 @@ def measured_interleaved(baseline: Run, current: Run) -> bool:
 
 
 def block_grid(
-    samples: tuple[pd.DataFrame, pd.DataFrame],
+    samples: tuple[pd.DataFrame, pd.DataFrame], column: str = "step_time_s"
 ) -> tuple[list[CellKey], np.ndarray]:
-    """The cells both sides hold and their step times as a (cells, 2, blocks) array,
-    block k = process k (NaN where a process is missing or failed)."""
+    """The cells both sides hold and their step times (or another ``column``, e.g.
+    ``started_at``) as a (cells, 2, blocks) array, block k = process k (NaN where a
+    process is missing or failed, or the column is)."""
     cells = sort_cells(set(samples[0]["cell"]) & set(samples[1]["cell"]))
     blocks = sorted(set(samples[0]["process"]) | set(samples[1]["process"]))
     block_index = {block: i for i, block in enumerate(blocks)}
     cell_index = {cell: i for i, cell in enumerate(cells)}
     grid = np.full((len(cells), 2, len(blocks)), np.nan)
     for side, frame in enumerate(samples):
-        for cell, process, step_time in zip(
-            frame["cell"], frame["process"], frame["step_time_s"], strict=True
-        ):
+        values = (
+            pd.to_numeric(frame[column], errors="coerce")
+            if column in frame.columns
+            else pd.Series(np.nan, index=frame.index)
+        )
+        for cell, process, value in zip(frame["cell"], frame["process"], values, strict=True):
             if cell in cell_index:
-                grid[cell_index[cell], side, block_index[process]] = step_time
+                grid[cell_index[cell], side, block_index[process]] = value
     return cells, grid
 
 
@@ -176,16 +215,85 @@ def drift_factors(step_times: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(factors), factors, 1.0)
 
 
+#: Pairs on either side in time that a pair's drift is read from (a pair: one cell's
+#: process k on both sides, run back to back); 4 each way spans ~8 other cells'
+#: pairs, about half a minute of the 2-core VM (docs/gate.md, "Drift correction").
+DRIFT_NEIGHBOURS = 4
+
+
+def local_drift_factors(
+    step_times: np.ndarray, times: np.ndarray | None = None, neighbours: int = DRIFT_NEIGHBOURS
+) -> np.ndarray:
+    """The machine's drift around each pair of an interleaved A/B, read from the pairs
+    measured just before and after it.
+
+    ``step_times`` has shape (cells, 2, blocks): cell c's process k on both sides,
+    run back to back, is pair (c, k); ``times`` (cells, blocks) says when each pair
+    ran (NaN or None: in block order, cells in the grid's order). Each pair's value
+    is the mean over its two sides of log(sample / its cell's median, both sides
+    pooled). The factor of pair (c, k) is exp of the median value of the
+    ``neighbours`` pairs of *other* cells on either side of it in time. Both sides of
+    a pair get the same factor, and a neighbour's value is the mean of its two
+    sides: so a real difference between the sides stays, also one that slows every
+    cell, while load that comes and goes within the minute of a block goes too
+    (:func:`drift_factors` reads one factor per block). Fewer than 3 cells: 1.
+
+    >>> x = np.array([[[1.0] * 3 + [2.0] * 3] * 2] * 4)   # 4 cells; the last 3 blocks slow
+    >>> local_drift_factors(x)[0, 0].round(3).tolist()     # cell 0 on either side
+    [0.707, 0.707, 0.707, 1.0, 1.414, 1.414]
+    """
+    step_times = np.asarray(step_times, dtype=float)
+    n_cells, _, n_blocks = step_times.shape
+    if n_cells < 3:
+        return np.ones_like(step_times)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: missing samples
+        logs = np.log(step_times)
+        relative = logs - np.nanmedian(logs, axis=(1, 2), keepdims=True)
+        pair_values = relative.mean(axis=1)  # NaN unless both sides ran
+    cell_of = np.repeat(np.arange(n_cells)[:, None], n_blocks, axis=1)
+    when = np.full((n_cells, n_blocks), np.nan) if times is None else np.asarray(times, float)
+    in_block_order = np.arange(n_blocks)[None, :] * n_cells + np.arange(n_cells)[:, None]
+    # pairs in the order they ran: by time where known, else by block then cell
+    keys = np.where(np.isfinite(when), when, np.nan)
+    order = (
+        np.lexsort((in_block_order.ravel(), keys.ravel()))
+        if np.isfinite(keys).all()
+        else (np.argsort(in_block_order.ravel(), kind="stable"))
+    )
+    values, cells = pair_values.ravel()[order], cell_of.ravel()[order]
+    factors_in_order = np.ones(values.size)
+    for position in range(values.size):
+        low, high = max(0, position - neighbours), min(values.size, position + neighbours + 1)
+        window = values[low:high][cells[low:high] != cells[position]]
+        window = window[np.isfinite(window)]
+        if window.size:
+            factors_in_order[position] = np.exp(np.median(window))
+    factors = np.empty(values.size)
+    factors[order] = factors_in_order
+    return np.repeat(factors.reshape(n_cells, 1, n_blocks), 2, axis=1)
+
+
+def pair_times(samples: tuple[pd.DataFrame, pd.DataFrame]) -> np.ndarray:
+    """When each pair (cell c's process k on both sides) ran: the earlier of the two
+    processes' ``started_at``, (cells, blocks) as :func:`block_grid` orders them."""
+    _, starts = block_grid(samples, "started_at")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a pair with no time: NaN
+        return np.nanmin(starts, axis=1) if starts.size else starts[:, 0]
+
+
 def drift_corrected_samples(
     samples: tuple[pd.DataFrame, pd.DataFrame],
 ) -> tuple[dict[CellKey, np.ndarray], dict[CellKey, np.ndarray], np.ndarray]:
-    """Per-process step times of both sides divided by the drift of their block
-    (:func:`drift_factors`; block k = process k of every cell on both sides); also
+    """Per-process step times of both sides divided by the drift around their pair
+    (:func:`local_drift_factors`; a pair is cell c's process k on both sides, its
+    neighbours the pairs of other cells measured just before and after it); also
     returns each block's median factor, for the note."""
     cells, grid = block_grid(samples)
     if not cells or not grid.size:
         return {}, {}, np.array([])
-    factors = drift_factors(grid)
+    factors = local_drift_factors(grid, pair_times(samples))
     corrected = grid / factors
     per_side = tuple(
         {cell: corrected[i, side][np.isfinite(corrected[i, side])] for i, cell in enumerate(cells)}
