@@ -514,20 +514,31 @@ def power_table(
     threshold: float,
     alpha: float,
     statistic: str = DEFAULT_STATISTIC,
+    drift: str = "pair",
 ) -> str:
     """Each A/B judged as ``loopbench compare`` judges it, side by side: every cell's
-    detectable slowdown, the median over cells, how many were blind, blocks and time."""
+    detectable slowdown, the median over cells, how many were blind, blocks and time.
+    ``statistic`` and ``drift`` may name the gate before 2026-11-29 ("median", "block")."""
     results = []
     for out_dir in out_dirs:
         base, current = Path(out_dir) / "base", Path(out_dir) / "current"
         results.append(
-            judge.compare(base, current, threshold, alpha, allow_missing=True, statistic=statistic)
+            judge.compare(
+                base,
+                current,
+                threshold,
+                alpha,
+                allow_missing=True,
+                statistic=statistic,
+                drift=drift,
+            )
         )
     cells = sorted({cell.cell for result in results for cell in result.cells}, key=repr)
     names = [str(path) for path in out_dirs]
     lines = [
         f"## Detectable slowdown per cell (80% power, Holm's first-step level; "
-        f"threshold {threshold:.0%}, alpha {alpha:g})",
+        f"threshold {threshold:.0%}, alpha {alpha:g}; sample: {statistic} window; "
+        f"drift read {'around each pair' if drift == 'pair' else 'per block'})",
         "",
         "| cell | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),
@@ -788,6 +799,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a process's sample: its fastest window (the gate's, default) or its median "
         "window (the gate before 2026-11-29)",
     )
+    parser.add_argument(
+        "--drift",
+        choices=("pair", "block"),
+        default="pair",
+        help="--power: read an A/B's drift around each pair (the gate's, default) or per "
+        "block (the gate before 2026-11-29)",
+    )
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     return parser
 
@@ -796,7 +814,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.power:
         try:
-            table = power_table(args.power, args.threshold, args.alpha, args.statistic)
+            table = power_table(args.power, args.threshold, args.alpha, args.statistic, args.drift)
         except (RunDirError, judge.IncomparableRunsError) as exc:
             print(f"validate_gate: {exc}", file=sys.stderr)
             return 2

@@ -502,6 +502,7 @@ def compare(
     allow_missing: bool = False,
     fail_if_blind: bool = False,
     statistic: str = DEFAULT_STATISTIC,
+    drift: str = "pair",
 ) -> Comparison:
     """Judge every cell of ``current_dir`` against ``baseline_dir``.
 
@@ -510,7 +511,9 @@ def compare(
     ``fail_if_blind``: without a regression, exit status EXIT_BLIND (3) when a judged
     cell could not have seen a slowdown of the threshold's size.
     ``statistic``: a process's sample is its fastest timed window ("fastest", the
-    gate's) or its median window ("median", the gate before 2026-11-29).
+    gate's) or its median window ("median", the gate before 2026-11-29). ``drift``:
+    an interleaved A/B's drift is read around each pair ("pair", the gate's) or per
+    block ("block", the gate before 2026-11-29); both for the validation tool.
 
     Raises RunDirError or IncomparableRunsError (one-line messages) when the two
     cannot be compared. Example::
@@ -561,12 +564,18 @@ def compare(
         measured_interleaved(baseline, current)
         and len(set(samples[0]["cell"]) & set(samples[1]["cell"])) >= 3
     ):
-        *step_samples, block_factors = drift_corrected_samples(samples)
+        *step_samples, block_factors = drift_corrected_samples(samples, drift)
         step_samples = tuple(step_samples)
+        how = (
+            f"the drift around its pair (cell c's process k on both sides), read from the "
+            f"{DRIFT_NEIGHBOURS} pairs of other cells before and after it "
+            "(samples.local_drift_factors)"
+            if drift == "pair"
+            else "its block's drift (process k of every other cell, both sides; "
+            "samples.drift_factors)"
+        )
         drift_note = (
-            "interleaved A/B: each process's step time is divided by the drift around its "
-            f"pair (cell c's process k on both sides), read from the {DRIFT_NEIGHBOURS} pairs "
-            "of other cells before and after it (samples.local_drift_factors): median "
+            f"interleaved A/B: each process's step time is divided by {how}: median "
             f"factor per block {block_factors.min():.3f}-{block_factors.max():.3f}"
         )
     else:

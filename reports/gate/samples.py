@@ -284,16 +284,21 @@ def pair_times(samples: tuple[pd.DataFrame, pd.DataFrame]) -> np.ndarray:
 
 
 def drift_corrected_samples(
-    samples: tuple[pd.DataFrame, pd.DataFrame],
+    samples: tuple[pd.DataFrame, pd.DataFrame], drift: str = "pair"
 ) -> tuple[dict[CellKey, np.ndarray], dict[CellKey, np.ndarray], np.ndarray]:
     """Per-process step times of both sides divided by the drift around their pair
     (:func:`local_drift_factors`; a pair is cell c's process k on both sides, its
-    neighbours the pairs of other cells measured just before and after it); also
-    returns each block's median factor, for the note."""
+    neighbours the pairs of other cells measured just before and after it), or with
+    ``drift="block"`` by their block's (:func:`drift_factors`); also returns each
+    block's median factor, for the note."""
+    if drift not in ("pair", "block"):
+        raise ValueError(f"drift must be 'pair' or 'block', got {drift!r}")
     cells, grid = block_grid(samples)
     if not cells or not grid.size:
         return {}, {}, np.array([])
-    factors = local_drift_factors(grid, pair_times(samples))
+    factors = (
+        local_drift_factors(grid, pair_times(samples)) if drift == "pair" else drift_factors(grid)
+    )
     corrected = grid / factors
     per_side = tuple(
         {cell: corrected[i, side][np.isfinite(corrected[i, side])] for i, cell in enumerate(cells)}
