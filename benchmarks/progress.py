@@ -25,15 +25,19 @@ class Progress:
         self.total = total
         self.console = Console(stderr=True)
         self.live = self.console.is_terminal
-        self._bar = RichProgress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("left ~{task.fields[eta]}"),
-            console=self.console,
-            transient=True,
-        ) if self.live else None
+        self._bar = (
+            RichProgress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("left ~{task.fields[eta]}"),
+                console=self.console,
+                transient=True,
+            )
+            if self.live
+            else None
+        )
         self._task = None
 
     def __enter__(self) -> Progress:
@@ -58,10 +62,14 @@ class Progress:
         row = result["process"]
         message = None
         if row.get("status") != "ok":
-            message = f"  {job.cell.label} #{job.process + 1}: {row.get('status')}: {row.get('error')}"
+            message = (
+                f"  {job.cell.label} #{job.process + 1}: {row.get('status')}: {row.get('error')}"
+            )
         elif row.get("retraces"):
-            message = (f"  warning: {job.cell.label} #{job.process + 1}: unexpected retrace "
-                       f"(trace counts {row.get('trace_counts')})")
+            message = (
+                f"  warning: {job.cell.label} #{job.process + 1}: unexpected retrace "
+                f"(trace counts {row.get('trace_counts')})"
+            )
         if message:
             if self._bar is not None:
                 self._bar.console.print(message, markup=False, highlight=False)
@@ -125,9 +133,22 @@ def print_summary(summary: pd.DataFrame, reference: str | None = None) -> None:
     steps = summary.get("equal_work_steps", pd.Series(dtype=float)).dropna()
     equal_work = f"loss @{int(steps.iloc[0])} steps, equal" if len(steps) else "loss, equal"
     ref = reference or "reference"
-    columns = ("workload", "loop", "device", "batch", "status", "step ms", "95% CI ms",
-               "w/ epoch ms", f"x {ref}", f"x {ref} steady", "compile s", equal_work,
-               "keras chose", "note")
+    columns = (
+        "workload",
+        "loop",
+        "device",
+        "batch",
+        "status",
+        "step ms",
+        "95% CI ms",
+        "w/ epoch ms",
+        f"x {ref}",
+        f"x {ref} steady",
+        "compile s",
+        equal_work,
+        "keras chose",
+        "note",
+    )
     for column in columns:
         left = column in ("workload", "loop", "device", "status", "note", "keras chose")
         table.add_column(column, justify="left" if left else "right")
@@ -141,7 +162,10 @@ def print_summary(summary: pd.DataFrame, reference: str | None = None) -> None:
         if not ok:
             notes.append(str(row.get("error") or "")[:60])
         table.add_row(
-            str(row["workload"]), _loop_setting(row), str(row["device"]), str(row["batch_size"]),
+            str(row["workload"]),
+            _loop_setting(row),
+            str(row["device"]),
+            str(row["batch_size"]),
             str(row["status"]),
             _ms(row.get("step_time_median_s")),
             _interval(row),
@@ -155,7 +179,11 @@ def print_summary(summary: pd.DataFrame, reference: str | None = None) -> None:
         )
     Console(width=220).print(table)
     if (summary["status"] == "ok").any() and summary.get("ci_basis", pd.Series()).eq("none").any():
-        print("-: no interval from one process; intervals and 'noisy' come from processes "
-              "(run with --processes 2 or more)")
-    print(f"step ms: steady step; w/ epoch ms: plus per-epoch costs (e.g. Keras's epoch end) "
-          f"over an epoch's steps; x {ref} uses it, x {ref} steady the steady step")
+        print(
+            "-: no interval from one process; intervals and 'noisy' come from processes "
+            "(run with --processes 2 or more)"
+        )
+    print(
+        f"step ms: steady step; w/ epoch ms: plus per-epoch costs (e.g. Keras's epoch end) "
+        f"over an epoch's steps; x {ref} uses it, x {ref} steady the steady step"
+    )

@@ -67,7 +67,9 @@ def test_ok_cells_with_the_contract_columns(tiny_run):
     assert (summary["examples_per_s"] - 64 / summary["step_time_median_s"]).abs().max() < 1e-6
     # one process a cell: no interval (the windows of one process would overstate
     # the precision) and no noisy flag
-    assert summary["step_time_ci_low_s"].isna().all() and summary["step_time_ci_high_s"].isna().all()
+    assert (
+        summary["step_time_ci_low_s"].isna().all() and summary["step_time_ci_high_s"].isna().all()
+    )
     assert set(summary["ci_basis"]) == {"none"} and not summary["noisy"].any()
     assert (summary["amortized_step_time_s"] >= summary["step_time_median_s"]).all()
     assert (summary["compile_s"] >= 0).all()
@@ -87,7 +89,9 @@ def test_every_run_shows_equal_work(tiny_run):
     _, run = tiny_run
     summary = run.summary
     assert (summary["equal_work_steps"] == 3).all()  # the first step and 2 warm-up steps
-    assert summary["equivalent"].astype(bool).all(), summary[["workload", "loop", "equal_work_loss"]]
+    assert summary["equivalent"].astype(bool).all(), summary[
+        ["workload", "loop", "equal_work_loss"]
+    ]
     for workload, group in summary.groupby("workload"):
         losses = group["equal_work_loss"]
         assert (losses.max() - losses.min()) / losses.abs().max() < 1e-4, (workload, losses)
@@ -215,8 +219,17 @@ def test_metadata_records_the_machine(tiny_run):
 
 def test_printed_table(tiny_run):
     result, _ = tiny_run
-    for name in ("fit", "xla", "linear", "mlp", "gan", "step ms", "x fit", "loss @3 steps",
-                 "jit off, spe 1"):
+    for name in (
+        "fit",
+        "xla",
+        "linear",
+        "mlp",
+        "gan",
+        "step ms",
+        "x fit",
+        "loss @3 steps",
+        "jit off, spe 1",
+    ):
         assert name in result.stdout
     assert result.stdout.count(" ok ") == 9
     assert result.stdout.count(" yes ") == 9  # every cell equivalent
