@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--repo", default=".", help="the current work tree (default: here)")
 
     baseline = commands.add_parser(
-        "baseline", help="stored baselines for trends on one fixed machine (reports/baseline.py)"
+        "baseline", help="stored baselines for trends on one fixed machine (reports/gate/baseline.py)"
     )
     actions = baseline.add_subparsers(dest="action", required=True, parser_class=_Parser)
     save = actions.add_parser("save", help="store a run directory as a named baseline")
