@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from reports.rundir import CELL_KEYS, SUMMARY_COLUMNS, CellKey
+from reports.rundir import CELL_KEYS, SETTING_KEYS, SUMMARY_COLUMNS, CellKey
 
 NOISY_IQR_FRACTION = 0.10
 CONFIDENCE = 0.95
@@ -248,10 +248,11 @@ def _cell_in(cell: Mapping[str, Any], processes: Mapping[CellKey, Any]) -> CellK
     return next((k for k in processes if k._replace(fit_jit=key.fit_jit) == key), key)
 
 
-#: cells whose equal-work losses are compared (the reference: one per group)
-EQUIVALENCE_GROUP = ("workload", "device", "batch_size", "width", "precision")
-#: cells that share a reference cell for the speedups
-SPEEDUP_GROUP = ("workload", "device", "batch_size", "width", "steps_per_call", "precision")
+#: cells that share a reference cell for the speedups: a setting (reports.rundir)
+SPEEDUP_GROUP = SETTING_KEYS
+#: cells whose equal-work losses are compared, the reference one per group: every
+#: steps per call of a setting trains the same equal-work steps
+EQUIVALENCE_GROUP = tuple(key for key in SETTING_KEYS if key != "steps_per_call")
 
 
 def _columns(frame: pd.DataFrame, names: Iterable[str]) -> list[str]:

@@ -76,6 +76,10 @@ CELL_KEYS = (
     "precision",
     "fit_jit",
 )
+#: The cell keys that tell apart one loop's cells in one setting (fit's compiler), and
+#: the keys of a setting, within which loops are compared: the other cell keys.
+LOOP_KEYS = ("loop", "fit_jit")
+SETTING_KEYS = tuple(key for key in CELL_KEYS if key not in LOOP_KEYS)
 #: The value of a key a row does not hold (a run made before that key): such a run
 #: compares as one step a call, float32, and fit with Keras's choice (``load_run``
 #: reads that choice from ``keras_jit_compile``; see ``fill_cell_keys``).
