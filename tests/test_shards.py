@@ -352,12 +352,6 @@ def test_different_machines_merge_when_allowed(merged, mixed, capsys):
     assert status == 2 and "different machines" in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reports/gate/samples.py within_run_ratio_samples looks the reference up by the "
-    "cell key with only the loop replaced; since fit_jit is a cell key (94f1ad1) fit's cell "
-    "is never found, so --allow-different-machines compares no cell (any two runs)",
-)
 def test_a_merge_of_different_machines_compares_by_within_run_ratios(merged, mixed, capsys):
     status, _, err = loopbench(capsys, "compare", merged, mixed, "--allow-different-machines")
     assert status in (0, 1), err

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from reports.rundir import AB_MARK, CELL_KEYS, SAMPLES_FILE, CellKey, Run
+from reports.rundir import AB_MARK, CELL_KEYS, SAMPLES_FILE, SETTING_KEYS, CellKey, Run
 
 
 class IncomparableRunsError(Exception):
@@ -122,6 +122,10 @@ def per_cell(samples: pd.DataFrame, column: str) -> dict[CellKey, np.ndarray]:
     }
 
 
+def _setting(cell: CellKey) -> tuple:
+    return tuple(getattr(cell, key) for key in SETTING_KEYS)
+
+
 def within_run_ratio_samples(samples: pd.DataFrame, reference: str) -> dict[CellKey, np.ndarray]:
     """Per cell, the step time of each process over the ``reference`` loop's process of
     the same index (the same workload, device, batch size and width).
@@ -137,11 +141,19 @@ def within_run_ratio_samples(samples: pd.DataFrame, reference: str) -> dict[Cell
         CellKey(*cell): series.droplevel("cell")
         for cell, series in by_process.groupby(level="cell")
     }
+    # the reference's cell of each setting (all cell keys but the loop's own); with
+    # several (fit with and without XLA), the one that ran as Keras chose
+    references: dict[tuple, pd.Series] = {}
+    for cell in sorted(
+        (c for c in per_cell_times if c.loop == reference),
+        key=lambda c: not str(c.fit_jit).startswith("auto"),
+    ):
+        references.setdefault(_setting(cell), per_cell_times[cell])
     ratios: dict[CellKey, np.ndarray] = {}
     for cell, step_times in per_cell_times.items():
         if cell.loop == reference:
             continue
-        reference_times = per_cell_times.get(cell._replace(loop=reference))
+        reference_times = references.get(_setting(cell))
         if reference_times is None:
             continue
         common = step_times.index.intersection(reference_times.index)
