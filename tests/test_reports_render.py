@@ -500,3 +500,37 @@ def test_the_report_code_names_no_loop_style():
     for path in sorted((ROOT / "reports" / "report").glob("*.py")):
         found = pattern.findall(path.read_text())
         assert not found, f"{path.name} names {sorted(set(found))}"
+
+
+def test_a_run_with_knobs_renders_one_setting_per_knob_value(tmp_path):
+    """Steps per call and precision are settings of their own, and a second fit cell
+    in one setting (fit with XLA on) is a loop label of its own: no crash, no merge."""
+    import json
+
+    import pandas as pd
+
+    from reports.rundir import write_metadata, write_samples, write_summary
+    from tests.test_golden import GOLDEN
+
+    source = GOLDEN / "current"
+    metadata = json.loads((source / "metadata.json").read_text())
+    rows = [json.loads(line) for line in (source / "samples.jsonl").read_text().splitlines()]
+    summary = pd.read_csv(source / "summary.csv")
+    knobbed_rows, knobbed_summary = [], []
+    for steps_per_call in (1, 8):
+        for row in rows:
+            knobbed_rows.append({**row, "steps_per_call": steps_per_call})
+        knobbed_summary.append(summary.assign(steps_per_call=steps_per_call))
+    fit = summary[summary["loop"] == "fit"].assign(steps_per_call=1, fit_jit="on")
+    knobbed_rows += [
+        {**row, "steps_per_call": 1, "fit_jit": "on"} for row in rows if row["loop"] == "fit"
+    ]
+    run_dir = tmp_path / "knobs"
+    write_metadata(run_dir, metadata)
+    write_samples(run_dir, knobbed_rows)
+    write_summary(run_dir, pd.concat([*knobbed_summary, fit], ignore_index=True))
+    out = write_report([run_dir], tmp_path / "report")
+    text = (out / REPORT_MD).read_text()
+    assert "### mlp (cpu, batch 128, width 128)\n" in text
+    assert "### mlp (cpu, batch 128, width 128, 8 steps a call)\n" in text
+    assert "fit (jit on)" in text

@@ -31,10 +31,43 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.rundir import Ladder, Run, RunDirError
+from reports.rundir import LOOP_KEYS, Ladder, Run, RunDirError
 
 #: The key of one aggregated cell across several runs.
-GROUP_KEYS = ("run", "workload", "device", "batch_size", "width", "loop")
+GROUP_KEYS = (
+    "run",
+    "workload",
+    "device",
+    "batch_size",
+    "width",
+    "steps_per_call",
+    "precision",
+    "loop",
+)
+#: The key within which one loop's cells differ (the reference's compiler, rundir's
+#: LOOP_KEYS): folded into the loop's label when a setting holds several.
+(_VARIANT_KEY,) = (key for key in LOOP_KEYS if key != "loop")
+
+
+def label_variants(frame: pd.DataFrame) -> None:
+    """In place: fill the knob keys of runs made before them, and where one setting
+    holds several cells of one loop (with and without XLA), label all but the one
+    that ran as Keras chose "<loop> (jit <value>)", so every label is one cell."""
+    for key, default in (("steps_per_call", 1), ("precision", "float32")):
+        if key not in frame.columns:
+            frame[key] = default
+        frame[key] = frame[key].fillna(default)
+    frame["steps_per_call"] = pd.to_numeric(frame["steps_per_call"]).astype(int)
+    if _VARIANT_KEY not in frame.columns or frame.empty:
+        return
+    setting = [k for k in GROUP_KEYS if k in frame.columns]
+    variants = frame.groupby(setting, dropna=False)[_VARIANT_KEY].transform("nunique")
+    chosen = frame[_VARIANT_KEY].astype(str).str.startswith("auto")
+    relabel = (variants > 1) & ~chosen
+    frame.loc[relabel, "loop"] = (
+        frame.loc[relabel, "loop"] + " (jit " + frame.loc[relabel, _VARIANT_KEY].astype(str) + ")"
+    )
+
 
 #: Per-process figures (samples.jsonl, kind=process) the report reads, as numbers (NaN
 #: where a process or an older run did not record one). ``amortized_step_time_s`` falls
@@ -217,6 +250,7 @@ def cell_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
     for run, label in zip(runs, labels, strict=True):
         frame = run.summary.copy()
         frame.insert(0, "run", label)
+        label_variants(frame)
         frame["run_id"] = run.run_id
         frame["run_path"] = str(run.path)
         frame["peak_matmul_flops"] = [_peak_flops(run, device) for device in frame["device"]]
@@ -256,6 +290,7 @@ def process_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
             continue
         rows = rows.copy()
         rows.insert(0, "run", label)
+        label_variants(rows)
         frames.append(rows)
     columns = [*GROUP_KEYS, "process", *PROCESS_FIGURES]
     if not frames:

@@ -126,6 +126,10 @@ def setting_heading(row: Mapping[str, Any], several_runs: bool) -> str:
     parts = [str(row["device"]), f"batch {int(row['batch_size'])}"]
     if int(row["width"]):
         parts.append(f"width {int(row['width'])}")
+    if int(row.get("steps_per_call", 1) or 1) != 1:
+        parts.append(f"{int(row['steps_per_call'])} steps a call")
+    if str(row.get("precision", "float32") or "float32") != "float32":
+        parts.append(str(row["precision"]))
     where = f"{row['run']}: " if several_runs else ""
     return f"{row['workload']} ({where}{', '.join(parts)})"
 
@@ -559,6 +563,7 @@ def _crossover_decisions(derived: Derived, several_runs: bool) -> list[Decision]
         batch = deciding if row["axis"] == "batch_size" else row["fixed_value"]
         width = deciding if row["axis"] == "width" else row["fixed_value"]
         key = (row["run"], row["workload"], row["device"], batch, width)
+        key += (row["steps_per_call"], row["precision"])
         cell, ref_cell = cells.loc[(*key, loop)], cells.loc[(*key, reference)]
         if change:  # the rung's speedup over its neighbour is the neighbour's overhead + 1
             _, speedup_low, speedup_high = (float(ref_cell[c]) for c in steady_neighbour)

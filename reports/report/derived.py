@@ -494,8 +494,8 @@ def crossovers(
     fixed_key = "width" if axis == "batch_size" else "batch_size"
     ok = _ok(cells)
     rows = []
-    for (run, workload, device, fixed_value), group in ok.groupby(
-        ["run", "workload", "device", fixed_key], sort=True
+    for (run, workload, device, steps_per_call, precision, fixed_value), group in ok.groupby(
+        ["run", "workload", "device", "steps_per_call", "precision", fixed_key], sort=True
     ):
         times = group.pivot_table(
             index=axis, columns="loop", values="step_time_median_s", aggfunc="first"
@@ -527,6 +527,8 @@ def crossovers(
                     "run": run,
                     "workload": workload,
                     "device": device,
+                    "steps_per_call": int(steps_per_call),
+                    "precision": precision,
                     "fixed_key": fixed_key,
                     "fixed_value": int(fixed_value),
                     "axis": axis,
@@ -545,6 +547,8 @@ def crossovers(
         "run",
         "workload",
         "device",
+        "steps_per_call",
+        "precision",
         "fixed_key",
         "fixed_value",
         "axis",
@@ -563,7 +567,7 @@ def crossovers(
 
 # --------------------------------------------------------------------------- between runs
 
-MATCH_KEYS = ("workload", "loop", "batch_size", "width")
+MATCH_KEYS = ("workload", "loop", "batch_size", "width", "steps_per_call", "precision")
 
 
 def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame:
@@ -603,12 +607,14 @@ def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame
         pairs = left.merge(right, on=on, suffixes=("_baseline", ""))
         for row in pairs.to_dict("records"):
             baseline_device = row["device_baseline"] if single_devices else row["device"]
+            knobs = (row["steps_per_call"], row["precision"])
             key_base = (
                 baseline,
                 row["workload"],
                 baseline_device,
                 row["batch_size"],
                 row["width"],
+                *knobs,
                 row["loop"],
             )
             key_other = (
@@ -617,6 +623,7 @@ def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame
                 row["device"],
                 row["batch_size"],
                 row["width"],
+                *knobs,
                 row["loop"],
             )
             base_times = samples.get(key_base, np.empty(0))

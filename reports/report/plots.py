@@ -65,7 +65,7 @@ PALETTE = (
 DPI = 96
 #: The shaded band of no practical difference (a patch, not a bar)
 BAND_GID = "no-practical-difference"
-VARIANT_KEYS = ("run", "device", "batch_size", "width")
+VARIANT_KEYS = ("run", "device", "batch_size", "width", "steps_per_call", "precision")
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,14 @@ def _variant_labels(frame: pd.DataFrame) -> pd.Series:
     varying = [key for key in VARIANT_KEYS if key in frame and frame[key].nunique() > 1]
     if not varying:
         return pd.Series("", index=frame.index)
-    names = {"run": "{}", "device": "{}", "batch_size": "batch {}", "width": "width {}"}
+    names = {
+        "run": "{}",
+        "device": "{}",
+        "batch_size": "batch {}",
+        "width": "width {}",
+        "steps_per_call": "{} steps/call",
+        "precision": "{}",
+    }
     return frame.apply(
         lambda row: ", ".join(names[key].format(row[key]) for key in varying), axis=1
     )
