@@ -259,7 +259,8 @@ def test_failed_cells_are_recorded_and_the_run_goes_on(tmp_path):
         "all",
         "--out",
         str(tmp_path),
-        env={"LOOPBENCH_INJECT_FAULT": faults},
+        # INFO logging: a worker's log is not empty on any machine
+        env={"LOOPBENCH_INJECT_FAULT": faults, "TF_CPP_MIN_LOG_LEVEL": "0"},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = load_run(only_run_dir(tmp_path)).summary
@@ -274,6 +275,23 @@ def test_failed_cells_are_recorded_and_the_run_goes_on(tmp_path):
     assert "signal 9" in summary.loc["linear", "error"]
     assert "injected fault" in summary.loc["mlp", "error"]
     assert "nan" in summary.loc["gan", "error"].lower()
+    # a failed worker's stderr (a log in the run directory) reaches the terminal
+    log = only_run_dir(tmp_path) / "logs" / "mlp-eager-cpu-b64-p0.log"
+    text = log.read_text().strip()
+    assert text, "the worker wrote nothing to stderr"
+    assert f"stderr of the failed process ({log})" in result.stderr
+    assert text.splitlines()[-1] in result.stderr
+
+
+def test_a_clean_run_prints_no_cuda_probe_errors(tiny_run):
+    # every process that starts TF's runtime on a machine without a GPU logs
+    # "failed call to cuInit" at error level; a child's stderr goes to <run>/logs/
+    # and reaches the terminal only when that child fails
+    result, run = tiny_run
+    assert "cuInit" not in result.stderr, result.stderr
+    assert "stderr of the failed process" not in result.stderr
+    logs = sorted(p.name for p in (run.path / "logs").iterdir())
+    assert len(logs) == 9 and "linear-fit-cpu-b64-p0.log" in logs
 
 
 def test_ctrl_c_keeps_finished_cells(tmp_path):
