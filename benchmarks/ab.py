@@ -476,6 +476,7 @@ def run_ab(config: ABConfig) -> int:
             "partner": run_ids[partner],
             "elapsed_s": elapsed_s,  # both sides' start-up and every block
             "run_args": " ".join(config.run_args),
+            "loops": ",".join(config.loops or AB_LOOPS),
         }
         merged[side] = merge_runs([run_dirs[side]], out_dir, run_ids[side], {AB_MARK: mark})
     # the base side must have run the worktree's code, not the installed current code

@@ -340,13 +340,16 @@ def load_ab(out_dir: str | Path, statistic: str = DEFAULT_STATISTIC) -> ABBlocks
 
 
 def load_abs(out_dirs: Sequence[str | Path], statistic: str = DEFAULT_STATISTIC) -> ABBlocks:
-    """Several interleaved A/Bs of the same cells, their blocks pooled."""
+    """Several interleaved A/Bs, their blocks pooled over the cells they all hold (each
+    A/B's drift is read on its own whole matrix first)."""
     abs_ = [load_ab(path, statistic) for path in out_dirs]
+    common = [cell for cell in abs_[0].cells if all(cell in ab.cells for ab in abs_)]
+    if not common:
+        raise RunDirError(f"{', '.join(map(str, out_dirs))}: no cell in common")
+    abs_ = [_only_cells(ab, common) for ab in abs_]
     first = abs_[0]
     parts, start = [], 0
     for ab in abs_:
-        if ab.cells != first.cells:
-            raise RunDirError(f"{ab.path}: other cells than {first.path}")
         if ab.slowed_loop != first.slowed_loop:
 
             def kind(blocks: ABBlocks) -> str:
@@ -362,6 +365,12 @@ def load_abs(out_dirs: Sequence[str | Path], statistic: str = DEFAULT_STATISTIC)
     grid = np.concatenate([ab.grid for ab in abs_], axis=-1)
     corrected = np.concatenate([ab.corrected for ab in abs_], axis=-1)
     return ABBlocks(first.cells, grid, first.keys, first.slowed_loop, tuple(parts), corrected)
+
+
+def _only_cells(ab: ABBlocks, cells: list[CellKey]) -> ABBlocks:
+    rows = [ab.cells.index(cell) for cell in cells]
+    corrected = ab.corrected[rows] if ab.corrected is not None else None
+    return ABBlocks(cells, ab.grid[rows], ab.keys, ab.slowed_loop, ab.parts, corrected)
 
 
 def approximations(
@@ -573,20 +582,20 @@ def power_table(
         + " | ".join(f"{_wall_minutes(r.current):.1f} min" for r in results)
         + " |"
     )
-    lines.append(
-        "| settings | "
-        + " | ".join(
-            f"`{(r.current.metadata.get('soft', {}).get('ab') or {}).get('run_args', '?')}`"
-            for r in results
-        )
-        + " |"
-    )
+    lines.append("| settings | " + " | ".join(f"`{_settings(r.current)}`" for r in results) + " |")
     if len(results) == 2 and all(np.isfinite(medians)) and medians[0] > 0:
         lines += [
             "",
             f"median detectable slowdown, second over first: {medians[1] / medians[0]:.2f}x",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _settings(run) -> str:
+    """The A/B's run settings and loop styles, as its metadata (soft.ab) records them."""
+    mark = run.metadata.get("soft", {}).get("ab") or {}
+    loops = mark.get("loops") or ",".join(sorted(set(run.summary["loop"].astype(str))))
+    return f"{mark.get('run_args', '?')} --loop {loops}"
 
 
 def _detectable_text(value: float) -> str:
