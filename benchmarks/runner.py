@@ -253,6 +253,11 @@ class RunWriter:
     cells: list[Cell]
     rows: list[dict[str, Any]] = field(default_factory=list)
 
+    #: rewrite summary.csv at most this often while a run goes on (every cell's
+    #: intervals are recomputed for it); samples.jsonl, the raw record, after every job
+    SUMMARY_EVERY_S = 10.0
+    _summary_at: float = -math.inf
+
     def add(self, result: dict[str, Any]) -> None:
         self.rows.append(result["process"])
         self.rows.extend(result["windows"])
@@ -264,8 +269,13 @@ class RunWriter:
         )
 
     def flush(self, finished: bool = False, interrupted: bool = False) -> None:
+        """Rewrite the files; summary.csv only at the end, on Ctrl-C, or every
+        SUMMARY_EVERY_S (``samples.jsonl`` holds every finished job at once, and any
+        reader can rebuild the summary from it)."""
         rundir.write_samples(self.run_dir, self.rows)
-        rundir.write_summary(self.run_dir, self.summary())
+        if finished or interrupted or time.monotonic() - self._summary_at >= self.SUMMARY_EVERY_S:
+            rundir.write_summary(self.run_dir, self.summary())
+            self._summary_at = time.monotonic()
         meta = dict(self.metadata)
         meta["soft"] = {**meta["soft"], "ended_at": now_iso() if finished or interrupted else None}
         meta["complete"] = finished
