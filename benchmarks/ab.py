@@ -50,7 +50,6 @@ from pathlib import Path
 from typing import TextIO
 
 from benchmarks.config import (
-    AB_LOOPS,
     AB_PROCESSES,
     AB_TIME_BUDGET_MIN,
     GATE_RUN_ARGS,
@@ -89,7 +88,7 @@ class ABConfig:
     repo: Path  # the current work tree (its git top level)
     out: Path
     workloads: tuple[str, ...] = ()
-    loops: tuple[str, ...] = ()  # empty: AB_LOOPS
+    loops: tuple[str, ...] = ()  # empty: default_loops()
     processes: int = AB_PROCESSES  # per cell per side
     time_budget_min: float | None = AB_TIME_BUDGET_MIN
     threshold: float = gate.DEFAULT_THRESHOLD
@@ -150,13 +149,25 @@ def base_worktree(repo: Path, base_ref: str) -> Iterator[tuple[Path, str]]:
         )
 
 
+def default_loops() -> tuple[str, ...]:
+    """The loop styles an A/B times unless ``--loop`` says otherwise: every rung of the
+    ladder the styles declare but the bottom one (its op-by-op step costs ~15 % of a
+    block, and what only it runs, the step's math and the NumPy batches, regresses in
+    the graph rungs' and the reference's cells too; ``--loop`` can add it)."""
+    import loops.styles  # noqa: F401  (registers the loop styles)
+    from loops.base import LOOPS
+
+    rungs = LOOPS.ladder()["rungs"]
+    return tuple(r["loop"] for r in rungs if r["reference"] or r["compares_with"] is not None)
+
+
 def run_command(config: ABConfig, out_dir: Path) -> list[str]:
     """One side's ``loopbench run`` invocation (without the turn-taking option)."""
     command = [config.python, "-m", CLI_MODULE, "run", *config.run_args, "--no-report"]
     command += ["--processes", str(config.processes), "--out", str(out_dir)]
     for workload in config.workloads:
         command += ["--workload", workload]
-    for loop in config.loops or AB_LOOPS:
+    for loop in config.loops or default_loops():
         command += ["--loop", loop]
     return command
 
@@ -476,7 +487,7 @@ def run_ab(config: ABConfig) -> int:
             "partner": run_ids[partner],
             "elapsed_s": elapsed_s,  # both sides' start-up and every block
             "run_args": " ".join(config.run_args),
-            "loops": ",".join(config.loops or AB_LOOPS),
+            "loops": ",".join(config.loops or default_loops()),
         }
         merged[side] = merge_runs([run_dirs[side]], out_dir, run_ids[side], {AB_MARK: mark})
     # the base side must have run the worktree's code, not the installed current code

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from benchmarks.config import (
-    AB_LOOPS,
     AB_OUT_DIR,
     AB_PROCESSES,
     AB_TIME_BUDGET_MIN,
@@ -321,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--loop",
         action="append",
         default=[],
-        help=f"repeatable; default {','.join(AB_LOOPS)} (benchmarks/config.py AB_LOOPS)",
+        help="repeatable; default every rung of the ladder but the bottom, op-by-op one "
+        "(benchmarks/ab.py default_loops)",
     )
     ab.add_argument(
         "--out",
@@ -337,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     ab.add_argument("--repo", default=".", help="the current work tree (default: here)")
 
     baseline = commands.add_parser(
-        "baseline", help="stored baselines for trends on one fixed machine (reports/gate/baseline.py)"
+        "baseline",
+        help="stored baselines for trends on one fixed machine (reports/gate/baseline.py)",
     )
     actions = baseline.add_subparsers(dest="action", required=True, parser_class=_Parser)
     save = actions.add_parser("save", help="store a run directory as a named baseline")

@@ -58,11 +58,6 @@ AB_OUT_DIR = "results/regression"
 #: per process (the gate judges each process's fastest window; on the loaded 2-core VM 32
 #: or 64 windows cut its spread but cost as many blocks as they gained: docs/gate.md)
 GATE_RUN_ARGS = ("--quick", "--windows", "16", "--window-ms", "25")
-#: the loop styles an A/B times unless ``--loop`` says otherwise: every rung but eager.
-#: An eager process costs ~15 % of a block, and what only eager runs (the step op by op,
-#: outside any function) regresses in tf_function and fit's cells too when the step's
-#: math or the NumPy batches change. ``loopbench ab --loop eager,...`` times it.
-AB_LOOPS = ("fit", "tf_function", "tf_data", "xla")
 
 # ----------------------------------------------------------------------------- environment
 

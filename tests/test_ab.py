@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from benchmarks import ab, cli
-from benchmarks.config import AB_LOOPS, GATE_RUN_ARGS
+from benchmarks.ab import default_loops
+from benchmarks.config import GATE_RUN_ARGS
 from reports.rundir import load_run
 from tests.fixtures.gate_runs import step_times, write_run
 
@@ -161,7 +162,8 @@ def test_ab_interleaves_worker_processes_and_gates(tmp_path, monkeypatch, capsys
     assert "SLOWER" in out and "mlp/xla/cpu/bs32/w64" in out
     commands = [line for line in out.splitlines() if line.startswith("[ab] base:")]
     assert f"run {' '.join(GATE_RUN_ARGS)} --no-report --processes 6" in commands[0]
-    assert "".join(f" --loop {loop}" for loop in AB_LOOPS) in commands[0]  # no eager by default
+    assert "".join(f" --loop {loop}" for loop in default_loops()) in commands[0]
+    assert "eager" not in default_loops()  # the bottom rung is not timed by default
     base = load_run(tmp_path / "out" / "base").process_samples()
     current = load_run(tmp_path / "out" / "current").process_samples()
     assert len(base) == len(current) == 2 * 6
