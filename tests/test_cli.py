@@ -16,6 +16,18 @@ def assert_one_line_error(result, *fragments: str) -> None:
         assert fragment in lines[0], lines[0]
 
 
+def main_in_process(args, capsys) -> SimpleNamespace:
+    """``loopbench ARGS`` in this process (TF imported once), as a CompletedProcess-like."""
+    from benchmarks.cli import main
+
+    try:
+        status = main(args)
+    except SystemExit as exc:  # argparse's own errors
+        status = exc.code
+    captured = capsys.readouterr()
+    return SimpleNamespace(returncode=status, stdout=captured.out, stderr=captured.err)
+
+
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
@@ -42,17 +54,8 @@ def assert_one_line_error(result, *fragments: str) -> None:
     ],
 )
 def test_bad_run_arguments(args, fragments, capsys):
-    # in-process (TF imported once); the subprocess tests below cover the real entry point
-    from benchmarks.cli import main
-
-    try:
-        status = main(args)
-    except SystemExit as exc:  # argparse's own errors
-        status = exc.code
-    captured = capsys.readouterr()
-    assert_one_line_error(
-        SimpleNamespace(returncode=status, stdout=captured.out, stderr=captured.err), *fragments
-    )
+    # in-process; the subprocess tests below cover the real entry point
+    assert_one_line_error(main_in_process(args, capsys), *fragments)
 
 
 def test_bad_input_through_the_console_entry_point(cli):

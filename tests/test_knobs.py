@@ -5,8 +5,6 @@ runs made before them. Training with them is checked in tests/test_equivalence.p
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pandas as pd
 import pytest
 
@@ -18,7 +16,7 @@ from benchmarks.stats import summarize
 from loops.knobs import call_multiple, fit_jit_key, fit_jit_setting, round_up
 from reports.rundir import CELL_KEYS, CellKey, load_run
 from tests.conftest import ROOT
-from tests.test_cli import assert_one_line_error
+from tests.test_cli import assert_one_line_error, main_in_process
 
 GOLDEN = ROOT / "tests" / "fixtures" / "golden"
 
@@ -39,16 +37,7 @@ GOLDEN = ROOT / "tests" / "fixtures" / "golden"
     ],
 )
 def test_bad_knob_values_are_one_line_and_exit_2(args, fragments, capsys):
-    from benchmarks.cli import main
-
-    try:
-        status = main(args)
-    except SystemExit as exc:  # argparse's own errors
-        status = exc.code
-    captured = capsys.readouterr()
-    assert_one_line_error(
-        SimpleNamespace(returncode=status, stdout=captured.out, stderr=captured.err), *fragments
-    )
+    assert_one_line_error(main_in_process(args, capsys), *fragments)
 
 
 def test_a_bad_knob_through_the_console_entry_point(cli):
