@@ -56,6 +56,7 @@ from benchmarks.shards import shard_argument
 from reports.gate.judge import DEFAULT_ALPHA, DEFAULT_THRESHOLD  # the gate owns its defaults
 from reports.history import DEFAULT_MIN_CHANGE as HISTORY_MIN_CHANGE
 from reports.history import DEFAULT_OUT as HISTORY_OUT
+from reports.rundir import DEFAULT_EPOCHS
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
@@ -238,7 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--no-report", action="store_true", help="skip report.md/report.html")
     run.add_argument(
-        "--epochs", type=positive_int, default=1, help="the report's time to train E epochs"
+        "--epochs",
+        type=positive_int,
+        default=DEFAULT_EPOCHS,
+        help="the report's time to train E epochs",
     )
     run.add_argument(  # the same-job A/B's interleaving (benchmarks/turns.py)
         "--take-turns", type=int, metavar="FD", help=argparse.SUPPRESS
@@ -283,7 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("runs", nargs="+", metavar="RUN_DIR")
     report.add_argument("--out", help="output directory when several runs are given")
     report.add_argument(
-        "--epochs", type=positive_int, default=1, help="time to train E epochs (default 1)"
+        "--epochs",
+        type=positive_int,
+        default=DEFAULT_EPOCHS,
+        help="time to train E epochs (default %(default)s)",
     )
 
     compare = commands.add_parser(
@@ -669,7 +676,7 @@ def _inspect_models(args: argparse.Namespace, sources: list[tuple[str, str]], wo
         raise UsageError(str(exc)) from None
 
 
-def _render_report(run_dir: Path, epochs: int = 1) -> None:
+def _render_report(run_dir: Path, epochs: int = DEFAULT_EPOCHS) -> None:
     try:
         from reports.report import command as report_command
     except ImportError:

@@ -181,6 +181,9 @@ FAIR_READING_COLUMNS = (
 
 STATUSES = ("ok", "failed", "skipped")
 
+#: the report's "time to train E epochs" (``loopbench run/report --epochs``)
+DEFAULT_EPOCHS = 1
+
 #: Summary columns that must hold numbers (or be empty) in a readable run.
 NUMERIC_SUMMARY_COLUMNS = tuple(
     c for c in SUMMARY_COLUMNS if c not in ("workload", "loop", "device", "status", "noisy")

@@ -73,7 +73,7 @@ import pandas as pd
 from reports.gate.judge import DEFAULT_THRESHOLD
 from reports.gate.stats import median_ratio, ratio_of_medians_ci
 from reports.report.aggregate import GROUP_KEYS, RunSet, aggregate_processes
-from reports.rundir import Ladder
+from reports.rundir import DEFAULT_EPOCHS, Ladder
 
 #: Keys of a comparison group: all of GROUP_KEYS but the loop.
 SETTING_KEYS = tuple(key for key in GROUP_KEYS if key != "loop")
@@ -87,7 +87,6 @@ OVERHEAD_THRESHOLD = 0.10
 #: outside 1 +- this (the regression gate's threshold, which the gate owns).
 PRACTICAL_DIFFERENCE = DEFAULT_THRESHOLD
 #: Epochs of the "time to train" figure unless the caller gives another count.
-DEFAULT_EPOCHS = 1
 
 #: The step-time figures a speedup is computed on: (per-process column in samples.jsonl,
 #: per-cell column in summary.csv).
