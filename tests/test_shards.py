@@ -197,7 +197,8 @@ def shard_runs(tmp_path_factory):
     for child in children:
         _, err = child.communicate(timeout=600)
         assert child.returncode == 0, err[-3000:]
-    runs = sorted(out.iterdir())
+    # the two started together: their timestamps may be a second apart either way
+    runs = sorted(out.iterdir(), key=lambda p: p.name.rsplit("-", 1)[-1])
     assert [p.name.rsplit("-", 1)[-1] for p in runs] == ["shard1of2", "shard2of2"]
     return runs
 
