@@ -7,6 +7,9 @@
 2. Import TensorFlow and Keras (their import chatter held back:
    ``benchmarks/tf_import.py``), the loop styles, workloads and the worker code,
    without starting TensorFlow's runtime.
+   Also the command line (``benchmarks.cli``, with pandas and scipy): multiprocessing
+   re-runs the parent's main module in every child it starts, and with its imports
+   already here that re-run costs milliseconds instead of a second a worker.
 3. Make the run's shared training data (``benchmarks/preload.py``).
 """
 
@@ -17,7 +20,7 @@ signal.signal(signal.SIGINT, signal.SIG_IGN)
 import benchmarks.tf_import  # noqa: E402, F401  (TensorFlow, Keras)
 import loops.styles  # noqa: E402, F401
 import loops.workloads  # noqa: E402, F401
-from benchmarks import metadata, worker  # noqa: E402, F401
+from benchmarks import cli, metadata, worker  # noqa: E402, F401
 from benchmarks.preload import preload  # noqa: E402
 
 preload()
