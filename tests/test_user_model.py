@@ -20,6 +20,7 @@ from benchmarks.config import Cell, Job, RunConfig
 from loops.base import WORKLOADS, WorkloadConfig
 from loops.model_spec import ModelSpecError, parse_source
 from loops.user_model import inspect, register, workload_class
+from tests.test_cli import assert_one_line_error, main_in_process
 
 HEADER = """\
 import keras
@@ -135,15 +136,9 @@ def test_sources_are_checked_before_anything_is_imported(tmp_path):
 
 
 def _one_line_exit_2(capsys, *args: str) -> str:
-    from benchmarks.cli import main
-
-    status = main(list(args))
-    captured = capsys.readouterr()
-    assert status == 2, captured
-    assert "Traceback" not in captured.err
-    lines = [line for line in captured.err.splitlines() if line.strip()]
-    assert len(lines) == 1, captured.err
-    return lines[0]
+    result = main_in_process(list(args), capsys)
+    assert_one_line_error(result)
+    return next(line for line in result.stderr.splitlines() if line.startswith("loopbench:"))
 
 
 def test_command_line_bad_models_exit_2_with_one_line(tmp_path, capsys, registry):

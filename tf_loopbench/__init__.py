@@ -85,13 +85,15 @@ def run(model: Any = None, *, report: bool = True, **options: Any) -> Result:
 def report(
     run_dirs: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str] | None = None,
-    epochs: int = 1,
+    epochs: int | None = None,
 ) -> Path:
     """Render report.md, report.html and plots/ for one or several runs (as
-    ``loopbench report``; ``epochs``: the time-to-train figure's E); returns the
-    directory they are in (a single run's own)."""
+    ``loopbench report``; ``epochs``: the time-to-train figure's E, by default the
+    command's); returns the directory they are in (a single run's own)."""
     from reports.report import write_report
+    from reports.rundir import DEFAULT_EPOCHS
 
+    epochs = DEFAULT_EPOCHS if epochs is None else epochs
     if isinstance(run_dirs, str | os.PathLike):
         run_dirs = [run_dirs]
     if not isinstance(epochs, int) or epochs < 1:
