@@ -706,7 +706,9 @@ def decisions(derived: Derived) -> list[Decision]:
         return [*out, *_failure_decisions(derived, several_runs)]
     for _, group in derived.cells.groupby(list(SETTING_KEYS), sort=True):
         out += _setting_decisions(derived, group, several_runs)
-    return [*out, *_crossover_decisions(derived, several_runs)]
+    from reports.report.knobs import knob_decisions  # across knob settings; it reads this module
+
+    return [*out, *_crossover_decisions(derived, several_runs), *knob_decisions(derived)]
 
 
 __all__ = [

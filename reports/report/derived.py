@@ -66,6 +66,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -74,6 +75,9 @@ from reports.gate.judge import DEFAULT_THRESHOLD
 from reports.gate.stats import median_ratio, ratio_of_medians_ci
 from reports.report.aggregate import GROUP_KEYS, RunSet, aggregate_processes
 from reports.rundir import DEFAULT_EPOCHS, Ladder
+
+if TYPE_CHECKING:
+    from reports.report.knobs import KnobTables
 
 #: Keys of a comparison group: all of GROUP_KEYS but the loop.
 SETTING_KEYS = tuple(key for key in GROUP_KEYS if key != "loop")
@@ -674,6 +678,8 @@ class Derived:
     epochs: int = DEFAULT_EPOCHS
     #: the band of no practical difference (1 +- this) a claim's interval must clear
     threshold: float = PRACTICAL_DIFFERENCE
+    #: ratios across steps per call, precision, the reference's compiler (reports.report.knobs)
+    knobs: KnobTables | None = None
 
     @property
     def ladder(self) -> Ladder | None:
@@ -722,6 +728,8 @@ def equal_work_reference(cells: pd.DataFrame) -> pd.DataFrame:
 def derive(run_set: RunSet, epochs: int = DEFAULT_EPOCHS) -> Derived:
     """Compute every derived table for a RunSet (see the module docstring); the time to
     train is for ``epochs`` epochs."""
+    from reports.report.knobs import knob_tables  # it reads this module's keys
+
     ladder = run_set.ladder
     cells = run_set.cells.drop(columns=["speedup_vs_fit"]).merge(
         aggregate_processes(run_set.processes), on=list(GROUP_KEYS), how="left"
@@ -768,6 +776,7 @@ def derive(run_set: RunSet, epochs: int = DEFAULT_EPOCHS) -> Derived:
         run_comparison=run_comparison(run_set.cells, run_set.processes),
         time_to_train=trained,
         epochs=epochs,
+        knobs=knob_tables(run_set),
     )
 
 

@@ -579,7 +579,9 @@ def write_plots(derived: Derived, plots_dir: str | os.PathLike[str]) -> list[Plo
         path = maker(derived, plots_dir / name)
         if path is not None:
             written.append(Plot(title=title, path=path, caption=caption))
-    return written
+    from reports.report.knobs import knob_plots  # per knob axis; it reads this module
+
+    return written + knob_plots(derived, plots_dir)
 
 
 __all__ = [

@@ -542,6 +542,9 @@ def build_document(
             )
     if not derived.crossovers.empty:
         blocks += [Heading(2, "Crossovers"), Table(_crossover_table(derived, several_runs))]
+    from reports.report.knobs import knob_blocks  # steps per call, precision; it reads this module
+
+    blocks += knob_blocks(derived)
     throughput = _throughput_table(derived, several_runs)
     if not throughput.empty:
         blocks += [
