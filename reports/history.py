@@ -8,6 +8,13 @@ per cell, the median step time with its 95% interval against commit and date; th
 change points in each cell's series, each named by the commits on either side with its
 size and a 95% interval; and the trend since the last change point.
 
+Two series per cell. The *step time* (the run's median) moves with the code and with
+whatever else loads the machine; the *ratio to the reference loop* (each loop's step
+time over the ladder's reference loop's, process k over process k of the same setting
+in the same run, as the gate's within-run ratios) moves with the code alone: load slows
+both loops of a pair alike, a slowed loop moves by itself. Change points and trends are
+sought in both; a change point names the series that found it (both when both did).
+
 Which runs: every baseline in the store (``--name``: those whose name matches a glob
 pattern) that reads; of those, the runs of one machine, the one whose hard metadata keys
 match the most recent run's (the others are counted in the report, never mixed in).
@@ -39,6 +46,9 @@ The trend is the Theil-Sen slope over the runs since the last change point (all 
 without one; at least four), in percent per run with its 95% interval; it is *creeping*
 when that interval excludes zero and it adds up to ``min_change`` or more.
 
+A step in a ratio at the commit where the reference loop's own step time steps is the
+reference's change, not the loop's: it is left out (the reference's cell names it).
+
 This module never imports TensorFlow, ``loops`` or ``benchmarks``. Run it::
 
     loopbench history --store .loopbench/baselines --out results/history
@@ -53,7 +63,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +71,16 @@ import pandas as pd
 from scipy import stats
 
 from reports.gate.judge import DEFAULT_THRESHOLD
-from reports.rundir import CELL_KEYS, CellKey, Run, RunDirError, atomic_write_text, load_run
+from reports.gate.samples import with_cell, within_run_ratio_samples
+from reports.rundir import (
+    CELL_KEYS,
+    SETTING_KEYS,
+    CellKey,
+    Run,
+    RunDirError,
+    atomic_write_text,
+    load_run,
+)
 
 #: smallest step that counts (the gate's threshold: a smaller one has no practical meaning)
 DEFAULT_MIN_CHANGE = DEFAULT_THRESHOLD
@@ -76,6 +95,11 @@ DEFAULT_OUT = Path("results") / "history"
 HISTORY_MD = "history.md"
 HISTORY_HTML = "history.html"
 PLOTS_DIR = "plots"
+#: the two series of a cell: its median step time, and its within-run ratio to the
+#: reference loop (none for the reference's own cells)
+STEP_TIME = "step time"
+RATIO = "ratio"
+SERIES = (STEP_TIME, RATIO)
 
 
 class HistoryError(Exception):
@@ -99,15 +123,11 @@ class Entry:
         return f"{commit} {self.started_at[5:10]}"
 
 
-@dataclass(frozen=True, eq=False)
-class Change:
-    """A step in one cell's series between run ``index - 1`` and run ``index`` of it."""
+@dataclass(frozen=True)
+class Step:
+    """The size of a step in one series: geometric mean after / before, 95% interval."""
 
-    cell: CellKey
-    index: int  # position (in the cell's series) of the first run after the step
-    before: Entry
-    after: Entry
-    ratio: float  # geometric mean after / before
+    ratio: float
     low: float
     high: float
     runs_before: int
@@ -118,33 +138,89 @@ class Change:
         return f"{_percent(self.ratio)} (95% CI {_percent(self.low)} to {_percent(self.high)})"
 
 
+@dataclass(frozen=True, eq=False)
+class Change:
+    """A step in one cell between runs ``before`` and ``after`` (consecutive in it),
+    found in its step time, its ratio to the reference loop, or both (``steps``)."""
+
+    cell: CellKey
+    before: Entry
+    after: Entry
+    steps: dict[str, Step]  # by series (STEP_TIME, RATIO) that found it, in that order
+
+    @property
+    def found_in(self) -> tuple[str, ...]:
+        return tuple(self.steps)
+
+    @property
+    def main(self) -> Step:
+        """The step time's step where it found one, else the ratio's."""
+        return next(iter(self.steps.values()))
+
+    @property
+    def ratio(self) -> float:
+        return self.main.ratio
+
+    @property
+    def low(self) -> float:
+        return self.main.low
+
+    @property
+    def high(self) -> float:
+        return self.main.high
+
+    @property
+    def runs_before(self) -> int:
+        return self.main.runs_before
+
+    @property
+    def runs_after(self) -> int:
+        return self.main.runs_after
+
+    def describe(self, reference: str | None) -> str:
+        """``step time +30.1% (95% CI ...); ratio to fit +29.8% (95% CI ...)``."""
+        return "; ".join(
+            f"{_series_name(series, reference)} {step.size}" for series, step in self.steps.items()
+        )
+
+
 @dataclass(frozen=True)
 class Trend:
     cell: CellKey
+    series: str  # STEP_TIME or RATIO
     per_run: float  # relative change per run (Theil-Sen on log times)
     low: float
     high: float
     runs: int
+    #: False: a step time that moved while its ratio and its setting did not (load)
+    confirmed: bool = True
 
     @property
     def total(self) -> float:
         return math.expm1(math.log1p(self.per_run) * (self.runs - 1))
 
-    def flagged(self, min_change: float) -> bool:
+    def significant(self, min_change: float) -> bool:
         """Its interval excludes no trend and it adds up to ``min_change`` or more."""
         return (self.low > 0 or self.high < 0) and abs(self.total) >= min_change
+
+    def flagged(self, min_change: float) -> bool:
+        """Significant, and in a step time, confirmed (see :func:`confirmed_trends`)."""
+        return self.confirmed and self.significant(min_change)
 
 
 @dataclass(frozen=True)
 class History:
     entries: tuple[Entry, ...]  # in commit order
     order_basis: str
-    series: pd.DataFrame  # one row per (run, cell): position, cell keys, median, ci
+    #: one row per (run, cell, series): position, cell keys, series, value and 95% interval
+    #: (seconds for the step time, a plain ratio for the ratio to the reference)
+    series: pd.DataFrame
     changes: tuple[Change, ...]
     trends: tuple[Trend, ...]
     min_change: float
     other_machines: int  # readable runs left out: another machine
     unreadable: tuple[str, ...]  # store entries that did not load
+    reference: str | None = None  # the ladder's reference loop, the ratios' denominator
 
 
 # ----------------------------------------------------------------------------- loading
@@ -251,30 +327,103 @@ def commit_order(entries: Sequence[Entry], repo: str | os.PathLike[str] | None =
     return sorted(entries, key=key), basis
 
 
-def series_of(entries: Sequence[Entry]) -> pd.DataFrame:
-    """One row per (run, ok cell): position, cell keys, median and 95% interval (s)."""
+SERIES_COLUMNS = [
+    "position",
+    "name",
+    "label",
+    *CELL_KEYS,
+    "cell",
+    "series",
+    "value",
+    "ci_low",
+    "ci_high",
+]
+
+
+def median_interval(values: np.ndarray) -> tuple[float, float]:
+    """95% interval of a median: order statistics from six values on (as summary.csv's
+    step time), a seeded percentile bootstrap for two to five; NaN for one."""
+    values = np.sort(values[np.isfinite(values)])
+    n = values.size
+    if n < 2:
+        return math.nan, math.nan
+    for r in range(n // 2, 0, -1):  # the largest rank whose interval reaches 95%
+        if 1.0 - 2.0 * stats.binom.cdf(r - 1, n, 0.5) >= CONFIDENCE:
+            return float(values[r - 1]), float(values[n - r])
+    if np.ptp(values) == 0:
+        return float(values[0]), float(values[0])
+    result = stats.bootstrap(
+        (values,),
+        np.median,
+        confidence_level=CONFIDENCE,
+        method="percentile",
+        n_resamples=2000,
+        rng=np.random.default_rng(0),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def ratio_samples(run: Run, reference: str) -> dict[CellKey, np.ndarray]:
+    """Per cell (the reference's own left out), process k's step time over process k of
+    the reference loop's cell of the same setting in the same run (the gate's rule)."""
+    rows = run.process_samples()
+    if rows.empty or "step_time_s" not in rows or "process" not in rows:
+        return {}
+    rows = rows.assign(step_time_s=pd.to_numeric(rows["step_time_s"], errors="coerce"))
+    rows = rows[np.isfinite(rows["step_time_s"]) & (rows["step_time_s"] > 0)]
+    return within_run_ratio_samples(with_cell(rows), reference) if len(rows) else {}
+
+
+def series_of(entries: Sequence[Entry], reference: str | None = None) -> pd.DataFrame:
+    """One row per (run, ok cell, series): the median step time (s) and its 95% interval
+    from summary.csv; and, given the ``reference`` loop, the median of the cell's
+    within-run ratios to it with its 95% interval (:func:`median_interval`)."""
     rows = []
     for position, entry in enumerate(entries):
         summary = entry.run.summary
-        for record in summary[summary["status"] == "ok"].to_dict("records"):
+        ok = summary[summary["status"] == "ok"].to_dict("records")
+        ratios = ratio_samples(entry.run, reference) if reference else {}
+        base = {"position": position, "name": entry.name, "label": entry.label}
+        for record in ok:
             cell = CellKey.of(record)
             median = record["step_time_median_s"]
             if not (isinstance(median, float | int) and median > 0):
                 continue
             rows.append(
                 {
-                    "position": position,
-                    "name": entry.name,
-                    "label": entry.label,
+                    **base,
                     **cell._asdict(),
                     "cell": cell,
-                    "median_s": float(median),
-                    "ci_low_s": float(record.get("step_time_ci_low_s", math.nan)),
-                    "ci_high_s": float(record.get("step_time_ci_high_s", math.nan)),
+                    "series": STEP_TIME,
+                    "value": float(median),
+                    "ci_low": float(record.get("step_time_ci_low_s", math.nan)),
+                    "ci_high": float(record.get("step_time_ci_high_s", math.nan)),
                 }
             )
-    columns = ["position", "name", "label", *CELL_KEYS, "cell", "median_s", "ci_low_s", "ci_high_s"]
-    return pd.DataFrame(rows, columns=columns)
+            values = ratios.get(cell)
+            if values is not None and values.size:
+                low, high = median_interval(values)
+                rows.append(
+                    {
+                        **base,
+                        **cell._asdict(),
+                        "cell": cell,
+                        "series": RATIO,
+                        "value": float(np.median(values)),
+                        "ci_low": low,
+                        "ci_high": high,
+                    }
+                )
+    return pd.DataFrame(rows, columns=SERIES_COLUMNS)
+
+
+def reference_of(entries: Sequence[Entry]) -> str | None:
+    """The reference loop of the newest run that declares a ladder (None: none does)."""
+    for entry in reversed(entries):
+        ladder = entry.run.ladder
+        if ladder is not None:
+            return ladder.reference
+    return None
 
 
 # ----------------------------------------------------------------------------- change points
@@ -376,6 +525,126 @@ def trend_of(log_times: np.ndarray) -> tuple[float, float, float] | None:
     return math.expm1(slope), math.expm1(low), math.expm1(high)
 
 
+def _setting(cell: CellKey) -> tuple:
+    return tuple(getattr(cell, key) for key in SETTING_KEYS)
+
+
+def _up(step: Step) -> bool:
+    return step.ratio > 1
+
+
+def confirmed(
+    found: dict[tuple[CellKey, int], dict[str, Step]],
+    series: pd.DataFrame,
+    reference: str | None,
+) -> dict[tuple[CellKey, int], dict[str, Step]]:
+    """The steps that say who moved, by reading a setting's cells together (a step at
+    position p, another within one run of it).
+
+    Load on the machine moves every loop of a run alike: its ratios stay, its step times
+    step. A loop that slowed moves alone: its ratio steps. The reference slowing moves
+    every ratio of its setting the other way. So, in a setting with ratios:
+
+    * a loop's ratio step is its own, unless every loop's ratio stepped the same way
+      there (two loops or more): then the reference moved, and it is named on the
+      reference's cell (with one loop the two cannot be told apart under load: the
+      loop is named, its ratio's step says which way);
+    * a step in a loop's step time alone (its ratio flat) stands only when the whole
+      setting moved with it: the reference and every other loop, the same way;
+    * a step in the reference's step time stands when the whole setting moved with it
+      or every loop's ratio (two or more) moved against it.
+
+    Settings without a ratio (no ladder, no reference cell) keep every step.
+    """
+    cells_of: dict[tuple, set[CellKey]] = {}
+    ratio_cells = set(series.loc[series["series"] == RATIO, "cell"])
+    for cell in dict.fromkeys(series["cell"]):
+        cells_of.setdefault(_setting(cell), set()).add(cell)
+
+    def near(cell: CellKey, position: int, name: str) -> Step | None:
+        for q in (position, position - 1, position + 1):
+            step = found.get((cell, q), {}).get(name)
+            if step is not None:
+                return step
+        return None
+
+    def all_moved(cells: set[CellKey], position: int, name: str, up: bool) -> bool:
+        steps = [near(c, position, name) for c in cells]
+        return bool(cells) and all(s is not None and _up(s) == up for s in steps)
+
+    out: dict[tuple[CellKey, int], dict[str, Step]] = {}
+    for (cell, position), steps in found.items():
+        setting = _setting(cell)
+        loops = {c for c in cells_of[setting] if c in ratio_cells}
+        references = {c for c in cells_of[setting] if c.loop == reference}
+        if not loops or not references:
+            out[(cell, position)] = steps
+            continue
+        main = next(iter(steps.values()))
+        if cell.loop == reference:
+            together = all_moved(cells_of[setting] - {cell}, position, STEP_TIME, _up(main))
+            against = len(loops) >= 2 and all_moved(loops, position, RATIO, not _up(main))
+            if together or against:
+                out[(cell, position)] = steps
+            continue
+        if RATIO in steps:
+            if len(loops) >= 2 and all_moved(loops, position, RATIO, _up(steps[RATIO])):
+                for r in references:  # the reference's change: named on its cell
+                    if (r, position) not in out and (r, position) not in found:
+                        inverse = steps[RATIO]
+                        out[(r, position)] = {
+                            RATIO: Step(
+                                1 / inverse.ratio,
+                                1 / inverse.high,
+                                1 / inverse.low,
+                                inverse.runs_before,
+                                inverse.runs_after,
+                            )
+                        }
+                continue
+            out[(cell, position)] = steps
+            continue
+        if all_moved(cells_of[setting] - {cell}, position, STEP_TIME, _up(main)):
+            out[(cell, position)] = steps
+    return out
+
+
+def confirmed_trends(
+    trends: list[Trend], series: pd.DataFrame, reference: str | None, min_change: float
+) -> list[Trend]:
+    """The trends, a step time's marked unconfirmed when it creeps alone, by the rule of
+    :func:`confirmed`: a loop's step time creeps with its ratio, or with the whole setting
+    (the reference and every other loop, the same way); the reference's with the whole
+    setting, or against every loop's ratio (two or more)."""
+    by_key = {(t.series, t.cell): t for t in trends}
+    ratio_cells = set(series.loc[series["series"] == RATIO, "cell"])
+    cells_of: dict[tuple, set[CellKey]] = {}
+    for cell in dict.fromkeys(series["cell"]):
+        cells_of.setdefault(_setting(cell), set()).add(cell)
+
+    def creeps(name: str, cell: CellKey, up: bool) -> bool:
+        trend = by_key.get((name, cell))
+        return trend is not None and trend.significant(min_change) and (trend.per_run > 0) == up
+
+    out = []
+    for trend in trends:
+        setting = cells_of[_setting(trend.cell)]
+        loops = {c for c in setting if c in ratio_cells}
+        has_reference = any(c.loop == reference for c in setting)
+        if trend.series == RATIO or not loops or not has_reference:
+            out.append(trend)
+            continue
+        up = trend.per_run > 0
+        together = all(creeps(STEP_TIME, c, up) for c in setting - {trend.cell})
+        if trend.cell.loop == reference:
+            against = len(loops) >= 2 and all(creeps(RATIO, c, not up) for c in loops)
+            ok = together or against
+        else:
+            ok = creeps(RATIO, trend.cell, up) or together
+        out.append(trend if ok else replace(trend, confirmed=False))
+    return out
+
+
 def build_history(
     entries: Sequence[Entry],
     repo: str | os.PathLike[str] | None = ".",
@@ -383,34 +652,68 @@ def build_history(
     other_machines: int = 0,
     unreadable: Sequence[str] = (),
 ) -> History:
-    """Order the entries (one machine's), find each cell's change points and trend."""
+    """Order the entries (one machine's), find each cell's change points and trend in
+    its step time and in its ratio to the reference loop."""
     ordered, basis = commit_order(entries, repo)
-    series = series_of(ordered)
-    changes, trends = [], []
-    for cell, rows in series.groupby("cell", sort=False):
+    reference = reference_of(ordered)
+    series = series_of(ordered, reference)
+    found_steps: dict[tuple[CellKey, int], dict[str, Step]] = {}
+    fitted: dict[tuple[str, CellKey], tuple[np.ndarray, np.ndarray]] = {}
+    for (name, cell), rows in series.groupby(["series", "cell"], sort=False):
         rows = rows.sort_values("position")
-        log_times = np.log(rows["median_s"].to_numpy())
-        sigma = noise_sigma(log_times, rows["ci_low_s"].to_numpy(), rows["ci_high_s"].to_numpy())
+        log_values = np.log(rows["value"].to_numpy())
+        sigma = noise_sigma(log_values, rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy())
         positions = rows["position"].to_numpy()
-        found, start = steps_or_creep(log_times, sigma, min_change)
+        found, _ = steps_or_creep(log_values, sigma, min_change)
+        fitted[(name, cell)] = (log_values, positions)
         bounds = [0, *(f[0] for f in found), len(positions)]
         for k, (index, ratio, low, high) in enumerate(found):
-            changes.append(
-                Change(
-                    cell=cell,
-                    index=index,
-                    before=ordered[positions[index - 1]],
-                    after=ordered[positions[index]],
-                    ratio=ratio,
-                    low=low,
-                    high=high,
-                    runs_before=index - bounds[k],
-                    runs_after=bounds[k + 2] - index,
-                )
-            )
-        trend = trend_of(log_times[start:])
+            step = Step(ratio, low, high, index - bounds[k], bounds[k + 2] - index)
+            key = (cell, int(positions[index]))
+            found_steps.setdefault(key, {})[name] = step
+    # a step-time step one run from a ratio step of the same cell, the same way, is that
+    # change: placed where the ratio puts it (load on the machine moves the step time's)
+    for (cell, after), steps in list(found_steps.items()):
+        if set(steps) != {STEP_TIME}:
+            continue
+        for neighbour in (after - 1, after + 1):
+            other = found_steps.get((cell, neighbour))
+            if (
+                other is not None
+                and set(other) == {RATIO}
+                and (other[RATIO].ratio > 1) == (steps[STEP_TIME].ratio > 1)
+            ):
+                found_steps[(cell, neighbour)] = {STEP_TIME: steps[STEP_TIME], RATIO: other[RATIO]}
+                del found_steps[(cell, after)]
+                break
+    found_steps = confirmed(found_steps, series, reference)
+    # each series' trend since the cell's last change point, whichever series found it
+    last_change: dict[CellKey, int] = {}
+    for cell, after in found_steps:
+        last_change[cell] = max(after, last_change.get(cell, 0))
+    trends = []
+    for (name, cell), (log_values, positions) in fitted.items():
+        start = int(np.searchsorted(positions, last_change.get(cell, 0)))
+        trend = trend_of(log_values[start:])
         if trend is not None:
-            trends.append(Trend(cell, *trend, runs=log_times.size - start))
+            trends.append(Trend(cell, name, *trend, runs=log_values.size - start))
+    changes = []
+    for (cell, after), steps in found_steps.items():
+        before_position = int(
+            series[(series["cell"] == cell) & (series["position"] < after)]["position"].max()
+        )
+        changes.append(
+            Change(
+                cell=cell,
+                before=ordered[before_position],
+                after=ordered[after],
+                steps={name: steps[name] for name in SERIES if name in steps},
+            )
+        )
+    trends = confirmed_trends(trends, series, reference, min_change)
+    cell_order = {cell: i for i, cell in enumerate(dict.fromkeys(series["cell"]))}
+    changes.sort(key=lambda c: (cell_order[c.cell], ordered.index(c.after)))
+    trends.sort(key=lambda t: (cell_order[t.cell], SERIES.index(t.series)))
     return History(
         entries=tuple(ordered),
         order_basis=basis,
@@ -420,6 +723,7 @@ def build_history(
         min_change=min_change,
         other_machines=other_machines,
         unreadable=tuple(unreadable),
+        reference=reference,
     )
 
 
@@ -434,7 +738,7 @@ def load_history(
     Example::
 
         history = load_history(".loopbench/baselines")
-        [(c.cell.name, c.before.commit, c.after.commit, c.size) for c in history.changes]
+        [(c.cell.name, c.before.commit, c.after.commit, c.found_in) for c in history.changes]
     """
     entries, unreadable = load_store(store, pattern)
     if not entries:
@@ -453,6 +757,17 @@ def _percent(ratio: float) -> str:
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3g}" if math.isfinite(seconds) else "—"
+
+
+def _figure(value: float, series: str) -> str:
+    """A series' value as shown: ms for the step time, a plain ratio for the other."""
+    if series == STEP_TIME:
+        return _ms(value)
+    return f"{value:.3g}" if math.isfinite(value) else "—"
+
+
+def _series_name(series: str, reference: str | None) -> str:
+    return f"ratio to {reference}" if series == RATIO else series
 
 
 #: the keys of the loop style itself (fit's jit_compile is a key of fit's cells only)
@@ -479,7 +794,8 @@ def _loop_label(cell: CellKey) -> str:
 
 def write_plots(history: History, out_dir: Path) -> list:
     """One PNG per group of cells (all keys alike but the loop's): a line per loop,
-    median step time with 95% whiskers per run, change points dashed with their size."""
+    median step time with 95% whiskers per run (and below it, each loop's ratio to the
+    reference loop), change points dashed with their size in the panel that found them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -493,37 +809,62 @@ def write_plots(history: History, out_dir: Path) -> list:
     positions = {entry.name: i for i, entry in enumerate(history.entries)}
     plots = []
     for key, rows in _groups(history.series):
-        figure, axes = plt.subplots(figsize=(max(6.0, 0.7 * len(labels) + 2), 4.2))
-        for cell, points in rows.groupby("cell", sort=False):
-            points = points.sort_values("position")
-            loop = _loop_label(cell)
-            x = points["position"].to_numpy()
-            y = points["median_s"].to_numpy() * 1e3
-            low = np.where(np.isfinite(points["ci_low_s"]), points["ci_low_s"] * 1e3, y)
-            high = np.where(np.isfinite(points["ci_high_s"]), points["ci_high_s"] * 1e3, y)
-            line = axes.errorbar(
-                x, y, yerr=[y - low, high - y], marker="o", ms=4, capsize=3, lw=1.2, label=loop
-            )
-            color = line[0].get_color()
-            for change in (c for c in history.changes if c.cell == cell):
-                boundary = positions[change.after.name] - 0.5
-                axes.axvline(boundary, color=color, ls="--", lw=1)
-                axes.annotate(
-                    f"{loop} {_percent(change.ratio)}",
-                    (boundary, float(np.nanmax(y))),
-                    textcoords="offset points",
-                    xytext=(4, 4),
-                    color=color,
-                    fontsize=8,
+        panels = [name for name in SERIES if (rows["series"] == name).any()]
+        figure, axes_list = plt.subplots(
+            len(panels),
+            1,
+            sharex=True,
+            squeeze=False,
+            figsize=(max(6.0, 0.7 * len(labels) + 2), 3.4 * len(panels) + 0.8),
+        )
+        colors = {}
+        for name, axes in zip(panels, axes_list[:, 0], strict=True):
+            for cell, points in rows[rows["series"] == name].groupby("cell", sort=False):
+                points = points.sort_values("position")
+                loop = _loop_label(cell)
+                x = points["position"].to_numpy()
+                scale = 1e3 if name == STEP_TIME else 1.0
+                y = points["value"].to_numpy() * scale
+                low = np.where(np.isfinite(points["ci_low"]), points["ci_low"] * scale, y)
+                high = np.where(np.isfinite(points["ci_high"]), points["ci_high"] * scale, y)
+                line = axes.errorbar(
+                    x,
+                    y,
+                    yerr=[y - low, high - y],
+                    marker="o",
+                    ms=4,
+                    capsize=3,
+                    lw=1.2,
+                    label=loop,
+                    color=colors.get(cell),
                 )
-        axes.set_yscale("log")
-        axes.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
-        axes.yaxis.set_minor_formatter(ticker.FormatStrFormatter("%g"))
-        axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
-        axes.set_ylabel("median step time (ms), 95% interval")
-        axes.set_title(f"{_group_name(key)}: step time by commit")
-        axes.grid(True, which="both", alpha=0.3)
-        axes.legend(fontsize=8)
+                colors[cell] = line[0].get_color()
+                for change in (c for c in history.changes if c.cell == cell):
+                    if name not in change.steps:
+                        continue
+                    boundary = positions[change.after.name] - 0.5
+                    axes.axvline(boundary, color=colors[cell], ls="--", lw=1)
+                    axes.annotate(
+                        f"{loop} {_percent(change.steps[name].ratio)}",
+                        (boundary, float(np.nanmax(y))),
+                        textcoords="offset points",
+                        xytext=(4, 4),
+                        color=colors[cell],
+                        fontsize=8,
+                    )
+            axes.set_yscale("log")
+            axes.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            axes.yaxis.set_minor_formatter(ticker.FormatStrFormatter("%g"))
+            axes.set_ylabel(
+                "median step time (ms), 95% interval"
+                if name == STEP_TIME
+                else f"step time / {history.reference}'s, same run"
+            )
+            axes.grid(True, which="both", alpha=0.3)
+            axes.legend(fontsize=8)
+        last = axes_list[-1, 0]
+        last.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+        axes_list[0, 0].set_title(f"{_group_name(key)}: step time by commit")
         figure.tight_layout()
         name = "history-" + _group_name(key).replace("/", "-") + ".png"
         path = out_dir / name
@@ -551,33 +892,54 @@ def _runs_table(history: History) -> pd.DataFrame:
 
 
 def _changes_table(history: History) -> pd.DataFrame:
+    def size(change: Change, series: str) -> str:
+        step = change.steps.get(series)
+        return (
+            f"{_percent(step.ratio)} ({_percent(step.low)} to {_percent(step.high)})"
+            if step
+            else "—"
+        )
+
+    ratio_column = f"ratio to {history.reference} (95% CI)"
     rows = [
         {
             "cell": change.cell.name,
             "before": f"{(change.before.commit or '—')[:10]} ({change.before.name})",
             "after": f"{(change.after.commit or '—')[:10]} ({change.after.name})",
-            "step time": _percent(change.ratio),
-            "95% CI": f"{_percent(change.low)} to {_percent(change.high)}",
+            "found in": " and ".join(_series_name(s, history.reference) for s in change.found_in),
+            "step time (95% CI)": size(change, STEP_TIME),
+            ratio_column: size(change, RATIO),
             "runs before/after": f"{change.runs_before}/{change.runs_after}",
         }
         for change in history.changes
     ]
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    return frame if history.reference else frame.drop(columns=[ratio_column], errors="ignore")
 
 
 def _trends_table(history: History) -> pd.DataFrame:
-    latest = history.series.sort_values("position").groupby("cell", sort=False).last()
+    latest = {
+        (row["series"], row["cell"]): row
+        for row in history.series.sort_values("position").to_dict("records")
+    }
     rows = []
     for trend in history.trends:
-        last = latest.loc[[trend.cell]].iloc[0]
+        last = latest[(trend.series, trend.cell)]
+        figures = [_figure(last[c], trend.series) for c in ("value", "ci_low", "ci_high")]
         rows.append(
             {
                 "cell": trend.cell.name,
-                "latest ms": f"{_ms(last['median_s'])} [{_ms(last['ci_low_s'])}-{_ms(last['ci_high_s'])}]",
+                "series": _series_name(trend.series, history.reference)
+                + (" (ms)" if trend.series == STEP_TIME else ""),
+                "latest": f"{figures[0]} [{figures[1]}-{figures[2]}]",
                 "trend per run": f"{trend.per_run * 100:+.2f}% "
                 f"(95% CI {trend.low * 100:+.2f}% to {trend.high * 100:+.2f}%)",
                 "over runs": f"{trend.total * 100:+.1f}% over {trend.runs}",
-                "creeping": "yes" if trend.flagged(history.min_change) else "",
+                "creeping": "yes"
+                if trend.flagged(history.min_change)
+                else "not in its ratio nor its setting (load?)"
+                if trend.significant(history.min_change)
+                else "",
             }
         )
     return pd.DataFrame(rows)
@@ -613,26 +975,34 @@ def document(history: History, plots: Sequence) -> list:
     if history.changes:
         blocks.append(
             Paragraph(
-                "A step in a cell's median step time between two consecutive commits: the "
-                "geometric mean of the runs after it over the runs before it (up to the "
-                "neighbouring change points), with its 95% interval."
+                "A step in a cell's median step time, or in its ratio to "
+                f"{history.reference or 'the reference loop'} (process by process in the same "
+                "run, which load on the machine moves far less), between two consecutive "
+                "commits: the geometric mean of the runs after it over the runs before it "
+                "(up to the neighbouring change points), with its 95% interval; a series "
+                "that found no step there shows —."
             )
         )
         blocks.append(Table(_changes_table(history)))
     else:
         blocks.append(
             Paragraph(
-                f"None: no cell's step time moved by {history.min_change:.0%} or more, with "
-                "95% confidence, between two groups of at least two consecutive runs."
+                f"None: no cell's step time, nor its ratio to "
+                f"{history.reference or 'the reference loop'}, moved by "
+                f"{history.min_change:.0%} or more, with 95% confidence, between two groups "
+                "of at least two consecutive runs."
             )
         )
     blocks.append(Heading(2, "Trends"))
     if history.trends:
         blocks.append(
             Paragraph(
-                "Theil-Sen slope of the log step time per run, over the runs since the cell's "
-                "last change point (all runs without one); *creeping*: its interval excludes "
-                f"no trend and it adds up to {history.min_change:.0%} or more."
+                "Theil-Sen slope of the log step time (and of the log ratio) per run, over the "
+                "runs since the cell's last change point in that series (all runs without "
+                "one); *creeping*: its interval excludes no trend and it adds up to "
+                f"{history.min_change:.0%} or more, and, in a step time, the ratio to "
+                f"{history.reference or 'the reference'} or the whole setting moves with it "
+                "(a step time that moves alone is load on the machine)."
             )
         )
         blocks.append(Table(_trends_table(history)))
@@ -681,7 +1051,7 @@ def command(
     for change in history.changes:
         print(
             f"change point: {change.cell.name} between {(change.before.commit or '?')[:10]} and "
-            f"{(change.after.commit or '?')[:10]}: {change.size}"
+            f"{(change.after.commit or '?')[:10]}: {change.describe(history.reference)}"
         )
     print(f"history of {len(history.entries)} runs: {out_dir / HISTORY_MD}")
     return 0

@@ -2,9 +2,11 @@
 
 Stores of synthetic runs (tests/fixtures/history_store.py, written through
 reports.rundir's writers): a step injected into one loop style from one commit on is
-the one change point named; a store without change names none; a creep under the
-gate's threshold per run shows as a trend; commits are ordered by git ancestry when a
-work tree knows them.
+the one change point named, found in both the step time and the ratio to fit; on a
+loaded machine (a load factor per run and per block, alike for every loop) only the ratio
+finds it, and it is still the one named; a store without change names none; a creep
+under the gate's threshold per run shows as a trend; commits are ordered by git ancestry
+when a work tree knows them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 import numpy as np
 import pytest
 
-from reports.history import command, load_history
+from reports.history import RATIO, STEP_TIME, command, load_history
 from tests.conftest import ROOT
 from tests.fixtures import history_store
 from tests.fixtures.history_store import commit_of, write_run, write_store
@@ -37,8 +39,10 @@ def test_an_injected_slowdown_is_the_one_change_point(step_store):
     stepped = [cell for cell in history_store.CELLS if cell[1] == STEP_LOOP]
     assert len(history.changes) == len(stepped) == 2  # every cell of that loop style
     for change in history.changes:
-        assert change.low < STEP_FACTOR < change.high and change.low > 1.2
-        assert (change.runs_before, change.runs_after) == (STEP_RUN, 10 - STEP_RUN)
+        assert change.found_in == (STEP_TIME, RATIO)
+        for step in change.steps.values():
+            assert step.low < STEP_FACTOR < step.high and step.low > 1.2
+            assert (step.runs_before, step.runs_after) == (STEP_RUN, 10 - STEP_RUN)
     # the trend restarts after the step: nothing creeps
     assert not [t for t in history.trends if t.flagged(history.min_change)]
 
@@ -47,7 +51,25 @@ def test_a_store_without_change_names_none(tmp_path):
     history = load_history(write_store(tmp_path, 10, seed=1), repo=None)
     assert history.changes == ()
     assert not [t for t in history.trends if t.flagged(history.min_change)]
-    assert len(history.trends) == len(history_store.CELLS)
+    loops = [cell for cell in history_store.CELLS if cell[1] != "fit"]
+    assert len(history.trends) == len(history_store.CELLS) + len(loops)  # step time; ratio
+
+
+def test_on_a_loaded_machine_the_ratio_to_fit_finds_the_step(tmp_path):
+    """Eight runs, the slowdown from the fifth, load of ~25% per run: the step times
+    scatter too much to show it; the ratio to fit (load cancels) names it, and only it."""
+    store = write_store(tmp_path, 8, (STEP_LOOP, 4, STEP_FACTOR), seed=0, load=0.25)
+    history = load_history(store, repo=None)
+    named = {(c.cell.loop, c.before.commit, c.after.commit) for c in history.changes}
+    assert named == {(STEP_LOOP, commit_of(3), commit_of(4))}
+    assert len(history.changes) == 2
+    for change in history.changes:
+        assert change.found_in == (RATIO,)
+        assert change.low < STEP_FACTOR < change.high and change.low > 1.1
+    # the step times' scatter after the step is load, not a creep: no trend is flagged
+    assert not [t for t in history.trends if t.flagged(history.min_change)]
+    fit = history.series[(history.series["loop"] == "fit") & (history.series["position"] < 4)]
+    assert fit["value"].max() / fit["value"].min() > 1.3  # the load: more than the step
 
 
 def test_a_creep_under_the_threshold_per_run_shows_as_a_trend(tmp_path, monkeypatch):
@@ -62,8 +84,12 @@ def test_a_creep_under_the_threshold_per_run_shows_as_a_trend(tmp_path, monkeypa
     history = load_history(tmp_path, repo=None)
     assert history.changes == ()
     flagged = [t for t in history.trends if t.flagged(history.min_change)]
-    assert [t.cell.name for t in flagged] == ["mlp/eager/cpu/bs64/w128"]
-    assert flagged[0].low < 0.015 < flagged[0].high and flagged[0].total > 0.1
+    assert [(t.cell.name, t.series) for t in flagged] == [
+        ("mlp/eager/cpu/bs64/w128", STEP_TIME),
+        ("mlp/eager/cpu/bs64/w128", RATIO),
+    ]
+    for trend in flagged:
+        assert trend.low < 0.015 < trend.high and trend.total > 0.1
 
 
 def _git(repo, *args, date=None):
