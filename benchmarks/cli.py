@@ -4,6 +4,7 @@
     loopbench run     [--workload W]... [--loop L]... [--device cpu|gpu|all]
                       [--batch-size N[,N...]] [--width N[,N...]] [--quick]
                       [--steps-per-call K[,K...]] [--precision P[,P...]] [--fit-jit J[,J...]]
+                      [--strategy none,mirrored:N,multiworker:W]
                       [--processes N] [--windows N] [--window-ms MS | --steps N]
                       [--profile] [--out DIR]
     loopbench run     --model PATH.py:FUNCTION | module:FUNCTION   (a user's model)
@@ -26,6 +27,7 @@ import TensorFlow.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 from collections.abc import Sequence
@@ -40,6 +42,7 @@ from benchmarks.config import (
     DEFAULT_FIT_JIT,
     DEFAULT_PRECISION,
     DEFAULT_STEPS_PER_CALL,
+    DEFAULT_STRATEGY,
     FIT_JIT_CHOICES,
     INJECT_SLOWDOWN_ENV,
     OUT_DIR,
@@ -104,6 +107,18 @@ def choices_of(option: str, choices: Sequence[str]):
         return values
 
     return parse
+
+
+def strategies(text: str) -> tuple[str, ...]:
+    """An argparse type: 'none,mirrored:2' -> ('none', 'mirrored:2'), each a strategy
+    loops/distribute.py parses (bad input: its one-line reason)."""
+    from loops.distribute import StrategyError, parse
+
+    parts = [part.strip() for part in text.split(",") if part.strip()] or [text]
+    try:
+        return tuple(dict.fromkeys(parse(part).key for part in parts))
+    except StrategyError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def positive_int(text: str) -> int:
@@ -200,6 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="J[,J...]",
         help="fit's jit_compile: auto (Keras's choice, recorded), off, on; other loop "
         "styles ignore it (default auto)",
+    )
+    run.add_argument(
+        "--strategy",
+        type=strategies,
+        metavar="S[,S...]",
+        help="tf.distribute strategies: none, mirrored:N (N devices: GPUs, or logical CPUs), "
+        "multiworker:W (W worker processes over loopback); --batch-size is the global batch "
+        "(default none; docs/distribute.md)",
     )
     run.add_argument(
         "--steps",
@@ -426,6 +449,7 @@ def make_config(
         steps_per_call=getattr(args, "steps_per_call", None) or (DEFAULT_STEPS_PER_CALL,),
         precisions=getattr(args, "precision", None) or (DEFAULT_PRECISION,),
         fit_jit=getattr(args, "fit_jit", None) or (DEFAULT_FIT_JIT,),
+        strategies=getattr(args, "strategy", None) or (DEFAULT_STRATEGY,),
     )
 
 
@@ -435,6 +459,7 @@ def make_cells(config: RunConfig) -> list[Cell]:
     (``LoopStyle.jit_setting``); the others get one cell."""
     from loops.base import LOOPS, WORKLOADS, WorkloadConfig
     from loops.data import DataError
+    from loops.distribute import parse as parse_strategy
     from loops.knobs import FIT_JIT_NONE, fit_jit_key
 
     cells = []
@@ -462,7 +487,14 @@ def make_cells(config: RunConfig) -> list[Cell]:
                         f"{batch * config.call_multiple} examples; the {workload_name} data has "
                         f"{n_examples} (use a larger --data-size or fewer --steps-per-call)"
                     )
-                for device in config.devices:
+                for strategy in config.strategies:
+                    replicas = parse_strategy(strategy).replicas
+                    if batch % replicas:
+                        raise UsageError(
+                            f"batch size {batch} does not split over the {replicas} replicas "
+                            f"of {strategy} (--batch-size is the global batch)"
+                        )
+                for device, strategy in itertools.product(config.devices, config.strategies):
                     for k in config.steps_per_call:
                         for precision in config.precisions:
                             for loop in config.loops:
@@ -482,6 +514,7 @@ def make_cells(config: RunConfig) -> list[Cell]:
                                         k,
                                         precision,
                                         jit,
+                                        strategy,
                                     )
                                     if cell not in cells:
                                         cells.append(cell)

@@ -1,8 +1,8 @@
 """Frozen configuration and its defaults.
 
 One ``RunConfig`` per ``loopbench run``, one ``Cell`` per (workload, loop, device,
-batch size, width, steps per call, precision, fit's jit), one ``Job`` per worker
-process; built once from the command line (``benchmarks/cli.py``) and passed down,
+batch size, width, steps per call, precision, fit's jit, strategy), one ``Job`` per
+statistical sample (one worker process, or a multi-worker cluster's W); built once from the command line (``benchmarks/cli.py``) and passed down,
 no module-level flags. Every default of ``run`` and ``ab`` is defined here once:
 the parser and the dataclasses read it (the knobs' names and defaults come from
 loops/knobs.py, which needs no TensorFlow).
@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from loops.distribute import DEFAULT_STRATEGY as DEFAULT_STRATEGY
+from loops.distribute import parse as parse_strategy
 
 # the knobs' names and defaults (no TensorFlow), re-exported for the command line
 from loops.knobs import DEFAULT_FIT_JIT as DEFAULT_FIT_JIT
@@ -84,6 +87,13 @@ class Cell:
     precision: str = DEFAULT_PRECISION
     #: fit's jit_compile as it runs (loops/knobs.py fit_jit_key); "none" for other loops
     fit_jit: str = FIT_JIT_NONE
+    #: the tf.distribute strategy (loops/distribute.py): none, mirrored:N, multiworker:W
+    strategy: str = DEFAULT_STRATEGY
+
+    @property
+    def workers(self) -> int:
+        """Worker processes one sample of this cell takes (W under multiworker:W)."""
+        return parse_strategy(self.strategy).workers
 
     @property
     def key(self) -> CellKey:
@@ -98,7 +108,7 @@ class Cell:
     def label(self) -> str:
         """Also the profile run name and the log file's:
         <workload>-<loop>-<device>-b<batch>[-w<width>][-k<K>][-<precision>][-jit_<off|on>]
-        (a part only where the cell differs from the default)."""
+        [-<strategy>_<N>] (a part only where the cell differs from the default)."""
         label = f"{self.workload}-{self.loop}-{self.device}-b{self.batch_size}"
         if self.width_option is not None:
             label += f"-w{self.width}"
@@ -108,6 +118,8 @@ class Cell:
             label += f"-{self.precision}"
         if self.fit_jit in ("off", "on"):  # asked for; auto:... is the default
             label += f"-jit_{self.fit_jit}"
+        if self.strategy != DEFAULT_STRATEGY:
+            label += "-" + self.strategy.replace(":", "_")
         return label
 
 
@@ -143,6 +155,7 @@ class RunConfig:
     steps_per_call: tuple[int, ...] = (DEFAULT_STEPS_PER_CALL,)
     precisions: tuple[str, ...] = (DEFAULT_PRECISION,)
     fit_jit: tuple[str, ...] = (DEFAULT_FIT_JIT,)  # as asked for: auto, off, on
+    strategies: tuple[str, ...] = (DEFAULT_STRATEGY,)
 
     @property
     def steps_per_window(self) -> int:
@@ -175,3 +188,7 @@ class Job:
     order: int  # position in the interleaved schedule
     config: RunConfig
     profile_dir: str | None = None
+    #: under multiworker:W, this process's task index (0: the chief, which runs the
+    #: clock) and the cluster's loopback addresses (benchmarks/runner.py picks the ports)
+    task: int = 0
+    cluster: tuple[str, ...] = ()

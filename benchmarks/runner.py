@@ -36,12 +36,14 @@ import contextlib
 import math
 import multiprocessing
 import os
+import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from multiprocessing.connection import wait as wait_any
 from pathlib import Path
 from typing import Any
 
@@ -131,42 +133,95 @@ def call_in_child(
     failed: Callable[[Any], bool] = _answer_failed,
 ) -> tuple[Any, Any]:
     """Run ``target(*args, connection)`` in a child process; (its one message or None,
-    the finished process).
+    the finished process). ``call_in_children`` with one child."""
+    answers, processes, _ = call_in_children(context, target, [args], timeout_s, [log_path], failed)
+    return answers[0], processes[0]
 
-    The pipe is duplex so the child can see this end close (``worker.attach_to_parent``:
-    a child whose parent is gone exits at once). The child is started inside the
-    ``try``, so a Ctrl-C at any moment still stops it; a child still running after
-    ``timeout_s`` (or 30 s after answering) is killed.
 
-    The child's stderr goes to ``log_path`` (a temporary file when None) and is
-    copied to this process's stderr only if ``failed(answer)``.
+def call_in_children(
+    context: Any,
+    target: Callable[..., None],
+    calls: Sequence[tuple],
+    timeout_s: float,
+    log_paths: Sequence[Path | None],
+    failed: Callable[[Any], bool] = _answer_failed,
+) -> tuple[list[Any], list[Any], set[int]]:
+    """Run ``target(*args, connection)`` in one child process per ``args`` in ``calls``,
+    all at once (the workers of a multi-worker cell); (their messages, None where none
+    came; the finished processes; the indices of those this function stopped). The one
+    place that starts processes.
+
+    The first child decides: this waits until it answers, or until another child
+    answers (only a failing one does) or any child ends without answering, or for
+    ``timeout_s``; then every child still running is killed (the first, if it answered,
+    after up to 30 s to exit), so no process, and no port it holds, outlives the call.
+    Each pipe is duplex so its child can see this end close (``worker.attach_to_parent``:
+    a child whose parent is gone exits at once). The children are started inside the
+    ``try``, so a Ctrl-C at any moment still stops them.
+
+    A child's stderr goes to its ``log_paths`` entry (a temporary file when None) and is
+    copied to this process's stderr if it failed (the first: ``failed(answer)``;
+    another: it answered or ended before it was stopped).
     """
     with contextlib.ExitStack() as stack:
-        if log_path is None:
-            log_path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "child.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        parent_end, child_end = context.Pipe(duplex=True)
-        process = context.Process(
-            target=_stderr_to_file,
-            args=(str(log_path), target, *args, child_end),
-            daemon=True,
-        )
-        answer = None
+        logs = []
+        for log_path in log_paths:
+            if log_path is None:
+                log_path = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "child.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            logs.append(log_path)
+        answers: list[Any] = [None] * len(calls)
+        processes: list[Any] = []
+        ends: dict[int, Any] = {}  # pipes of children that have not answered yet
+        stopped: set[int] = set()
         try:
-            process.start()
-            child_end.close()
-            if parent_end.poll(timeout_s):
-                with contextlib.suppress(EOFError):
-                    answer = parent_end.recv()
-            process.join(timeout=30)
+            for index, (args, log_path) in enumerate(zip(calls, logs, strict=True)):
+                parent_end, child_end = context.Pipe(duplex=True)
+                process = context.Process(
+                    target=_stderr_to_file,
+                    args=(str(log_path), target, *args, child_end),
+                    daemon=True,
+                )
+                processes.append(process)
+                ends[index] = parent_end
+                process.start()
+                child_end.close()
+            _wait_for_first(answers, processes, ends, time.monotonic() + timeout_s)
+            if answers[0] is not None:
+                processes[0].join(timeout=30)
         finally:
-            if process.is_alive():
-                process.kill()
+            for index, process in enumerate(processes):
+                if process.is_alive():
+                    stopped.add(index)
+                    process.kill()
                 process.join()
-            parent_end.close()
-        if failed(answer):
-            show_log(log_path)
-    return answer, process
+            for end in ends.values():
+                end.close()
+        for index, log_path in enumerate(logs):
+            if failed(answers[0]) if index == 0 else index not in stopped:
+                show_log(log_path)
+    return answers, processes, stopped
+
+
+def _wait_for_first(
+    answers: list[Any], processes: list[Any], ends: dict[int, Any], deadline: float
+) -> None:
+    """Fill ``answers`` until the first child answers, another child answers or any
+    child ends without answering, or ``deadline`` (time.monotonic()) passes."""
+    while answers[0] is None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        wait_any([*ends.values(), *(p.sentinel for p in processes)], remaining)
+        ended = False
+        for index, end in list(ends.items()):
+            if end.poll():  # a message, or the child's end closed
+                with contextlib.suppress(EOFError, OSError):
+                    answers[index] = end.recv()
+                del ends[index]
+                ended = ended or index > 0 or answers[index] is None
+        if ended or any(not processes[i].is_alive() for i in ends):
+            return
 
 
 def _stderr_to_file(log_path: str, target: Callable[..., None], *args: Any) -> None:
@@ -196,29 +251,69 @@ def _worker_failed(result: Any) -> bool:
     return result is None or result["process"].get("status") == "failed"
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on 127.0.0.1 now (the kernel's picks, released
+    for the workers to bind; a port taken in between fails that cell, with its reason)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
+def cluster_jobs(job: Job) -> list[Job]:
+    """The worker processes of one sample: ``job`` itself, or under multiworker:W, W
+    copies with their task index and the cluster's loopback addresses (task 0 first)."""
+    if job.cell.workers == 1:
+        return [job]
+    cluster = tuple(f"127.0.0.1:{port}" for port in free_ports(job.cell.workers))
+    return [replace(job, task=task, cluster=cluster) for task in range(job.cell.workers)]
+
+
+def _ended(process: Any, started: float, timeout_s: float, what: str = "worker") -> str:
+    """Why a worker process ended (or did not) without a result."""
+    if process.exitcode is None or process.exitcode == -9 and time.time() - started >= timeout_s:
+        return f"timed out after {timeout_s:.0f} s"
+    if process.exitcode < 0:
+        signal_number = -process.exitcode
+        return f"{what} killed by signal {signal_number}" + (
+            " (out of memory?)" if signal_number == 9 else ""
+        )
+    return f"{what} exited with status {process.exitcode} without a result"
+
+
 def run_in_worker(job: Job, timeout_s: float, log_path: Path | None = None) -> dict[str, Any]:
-    """Run ``job`` in a fresh worker process; a crash or timeout becomes a failed row.
-    The worker's stderr goes to ``log_path`` (shown if the job fails)."""
+    """Run ``job`` in a fresh worker process (under multiworker:W, W of them: the chief's
+    answer is the result, else the reason of the worker that failed or died first); a
+    crash or timeout becomes a failed row. Worker i's stderr goes to ``log_path`` (``-w<i>`` added for i > 0),
+    shown if it fails."""
     from benchmarks.worker import worker_main
 
     context = worker_context(job.config.start_method)
     # the parent's environment now (a fork server's own dates from its start)
     environ = dict(os.environ)
+    jobs = cluster_jobs(job)
+    log_paths = [
+        log_path if log_path is None or i == 0 else log_path.with_stem(f"{log_path.stem}-w{i}")
+        for i in range(len(jobs))
+    ]
     started = time.time()
-    result, process = call_in_child(
-        context, worker_main, (job, environ), timeout_s, log_path, _worker_failed
+    answers, processes, stopped = call_in_children(
+        context, worker_main, [(j, environ) for j in jobs], timeout_s, log_paths, _worker_failed
     )
-    if result is not None:
-        return result
-    if process.exitcode is None or process.exitcode == -9 and time.time() - started >= timeout_s:
-        reason = f"timed out after {timeout_s:.0f} s"
-    elif process.exitcode is not None and process.exitcode < 0:
-        signal_number = -process.exitcode
-        reason = f"worker killed by signal {signal_number}" + (
-            " (out of memory?)" if signal_number == 9 else ""
+    if answers[0] is not None:  # the chief could not finish its steps without the others
+        return answers[0]
+    others = [i for i in range(1, len(jobs)) if i not in stopped]
+    if others:  # another worker failed or died first: the cell fails with its reason
+        i = others[0]
+        failed_row = answers[i]["process"] if answers[i] is not None else None
+        reason = f"worker {i} of {len(jobs)}: " + (
+            failed_row.get("error") or "failed"
+            if failed_row is not None
+            else _ended(processes[i], started, timeout_s)
         )
     else:
-        reason = f"worker exited with status {process.exitcode} without a result"
+        reason = _ended(processes[0], started, timeout_s)
     row = {
         "kind": "process",
         **job.cell.keys,
@@ -230,6 +325,18 @@ def run_in_worker(job: Job, timeout_s: float, log_path: Path | None = None) -> d
         "wall_s": time.time() - started,
     }
     return {"process": row, "windows": []}
+
+
+def unsupported(cell: Cell) -> str | None:
+    """Why ``cell``'s loop style cannot run its keys, when it says so without TensorFlow
+    (``LoopStyle.unsupported``: eager with several steps a call, a strategy a style
+    cannot run), else None."""
+    import loops.styles  # noqa: F401  (registers the loop styles)
+    from loops.base import LOOPS
+
+    if cell.loop not in LOOPS:  # a plugin's loop style: its worker decides
+        return None
+    return LOOPS.get(cell.loop).unsupported(cell.steps_per_call, cell.strategy)
 
 
 def skipped_result(job: Job, reason: str) -> dict[str, Any]:
@@ -327,8 +434,11 @@ def execute(
                 elapsed = time.perf_counter() - started
                 eta = elapsed / index * (len(jobs) - index) if index else math.nan
                 on_job(job, index, len(jobs), eta)
+            declined = unsupported(job.cell)
             if job.cell.device not in config.devices_present:
                 result = skipped_result(job, f"no {job.cell.device.upper()}")
+            elif declined is not None:  # known without starting its processes
+                result = skipped_result(job, declined)
             else:
                 log_path = run_dir / "logs" / f"{job.cell.label}-p{job.process}.log"
                 result = run_in_worker(job, config.timeout_s, log_path)

@@ -251,8 +251,9 @@ def _cell_in(cell: Mapping[str, Any], processes: Mapping[CellKey, Any]) -> CellK
 #: cells that share a reference cell for the speedups: a setting (reports.rundir)
 SPEEDUP_GROUP = SETTING_KEYS
 #: cells whose equal-work losses are compared, the reference one per group: every
-#: steps per call of a setting trains the same equal-work steps
-EQUIVALENCE_GROUP = tuple(key for key in SETTING_KEYS if key != "steps_per_call")
+#: steps per call of a setting trains the same equal-work steps, every strategy the
+#: same math as one device (the reference runs without one)
+EQUIVALENCE_GROUP = tuple(key for key in SETTING_KEYS if key not in ("steps_per_call", "strategy"))
 
 
 def _columns(frame: pd.DataFrame, names: Iterable[str]) -> list[str]:

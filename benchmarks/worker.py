@@ -66,7 +66,8 @@ class CellSkipped(Exception):
 
 def injected_fault(label: str) -> str | None:
     """Test knob: LOOPBENCH_INJECT_FAULT="<cell label>=raise|kill|nan[,...]" makes that
-    cell's workers fail for real (an exception, SIGKILL as the OOM killer sends, NaN data)."""
+    cell's workers fail for real (an exception, SIGKILL as the OOM killer sends, NaN data);
+    "<cell label>#<task>=kill" kills that task of a multi-worker cell after two steps."""
     for part in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
         name, _, kind = part.partition("=")
         if name.strip() == label:
@@ -173,6 +174,7 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         from loops.user_model import register_run_workloads
 
         register_run_workloads(config.models, cell.workload)
+    from loops import distribute
     from loops.equivalence import REFERENCE as EQUIVALENCE_REFERENCE
     from loops.equivalence import tolerance
     from loops.knobs import loss_scaled, set_precision, unsupported_precision
@@ -180,6 +182,12 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
     if cell.device not in devices.present_devices():
         raise CellSkipped(f"no {cell.device.upper()} present")
     hidden_devices = devices.hide_devices(cell.device) if runtime_fresh else []
+    try:  # logical CPUs for mirrored:N (before the runtime starts), GPUs per worker
+        distribute.configure_devices(cell.strategy, cell.device)
+    except NotImplementedError as exc:
+        raise CellSkipped(str(exc)) from None
+    if job.cluster:  # this worker's place in the multi-worker cluster
+        os.environ["TF_CONFIG"] = distribute.tf_config(job.cluster, job.task)
     # Keras reads the policy when layers are built (a user's model: when its data is made)
     set_precision(cell.precision)
     workload = WORKLOADS.get(cell.workload)(
@@ -191,6 +199,11 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         )
     )
     style = LOOPS.get(cell.loop)()
+    if cell.strategy != distribute.NONE and not workload.distributable:
+        raise CellSkipped(
+            f"{cell.workload}'s step does not average its losses over the global batch "
+            "(tf.nn.compute_average_loss), so it runs without a strategy only"
+        )
 
     t = now()
     data, data_preloaded = preload.make_data(cell.workload, workload)
@@ -206,25 +219,40 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         train = {k: v.copy() for k, v in train.items()}
         train["x"][0] = float("nan")
 
-    with tf.device(devices.tf_device_name(cell.device)):
+    # a strategy places its replicas itself; one device otherwise
+    placement = (
+        contextlib.nullcontext()
+        if cell.strategy != distribute.NONE
+        else tf.device(devices.tf_device_name(cell.device))
+    )
+    with placement:
         reason = unsupported_precision(cell.precision)  # untimed: a tiny layer's step
         if reason is not None:
             raise CellSkipped(reason)
+        # multiworker: starts this worker's server and waits for the others
+        strategy = distribute.make_strategy(cell.strategy, cell.device)
         t = now()
         try:
-            # mixed_float16: every optimizer behind a LossScaleOptimizer, in every style
-            state = loss_scaled(workload.build(), workload, cell.precision)
-            trainer = style.make_trainer(
-                workload,
-                state,
-                train,
-                cell.batch_size,
-                steps_per_call=cell.steps_per_call,
-                fit_jit=cell.fit_jit,
-            )
+            with distribute.scope(strategy):
+                # mixed_float16: every optimizer behind a LossScaleOptimizer, in every style
+                state = loss_scaled(workload.build(), workload, cell.precision)
+                trainer = style.make_trainer(
+                    workload,
+                    state,
+                    train,
+                    cell.batch_size,
+                    steps_per_call=cell.steps_per_call,
+                    fit_jit=cell.fit_jit,
+                    strategy=strategy,
+                )
         except NotImplementedError as exc:  # the loop style (or the precision) declines
             raise CellSkipped(str(exc) or f"{cell.loop} cannot run {cell.workload}") from None
         build_s = now() - t
+        if job.task > 0:
+            # a worker that is not the chief trains in step with it (every step is an
+            # all-reduce among all workers) until the harness stops it
+            trainer.run(FOLLOWER_STEPS, _Follower(injected_fault(f"{cell.label}#{job.task}")))
+            raise RuntimeError("a worker ran out of steps before its chief finished")
         equal_work: dict[str, float] = {}
 
         def evaluate_equal_work() -> None:
@@ -271,7 +299,10 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         evaluation = workload.evaluate(state, data.val)
 
         profile: dict[str, Any] = {}
-        if job.profile_dir and cell.steps_per_call > 1:
+        if job.profile_dir and cell.workers > 1:
+            # the other workers stopped with the chief's clock: no steps to profile
+            profile = {"profile_error": "not profiled under a multi-worker strategy"}
+        elif job.profile_dir and cell.steps_per_call > 1:
             # the profiler's step markers come from the hooks, which see calls only
             profile = {"profile_error": "not profiled with several steps per call"}
         elif job.profile_dir:
@@ -317,8 +348,11 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         "hidden_devices": hidden_devices,
         "equal_work_steps": clock.equal_work_steps,
         "equal_work_loss": equal_work.get("loss"),
-        "equivalence_reference": cell.loop == EQUIVALENCE_REFERENCE,
-        "equivalence_rtol": tolerance(cell.loop, cell.precision, cell.fit_jit),
+        "equivalence_reference": (
+            cell.loop == EQUIVALENCE_REFERENCE and cell.strategy == distribute.NONE
+        ),
+        "equivalence_rtol": tolerance(cell.loop, cell.precision, cell.fit_jit, cell.strategy),
+        "replicas": strategy.num_replicas_in_sync if strategy is not None else 1,
         "keras_policy": keras_policy(),
         **loss_scales(state),
         "injected_s_per_step": clock.inject_s,
@@ -335,6 +369,30 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         "windows": list(zip([spw] * len(times.window_s), times.window_s, strict=True)),
     }
     return row
+
+
+#: steps a worker that is not the chief is asked to train (it is stopped long before)
+FOLLOWER_STEPS = 10**12
+
+
+class _Follower:
+    """The hooks of a worker that is not the chief: no clock; the test fault "kill"
+    (``injected_fault``) kills it after two steps, mid-run."""
+
+    record_logs = False
+
+    def __init__(self, fault: str | None) -> None:
+        self.fault = fault
+
+    def on_train_begin(self) -> None:
+        pass
+
+    def on_step_begin(self, step: int) -> None:
+        if self.fault == "kill" and step == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def on_step_end(self, step: int, logs: Any) -> None:
+        pass
 
 
 def keras_policy() -> str:

@@ -97,6 +97,10 @@ class Workload(abc.ABC):
     description: ClassVar[str]
     #: metric reported after training by ``evaluate`` besides the loss
     val_metric_name: ClassVar[str | None] = None
+    #: ``train_step`` averages per-example losses over the global batch
+    #: (``tf.nn.compute_average_loss``), so it trains under a tf.distribute strategy
+    #: (loops/distribute.py); a workload without it runs with the strategy ``none`` only
+    distributable: ClassVar[bool] = False
     #: ``train_step`` scales each loss with ``optimizer.scale_loss`` before taking its
     #: gradient, as Keras's ``train_step`` does; needed for mixed_float16 (loops/knobs.py)
     scales_loss: ClassVar[bool] = False
@@ -258,6 +262,14 @@ class LoopStyle(abc.ABC):
     #: loops/knobs.py); a style without one gets one cell whatever was asked
     jit_setting: ClassVar[bool] = False
 
+    @classmethod
+    def unsupported(cls, steps_per_call: int = 1, strategy: str = "none") -> str | None:
+        """Why this style cannot run a cell with these keys, when that is known without
+        TensorFlow (the runner then skips the cell without starting its processes)."""
+        from loops.distribute import unsupported
+
+        return unsupported(strategy, steps_per_call)
+
     @abc.abstractmethod
     def make_trainer(
         self,
@@ -267,11 +279,15 @@ class LoopStyle(abc.ABC):
         batch_size: int,
         steps_per_call: int = 1,
         fit_jit: str = "auto",
+        strategy: Any = None,
     ) -> Trainer:
         """Wrap ``workload.train_step`` for ``state``, ``steps_per_call`` steps a call;
         raise NotImplementedError with a reason if this style truly cannot run this
         workload or setting. ``fit_jit`` (loops/knobs.py) concerns fit only; other
-        styles ignore it. ``train`` holds a whole number of calls."""
+        styles ignore it. ``train`` holds a whole number of calls. ``strategy``: a
+        ``tf.distribute.Strategy`` (loops/distribute.py) in whose scope ``state`` was
+        built and this is called, ``batch_size`` then being the global batch; None: one
+        device."""
 
 
 WORKLOADS: Registry[type[Workload]] = Registry("workload")

@@ -65,7 +65,9 @@ AB_MARK = "ab"
 #: hidden width of mlp/gan (an int; 0 for workloads without one, e.g. linear);
 #: ``steps_per_call``, ``precision`` and ``fit_jit`` are the knobs of loops/knobs.py
 #: (training steps per call; a Keras dtype policy; fit's jit_compile as it ran:
-#: "auto:off", "auto:on", "off", "on", and "none" for loops other than fit).
+#: "auto:off", "auto:on", "off", "on", and "none" for loops other than fit);
+#: ``strategy`` the tf.distribute strategy of loops/distribute.py ("none", "mirrored:N",
+#: "multiworker:W").
 CELL_KEYS = (
     "workload",
     "loop",
@@ -75,6 +77,7 @@ CELL_KEYS = (
     "steps_per_call",
     "precision",
     "fit_jit",
+    "strategy",
 )
 #: The cell keys that tell apart one loop's cells in one setting (fit's compiler), and
 #: the keys of a setting, within which loops are compared: the other cell keys.
@@ -82,11 +85,12 @@ LOOP_KEYS = ("loop", "fit_jit")
 SETTING_KEYS = tuple(key for key in CELL_KEYS if key not in LOOP_KEYS)
 #: The value of a key a row does not hold (a run made before that key): such a run
 #: compares as one step a call, float32, and fit with Keras's choice (``load_run``
-#: reads that choice from ``keras_jit_compile``; see ``fill_cell_keys``).
+#: reads that choice from ``keras_jit_compile``; see ``fill_cell_keys``), on one device.
 CELL_KEY_DEFAULTS: dict[str, Any] = {
     "width": 0,
     "steps_per_call": 1,
     "precision": "float32",
+    "strategy": "none",  # before fit_jit: fill_cell_keys reads the others to fill fit_jit
     "fit_jit": "none",
 }
 
@@ -99,7 +103,7 @@ class CellKey(NamedTuple):
     >>> CellKey.of({"workload": "mlp", "loop": "a", "device": "cpu", "batch_size": 64.0,
     ...             "width": float("nan")})  # doctest: +NORMALIZE_WHITESPACE
     CellKey(workload='mlp', loop='a', device='cpu', batch_size=64, width=0, steps_per_call=1,
-            precision='float32', fit_jit='none')
+            precision='float32', fit_jit='none', strategy='none')
     """
 
     workload: str
@@ -110,6 +114,7 @@ class CellKey(NamedTuple):
     steps_per_call: int = 1
     precision: str = "float32"
     fit_jit: str = "none"
+    strategy: str = "none"
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> CellKey:
@@ -119,8 +124,8 @@ class CellKey(NamedTuple):
     def name(self) -> str:
         """A short name, e.g. ``mlp/xla/cpu/bs64/w256`` (no width part for width 0; a
         part for each other key only where it is not its default: ``k8``,
-        ``mixed_bfloat16``, and ``jit=off`` or ``jit=on`` where fit's compiler was not
-        left to Keras)."""
+        ``mixed_bfloat16``, ``jit=off`` or ``jit=on`` where fit's compiler was not
+        left to Keras, and the strategy, e.g. ``mirrored:2``)."""
         parts = [str(self.workload), str(self.loop), str(self.device), f"bs{self.batch_size}"]
         if self.width:
             parts.append(f"w{self.width}")
@@ -130,6 +135,8 @@ class CellKey(NamedTuple):
             parts.append(str(self.precision))
         if self.fit_jit in ("off", "on"):
             parts.append(f"jit={self.fit_jit}")
+        if self.strategy != CELL_KEY_DEFAULTS["strategy"]:
+            parts.append(str(self.strategy))
         return "/".join(parts)
 
 

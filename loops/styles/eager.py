@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 
+from loops import distribute
 from loops.base import LOOPS, LoopStyle
 from loops.styles.custom import CustomLoopTrainer, numpy_batches
 
@@ -16,11 +17,24 @@ class Eager(LoopStyle):
     description = "custom loop, step runs eagerly op by op, NumPy slices"
     changes = "custom loop, the step runs eagerly op by op, NumPy slices"
 
-    def make_trainer(self, workload, state, train, batch_size, steps_per_call=1, fit_jit="auto"):
+    @classmethod
+    def unsupported(cls, steps_per_call=1, strategy="none"):
         if steps_per_call != 1:
-            raise NotImplementedError(
+            return (
                 "eager runs one step per call: without tf.function there is no call "
                 "that could hold several steps"
             )
+        return super().unsupported(steps_per_call, strategy)
+
+    def make_trainer(
+        self, workload, state, train, batch_size, steps_per_call=1, fit_jit="auto", strategy=None
+    ):
+        reason = self.unsupported(steps_per_call)
+        if reason:
+            raise NotImplementedError(reason)
+        if strategy is not None:  # strategy.run called eagerly, op by op on each replica
+            step = distribute.distributed_step(strategy, workload, state, compiled=False)
+            batches = distribute.numpy_batches(strategy, train, batch_size)
+            return CustomLoopTrainer(workload, state, step, batches)
         step = functools.partial(workload.train_step, state)
         return CustomLoopTrainer(workload, state, step, numpy_batches(train, batch_size))

@@ -30,6 +30,7 @@ from typing import Any
 
 import keras
 
+from loops import distribute
 from loops.base import LOOPS, LoopStyle, StepHooks, StopTraining, Trainer, steps_per_epoch
 from loops.knobs import fit_jit_setting
 
@@ -187,5 +188,22 @@ class Fit(LoopStyle):
     per_call_setup = True  # fit's set-up before its first batch, large in Keras 3
     jit_setting = True  # jit_compile auto (Keras's choice), off or on: --fit-jit
 
-    def make_trainer(self, workload, state, train, batch_size, steps_per_call=1, fit_jit="auto"):
+    @classmethod
+    def unsupported(cls, steps_per_call=1, strategy="none"):
+        if strategy.startswith("multiworker"):
+            # the guide's multi-worker fit fails in Keras 3 (keras-team/keras#20585, open)
+            return (
+                "Keras 3's fit does not train under MultiWorkerMirroredStrategy (it converts "
+                "a PerReplica batch to a Tensor: keras-team/keras#20585)"
+            )
+        return super().unsupported(steps_per_call, strategy)
+
+    def make_trainer(
+        self, workload, state, train, batch_size, steps_per_call=1, fit_jit="auto", strategy=None
+    ):
+        reason = self.unsupported(steps_per_call, distribute.key_of(strategy))
+        if reason:
+            raise NotImplementedError(reason)
+        # under a strategy, the worker built the state and calls this in its scope:
+        # Keras compiles there and distributes fit's batches itself
         return FitTrainer(workload, state, train, batch_size, steps_per_call, fit_jit)

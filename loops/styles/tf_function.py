@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from loops import distribute
 from loops.base import LOOPS, LoopStyle
 from loops.styles.custom import CustomLoopTrainer, graph_step, numpy_batches
 
@@ -12,7 +13,18 @@ class TfFunction(LoopStyle):
     compares_with = "eager"
     changes = "graph mode"
 
-    def make_trainer(self, workload, state, train, batch_size, steps_per_call=1, fit_jit="auto"):
+    def make_trainer(
+        self, workload, state, train, batch_size, steps_per_call=1, fit_jit="auto", strategy=None
+    ):
+        if strategy is not None:
+            reason = self.unsupported(steps_per_call, distribute.key_of(strategy))
+            if reason:
+                raise NotImplementedError(reason)
+            step = distribute.distributed_step(
+                strategy, workload, state, compiled=True, jit_compile=False
+            )
+            batches = distribute.numpy_batches(strategy, train, batch_size)
+            return CustomLoopTrainer(workload, state, step, batches)
         step = graph_step(workload, state, jit_compile=False, steps_per_call=steps_per_call)
         batches = numpy_batches(train, batch_size, steps_per_call)
         return CustomLoopTrainer(workload, state, step, batches, steps_per_call)

@@ -51,11 +51,13 @@ class GANTrainerModel(keras.Model):
 class GAN(Workload):
     default_batch_size = 128
     scales_loss = True
+    distributable = True
     description = "GAN: G 100 -> 128 -> 784 tanh, D 784 -> 128 -> 1, two tapes, two Adam(2e-4)"
 
     def __init__(self, config=None) -> None:
         super().__init__(config)
-        self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
+        # per-example losses, averaged by the caller (``_losses``)
+        self.bce = keras.losses.BinaryCrossentropy(from_logits=True, reduction=None)
 
     @property
     def width(self) -> int:
@@ -109,14 +111,18 @@ class GAN(Workload):
         )
 
     def _losses(self, state: TrainState, batch: Batch, training: bool) -> tuple[Any, Any]:
+        """(discriminator loss, generator loss). Training: per-example losses averaged
+        over the global batch (``tf.nn.compute_average_loss``: this replica's share under
+        a strategy); evaluation: a plain mean."""
         generator, discriminator = state.models["generator"], state.models["discriminator"]
+        mean = tf.nn.compute_average_loss if training else tf.reduce_mean
         fake = generator(batch["z"], training=training)
         real_logits = discriminator(batch["x"], training=training)
         fake_logits = discriminator(fake, training=training)
-        d_loss = self.bce(tf.ones_like(real_logits), real_logits) + self.bce(
-            tf.zeros_like(fake_logits), fake_logits
+        d_loss = mean(self.bce(tf.ones_like(real_logits), real_logits)) + mean(
+            self.bce(tf.zeros_like(fake_logits), fake_logits)
         )
-        g_loss = self.bce(tf.ones_like(fake_logits), fake_logits)
+        g_loss = mean(self.bce(tf.ones_like(fake_logits), fake_logits))
         return d_loss, g_loss
 
     def train_step(self, state: TrainState, batch: Batch) -> dict[str, Any]:

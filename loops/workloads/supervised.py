@@ -23,10 +23,15 @@ class SupervisedWorkload(Workload):
     """x -> model -> loss(y, prediction); subclasses supply model, loss, optimizer, data."""
 
     scales_loss = True
+    distributable = True
 
     def __init__(self, config=None) -> None:
         super().__init__(config)
-        self.loss_fn = self.make_loss()
+        self.loss_fn = self.make_loss()  # fit's compiled loss (a mean over the batch)
+        # the custom step's: one loss per example, averaged over the global batch
+        self.per_example_loss_fn = type(self.loss_fn).from_config(
+            {**self.loss_fn.get_config(), "reduction": None}
+        )
 
     def make_loss(self) -> keras.losses.Loss:
         raise NotImplementedError
@@ -56,7 +61,9 @@ class SupervisedWorkload(Workload):
         x, y = batch["x"], batch["y"]
         with tf.GradientTape() as tape:
             prediction = model(x, training=True)
-            loss = self.loss_fn(y, prediction)
+            # the mean over the global batch: this replica's share under a strategy, the
+            # batch mean without one (the distributed-training guides' form)
+            loss = tf.nn.compute_average_loss(self.per_example_loss_fn(y, prediction))
             # as Keras's train_step: the loss itself under float32 and bfloat16, times
             # the dynamic loss scale under mixed_float16 (the optimizer unscales)
             scaled_loss = optimizer.scale_loss(loss)
@@ -69,7 +76,8 @@ class SupervisedWorkload(Workload):
     def evaluate(self, state: TrainState, data: Mapping[str, np.ndarray]) -> dict[str, float]:
         model = state.models["model"]
         prediction = model(data["x"], training=False)
-        result = {"loss": float(self.loss_fn(data["y"], prediction))}
+        # a plain mean (Keras's reducing losses divide by the replicas inside a scope)
+        result = {"loss": float(tf.reduce_mean(self.per_example_loss_fn(data["y"], prediction)))}
         for name, metric in self.make_metrics().items():
             metric.update_state(data["y"], prediction)
             result[name] = float(metric.result())

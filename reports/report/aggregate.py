@@ -42,6 +42,7 @@ GROUP_KEYS = (
     "width",
     "steps_per_call",
     "precision",
+    "strategy",
     "loop",
 )
 #: The key within which one loop's cells differ (the reference's compiler, rundir's
@@ -53,7 +54,7 @@ def label_variants(frame: pd.DataFrame) -> None:
     """In place: fill the knob keys of runs made before them, and where one setting
     holds several cells of one loop (with and without XLA), label all but the one
     that ran as Keras chose "<loop> (jit <value>)", so every label is one cell."""
-    for key, default in (("steps_per_call", 1), ("precision", "float32")):
+    for key, default in (("steps_per_call", 1), ("precision", "float32"), ("strategy", "none")):
         if key not in frame.columns:
             frame[key] = default
         frame[key] = frame[key].fillna(default)

@@ -130,6 +130,8 @@ def setting_heading(row: Mapping[str, Any], several_runs: bool) -> str:
         parts.append(f"{int(row['steps_per_call'])} steps a call")
     if str(row.get("precision", "float32") or "float32") != "float32":
         parts.append(str(row["precision"]))
+    if str(row.get("strategy", "none") or "none") != "none":
+        parts.append(str(row["strategy"]))
     where = f"{row['run']}: " if several_runs else ""
     return f"{row['workload']} ({where}{', '.join(parts)})"
 

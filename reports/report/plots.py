@@ -65,7 +65,7 @@ PALETTE = (
 DPI = 96
 #: The shaded band of no practical difference (a patch, not a bar)
 BAND_GID = "no-practical-difference"
-VARIANT_KEYS = ("run", "device", "batch_size", "width", "steps_per_call", "precision")
+VARIANT_KEYS = ("run", "device", "batch_size", "width", "steps_per_call", "precision", "strategy")
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,7 @@ def _variant_labels(frame: pd.DataFrame) -> pd.Series:
         "width": "width {}",
         "steps_per_call": "{} steps/call",
         "precision": "{}",
+        "strategy": "{}",
     }
     return frame.apply(
         lambda row: ", ".join(names[key].format(row[key]) for key in varying), axis=1

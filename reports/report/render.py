@@ -217,6 +217,8 @@ def _speedup_pivot(derived: Derived, several_runs: bool, figure: str) -> pd.Data
         if several_runs
         else ["workload", "device", "batch_size", "width"]
     )
+    if "strategy" in cells and (cells["strategy"] != "none").any():
+        index.append("strategy")  # a row per strategy (loops/distribute.py)
     loops = list(dict.fromkeys(cells["loop"]))
     pivot = cells.pivot_table(index=index, columns="loop", values="value", aggfunc="first")
     pivot = pivot.reindex(columns=[loop for loop in loops if loop in pivot.columns]).reset_index()
@@ -542,6 +544,9 @@ def build_document(
             )
     if not derived.crossovers.empty:
         blocks += [Heading(2, "Crossovers"), Table(_crossover_table(derived, several_runs))]
+    from reports.report.strategies import strategy_blocks  # scaling under tf.distribute
+
+    blocks += strategy_blocks(derived)
     from reports.report.knobs import knob_blocks  # steps per call, precision; it reads this module
 
     blocks += knob_blocks(derived)

@@ -1,0 +1,252 @@
+"""The strategy axis: loop styles under ``tf.distribute``, as TensorFlow's guides write them.
+
+A cell's ``strategy`` key is one of
+
+- ``none``: one device, no strategy (every run before this axis).
+- ``mirrored:N``: ``tf.distribute.MirroredStrategy`` over N devices in one process:
+  the first N GPUs of a GPU cell, or N logical CPU devices
+  (``tf.config.set_logical_device_configuration``) of a CPU cell.
+- ``multiworker:W``: ``tf.distribute.MultiWorkerMirroredStrategy`` with W worker
+  processes on this machine (one device each), talking over 127.0.0.1 ports the
+  harness picks; each worker reads its ``TF_CONFIG`` (benchmarks/runner.py starts
+  them; task 0, the chief, runs the clock).
+
+``--batch-size`` is the global batch: each of the N replicas trains on B / N rows of
+global batch i (replica r: rows [r * B / N, (r + 1) * B / N)), the workloads average
+per-example losses over the global batch (``tf.nn.compute_average_loss``) and the
+Keras optimizer sums the replicas' gradients, so a step is the single-device step's
+math with the sums in another order. The custom styles call ``strategy.run`` on the
+workload's step and log ``strategy.reduce(SUM, ...)`` of its losses; eager and
+tf_function feed NumPy slices per replica
+(``experimental_distribute_values_from_function``), tf_data and xla a pipeline per
+worker (``distribute_datasets_from_function``); fit builds and compiles the model in
+``strategy.scope()`` and lets Keras distribute the arrays.
+
+Parsing needs no TensorFlow; the functions that make devices or strategies import it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+NONE = "none"
+KINDS = ("none", "mirrored", "multiworker")
+DEFAULT_STRATEGY = NONE
+
+
+class StrategyError(ValueError):
+    """A strategy that cannot be parsed; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A parsed ``strategy`` key: its kind and its replica count (devices or workers)."""
+
+    kind: str = NONE
+    replicas: int = 1
+
+    @property
+    def key(self) -> str:
+        return NONE if self.kind == NONE else f"{self.kind}:{self.replicas}"
+
+    @property
+    def workers(self) -> int:
+        """Worker processes one sample of a cell takes."""
+        return self.replicas if self.kind == "multiworker" else 1
+
+
+def parse(text: str) -> Strategy:
+    """A strategy key -> ``Strategy``; StrategyError (one line) for bad input.
+
+    >>> parse("none"), parse("mirrored:2").replicas, parse("multiworker:3").workers
+    (Strategy(kind='none', replicas=1), 2, 3)
+    """
+    kind, colon, count = str(text).strip().partition(":")
+    if kind == NONE and not colon:
+        return Strategy()
+    if kind not in KINDS[1:]:
+        raise StrategyError(
+            f"unknown strategy {text!r}; choose from none, mirrored:N, multiworker:W"
+        )
+    if not count.isdigit():
+        raise StrategyError(f"strategy {text!r}: {kind} needs a count, e.g. {kind}:2")
+    # mirrored:1 is MirroredStrategy on one device (its overhead alone); a multi-worker
+    # cluster of one worker is no cluster: MultiWorkerMirroredStrategy would run local
+    least = 1 if kind == "mirrored" else 2
+    if int(count) < least:
+        raise StrategyError(f"strategy {text!r}: {kind} needs {least} or more")
+    return Strategy(kind, int(count))
+
+
+def unsupported(strategy: str, steps_per_call: int) -> str | None:
+    """Why no loop style runs under ``strategy`` with this setting (known without
+    TensorFlow), else None."""
+    if strategy != NONE and steps_per_call != 1:
+        return "several steps per call under a strategy are not built (one step per call)"
+    return None
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+def configure_devices(strategy: str, device: str) -> None:
+    """Before TensorFlow's runtime starts: N logical CPU devices for ``mirrored:N`` on
+    CPU; one GPU per worker for ``multiworker`` on GPU (worker i sees GPU i). Raises
+    NotImplementedError (the cell is skipped) when the machine lacks the devices."""
+    import tensorflow as tf
+
+    spec = parse(strategy)
+    if spec.kind == NONE:
+        return
+    if device == "cpu":
+        if spec.kind == "mirrored" and spec.replicas > 1:
+            (cpu,) = tf.config.list_physical_devices("CPU")[:1]
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * spec.replicas
+            )
+        return
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) < spec.replicas:
+        raise NotImplementedError(f"{spec.key} needs {spec.replicas} GPUs; {len(gpus)} present")
+    if spec.kind == "multiworker":
+        tf.config.set_visible_devices([gpus[task_index()]], "GPU")
+
+
+def task_index() -> int:
+    """This worker's index in its ``TF_CONFIG`` (0: the chief, or no cluster)."""
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    return int(config.get("task", {}).get("index", 0))
+
+
+def tf_config(addresses: Sequence[str], index: int) -> str:
+    """The ``TF_CONFIG`` of worker ``index`` of a cluster at ``addresses``.
+
+    >>> tf_config(["127.0.0.1:5000", "127.0.0.1:5001"], 1)
+    '{"cluster": {"worker": ["127.0.0.1:5000", "127.0.0.1:5001"]}, "task": {"type": "worker", "index": 1}}'
+    """
+    return json.dumps(
+        {"cluster": {"worker": list(addresses)}, "task": {"type": "worker", "index": index}}
+    )
+
+
+def make_strategy(strategy: str, device: str) -> Any:
+    """The ``tf.distribute.Strategy`` of a cell (None for ``none``). ``multiworker``
+    reads TF_CONFIG and starts this worker's server (it fails if its port is taken)."""
+    import tensorflow as tf
+
+    spec = parse(strategy)
+    if spec.kind == NONE:
+        return None
+    if spec.kind == "mirrored":
+        kind = device.upper()
+        return tf.distribute.MirroredStrategy([f"/{kind}:{i}" for i in range(spec.replicas)])
+    # ring all-reduce over gRPC between the CPU workers; NCCL between GPUs
+    implementation = (
+        tf.distribute.experimental.CommunicationImplementation.NCCL
+        if device == "gpu"
+        else tf.distribute.experimental.CommunicationImplementation.RING
+    )
+    return tf.distribute.MultiWorkerMirroredStrategy(
+        communication_options=tf.distribute.experimental.CommunicationOptions(
+            implementation=implementation
+        )
+    )
+
+
+# ----------------------------------------------------------------------------- custom loops
+
+
+def key_of(strategy: Any) -> str:
+    """The key of a ``tf.distribute.Strategy`` made by ``make_strategy`` (None: none)."""
+    if strategy is None:
+        return NONE
+    import tensorflow as tf
+
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return f"multiworker:{strategy.extended._num_workers}"
+    return f"mirrored:{strategy.num_replicas_in_sync}"
+
+
+def scope(strategy: Any) -> Any:
+    """``strategy.scope()``, or a block that does nothing without a strategy: models,
+    optimizers and fit's ``compile`` are made inside it."""
+    import contextlib
+
+    return contextlib.nullcontext() if strategy is None else strategy.scope()
+
+
+def replica_rows(strategy: Any, batch_size: int) -> int:
+    """Rows of a global batch each replica trains on; ValueError if they do not divide."""
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(f"batch size {batch_size} does not split over {replicas} replicas")
+    return batch_size // replicas
+
+
+def distributed_step(
+    strategy: Any, workload: Any, state: Any, compiled: bool, jit_compile: bool = False
+) -> Callable:
+    """``strategy.run`` of the workload's step on a distributed batch; the logs are the
+    replicas' global-batch-averaged losses summed (``strategy.reduce``). Eager when not
+    ``compiled``, else one ``tf.function`` (XLA-compiled if ``jit_compile``)."""
+    import tensorflow as tf
+
+    def step(batch: Any) -> Mapping[str, Any]:
+        per_replica = strategy.run(workload.train_step, args=(state, batch))
+        return {
+            name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+            for name, value in per_replica.items()
+        }
+
+    return tf.function(step, jit_compile=jit_compile) if compiled else step
+
+
+def numpy_batches(strategy: Any, train: Mapping[str, np.ndarray], batch_size: int) -> Iterator[Any]:
+    """Global batch i as NumPy slices per replica, sliced each step (the NumPy feed of
+    eager and tf_function): replica r gets rows [r * b, (r + 1) * b) of it."""
+    from loops.styles.custom import numpy_batches as global_batches
+
+    rows = replica_rows(strategy, batch_size)
+    for batch in global_batches(train, batch_size):
+
+        def replica_slice(context: Any, batch: Mapping[str, np.ndarray] = batch) -> Any:
+            start = context.replica_id_in_sync_group * rows
+            return {name: array[start : start + rows] for name, array in batch.items()}
+
+        yield strategy.experimental_distribute_values_from_function(replica_slice)
+
+
+def tf_data_batches(
+    strategy: Any, train: Mapping[str, np.ndarray], batch_size: int
+) -> Iterator[Any]:
+    """The same per-replica rows from one prefetching tf.data pipeline per worker
+    (``distribute_datasets_from_function``, the tf_data and xla feed): the pipeline of
+    worker p yields, for each global batch in order, the slices of its local replicas,
+    which the strategy hands to them in turn."""
+    import tensorflow as tf
+
+    rows = replica_rows(strategy, batch_size)
+    steps = len(next(iter(train.values()))) // batch_size
+
+    def dataset(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        local = context.num_replicas_in_sync // context.num_input_pipelines
+        first = context.input_pipeline_id * local
+        mine = {
+            name: array[: steps * batch_size]
+            .reshape(steps, context.num_replicas_in_sync, rows, *array.shape[1:])[
+                :, first : first + local
+            ]
+            .reshape(steps * local, rows, *array.shape[1:])
+            for name, array in train.items()
+        }
+        with tf.device("/CPU:0"):
+            return tf.data.Dataset.from_tensor_slices(mine).repeat().prefetch(tf.data.AUTOTUNE)
+
+    options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
+    return iter(strategy.distribute_datasets_from_function(dataset, options))
