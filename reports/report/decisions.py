@@ -53,6 +53,7 @@ from reports.report.derived import (
     SPEEDUP_COLUMNS,
     Derived,
 )
+from reports.report.versions import release_decisions
 from reports.rundir import Ladder, Rung
 
 
@@ -703,7 +704,7 @@ def decisions(derived: Derived) -> list[Decision]:
             print(("" if decision.claim else "(no claim) ") + decision.text)
     """
     several_runs = len(derived.run_set.runs) > 1
-    out = [*_run_comparison_decisions(derived)]
+    out = [*_run_comparison_decisions(derived), *release_decisions(derived)]
     if derived.ladder is None:
         return [*out, *_failure_decisions(derived, several_runs)]
     for _, group in derived.cells.groupby(list(SETTING_KEYS), sort=True):

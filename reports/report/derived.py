@@ -74,6 +74,7 @@ import pandas as pd
 from reports.gate.judge import DEFAULT_THRESHOLD
 from reports.gate.stats import median_ratio, ratio_of_medians_ci
 from reports.report.aggregate import GROUP_KEYS, RunSet, aggregate_processes
+from reports.report.versions import ReleaseComparison, release_comparison
 from reports.rundir import DEFAULT_EPOCHS, Ladder
 
 if TYPE_CHECKING:
@@ -678,6 +679,8 @@ class Derived:
     epochs: int = DEFAULT_EPOCHS
     #: the band of no practical difference (1 +- this) a claim's interval must clear
     threshold: float = PRACTICAL_DIFFERENCE
+    #: runs of several TensorFlow/Keras releases, step by step (reports.report.versions)
+    releases: ReleaseComparison | None = None
     #: ratios across steps per call, precision, the reference's compiler (reports.report.knobs)
     knobs: KnobTables | None = None
 
@@ -777,6 +780,7 @@ def derive(run_set: RunSet, epochs: int = DEFAULT_EPOCHS) -> Derived:
         time_to_train=trained,
         epochs=epochs,
         knobs=knob_tables(run_set),
+        releases=release_comparison(run_set),
     )
 
 

@@ -44,6 +44,7 @@ from reports.report.derived import (
     Derived,
 )
 from reports.report.plots import Plot
+from reports.report.versions import release_blocks
 
 # --------------------------------------------------------------------------- document model
 
@@ -500,6 +501,7 @@ def build_document(
             if decision.topic == topic
         )
         blocks += [Heading(3, topic), Bullets(items)]
+    blocks += release_blocks(derived)
 
     if derived.ladder is not None:
         reference = derived.ladder.reference
