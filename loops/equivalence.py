@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from loops import distribute
 from loops.base import LOOPS, WORKLOADS, StepHooks, WorkloadConfig
 from loops.knobs import (
     DEFAULT_PRECISION,
@@ -142,23 +143,28 @@ def trajectory(
     precision: str = DEFAULT_PRECISION,
     fit_jit: str = "auto",
     steps_multiple: int | None = None,
+    strategy: Any = None,
 ) -> Trajectory:
     """Train ``steps`` steps (whole calls) of ``workload`` with ``loop`` from seeded
     initial weights, K steps a call, under ``precision``. The data is cut to a
     multiple of ``steps_multiple`` batches (default K), as a run cuts it for every
-    cell, so that trajectories with different K see the same batches."""
+    cell, so that trajectories with different K see the same batches. ``strategy``: a
+    ``tf.distribute.Strategy`` (loops/distribute.py) to train under, ``batch_size`` the
+    global batch."""
     with precision_policy(precision):
         instance = WORKLOADS.get(workload)(WorkloadConfig(seed=seed, data_size=data_size))
         data = instance.make_data()
-        state = loss_scaled(instance.build(), instance, precision)
-        trainer = LOOPS.get(loop)().make_trainer(
-            instance,
-            state,
-            data.whole_batches(batch_size, steps_multiple or steps_per_call),
-            batch_size,
-            steps_per_call=steps_per_call,
-            fit_jit=fit_jit,
-        )
+        with distribute.scope(strategy):
+            state = loss_scaled(instance.build(), instance, precision)
+            trainer = LOOPS.get(loop)().make_trainer(
+                instance,
+                state,
+                data.whole_batches(batch_size, steps_multiple or steps_per_call),
+                batch_size,
+                steps_per_call=steps_per_call,
+                fit_jit=fit_jit,
+                strategy=strategy,
+            )
         recorder = _Recorder()
         trainer.run(steps, recorder)
         val_loss = instance.evaluate(state, data.val)["loss"]
@@ -186,12 +192,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps-per-call", type=int, default=1)
     parser.add_argument("--steps", type=int, default=20, help="rounded up to whole calls")
     parser.add_argument("--fit-jit", default="auto")
+    parser.add_argument(
+        "--strategy", default="none", help="none or mirrored:N (N logical CPUs; in-process)"
+    )
     args = parser.parse_args(argv)
     k = args.steps_per_call
     steps = -(-args.steps // k) * k
+    if distribute.parse(args.strategy).workers > 1:
+        parser.error("multiworker runs in worker processes: measure it with loopbench run")
+    distribute.configure_devices(args.strategy, "cpu")  # before TensorFlow's runtime starts
+    strategy = distribute.make_strategy(args.strategy, "cpu")
     print(
         f"| workload | loop | max relative loss deviation from eager ({steps} steps, "
-        f"{args.precision}, {k} a call) | validation loss deviation |"
+        f"{args.precision}, {k} a call, {args.strategy}) | validation loss deviation |"
     )
     print("|---|---|---|---|")
     for workload in WORKLOADS:
@@ -199,7 +212,9 @@ def main(argv: list[str] | None = None) -> None:
             workload, REFERENCE, steps=steps, precision=args.precision, steps_multiple=k
         )
         for loop in LOOPS:
-            if loop == REFERENCE:
+            if loop == REFERENCE and strategy is None:
+                continue
+            if LOOPS.get(loop).unsupported(k, args.strategy):
                 continue
             got = trajectory(
                 workload,
@@ -208,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
                 steps_per_call=k,
                 precision=args.precision,
                 fit_jit=args.fit_jit,
+                strategy=strategy,
             )
             deviation = max_relative_deviation(got.losses, got.per_call(reference.losses))
             val = abs(got.val_loss - reference.val_loss) / abs(reference.val_loss)

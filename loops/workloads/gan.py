@@ -39,12 +39,19 @@ class GANTrainerModel(keras.Model):
         self.discriminator = state.models["discriminator"]
 
     def call(self, inputs: Any, training: bool = False) -> Any:
-        return self.discriminator(self.generator(inputs, training=training), training=training)
+        # fit's x is the batch dict; under a strategy Keras builds the model on one first
+        noise = inputs["z"] if isinstance(inputs, Mapping) else inputs
+        return self.discriminator(self.generator(noise, training=training), training=training)
 
     def train_step(self, data: Any) -> dict[str, Any]:
         if isinstance(data, tuple):  # Keras passes (x,) when y is None
             data = data[0]
-        return self.workload.train_step(self.state, data)
+        logs = self.workload.train_step(self.state, data)
+        # under a strategy the losses are this replica's share of the global-batch mean
+        # and Keras averages the replicas' logs: unscale them, as Keras's own train_step
+        # does for its loss (1 replica without a strategy)
+        replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+        return {name: value * replicas for name, value in logs.items()}
 
 
 @WORKLOADS.register("gan")
