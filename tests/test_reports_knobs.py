@@ -200,6 +200,9 @@ def test_the_report_has_the_knob_sections_and_plots(tmp_path, derived):
         "### Step time against precision",
     ):
         assert f"\n{heading}\n" in text, heading
+    speedups = text.split("## Speedup against fit\n")[1].split("\n\n")[1].splitlines()
+    assert speedups[0].startswith("| workload | device | batch | width | K | precision |")
+    assert len(speedups) == 2 + 4  # a row per (K, precision), none merged
     for plot in ("steps_per_call.png", "precision.png"):
         assert (out / "plots" / plot).stat().st_size > 5000
         assert f"(plots/{plot})" in text

@@ -617,7 +617,7 @@ def plot_knob(derived: Derived, path: Path, axis_key: str) -> Path | None:
     """Median steady step (95% CI whiskers) against ``axis_key`` (steps per call on a log2
     axis, or precision as categories), a line per loop, a panel per setting without it;
     None when no setting has two values of it."""
-    from reports.report.plots import _log_scale, _panels, _points, _save, loop_colors
+    from reports.report.plots import _log_scale, _offsets, _panels, _points, _save, loop_colors
 
     ok = _usable(derived.cells)
     settings = list(_groups(ok, axis_key))
@@ -633,9 +633,13 @@ def plot_knob(derived: Derived, path: Path, axis_key: str) -> Path | None:
             value: (float(value) if axis_key == STEPS else float(i))
             for i, value in enumerate(values)
         }
-        for loop in loop_order(derived.ladder, group["loop"]):
+        loops = loop_order(derived.ladder, group["loop"])
+        # loops side by side around each value, so that their whiskers do not overlap
+        shifts = _offsets(len(loops), spread=0.25)
+        for loop, shift in zip(loops, shifts, strict=True):
             line = group[group["loop"] == loop].copy()
             line["x"] = line[axis_key].map(positions)
+            line["x"] = line["x"] * 2**shift if axis_key == STEPS else line["x"] + shift
             line = line.sort_values("x")
             x = line["x"].to_numpy(dtype=float)
             median = line["step_time_median_s"].to_numpy(dtype=float) * 1e3

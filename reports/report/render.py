@@ -218,12 +218,21 @@ def _speedup_pivot(derived: Derived, several_runs: bool, figure: str) -> pd.Data
         if several_runs
         else ["workload", "device", "batch_size", "width"]
     )
+    for key in ("steps_per_call", "precision"):  # a row per knob setting (loops/knobs.py)
+        if cells[key].nunique() > 1:
+            index.append(key)
     if "strategy" in cells and (cells["strategy"] != "none").any():
         index.append("strategy")  # a row per strategy (loops/distribute.py)
     loops = list(dict.fromkeys(cells["loop"]))
     pivot = cells.pivot_table(index=index, columns="loop", values="value", aggfunc="first")
     pivot = pivot.reindex(columns=[loop for loop in loops if loop in pivot.columns]).reset_index()
-    pivot = pivot.rename(columns={"batch_size": "batch", reference: f"{reference} (reference)"})
+    pivot = pivot.rename(
+        columns={
+            "batch_size": "batch",
+            "steps_per_call": "K",
+            reference: f"{reference} (reference)",
+        }
+    )
     pivot.columns.name = None
     pivot["width"] = pivot["width"].map(lambda w: str(w) if w else "")
     return pivot.fillna("").astype(str)
