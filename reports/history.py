@@ -9,11 +9,14 @@ change points in each cell's series, each named by the commits on either side wi
 size and a 95% interval; and the trend since the last change point.
 
 Two series per cell. The *step time* (the run's median) moves with the code and with
-whatever else loads the machine; the *ratio to the reference loop* (each loop's step
-time over the ladder's reference loop's, process k over process k of the same setting
-in the same run, as the gate's within-run ratios) moves with the code alone: load slows
-both loops of a pair alike, a slowed loop moves by itself. Change points and trends are
-sought in both; a change point names the series that found it (both when both did).
+whatever else loads the machine. The *ratio to the reference loop* moves with the code
+alone: per run, the cell's least disturbed step (its fastest timed window over all of
+its processes: other work only ever adds time, as the gate's "fastest" statistic reads
+it) over the reference loop's of the same setting in the same run. What the machine does
+to both (a slower host, frequency, load that lasts) cancels; a slowed loop moves by
+itself. Change points and trends are sought in both; a change point names the series
+that found it (both when both did), and the steps of a setting's cells are read together
+to say who moved (:func:`confirmed`).
 
 Which runs: every baseline in the store (``--name``: those whose name matches a glob
 pattern) that reads; of those, the runs of one machine, the one whose hard metadata keys
@@ -44,7 +47,8 @@ steps; when a straight line explains a cell's series better than its steps do (B
 the same sigma) and its slope is significant, the cell gets no change point but a trend.
 The trend is the Theil-Sen slope over the runs since the last change point (all runs
 without one; at least four), in percent per run with its 95% interval; it is *creeping*
-when that interval excludes zero and it adds up to ``min_change`` or more.
+when, over six runs or more, that interval excludes zero and it adds up to
+``min_change`` or more (and, for a step time, its ratio or its setting moves with it).
 
 A step in a ratio at the commit where the reference loop's own step time steps is the
 reference's change, not the loop's: it is left out (the reference's cell names it).
@@ -71,7 +75,7 @@ import pandas as pd
 from scipy import stats
 
 from reports.gate.judge import DEFAULT_THRESHOLD
-from reports.gate.samples import with_cell, within_run_ratio_samples
+from reports.gate.samples import fastest_windows, with_cell
 from reports.rundir import (
     CELL_KEYS,
     SETTING_KEYS,
@@ -87,8 +91,11 @@ DEFAULT_MIN_CHANGE = DEFAULT_THRESHOLD
 CONFIDENCE = 0.95
 #: the fewest runs on each side of a change point
 MIN_SEGMENT = 2
-#: the fewest runs a trend is fitted over
+#: the fewest runs a trend is fitted over, and the fewest it is flagged over (Theil-Sen's
+#: interval over four or five runs is too narrow: four runs that happen to fall in order
+#: would be "significant" one time in twelve)
 MIN_TREND_RUNS = 4
+MIN_CREEP_RUNS = 6
 #: the smallest run-to-run scatter assumed (log scale): a perfectly quiet series is luck
 MIN_SIGMA = 0.002
 DEFAULT_OUT = Path("results") / "history"
@@ -200,8 +207,13 @@ class Trend:
         return math.expm1(math.log1p(self.per_run) * (self.runs - 1))
 
     def significant(self, min_change: float) -> bool:
-        """Its interval excludes no trend and it adds up to ``min_change`` or more."""
-        return (self.low > 0 or self.high < 0) and abs(self.total) >= min_change
+        """Over MIN_CREEP_RUNS runs or more, its interval excludes no trend and it adds up
+        to ``min_change`` or more."""
+        return (
+            self.runs >= MIN_CREEP_RUNS
+            and (self.low > 0 or self.high < 0)
+            and abs(self.total) >= min_change
+        )
 
     def flagged(self, min_change: float) -> bool:
         """Significant, and in a step time, confirmed (see :func:`confirmed_trends`)."""
@@ -340,49 +352,57 @@ SERIES_COLUMNS = [
 ]
 
 
-def median_interval(values: np.ndarray) -> tuple[float, float]:
-    """95% interval of a median: order statistics from six values on (as summary.csv's
-    step time), a seeded percentile bootstrap for two to five; NaN for one."""
-    values = np.sort(values[np.isfinite(values)])
-    n = values.size
-    if n < 2:
-        return math.nan, math.nan
-    for r in range(n // 2, 0, -1):  # the largest rank whose interval reaches 95%
-        if 1.0 - 2.0 * stats.binom.cdf(r - 1, n, 0.5) >= CONFIDENCE:
-            return float(values[r - 1]), float(values[n - r])
-    if np.ptp(values) == 0:
-        return float(values[0]), float(values[0])
-    result = stats.bootstrap(
-        (values,),
-        np.median,
-        confidence_level=CONFIDENCE,
-        method="percentile",
-        n_resamples=2000,
-        rng=np.random.default_rng(0),
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+def _setting(cell: CellKey) -> tuple:
+    return tuple(getattr(cell, key) for key in SETTING_KEYS)
 
 
-def ratio_samples(run: Run, reference: str) -> dict[CellKey, np.ndarray]:
-    """Per cell (the reference's own left out), process k's step time over process k of
-    the reference loop's cell of the same setting in the same run (the gate's rule)."""
+def least_disturbed(run: Run) -> dict[CellKey, float]:
+    """Per cell, its fastest timed window over every process of the run (the process's
+    own step time where a run has no window rows)."""
+    fastest: dict[CellKey, float] = {}
+    for (cell, _process), value in fastest_windows(run).items():
+        if np.isfinite(value) and value > 0:
+            fastest[cell] = min(value, fastest.get(cell, math.inf))
+    if fastest:
+        return fastest
     rows = run.process_samples()
-    if rows.empty or "step_time_s" not in rows or "process" not in rows:
+    if rows.empty or "step_time_s" not in rows:
         return {}
-    rows = rows.assign(step_time_s=pd.to_numeric(rows["step_time_s"], errors="coerce"))
+    rows = with_cell(rows.assign(step_time_s=pd.to_numeric(rows["step_time_s"], errors="coerce")))
     rows = rows[np.isfinite(rows["step_time_s"]) & (rows["step_time_s"] > 0)]
-    return within_run_ratio_samples(with_cell(rows), reference) if len(rows) else {}
+    return {
+        CellKey(*cell): float(v) for cell, v in rows.groupby("cell")["step_time_s"].min().items()
+    }
+
+
+def ratios_to_reference(run: Run, reference: str) -> dict[CellKey, float]:
+    """Per cell (the reference's own left out): its least disturbed step time over that of
+    the reference loop's cell of the same setting in the same run (the one that ran as
+    Keras chose where fit ran with and without XLA)."""
+    fastest = least_disturbed(run)
+    references: dict[tuple, float] = {}
+    for cell in sorted(
+        (c for c in fastest if c.loop == reference),
+        key=lambda c: not str(c.fit_jit).startswith("auto"),
+    ):
+        references.setdefault(_setting(cell), fastest[cell])
+    return {
+        cell: value / references[_setting(cell)]
+        for cell, value in fastest.items()
+        if cell.loop != reference and _setting(cell) in references
+    }
 
 
 def series_of(entries: Sequence[Entry], reference: str | None = None) -> pd.DataFrame:
     """One row per (run, ok cell, series): the median step time (s) and its 95% interval
-    from summary.csv; and, given the ``reference`` loop, the median of the cell's
-    within-run ratios to it with its 95% interval (:func:`median_interval`)."""
+    from summary.csv; and, given the ``reference`` loop, the cell's ratio to it
+    (:func:`ratios_to_reference`; one figure per run, no interval: the run-to-run scatter
+    is its noise)."""
     rows = []
     for position, entry in enumerate(entries):
         summary = entry.run.summary
         ok = summary[summary["status"] == "ok"].to_dict("records")
-        ratios = ratio_samples(entry.run, reference) if reference else {}
+        ratios = ratios_to_reference(entry.run, reference) if reference else {}
         base = {"position": position, "name": entry.name, "label": entry.label}
         for record in ok:
             cell = CellKey.of(record)
@@ -400,18 +420,16 @@ def series_of(entries: Sequence[Entry], reference: str | None = None) -> pd.Data
                     "ci_high": float(record.get("step_time_ci_high_s", math.nan)),
                 }
             )
-            values = ratios.get(cell)
-            if values is not None and values.size:
-                low, high = median_interval(values)
+            if cell in ratios:
                 rows.append(
                     {
                         **base,
                         **cell._asdict(),
                         "cell": cell,
                         "series": RATIO,
-                        "value": float(np.median(values)),
-                        "ci_low": low,
-                        "ci_high": high,
+                        "value": ratios[cell],
+                        "ci_low": math.nan,
+                        "ci_high": math.nan,
                     }
                 )
     return pd.DataFrame(rows, columns=SERIES_COLUMNS)
@@ -523,10 +541,6 @@ def trend_of(log_times: np.ndarray) -> tuple[float, float, float] | None:
         return None
     slope, _, low, high = stats.theilslopes(log_times, np.arange(log_times.size), CONFIDENCE)
     return math.expm1(slope), math.expm1(low), math.expm1(high)
-
-
-def _setting(cell: CellKey) -> tuple:
-    return tuple(getattr(cell, key) for key in SETTING_KEYS)
 
 
 def _up(step: Step) -> bool:
@@ -926,12 +940,13 @@ def _trends_table(history: History) -> pd.DataFrame:
     for trend in history.trends:
         last = latest[(trend.series, trend.cell)]
         figures = [_figure(last[c], trend.series) for c in ("value", "ci_low", "ci_high")]
+        interval = f" [{figures[1]}-{figures[2]}]" if figures[1] != "—" else ""
         rows.append(
             {
                 "cell": trend.cell.name,
                 "series": _series_name(trend.series, history.reference)
                 + (" (ms)" if trend.series == STEP_TIME else ""),
-                "latest": f"{figures[0]} [{figures[1]}-{figures[2]}]",
+                "latest": figures[0] + interval,
                 "trend per run": f"{trend.per_run * 100:+.2f}% "
                 f"(95% CI {trend.low * 100:+.2f}% to {trend.high * 100:+.2f}%)",
                 "over runs": f"{trend.total * 100:+.1f}% over {trend.runs}",
@@ -976,8 +991,9 @@ def document(history: History, plots: Sequence) -> list:
         blocks.append(
             Paragraph(
                 "A step in a cell's median step time, or in its ratio to "
-                f"{history.reference or 'the reference loop'} (process by process in the same "
-                "run, which load on the machine moves far less), between two consecutive "
+                f"{history.reference or 'the reference loop'} (least disturbed window over "
+                "least disturbed window in the same run, which load on the machine moves far "
+                "less), between two consecutive "
                 "commits: the geometric mean of the runs after it over the runs before it "
                 "(up to the neighbouring change points), with its 95% interval; a series "
                 "that found no step there shows —."
@@ -999,8 +1015,9 @@ def document(history: History, plots: Sequence) -> list:
             Paragraph(
                 "Theil-Sen slope of the log step time (and of the log ratio) per run, over the "
                 "runs since the cell's last change point in that series (all runs without "
-                "one); *creeping*: its interval excludes no trend and it adds up to "
-                f"{history.min_change:.0%} or more, and, in a step time, the ratio to "
+                f"one); *creeping*: over {MIN_CREEP_RUNS} runs or more, its interval excludes "
+                f"no trend and it adds up to {history.min_change:.0%} or more, and, in a step "
+                "time, the ratio to "
                 f"{history.reference or 'the reference'} or the whole setting moves with it "
                 "(a step time that moves alone is load on the machine)."
             )
