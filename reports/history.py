@@ -66,7 +66,7 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -201,6 +201,9 @@ class Trend:
     runs: int
     #: False: a step time that moved while its ratio and its setting did not (load)
     confirmed: bool = True
+    #: a step time that moved with its whole setting, its ratio did not: the machine,
+    #: or a change every loop shares
+    with_setting: bool = False
 
     @property
     def total(self) -> float:
@@ -551,6 +554,7 @@ def confirmed(
     found: dict[tuple[CellKey, int], dict[str, Step]],
     series: pd.DataFrame,
     reference: str | None,
+    ratio_agrees: Callable[[CellKey, int, Step], bool] | None = None,
 ) -> dict[tuple[CellKey, int], dict[str, Step]]:
     """The steps that say who moved, by reading a setting's cells together (a step at
     position p, another within one run of it).
@@ -563,8 +567,10 @@ def confirmed(
       there (two loops or more): then the reference moved, and it is named on the
       reference's cell (with one loop the two cannot be told apart under load: the
       loop is named, its ratio's step says which way);
-    * a step in a loop's step time alone (its ratio flat) stands only when the whole
-      setting moved with it: the reference and every other loop, the same way;
+    * a step in a loop's step time that its ratio's search did not find stands when the
+      ratio across the same runs moved the same way (``ratio_agrees``: its interval
+      excludes no change, of any size), or when the whole setting moved with it: the
+      reference and every other loop, the same way; else it is load;
     * a step in the reference's step time stands when the whole setting moved with it
       or every loop's ratio (two or more) moved against it.
 
@@ -618,7 +624,9 @@ def confirmed(
                 continue
             out[(cell, position)] = steps
             continue
-        if all_moved(cells_of[setting] - {cell}, position, STEP_TIME, _up(main)):
+        if all_moved(cells_of[setting] - {cell}, position, STEP_TIME, _up(main)) or (
+            ratio_agrees is not None and ratio_agrees(cell, position, main)
+        ):
             out[(cell, position)] = steps
     return out
 
@@ -652,10 +660,10 @@ def confirmed_trends(
         together = all(creeps(STEP_TIME, c, up) for c in setting - {trend.cell})
         if trend.cell.loop == reference:
             against = len(loops) >= 2 and all(creeps(RATIO, c, not up) for c in loops)
-            ok = together or against
+            own = against
         else:
-            ok = creeps(RATIO, trend.cell, up) or together
-        out.append(trend if ok else replace(trend, confirmed=False))
+            own = creeps(RATIO, trend.cell, up)
+        out.append(replace(trend, confirmed=own or together, with_setting=together and not own))
     return out
 
 
@@ -673,6 +681,7 @@ def build_history(
     series = series_of(ordered, reference)
     found_steps: dict[tuple[CellKey, int], dict[str, Step]] = {}
     fitted: dict[tuple[str, CellKey], tuple[np.ndarray, np.ndarray]] = {}
+    sigmas: dict[tuple[str, CellKey], float] = {}
     for (name, cell), rows in series.groupby(["series", "cell"], sort=False):
         rows = rows.sort_values("position")
         log_values = np.log(rows["value"].to_numpy())
@@ -680,6 +689,7 @@ def build_history(
         positions = rows["position"].to_numpy()
         found, _ = steps_or_creep(log_values, sigma, min_change)
         fitted[(name, cell)] = (log_values, positions)
+        sigmas[(name, cell)] = sigma
         bounds = [0, *(f[0] for f in found), len(positions)]
         for k, (index, ratio, low, high) in enumerate(found):
             step = Step(ratio, low, high, index - bounds[k], bounds[k + 2] - index)
@@ -700,7 +710,20 @@ def build_history(
                 found_steps[(cell, neighbour)] = {STEP_TIME: steps[STEP_TIME], RATIO: other[RATIO]}
                 del found_steps[(cell, after)]
                 break
-    found_steps = confirmed(found_steps, series, reference)
+
+    def ratio_agrees(cell: CellKey, position: int, step: Step) -> bool:
+        """The cell's ratio over the runs of a step-time step moved the same way."""
+        if (RATIO, cell) not in fitted:
+            return False
+        log_values, positions = fitted[(RATIO, cell)]
+        before = log_values[(positions >= position - step.runs_before) & (positions < position)]
+        after = log_values[(positions >= position) & (positions < position + step.runs_after)]
+        if before.size < MIN_SEGMENT or after.size < MIN_SEGMENT:
+            return False
+        _, low, high = segment_ratio(before, after, sigmas[(RATIO, cell)])
+        return low > 1 if _up(step) else high < 1
+
+    found_steps = confirmed(found_steps, series, reference, ratio_agrees)
     # each series' trend since the cell's last change point, whichever series found it
     last_change: dict[CellKey, int] = {}
     for cell, after in found_steps:
@@ -872,7 +895,7 @@ def write_plots(history: History, out_dir: Path) -> list:
             axes.set_ylabel(
                 "median step time (ms), 95% interval"
                 if name == STEP_TIME
-                else f"step time / {history.reference}'s, same run"
+                else f"least disturbed step / {history.reference}'s, same run"
             )
             axes.grid(True, which="both", alpha=0.3)
             axes.legend(fontsize=8)
@@ -950,7 +973,9 @@ def _trends_table(history: History) -> pd.DataFrame:
                 "trend per run": f"{trend.per_run * 100:+.2f}% "
                 f"(95% CI {trend.low * 100:+.2f}% to {trend.high * 100:+.2f}%)",
                 "over runs": f"{trend.total * 100:+.1f}% over {trend.runs}",
-                "creeping": "yes"
+                "creeping": "yes, with its whole setting (the machine, or a change all share)"
+                if trend.flagged(history.min_change) and trend.with_setting
+                else "yes"
                 if trend.flagged(history.min_change)
                 else "not in its ratio nor its setting (load?)"
                 if trend.significant(history.min_change)

@@ -188,3 +188,19 @@ def test_history_of_nothing_is_one_line_and_exit_2(tmp_path):
         )
         assert result.returncode == 2, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_bad_history_input_is_one_line_and_exit_2(tmp_path, capsys):
+    from tests.test_cli import main_in_process
+
+    broken = tmp_path / "store" / "main-00"
+    broken.mkdir(parents=True)
+    (broken / "metadata.json").write_text("{not json")
+    for args in (
+        ["--store", str(tmp_path / "store")],  # every stored run unreadable
+        ["--store", str(tmp_path / "store"), "--min-change", "abc"],
+        ["--store", str(tmp_path / "store"), "--min-change", "-0.1"],
+    ):
+        result = main_in_process(["history", *args, "--out", str(tmp_path / "o")], capsys)
+        assert result.returncode == 2, args
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
