@@ -187,7 +187,8 @@ class Change:
     def describe(self, reference: str | None) -> str:
         """``step time +30.1% (95% CI ...); ratio to fit +29.8% (95% CI ...)``."""
         return "; ".join(
-            f"{_series_name(series, reference)} {step.size}" for series, step in self.steps.items()
+            f"{_series_name(series, reference, self.cell)} {step.size}"
+            for series, step in self.steps.items()
         )
 
 
@@ -554,7 +555,7 @@ def confirmed(
     found: dict[tuple[CellKey, int], dict[str, Step]],
     series: pd.DataFrame,
     reference: str | None,
-    ratio_agrees: Callable[[CellKey, int, Step], bool] | None = None,
+    across: Callable[[str, CellKey, int, Step], tuple[float, float, float] | None] | None = None,
 ) -> dict[tuple[CellKey, int], dict[str, Step]]:
     """The steps that say who moved, by reading a setting's cells together (a step at
     position p, another within one run of it).
@@ -565,14 +566,20 @@ def confirmed(
 
     * a loop's ratio step is its own, unless every loop's ratio stepped the same way
       there (two loops or more): then the reference moved, and it is named on the
-      reference's cell (with one loop the two cannot be told apart under load: the
-      loop is named, its ratio's step says which way);
+      reference's cell; with one loop, unless the reference's step time stepped the
+      other way and the loop's own step time over the same runs did not move (its
+      interval holds no change); under load the two can look alike, and then the
+      loop is named (its ratio's step says which way);
     * a step in a loop's step time that its ratio's search did not find stands when the
       ratio across the same runs moved the same way (``ratio_agrees``: its interval
       excludes no change, of any size), or when the whole setting moved with it: the
       reference and every other loop, the same way; else it is load;
-    * a step in the reference's step time stands when the whole setting moved with it
-      or every loop's ratio (two or more) moved against it.
+    * a step in the reference's step time stands when the whole setting moved with it,
+      or every loop's ratio moved against it (two loops or more; or one whose own step
+      time stayed).
+
+    ``across(series, cell, position, step)`` sizes a cell's series over the runs of a
+    step found elsewhere: (ratio, low, high), None when it cannot.
 
     Settings without a ratio (no ladder, no reference cell) keep every step.
     """
@@ -592,6 +599,21 @@ def confirmed(
         steps = [near(c, position, name) for c in cells]
         return bool(cells) and all(s is not None and _up(s) == up for s in steps)
 
+    def moved(series: str, cell: CellKey, position: int, step: Step) -> bool | None:
+        """Whether ``series`` of ``cell`` moved over the runs of ``step`` the way it
+        went (True), stayed (False: its interval holds no change), or went the other
+        way or cannot be told (None)."""
+        sized = across(series, cell, position, step) if across is not None else None
+        if sized is None:
+            return None
+        _, low, high = sized
+        if (low > 1) if _up(step) else (high < 1):
+            return True
+        return False if low <= 1 <= high else None
+
+    def stayed(cells: set[CellKey], position: int, step: Step) -> bool:
+        return all(moved(STEP_TIME, c, position, step) is False for c in cells)
+
     out: dict[tuple[CellKey, int], dict[str, Step]] = {}
     for (cell, position), steps in found.items():
         setting = _setting(cell)
@@ -603,11 +625,23 @@ def confirmed(
         main = next(iter(steps.values()))
         if cell.loop == reference:
             together = all_moved(cells_of[setting] - {cell}, position, STEP_TIME, _up(main))
-            against = len(loops) >= 2 and all_moved(loops, position, RATIO, not _up(main))
+            against = all_moved(loops, position, RATIO, not _up(main)) and (
+                len(loops) >= 2 or stayed(loops, position, main)
+            )
             if together or against:
                 out[(cell, position)] = steps
             continue
         if RATIO in steps:
+            if (
+                len(loops) == 1
+                and STEP_TIME not in steps
+                and any(
+                    (s := near(r, position, STEP_TIME)) is not None and _up(s) != _up(steps[RATIO])
+                    for r in references
+                )
+                and stayed({cell}, position, steps[RATIO])
+            ):
+                continue  # the reference moved: its own step time names it
             if len(loops) >= 2 and all_moved(loops, position, RATIO, _up(steps[RATIO])):
                 for r in references:  # the reference's change: named on its cell
                     if (r, position) not in out and (r, position) not in found:
@@ -624,8 +658,8 @@ def confirmed(
                 continue
             out[(cell, position)] = steps
             continue
-        if all_moved(cells_of[setting] - {cell}, position, STEP_TIME, _up(main)) or (
-            ratio_agrees is not None and ratio_agrees(cell, position, main)
+        if all_moved(cells_of[setting] - {cell}, position, STEP_TIME, _up(main)) or moved(
+            RATIO, cell, position, main
         ):
             out[(cell, position)] = steps
     return out
@@ -711,19 +745,18 @@ def build_history(
                 del found_steps[(cell, after)]
                 break
 
-    def ratio_agrees(cell: CellKey, position: int, step: Step) -> bool:
-        """The cell's ratio over the runs of a step-time step moved the same way."""
-        if (RATIO, cell) not in fitted:
-            return False
-        log_values, positions = fitted[(RATIO, cell)]
+    def across(name: str, cell: CellKey, position: int, step: Step):
+        """A cell's series sized over the runs of a step found elsewhere."""
+        if (name, cell) not in fitted:
+            return None
+        log_values, positions = fitted[(name, cell)]
         before = log_values[(positions >= position - step.runs_before) & (positions < position)]
         after = log_values[(positions >= position) & (positions < position + step.runs_after)]
         if before.size < MIN_SEGMENT or after.size < MIN_SEGMENT:
-            return False
-        _, low, high = segment_ratio(before, after, sigmas[(RATIO, cell)])
-        return low > 1 if _up(step) else high < 1
+            return None
+        return segment_ratio(before, after, sigmas[(name, cell)])
 
-    found_steps = confirmed(found_steps, series, reference, ratio_agrees)
+    found_steps = confirmed(found_steps, series, reference, across)
     # each series' trend since the cell's last change point, whichever series found it
     last_change: dict[CellKey, int] = {}
     for cell, after in found_steps:
@@ -803,8 +836,12 @@ def _figure(value: float, series: str) -> str:
     return f"{value:.3g}" if math.isfinite(value) else "—"
 
 
-def _series_name(series: str, reference: str | None) -> str:
-    return f"ratio to {reference}" if series == RATIO else series
+def _series_name(series: str, reference: str | None, cell: CellKey | None = None) -> str:
+    if series != RATIO:
+        return series
+    if cell is not None and cell.loop == reference:  # a step every loop's ratio took
+        return "every loop's ratio to it (inverted)"
+    return f"ratio to {reference}"
 
 
 #: the keys of the loop style itself (fit's jit_compile is a key of fit's cells only)
@@ -943,7 +980,9 @@ def _changes_table(history: History) -> pd.DataFrame:
             "cell": change.cell.name,
             "before": f"{(change.before.commit or '—')[:10]} ({change.before.name})",
             "after": f"{(change.after.commit or '—')[:10]} ({change.after.name})",
-            "found in": " and ".join(_series_name(s, history.reference) for s in change.found_in),
+            "found in": " and ".join(
+                _series_name(s, history.reference, change.cell) for s in change.found_in
+            ),
             "step time (95% CI)": size(change, STEP_TIME),
             ratio_column: size(change, RATIO),
             "runs before/after": f"{change.runs_before}/{change.runs_after}",

@@ -47,6 +47,15 @@ def test_an_injected_slowdown_is_the_one_change_point(step_store):
     assert not [t for t in history.trends if t.flagged(history.min_change)]
 
 
+def test_a_slower_reference_is_named_on_its_own_cells(tmp_path):
+    """fit 30% slower from the seventh run: every ratio to it drops, and fit's own cells
+    are named, not the loops whose ratios moved."""
+    history = load_history(write_store(tmp_path, 10, ("fit", STEP_RUN, STEP_FACTOR)), repo=None)
+    named = {(c.cell.loop, c.before.commit, c.after.commit) for c in history.changes}
+    assert named == {("fit", commit_of(STEP_RUN - 1), commit_of(STEP_RUN))}
+    assert len(history.changes) == 2 and all(STEP_TIME in c.found_in for c in history.changes)
+
+
 def test_a_store_without_change_names_none(tmp_path):
     history = load_history(write_store(tmp_path, 10, seed=1), repo=None)
     assert history.changes == ()
