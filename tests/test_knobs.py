@@ -187,7 +187,7 @@ def test_the_clock_sizes_windows_by_duration_in_whole_calls(monkeypatch):
 def _rows(cells: list[tuple], seconds: dict[tuple, float], loss: dict[tuple, float]):
     rows = []
     for cell in cells:
-        keys = dict(zip(CELL_KEYS, cell, strict=True))
+        keys = CellKey(*cell)._asdict()  # keys the tuple leaves out read as their defaults
         for process in range(3):
             rows.append(
                 {
@@ -219,7 +219,8 @@ def test_speedups_compare_within_a_k_and_equivalence_across_them():
     seconds = dict(zip(cells, [2.0, 1.6, 8.0, 1.0, 1.2, 0.6, 0.5], strict=True))
     losses = dict(zip(cells, [1.0, 1.0, 1.0, 1.0, 1.0, 1.1, 1.0], strict=True))
     frame = summarize(_rows(cells, seconds, losses), reference="fit")
-    by = {tuple(r[k] for k in CELL_KEYS): r for _, r in frame.iterrows()}
+    by = {CellKey.of(r): r for _, r in frame.iterrows()}
+    cells = [CellKey(*cell) for cell in cells]  # the strategy key as its default
     speedup = {c: by[c]["steady_speedup_vs_fit"] for c in cells}
     assert speedup[cells[3]] == pytest.approx(2.0, rel=0.01)  # K=1 xla against fit auto:off
     assert speedup[cells[1]] == pytest.approx(1.25, rel=0.01)  # fit with XLA against Keras's

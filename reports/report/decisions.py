@@ -566,7 +566,7 @@ def _crossover_decisions(derived: Derived, several_runs: bool) -> list[Decision]
         batch = deciding if row["axis"] == "batch_size" else row["fixed_value"]
         width = deciding if row["axis"] == "width" else row["fixed_value"]
         key = (row["run"], row["workload"], row["device"], batch, width)
-        key += (row["steps_per_call"], row["precision"])
+        key += (row["steps_per_call"], row["precision"], row["strategy"])
         cell, ref_cell = cells.loc[(*key, loop)], cells.loc[(*key, reference)]
         if change:  # the rung's speedup over its neighbour is the neighbour's overhead + 1
             _, speedup_low, speedup_high = (float(ref_cell[c]) for c in steady_neighbour)

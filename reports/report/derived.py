@@ -498,8 +498,17 @@ def crossovers(
     fixed_key = "width" if axis == "batch_size" else "batch_size"
     ok = _ok(cells)
     rows = []
-    for (run, workload, device, steps_per_call, precision, fixed_value), group in ok.groupby(
-        ["run", "workload", "device", "steps_per_call", "precision", fixed_key], sort=True
+    for (
+        run,
+        workload,
+        device,
+        steps_per_call,
+        precision,
+        strategy,
+        fixed_value,
+    ), group in ok.groupby(
+        ["run", "workload", "device", "steps_per_call", "precision", "strategy", fixed_key],
+        sort=True,
     ):
         times = group.pivot_table(
             index=axis, columns="loop", values="step_time_median_s", aggfunc="first"
@@ -533,6 +542,7 @@ def crossovers(
                     "device": device,
                     "steps_per_call": int(steps_per_call),
                     "precision": precision,
+                    "strategy": strategy,
                     "fixed_key": fixed_key,
                     "fixed_value": int(fixed_value),
                     "axis": axis,
@@ -553,6 +563,7 @@ def crossovers(
         "device",
         "steps_per_call",
         "precision",
+        "strategy",
         "fixed_key",
         "fixed_value",
         "axis",
@@ -571,7 +582,7 @@ def crossovers(
 
 # --------------------------------------------------------------------------- between runs
 
-MATCH_KEYS = ("workload", "loop", "batch_size", "width", "steps_per_call", "precision")
+MATCH_KEYS = ("workload", "loop", "batch_size", "width", "steps_per_call", "precision", "strategy")
 
 
 def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame:
@@ -611,7 +622,7 @@ def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame
         pairs = left.merge(right, on=on, suffixes=("_baseline", ""))
         for row in pairs.to_dict("records"):
             baseline_device = row["device_baseline"] if single_devices else row["device"]
-            knobs = (row["steps_per_call"], row["precision"])
+            knobs = (row["steps_per_call"], row["precision"], row["strategy"])
             key_base = (
                 baseline,
                 row["workload"],

@@ -1,4 +1,4 @@
-"""The report across tf.distribute strategies: scaling, and the custom loop against fit.
+"""The report across tf.distribute strategies: scaling, and each loop against the reference.
 
 A cell's ``strategy`` (loops/distribute.py: ``none``, ``mirrored:N``, ``multiworker:W``)
 is part of its setting, so the rest of the report already compares loops within one
@@ -8,8 +8,9 @@ strategy with the SAME loop without one (``none``), at the same global batch:
 * its speedup over one device (the ``none`` cell's median step over this cell's) and
   its **scaling efficiency**, that speedup over the replicas (N devices or W workers):
   1 is perfect strong scaling, 1/N no gain at all;
-* its speed against fit under that strategy beside the same ratio on one device
-  ("under mirrored:2, tf_function runs at 0.9x fit; 1.3x on one device").
+* its speed against the ladder's reference loop under that strategy beside the same
+  ratio on one device ("under mirrored:2, <loop> runs at 0.9x <reference> (1.3x on one
+  device)").
 
 Every ratio is on the steady step, with a seeded percentile-bootstrap 95% interval
 over the two cells' per-process samples (``reports.report.derived.speedups`` draws them
