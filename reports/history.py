@@ -50,8 +50,9 @@ without one; at least four), in percent per run with its 95% interval; it is *cr
 when, over six runs or more, that interval excludes zero and it adds up to
 ``min_change`` or more (and, for a step time, its ratio or its setting moves with it).
 
-A step in a ratio at the commit where the reference loop's own step time steps is the
-reference's change, not the loop's: it is left out (the reference's cell names it).
+Who moved is read per setting (:func:`confirmed`): a loop's step time that moves while
+its ratio holds still is load, unless the whole setting moved; a step in every ratio of a
+setting is the reference's, and named on its cells.
 
 This module never imports TensorFlow, ``loops`` or ``benchmarks``. Run it::
 
