@@ -299,7 +299,7 @@ def _figure_name(comparison: ReleaseComparison) -> str:
 
 
 def _loops_text(rows: list[dict[str, Any]]) -> str:
-    """``tf_function (mlp/cpu/bs64/w128: +31.0% (95% CI ...))``, by loop."""
+    """``<loop> (mlp/cpu/bs64/w128: +31.0% (95% CI ...))``, by loop."""
     by_loop: dict[str, list[str]] = {}
     for row in rows:
         by_loop.setdefault(row["loop"], []).append(f"{_setting_name(row)}: {_change_text(row)}")
