@@ -182,12 +182,12 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
     if cell.device not in devices.present_devices():
         raise CellSkipped(f"no {cell.device.upper()} present")
     hidden_devices = devices.hide_devices(cell.device) if runtime_fresh else []
-    try:  # logical CPUs for mirrored:N (before the runtime starts), GPUs per worker
+    if job.cluster:  # this worker's place in the multi-worker cluster
+        os.environ["TF_CONFIG"] = distribute.tf_config(job.cluster, job.task)
+    try:  # logical CPUs for mirrored:N (before the runtime starts), a GPU per worker
         distribute.configure_devices(cell.strategy, cell.device)
     except NotImplementedError as exc:
         raise CellSkipped(str(exc)) from None
-    if job.cluster:  # this worker's place in the multi-worker cluster
-        os.environ["TF_CONFIG"] = distribute.tf_config(job.cluster, job.task)
     # Keras reads the policy when layers are built (a user's model: when its data is made)
     set_precision(cell.precision)
     workload = WORKLOADS.get(cell.workload)(

@@ -95,10 +95,27 @@ def unsupported(strategy: str, steps_per_call: int) -> str | None:
 # ----------------------------------------------------------------------------- devices
 
 
+def gpus_for(strategy: str, present: int, task: int = 0) -> list[int]:
+    """Indices of the GPUs a worker of a GPU cell under ``strategy`` uses, of ``present``
+    GPUs: the first N under ``mirrored:N``, GPU ``task`` for worker ``task`` of
+    ``multiworker:W``. NotImplementedError (the cell is skipped) with too few GPUs.
+
+    >>> gpus_for("mirrored:2", 4), gpus_for("multiworker:2", 2, task=1), gpus_for("none", 1)
+    ([0, 1], [1], [0])
+    """
+    spec = parse(strategy)
+    if present < spec.replicas:
+        raise NotImplementedError(f"{spec.key} needs {spec.replicas} GPUs; {present} present")
+    if spec.kind == "multiworker":
+        return [task]
+    return list(range(spec.replicas))
+
+
 def configure_devices(strategy: str, device: str) -> None:
     """Before TensorFlow's runtime starts: N logical CPU devices for ``mirrored:N`` on
-    CPU; one GPU per worker for ``multiworker`` on GPU (worker i sees GPU i). Raises
-    NotImplementedError (the cell is skipped) when the machine lacks the devices."""
+    CPU; on GPU, the GPUs ``gpus_for`` names (a multi-worker worker sees only its own:
+    its TF_CONFIG is set before this is called). Raises NotImplementedError (the cell
+    is skipped) when the machine lacks the devices."""
     import tensorflow as tf
 
     spec = parse(strategy)
@@ -106,16 +123,15 @@ def configure_devices(strategy: str, device: str) -> None:
         return
     if device == "cpu":
         if spec.kind == "mirrored" and spec.replicas > 1:
-            (cpu,) = tf.config.list_physical_devices("CPU")[:1]
+            cpu = tf.config.list_physical_devices("CPU")[0]
             tf.config.set_logical_device_configuration(
                 cpu, [tf.config.LogicalDeviceConfiguration()] * spec.replicas
             )
         return
     gpus = tf.config.list_physical_devices("GPU")
-    if len(gpus) < spec.replicas:
-        raise NotImplementedError(f"{spec.key} needs {spec.replicas} GPUs; {len(gpus)} present")
+    used = gpus_for(strategy, len(gpus), task_index())
     if spec.kind == "multiworker":
-        tf.config.set_visible_devices([gpus[task_index()]], "GPU")
+        tf.config.set_visible_devices([gpus[i] for i in used], "GPU")
 
 
 def task_index() -> int:

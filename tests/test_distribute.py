@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from loops.distribute import gpus_for
 from loops.equivalence import tolerance
 from reports.rundir import load_run
 from tests.conftest import ROOT
@@ -109,6 +110,14 @@ def test_a_killed_worker_fails_its_cell_and_leaves_nothing_behind(strategy_run):
         time.sleep(0.2)
     else:
         raise AssertionError("processes of the run are still running")
+
+
+def test_gpus_each_worker_uses():
+    # the GPU path cannot run here; its device choice is plain logic
+    assert gpus_for("mirrored:2", present=4) == [0, 1]
+    assert [gpus_for("multiworker:2", present=2, task=t) for t in (0, 1)] == [[0], [1]]
+    with pytest.raises(NotImplementedError, match="multiworker:3 needs 3 GPUs; 2 present"):
+        gpus_for("multiworker:3", present=2)
 
 
 @pytest.mark.parametrize(
