@@ -113,6 +113,8 @@ def _loop_setting(row: Any) -> str:
         parts.append(precision)
     if jit in ("off", "on"):
         parts.append(f"jit {jit}")
+    if isinstance(row.get("strategy"), str) and row["strategy"] != "none":
+        parts.append(row["strategy"])  # loops/distribute.py
     return " ".join(parts)
 
 
