@@ -45,6 +45,7 @@ from reports.report.derived import (
 )
 from reports.report.plots import Plot
 from reports.report.versions import release_blocks
+from reports.rundir import CELL_KEY_DEFAULTS
 
 # --------------------------------------------------------------------------- document model
 
@@ -132,13 +133,30 @@ def _not_equivalent(row: dict) -> bool:
     return row["status"] == "ok" and optional_bool(row.get("equivalent")) is False
 
 
-def _setting_fields(row: dict, several_runs: bool) -> dict[str, str]:
+#: setting keys beyond workload, device, batch and width, and their column names: a
+#: table shows one only when the runs vary it (loops/knobs.py, loops/distribute.py)
+VARYING_SETTING_COLUMNS = {"steps_per_call": "K", "precision": "precision", "strategy": "strategy"}
+
+
+def varying_setting_keys(cells: pd.DataFrame) -> tuple[str, ...]:
+    """The keys of VARYING_SETTING_COLUMNS that ``cells`` vary, or hold at a value other
+    than the default (a run all under mirrored:2 says so)."""
+    return tuple(
+        key
+        for key in VARYING_SETTING_COLUMNS
+        if key in cells
+        and (cells[key].nunique() > 1 or (cells[key] != CELL_KEY_DEFAULTS[key]).any())
+    )
+
+
+def _setting_fields(row: dict, several_runs: bool, varying: Sequence[str] = ()) -> dict[str, str]:
     fields = {
         "run": row["run"],
         "workload": row["workload"],
         "device": row["device"],
         "batch": str(row["batch_size"]),
         "width": str(row["width"]) if row["width"] else "",
+        **{VARYING_SETTING_COLUMNS[key]: str(row[key]) for key in varying},
     }
     if not several_runs:
         fields.pop("run")
@@ -149,12 +167,13 @@ def _cells_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
     ladder = derived.ladder
     keras = _keras_column(derived)
     reference = ladder.reference if ladder is not None else None
+    varying = varying_setting_keys(derived.cells)
     rows = []
     for row in derived.cells.to_dict("records"):
         ok = row["status"] == "ok"
         mfu = row.get("mfu", math.nan)
         record = {
-            **_setting_fields(row, several_runs),
+            **_setting_fields(row, several_runs, varying),
             "loop": row["loop"],
             "status": row["status"] + (" (noisy)" if ok and row["noisy"] else ""),
             "steady step [95% CI]": _interval(
@@ -218,18 +237,14 @@ def _speedup_pivot(derived: Derived, several_runs: bool, figure: str) -> pd.Data
         if several_runs
         else ["workload", "device", "batch_size", "width"]
     )
-    for key in ("steps_per_call", "precision"):  # a row per knob setting (loops/knobs.py)
-        if cells[key].nunique() > 1:
-            index.append(key)
-    if "strategy" in cells and (cells["strategy"] != "none").any():
-        index.append("strategy")  # a row per strategy (loops/distribute.py)
+    index += varying_setting_keys(cells)  # a row per knob setting or strategy
     loops = list(dict.fromkeys(cells["loop"]))
     pivot = cells.pivot_table(index=index, columns="loop", values="value", aggfunc="first")
     pivot = pivot.reindex(columns=[loop for loop in loops if loop in pivot.columns]).reset_index()
     pivot = pivot.rename(
         columns={
             "batch_size": "batch",
-            "steps_per_call": "K",
+            **VARYING_SETTING_COLUMNS,
             reference: f"{reference} (reference)",
         }
     )
@@ -242,6 +257,7 @@ def _break_even_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
     rows = []
     trained = derived.cells.set_index(list(GROUP_KEYS))["time_to_train_s"]
     epochs = f"{derived.epochs} epoch{'s' if derived.epochs != 1 else ''}"
+    varying = varying_setting_keys(derived.cells)
     for row in derived.break_even.to_dict("records"):
         steps, in_epochs = row["break_even_steps"], row["break_even_epochs"]
         setting = tuple(row[k] for k in GROUP_KEYS if k != "loop")
@@ -254,7 +270,7 @@ def _break_even_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
         )
         rows.append(
             {
-                **_setting_fields(row, several_runs),
+                **_setting_fields(row, several_runs, varying),
                 "loop": row["loop"],
                 "against": row["reference"],
                 "compile": format_seconds(row["compile_s"]),
@@ -275,6 +291,7 @@ def _time_to_train_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
     trained = derived.time_to_train.set_index(list(GROUP_KEYS))
     reference = derived.ladder.reference if derived.ladder is not None else None
     totals = derived.cells.set_index(list(GROUP_KEYS))["time_to_train_s"]
+    varying = varying_setting_keys(derived.cells)
     rows = []
     for row in derived.cells[derived.cells["status"] == "ok"].to_dict("records"):
         key = tuple(row[k] for k in GROUP_KEYS)
@@ -287,7 +304,7 @@ def _time_to_train_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
         )
         known = np.isfinite(total)
         record = {
-            **_setting_fields(row, several_runs),
+            **_setting_fields(row, several_runs, varying),
             "loop": row["loop"],
             "set-up": format_seconds(parts["setup_s"]),
             "first step (trace, compile)": format_seconds(parts["first_step_s"]),
@@ -313,6 +330,7 @@ def _throughput_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
     """The fastest loop (steady step) of each setting: model FLOPs, FLOP/s, MFU."""
     keras = _keras_column(derived)
     cells = derived.cells[derived.cells["status"] == "ok"].dropna(subset=["achieved_flops_per_s"])
+    varying = varying_setting_keys(derived.cells)
     rows = []
     for _, group in cells.groupby(list(SETTING_KEYS), sort=True):
         best = group.loc[group["step_time_median_s"].idxmin()].to_dict()
@@ -320,7 +338,7 @@ def _throughput_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
         mfu = best["mfu"]
         rows.append(
             {
-                **_setting_fields(best, several_runs),
+                **_setting_fields(best, several_runs, varying),
                 "fastest loop (steady step)": best["loop"],
                 "model FLOPs per step": f"{flops:.4g}",
                 "achieved [95% CI]": _interval(
@@ -339,6 +357,7 @@ def _throughput_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
 
 
 def _crossover_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
+    varying = varying_setting_keys(derived.cells)
     rows = []
     for row in derived.crossovers.to_dict("records"):
         crossover = row["crossover"]
@@ -346,6 +365,7 @@ def _crossover_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
             "run": row["run"],
             "workload": row["workload"],
             "device": row["device"],
+            **{VARYING_SETTING_COLUMNS[key]: str(row[key]) for key in varying},
             "sweep": "batch size" if row["axis"] == "batch_size" else "width",
             "at": f"{'width' if row['fixed_key'] == 'width' else 'batch'} {row['fixed_value']}",
             "loop": f"{row['loop']} vs {row['reference']}",
