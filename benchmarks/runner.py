@@ -164,6 +164,9 @@ def call_in_children(
     another: it answered or ended before it was stopped).
     """
     with contextlib.ExitStack() as stack:
+        # children end with os._exit (no atexit), so the files autograph writes for every
+        # traced function would stay in /tmp: they get a temporary directory, removed here
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="loopbench-child-"))
         logs = []
         for log_path in log_paths:
             if log_path is None:
@@ -179,7 +182,7 @@ def call_in_children(
                 parent_end, child_end = context.Pipe(duplex=True)
                 process = context.Process(
                     target=_stderr_to_file,
-                    args=(str(log_path), target, *args, child_end),
+                    args=(str(log_path), scratch, target, *args, child_end),
                     daemon=True,
                 )
                 processes.append(process)
@@ -224,9 +227,10 @@ def _wait_for_first(
             return
 
 
-def _stderr_to_file(log_path: str, target: Callable[..., None], *args: Any) -> None:
+def _stderr_to_file(log_path: str, scratch: str, target: Callable[..., None], *args: Any) -> None:
     """In the child: point file descriptor 2 (native code and ``sys.stderr``) at
-    ``log_path``, then run ``target(*args)``."""
+    ``log_path`` and Python's temporary files at ``scratch``, then run ``target(*args)``."""
+    tempfile.tempdir = scratch
     sys.stderr.flush()
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(log, 2)

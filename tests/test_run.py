@@ -44,11 +44,18 @@ def only_run_dir(out: Path) -> Path:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
+    scratch = tmp_path_factory.mktemp("tmp")
     # fit (Keras's own loop), eager (the equivalence reference) and xla (the most
     # transformed) on every workload; all 15 pairs are proven equivalent in-process
     # by test_equivalence.py, and every run shows it again (equal_work_loss)
-    result = run_cli("run", *TINY, "--loop", "fit,eager,xla", "--out", str(out))
+    result = run_cli(
+        "run", *TINY, "--loop", "fit,eager,xla", "--out", str(out), env={"TMPDIR": str(scratch)}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
+    # workers exit without atexit: their autograph files went to a directory of the job,
+    # which the parent removed (before, every run left thousands in /tmp)
+    left = [p.name for p in scratch.iterdir() if not p.name.startswith("pymp-")]
+    assert left == [], left[:5]
     return result, load_run(only_run_dir(out))
 
 
