@@ -33,7 +33,10 @@ EXTRAS = load_toml("pyproject.toml")["project"]["optional-dependencies"]
 def tests(session: nox.Session) -> None:
     """Run the test suite: real TensorFlow at tiny sizes."""
     session.install("-e", ".[test]")
-    session.run("pytest", *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+    # most of the suite waits on real TensorFlow runs in subprocesses: one pytest worker
+    # per core, a test file's tests together (module-scoped runs are made once)
+    parallel = ["-n", "auto", "--dist", "loadfile"]
+    session.run("pytest", *parallel, *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
 LINTED = (
