@@ -148,8 +148,11 @@ class PhaseClock(StepHooks):
         at_equal_work: Callable[[], object] | None = None,
         steps_per_call: int = 1,
         equal_work_steps: int | None = None,
+        probe_epoch_end: bool = True,
     ) -> None:
         k = self.steps_per_call = max(1, int(steps_per_call))
+        #: train on to an epoch end when no window crossed one (``_plan``)
+        self.probe_epoch_end = probe_epoch_end
         if equal_work_steps is None:
             equal_work_steps = self._whole_calls_up(1 + warmup_steps)
         if equal_work_steps < k or equal_work_steps % k:
@@ -251,7 +254,7 @@ class PhaseClock(StepHooks):
         self.boundaries = {self.steps_per_call, self.equal_work_steps, self.first_window}
         self.boundaries |= {begin for begin, _ in self.window_spans} | self.window_ends
         self.epoch_probe: tuple[int, int] | None = None
-        if spe is not None and not self.gap_starts:
+        if spe is not None and not self.gap_starts and self.probe_epoch_end:
             # no window crossed an epoch's end: time a span around the next one
             last = self.window_spans[-1][1]
             boundary = (last // spe + 1) * spe

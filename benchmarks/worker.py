@@ -55,7 +55,7 @@ import time
 import traceback
 from typing import Any
 
-from benchmarks.config import Job
+from benchmarks.config import EPOCH_PROBE_PROCESSES, Job
 
 FAULT_ENV = "LOOPBENCH_INJECT_FAULT"
 
@@ -277,6 +277,7 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
             steps_per_epoch=(
                 trainer.epoch_steps if config.window_s else steps_per_epoch(train, cell.batch_size)
             ),
+            probe_epoch_end=job.process < EPOCH_PROBE_PROCESSES,
         )
         devices.reset_gpu_peak(cell.device)
         t_run = now()

@@ -231,6 +231,17 @@ def test_an_epoch_longer_than_the_windows_still_gets_its_end_timed(fake_time):
             spin(0.001)
     assert step == 43 and len(clock.times.window_s) == 2
     assert 0.01 < clock.epoch_end_s() < 0.2  # ~30 ms; wide bounds: a loaded machine
+    # a cell's later processes (EPOCH_PROBE_PROCESSES) stop after their windows
+    later = PhaseClock(
+        lambda: None,
+        warmup_steps=1,
+        windows=2,
+        steps_per_window=3,
+        steps_per_epoch=40,
+        probe_epoch_end=False,
+    )
+    assert later.epoch_probe is None and later.total_steps == 8
+    assert later.window_spans == clock.window_spans
 
 
 def test_equal_work_is_evaluated_once_after_the_warm_up_and_is_not_timed(fake_time):
