@@ -25,8 +25,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from loops import distribute
 from loops.base import (
     Batch,
+    LoopStyle,
     StepHooks,
     StopTraining,
     Trainer,
@@ -158,3 +160,24 @@ def graph_step(
         return {"loss": loss}
 
     return tf.function(train_steps, jit_compile=jit_compile)
+
+
+def distributed_trainer(
+    style: LoopStyle,
+    workload: Workload,
+    state: TrainState,
+    train: Mapping[str, np.ndarray],
+    batch_size: int,
+    steps_per_call: int,
+    strategy: Any,
+    compiled: bool,
+    feed: Callable[[Any, Mapping[str, np.ndarray], int], Any],
+) -> CustomLoopTrainer:
+    """A custom style under a strategy (loops/distribute.py): what the style cannot run
+    there is a skip with its reason; else ``strategy.run`` of the workload's step, in a
+    tf.function when ``compiled``, over the batches ``feed(strategy, train, batch_size)``."""
+    reason = style.unsupported(steps_per_call, distribute.key_of(strategy))
+    if reason:
+        raise NotImplementedError(reason)
+    step = distribute.distributed_step(strategy, workload, state, compiled=compiled)
+    return CustomLoopTrainer(workload, state, step, feed(strategy, train, batch_size))

@@ -9,7 +9,7 @@ import functools
 
 from loops import distribute
 from loops.base import LOOPS, LoopStyle
-from loops.styles.custom import CustomLoopTrainer, numpy_batches
+from loops.styles.custom import CustomLoopTrainer, distributed_trainer, numpy_batches
 
 
 @LOOPS.register("eager")
@@ -29,12 +29,20 @@ class Eager(LoopStyle):
     def make_trainer(
         self, workload, state, train, batch_size, steps_per_call=1, fit_jit="auto", strategy=None
     ):
+        if strategy is not None:  # strategy.run called eagerly, op by op on each replica
+            return distributed_trainer(
+                self,
+                workload,
+                state,
+                train,
+                batch_size,
+                steps_per_call,
+                strategy,
+                compiled=False,
+                feed=distribute.numpy_batches,
+            )
         reason = self.unsupported(steps_per_call)
         if reason:
             raise NotImplementedError(reason)
-        if strategy is not None:  # strategy.run called eagerly, op by op on each replica
-            step = distribute.distributed_step(strategy, workload, state, compiled=False)
-            batches = distribute.numpy_batches(strategy, train, batch_size)
-            return CustomLoopTrainer(workload, state, step, batches)
         step = functools.partial(workload.train_step, state)
         return CustomLoopTrainer(workload, state, step, numpy_batches(train, batch_size))

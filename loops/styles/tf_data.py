@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from loops import distribute
 from loops.base import LOOPS, LoopStyle
-from loops.styles.custom import CustomLoopTrainer, graph_step, tf_data_batches
+from loops.styles.custom import CustomLoopTrainer, distributed_trainer, graph_step, tf_data_batches
 
 
 @LOOPS.register("tf_data")
@@ -17,14 +17,17 @@ class TfData(LoopStyle):
         self, workload, state, train, batch_size, steps_per_call=1, fit_jit="auto", strategy=None
     ):
         if strategy is not None:
-            reason = self.unsupported(steps_per_call, distribute.key_of(strategy))
-            if reason:
-                raise NotImplementedError(reason)
-            step = distribute.distributed_step(
-                strategy, workload, state, compiled=True, jit_compile=False
+            return distributed_trainer(
+                self,
+                workload,
+                state,
+                train,
+                batch_size,
+                steps_per_call,
+                strategy,
+                compiled=True,
+                feed=distribute.tf_data_batches,
             )
-            batches = distribute.tf_data_batches(strategy, train, batch_size)
-            return CustomLoopTrainer(workload, state, step, batches)
         step = graph_step(workload, state, jit_compile=False, steps_per_call=steps_per_call)
         batches = tf_data_batches(train, batch_size, steps_per_call)
         return CustomLoopTrainer(workload, state, step, batches, steps_per_call)

@@ -617,7 +617,14 @@ def plot_knob(derived: Derived, path: Path, axis_key: str) -> Path | None:
     """Median steady step (95% CI whiskers) against ``axis_key`` (steps per call on a log2
     axis, or precision as categories), a line per loop, a panel per setting without it;
     None when no setting has two values of it."""
-    from reports.report.plots import _log_scale, _offsets, _panels, _points, _save, loop_colors
+    from reports.report.plots import (
+        _log_scale,
+        _offsets,
+        _panels,
+        _save,
+        _step_time_line,
+        loop_colors,
+    )
 
     ok = _usable(derived.cells)
     settings = list(_groups(ok, axis_key))
@@ -642,17 +649,7 @@ def plot_knob(derived: Derived, path: Path, axis_key: str) -> Path | None:
             line["x"] = line["x"] * 2**shift if axis_key == STEPS else line["x"] + shift
             line = line.sort_values("x")
             x = line["x"].to_numpy(dtype=float)
-            median = line["step_time_median_s"].to_numpy(dtype=float) * 1e3
-            color = colors.get(loop, "gray")
-            axis.plot(x, median, marker="o", markersize=3, color=color, label=loop)
-            _points(
-                axis,
-                x,
-                median,
-                line["step_time_ci_low_s"].to_numpy(dtype=float) * 1e3,
-                line["step_time_ci_high_s"].to_numpy(dtype=float) * 1e3,
-                color,
-            )
+            _step_time_line(axis, line, x, colors.get(loop, "gray"), loop)
         if axis_key == STEPS:
             _log_scale(axis, "x", base=2)
             axis.set_xticks([float(v) for v in values], [str(v) for v in values])

@@ -135,6 +135,20 @@ def _save(figure, path: Path) -> Path:
     return path
 
 
+def _step_time_line(axis, line: pd.DataFrame, x, color, label: str) -> None:
+    """One loop's median step time (ms) along ``x``, joined, with interval whiskers."""
+    median = line["step_time_median_s"].to_numpy(dtype=float) * 1e3
+    axis.plot(x, median, marker="o", markersize=3, color=color, label=label)
+    _points(
+        axis,
+        x,
+        median,
+        line["step_time_ci_low_s"].to_numpy(dtype=float) * 1e3,
+        line["step_time_ci_high_s"].to_numpy(dtype=float) * 1e3,
+        color,
+    )
+
+
 def _points(axis, x, y, low, high, color, *, filled: bool = True, label=None) -> None:
     """Point estimates with 95% interval whiskers; no whisker where there is no interval
     (NaN bounds: fewer than two processes)."""
@@ -351,17 +365,8 @@ def plot_sweep(derived: Derived, path: Path, axis_key: str = "batch_size") -> Pa
         for loop in _loops_in(derived, group):
             line = group[group["loop"] == loop].sort_values(axis_key)
             x = line[axis_key].to_numpy(dtype=float)
-            median = line["step_time_median_s"].to_numpy(dtype=float) * 1e3
             color = colors.get(loop, "gray")
-            axis.plot(x, median, marker="o", markersize=3, color=color, label=loop)
-            _points(
-                axis,
-                x,
-                median,
-                line["step_time_ci_low_s"].to_numpy(dtype=float) * 1e3,
-                line["step_time_ci_high_s"].to_numpy(dtype=float) * 1e3,
-                color,
-            )
+            _step_time_line(axis, line, x, color, loop)
             marks = crossovers[
                 (crossovers["run"] == run)
                 & (crossovers["workload"] == workload)

@@ -163,20 +163,17 @@ def _loop_order(run_set: RunSet) -> list[str]:
 
 
 def verdict_of_change(low: float, high: float, threshold: float) -> str:
-    """A change's (later / earlier) 95% interval against 1 +- threshold.
+    """A change's (later / earlier time) 95% interval against 1 +- threshold: the
+    report's verdict on a speedup, read the other way round (a time ratio above 1 is
+    slower).
 
     >>> [verdict_of_change(*ci, 0.05) for ci in ((1.1, 1.3), (0.5, 0.9), (0.97, 1.02), (0.9, 1.2))]
     ['slower', 'faster', 'same', 'unclear']
     """
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return "none"
-    if low > 1 + threshold:
-        return "slower"
-    if high < 1 - threshold:
-        return "faster"
-    if low >= 1 - threshold and high <= 1 + threshold:
-        return "same"
-    return "unclear"
+    from reports.report.decisions import verdict
+
+    as_speedup = verdict(low, high, threshold)
+    return {"faster": "slower", "slower": "faster"}.get(as_speedup, as_speedup)
 
 
 def release_comparison(
