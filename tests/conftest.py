@@ -5,12 +5,26 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def assert_group_ends(group: int, what: str, timeout: float = 30) -> None:
+    """Process group ``group`` (a run started with start_new_session) is empty within
+    ``timeout``: no worker, fork server or port holder of the run is left."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"processes of {what} are still running")
 
 
 def run_cli(*args: str, timeout: float = 600, env: dict[str, str] | None = None):

@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 from loops.distribute import gpus_for
 from loops.equivalence import tolerance
 from reports.rundir import load_run
-from tests.conftest import ROOT
+from tests.conftest import ROOT, assert_group_ends
 from tests.test_cli import assert_one_line_error, main_in_process
 
 STRATEGIES = ("none", "mirrored:2", "multiworker:2")
@@ -101,15 +100,7 @@ def test_a_killed_worker_fails_its_cell_and_leaves_nothing_behind(strategy_run):
     # both workers' logs exist: both were started; the run went on to the later cells
     assert len(list((run_dir / "logs").glob(f"{KILLED}-p0*.log"))) == 2
     # no worker, fork server or port holder of the run is left in its process group
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.2)
-    else:
-        raise AssertionError("processes of the run are still running")
+    assert_group_ends(process.pid, "the run")
 
 
 def test_gpus_each_worker_uses():

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from reports.rundir import SUMMARY_COLUMNS, load_run
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, assert_group_ends, run_cli
 
 TINY = [
     "--data-size",
@@ -345,15 +345,7 @@ def test_ctrl_c_keeps_finished_cells(tmp_path):
     assert process.returncode == 130, stderr[-2000:]
     assert "Traceback" not in stderr
     # nothing of the run keeps going: no worker, no fork server left in its group
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.2)
-    else:
-        raise AssertionError("processes of the interrupted run are still running")
+    assert_group_ends(process.pid, "the interrupted run")
     run = load_run(samples.parent)
     assert run.metadata["interrupted"] is True
     assert (run.summary["status"] == "ok").sum() >= 2

@@ -28,6 +28,7 @@ import pandas as pd
 from reports.report.aggregate import GROUP_KEYS
 from reports.report.decisions import format_ratio, verdict
 from reports.report.derived import FIGURES, SPEEDUP_COLUMNS, Derived, _speedup
+from reports.report.render import _interval  # (render imports this module only when it runs)
 
 NONE = "none"
 #: the figure every ratio here is on: the steady step (per-epoch costs aside)
@@ -110,19 +111,11 @@ def scaling(derived: Derived) -> pd.DataFrame:
 
 
 def _ratio(value: float, low: float, high: float) -> str:
-    if not np.isfinite(value):
-        return "n/a"
-    if np.isfinite(low) and np.isfinite(high):
-        return f"{format_ratio(value)} [{format_ratio(low)}, {format_ratio(high)}]"
-    return f"{format_ratio(value)} [—]"
+    return _interval(value, low, high, format_ratio) or "n/a"
 
 
 def _efficiency(value: float, low: float, high: float) -> str:
-    if not np.isfinite(value):
-        return "n/a"
-    if np.isfinite(low) and np.isfinite(high):
-        return f"{value:.0%} [{low:.0%}, {high:.0%}]"
-    return f"{value:.0%} [—]"
+    return _interval(value, low, high, lambda share: f"{share:.0%}") or "n/a"
 
 
 def scaling_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
