@@ -181,3 +181,35 @@ def distributed_trainer(
         raise NotImplementedError(reason)
     step = distribute.distributed_step(strategy, workload, state, compiled=compiled)
     return CustomLoopTrainer(workload, state, step, feed(strategy, train, batch_size))
+
+
+class GraphLoop(LoopStyle):
+    """The compiled custom styles (tf_function, tf_data, xla): the workload's step in a
+    tf.function (XLA-compiled when ``jit_compile``), K steps a call, over ``batches``;
+    under a strategy, ``strategy.run`` over ``distributed_batches``. A subclass sets what
+    its rung changes."""
+
+    jit_compile = False
+    batches = staticmethod(numpy_batches)
+    distributed_batches = staticmethod(distribute.numpy_batches)
+
+    def make_trainer(
+        self, workload, state, train, batch_size, steps_per_call=1, fit_jit="auto", strategy=None
+    ):
+        if strategy is not None:
+            return distributed_trainer(
+                self,
+                workload,
+                state,
+                train,
+                batch_size,
+                steps_per_call,
+                strategy,
+                compiled=True,
+                feed=self.distributed_batches,
+            )
+        step = graph_step(
+            workload, state, jit_compile=self.jit_compile, steps_per_call=steps_per_call
+        )
+        batches = self.batches(train, batch_size, steps_per_call)
+        return CustomLoopTrainer(workload, state, step, batches, steps_per_call)

@@ -3,17 +3,18 @@
 
 from __future__ import annotations
 
-from loops import distribute
-from loops.base import LOOPS, LoopStyle
-from loops.styles.custom import CustomLoopTrainer, graph_step, tf_data_batches
+from loops.base import LOOPS
+from loops.styles.custom import GraphLoop, tf_data_batches
 
 
 @LOOPS.register("xla")
-class Xla(LoopStyle):
+class Xla(GraphLoop):
     description = "as tf_data, with tf.function(jit_compile=True)"
     compares_with = "tf_data"
     changes = "the compiler"
     compiler = True
+    jit_compile = True
+    batches = staticmethod(tf_data_batches)  # the tf_data rung's input
 
     @classmethod
     def unsupported(cls, steps_per_call=1, strategy="none"):
@@ -26,12 +27,3 @@ class Xla(LoopStyle):
         if strategy.startswith("multiworker"):
             return "XLA cannot compile the cross-worker all-reduce (tf2xla conversion fails)"
         return super().unsupported(steps_per_call, strategy)
-
-    def make_trainer(
-        self, workload, state, train, batch_size, steps_per_call=1, fit_jit="auto", strategy=None
-    ):
-        if strategy is not None:
-            raise NotImplementedError(self.unsupported(steps_per_call, distribute.key_of(strategy)))
-        step = graph_step(workload, state, jit_compile=True, steps_per_call=steps_per_call)
-        batches = tf_data_batches(train, batch_size, steps_per_call)
-        return CustomLoopTrainer(workload, state, step, batches, steps_per_call)
