@@ -194,6 +194,8 @@ def call_in_children(
                 processes[0].join(timeout=30)
         finally:
             for index, process in enumerate(processes):
+                if process.pid is None:  # Ctrl-C while it was being started: never ran here
+                    continue
                 if process.is_alive():
                     stopped.add(index)
                     process.kill()

@@ -352,3 +352,25 @@ def test_ctrl_c_keeps_finished_cells(tmp_path):
     rows = [json.loads(line) for line in samples.read_text().splitlines()]
     assert all(isinstance(r, dict) for r in rows)
     assert isinstance(run.summary, pd.DataFrame)
+
+
+def test_ctrl_c_while_a_child_is_being_started_is_still_a_ctrl_c():
+    """Ctrl-C can land inside Process.start() (waiting for the fork server's answer):
+    the child never ran here, and the caller must see the KeyboardInterrupt, not a
+    failure to join a process that was never started."""
+    import multiprocessing
+
+    from benchmarks.runner import call_in_children
+
+    real = multiprocessing.get_context("spawn")
+
+    class InterruptedStart(real.Process):
+        def start(self):
+            raise KeyboardInterrupt
+
+    class Context:
+        Pipe = staticmethod(real.Pipe)
+        Process = InterruptedStart
+
+    with pytest.raises(KeyboardInterrupt):
+        call_in_children(Context(), print, [()], timeout_s=5, log_paths=[None])
