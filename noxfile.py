@@ -88,7 +88,7 @@ def report(session: nox.Session) -> None:
     if not session.posargs:
         session.error("give one or more run directories: nox -s report -- results/<run-id>")
     session.install(*EXTRAS["report"])  # no TensorFlow: reports never imports it
-    session.run("python", "-m", "benchmarks.cli", "report", *session.posargs)
+    session.run("python", "-m", "tf_loopbench", "report", *session.posargs)
 
 
 @nox.session(python=PYTHON, default=False)

@@ -6,7 +6,7 @@ machine as much as the code; this times both sides in one job, on one machine, w
 one Python environment:
 
 1. ``git worktree add`` the base ref into a temporary directory. Nothing is installed
-   for it: its ``python -m benchmarks.cli run`` runs with the current environment,
+   for it: its ``python -m tf_loopbench run`` (``benchmarks.cli`` before 0007) runs with the current environment,
    its work tree first on PYTHONPATH.
 2. Start both sides as one ``loopbench run --take-turns FD`` each, with the gate's
    settings (``GATE_RUN_ARGS``) and ``--processes`` per cell, and let them take turns
@@ -22,7 +22,7 @@ Exit status: the gate's (0 no confirmed regression, 1 a confirmed regression, 3 
 ``--fail-if-blind`` a cell that could not have seen a slowdown of the threshold's size), 2 when
 the runs cannot be compared or a side fails (a base ref whose ``loopbench run`` cannot
 take turns "predates interleaved A/B"), and 0 with a note when the base ref has no
-``benchmarks/cli.py`` (nothing to regress against yet). Why these settings and how
+command line (nothing to regress against yet). Why these settings and how
 the gate was validated: docs/gate.md.
 
 Example (what ``nox -s regression -- origin/main`` runs)::
@@ -49,16 +49,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from benchmarks.config import (
+from tf_loopbench.benchmarks.config import (
     AB_PROCESSES,
     AB_TIME_BUDGET_MIN,
     GATE_RUN_ARGS,
     INJECT_SLOWDOWN_ENV,
 )
-from benchmarks.stats import summarize
-from reports import gate
-from reports.gate import judge, stats
-from reports.rundir import (
+from tf_loopbench.benchmarks.stats import summarize
+from tf_loopbench.reports import gate
+from tf_loopbench.reports.gate import judge, stats
+from tf_loopbench.reports.rundir import (
     AB_MARK,
     METADATA_FILE,
     SAMPLES_FILE,
@@ -72,7 +72,12 @@ from reports.rundir import (
     write_summary,
 )
 
-CLI_MODULE = "benchmarks.cli"
+#: how a side's code runs its command line, newest layout first: one namespace since
+#: docs/decisions/0007, the top-level ``benchmarks`` package before it
+CLI_MODULES = (
+    ("tf_loopbench/__main__.py", "tf_loopbench"),
+    ("benchmarks/cli.py", "benchmarks.cli"),
+)
 TAKE_TURNS_OPTION = "--take-turns"
 
 
@@ -154,16 +159,25 @@ def default_loops() -> tuple[str, ...]:
     ladder the styles declare but the bottom one (its op-by-op step costs ~15 % of a
     block, and what only it runs, the step's math and the NumPy batches, regresses in
     the graph rungs' and the reference's cells too; ``--loop`` can add it)."""
-    import loops.styles  # noqa: F401  (registers the loop styles)
-    from loops.base import LOOPS
+    import tf_loopbench.loops.styles  # noqa: F401  (registers the loop styles)
+    from tf_loopbench.loops.base import LOOPS
 
     rungs = LOOPS.ladder()["rungs"]
     return tuple(r["loop"] for r in rungs if r["reference"] or r["compares_with"] is not None)
 
 
-def run_command(config: ABConfig, out_dir: Path) -> list[str]:
+def cli_module(code_dir: Path) -> str | None:
+    """The module that runs a side's command line from its work tree (None: it has none)."""
+    for path, module in CLI_MODULES:
+        if (code_dir / path).exists():
+            return module
+    return None
+
+
+def run_command(config: ABConfig, out_dir: Path, code_dir: Path) -> list[str]:
     """One side's ``loopbench run`` invocation (without the turn-taking option)."""
-    command = [config.python, "-m", CLI_MODULE, "run", *config.run_args, "--no-report"]
+    module = cli_module(code_dir)
+    command = [config.python, "-m", module, "run", *config.run_args, "--no-report"]
     command += ["--processes", str(config.processes), "--out", str(out_dir)]
     for workload in config.workloads:
         command += ["--workload", workload]
@@ -325,7 +339,7 @@ def start_side(config: ABConfig, side: Side, out_dir: Path) -> RunningSide:
     log = config.out / "logs" / f"{side.name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     read_fd, write_fd = os.pipe()
-    command = [*run_command(config, out_dir), TAKE_TURNS_OPTION, str(write_fd)]
+    command = [*run_command(config, out_dir, side.code_dir), TAKE_TURNS_OPTION, str(write_fd)]
     print(f"[ab] {side.name}: {' '.join(command[1:])} (output: {log})", flush=True)
     with open(log, "w", encoding="utf-8") as log_file:
         process = subprocess.Popen(
@@ -456,9 +470,9 @@ def run_ab(config: ABConfig) -> int:
     """Run the whole A/B and the gate; return the exit status. Raises ABError (and
     the run-directory errors) when the sides cannot be run or compared."""
     with base_worktree(config.repo, config.base_ref) as (base_dir, base_commit):
-        if not (base_dir / "benchmarks" / "cli.py").exists():
+        if cli_module(base_dir) is None:
             message = (
-                f"{config.base_ref} ({base_commit[:10]}) has no benchmarks/cli.py: "
+                f"{config.base_ref} ({base_commit[:10]}) has no loopbench command line: "
                 "nothing to regress against yet"
             )
             print(message, flush=True)

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from benchmarks.config import (
+from tf_loopbench.benchmarks.config import (
     AB_OUT_DIR,
     AB_PROCESSES,
     AB_TIME_BUDGET_MIN,
@@ -55,11 +55,14 @@ from benchmarks.config import (
     Cell,
     RunConfig,
 )
-from benchmarks.shards import shard_argument
-from reports.gate.judge import DEFAULT_ALPHA, DEFAULT_THRESHOLD  # the gate owns its defaults
-from reports.history import DEFAULT_MIN_CHANGE as HISTORY_MIN_CHANGE
-from reports.history import DEFAULT_OUT as HISTORY_OUT
-from reports.rundir import DEFAULT_EPOCHS
+from tf_loopbench.benchmarks.shards import shard_argument
+from tf_loopbench.reports.gate.judge import (  # the gate owns its defaults
+    DEFAULT_ALPHA,
+    DEFAULT_THRESHOLD,
+)
+from tf_loopbench.reports.history import DEFAULT_MIN_CHANGE as HISTORY_MIN_CHANGE
+from tf_loopbench.reports.history import DEFAULT_OUT as HISTORY_OUT
+from tf_loopbench.reports.rundir import DEFAULT_EPOCHS
 
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
@@ -112,7 +115,7 @@ def choices_of(option: str, choices: Sequence[str]):
 def strategies(text: str) -> tuple[str, ...]:
     """An argparse type: 'none,mirrored:2' -> ('none', 'mirrored:2'), each a strategy
     loops/distribute.py parses (bad input: its one-line reason)."""
-    from loops.distribute import StrategyError, parse
+    from tf_loopbench.loops.distribute import StrategyError, parse
 
     parts = [part.strip() for part in text.split(",") if part.strip()] or [text]
     try:
@@ -404,7 +407,7 @@ def _names(values: list[str] | None, registry: Any) -> tuple[str, ...]:
 def make_config(
     args: argparse.Namespace, devices: Sequence[str], present: Sequence[str] = ("cpu",)
 ) -> RunConfig:
-    from loops.base import LOOPS, WORKLOADS
+    from tf_loopbench.loops.base import LOOPS, WORKLOADS
 
     preset = QUICK if args.quick else DEFAULT
     if args.steps and args.window_ms:
@@ -457,10 +460,10 @@ def make_cells(config: RunConfig) -> list[Cell]:
     """The product of the axes, validated (batch size against the data size). The
     fit-jit axis multiplies only the loop style whose compiler is that setting
     (``LoopStyle.jit_setting``); the others get one cell."""
-    from loops.base import LOOPS, WORKLOADS, WorkloadConfig
-    from loops.data import DataError
-    from loops.distribute import parse as parse_strategy
-    from loops.knobs import FIT_JIT_NONE, fit_jit_key
+    from tf_loopbench.loops.base import LOOPS, WORKLOADS, WorkloadConfig
+    from tf_loopbench.loops.data import DataError
+    from tf_loopbench.loops.distribute import parse as parse_strategy
+    from tf_loopbench.loops.knobs import FIT_JIT_NONE, fit_jit_key
 
     cells = []
     for workload_name in config.workloads:
@@ -524,8 +527,8 @@ def make_cells(config: RunConfig) -> list[Cell]:
 def run_probe(
     devices_wanted: list[str] | None, threads: dict[str, int], start_method: str = "forkserver"
 ) -> dict[str, Any]:
-    from benchmarks.metadata import probe
-    from benchmarks.runner import call_in_child, worker_context
+    from tf_loopbench.benchmarks.metadata import probe
+    from tf_loopbench.benchmarks.runner import call_in_child, worker_context
 
     answer, _ = call_in_child(worker_context(start_method), probe, (devices_wanted, threads), 300)
     if answer is None:
@@ -547,8 +550,8 @@ def _check_writable(out: str) -> None:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from benchmarks.preload import preload_request
-    from benchmarks.runner import start_worker_server
+    from tf_loopbench.benchmarks.preload import preload_request
+    from tf_loopbench.benchmarks.runner import start_worker_server
 
     # the fork server imports TensorFlow (and makes the shared data) on the other
     # core while this process imports TensorFlow
@@ -560,16 +563,16 @@ def command_run(args: argparse.Namespace) -> int:
             workloads or (None if not sources else []), args.seed, args.data_size, args.data_path
         ),
     )
-    import benchmarks.tf_import  # noqa: F401  (before the registries, which import TF)
-    import loops.styles  # noqa: F401
-    import loops.workloads  # noqa: F401
-    from benchmarks import metadata as meta
-    from benchmarks.progress import Progress, print_summary
-    from benchmarks.runner import execute, new_run_dir, now_iso
-    from benchmarks.worker import configure_threads
-    from loops.base import LOOPS
-    from loops.devices import DEVICE_CHOICES, DeviceError, resolve_devices
-    from reports import rundir
+    import tf_loopbench.benchmarks.tf_import  # noqa: F401  (before the registries, which import TF)
+    import tf_loopbench.loops.styles  # noqa: F401
+    import tf_loopbench.loops.workloads  # noqa: F401
+    from tf_loopbench.benchmarks import metadata as meta
+    from tf_loopbench.benchmarks.progress import Progress, print_summary
+    from tf_loopbench.benchmarks.runner import execute, new_run_dir, now_iso
+    from tf_loopbench.benchmarks.worker import configure_threads
+    from tf_loopbench.loops.base import LOOPS
+    from tf_loopbench.loops.devices import DEVICE_CHOICES, DeviceError, resolve_devices
+    from tf_loopbench.reports import rundir
 
     if args.device is not None and args.device not in DEVICE_CHOICES:
         raise UsageError(
@@ -583,7 +586,7 @@ def command_run(args: argparse.Namespace) -> int:
     threads = configure_threads(config.intra_op_threads, config.inter_op_threads)
     turns = None
     if args.take_turns is not None:
-        from benchmarks.turns import TurnTaker
+        from tf_loopbench.benchmarks.turns import TurnTaker
 
         try:
             turns = TurnTaker(args.take_turns)
@@ -661,8 +664,8 @@ def command_run(args: argparse.Namespace) -> int:
 
 def _shard_jobs(cells: list[Cell], config: RunConfig) -> int:
     """How many jobs this run runs (its shard's share with --shard)."""
-    from benchmarks.runner import schedule
-    from benchmarks.shards import ShardError
+    from tf_loopbench.benchmarks.runner import schedule
+    from tf_loopbench.benchmarks.shards import ShardError
 
     try:
         return len(schedule(cells, config, None))
@@ -672,7 +675,7 @@ def _shard_jobs(cells: list[Cell], config: RunConfig) -> int:
 
 def _model_sources(texts: list[str] | None) -> list[tuple[str, str]]:
     """(source with an absolute path, as given) for each --model."""
-    from loops.model_spec import ModelSpecError, parse_source
+    from tf_loopbench.loops.model_spec import ModelSpecError, parse_source
 
     try:
         return [(parse_source(text).text, text) for text in texts or []]
@@ -683,10 +686,10 @@ def _model_sources(texts: list[str] | None) -> list[tuple[str, str]]:
 def _inspect_models(args: argparse.Namespace, sources: list[tuple[str, str]], workloads: list[str]):
     """--model sources and plugin models named by --workload, inspected in child
     processes and registered as workloads (benchmarks/user_models.py)."""
-    from benchmarks.user_models import ModelRequest, inspect_models, plugin_requests
-    from benchmarks.worker import configure_threads
-    from loops.base import WORKLOADS
-    from loops.model_spec import ModelSpecError
+    from tf_loopbench.benchmarks.user_models import ModelRequest, inspect_models, plugin_requests
+    from tf_loopbench.benchmarks.worker import configure_threads
+    from tf_loopbench.loops.base import WORKLOADS
+    from tf_loopbench.loops.model_spec import ModelSpecError
 
     unknown = [name for name in workloads if name not in WORKLOADS]
     requests = [ModelRequest(source, label=f"--model {text}") for source, text in sources]
@@ -711,7 +714,7 @@ def _inspect_models(args: argparse.Namespace, sources: list[tuple[str, str]], wo
 
 def _render_report(run_dir: Path, epochs: int = DEFAULT_EPOCHS) -> None:
     try:
-        from reports.report import command as report_command
+        from tf_loopbench.reports.report import command as report_command
     except ImportError:
         return
     report_command([str(run_dir)], epochs=epochs)
@@ -730,12 +733,12 @@ def _version() -> str:
 
 
 def command_list(args: argparse.Namespace) -> int:
-    import benchmarks.tf_import  # noqa: F401
-    import loops.styles  # noqa: F401
-    import loops.workloads  # noqa: F401
-    from benchmarks.worker import configure_threads
-    from loops.base import LOOPS, WORKLOADS
-    from loops.plugins import load_plugins
+    import tf_loopbench.benchmarks.tf_import  # noqa: F401
+    import tf_loopbench.loops.styles  # noqa: F401
+    import tf_loopbench.loops.workloads  # noqa: F401
+    from tf_loopbench.benchmarks.worker import configure_threads
+    from tf_loopbench.loops.base import LOOPS, WORKLOADS
+    from tf_loopbench.loops.plugins import load_plugins
 
     plugins = {plugin.name: plugin for plugin in load_plugins()}
     print("workloads:")
@@ -765,9 +768,9 @@ def command_list(args: argparse.Namespace) -> int:
 
 
 def command_baseline(args: argparse.Namespace) -> int:
-    from reports.gate import baseline
-    from reports.gate import command as compare_command
-    from reports.rundir import RunDirError
+    from tf_loopbench.reports.gate import baseline
+    from tf_loopbench.reports.gate import command as compare_command
+    from tf_loopbench.reports.rundir import RunDirError
 
     try:
         if args.action == "save":
@@ -802,9 +805,9 @@ def command_baseline(args: argparse.Namespace) -> int:
 
 
 def command_ab(args: argparse.Namespace) -> int:
-    from benchmarks.ab import ABConfig, ABError, repo_root, run_ab, write_note
-    from reports.gate import IncomparableRunsError
-    from reports.rundir import RunDirError
+    from tf_loopbench.benchmarks.ab import ABConfig, ABError, repo_root, run_ab, write_note
+    from tf_loopbench.reports.gate import IncomparableRunsError
+    from tf_loopbench.reports.rundir import RunDirError
 
     out = Path(args.out).resolve()
     markdown = Path(args.markdown).resolve() if args.markdown else out / "compare.md"
@@ -842,21 +845,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return command_run(args)
         if args.command == "merge":
-            from benchmarks.shards import command as merge_command
+            from tf_loopbench.benchmarks.shards import command as merge_command
 
             return merge_command(args.runs, args.out, args.allow_different_machines, args.run_id)
         if args.command == "history":
-            from reports.history import command as history_command
+            from tf_loopbench.reports.history import command as history_command
 
             return history_command(
                 args.store, args.name, args.out, args.repo, min_change=args.min_change
             )
         if args.command == "report":
-            from reports.report import command as report_command
+            from tf_loopbench.reports.report import command as report_command
 
             return report_command(args.runs, args.out, args.epochs)
         if args.command == "compare":
-            from reports.gate import command as compare_command
+            from tf_loopbench.reports.gate import command as compare_command
 
             return compare_command(
                 args.baseline,

@@ -35,8 +35,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from benchmarks.config import INJECT_SLOWDOWN_ENV
-from loops.base import StepHooks, StopTraining
+from tf_loopbench.benchmarks.config import INJECT_SLOWDOWN_ENV
+from tf_loopbench.loops.base import StepHooks, StopTraining
 
 now = time.perf_counter
 

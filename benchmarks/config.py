@@ -13,19 +13,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from loops.distribute import DEFAULT_STRATEGY as DEFAULT_STRATEGY
-from loops.distribute import parse as parse_strategy
+from tf_loopbench.loops.distribute import DEFAULT_STRATEGY as DEFAULT_STRATEGY
+from tf_loopbench.loops.distribute import parse as parse_strategy
 
 # the knobs' names and defaults (no TensorFlow), re-exported for the command line
-from loops.knobs import DEFAULT_FIT_JIT as DEFAULT_FIT_JIT
-from loops.knobs import DEFAULT_PRECISION as DEFAULT_PRECISION
-from loops.knobs import DEFAULT_STEPS_PER_CALL as DEFAULT_STEPS_PER_CALL
-from loops.knobs import FIT_JIT_CHOICES as FIT_JIT_CHOICES
-from loops.knobs import FIT_JIT_NONE as FIT_JIT_NONE
-from loops.knobs import PRECISIONS as PRECISIONS
-from loops.knobs import call_multiple, round_up
-from loops.model_spec import ModelSpec  # (no TensorFlow)
-from reports.rundir import CELL_KEYS, CellKey
+from tf_loopbench.loops.knobs import DEFAULT_FIT_JIT as DEFAULT_FIT_JIT
+from tf_loopbench.loops.knobs import DEFAULT_PRECISION as DEFAULT_PRECISION
+from tf_loopbench.loops.knobs import DEFAULT_STEPS_PER_CALL as DEFAULT_STEPS_PER_CALL
+from tf_loopbench.loops.knobs import FIT_JIT_CHOICES as FIT_JIT_CHOICES
+from tf_loopbench.loops.knobs import FIT_JIT_NONE as FIT_JIT_NONE
+from tf_loopbench.loops.knobs import PRECISIONS as PRECISIONS
+from tf_loopbench.loops.knobs import call_multiple, round_up
+from tf_loopbench.loops.model_spec import ModelSpec  # (no TensorFlow)
+from tf_loopbench.reports.rundir import CELL_KEYS, CellKey
 
 # ----------------------------------------------------------------------------- defaults
 

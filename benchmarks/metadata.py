@@ -113,7 +113,7 @@ def host_metadata(threads: dict[str, int]) -> tuple[dict[str, Any], dict[str, An
 
 def probe(devices_wanted: list[str] | None, threads: dict[str, int], connection: Any) -> None:
     """In a child process: TF facts, devices present, GPU names, matmul peak per device."""
-    from benchmarks.worker import attach_to_parent, configure_threads, send_to_parent
+    from tf_loopbench.benchmarks.worker import attach_to_parent, configure_threads, send_to_parent
 
     attach_to_parent(connection)
     configure_threads(threads["intra_op_threads"], threads["inter_op_threads"])
@@ -121,8 +121,7 @@ def probe(devices_wanted: list[str] | None, threads: dict[str, int], connection:
         import keras
         import numpy as np
         import tensorflow as tf
-
-        from loops import devices
+        from tf_loopbench.loops import devices
 
         present = devices.present_devices()
         build = dict(tf.sysconfig.get_build_info())
@@ -169,8 +168,7 @@ def matmul_peak_flops(device: str, size: tuple[int, int, int] | None = None) -> 
     import time
 
     import tensorflow as tf
-
-    from loops import devices
+    from tf_loopbench.loops import devices
 
     n, matmuls, calls = size or PEAK_PROBE[device]
 

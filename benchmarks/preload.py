@@ -25,8 +25,8 @@ import json
 import os
 from typing import Any
 
-from loops.base import WORKLOADS, Dataset, Workload, WorkloadConfig
-from loops.data import cache_dir, keras_cache_path
+from tf_loopbench.loops.base import WORKLOADS, Dataset, Workload, WorkloadConfig
+from tf_loopbench.loops.data import cache_dir, keras_cache_path
 
 PRELOAD_ENV = "LOOPBENCH_PRELOAD"
 #: workloads whose data is worth sharing (linear's is a few kilobytes)

@@ -79,10 +79,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import tensorflow as tf
-
-from benchmarks.clock import now
-from loops.base import StepHooks, Trainer
-from loops.styles.custom import CustomLoopTrainer
+from tf_loopbench.benchmarks.clock import now
+from tf_loopbench.loops.base import StepHooks, Trainer
+from tf_loopbench.loops.styles.custom import CustomLoopTrainer
 
 #: steps run between the evaluation and the traced steps, outside the trace: the first
 #: step after the evaluation (and, for fit, of a new fit call) touches cold caches

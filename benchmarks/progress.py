@@ -16,8 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 from rich.table import Table
-
-from benchmarks.config import Job
+from tf_loopbench.benchmarks.config import Job
 
 
 class Progress:

@@ -47,15 +47,15 @@ from multiprocessing.connection import wait as wait_any
 from pathlib import Path
 from typing import Any
 
-from benchmarks import shards
-from benchmarks.config import START_METHOD, START_METHODS, Cell, Job, RunConfig
-from benchmarks.preload import PRELOAD_ENV
-from benchmarks.stats import summarize
-from reports import rundir
+from tf_loopbench.benchmarks import shards
+from tf_loopbench.benchmarks.config import START_METHOD, START_METHODS, Cell, Job, RunConfig
+from tf_loopbench.benchmarks.preload import PRELOAD_ENV
+from tf_loopbench.benchmarks.stats import summarize
+from tf_loopbench.reports import rundir
 
 #: What the fork server runs once (imports TF and the loops, never starts TF's
 #: runtime; makes the run's shared data): see benchmarks/server.py.
-FORKSERVER_PRELOAD = ["benchmarks.server"]
+FORKSERVER_PRELOAD = ["tf_loopbench.benchmarks.server"]
 
 
 def worker_context(start_method: str = START_METHOD) -> Any:
@@ -293,7 +293,7 @@ def run_in_worker(job: Job, timeout_s: float, log_path: Path | None = None) -> d
     answer is the result, else the reason of the worker that failed or died first); a
     crash or timeout becomes a failed row. Worker i's stderr goes to ``log_path`` (``-w<i>`` added for i > 0),
     shown if it fails."""
-    from benchmarks.worker import worker_main
+    from tf_loopbench.benchmarks.worker import worker_main
 
     context = worker_context(job.config.start_method)
     # the parent's environment now (a fork server's own dates from its start)
@@ -337,8 +337,8 @@ def unsupported(cell: Cell) -> str | None:
     """Why ``cell``'s loop style cannot run its keys, when it says so without TensorFlow
     (``LoopStyle.unsupported``: eager with several steps a call, a strategy a style
     cannot run), else None."""
-    import loops.styles  # noqa: F401  (registers the loop styles)
-    from loops.base import LOOPS
+    import tf_loopbench.loops.styles  # noqa: F401  (registers the loop styles)
+    from tf_loopbench.loops.base import LOOPS
 
     if cell.loop not in LOOPS:  # a plugin's loop style: its worker decides
         return None

@@ -17,10 +17,10 @@ import signal
 
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-import benchmarks.tf_import  # noqa: E402, F401  (TensorFlow, Keras)
-import loops.styles  # noqa: E402, F401
-import loops.workloads  # noqa: E402, F401
-from benchmarks import cli, metadata, worker  # noqa: E402, F401
-from benchmarks.preload import preload  # noqa: E402
+import tf_loopbench.benchmarks.tf_import  # noqa: E402, F401  (TensorFlow, Keras)
+import tf_loopbench.loops.styles  # noqa: E402, F401
+import tf_loopbench.loops.workloads  # noqa: E402, F401
+from tf_loopbench.benchmarks import cli, metadata, worker  # noqa: E402, F401
+from tf_loopbench.benchmarks.preload import preload  # noqa: E402
 
 preload()

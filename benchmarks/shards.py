@@ -34,7 +34,7 @@ one-machine run only through within-run ratios (``--allow-different-machines``).
 
 This module never imports TensorFlow. Example::
 
-    from benchmarks.shards import merge
+    from tf_loopbench.benchmarks.shards import merge
     merge(["shards/run-1of2", "shards/run-2of2"], "results/merged")
 """
 
@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reports.rundir import (
+from tf_loopbench.reports.rundir import (
     CellKey,
     Run,
     RunDirError,
@@ -473,7 +473,7 @@ def write_run_dir(
 ) -> Path:
     """Write a run directory at ``out`` whole or not at all: staged in a hidden sibling
     directory, then renamed to ``out`` (which must not exist, or be empty)."""
-    from benchmarks.stats import summarize
+    from tf_loopbench.benchmarks.stats import summarize
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

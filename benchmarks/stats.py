@@ -27,8 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-
-from reports.rundir import CELL_KEYS, SETTING_KEYS, SUMMARY_COLUMNS, CellKey
+from tf_loopbench.reports.rundir import CELL_KEYS, SETTING_KEYS, SUMMARY_COLUMNS, CellKey
 
 NOISY_IQR_FRACTION = 0.10
 CONFIDENCE = 0.95

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from loops.base import StepHooks, Trainer
+from tf_loopbench.loops.base import StepHooks, Trainer
 
 
 class _Gate(StepHooks):

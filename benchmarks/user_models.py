@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loops.model_spec import PICKLE_PREFIX, ModelSpec, ModelSpecError, parse_source
+from tf_loopbench.loops.model_spec import PICKLE_PREFIX, ModelSpec, ModelSpecError, parse_source
 
 #: seconds a model's inspection may take (FUNCTION, one step, one trace)
 INSPECTION_TIMEOUT_S = 600.0
@@ -41,12 +41,12 @@ def _inspect_in_child(
     connection: Any,
 ) -> None:
     """Child process: inspect one model and send {"ok": ModelSpec} or {"error": line}."""
-    from benchmarks.worker import attach_to_parent, configure_threads, send_to_parent
+    from tf_loopbench.benchmarks.worker import attach_to_parent, configure_threads, send_to_parent
 
     attach_to_parent(connection)
     configure_threads(threads["intra_op_threads"], threads["inter_op_threads"])
     try:
-        from loops.user_model import inspect, one_line
+        from tf_loopbench.loops.user_model import inspect, one_line
 
         try:
             spec = inspect(
@@ -75,8 +75,8 @@ def inspect_models(
 
     Raises ModelSpecError with one line naming the model and what is wrong.
     """
-    from benchmarks.runner import call_in_child, worker_context
-    from loops.user_model import register
+    from tf_loopbench.benchmarks.runner import call_in_child, worker_context
+    from tf_loopbench.loops.user_model import register
 
     for request in requests:
         parse_source(request.source)  # the form and the file, before any process starts
@@ -104,7 +104,7 @@ def inspect_models(
 def plugin_requests(names: list[str]) -> list[ModelRequest]:
     """Model requests for the names that are plugin models (loops/plugins.py); loads
     the plugins, which registers plugin Workload classes as a side effect."""
-    from loops.plugins import load_plugins
+    from tf_loopbench.loops.plugins import load_plugins
 
     models = {p.name: p for p in load_plugins() if p.kind == "model"}
     return [

@@ -55,7 +55,7 @@ import time
 import traceback
 from typing import Any
 
-from benchmarks.config import EPOCH_PROBE_PROCESSES, Job
+from tf_loopbench.benchmarks.config import EPOCH_PROBE_PROCESSES, Job
 
 FAULT_ENV = "LOOPBENCH_INJECT_FAULT"
 
@@ -149,7 +149,7 @@ def run_job(job: Job) -> dict[str, Any]:
 
 
 def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
-    from benchmarks.clock import PhaseClock, injected_fraction, now
+    from tf_loopbench.benchmarks.clock import PhaseClock, injected_fraction, now
 
     t_import = now()
     import tensorflow as tf
@@ -162,22 +162,22 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         # TF's runtime already started in this process: only when a test calls
         # run_job in-process; worker processes always get here first
         runtime_fresh = False
-    import loops.styles  # noqa: F401  (registers loop styles)
-    import loops.workloads  # noqa: F401  (registers workloads)
-    from benchmarks import preload
-    from loops import devices
-    from loops.base import LOOPS, WORKLOADS, WorkloadConfig, steps_per_epoch
+    import tf_loopbench.loops.styles  # noqa: F401  (registers loop styles)
+    import tf_loopbench.loops.workloads  # noqa: F401  (registers workloads)
+    from tf_loopbench.benchmarks import preload
+    from tf_loopbench.loops import devices
+    from tf_loopbench.loops.base import LOOPS, WORKLOADS, WorkloadConfig, steps_per_epoch
 
     import_s = now() - t_import
     cell, config = job.cell, job.config
     if config.models or cell.workload not in WORKLOADS:  # users' models, plugin workloads
-        from loops.user_model import register_run_workloads
+        from tf_loopbench.loops.user_model import register_run_workloads
 
         register_run_workloads(config.models, cell.workload)
-    from loops import distribute
-    from loops.equivalence import REFERENCE as EQUIVALENCE_REFERENCE
-    from loops.equivalence import tolerance
-    from loops.knobs import loss_scaled, set_precision, unsupported_precision
+    from tf_loopbench.loops import distribute
+    from tf_loopbench.loops.equivalence import REFERENCE as EQUIVALENCE_REFERENCE
+    from tf_loopbench.loops.equivalence import tolerance
+    from tf_loopbench.loops.knobs import loss_scaled, set_precision, unsupported_precision
 
     if cell.device not in devices.present_devices():
         raise CellSkipped(f"no {cell.device.upper()} present")
@@ -307,7 +307,7 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
             # the profiler's step markers come from the hooks, which see calls only
             profile = {"profile_error": "not profiled with several steps per call"}
         elif job.profile_dir:
-            from benchmarks.profiling import profile_trainer
+            from tf_loopbench.benchmarks.profiling import profile_trainer
 
             window_step_times_s = [w / clock.steps_per_window for w in times.window_s]
             profile = profile_trainer(

@@ -226,7 +226,7 @@ def distributed_step(
 def numpy_batches(strategy: Any, train: Mapping[str, np.ndarray], batch_size: int) -> Iterator[Any]:
     """Global batch i as NumPy slices per replica, sliced each step (the NumPy feed of
     eager and tf_function): replica r gets rows [r * b, (r + 1) * b) of it."""
-    from loops.styles.custom import numpy_batches as global_batches
+    from tf_loopbench.loops.styles.custom import numpy_batches as global_batches
 
     rows = replica_rows(strategy, batch_size)
     for batch in global_batches(train, batch_size):

@@ -35,10 +35,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from loops import distribute
-from loops.base import LOOPS, WORKLOADS, StepHooks, WorkloadConfig
-from loops.knobs import (
+from tf_loopbench.loops import distribute
+from tf_loopbench.loops.base import LOOPS, WORKLOADS, StepHooks, WorkloadConfig
+from tf_loopbench.loops.knobs import (
     DEFAULT_PRECISION,
     PRECISIONS,
     fit_jit_setting,
@@ -184,8 +183,8 @@ def max_relative_deviation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import loops.styles  # noqa: F401
-    import loops.workloads  # noqa: F401
+    import tf_loopbench.loops.styles  # noqa: F401
+    import tf_loopbench.loops.workloads  # noqa: F401
 
     parser = argparse.ArgumentParser(prog="python -m loops.equivalence", description=__doc__)
     parser.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS)

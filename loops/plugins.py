@@ -32,7 +32,7 @@ class Plugin:
 def load_plugins() -> list[Plugin]:
     """Import every plugin; register Workload subclasses (names not taken yet) and
     classify the rest. A plugin that fails to import is returned as ``broken``."""
-    from loops.base import WORKLOADS, Workload
+    from tf_loopbench.loops.base import WORKLOADS, Workload
 
     loaded = []
     for point in entry_points(group=GROUP):

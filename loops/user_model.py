@@ -42,9 +42,8 @@ from typing import Any, ClassVar
 import keras
 import numpy as np
 import tensorflow as tf
-
-from loops.base import WORKLOADS, Batch, Dataset, TrainState, Workload, WorkloadConfig
-from loops.model_spec import (
+from tf_loopbench.loops.base import WORKLOADS, Batch, Dataset, TrainState, Workload, WorkloadConfig
+from tf_loopbench.loops.model_spec import (
     NAME_PATTERN,
     ModelSource,
     ModelSpec,
@@ -524,7 +523,7 @@ def register_run_workloads(specs: tuple[ModelSpec, ...], needed: str) -> None:
     for spec in specs:
         register(spec)
     if needed not in WORKLOADS:
-        from loops.plugins import load_plugins
+        from tf_loopbench.loops.plugins import load_plugins
 
         load_plugins()
 
@@ -587,7 +586,7 @@ def inspect(
             "(optimizer.iterations did not advance by one)"
         )
     try:
-        from loops.flops import model_flops_per_example
+        from tf_loopbench.loops.flops import model_flops_per_example
 
         flops: float | None = model_flops_per_example(workload, rows) or None
     except Exception:  # noqa: BLE001  (no count: MFU is left out, the run goes on)

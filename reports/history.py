@@ -74,10 +74,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
-
-from reports.gate.judge import DEFAULT_THRESHOLD
-from reports.gate.samples import fastest_windows, with_cell
-from reports.rundir import (
+from tf_loopbench.reports.gate.judge import DEFAULT_THRESHOLD
+from tf_loopbench.reports.gate.samples import fastest_windows, with_cell
+from tf_loopbench.reports.rundir import (
     CELL_KEYS,
     SETTING_KEYS,
     CellKey,
@@ -876,8 +875,7 @@ def write_plots(history: History, out_dir: Path) -> list:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib import ticker
-
-    from reports.report.plots import Plot
+    from tf_loopbench.reports.report.plots import Plot
 
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = [entry.label for entry in history.entries]
@@ -1027,7 +1025,7 @@ def _trends_table(history: History) -> pd.DataFrame:
 
 def document(history: History, plots: Sequence) -> list:
     """The report's blocks (reports.report.render's document model)."""
-    from reports.report.render import Bullets, Heading, Image, Paragraph, Table
+    from tf_loopbench.reports.report.render import Bullets, Heading, Image, Paragraph, Table
 
     entries = history.entries
     first, last = entries[0], entries[-1]
@@ -1099,7 +1097,7 @@ def document(history: History, plots: Sequence) -> list:
 
 def write_history(history: History, out: str | os.PathLike[str]) -> Path:
     """Write history.md, history.html and plots/ into ``out``; return ``out``."""
-    from reports.report.render import render_html, render_markdown
+    from tf_loopbench.reports.report.render import render_html, render_markdown
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -1118,7 +1116,7 @@ def command(
     min_change: float | None = None,
 ) -> int:
     """``loopbench history``: 0 written; 2 (one line on stderr) when there is nothing to show."""
-    from reports.gate.baseline import store_path
+    from tf_loopbench.reports.gate.baseline import store_path
 
     root = store_path(store)
     try:

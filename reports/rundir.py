@@ -30,7 +30,7 @@ One loader: :func:`load_run` reads and validates one run directory,
 
 Example::
 
-    from reports.rundir import load_run
+    from tf_loopbench.reports.rundir import load_run
     run = load_run("results/20261121-170000-cpu")
     run.summary[["workload", "loop", "step_time_median_s"]]
     run.ladder.reference if run.ladder else None    # e.g. "fit"

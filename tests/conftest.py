@@ -28,10 +28,10 @@ def assert_group_ends(group: int, what: str, timeout: float = 30) -> None:
 
 
 def run_cli(*args: str, timeout: float = 600, env: dict[str, str] | None = None):
-    """Run ``python -m benchmarks.cli ARGS`` from the project root; returns CompletedProcess."""
+    """Run ``python -m tf_loopbench ARGS`` from the project root; returns CompletedProcess."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "benchmarks.cli", *args],
+        [sys.executable, "-m", "tf_loopbench", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,

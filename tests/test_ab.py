@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tf_loopbench.benchmarks import ab, cli
+from tf_loopbench.benchmarks.ab import default_loops
+from tf_loopbench.benchmarks.config import GATE_RUN_ARGS
+from tf_loopbench.reports.rundir import load_run
 
-from benchmarks import ab, cli
-from benchmarks.ab import default_loops
-from benchmarks.config import GATE_RUN_ARGS
-from reports.rundir import load_run
 from tests.fixtures.gate_runs import step_times, write_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +68,7 @@ import argparse, os, random, statistics, sys, uuid
 from pathlib import Path
 sys.path.append(os.environ["REAL_REPO"])  # reports.* (this fake repo has none)
 from benchmarks.speed import SPEED
-from reports import rundir
+from tf_loopbench.reports import rundir
 
 {run_args}args = parser.parse_args()
 rows, summary = [], []
@@ -95,7 +95,7 @@ import argparse, os, random, statistics, sys, time, uuid
 from pathlib import Path
 sys.path.append(os.environ["REAL_REPO"])
 from benchmarks.speed import SPEED
-from reports import rundir
+from tf_loopbench.reports import rundir
 
 {run_args}parser.add_argument("--take-turns", type=int)
 args = parser.parse_args()
@@ -223,7 +223,9 @@ def test_a_base_ref_without_the_cli_has_nothing_to_regress_against(tmp_path, cap
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "empty"], check=True)
     assert run_loopbench_ab(repo, tmp_path / "out") == 0
-    assert "has no benchmarks/cli.py: nothing to regress against yet" in capsys.readouterr().out
+    assert (
+        "has no loopbench command line: nothing to regress against yet" in capsys.readouterr().out
+    )
     assert "nothing to regress against" in (tmp_path / "out" / "compare.md").read_text()
 
 

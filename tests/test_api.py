@@ -13,12 +13,12 @@ import re
 import textwrap
 
 import pytest
+from tf_loopbench.benchmarks.user_models import model_source
+from tf_loopbench.loops.base import WORKLOADS
+from tf_loopbench.loops.model_spec import ModelSpecError
+from tf_loopbench.loops.user_model import inspect
 
 import tf_loopbench
-from benchmarks.user_models import model_source
-from loops.base import WORKLOADS
-from loops.model_spec import ModelSpecError
-from loops.user_model import inspect
 from tests.conftest import ROOT
 
 TINY = "data_size=256, steps=6, windows=2, warmup_steps=2, processes=1"

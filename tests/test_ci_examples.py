@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tf_loopbench.benchmarks.cli import build_parser
+from tf_loopbench.reports.gate.baseline import check_name
 
-from benchmarks.cli import build_parser
-from reports.gate.baseline import check_name
 from tests.conftest import ROOT
 
 CI = ROOT / "examples" / "ci"

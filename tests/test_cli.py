@@ -18,7 +18,7 @@ def assert_one_line_error(result, *fragments: str) -> None:
 
 def main_in_process(args, capsys) -> SimpleNamespace:
     """``loopbench ARGS`` in this process (TF imported once), as a CompletedProcess-like."""
-    from benchmarks.cli import main
+    from tf_loopbench.benchmarks.cli import main
 
     try:
         status = main(args)
@@ -110,9 +110,9 @@ def test_a_bad_name_prints_only_the_error_line(cli):
 
 
 def test_every_default_comes_from_the_config_module():
-    from benchmarks import config
-    from benchmarks.cli import build_parser
-    from reports.gate.judge import DEFAULT_ALPHA, DEFAULT_THRESHOLD
+    from tf_loopbench.benchmarks import config
+    from tf_loopbench.benchmarks.cli import build_parser
+    from tf_loopbench.reports.gate.judge import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 
     run = build_parser().parse_args(["run"])
     assert (run.seed, run.timeout, run.start_method, run.out) == (

@@ -6,11 +6,10 @@ from __future__ import annotations
 from itertools import pairwise
 
 import pytest
-
-import loops.styles  # noqa: F401
-import loops.workloads  # noqa: F401
-from benchmarks.clock import PhaseClock, injected_fraction
-from loops.base import LOOPS, WORKLOADS, WorkloadConfig
+import tf_loopbench.loops.styles  # noqa: F401
+import tf_loopbench.loops.workloads  # noqa: F401
+from tf_loopbench.benchmarks.clock import PhaseClock, injected_fraction
+from tf_loopbench.loops.base import LOOPS, WORKLOADS, WorkloadConfig
 
 
 class FakeTime:
@@ -29,10 +28,10 @@ class FakeTime:
 
 @pytest.fixture
 def fake_time(monkeypatch):
-    import benchmarks.clock
+    import tf_loopbench.benchmarks.clock
 
     fake = FakeTime()
-    monkeypatch.setattr(benchmarks.clock, "now", fake.now)
+    monkeypatch.setattr(tf_loopbench.benchmarks.clock, "now", fake.now)
     return fake
 
 
@@ -112,7 +111,7 @@ def test_windows_are_sized_by_spans_that_last_half_a_window(fake_time):
     # slower) and every later step 2 ms plus 3 ms of latency at each sync, as a
     # short timed span pays for the sync and an unfilled dispatch pipeline
     spin = fake_time.spin
-    from loops.base import StopTraining
+    from tf_loopbench.loops.base import StopTraining
 
     clock = PhaseClock(
         lambda: spin(0.003), warmup_steps=4, windows=3, steps_per_window=1, window_s=0.04
@@ -138,7 +137,7 @@ def test_sizing_never_stops_the_trainer_where_the_provisional_layout_ended(fake_
     # before sizing, 0 warm-up steps and 1 window of 1 step end at step 2, where
     # the first sizing span ends too: the clock must go on until its real last window
     spin = fake_time.spin
-    from loops.base import StopTraining
+    from tf_loopbench.loops.base import StopTraining
 
     clock = PhaseClock(lambda: None, warmup_steps=0, windows=1, steps_per_window=1, window_s=0.02)
     clock.on_train_begin()
@@ -153,7 +152,7 @@ def test_sizing_never_stops_the_trainer_where_the_provisional_layout_ended(fake_
 def test_sizing_spans_skip_fit_s_epoch_ends(fake_time):
     # an epoch every 10 steps; a span that holds an epoch end is timed again
     spin = fake_time.spin
-    from loops.base import StopTraining
+    from tf_loopbench.loops.base import StopTraining
 
     clock = PhaseClock(
         lambda: None,
@@ -175,7 +174,7 @@ def test_sizing_spans_skip_fit_s_epoch_ends(fake_time):
 
 
 def test_steps_for_duration_bounds():
-    from benchmarks.clock import MAX_STEPS_PER_WINDOW, steps_for_duration
+    from tf_loopbench.benchmarks.clock import MAX_STEPS_PER_WINDOW, steps_for_duration
 
     assert steps_for_duration(0.05, 0.001) == 50
     assert steps_for_duration(0.05, 0.2) == 1
@@ -215,7 +214,7 @@ def test_an_epoch_longer_than_the_windows_still_gets_its_end_timed(fake_time):
     # an epoch every 40 steps, windows of 3: no window layout crosses an epoch end,
     # so one more span around the next epoch end gives epoch_end_s
     spin = fake_time.spin
-    from loops.base import StopTraining
+    from tf_loopbench.loops.base import StopTraining
 
     clock = PhaseClock(
         lambda: None, warmup_steps=1, windows=2, steps_per_window=3, steps_per_epoch=40
@@ -246,7 +245,7 @@ def test_an_epoch_longer_than_the_windows_still_gets_its_end_timed(fake_time):
 
 def test_equal_work_is_evaluated_once_after_the_warm_up_and_is_not_timed(fake_time):
     spin = fake_time.spin
-    from loops.base import StopTraining
+    from tf_loopbench.loops.base import StopTraining
 
     seen = []
     clock = PhaseClock(

@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu, norm
-
-from reports import gate
-from reports.gate import samples, stats
-from reports.rundir import (
+from tf_loopbench.reports import gate
+from tf_loopbench.reports.gate import samples, stats
+from tf_loopbench.reports.rundir import (
     SAMPLES_FILE,
     SCHEMA_VERSION,
     load_run,
     write_metadata,
 )
+
 from tests.conftest import run_cli
 from tests.fixtures.gate_runs import HARD, interleaved_pair, step_times, write_run
 
@@ -572,7 +572,7 @@ def test_baseline_bad_input_is_one_line_exit_2(tmp_path, args, message):
 
 
 def test_an_interrupted_run_is_not_saved_as_a_baseline(tmp_path):
-    from reports.gate import baseline
+    from tf_loopbench.reports.gate import baseline
 
     run = write_run(tmp_path / "run", {("mlp", "xla"): step_times(0.010, 5, 1)})
     metadata = json.loads((run / "metadata.json").read_text())

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from loops.data import DataError, mnist_like, mnist_train_size, synthetic_mnist
+from tf_loopbench.loops.data import DataError, mnist_like, mnist_train_size, synthetic_mnist
 
 
 def test_synthetic_is_deterministic_and_seeded():
@@ -82,9 +81,9 @@ def test_synthetic_data_is_cached_and_identical(tmp_path, monkeypatch):
 def test_tf_data_batches_are_the_numpy_slices_across_epochs(workload):
     # the loop styles' batch order (loops/base.py): batch i = rows of step i % S;
     # 100 rows / batch 16 = 6 whole batches an epoch, the last 4 rows never used
-    import loops.workloads  # noqa: F401
-    from loops.base import WORKLOADS, WorkloadConfig
-    from loops.styles.custom import numpy_batches, tf_data_batches
+    import tf_loopbench.loops.workloads  # noqa: F401
+    from tf_loopbench.loops.base import WORKLOADS, WorkloadConfig
+    from tf_loopbench.loops.styles.custom import numpy_batches, tf_data_batches
 
     data = WORKLOADS.get(workload)(WorkloadConfig(seed=0, data_size=100)).make_data()
     train = data.whole_batches(16)

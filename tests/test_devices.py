@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from loops.devices import (
+from tf_loopbench.loops.devices import (
     DeviceError,
     gpu_peak_bytes,
     hidden_device_types,

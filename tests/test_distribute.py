@@ -14,10 +14,10 @@ import subprocess
 import sys
 
 import pytest
+from tf_loopbench.loops.distribute import gpus_for
+from tf_loopbench.loops.equivalence import tolerance
+from tf_loopbench.reports.rundir import load_run
 
-from loops.distribute import gpus_for
-from loops.equivalence import tolerance
-from reports.rundir import load_run
 from tests.conftest import ROOT, assert_group_ends
 from tests.test_cli import assert_one_line_error, main_in_process
 
@@ -35,7 +35,7 @@ def strategy_run(tmp_path_factory):
     }
     # its own process group, so that every process it started can be looked for after
     process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.cli", "run", "--workload", "mlp"]
+        [sys.executable, "-m", "tf_loopbench", "run", "--workload", "mlp"]
         + ["--loop", "eager,tf_data,fit", "--strategy", ",".join(STRATEGIES)]
         + ["--device", "cpu", "--batch-size", "32", "--data-size", "256", "--processes", "1"]
         + ["--steps", "4", "--windows", "2", "--warmup-steps", "2", "--out", str(out)]
@@ -67,7 +67,7 @@ def test_every_strategy_runs_the_same_math(strategy_run):
 
 
 def test_the_report_reads_scaling_per_strategy(strategy_run):
-    from reports.report import command
+    from tf_loopbench.reports.report import command
 
     _, _, out = strategy_run
     (run_dir,) = out.iterdir()

@@ -12,11 +12,10 @@ import functools
 
 import numpy as np
 import pytest
-
-import loops.styles  # noqa: F401
-import loops.workloads  # noqa: F401
-from loops.base import LOOPS, WORKLOADS
-from loops.equivalence import (
+import tf_loopbench.loops.styles  # noqa: F401
+import tf_loopbench.loops.workloads  # noqa: F401
+from tf_loopbench.loops.base import LOOPS, WORKLOADS
+from tf_loopbench.loops.equivalence import (
     PRECISION_TOLERANCES,
     REFERENCE,
     TOLERANCES,

@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tf_loopbench.loops.styles  # noqa: F401
+import tf_loopbench.loops.workloads  # noqa: F401
+from tf_loopbench.benchmarks.config import QUICK
+from tf_loopbench.loops.base import LOOPS, StepHooks, WorkloadConfig
+from tf_loopbench.loops.equivalence import REFERENCE, TOLERANCES, max_relative_deviation
+from tf_loopbench.loops.user_model import inspect, workload_class
 
-import loops.styles  # noqa: F401
-import loops.workloads  # noqa: F401
-from benchmarks.config import QUICK
-from loops.base import LOOPS, StepHooks, WorkloadConfig
-from loops.equivalence import REFERENCE, TOLERANCES, max_relative_deviation
-from loops.user_model import inspect, workload_class
 from tests.conftest import ROOT
 
 EXAMPLES = {

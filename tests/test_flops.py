@@ -21,10 +21,9 @@ outputs and stateful ops (the variable updates) depend on
 from __future__ import annotations
 
 import pytest
-
-import loops.workloads  # noqa: F401
-from loops.base import WORKLOADS, WorkloadConfig
-from loops.flops import profiled_flops_per_example  # the count itself lives in loops
+import tf_loopbench.loops.workloads  # noqa: F401
+from tf_loopbench.loops.base import WORKLOADS, WorkloadConfig
+from tf_loopbench.loops.flops import profiled_flops_per_example  # the count itself lives in loops
 
 BATCH = 64
 TOLERANCE = 0.10
@@ -53,7 +52,7 @@ def test_every_registered_workload_is_checked():
 
 
 def test_peak_probe_chains_large_matmuls_in_one_call():
-    from benchmarks.metadata import PEAK_PROBE, matmul_peak_flops
+    from tf_loopbench.benchmarks.metadata import PEAK_PROBE, matmul_peak_flops
 
     n, matmuls, _ = PEAK_PROBE["gpu"]
     assert n >= 4096 and matmuls > 1

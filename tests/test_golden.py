@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from tf_loopbench.benchmarks.stats import summarize
+from tf_loopbench.reports.rundir import load_run, reference_loop, write_summary
 
-from benchmarks.stats import summarize
-from reports.rundir import load_run, reference_loop, write_summary
 from tests.conftest import ROOT, run_cli
 
 GOLDEN = ROOT / "tests" / "fixtures" / "golden"

@@ -17,8 +17,8 @@ import sys
 
 import numpy as np
 import pytest
+from tf_loopbench.reports.history import RATIO, STEP_TIME, command, load_history
 
-from reports.history import RATIO, STEP_TIME, command, load_history
 from tests.conftest import ROOT
 from tests.fixtures import history_store
 from tests.fixtures.history_store import commit_of, write_run, write_store
@@ -184,7 +184,7 @@ def test_history_of_nothing_is_one_line_and_exit_2(tmp_path):
             [
                 sys.executable,
                 "-m",
-                "benchmarks.cli",
+                "tf_loopbench",
                 "history",
                 *args,
                 "--out",

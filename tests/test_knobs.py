@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import tf_loopbench.loops.styles  # noqa: F401  (registers the loop styles)
+import tf_loopbench.loops.workloads  # noqa: F401  (registers the workloads)
+from tf_loopbench.benchmarks.clock import PhaseClock
+from tf_loopbench.benchmarks.config import Cell, RunConfig
+from tf_loopbench.benchmarks.stats import summarize
+from tf_loopbench.loops.knobs import call_multiple, fit_jit_key, fit_jit_setting, round_up
+from tf_loopbench.reports.rundir import CELL_KEYS, CellKey, load_run
 
-import loops.styles  # noqa: F401  (registers the loop styles)
-import loops.workloads  # noqa: F401  (registers the workloads)
-from benchmarks.clock import PhaseClock
-from benchmarks.config import Cell, RunConfig
-from benchmarks.stats import summarize
-from loops.knobs import call_multiple, fit_jit_key, fit_jit_setting, round_up
-from reports.rundir import CELL_KEYS, CellKey, load_run
 from tests.conftest import ROOT
 from tests.test_cli import assert_one_line_error, main_in_process
 
@@ -45,7 +45,7 @@ def test_a_bad_knob_through_the_console_entry_point(cli):
 
 
 def test_data_too_small_for_whole_calls_is_bad_input():
-    from benchmarks.cli import UsageError, make_cells
+    from tf_loopbench.benchmarks.cli import UsageError, make_cells
 
     with pytest.raises(UsageError, match="12 steps per call at batch size 32 need 384 examples"):
         make_cells(config(data_size=256, steps_per_call=(3, 4)))
@@ -69,7 +69,7 @@ def config(**changes) -> RunConfig:
 
 
 def test_the_product_of_the_axes_gives_fit_one_cell_per_jit_setting_and_others_one():
-    from benchmarks.cli import make_cells
+    from tf_loopbench.benchmarks.cli import make_cells
 
     cells = make_cells(
         config(
@@ -113,11 +113,11 @@ def test_fit_jit_keys_say_what_fit_runs_with():
 def test_the_clock_ends_every_phase_on_a_call_boundary(monkeypatch):
     """A scripted trainer with 4 steps a call and an epoch every 24 steps: every
     boundary is a multiple of 4, no window holds an epoch end, windows are whole calls."""
-    import benchmarks.clock
-    from loops.base import StopTraining
+    import tf_loopbench.benchmarks.clock
+    from tf_loopbench.loops.base import StopTraining
 
     now = [0.0]
-    monkeypatch.setattr(benchmarks.clock, "now", lambda: now[0])
+    monkeypatch.setattr(tf_loopbench.benchmarks.clock, "now", lambda: now[0])
     seen_at, evaluated_at = [], []
     clock = PhaseClock(
         lambda: seen_at.append(step),
@@ -154,13 +154,13 @@ def test_the_clock_ends_every_phase_on_a_call_boundary(monkeypatch):
 
 
 def test_the_clock_sizes_windows_by_duration_in_whole_calls(monkeypatch):
-    import benchmarks.clock
-    from loops.base import StopTraining
+    import tf_loopbench.benchmarks.clock
+    from tf_loopbench.loops.base import StopTraining
 
     now = [0.0]
-    monkeypatch.setattr(benchmarks.clock, "now", lambda: now[0])
+    monkeypatch.setattr(tf_loopbench.benchmarks.clock, "now", lambda: now[0])
     monkeypatch.setattr(
-        benchmarks.clock, "spin", lambda seconds: now.__setitem__(0, now[0] + seconds)
+        tf_loopbench.benchmarks.clock, "spin", lambda seconds: now.__setitem__(0, now[0] + seconds)
     )
     clock = PhaseClock(
         lambda: None,
@@ -250,9 +250,8 @@ def test_a_run_from_before_the_knobs_reads_with_their_defaults():
 
 def test_mixed_float16_puts_one_loss_scale_optimizer_behind_every_style():
     import keras
-
-    from loops.base import WORKLOADS, WorkloadConfig
-    from loops.knobs import loss_scaled, precision_policy, unsupported_precision
+    from tf_loopbench.loops.base import WORKLOADS, WorkloadConfig
+    from tf_loopbench.loops.knobs import loss_scaled, precision_policy, unsupported_precision
 
     with precision_policy("mixed_float16"):
         workload = WORKLOADS.get("mlp")(WorkloadConfig(data_size=256))

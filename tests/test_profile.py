@@ -23,9 +23,9 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+import tf_loopbench.loops.styles  # noqa: F401  (registers the loop styles)
+from tf_loopbench.loops.base import LOOPS as LOOP_STYLES
 
-import loops.styles  # noqa: F401  (registers the loop styles)
-from loops.base import LOOPS as LOOP_STYLES
 from tests.conftest import run_cli
 from tools.browser_profile import tensorboard_server
 
@@ -134,7 +134,7 @@ def test_input_wait_is_not_also_op_time(profiled_run, loop):
     # per traced step: op time + the profiler's input column fit in the time TF was
     # busy running kernels or reading input; an iterator read counted in both (fit
     # reads its input inside its tf.function) would exceed it by the read's length
-    from benchmarks.profiling import _step_rows, kernel_time, trace_events, trace_files
+    from tf_loopbench.benchmarks.profiling import _step_rows, kernel_time, trace_events, trace_files
 
     paths = trace_files(str(profiled_run / "profile" / f"mlp-{loop}-cpu-b{BATCH}"))
     events = trace_events(paths)
@@ -179,9 +179,9 @@ def test_tensorboard_lists_every_cell_with_its_tools(profiled_run):
 
 
 def tiny_trainer(loop: str = "tf_function"):
-    import loops.workloads  # noqa: F401
-    from loops.base import LOOPS as LOOP_STYLES
-    from loops.base import WORKLOADS, StepHooks, WorkloadConfig
+    import tf_loopbench.loops.workloads  # noqa: F401
+    from tf_loopbench.loops.base import LOOPS as LOOP_STYLES
+    from tf_loopbench.loops.base import WORKLOADS, StepHooks, WorkloadConfig
 
     workload = WORKLOADS.get("mlp")(WorkloadConfig(data_size=256, width=16))
     train = workload.make_data().whole_batches(32)
@@ -198,8 +198,7 @@ def fake_job(profile_dir: Path) -> SimpleNamespace:
 
 def test_another_profiling_session_is_a_clear_per_cell_error(tmp_path):
     import tensorflow as tf
-
-    from benchmarks.profiling import profile_trainer
+    from tf_loopbench.benchmarks.profiling import profile_trainer
 
     trainer = tiny_trainer()
     cell_dir = tmp_path / "profile" / "mlp-tf_function-cpu-b32"
@@ -218,9 +217,8 @@ def test_another_profiling_session_is_a_clear_per_cell_error(tmp_path):
 
 def test_trace_without_step_markers_is_an_error(tmp_path):
     import tensorflow as tf
-
-    from benchmarks.profiling import ProfileError, analyze_trace, trace_files
-    from loops.base import StepHooks
+    from tf_loopbench.benchmarks.profiling import ProfileError, analyze_trace, trace_files
+    from tf_loopbench.loops.base import StepHooks
 
     trainer = tiny_trainer()
     tf.profiler.experimental.start(str(tmp_path))
@@ -238,7 +236,7 @@ def event(name, ts, dur, tid=1, **args):
 
 
 def test_kernel_time_unions_kernel_executions_per_step():
-    from benchmarks.profiling import kernel_time
+    from tf_loopbench.benchmarks.profiling import kernel_time
 
     events = [
         event("train 0", 0, 100, group_id="0", step_num="0", step_name="train 0"),
@@ -268,7 +266,13 @@ def test_kernel_time_unions_kernel_executions_per_step():
 
 @pytest.mark.parametrize("loop", ["eager", "tf_function"])
 def test_kernel_time_on_a_real_trace(tmp_path, loop):
-    from benchmarks.profiling import analyze_trace, capture, kernel_time, trace_events, trace_files
+    from tf_loopbench.benchmarks.profiling import (
+        analyze_trace,
+        capture,
+        kernel_time,
+        trace_events,
+        trace_files,
+    )
 
     trainer = tiny_trainer(loop)
     capture(trainer, str(tmp_path), trainer.sync, 3, warmup=1)

@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from loops.registry import LoopRegistry, Registry, UnknownNameError
+from tf_loopbench.loops.registry import LoopRegistry, Registry, UnknownNameError
 
 GOLDEN_METADATA = Path(__file__).parent / "fixtures" / "golden" / "current" / "metadata.json"
 
@@ -54,17 +53,17 @@ def test_snapshot_restore():
 
 
 def test_seed_registries_are_filled():
-    import loops.styles  # noqa: F401
-    import loops.workloads  # noqa: F401
-    from loops.base import LOOPS, WORKLOADS
+    import tf_loopbench.loops.styles  # noqa: F401
+    import tf_loopbench.loops.workloads  # noqa: F401
+    from tf_loopbench.loops.base import LOOPS, WORKLOADS
 
     assert WORKLOADS.names() == ["linear", "mlp", "gan"]
     assert LOOPS.names() == ["fit", "eager", "tf_function", "tf_data", "xla"]
 
 
 def test_the_loop_styles_declare_one_ladder_of_single_changes():
-    import loops.styles  # noqa: F401
-    from loops.base import LOOPS
+    import tf_loopbench.loops.styles  # noqa: F401
+    from tf_loopbench.loops.base import LOOPS
 
     ladder = LOOPS.ladder()
     assert json.loads(json.dumps(ladder)) == ladder  # JSON as it is

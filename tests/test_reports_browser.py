@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tf_loopbench.reports.report import REPORT_HTML, write_report
 
-from reports.report import REPORT_HTML, write_report
 from tests.fixtures.report_runs import CellSpec, write_run
 from tools.browser import screenshot
 

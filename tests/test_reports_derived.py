@@ -7,12 +7,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from tf_loopbench.reports.gate.stats import ratio_of_medians_ci
+from tf_loopbench.reports.report import derived as derived_module
+from tf_loopbench.reports.report.aggregate import RunSet, aggregate_processes, run_labels
+from tf_loopbench.reports.report.derived import DERIVED_TABLES, break_even_step, derive
+from tf_loopbench.reports.rundir import load_runs
 
-from reports.gate.stats import ratio_of_medians_ci
-from reports.report import derived as derived_module
-from reports.report.aggregate import RunSet, aggregate_processes, run_labels
-from reports.report.derived import DERIVED_TABLES, break_even_step, derive
-from reports.rundir import load_runs
 from tests.fixtures.report_runs import (
     KNOWN_PEAK_FLOPS,
     KNOWN_STEP_TIMES_MS,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from tf_loopbench.reports.report import REPORT_HTML, REPORT_MD, command
+from tf_loopbench.reports.rundir import METADATA_FILE, SAMPLES_FILE, SUMMARY_FILE
 
-from reports.report import REPORT_HTML, REPORT_MD, command
-from reports.rundir import METADATA_FILE, SAMPLES_FILE, SUMMARY_FILE
 from tests.fixtures.report_runs import CellSpec, write_run
 
 SMALL_CELLS = [
@@ -110,7 +110,7 @@ def test_no_run_dir_given(capsys):
 
 @pytest.mark.parametrize("epochs", ["0", "-2", "1.5", "many"])
 def test_epochs_must_be_a_positive_integer(tmp_path, capsys, epochs):
-    from benchmarks.cli import main
+    from tf_loopbench.benchmarks.cli import main
 
     run = _small_run(tmp_path / "good")
     with pytest.raises(SystemExit) as exit_info:
@@ -123,7 +123,7 @@ def test_epochs_must_be_a_positive_integer(tmp_path, capsys, epochs):
 
 
 def test_epochs_reach_the_report(tmp_path, capsys):
-    from benchmarks.cli import main
+    from tf_loopbench.benchmarks.cli import main
 
     run = _small_run(tmp_path / "good")
     assert main(["report", str(run), "--epochs", "4"]) == 0

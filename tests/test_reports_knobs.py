@@ -16,13 +16,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tf_loopbench.reports.report import REPORT_MD, report_runs
+from tf_loopbench.reports.report.aggregate import GROUP_KEYS, RunSet
+from tf_loopbench.reports.report.decisions import decisions
+from tf_loopbench.reports.report.derived import derive
+from tf_loopbench.reports.report.knobs import (
+    knob_decisions,
+    plot_knob,
+    precision_table,
+    steps_table,
+)
+from tf_loopbench.reports.rundir import load_runs
 
-from reports.report import REPORT_MD, report_runs
-from reports.report.aggregate import GROUP_KEYS, RunSet
-from reports.report.decisions import decisions
-from reports.report.derived import derive
-from reports.report.knobs import knob_decisions, plot_knob, precision_table, steps_table
-from reports.rundir import load_runs
 from tests.conftest import ROOT
 
 KNOB_RUN = ROOT / "tests" / "fixtures" / "knob_run"

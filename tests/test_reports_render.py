@@ -11,14 +11,14 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
+from tf_loopbench.reports.gate.judge import DEFAULT_THRESHOLD
+from tf_loopbench.reports.report import REPORT_HTML, REPORT_MD, command, write_report
+from tf_loopbench.reports.report.aggregate import RunSet
+from tf_loopbench.reports.report.decisions import compiler_rung, decisions, verdict
+from tf_loopbench.reports.report.derived import PRACTICAL_DIFFERENCE, derive, train_time_s
+from tf_loopbench.reports.report.plots import BAND_GID, _points, write_plots
+from tf_loopbench.reports.rundir import load_runs
 
-from reports.gate.judge import DEFAULT_THRESHOLD
-from reports.report import REPORT_HTML, REPORT_MD, command, write_report
-from reports.report.aggregate import RunSet
-from reports.report.decisions import compiler_rung, decisions, verdict
-from reports.report.derived import PRACTICAL_DIFFERENCE, derive, train_time_s
-from reports.report.plots import BAND_GID, _points, write_plots
-from reports.rundir import load_runs
 from tests.fixtures.report_runs import (
     KERAS_CHOICE,
     LOOPS,
@@ -457,14 +457,16 @@ def test_several_runs_side_by_side(tmp_path, capsys):
 
 def test_reports_never_import_tensorflow_loops_or_benchmarks():
     modules = sorted(
-        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        "tf_loopbench."
+        + ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
         for path in (ROOT / "reports").rglob("*.py")
     )
-    assert {"reports.gate.judge", "reports.report.derived", "reports.rundir"} <= set(modules)
+    assert {"tf_loopbench.reports.gate.judge", "tf_loopbench.reports.rundir"} <= set(modules)
     code = (
         "import importlib, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"
-        "bad = [m for m in ('tensorflow', 'keras', 'loops', 'benchmarks') if m in sys.modules]\n"
+        "bad = [m for m in ('tensorflow', 'keras', 'tf_loopbench.loops', 'tf_loopbench.benchmarks')"
+        " if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
     result = subprocess.run(
@@ -474,13 +476,13 @@ def test_reports_never_import_tensorflow_loops_or_benchmarks():
 
 
 def test_loopbench_report_and_compare_run_without_tensorflow(tmp_path):
-    """`python -m benchmarks.cli report|compare` (what `nox -s report` and CI run) never
+    """`python -m tf_loopbench report|compare` (what `nox -s report` and CI run) never
     import TensorFlow, so a job that only renders or compares stored runs needs none."""
     base = write_run(tmp_path / "base", known_cells())
     current = write_run(tmp_path / "current", known_cells(scale=1.01))
     code = (
         "import sys\n"
-        "from benchmarks.cli import main\n"
+        "from tf_loopbench.benchmarks.cli import main\n"
         f"statuses = [main(['report', {str(current)!r}]),\n"
         f"            main(['compare', {str(base)!r}, {str(current)!r}])]\n"
         "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
@@ -508,8 +510,8 @@ def test_a_run_with_knobs_renders_one_setting_per_knob_value(tmp_path):
     import json
 
     import pandas as pd
+    from tf_loopbench.reports.rundir import write_metadata, write_samples, write_summary
 
-    from reports.rundir import write_metadata, write_samples, write_summary
     from tests.test_golden import GOLDEN
 
     source = GOLDEN / "current"

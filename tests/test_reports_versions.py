@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from tf_loopbench.reports.report.aggregate import RunSet
+from tf_loopbench.reports.report.decisions import decisions
+from tf_loopbench.reports.report.derived import derive
+from tf_loopbench.reports.report.versions import ABSOLUTE, RATIOS, release_comparison
+from tf_loopbench.reports.rundir import load_runs
 
-from reports.report.aggregate import RunSet
-from reports.report.decisions import decisions
-from reports.report.derived import derive
-from reports.report.versions import ABSOLUTE, RATIOS, release_comparison
-from reports.rundir import load_runs
 from tests.fixtures.gate_runs import HARD, step_times, write_run
 from tests.test_cli import main_in_process
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tf_loopbench.reports.rundir import SUMMARY_COLUMNS, load_run
 
-from reports.rundir import SUMMARY_COLUMNS, load_run
 from tests.conftest import ROOT, assert_group_ends, run_cli
 
 TINY = [
@@ -308,7 +308,7 @@ def test_ctrl_c_keeps_finished_cells(tmp_path):
         [
             sys.executable,
             "-m",
-            "benchmarks.cli",
+            "tf_loopbench",
             "run",
             *TINY,
             "--workload",
@@ -360,7 +360,7 @@ def test_ctrl_c_while_a_child_is_being_started_is_still_a_ctrl_c():
     failure to join a process that was never started."""
     import multiprocessing
 
-    from benchmarks.runner import call_in_children
+    from tf_loopbench.benchmarks.runner import call_in_children
 
     real = multiprocessing.get_context("spawn")
 

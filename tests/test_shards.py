@@ -17,11 +17,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from tf_loopbench.benchmarks import cli, shards
+from tf_loopbench.benchmarks.config import Cell, RunConfig
+from tf_loopbench.benchmarks.runner import schedule
+from tf_loopbench.reports.rundir import CellKey, load_run
 
-from benchmarks import cli, shards
-from benchmarks.config import Cell, RunConfig
-from benchmarks.runner import schedule
-from reports.rundir import CellKey, load_run
 from tests.conftest import ROOT
 
 
@@ -178,7 +178,7 @@ def shard_runs(tmp_path_factory):
             [
                 sys.executable,
                 "-m",
-                "benchmarks.cli",
+                "tf_loopbench",
                 "run",
                 *TINY,
                 "--shard",
@@ -229,7 +229,7 @@ def merged(shard_runs, tmp_path_factory):
     """The two shards merged by the console command, as a CI job runs it."""
     out = tmp_path_factory.mktemp("merged") / "run"
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.cli", "merge", *map(str, shard_runs), "--out", str(out)],
+        [sys.executable, "-m", "tf_loopbench", "merge", *map(str, shard_runs), "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
-
-from benchmarks.stats import median_ci, summarize
+from tf_loopbench.benchmarks.stats import median_ci, summarize
 
 
 def test_median_ci_ranks_and_coverage():

@@ -3,7 +3,7 @@
 Models are tiny files written to a temporary directory, as a user would write
 them. Most checks call the inspection in-process (real TensorFlow, real Keras);
 the command line's own handling (one line, exit status 2) is checked through
-``benchmarks.cli.main``, whose inspection runs in a child process.
+``tf_loopbench.benchmarks.cli.main``, whose inspection runs in a child process.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import tf_loopbench.loops.styles  # noqa: F401
+import tf_loopbench.loops.workloads  # noqa: F401
+from tf_loopbench.benchmarks.config import Cell, Job, RunConfig
+from tf_loopbench.loops.base import WORKLOADS, WorkloadConfig
+from tf_loopbench.loops.model_spec import ModelSpecError, parse_source
+from tf_loopbench.loops.user_model import inspect, register, workload_class
 
-import loops.styles  # noqa: F401
-import loops.workloads  # noqa: F401
-from benchmarks.config import Cell, Job, RunConfig
-from loops.base import WORKLOADS, WorkloadConfig
-from loops.model_spec import ModelSpecError, parse_source
-from loops.user_model import inspect, register, workload_class
 from tests.test_cli import assert_one_line_error, main_in_process
 
 HEADER = """\
@@ -207,7 +207,7 @@ def test_initial_weights_are_compared_not_trusted_to_the_seed(tmp_path):
 
 
 def test_an_op_xla_cannot_compile_skips_that_cell_only(tmp_path, registry):
-    from benchmarks.worker import run_job
+    from tf_loopbench.benchmarks.worker import run_job
 
     path = model_file(
         tmp_path,
@@ -256,8 +256,8 @@ def test_an_op_xla_cannot_compile_skips_that_cell_only(tmp_path, registry):
 def test_random_ops_in_the_step_make_xla_not_equivalent(tmp_path, registry):
     """Dropout draws its mask with Keras's seeded random ops, which give other numbers
     under XLA: the run marks that cell not equivalent instead of hiding it."""
-    from benchmarks.stats import summarize
-    from benchmarks.worker import run_job
+    from tf_loopbench.benchmarks.stats import summarize
+    from tf_loopbench.benchmarks.worker import run_job
 
     path = model_file(
         tmp_path,
@@ -310,7 +310,7 @@ PLUGIN = """\
 import keras
 import numpy as np
 
-from loops.workloads.linear import Linear
+from tf_loopbench.loops.workloads.linear import Linear
 
 
 class Shifted(Linear):
@@ -325,9 +325,9 @@ def make():
 
 
 def test_installed_plugins_are_listed_and_become_workloads(tmp_path, monkeypatch, registry, capsys):
-    from benchmarks.cli import main
-    from benchmarks.user_models import plugin_requests
-    from loops.plugins import load_plugins
+    from tf_loopbench.benchmarks.cli import main
+    from tf_loopbench.benchmarks.user_models import plugin_requests
+    from tf_loopbench.loops.plugins import load_plugins
 
     (tmp_path / "demo_models.py").write_text(PLUGIN)
     info = tmp_path / "demo_plugin-0.1.dist-info"

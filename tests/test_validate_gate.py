@@ -7,8 +7,8 @@ TensorFlow is imported. Run: ``pytest tests/test_validate_gate.py``.
 from __future__ import annotations
 
 import pytest
+from tf_loopbench.benchmarks.config import AB_PROCESSES
 
-from benchmarks.config import AB_PROCESSES
 from tests.fixtures.gate_runs import interleaved_pair, step_times, write_run
 from tools import validate_gate
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from benchmarks.config import Cell, Job, RunConfig
-from benchmarks.worker import run_job
+from tf_loopbench.benchmarks.config import Cell, Job, RunConfig
+from tf_loopbench.benchmarks.worker import run_job
 
 
 def tiny_config() -> RunConfig:
@@ -53,7 +52,7 @@ def test_forkserver_workers_start_fresh_and_take_the_current_environment(monkeyp
     environment as it is when their job starts."""
     from dataclasses import replace
 
-    from benchmarks.runner import run_in_worker
+    from tf_loopbench.benchmarks.runner import run_in_worker
 
     config = replace(tiny_config(), devices=("cpu",), start_method="forkserver")
     cell = Cell("linear", "tf_function", "cpu", 32, 0)
@@ -76,8 +75,8 @@ def test_worker_stops_when_its_parent_leaves():
     import time
     from dataclasses import replace
 
-    from benchmarks.runner import worker_context
-    from benchmarks.worker import worker_main
+    from tf_loopbench.benchmarks.runner import worker_context
+    from tf_loopbench.benchmarks.worker import worker_main
 
     # ~100 000 eager steps: minutes of work if the worker kept going
     config = replace(tiny_config(), devices=("cpu",), steps=100_000, windows=50_000)

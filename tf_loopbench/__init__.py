@@ -26,6 +26,23 @@ from typing import Any, NamedTuple
 
 __all__ = ["Result", "run", "report"]
 
+#: the folders mapped into this namespace (pyproject.toml's package-dir):
+#: tf_loopbench.loops from loops/, and so on (docs/decisions/0007-one-namespace.md)
+SUBPACKAGES = ("loops", "benchmarks", "reports")
+
+
+def _source_checkout_path() -> list[str]:
+    """In a source checkout that is not installed (``loopbench ab``'s base worktree, a
+    tool run from the repository), the mapped folders sit beside this one: look there.
+    An installed copy has them inside this folder, and nothing is added."""
+    root = Path(__file__).resolve().parent.parent
+    beside = all((root / name / "__init__.py").is_file() for name in SUBPACKAGES)
+    inside = all((Path(__file__).parent / name).is_dir() for name in SUBPACKAGES)
+    return [str(root)] if beside and not inside and (root / "pyproject.toml").is_file() else []
+
+
+__path__ += _source_checkout_path()  # noqa: F821  (a package's own __path__)
+
 
 class Result(NamedTuple):
     """What ``run`` returns: the run's cells as the reports read them, and where it is."""
@@ -51,10 +68,10 @@ def run(model: Any = None, *, report: bool = True, **options: Any) -> Result:
         result = tf_loopbench.run(model=make, loop=["fit", "tf_function"], processes=3)
         result.cells.set_index("loop")["speedup_vs_fit"]
     """
-    from benchmarks import cli
-    from benchmarks.user_models import model_source
-    from loops.model_spec import ModelSpecError
-    from reports.rundir import load_run
+    from tf_loopbench.benchmarks import cli
+    from tf_loopbench.benchmarks.user_models import model_source
+    from tf_loopbench.loops.model_spec import ModelSpecError
+    from tf_loopbench.reports.rundir import load_run
 
     models = model if isinstance(model, list | tuple) else [] if model is None else [model]
     with tempfile.TemporaryDirectory(prefix="loopbench-models-") as directory:
@@ -90,8 +107,8 @@ def report(
     """Render report.md, report.html and plots/ for one or several runs (as
     ``loopbench report``; ``epochs``: the time-to-train figure's E, by default the
     command's); returns the directory they are in (a single run's own)."""
-    from reports.report import write_report
-    from reports.rundir import DEFAULT_EPOCHS
+    from tf_loopbench.reports.report import write_report
+    from tf_loopbench.reports.rundir import DEFAULT_EPOCHS
 
     epochs = DEFAULT_EPOCHS if epochs is None else epochs
     if isinstance(run_dirs, str | os.PathLike):

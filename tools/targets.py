@@ -35,8 +35,7 @@ import tempfile
 import time
 
 import pandas as pd
-
-from reports.rundir import load_run
+from tf_loopbench.reports.rundir import load_run
 
 GRAPH_LIMIT, EAGER_LIMIT = 0.05, 0.10
 
@@ -44,8 +43,8 @@ GRAPH_LIMIT, EAGER_LIMIT = 0.05, 0.10
 def bottom_and_graph_rungs() -> tuple[str, str]:
     """(the ladder's bottom custom rung, the rung that puts it in graph mode): the loop
     styles' own declarations, so this tool names no loop style."""
-    import loops.styles  # noqa: F401
-    from loops.base import LOOPS
+    import tf_loopbench.loops.styles  # noqa: F401
+    from tf_loopbench.loops.base import LOOPS
 
     rungs = LOOPS.ladder()["rungs"]
     bottom = next(r["loop"] for r in rungs if not r["reference"] and r["compares_with"] is None)
@@ -55,14 +54,14 @@ def bottom_and_graph_rungs() -> tuple[str, str]:
 
 def overhead(rounds: int = 15, steps: int = 200) -> None:
     """Alternate the suite's clock and a bare loop on one graph-mode trainer."""
-    from benchmarks.clock import PhaseClock, now
-    from benchmarks.worker import configure_threads
+    from tf_loopbench.benchmarks.clock import PhaseClock, now
+    from tf_loopbench.benchmarks.worker import configure_threads
 
     configure_threads(0, 0)
-    import loops.styles  # noqa: F401
-    import loops.workloads  # noqa: F401
-    from loops.base import LOOPS, WORKLOADS, WorkloadConfig
-    from loops.styles.custom import numpy_batches
+    import tf_loopbench.loops.styles  # noqa: F401
+    import tf_loopbench.loops.workloads  # noqa: F401
+    from tf_loopbench.loops.base import LOOPS, WORKLOADS, WorkloadConfig
+    from tf_loopbench.loops.styles.custom import numpy_batches
 
     workload = WORKLOADS.get("mlp")(WorkloadConfig())
     data = workload.make_data()
@@ -105,7 +104,7 @@ def _run(args: list[str], out: Path, report: bool = False) -> tuple[float, Path]
     start = time.perf_counter()
     extra = [] if report else ["--no-report"]
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.cli", "run", *args, *extra, "--out", str(out)],
+        [sys.executable, "-m", "tf_loopbench", "run", *args, *extra, "--out", str(out)],
         capture_output=True,
         text=True,
     )
@@ -150,7 +149,8 @@ def wall_times() -> None:
 def report_time(repeats: int = 3) -> None:
     """Time `loopbench report` (a fresh interpreter, as users run it) on a run of the
     default matrix's shape: 3 workloads x 5 loops, the default processes a cell."""
-    from benchmarks.config import DEFAULT
+    from tf_loopbench.benchmarks.config import DEFAULT
+
     from tests.fixtures.report_runs import default_matrix_cells, write_run
 
     out = Path(tempfile.mkdtemp(prefix="loopbench-report-time-"))
@@ -161,7 +161,7 @@ def report_time(repeats: int = 3) -> None:
     for _ in range(repeats):
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "benchmarks.cli", "report", str(run)],
+            [sys.executable, "-m", "tf_loopbench", "report", str(run)],
             check=True,
             capture_output=True,
         )

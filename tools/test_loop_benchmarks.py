@@ -19,11 +19,10 @@ from __future__ import annotations
 import time
 
 import pytest
-
-import loops.styles  # noqa: F401
-import loops.workloads  # noqa: F401
-from benchmarks.stepping import SteppedTrainer
-from loops.base import LOOPS, WORKLOADS, WorkloadConfig
+import tf_loopbench.loops.styles  # noqa: F401
+import tf_loopbench.loops.workloads  # noqa: F401
+from tf_loopbench.benchmarks.stepping import SteppedTrainer
+from tf_loopbench.loops.base import LOOPS, WORKLOADS, WorkloadConfig
 
 STEPS_PER_ROUND = 10
 ROUNDS = 20

@@ -62,11 +62,10 @@ from typing import NoReturn
 
 import numpy as np
 from scipy import stats
-
-from benchmarks.config import AB_PROCESSES, INJECT_SLOWDOWN_ENV
-from reports.gate import judge
-from reports.gate import stats as gate_stats
-from reports.gate.samples import (
+from tf_loopbench.benchmarks.config import AB_PROCESSES, INJECT_SLOWDOWN_ENV
+from tf_loopbench.reports.gate import judge
+from tf_loopbench.reports.gate import stats as gate_stats
+from tf_loopbench.reports.gate.samples import (
     DEFAULT_STATISTIC,
     STATISTICS,
     block_grid,
@@ -76,7 +75,7 @@ from reports.gate.samples import (
     pair_times,
     process_samples,
 )
-from reports.rundir import CELL_KEYS, CellKey, RunDirError, atomic_write_text, load_run
+from tf_loopbench.reports.rundir import CELL_KEYS, CellKey, RunDirError, atomic_write_text, load_run
 
 FALSE_ALARM_TARGET = 0.01
 NO_SLOWED_LOOP = "give --slowed-loop: no slowed run says which loop it slowed"

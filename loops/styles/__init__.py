@@ -1,3 +1,3 @@
 """Loop styles, one file each; importing this package registers them (ladder order)."""
 
-from loops.styles import fit, eager, tf_function, tf_data, xla  # noqa: F401, I001
+from tf_loopbench.loops.styles import fit, eager, tf_function, tf_data, xla  # noqa: F401, I001

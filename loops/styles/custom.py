@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-
-from loops import distribute
-from loops.base import (
+from tf_loopbench.loops import distribute
+from tf_loopbench.loops.base import (
     Batch,
     LoopStyle,
     StepHooks,

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import functools
 
-from loops import distribute
-from loops.base import LOOPS, LoopStyle
-from loops.styles.custom import CustomLoopTrainer, distributed_trainer, numpy_batches
+from tf_loopbench.loops import distribute
+from tf_loopbench.loops.base import LOOPS, LoopStyle
+from tf_loopbench.loops.styles.custom import CustomLoopTrainer, distributed_trainer, numpy_batches
 
 
 @LOOPS.register("eager")

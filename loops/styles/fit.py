@@ -29,10 +29,16 @@ import math
 from typing import Any
 
 import keras
-
-from loops import distribute
-from loops.base import LOOPS, LoopStyle, StepHooks, StopTraining, Trainer, steps_per_epoch
-from loops.knobs import fit_jit_setting
+from tf_loopbench.loops import distribute
+from tf_loopbench.loops.base import (
+    LOOPS,
+    LoopStyle,
+    StepHooks,
+    StopTraining,
+    Trainer,
+    steps_per_epoch,
+)
+from tf_loopbench.loops.knobs import fit_jit_setting
 
 
 class _HookCallback(keras.callbacks.Callback):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from loops import distribute
-from loops.base import LOOPS
-from loops.styles.custom import GraphLoop, tf_data_batches
+from tf_loopbench.loops import distribute
+from tf_loopbench.loops.base import LOOPS
+from tf_loopbench.loops.styles.custom import GraphLoop, tf_data_batches
 
 
 @LOOPS.register("tf_data")

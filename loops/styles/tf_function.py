@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from loops.base import LOOPS
-from loops.styles.custom import GraphLoop
+from tf_loopbench.loops.base import LOOPS
+from tf_loopbench.loops.styles.custom import GraphLoop
 
 
 @LOOPS.register("tf_function")

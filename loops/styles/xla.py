@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from loops.base import LOOPS
-from loops.styles.custom import GraphLoop, tf_data_batches
+from tf_loopbench.loops.base import LOOPS
+from tf_loopbench.loops.styles.custom import GraphLoop, tf_data_batches
 
 
 @LOOPS.register("xla")

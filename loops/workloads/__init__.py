@@ -1,3 +1,3 @@
 """Workloads, one file each; importing this package registers them all (in this order)."""
 
-from loops.workloads import linear, mlp, gan  # noqa: F401, I001  (registration order)
+from tf_loopbench.loops.workloads import linear, mlp, gan  # noqa: F401, I001  (registration order)

@@ -20,9 +20,8 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-
-from loops.base import WORKLOADS, Batch, Dataset, TrainState, Workload
-from loops.data import IMAGE_PIXELS, mnist_like, mnist_train_size
+from tf_loopbench.loops.base import WORKLOADS, Batch, Dataset, TrainState, Workload
+from tf_loopbench.loops.data import IMAGE_PIXELS, mnist_like, mnist_train_size
 
 NOISE_DIM = 100  # the seed's latent size
 SEED_WIDTH = 128

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-
-from loops.base import WORKLOADS, Dataset
-from loops.workloads.supervised import SupervisedWorkload
+from tf_loopbench.loops.base import WORKLOADS, Dataset
+from tf_loopbench.loops.workloads.supervised import SupervisedWorkload
 
 TRUE_W = np.array([[2.0], [-3.4]], dtype=np.float32)
 TRUE_B = np.float32(4.2)

@@ -9,10 +9,9 @@ file); otherwise deterministic synthetic MNIST-shaped data (loops/data.py).
 from __future__ import annotations
 
 import keras
-
-from loops.base import WORKLOADS, Dataset
-from loops.data import IMAGE_PIXELS, N_CLASSES, mnist_like, mnist_train_size
-from loops.workloads.supervised import SupervisedWorkload
+from tf_loopbench.loops.base import WORKLOADS, Dataset
+from tf_loopbench.loops.data import IMAGE_PIXELS, N_CLASSES, mnist_like, mnist_train_size
+from tf_loopbench.loops.workloads.supervised import SupervisedWorkload
 
 SEED_WIDTH = 128
 

@@ -15,8 +15,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-
-from loops.base import Batch, TrainState, Workload
+from tf_loopbench.loops.base import Batch, TrainState, Workload
 
 
 class SupervisedWorkload(Workload):

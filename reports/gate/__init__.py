@@ -20,7 +20,7 @@ size (its detectable slowdown is larger).
 
 Example::
 
-    from reports.gate import command
+    from tf_loopbench.reports.gate import command
     status = command("results/base", "results/head", markdown="compare.md")
 """
 
@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 import sys
 
-from reports.gate.judge import (
+from tf_loopbench.reports.gate.judge import (
     DEFAULT_ALPHA,
     DEFAULT_THRESHOLD,
     EXIT_BLIND,
@@ -41,8 +41,8 @@ from reports.gate.judge import (
     IncomparableRunsError,
     compare,
 )
-from reports.gate.render import markdown_note, render_markdown, render_text
-from reports.rundir import RunDirError, atomic_write_text
+from tf_loopbench.reports.gate.render import markdown_note, render_markdown, render_text
+from tf_loopbench.reports.rundir import RunDirError, atomic_write_text
 
 
 def command(

@@ -30,7 +30,13 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from reports.rundir import METADATA_FILE, SAMPLES_FILE, SUMMARY_FILE, RunDirError, load_run
+from tf_loopbench.reports.rundir import (
+    METADATA_FILE,
+    SAMPLES_FILE,
+    SUMMARY_FILE,
+    RunDirError,
+    load_run,
+)
 
 STORE_ENV = "LOOPBENCH_BASELINES"
 DEFAULT_STORE = Path(".loopbench") / "baselines"

@@ -57,9 +57,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from reports.gate import stats
-from reports.gate.samples import (
+from tf_loopbench.reports.gate import stats
+from tf_loopbench.reports.gate.samples import (
     DEFAULT_STATISTIC,
     DRIFT_NEIGHBOURS,
     IncomparableRunsError,
@@ -71,7 +70,7 @@ from reports.gate.samples import (
     with_cell,
     within_run_ratio_samples,
 )
-from reports.rundir import AB_MARK, CELL_KEYS, CellKey, Run, load_run
+from tf_loopbench.reports.rundir import AB_MARK, CELL_KEYS, CellKey, Run, load_run
 
 #: The gate's defaults, read by the command line (benchmarks/cli.py) too.
 DEFAULT_THRESHOLD = 0.05

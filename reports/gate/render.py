@@ -6,7 +6,7 @@ first), so the two never disagree.
 
 Example::
 
-    from reports.gate.judge import compare
+    from tf_loopbench.reports.gate.judge import compare
     print(render_text(compare("results/base", "results/head")))
 """
 
@@ -15,10 +15,9 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-
-from reports.gate import stats
-from reports.gate.judge import COMPILE_FLOOR_S, EXIT_BLIND, VERDICTS, Comparison
-from reports.rundir import Run
+from tf_loopbench.reports.gate import stats
+from tf_loopbench.reports.gate.judge import COMPILE_FLOOR_S, EXIT_BLIND, VERDICTS, Comparison
+from tf_loopbench.reports.rundir import Run
 
 #: what one sample is, per statistic (reports.gate.samples.STATISTICS)
 _SAMPLE = {

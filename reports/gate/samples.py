@@ -15,7 +15,7 @@ judging:
 
 Example::
 
-    from reports.rundir import load_run
+    from tf_loopbench.reports.rundir import load_run
     samples = process_samples(load_run("results/RUN"))
     per_cell(samples, "step_time_s")      # {CellKey: array of per-process step times}
 """
@@ -27,8 +27,7 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-
-from reports.rundir import AB_MARK, CELL_KEYS, SAMPLES_FILE, SETTING_KEYS, CellKey, Run
+from tf_loopbench.reports.rundir import AB_MARK, CELL_KEYS, SAMPLES_FILE, SETTING_KEYS, CellKey, Run
 
 
 class IncomparableRunsError(Exception):

@@ -31,12 +31,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from reports.report.aggregate import RunSet
-from reports.report.decisions import decisions
-from reports.report.derived import DEFAULT_EPOCHS, derive
-from reports.report.plots import write_plots
-from reports.report.render import build_document, render_html, render_markdown
-from reports.rundir import Run, RunDirError, atomic_write_text, load_run, load_runs
+from tf_loopbench.reports.report.aggregate import RunSet
+from tf_loopbench.reports.report.decisions import decisions
+from tf_loopbench.reports.report.derived import DEFAULT_EPOCHS, derive
+from tf_loopbench.reports.report.plots import write_plots
+from tf_loopbench.reports.report.render import build_document, render_html, render_markdown
+from tf_loopbench.reports.rundir import Run, RunDirError, atomic_write_text, load_run, load_runs
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"

@@ -30,8 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from reports.rundir import LOOP_KEYS, Ladder, Run, RunDirError
+from tf_loopbench.reports.rundir import LOOP_KEYS, Ladder, Run, RunDirError
 
 #: The key of one aggregated cell across several runs.
 GROUP_KEYS = (

@@ -32,7 +32,7 @@ processes) nothing is claimed; :func:`reading_notes` says so once.
 Run it::
 
     python -c "from reports.rundir import load_runs; from reports.report.aggregate import RunSet; \
-from reports.report.derived import derive; from reports.report.decisions import decisions; \
+from tf_loopbench.reports.report.derived import derive; from reports.report.decisions import decisions; \
 [print(d.topic, '|', d.text) for d in decisions(derive(RunSet.of(load_runs(['RUN']))))]"
 """
 
@@ -46,15 +46,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from reports.report.derived import (
+from tf_loopbench.reports.report.derived import (
     OVERHEAD_THRESHOLD,
     SETTING_KEYS,
     SPEEDUP_COLUMNS,
     Derived,
 )
-from reports.report.versions import release_decisions
-from reports.rundir import Ladder, Rung
+from tf_loopbench.reports.report.versions import release_decisions
+from tf_loopbench.reports.rundir import Ladder, Rung
 
 
 @dataclass(frozen=True)
@@ -709,7 +708,9 @@ def decisions(derived: Derived) -> list[Decision]:
         return [*out, *_failure_decisions(derived, several_runs)]
     for _, group in derived.cells.groupby(list(SETTING_KEYS), sort=True):
         out += _setting_decisions(derived, group, several_runs)
-    from reports.report.knobs import knob_decisions  # across knob settings; it reads this module
+    from tf_loopbench.reports.report.knobs import (
+        knob_decisions,  # across knob settings; it reads this module
+    )
 
     return [*out, *_crossover_decisions(derived, several_runs), *knob_decisions(derived)]
 

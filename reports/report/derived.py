@@ -58,7 +58,7 @@ alone. Speedups are given on both; the report leads with the amortized one.
 Run it::
 
     python -c "from reports.rundir import load_runs; from reports.report.aggregate import RunSet; \
-from reports.report.derived import derive; print(derive(RunSet.of(load_runs(['results/RUN']))).cells)"
+from tf_loopbench.reports.report.derived import derive; print(derive(RunSet.of(load_runs(['results/RUN']))).cells)"
 """
 
 from __future__ import annotations
@@ -70,15 +70,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-
-from reports.gate.judge import DEFAULT_THRESHOLD
-from reports.gate.stats import median_ratio, ratio_of_medians_ci
-from reports.report.aggregate import GROUP_KEYS, RunSet, aggregate_processes
-from reports.report.versions import ReleaseComparison, release_comparison
-from reports.rundir import DEFAULT_EPOCHS, Ladder
+from tf_loopbench.reports.gate.judge import DEFAULT_THRESHOLD
+from tf_loopbench.reports.gate.stats import median_ratio, ratio_of_medians_ci
+from tf_loopbench.reports.report.aggregate import GROUP_KEYS, RunSet, aggregate_processes
+from tf_loopbench.reports.report.versions import ReleaseComparison, release_comparison
+from tf_loopbench.reports.rundir import DEFAULT_EPOCHS, Ladder
 
 if TYPE_CHECKING:
-    from reports.report.knobs import KnobTables
+    from tf_loopbench.reports.report.knobs import KnobTables
 
 #: Keys of a comparison group: all of GROUP_KEYS but the loop.
 SETTING_KEYS = tuple(key for key in GROUP_KEYS if key != "loop")
@@ -742,7 +741,7 @@ def equal_work_reference(cells: pd.DataFrame) -> pd.DataFrame:
 def derive(run_set: RunSet, epochs: int = DEFAULT_EPOCHS) -> Derived:
     """Compute every derived table for a RunSet (see the module docstring); the time to
     train is for ``epochs`` epochs."""
-    from reports.report.knobs import knob_tables  # it reads this module's keys
+    from tf_loopbench.reports.report.knobs import knob_tables  # it reads this module's keys
 
     ladder = run_set.ladder
     cells = run_set.cells.drop(columns=["speedup_vs_fit"]).merge(

@@ -35,7 +35,7 @@ failed, were skipped or are not equivalent take no part.
 It never imports TensorFlow. Run it::
 
     python -c "from reports.rundir import load_runs; from reports.report.aggregate import RunSet; \
-from reports.report.knobs import knob_tables; print(knob_tables(RunSet.of(load_runs(['RUN']))).ratios)"
+from tf_loopbench.reports.report.knobs import knob_tables; print(knob_tables(RunSet.of(load_runs(['RUN']))).ratios)"
 """
 
 from __future__ import annotations
@@ -48,10 +48,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from reports.gate.stats import median_ratio, ratio_of_medians_ci
-from reports.report.aggregate import GROUP_KEYS, RunSet
-from reports.report.decisions import (
+from tf_loopbench.reports.gate.stats import median_ratio, ratio_of_medians_ci
+from tf_loopbench.reports.report.aggregate import GROUP_KEYS, RunSet
+from tf_loopbench.reports.report.decisions import (
     Decision,
     Ratio,
     compare,
@@ -61,14 +60,14 @@ from reports.report.decisions import (
     setting_heading,
     verdict,
 )
-from reports.report.derived import (
+from tf_loopbench.reports.report.derived import (
     BOOTSTRAP_SEED,
     FIGURES,
     SETTING_KEYS,
     Derived,
     loop_order,
 )
-from reports.rundir import Ladder
+from tf_loopbench.reports.rundir import Ladder
 
 #: The knob axes a report compares across, and the value every other is set against
 #: when the run has it (else its smallest).
@@ -525,7 +524,7 @@ def _pivot(
 ) -> pd.DataFrame:
     """Rows: settings (with the ``shown`` knob columns); columns: loops; values: speedup
     [95% CI]."""
-    from reports.report.render import _interval
+    from tf_loopbench.reports.report.render import _interval
 
     if ratios.empty:
         return pd.DataFrame()
@@ -567,7 +566,7 @@ def precision_table(tables: KnobTables, several_runs: bool) -> pd.DataFrame:
 def knob_blocks(derived: Derived) -> list:
     """The report's section across knob settings (tables; the sentences are among the
     decisions); empty when the run has no knob axis with several values."""
-    from reports.report.render import Heading, Paragraph, _table
+    from tf_loopbench.reports.report.render import Heading, Paragraph, _table
 
     tables = derived.knobs if derived.knobs is not None else knob_tables(derived.run_set)
     several_runs = len(derived.run_set.runs) > 1
@@ -617,7 +616,7 @@ def plot_knob(derived: Derived, path: Path, axis_key: str) -> Path | None:
     """Median steady step (95% CI whiskers) against ``axis_key`` (steps per call on a log2
     axis, or precision as categories), a line per loop, a panel per setting without it;
     None when no setting has two values of it."""
-    from reports.report.plots import (
+    from tf_loopbench.reports.report.plots import (
         _log_scale,
         _offsets,
         _panels,
@@ -673,7 +672,7 @@ def plot_knob(derived: Derived, path: Path, axis_key: str) -> Path | None:
 
 def knob_plots(derived: Derived, plots_dir: str | Path) -> list:
     """The plots per knob axis the run has (steps per call, precision), as ``Plot``s."""
-    from reports.report.plots import Plot
+    from tf_loopbench.reports.report.plots import Plot
 
     plots_dir = Path(plots_dir)
     makers = (

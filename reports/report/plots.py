@@ -23,7 +23,7 @@ Loops are drawn in ladder order, each in its colour of ``PALETTE`` by its place 
 Run it::
 
     python -c "from reports.rundir import load_runs; from reports.report.aggregate import RunSet; \
-from reports.report.derived import derive; from reports.report.plots import write_plots; \
+from tf_loopbench.reports.report.derived import derive; from reports.report.plots import write_plots; \
 print(write_plots(derive(RunSet.of(load_runs(['RUN']))), 'RUN/plots'))"
 """
 
@@ -41,8 +41,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib import ticker  # noqa: E402
-
-from reports.report.derived import (  # noqa: E402
+from tf_loopbench.reports.report.derived import (  # noqa: E402
     OVERHEAD_THRESHOLD,
     SPEEDUP_COLUMNS,
     Derived,
@@ -585,7 +584,7 @@ def write_plots(derived: Derived, plots_dir: str | os.PathLike[str]) -> list[Plo
         path = maker(derived, plots_dir / name)
         if path is not None:
             written.append(Plot(title=title, path=path, caption=caption))
-    from reports.report.knobs import knob_plots  # per knob axis; it reads this module
+    from tf_loopbench.reports.report.knobs import knob_plots  # per knob axis; it reads this module
 
     return written + knob_plots(derived, plots_dir)
 

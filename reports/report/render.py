@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from reports.gate.stats import BOOTSTRAP_RESAMPLES, CONFIDENCE_LEVEL
-from reports.report.aggregate import GROUP_KEYS
-from reports.report.decisions import (
+from tf_loopbench.reports.gate.stats import BOOTSTRAP_RESAMPLES, CONFIDENCE_LEVEL
+from tf_loopbench.reports.report.aggregate import GROUP_KEYS
+from tf_loopbench.reports.report.decisions import (
     Decision,
     format_rate,
     format_ratio,
@@ -36,16 +35,16 @@ from reports.report.decisions import (
     optional_bool,
     reading_notes,
 )
-from reports.report.derived import (
+from tf_loopbench.reports.report.derived import (
     BOOTSTRAP_SEED,
     OVERHEAD_THRESHOLD,
     SETTING_KEYS,
     SPEEDUP_COLUMNS,
     Derived,
 )
-from reports.report.plots import Plot
-from reports.report.versions import release_blocks
-from reports.rundir import CELL_KEY_DEFAULTS
+from tf_loopbench.reports.report.plots import Plot
+from tf_loopbench.reports.report.versions import release_blocks
+from tf_loopbench.reports.rundir import CELL_KEY_DEFAULTS
 
 # --------------------------------------------------------------------------- document model
 
@@ -575,10 +574,14 @@ def build_document(
             )
     if not derived.crossovers.empty:
         blocks += [Heading(2, "Crossovers"), Table(_crossover_table(derived, several_runs))]
-    from reports.report.strategies import strategy_blocks  # scaling under tf.distribute
+    from tf_loopbench.reports.report.strategies import (
+        strategy_blocks,  # scaling under tf.distribute
+    )
 
     blocks += strategy_blocks(derived)
-    from reports.report.knobs import knob_blocks  # steps per call, precision; it reads this module
+    from tf_loopbench.reports.report.knobs import (
+        knob_blocks,  # steps per call, precision; it reads this module
+    )
 
     blocks += knob_blocks(derived)
     throughput = _throughput_table(derived, several_runs)

@@ -24,11 +24,12 @@ import math
 
 import numpy as np
 import pandas as pd
-
-from reports.report.aggregate import GROUP_KEYS
-from reports.report.decisions import format_ratio, verdict
-from reports.report.derived import FIGURES, SPEEDUP_COLUMNS, Derived, _speedup
-from reports.report.render import _interval  # (render imports this module only when it runs)
+from tf_loopbench.reports.report.aggregate import GROUP_KEYS
+from tf_loopbench.reports.report.decisions import format_ratio, verdict
+from tf_loopbench.reports.report.derived import FIGURES, SPEEDUP_COLUMNS, Derived, _speedup
+from tf_loopbench.reports.report.render import (
+    _interval,  # (render imports this module only when it runs)
+)
 
 NONE = "none"
 #: the figure every ratio here is on: the steady step (per-epoch costs aside)
@@ -191,7 +192,7 @@ def strategy_sentences(derived: Derived) -> list[str]:
 
 def strategy_blocks(derived: Derived) -> list:
     """The report's section on strategies; empty when every cell ran without one."""
-    from reports.report.render import Bullets, Heading, Paragraph, _table
+    from tf_loopbench.reports.report.render import Bullets, Heading, Paragraph, _table
 
     table = scaling_table(derived, len(derived.run_set.runs) > 1)
     if table.empty:

@@ -35,10 +35,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from packaging.version import InvalidVersion, Version
-
-from reports.gate.judge import DEFAULT_THRESHOLD
-from reports.gate.stats import median_ratio, ratio_of_medians_ci
-from reports.report.aggregate import GROUP_KEYS, RunSet, differing_hard_keys
+from tf_loopbench.reports.gate.judge import DEFAULT_THRESHOLD
+from tf_loopbench.reports.gate.stats import median_ratio, ratio_of_medians_ci
+from tf_loopbench.reports.report.aggregate import GROUP_KEYS, RunSet, differing_hard_keys
 
 #: the per-process figure compared (aggregate.process_table's column)
 FIGURE = "amortized_step_time_s"
@@ -170,7 +169,7 @@ def verdict_of_change(low: float, high: float, threshold: float) -> str:
     >>> [verdict_of_change(*ci, 0.05) for ci in ((1.1, 1.3), (0.5, 0.9), (0.97, 1.02), (0.9, 1.2))]
     ['slower', 'faster', 'same', 'unclear']
     """
-    from reports.report.decisions import verdict
+    from tf_loopbench.reports.report.decisions import verdict
 
     as_speedup = verdict(low, high, threshold)
     return {"faster": "slower", "slower": "faster"}.get(as_speedup, as_speedup)
@@ -306,7 +305,7 @@ def _loops_text(rows: list[dict[str, Any]]) -> str:
 def release_decisions(derived) -> list:
     """Per release step, which loops the upgrade hurt (their figure rose beyond the
     band, the interval wholly above it) and which it helped."""
-    from reports.report.decisions import Decision
+    from tf_loopbench.reports.report.decisions import Decision
 
     comparison = getattr(derived, "releases", None)
     if comparison is None:
@@ -389,7 +388,7 @@ def release_table(comparison: ReleaseComparison) -> pd.DataFrame:
 
 def release_blocks(derived) -> list:
     """The report's section: the releases in version order, how they compare, the table."""
-    from reports.report.render import Bullets, Heading, Paragraph, Table
+    from tf_loopbench.reports.report.render import Bullets, Heading, Paragraph, Table
 
     comparison = getattr(derived, "releases", None)
     if comparison is None:
