@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
+from tf_loopbench.loops.distribute import unsupported as strategy_unsupported
 from tf_loopbench.loops.registry import LoopRegistry, Registry
 
 Batch = Mapping[str, Any]
@@ -265,9 +266,7 @@ class LoopStyle(abc.ABC):
     def unsupported(cls, steps_per_call: int = 1, strategy: str = "none") -> str | None:
         """Why this style cannot run a cell with these keys, when that is known without
         TensorFlow (the runner then skips the cell without starting its processes)."""
-        from tf_loopbench.loops.distribute import unsupported
-
-        return unsupported(strategy, steps_per_call)
+        return strategy_unsupported(strategy, steps_per_call)
 
     @abc.abstractmethod
     def make_trainer(

@@ -19,7 +19,7 @@ math with the sums in another order. The custom styles call ``strategy.run`` on 
 workload's step and log ``strategy.reduce(SUM, ...)`` of its losses; eager and
 tf_function feed NumPy slices per replica
 (``experimental_distribute_values_from_function``), tf_data and xla a pipeline per
-worker (``distribute_datasets_from_function``); fit builds and compiles the model in
+worker (``distribute_datasets_from_function``; both feeders are in loops/feeders.py); fit builds and compiles the model in
 ``strategy.scope()`` and lets Keras distribute the arrays.
 
 Parsing needs no TensorFlow; the functions that make devices or strategies import it.
@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 NONE = "none"
 KINDS = ("none", "mirrored", "multiworker")
@@ -197,14 +195,6 @@ def scope(strategy: Any) -> Any:
     return contextlib.nullcontext() if strategy is None else strategy.scope()
 
 
-def replica_rows(strategy: Any, batch_size: int) -> int:
-    """Rows of a global batch each replica trains on; ValueError if they do not divide."""
-    replicas = strategy.num_replicas_in_sync
-    if batch_size % replicas:
-        raise ValueError(f"batch size {batch_size} does not split over {replicas} replicas")
-    return batch_size // replicas
-
-
 def distributed_step(
     strategy: Any, workload: Any, state: Any, compiled: bool, jit_compile: bool = False
 ) -> Callable:
@@ -221,48 +211,3 @@ def distributed_step(
         }
 
     return tf.function(step, jit_compile=jit_compile) if compiled else step
-
-
-def numpy_batches(strategy: Any, train: Mapping[str, np.ndarray], batch_size: int) -> Iterator[Any]:
-    """Global batch i as NumPy slices per replica, sliced each step (the NumPy feed of
-    eager and tf_function): replica r gets rows [r * b, (r + 1) * b) of it."""
-    from tf_loopbench.loops.styles.custom import numpy_batches as global_batches
-
-    rows = replica_rows(strategy, batch_size)
-    for batch in global_batches(train, batch_size):
-
-        def replica_slice(context: Any, batch: Mapping[str, np.ndarray] = batch) -> Any:
-            start = context.replica_id_in_sync_group * rows
-            return {name: array[start : start + rows] for name, array in batch.items()}
-
-        yield strategy.experimental_distribute_values_from_function(replica_slice)
-
-
-def tf_data_batches(
-    strategy: Any, train: Mapping[str, np.ndarray], batch_size: int
-) -> Iterator[Any]:
-    """The same per-replica rows from one prefetching tf.data pipeline per worker
-    (``distribute_datasets_from_function``, the tf_data and xla feed): the pipeline of
-    worker p yields, for each global batch in order, the slices of its local replicas,
-    which the strategy hands to them in turn."""
-    import tensorflow as tf
-
-    rows = replica_rows(strategy, batch_size)
-    steps = len(next(iter(train.values()))) // batch_size
-
-    def dataset(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        local = context.num_replicas_in_sync // context.num_input_pipelines
-        first = context.input_pipeline_id * local
-        mine = {
-            name: array[: steps * batch_size]
-            .reshape(steps, context.num_replicas_in_sync, rows, *array.shape[1:])[
-                :, first : first + local
-            ]
-            .reshape(steps * local, rows, *array.shape[1:])
-            for name, array in train.items()
-        }
-        with tf.device("/CPU:0"):
-            return tf.data.Dataset.from_tensor_slices(mine).repeat().prefetch(tf.data.AUTOTUNE)
-
-    options = tf.distribute.InputOptions(experimental_fetch_to_device=True)
-    return iter(strategy.distribute_datasets_from_function(dataset, options))

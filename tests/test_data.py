@@ -83,7 +83,7 @@ def test_tf_data_batches_are_the_numpy_slices_across_epochs(workload):
     # 100 rows / batch 16 = 6 whole batches an epoch, the last 4 rows never used
     import tf_loopbench.loops.workloads  # noqa: F401
     from tf_loopbench.loops.base import WORKLOADS, WorkloadConfig
-    from tf_loopbench.loops.styles.custom import numpy_batches, tf_data_batches
+    from tf_loopbench.loops.feeders import numpy_batches, tf_data_batches
 
     data = WORKLOADS.get(workload)(WorkloadConfig(seed=0, data_size=100)).make_data()
     train = data.whole_batches(16)

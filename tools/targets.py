@@ -61,7 +61,7 @@ def overhead(rounds: int = 15, steps: int = 200) -> None:
     import tf_loopbench.loops.styles  # noqa: F401
     import tf_loopbench.loops.workloads  # noqa: F401
     from tf_loopbench.loops.base import LOOPS, WORKLOADS, WorkloadConfig
-    from tf_loopbench.loops.styles.custom import numpy_batches
+    from tf_loopbench.loops.feeders import numpy_batches
 
     workload = WORKLOADS.get("mlp")(WorkloadConfig())
     data = workload.make_data()

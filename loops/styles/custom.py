@@ -3,7 +3,7 @@
 A Python ``for`` loop over calls of a step function on the next batch.
 The styles differ only in the two things passed in: the step function (the
 workload's ``train_step``, bare or wrapped in ``tf.function``) and the batch
-source (NumPy slices or a ``tf.data`` iterator).
+source (NumPy slices or a ``tf.data`` iterator, loops/feeders.py).
 
 With K steps per call (K > 1; loops/knobs.py) the graph styles run K steps inside
 one ``tf.function`` call, as Orbit's custom loops do: a ``tf.range`` loop (a
@@ -33,69 +33,8 @@ from tf_loopbench.loops.base import (
     Trainer,
     TrainState,
     Workload,
-    steps_per_epoch,
 )
-
-
-def _calls_per_epoch(train: Mapping[str, np.ndarray], batch_size: int, steps_per_call: int) -> int:
-    per_epoch = steps_per_epoch(train, batch_size)
-    if per_epoch % steps_per_call:
-        raise ValueError(
-            f"{per_epoch} batches an epoch is not a whole number of calls of {steps_per_call} "
-            "steps (cut the data with Dataset.whole_batches(batch_size, steps_per_call))"
-        )
-    return per_epoch // steps_per_call
-
-
-def numpy_batches(
-    train: Mapping[str, np.ndarray], batch_size: int, steps_per_call: int = 1
-) -> Iterator[Batch]:
-    """Batch i = rows [(i % S) * B, (i % S + 1) * B), sliced from NumPy per step as the
-    seed loop does (``x[i:i + B]``). With K steps per call, one element per call: K
-    consecutive batches, rows [(c % (S/K)) * K * B, ...) as a [K, B, ...] view."""
-    per_epoch = _calls_per_epoch(train, batch_size, steps_per_call)
-    rows = steps_per_call * batch_size
-    call = 0
-    while True:
-        start = (call % per_epoch) * rows
-        if steps_per_call == 1:
-            yield {name: array[start : start + rows] for name, array in train.items()}
-        else:
-            yield {
-                name: array[start : start + rows].reshape(
-                    steps_per_call, batch_size, *array.shape[1:]
-                )
-                for name, array in train.items()
-            }
-        call += 1
-
-
-def tf_data_batches(
-    train: Mapping[str, np.ndarray], batch_size: int, steps_per_call: int = 1
-) -> Iterator[Batch]:
-    """The same batches in the same order from a tf.data pipeline whose elements are
-    whole batches: each array reshaped to [steps_per_epoch, B, ...] (a view, no copy),
-    ``from_tensor_slices`` over that, ``repeat``, ``prefetch(AUTOTUNE)``. This is the
-    tf.data guide's vectorised form; ``from_tensor_slices(arrays).batch(B)`` would
-    gather every batch one row at a time. With K steps per call the elements are
-    whole calls, [K, B, ...] (the arrays reshaped to [S / K, K, B, ...]).
-
-    The pipeline runs on the host. When the device scope in effect is a GPU (the
-    worker builds the trainer inside ``tf.device``), batches are prefetched to it.
-    """
-    per_epoch = _calls_per_epoch(train, batch_size, steps_per_call)
-    element = (batch_size,) if steps_per_call == 1 else (steps_per_call, batch_size)
-    rows = steps_per_call * batch_size
-    batched = {
-        name: array[: per_epoch * rows].reshape(per_epoch, *element, *array.shape[1:])
-        for name, array in train.items()
-    }
-    target = tf.zeros(()).device  # where the step's ops are placed
-    with tf.device("/CPU:0"):
-        dataset = tf.data.Dataset.from_tensor_slices(batched).repeat().prefetch(tf.data.AUTOTUNE)
-    if tf.DeviceSpec.from_string(target).device_type == "GPU":
-        dataset = dataset.apply(tf.data.experimental.prefetch_to_device(target))
-    return iter(dataset)
+from tf_loopbench.loops.feeders import distributed_numpy_batches, numpy_batches
 
 
 class CustomLoopTrainer(Trainer):
@@ -190,7 +129,7 @@ class GraphLoop(LoopStyle):
 
     jit_compile = False
     batches = staticmethod(numpy_batches)
-    distributed_batches = staticmethod(distribute.numpy_batches)
+    distributed_batches = staticmethod(distributed_numpy_batches)
 
     def make_trainer(
         self, workload, state, train, batch_size, steps_per_call=1, fit_jit="auto", strategy=None

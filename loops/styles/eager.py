@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import functools
 
-from tf_loopbench.loops import distribute
 from tf_loopbench.loops.base import LOOPS, LoopStyle
-from tf_loopbench.loops.styles.custom import CustomLoopTrainer, distributed_trainer, numpy_batches
+from tf_loopbench.loops.feeders import distributed_numpy_batches, numpy_batches
+from tf_loopbench.loops.styles.custom import CustomLoopTrainer, distributed_trainer
 
 
 @LOOPS.register("eager")
@@ -39,7 +39,7 @@ class Eager(LoopStyle):
                 steps_per_call,
                 strategy,
                 compiled=False,
-                feed=distribute.numpy_batches,
+                feed=distributed_numpy_batches,
             )
         reason = self.unsupported(steps_per_call)
         if reason:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tf_loopbench.loops import distribute
 from tf_loopbench.loops.base import LOOPS
-from tf_loopbench.loops.styles.custom import GraphLoop, tf_data_batches
+from tf_loopbench.loops.feeders import distributed_tf_data_batches, tf_data_batches
+from tf_loopbench.loops.styles.custom import GraphLoop
 
 
 @LOOPS.register("tf_data")
@@ -13,4 +13,4 @@ class TfData(GraphLoop):
     compares_with = "tf_function"
     changes = "the input"
     batches = staticmethod(tf_data_batches)
-    distributed_batches = staticmethod(distribute.tf_data_batches)
+    distributed_batches = staticmethod(distributed_tf_data_batches)

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from tf_loopbench.loops.base import LOOPS
-from tf_loopbench.loops.styles.custom import GraphLoop, tf_data_batches
+from tf_loopbench.loops.feeders import tf_data_batches
+from tf_loopbench.loops.styles.custom import GraphLoop
 
 
 @LOOPS.register("xla")
