@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-from tf_loopbench.reports.rundir import CELL_KEYS, SETTING_KEYS, SUMMARY_COLUMNS, CellKey
+from tf_loopbench.reports.compare import CELL_KEYS, SETTING_KEYS, Figure, against, compare
+from tf_loopbench.reports.rundir import SUMMARY_COLUMNS, CellKey
 
 NOISY_IQR_FRACTION = 0.10
 CONFIDENCE = 0.95
@@ -230,8 +231,8 @@ def summarize(
     if "equivalence_reference" not in frame.columns:
         frame["equivalence_reference"] = False
     # what users pay over whole epochs (per-epoch costs included), and the steady step
-    frame["speedup_vs_fit"] = _speedup(frame, "amortized_step_time_s", reference)
-    frame["steady_speedup_vs_fit"] = _speedup(frame, "step_time_median_s", reference)
+    frame["speedup_vs_fit"] = speedup_vs_reference(frame, "amortized_step_time_s", reference)
+    frame["steady_speedup_vs_fit"] = speedup_vs_reference(frame, "step_time_median_s", reference)
     frame["equivalent"] = equivalence(frame)
     return frame
 
@@ -247,8 +248,6 @@ def _cell_in(cell: Mapping[str, Any], processes: Mapping[CellKey, Any]) -> CellK
     return next((k for k in processes if k._replace(fit_jit=key.fit_jit) == key), key)
 
 
-#: cells that share a reference cell for the speedups: a setting (reports.rundir)
-SPEEDUP_GROUP = SETTING_KEYS
 #: cells whose equal-work losses are compared, the reference one per group: every
 #: steps per call of a setting trains the same equal-work steps, every strategy the
 #: same math as one device (the reference runs without one)
@@ -293,26 +292,24 @@ def _finite(value: Any) -> bool:
         return False
 
 
-def _speedup(frame: pd.DataFrame, column: str, reference: str | None) -> pd.Series:
-    """The ``reference`` loop's ``column`` / this cell's, within (workload, device,
-    batch_size, width, steps_per_call, precision); NaN everywhere without a reference.
-    With several reference cells in a group (fit with ``--fit-jit auto,off,on``) the
-    one Keras chose (``auto:...``) is the reference, else the first in the run."""
+def speedup_vs_reference(frame: pd.DataFrame, column: str, reference: str | None) -> pd.Series:
+    """Per cell, the ``reference`` loop's ``column`` over this cell's, within its setting
+    (``reports.compare.SETTING_KEYS``): the comparison core's ratio, every ok cell against
+    the reference's, the reference's own cells included (1 for the reference cell). With
+    several reference cells in a setting (fit with ``--fit-jit auto,off,on``) the one
+    Keras chose (``auto:...``) is the reference, else the first in the run. NaN for a cell
+    that did not run or has no reference cell, and everywhere without a reference.
+
+    Example::
+
+        summary["speedup_vs_fit"] = speedup_vs_reference(summary, "amortized_step_time_s", "fit")
+    """
     if frame.empty:
         return pd.Series(dtype=float)
     if reference is None:
         return pd.Series(math.nan, index=frame.index)
-    group = _columns(frame, SPEEDUP_GROUP)
-    ok = frame["status"] == "ok"
-    candidates = frame[(frame["loop"] == reference) & ok]
-    if "fit_jit" in candidates.columns:  # Keras's own choice first, then run order
-        chosen_by_keras = candidates["fit_jit"].astype(str).str.startswith("auto")
-        candidates = candidates.assign(_order=~chosen_by_keras).sort_values("_order", kind="stable")
-    references = candidates.drop_duplicates(group).set_index(group)[column]
-    speedups = []
-    for _, row in frame.iterrows():
-        key = tuple(row[g] for g in group)
-        time = references.get(key) if key in references.index else None
-        ok = row["status"] == "ok" and time is not None
-        speedups.append(float(time) / float(row[column]) if ok else math.nan)
-    return pd.Series(speedups, index=frame.index)
+    ok = frame[frame["status"] == "ok"]
+    # summary.csv has one figure per cell and no samples here: the summary ratio
+    figure = Figure(column, cell_column=column, sample_column=column)
+    rows = compare(ok, "loop", against(reference, itself=True), figure=figure, keys=CELL_KEYS)
+    return rows["ratio"].reindex(frame.index).astype(float).rename(None)

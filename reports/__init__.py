@@ -1,5 +1,7 @@
 """Reports: read run directories with pandas; tables, plots, decisions, comparisons.
 
+    compare.py  the one comparison core: the key schema, the reference rules, the ratio
+                with its interval and one seed, the verdicts; every "A against B"
     rundir.py   the run-directory contract (files, columns, the cell key, the loop
                 ladder) and its one loader: load_run, load_runs
     gate/       the regression gate (`loopbench compare`): samples, stats, judge,

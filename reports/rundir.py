@@ -50,6 +50,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from tf_loopbench.reports.compare import CELL_KEY_DEFAULTS as CELL_KEY_DEFAULTS
+from tf_loopbench.reports.compare import CELL_KEYS as CELL_KEYS
+from tf_loopbench.reports.compare import LOOP_KEYS as LOOP_KEYS
+from tf_loopbench.reports.compare import SETTING_KEYS as SETTING_KEYS
 
 SCHEMA_VERSION = 1
 
@@ -61,38 +65,8 @@ SUMMARY_FILE = "summary.csv"
 #: {"interleaved": true, "partner": <the other side's run_id>}
 AB_MARK = "ab"
 
-#: Identify a cell. A run holds one row per cell in summary.csv. ``width`` is the
-#: hidden width of mlp/gan (an int; 0 for workloads without one, e.g. linear);
-#: ``steps_per_call``, ``precision`` and ``fit_jit`` are the knobs of loops/knobs.py
-#: (training steps per call; a Keras dtype policy; fit's jit_compile as it ran:
-#: "auto:off", "auto:on", "off", "on", and "none" for loops other than fit);
-#: ``strategy`` the tf.distribute strategy of loops/distribute.py ("none", "mirrored:N",
-#: "multiworker:W").
-CELL_KEYS = (
-    "workload",
-    "loop",
-    "device",
-    "batch_size",
-    "width",
-    "steps_per_call",
-    "precision",
-    "fit_jit",
-    "strategy",
-)
-#: The cell keys that tell apart one loop's cells in one setting (fit's compiler), and
-#: the keys of a setting, within which loops are compared: the other cell keys.
-LOOP_KEYS = ("loop", "fit_jit")
-SETTING_KEYS = tuple(key for key in CELL_KEYS if key not in LOOP_KEYS)
-#: The value of a key a row does not hold (a run made before that key): such a run
-#: compares as one step a call, float32, and fit with Keras's choice (``load_run``
-#: reads that choice from ``keras_jit_compile``; see ``fill_cell_keys``), on one device.
-CELL_KEY_DEFAULTS: dict[str, Any] = {
-    "width": 0,
-    "steps_per_call": 1,
-    "precision": "float32",
-    "strategy": "none",  # before fit_jit: fill_cell_keys reads the others to fill fit_jit
-    "fit_jit": "none",
-}
+# CELL_KEYS, LOOP_KEYS, SETTING_KEYS and CELL_KEY_DEFAULTS, the key schema of the contract,
+# are the comparison core's (reports.compare): one definition, re-exported from here.
 
 
 class CellKey(NamedTuple):

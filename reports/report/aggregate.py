@@ -30,20 +30,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tf_loopbench.reports.rundir import LOOP_KEYS, Ladder, Run, RunDirError
-
-#: The key of one aggregated cell across several runs.
-GROUP_KEYS = (
-    "run",
-    "workload",
-    "device",
-    "batch_size",
-    "width",
-    "steps_per_call",
-    "precision",
-    "strategy",
-    "loop",
+from tf_loopbench.reports.compare import (
+    CELL_KEY_DEFAULTS,
+    GROUP_KEYS,
+    LOOP_KEYS,
+    PREFERRED_VARIANT,
 )
+from tf_loopbench.reports.rundir import Ladder, Run, RunDirError
+
+# GROUP_KEYS, the key of one aggregated cell across several runs (the run, the setting,
+# the loop's label), is the comparison core's; re-exported from here.
+
 #: The key within which one loop's cells differ (the reference's compiler, rundir's
 #: LOOP_KEYS): folded into the loop's label when a setting holds several.
 (_VARIANT_KEY,) = (key for key in LOOP_KEYS if key != "loop")
@@ -53,7 +50,8 @@ def label_variants(frame: pd.DataFrame) -> None:
     """In place: fill the knob keys of runs made before them, and where one setting
     holds several cells of one loop (with and without XLA), label all but the one
     that ran as Keras chose "<loop> (jit <value>)", so every label is one cell."""
-    for key, default in (("steps_per_call", 1), ("precision", "float32"), ("strategy", "none")):
+    for key in ("steps_per_call", "precision", "strategy"):
+        default = CELL_KEY_DEFAULTS[key]
         if key not in frame.columns:
             frame[key] = default
         frame[key] = frame[key].fillna(default)
@@ -62,7 +60,7 @@ def label_variants(frame: pd.DataFrame) -> None:
         return
     setting = [k for k in GROUP_KEYS if k in frame.columns]
     variants = frame.groupby(setting, dropna=False)[_VARIANT_KEY].transform("nunique")
-    chosen = frame[_VARIANT_KEY].astype(str).str.startswith("auto")
+    chosen = frame[_VARIANT_KEY].astype(str).str.startswith(PREFERRED_VARIANT[_VARIANT_KEY])
     relabel = (variants > 1) & ~chosen
     frame.loc[relabel, "loop"] = (
         frame.loc[relabel, "loop"] + " (jit " + frame.loc[relabel, _VARIANT_KEY].astype(str) + ")"

@@ -70,33 +70,36 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from tf_loopbench.reports.gate.judge import DEFAULT_THRESHOLD
-from tf_loopbench.reports.gate.stats import median_ratio, ratio_of_medians_ci
-from tf_loopbench.reports.report.aggregate import GROUP_KEYS, RunSet, aggregate_processes
+from tf_loopbench.reports import compare as core
+from tf_loopbench.reports.compare import (
+    BOOTSTRAP_SEED,
+    DEFAULT_THRESHOLD,
+    GROUP_KEYS,
+    RUN_KEY,
+    against,
+    against_each,
+)
+from tf_loopbench.reports.report.aggregate import RunSet, aggregate_processes
 from tf_loopbench.reports.report.versions import ReleaseComparison, release_comparison
 from tf_loopbench.reports.rundir import DEFAULT_EPOCHS, Ladder
 
 if TYPE_CHECKING:
     from tf_loopbench.reports.report.knobs import KnobTables
 
-#: Keys of a comparison group: all of GROUP_KEYS but the loop.
-SETTING_KEYS = tuple(key for key in GROUP_KEYS if key != "loop")
+#: Keys of a comparison group: the run and its setting (GROUP_KEYS but the loop).
+SETTING_KEYS = (RUN_KEY, *core.SETTING_KEYS)
 
-#: The report's bootstrap seed (the gate has its own): the same runs always give the
-#: same intervals.
-BOOTSTRAP_SEED = 20240605
+# BOOTSTRAP_SEED, the one seed of every interval, is the comparison core's (re-exported).
 #: "Falls under 10%": the overhead threshold of the crossovers.
 OVERHEAD_THRESHOLD = 0.10
 #: The band of no practical difference: a claim stands when its 95% interval lies wholly
-#: outside 1 +- this (the regression gate's threshold, which the gate owns).
+#: outside 1 +- this (the regression gate's threshold; the core holds it).
 PRACTICAL_DIFFERENCE = DEFAULT_THRESHOLD
-#: Epochs of the "time to train" figure unless the caller gives another count.
 
-#: The step-time figures a speedup is computed on: (per-process column in samples.jsonl,
-#: per-cell column in summary.csv).
+#: The step-time figures a speedup is computed on (``reports.compare.FIGURES``), as
+#: (per-process column in samples.jsonl, per-cell column in summary.csv).
 FIGURES = {
-    "amortized": ("amortized_step_time_s", "amortized_step_time_s"),
-    "steady": ("step_time_s", "step_time_median_s"),
+    name: (figure.sample_column, figure.cell_column) for name, figure in core.FIGURES.items()
 }
 
 #: The speedup columns ``derive`` adds to each cell, by (against, figure): against the
@@ -151,13 +154,6 @@ def loop_order(ladder: Ladder | None, loops: Iterable[str]) -> list[str]:
 # --------------------------------------------------------------------------- speedups
 
 
-def _speedup(reference_times: np.ndarray, loop_times: np.ndarray) -> tuple[float, float, float]:
-    # speedup = median(reference) / median(loop): the ratio helper's current/baseline
-    # with the loop as baseline
-    low, high = ratio_of_medians_ci(loop_times, reference_times, seed=BOOTSTRAP_SEED)
-    return float(median_ratio(loop_times, reference_times)), low, high
-
-
 def speedups(
     cells: pd.DataFrame,
     processes: pd.DataFrame,
@@ -166,7 +162,8 @@ def speedups(
 ) -> pd.DataFrame:
     """Speedup of each ok loop against the loop it is paired with, in the same setting,
     on the step-time ``figure`` ("amortized": what a user pays over whole epochs, or
-    "steady"), with a 95% CI.
+    "steady"), with a 95% CI: the comparison core's rows (``reports.compare.compare``,
+    the loop varying), in this table's names.
 
     One row per (run, workload, device, batch_size, width, loop, reference) where
     both loops are ok. Columns: GROUP_KEYS, reference (the loop compared against),
@@ -179,49 +176,25 @@ def speedups(
 
         speedups(run_set.cells, run_set.processes, reference_pairs(run_set.ladder))
     """
-    sample_column, cell_column = FIGURES[figure]
-    ok = _ok(cells)
-    samples = {
-        key: group[sample_column].dropna().to_numpy(dtype=float)
-        for key, group in processes.groupby(list(GROUP_KEYS), sort=False)
+    rows = core.compare(
+        _ok(cells),
+        "loop",
+        against_each(pairs),
+        samples=processes,
+        figure=figure,
+        keys=GROUP_KEYS,
+    )
+    names = {
+        "against_loop": "reference",
+        "ratio": "speedup",
+        "ci_low": "speedup_ci_low",
+        "ci_high": "speedup_ci_high",
+        "n": "n_loop_processes",
+        "n_against": "n_reference_processes",
     }
-    rows = []
-    for setting, group in ok.groupby(list(SETTING_KEYS), sort=True):
-        by_loop = group.set_index("loop")
-        for loop, reference in pairs:
-            if loop not in by_loop.index or reference not in by_loop.index:
-                continue
-            reference_times = samples.get((*setting, reference), np.empty(0))
-            loop_times = samples.get((*setting, loop), np.empty(0))
-            if reference_times.size and loop_times.size:
-                point, low, high = _speedup(reference_times, loop_times)
-            else:
-                point = float(by_loop.at[reference, cell_column] / by_loop.at[loop, cell_column])
-                low = high = math.nan
-            rows.append(
-                {
-                    **dict(zip(SETTING_KEYS, setting, strict=True)),
-                    "loop": loop,
-                    "reference": reference,
-                    "figure": figure,
-                    "speedup": point,
-                    "speedup_ci_low": low,
-                    "speedup_ci_high": high,
-                    "n_loop_processes": int(loop_times.size),
-                    "n_reference_processes": int(reference_times.size),
-                }
-            )
-    columns = [
-        *GROUP_KEYS,
-        "reference",
-        "figure",
-        "speedup",
-        "speedup_ci_low",
-        "speedup_ci_high",
-        "n_loop_processes",
-        "n_reference_processes",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    columns = [*GROUP_KEYS, *names.values()]
+    columns.insert(columns.index("speedup"), "figure")
+    return rows.rename(columns=names)[columns].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- compile
@@ -581,7 +554,14 @@ def crossovers(
 
 # --------------------------------------------------------------------------- between runs
 
-MATCH_KEYS = ("workload", "loop", "batch_size", "width", "steps_per_call", "precision", "strategy")
+#: The keys a cell of one run matches a cell of another on (and the device, unless
+#: each run has a single device): GROUP_KEYS but the run and the device, the loop second
+#: (the order of run_comparison's columns).
+MATCH_KEYS = (
+    "workload",
+    "loop",
+    *(k for k in core.SETTING_KEYS if k not in ("workload", "device")),
+)
 
 
 def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame:
@@ -589,10 +569,10 @@ def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame
 
     Cells match on workload, loop, batch_size and width, and on device too
     unless each of the two runs has a single device (then "cpu vs gpu" pairs
-    the cpu cell with the gpu cell). Above 1: the later run is faster. CI as in
-    ``speedups`` (bootstrap of the ratio of process medians). Columns: baseline,
-    run, MATCH_KEYS, baseline_device, device, speedup, speedup_ci_low,
-    speedup_ci_high.
+    the cpu cell with the gpu cell: the run and the device vary together). Above 1:
+    the later run is faster. The comparison core's rows on the steady step, the run
+    varying, against the first run (CI as in ``speedups``). Columns: baseline, run,
+    MATCH_KEYS, baseline_device, device, speedup, speedup_ci_low, speedup_ci_high.
     """
     columns = [
         "baseline",
@@ -605,61 +585,43 @@ def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame
         "speedup_ci_high",
     ]
     ok = _ok(cells)
-    runs = list(dict.fromkeys(cells["run"]))
+    runs = list(dict.fromkeys(cells[RUN_KEY]))
     if len(runs) < 2:
         return pd.DataFrame(columns=columns)
-    samples = {
-        key: group["step_time_s"].dropna().to_numpy(dtype=float)
-        for key, group in processes.groupby(list(GROUP_KEYS), sort=False)
-    }
     baseline = runs[0]
-    rows = []
+    parts = []
     for other in runs[1:]:
-        left, right = ok[ok["run"] == baseline], ok[ok["run"] == other]
-        single_devices = left["device"].nunique() == 1 and right["device"].nunique() == 1
-        on = list(MATCH_KEYS) if single_devices else [*MATCH_KEYS, "device"]
-        pairs = left.merge(right, on=on, suffixes=("_baseline", ""))
-        for row in pairs.to_dict("records"):
-            baseline_device = row["device_baseline"] if single_devices else row["device"]
-            knobs = (row["steps_per_call"], row["precision"], row["strategy"])
-            key_base = (
-                baseline,
-                row["workload"],
-                baseline_device,
-                row["batch_size"],
-                row["width"],
-                *knobs,
-                row["loop"],
+        both = ok[ok[RUN_KEY].isin([baseline, other])]
+        devices = both.groupby(RUN_KEY)["device"].nunique()
+        single_devices = devices.get(baseline, 0) == 1 and devices.get(other, 0) == 1
+        if single_devices:  # one device a run: the cpu cell against the gpu cell
+            base_device = both.loc[both[RUN_KEY] == baseline, "device"].iloc[0]
+            other_device = both.loc[both[RUN_KEY] == other, "device"].iloc[0]
+            vary, rule = (
+                (RUN_KEY, "device"),
+                against_each([((other, other_device), (baseline, base_device))]),
             )
-            key_other = (
-                other,
-                row["workload"],
-                row["device"],
-                row["batch_size"],
-                row["width"],
-                *knobs,
-                row["loop"],
-            )
-            base_times = samples.get(key_base, np.empty(0))
-            other_times = samples.get(key_other, np.empty(0))
-            if base_times.size and other_times.size:
-                point, low, high = _speedup(base_times, other_times)
-            else:
-                point = row["step_time_median_s_baseline"] / row["step_time_median_s"]
-                low = high = math.nan
-            rows.append(
+        else:
+            vary, rule = RUN_KEY, against(baseline)
+        rows = core.compare(both, vary, rule, samples=processes, figure="steady", keys=GROUP_KEYS)
+        if not single_devices:
+            rows["against_device"] = rows["device"]
+        parts.append(
+            pd.DataFrame(
                 {
-                    "baseline": baseline,
-                    "run": other,
-                    **{key: row[key] for key in MATCH_KEYS},
-                    "baseline_device": baseline_device,
-                    "device": row["device"],
-                    "speedup": point,
-                    "speedup_ci_low": low,
-                    "speedup_ci_high": high,
-                }
+                    "baseline": rows[f"against_{RUN_KEY}"],
+                    "run": rows[RUN_KEY],
+                    **{key: rows[key] for key in MATCH_KEYS},
+                    "baseline_device": rows["against_device"],
+                    "device": rows["device"],
+                    "speedup": rows["ratio"],
+                    "speedup_ci_low": rows["ci_low"],
+                    "speedup_ci_high": rows["ci_high"],
+                },
+                columns=columns,
             )
-    return pd.DataFrame(rows, columns=columns)
+        )
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 # --------------------------------------------------------------------------- all of it
@@ -816,6 +778,7 @@ DERIVED_TABLES: dict[str, Callable[[RunSet], pd.DataFrame]] = {
 }
 
 __all__ = [
+    "BOOTSTRAP_SEED",
     "DEFAULT_EPOCHS",
     "DERIVED_TABLES",
     "FIGURES",

@@ -24,9 +24,10 @@ import math
 
 import numpy as np
 import pandas as pd
+from tf_loopbench.reports.compare import ratio_with_interval
 from tf_loopbench.reports.report.aggregate import GROUP_KEYS
 from tf_loopbench.reports.report.decisions import format_ratio, verdict
-from tf_loopbench.reports.report.derived import FIGURES, SPEEDUP_COLUMNS, Derived, _speedup
+from tf_loopbench.reports.report.derived import FIGURES, SPEEDUP_COLUMNS, Derived
 from tf_loopbench.reports.report.render import (
     _interval,  # (render imports this module only when it runs)
 )
@@ -90,7 +91,7 @@ def scaling(derived: Derived) -> pd.DataFrame:
             continue
         mine, theirs = samples.get(key, np.empty(0)), samples.get(none_key, np.empty(0))
         if mine.size and theirs.size:
-            point, low, high = _speedup(theirs, mine)
+            point, low, high = ratio_with_interval(mine, theirs)
         else:
             point, low, high = single[cell_column] / row[cell_column], math.nan, math.nan
         n = replicas(row["strategy"])
