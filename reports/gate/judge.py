@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tf_loopbench.reports import compare as compare_core
 from tf_loopbench.reports.gate import stats
 from tf_loopbench.reports.gate.samples import (
     DEFAULT_STATISTIC,
@@ -72,8 +73,9 @@ from tf_loopbench.reports.gate.samples import (
 )
 from tf_loopbench.reports.rundir import AB_MARK, CELL_KEYS, CellKey, Run, load_run
 
-#: The gate's defaults, read by the command line (benchmarks/cli.py) too.
-DEFAULT_THRESHOLD = 0.05
+#: The gate's defaults, read by the command line (benchmarks/cli.py) too; the threshold
+#: is the comparison core's band of no practical difference.
+DEFAULT_THRESHOLD = compare_core.DEFAULT_THRESHOLD
 DEFAULT_ALPHA = 0.01
 
 #: A compile-time change smaller than this (seconds) is never flagged, whatever its

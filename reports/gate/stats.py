@@ -11,9 +11,9 @@ each side of a cell holds a handful of numbers. The rule:
 3. an effect-size gate: the ratio of medians current/baseline beyond ``1 + threshold``.
 
 A cell is a confirmed regression only when 2 and 3 both hold. The ratio's 95 %
-confidence interval is a seeded percentile bootstrap (``scipy.stats.bootstrap``);
-:func:`ratio_of_medians_ci` is the suite's one ratio helper, the report's speedups
-use it too.
+confidence interval is a seeded percentile bootstrap (``scipy.stats.bootstrap``):
+``ratio_of_medians_ci`` of the comparison core (``reports.compare``), with the suite's
+one seed.
 
 Every function here takes arrays and works along ``axis``, so the validation tool
 (``tools/validate_gate.py``) applies exactly the gate's rule to thousands of
@@ -29,18 +29,18 @@ Example::
 from __future__ import annotations
 
 import functools
-import warnings
 
 import numpy as np
 from scipy import special, stats
+from tf_loopbench.reports.compare import BOOTSTRAP_RESAMPLES as BOOTSTRAP_RESAMPLES
+from tf_loopbench.reports.compare import BOOTSTRAP_SEED as BOOTSTRAP_SEED
+from tf_loopbench.reports.compare import CONFIDENCE_LEVEL as CONFIDENCE_LEVEL
+from tf_loopbench.reports.compare import median_ratio as median_ratio
+from tf_loopbench.reports.compare import ratio_of_medians_ci as ratio_of_medians_ci
 
-#: The confidence level of the ratio's interval in every table.
-CONFIDENCE_LEVEL = 0.95
-
-#: Bootstrap resamples for the ratio's interval; the interval is seeded so that the
-#: same two runs always give the same table.
-BOOTSTRAP_RESAMPLES = 9999
-BOOTSTRAP_SEED = 20240601
+# The ratio and its interval (median_ratio, ratio_of_medians_ci, their confidence level,
+# resamples and the one seed) are the comparison core's (reports.compare), re-exported
+# here for the gate's rule and the validation tool.
 
 
 def holm_adjust(p_values: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -202,56 +202,6 @@ def detectable_slowdown(
     differences = (draws_baseline[:, :, None] - draws_current[:, None, :]).reshape(n_resamples, -1)
     shift_needed = np.partition(differences, needed - 1, axis=1)[:, needed - 1]
     return float(np.expm1(np.quantile(shift_needed, power)))
-
-
-def median_ratio(baseline: np.ndarray, current: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Median of ``current`` over median of ``baseline`` (> 1: current is slower, for
-    step times). The one direction of every ratio here: second argument over first."""
-    return np.median(current, axis=axis) / np.median(baseline, axis=axis)
-
-
-def ratio_of_medians_ci(
-    baseline: np.ndarray,
-    current: np.ndarray,
-    confidence_level: float = CONFIDENCE_LEVEL,
-    n_resamples: int = BOOTSTRAP_RESAMPLES,
-    seed: int = BOOTSTRAP_SEED,
-) -> tuple[float, float]:
-    """Percentile-bootstrap confidence interval of the ratio of medians current/baseline
-    (the direction of :func:`median_ratio`), the two samples resampled independently.
-
-    Percentile rather than BCa: BCa's acceleration comes from a jackknife, and the
-    jackknife is inconsistent for the median. Returns (nan, nan) with fewer than two
-    samples on a side, where no interval means anything.
-
-    >>> ratio_of_medians_ci([1.0, 1.0, 1.0], [2.0, 2.0, 2.0])
-    (2.0, 2.0)
-    """
-    baseline = np.asarray(baseline, dtype=float)
-    current = np.asarray(current, dtype=float)
-    if baseline.size < 2 or current.size < 2:
-        return (float("nan"), float("nan"))
-    if np.ptp(baseline) == 0 and np.ptp(current) == 0:
-        point = float(median_ratio(baseline, current))
-        return (point, point)  # every resample gives the point
-
-    def ratio(current_resample, baseline_resample, axis=-1):
-        return median_ratio(baseline_resample, current_resample, axis=axis)
-
-    with warnings.catch_warnings():
-        # identical samples make a degenerate (zero-width) interval: that is an answer
-        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        result = stats.bootstrap(
-            (current, baseline),
-            ratio,
-            n_resamples=n_resamples,
-            vectorized=True,
-            paired=False,
-            confidence_level=confidence_level,
-            method="percentile",
-            rng=np.random.default_rng(seed),
-        )
-    return (float(result.confidence_interval.low), float(result.confidence_interval.high))
 
 
 def confirmed_slower(
