@@ -416,9 +416,10 @@ def pair(
     Returns one row per pair: the setting's keys, the subject's varying keys, the
     reference's as ``against_<key>``, and PAIR_COLUMNS (row labels in ``cells``).
 
-    Example::
+    Example (the gate: each cell of the current run against the baseline's; fit's
+    compiler is a key of its own there, so the keys are given)::
 
-        pair(cells, "run", against(baseline_label))   # the gate: each cell against the baseline's
+        pair(cells, "run", against(baseline_label), keys=(RUN_KEY, *CELL_KEYS))
     """
     vary = _vary_keys(vary)
     keys = _key_columns(cells, keys)
@@ -467,7 +468,18 @@ def pair(
 #: samples). The gate's own tests may name others ("blocks", "pairs").
 PROCESSES, SUMMARY = "processes", "summary"
 #: The measure columns of :func:`compare`, after the keys.
-COMPARISON_COLUMNS = ("figure", "ratio", "ci_low", "ci_high", "basis", "n", "n_against", "verdict")
+COMPARISON_COLUMNS = (
+    "figure",
+    "value",
+    "against_value",
+    "ratio",
+    "ci_low",
+    "ci_high",
+    "basis",
+    "n",
+    "n_against",
+    "verdict",
+)
 
 
 def samples_by_cell(
@@ -513,8 +525,10 @@ def compare(
 
     Returns one row per pair, indexed by the subject cell's label in ``cells``: the
     setting's keys, the subject's varying keys, the reference's (``against_<key>``), the
-    carried columns, then ``figure`` (its name), ``ratio`` (the reference's median figure
-    over the subject's: above 1, the subject is faster), ``ci_low`` and ``ci_high`` (95%),
+    carried columns, then ``figure`` (its name), ``value`` and ``against_value`` (each
+    side's figure: the median of its samples, or the cell's own on the summary basis),
+    ``ratio`` (the reference's median figure over the subject's, ``against_value /
+    value``: above 1, the subject is faster), ``ci_low`` and ``ci_high`` (95%),
     ``basis`` ("processes": median and bootstrap over both cells' samples; "summary":
     the cells' own figures, NaN interval, where a side has no samples), ``n`` and
     ``n_against`` (the samples on each side) and ``verdict`` (:func:`verdict`).
@@ -542,8 +556,11 @@ def compare(
         reference_samples = sample_arrays.get(tuple(against_cell[k] for k in keys), empty)
         if subject_samples.size and reference_samples.size:
             ratio, low, high = ratio_with_interval(subject_samples, reference_samples)
+            value, against_value = np.median(subject_samples), np.median(reference_samples)
             basis = PROCESSES
         else:
+            value = _number(subject, figure.cell_column)
+            against_value = _number(against_cell, figure.cell_column)
             ratio = _cell_ratio(subject, against_cell, figure.cell_column)
             low = high = math.nan
             basis = SUMMARY
@@ -553,6 +570,8 @@ def compare(
                 **{c: subject[c] for c in carry},
                 **{f"against_{c}": against_cell[c] for c in carry},
                 "figure": figure.name,
+                "value": float(value),
+                "against_value": float(against_value),
                 "ratio": ratio,
                 "ci_low": low,
                 "ci_high": high,
@@ -564,6 +583,14 @@ def compare(
         )
         index.append(record["subject_row"])
     return pd.DataFrame(rows, columns=columns, index=pd.Index(index, name="cell"))
+
+
+def _number(row: pd.Series, column: str) -> float:
+    """``row[column]`` as a float; NaN where it is absent or not a number."""
+    try:
+        return float(row[column]) if column in row.index else math.nan
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _cell_ratio(subject: pd.Series, reference: pd.Series, column: str) -> float:

@@ -207,12 +207,14 @@ def test_the_interval_comes_from_process_samples_else_the_summary():
     assert xla["ratio"] == pytest.approx(
         np.median([2.0, 2.2, 1.8, 2.1]) / np.median([1.0, 0.9, 1.1, 1.05])
     )
+    assert (xla["value"], xla["against_value"]) == (1.025, 2.05)
     assert xla["ci_low"] < xla["ratio"] < xla["ci_high"]
     assert (xla["ci_low"], xla["ci_high"]) == ratio_of_medians_ci(
         [1.0, 0.9, 1.1, 1.05], [2.0, 2.2, 1.8, 2.1], seed=BOOTSTRAP_SEED
     )
     # eager has no samples: summary.csv's figures, no interval, nothing to judge by
     assert eager["basis"] == "summary" and eager["ratio"] == 0.5
+    assert (eager["value"], eager["against_value"]) == (4.0, 2.0)
     assert math.isnan(eager["ci_low"]) and math.isnan(eager["ci_high"])
     assert (eager["n"], eager["n_against"], eager["verdict"]) == (0, 4, "missing")
 

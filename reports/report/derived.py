@@ -16,8 +16,9 @@ alone. Speedups are given on both; the report leads with the amortized one.
     For each (loop, against) pair: speedup = median step time of ``against`` /
     median step time of the loop (above 1: the loop is faster), per (run,
     workload, device, batch_size, width), on the ``figure`` ("amortized" or
-    "steady"). The 95% CI comes from a seeded percentile bootstrap of that ratio
-    of medians over the per-process samples (``reports.gate.stats.ratio_of_medians_ci``,
+    "steady"): the comparison core's rows (``reports.compare.compare``, the loop
+    varying). The 95% CI comes from a seeded percentile bootstrap of that ratio
+    of medians over the per-process samples (``reports.compare.ratio_with_interval``,
     the two loops resampled independently). Percentile rather than BCa because a
     cell has only a handful of processes: BCa's jackknife acceleration is unstable
     there. A loop or reference with fewer than two ok processes gets the point
@@ -42,7 +43,7 @@ alone. Speedups are given on both; the report leads with the amortized one.
 
 ``run_comparison(cells, processes)``
     Several runs: each later run against the first, cell by cell, as a
-    speedup (steady step) with the same bootstrap CI.
+    speedup (steady step) with the same bootstrap CI (the core's rows, the run varying).
 
 ``crossovers(cells, axis, pairs)``
     Over a sweep (``axis`` = "batch_size" or "width", the other cell keys
