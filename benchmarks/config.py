@@ -1,11 +1,14 @@
 """Frozen configuration and its defaults.
 
-One ``RunConfig`` per ``loopbench run``, one ``Cell`` per (workload, loop, device,
-batch size, width, steps per call, precision, fit's jit, strategy), one ``Job`` per
-statistical sample (one worker process, or a multi-worker cluster's W); built once from the command line (``benchmarks/cli.py``) and passed down,
-no module-level flags. Every default of ``run`` and ``ab`` is defined here once:
-the parser and the dataclasses read it (the knobs' names and defaults come from
-loops/knobs.py, which needs no TensorFlow).
+One ``RunRequest`` per ``loopbench run`` or ``tf_loopbench.run`` (what was asked,
+option by option: benchmarks/options.py builds it), one ``RunConfig`` per run (the
+request resolved against the machine: devices present, users' models inspected;
+benchmarks/matrix.py), one ``Cell`` per (workload, loop, device, batch size, width,
+steps per call, precision, fit's jit, strategy), one ``Job`` per statistical sample
+(one worker process, or a multi-worker cluster's W); each built once and passed
+down, no module-level flags. Every default of ``run`` and ``ab`` is defined here
+once: the parser and the dataclasses read it (the knobs' names and defaults come
+from loops/knobs.py, which needs no TensorFlow).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from tf_loopbench.loops.knobs import FIT_JIT_NONE as FIT_JIT_NONE
 from tf_loopbench.loops.knobs import PRECISIONS as PRECISIONS
 from tf_loopbench.loops.knobs import call_multiple, round_up
 from tf_loopbench.loops.model_spec import ModelSpec  # (no TensorFlow)
-from tf_loopbench.reports.rundir import CELL_KEYS, CellKey
+from tf_loopbench.reports.rundir import CELL_KEYS, DEFAULT_EPOCHS, CellKey
 
 # ----------------------------------------------------------------------------- defaults
 
@@ -75,6 +78,52 @@ INJECT_SLOWDOWN_ENV = "LOOPBENCH_INJECT_SLOWDOWN"
 
 
 # ----------------------------------------------------------------------------- configuration
+
+
+class UsageError(ValueError):
+    """Bad input for a run: one line. ``loopbench`` prints it and exits 2;
+    ``tf_loopbench.run`` raises it as a ValueError."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What a ``loopbench run`` asks for: one field per long option of the command,
+    named as the option (``--batch-size`` -> ``batch_size``; ``--no-report`` ->
+    ``report=False``); None or empty: the default. The keyword arguments of
+    ``tf_loopbench.run`` are these fields. benchmarks/options.py ``make_request``
+    builds one from text or Python values; benchmarks/run.py runs it.
+    """
+
+    workload: tuple[str, ...] = ()  # names; empty: every registered workload
+    loop: tuple[str, ...] = ()  # names; empty: every loop style
+    model: tuple[str, ...] = ()  # PATH.py:FUNCTION, module:FUNCTION or pickle:FILE
+    device: str | None = None  # cpu, gpu, all; None: every device present
+    batch_size: tuple[int, ...] = ()  # empty: each workload's default
+    width: tuple[int, ...] = ()  # empty: each workload's default
+    steps_per_call: tuple[int, ...] = ()
+    precision: tuple[str, ...] = ()
+    fit_jit: tuple[str, ...] = ()
+    strategy: tuple[str, ...] = ()
+    steps: int | None = None
+    windows: int | None = None
+    window_ms: float | None = None
+    warmup_steps: int | None = None
+    processes: int | None = None
+    quick: bool = False
+    profile: bool = False
+    data_size: int | None = None
+    data: str | None = None  # a local MNIST .npz
+    seed: int = SEED
+    threads: int | None = None
+    timeout: float = TIMEOUT_S
+    start_method: str = START_METHOD
+    out: str = OUT_DIR
+    shard: tuple[int, int] | None = None
+    report: bool = True
+    epochs: int = DEFAULT_EPOCHS
+    wide: bool = False  # the terminal table with every column
+    #: a file descriptor for ``loopbench ab``'s turn-taking (benchmarks/turns.py)
+    take_turns: int | None = None
 
 
 @dataclass(frozen=True)

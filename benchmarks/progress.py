@@ -126,7 +126,7 @@ def _keras_setting(row: Any) -> str:
     return f"jit {'on' if str(jit) in ('True', 'true', '1') else 'off'}, spe {int(spe)}"
 
 
-def print_summary(summary: pd.DataFrame, reference: str | None = None) -> None:
+def print_summary(summary: pd.DataFrame, reference: str | None = None, wide: bool = False) -> None:
     """The per-cell table (stdout): steady and amortized step time, the ratio to the
     ladder's ``reference`` loop on each, the equal-work loss and whether it matches
     the equivalence reference's, and what Keras chose where it ran the loop."""

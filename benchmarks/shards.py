@@ -533,14 +533,3 @@ def command(
         return 2
     print(f"merged {len(run_dirs)} shards: {path}")
     return 0
-
-
-def shard_argument(text: str) -> tuple[int, int]:
-    """argparse type of ``--shard I/N``: (I, N); a bad value is one line, exit 2."""
-    import argparse
-
-    try:
-        shard = parse_shard(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return shard.index, shard.count

@@ -11,13 +11,16 @@ model's workload, which every worker then builds again from the same source.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import sys
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tf_loopbench.benchmarks.config import UsageError
 from tf_loopbench.loops.model_spec import PICKLE_PREFIX, ModelSpec, ModelSpecError, parse_source
 
 #: seconds a model's inspection may take (FUNCTION, one step, one trace)
@@ -163,3 +166,24 @@ def model_source(model: Any, directory: str | Path, index: int = 0) -> str:
     raise ModelSpecError(
         f"model must be 'PATH.py:FUNCTION', a function or a model dict, not {type(model).__name__}"
     )
+
+
+@contextlib.contextmanager
+def given_models(model: Any) -> Iterator[tuple[str, ...]]:
+    """The Python API's ``model`` (None, one model, or a list of them: texts, functions,
+    model dicts) as ``--model`` texts, for the length of the block (model dicts are
+    pickled into a temporary directory removed after it). UsageError (one line) for a
+    model that cannot be passed to the workers.
+
+    Example::
+
+        with given_models([make, "examples/vae.py:make"]) as sources:
+            run(make_request(model=sources, quick=True))
+    """
+    models = model if isinstance(model, list | tuple) else [] if model is None else [model]
+    with tempfile.TemporaryDirectory(prefix="loopbench-models-") as directory:
+        try:
+            sources = tuple(model_source(m, directory, i) for i, m in enumerate(models))
+        except ModelSpecError as exc:
+            raise UsageError(str(exc)) from None
+        yield sources

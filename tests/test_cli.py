@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from types import SimpleNamespace
 
 import pytest
@@ -111,10 +112,12 @@ def test_a_bad_name_prints_only_the_error_line(cli):
 
 def test_every_default_comes_from_the_config_module():
     from tf_loopbench.benchmarks import config
-    from tf_loopbench.benchmarks.cli import build_parser
+    from tf_loopbench.benchmarks.cli import build_parser, run_request
     from tf_loopbench.reports.gate.judge import DEFAULT_ALPHA, DEFAULT_THRESHOLD
 
-    run = build_parser().parse_args(["run"])
+    # `loopbench run` gives nothing of its own: the request's defaults are config's
+    run = run_request(build_parser().parse_args(["run"]))
+    assert run == config.RunRequest()
     assert (run.seed, run.timeout, run.start_method, run.out) == (
         config.SEED,
         config.TIMEOUT_S,
@@ -129,3 +132,91 @@ def test_every_default_comes_from_the_config_module():
     )
     for gate in (ab, build_parser().parse_args(["compare", "A", "B"])):
         assert (gate.threshold, gate.alpha) == (DEFAULT_THRESHOLD, DEFAULT_ALPHA)
+
+
+def test_the_command_line_and_the_api_build_the_same_request():
+    """One RunRequest per run: `loopbench run ARGS` and `tf_loopbench.run(**options)`
+    (benchmarks/options.py make_request) agree option by option."""
+    from tf_loopbench.benchmarks.cli import build_parser, run_request
+    from tf_loopbench.benchmarks.options import make_request
+
+    argv = shlex.split(
+        "run --workload linear,mlp --workload gan --loop fit --model a.py:make --device cpu "
+        "--batch-size 32,64 --width 8 --steps-per-call 1,4 --precision mixed_bfloat16 "
+        "--fit-jit on --strategy none,mirrored:2 --steps 40 --windows 4 --warmup-steps 0 "
+        "--processes 3 --quick --profile --data-size 512 --data m.npz --seed 7 --threads 2 "
+        "--timeout 60 --start-method spawn --out o --shard 1/2 --no-report --epochs 3 --wide "
+        "--take-turns 5"
+    )
+    from_argv = run_request(build_parser().parse_args(argv))
+    from_api = make_request(
+        workload=["linear", "mlp", "gan"],
+        loop="fit",
+        model=["a.py:make"],
+        device="cpu",
+        batch_size=[32, 64],
+        width=8,
+        steps_per_call=(1, 4),
+        precision="mixed_bfloat16",
+        fit_jit="on",
+        strategy=["none", "mirrored:2"],
+        steps=40,
+        windows=4,
+        warmup_steps=0,
+        processes=3,
+        quick=True,
+        profile=True,
+        data_size=512,
+        data="m.npz",
+        seed=7,
+        threads=2,
+        timeout=60,
+        start_method="spawn",
+        out="o",
+        shard="1/2",
+        report=False,
+        epochs=3,
+        wide=True,
+        take_turns=5,
+    )
+    assert from_argv == from_api
+    assert from_api.batch_size == (32, 64) and from_api.shard == (1, 2)
+
+
+def test_every_run_option_is_a_request_field_and_the_reverse():
+    import dataclasses
+
+    from tf_loopbench.benchmarks.cli import commands
+    from tf_loopbench.benchmarks.config import RunRequest
+    from tf_loopbench.benchmarks.options import RUN_OPTIONS
+
+    run = commands()["loopbench run"]
+    dests = {action.dest for action in run if action.dest != "help"}
+    fields = {field.name for field in dataclasses.fields(RunRequest)}
+    assert set(RUN_OPTIONS) == fields
+    assert dests == (fields - {"report"}) | {"no_report"}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"batch_size": 0}, "argument --batch-size: 0 is not a positive integer"),
+        ({"batch_size": [32, -1]}, "argument --batch-size: -1 is not a positive integer"),
+        ({"frobnicate": 1}, "unrecognized arguments: --frobnicate 1"),
+        ({"steps": True}, "argument --steps: expected one argument"),
+        ({"precision": "int8"}, "argument --precision: unknown precision 'int8'"),
+        ({"device": "tpu"}, "argument --device: unknown device 'tpu'; choose from: cpu, gpu, all"),
+        ({"shard": "5/4"}, "argument --shard: shard 5/4 is out of range"),
+    ],
+)
+def test_the_api_says_what_the_command_line_says(options, message, capsys):
+    from tf_loopbench.benchmarks.config import UsageError
+    from tf_loopbench.benchmarks.options import flag_of, make_request, text_of
+
+    with pytest.raises(UsageError) as raised:
+        make_request(**options)
+    assert str(raised.value).startswith(message)
+    ((key, value),) = options.items()
+    argv = ["run", flag_of(key)] + ([] if value is True else [text_of(value)])
+    result = main_in_process(argv, capsys)
+    assert_one_line_error(result, str(raised.value))

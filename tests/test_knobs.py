@@ -45,7 +45,8 @@ def test_a_bad_knob_through_the_console_entry_point(cli):
 
 
 def test_data_too_small_for_whole_calls_is_bad_input():
-    from tf_loopbench.benchmarks.cli import UsageError, make_cells
+    from tf_loopbench.benchmarks.config import UsageError
+    from tf_loopbench.benchmarks.matrix import make_cells
 
     with pytest.raises(UsageError, match="12 steps per call at batch size 32 need 384 examples"):
         make_cells(config(data_size=256, steps_per_call=(3, 4)))
@@ -69,7 +70,7 @@ def config(**changes) -> RunConfig:
 
 
 def test_the_product_of_the_axes_gives_fit_one_cell_per_jit_setting_and_others_one():
-    from tf_loopbench.benchmarks.cli import make_cells
+    from tf_loopbench.benchmarks.matrix import make_cells
 
     cells = make_cells(
         config(

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 from tf_loopbench.benchmarks import cli, shards
-from tf_loopbench.benchmarks.config import Cell, RunConfig
+from tf_loopbench.benchmarks.config import Cell, RunConfig, UsageError
+from tf_loopbench.benchmarks.matrix import count_jobs
 from tf_loopbench.benchmarks.runner import schedule
 from tf_loopbench.reports.rundir import CellKey, load_run
 
@@ -140,9 +141,9 @@ def test_schedule_of_the_shards_is_the_schedule_split():
 
 def test_too_many_shards_is_a_usage_error():
     cells = matrix(("linear",), ("fit", "eager"))
-    with pytest.raises(cli.UsageError, match="--shard: 5 shards for a matrix of 4 jobs"):
-        cli._shard_jobs(cells, config(2, (5, 5)))
-    assert cli._shard_jobs(cells, config(2, (1, 3))) == 2
+    with pytest.raises(UsageError, match="--shard: 5 shards for a matrix of 4 jobs"):
+        count_jobs(cells, config(2, (5, 5)))
+    assert count_jobs(cells, config(2, (1, 3))) == 2
 
 
 # ----------------------------------------------------------------------------- a real matrix

@@ -1,9 +1,10 @@
 """tf-loopbench from Python: ``run`` and ``report``, for notebooks and scripts.
 
-A thin layer over the command line: ``run(...)`` takes the options of
-``loopbench run`` as keyword arguments and runs it; ``report(...)`` renders
+The public face of the library: ``run(...)`` takes the options of ``loopbench run``
+as keyword arguments, builds the run's request and runs it with the library
+function the command line calls too (benchmarks/run.py); ``report(...)`` renders
 report.md, report.html and plots as ``loopbench report`` does. It holds no logic
-of its own. Example::
+of its own and imports neither TensorFlow nor pandas until called. Example::
 
     import tf_loopbench
 
@@ -16,10 +17,7 @@ Running a model runs its code (the file is imported in every worker process).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -54,7 +52,8 @@ class Result(NamedTuple):
 
 
 def run(model: Any = None, *, report: bool = True, **options: Any) -> Result:
-    """Run ``loopbench run`` with ``options`` (its long options, ``-`` as ``_``).
+    """Run ``loopbench run`` with ``options`` (its long options, ``-`` as ``_``: the
+    fields of ``tf_loopbench.benchmarks.config.RunRequest``).
 
     ``model``: ``"PATH.py:FUNCTION"``, ``"module:FUNCTION"``, a module-level function,
     a model dict (what FUNCTION returns), or a list of these. Other options as on the
@@ -68,35 +67,18 @@ def run(model: Any = None, *, report: bool = True, **options: Any) -> Result:
         result = tf_loopbench.run(model=make, loop=["fit", "tf_function"], processes=3)
         result.cells.set_index("loop")["speedup_vs_fit"]
     """
-    from tf_loopbench.benchmarks import cli
-    from tf_loopbench.benchmarks.user_models import model_source
-    from tf_loopbench.loops.model_spec import ModelSpecError
+    from tf_loopbench.benchmarks.config import UsageError
+    from tf_loopbench.benchmarks.options import make_request
+    from tf_loopbench.benchmarks.run import run as run_request
+    from tf_loopbench.benchmarks.user_models import given_models
     from tf_loopbench.reports.rundir import load_run
 
-    models = model if isinstance(model, list | tuple) else [] if model is None else [model]
-    with tempfile.TemporaryDirectory(prefix="loopbench-models-") as directory:
-        try:
-            sources = [model_source(m, directory, i) for i, m in enumerate(models)]
-        except ModelSpecError as exc:
-            raise ValueError(str(exc)) from None
-        argv = ["run", *(arg for source in sources for arg in ("--model", source))]
-        argv += _options(options)
-        if not report:
-            argv.append("--no-report")
-        messages = io.StringIO()
-        try:
-            with contextlib.redirect_stderr(messages):
-                args = cli.build_parser().parse_args(argv)
-        except SystemExit:  # argparse's own errors: one line, as on the command line
-            message = messages.getvalue().strip().removeprefix("loopbench: error: ")
-            raise ValueError(message) from None
-        try:
-            status = cli.command_run(args)
-        except (cli.UsageError, KeyError) as exc:  # KeyError: an unknown registry name
-            raise ValueError(str(exc)) from None
-    if status == cli.EXIT_INTERRUPTED:
-        raise KeyboardInterrupt
-    return Result(load_run(args.run_dir).summary, Path(args.run_dir))
+    try:
+        with given_models(model) as sources:  # model dicts are pickled for the workers
+            run_dir = run_request(make_request(model=sources, report=report, **options))
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+    return Result(load_run(run_dir).summary, run_dir)
 
 
 def report(
@@ -116,19 +98,3 @@ def report(
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs {epochs!r}: must be a positive integer")
     return Path(write_report(list(run_dirs), out, epochs=epochs))
-
-
-def _options(options: dict[str, Any]) -> list[str]:
-    """``batch_size=[32, 64]`` -> ``--batch-size 32,64``; ``quick=True`` -> ``--quick``."""
-    argv: list[str] = []
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        if value is None or value is False:
-            continue
-        if value is True:
-            argv.append(flag)
-        elif isinstance(value, list | tuple):
-            argv += [flag, ",".join(str(v) for v in value)]
-        else:
-            argv += [flag, str(value)]
-    return argv
