@@ -18,9 +18,10 @@ Keras optimizer sums the replicas' gradients, so a step is the single-device ste
 math with the sums in another order. The custom styles call ``strategy.run`` on the
 workload's step and log ``strategy.reduce(SUM, ...)`` of its losses; eager and
 tf_function feed NumPy slices per replica
-(``experimental_distribute_values_from_function``), tf_data and xla a pipeline per
-worker (``distribute_datasets_from_function``; both feeders are in loops/feeders.py); fit builds and compiles the model in
-``strategy.scope()`` and lets Keras distribute the arrays.
+(``experimental_distribute_values_from_function``), tf_data a pipeline per worker
+(``distribute_datasets_from_function``; both feeders are in loops/feeders.py); xla is
+skipped under a strategy (loops/styles/xla.py says why); fit builds and compiles the
+model in ``strategy.scope()`` and lets Keras distribute the arrays.
 
 Parsing needs no TensorFlow; the functions that make devices or strategies import it.
 """

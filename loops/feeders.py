@@ -141,7 +141,8 @@ def distributed_tf_data_batches(
     strategy: Any, train: Mapping[str, np.ndarray], batch_size: int
 ) -> Iterator[Any]:
     """The same per-replica rows from one prefetching tf.data pipeline per worker
-    (``distribute_datasets_from_function``, the tf_data and xla feed under a strategy):
+    (``distribute_datasets_from_function``, the tf_data feed under a strategy; xla
+    is skipped under one):
     the pipeline of worker p yields, for each global batch in order, the slices of its
     local replicas, which the strategy hands to them in turn.
 
