@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     against it by tests/test_usage.py)."""
     parser = LoopbenchParser(
         prog="loopbench",
-        description=__doc__.split("\n\n")[0],
+        description=__doc__.split("\n\n")[0].replace("``", ""),
         epilog=EXIT_HELP,
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=LoopbenchParser)
