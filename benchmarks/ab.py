@@ -403,7 +403,7 @@ def run_interleaved(config: ABConfig, sides: Sequence[Side]) -> dict[str, Path]:
         if config.processes < reachable:
             print(
                 f"[ab] warning: {config.processes} processes per side cannot reach the "
-                f"gate's alpha; expect 'inconclusive' (use --processes {reachable})",
+                f"gate's alpha; expect 'unclear' (use --processes {reachable})",
                 flush=True,
             )
         if len({side.jobs for side in running}) > 1:

@@ -74,16 +74,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy import stats
-from tf_loopbench.reports.gate.judge import DEFAULT_THRESHOLD
+from tf_loopbench.reports.compare import (
+    CELL_KEYS,
+    DEFAULT_THRESHOLD,
+    SETTING_KEYS,
+    Figure,
+    against,
+    compare,
+)
 from tf_loopbench.reports.gate.samples import fastest_windows, with_cell
 from tf_loopbench.reports.rundir import (
-    CELL_KEYS,
-    SETTING_KEYS,
     CellKey,
     Run,
     RunDirError,
     atomic_write_text,
     load_run,
+    reference_loop,
 )
 
 #: smallest step that counts (the gate's threshold: a smaller one has no practical meaning)
@@ -356,10 +362,6 @@ SERIES_COLUMNS = [
 ]
 
 
-def _setting(cell: CellKey) -> tuple:
-    return tuple(getattr(cell, key) for key in SETTING_KEYS)
-
-
 def least_disturbed(run: Run) -> dict[CellKey, float]:
     """Per cell, its fastest timed window over every process of the run (the process's
     own step time where a run has no window rows)."""
@@ -379,22 +381,25 @@ def least_disturbed(run: Run) -> dict[CellKey, float]:
     }
 
 
+#: a cell's least disturbed step time in a run (:func:`least_disturbed`), as a figure
+#: the comparison core reads from cells
+LEAST_DISTURBED = Figure("least disturbed", "least_disturbed_s", "least_disturbed_s")
+
+
 def ratios_to_reference(run: Run, reference: str) -> dict[CellKey, float]:
     """Per cell (the reference's own left out): its least disturbed step time over that of
-    the reference loop's cell of the same setting in the same run (the one that ran as
-    Keras chose where fit ran with and without XLA)."""
+    the ``reference`` loop's cell of its setting in the same run, as the comparison core
+    pairs loops (the one that ran as Keras chose where fit ran with and without XLA); a
+    time ratio, the inverse of the core's speedup."""
     fastest = least_disturbed(run)
-    references: dict[tuple, float] = {}
-    for cell in sorted(
-        (c for c in fastest if c.loop == reference),
-        key=lambda c: not str(c.fit_jit).startswith("auto"),
-    ):
-        references.setdefault(_setting(cell), fastest[cell])
-    return {
-        cell: value / references[_setting(cell)]
-        for cell, value in fastest.items()
-        if cell.loop != reference and _setting(cell) in references
-    }
+    if not fastest:
+        return {}
+    cells = pd.DataFrame(
+        [{**cell._asdict(), "least_disturbed_s": t} for cell, t in fastest.items()]
+    )
+    rows = compare(cells, "loop", against(reference), figure=LEAST_DISTURBED, keys=CELL_KEYS)
+    keys = list(fastest)
+    return {keys[label]: row.value / row.against_value for label, row in rows.iterrows()}
 
 
 def series_of(entries: Sequence[Entry], reference: str | None = None) -> pd.DataFrame:
@@ -437,15 +442,6 @@ def series_of(entries: Sequence[Entry], reference: str | None = None) -> pd.Data
                     }
                 )
     return pd.DataFrame(rows, columns=SERIES_COLUMNS)
-
-
-def reference_of(entries: Sequence[Entry]) -> str | None:
-    """The reference loop of the newest run that declares a ladder (None: none does)."""
-    for entry in reversed(entries):
-        ladder = entry.run.ladder
-        if ladder is not None:
-            return ladder.reference
-    return None
 
 
 # ----------------------------------------------------------------------------- change points
@@ -586,7 +582,7 @@ def confirmed(
     cells_of: dict[tuple, set[CellKey]] = {}
     ratio_cells = set(series.loc[series["series"] == RATIO, "cell"])
     for cell in dict.fromkeys(series["cell"]):
-        cells_of.setdefault(_setting(cell), set()).add(cell)
+        cells_of.setdefault(cell.setting, set()).add(cell)
 
     def near(cell: CellKey, position: int, name: str) -> Step | None:
         for q in (position, position - 1, position + 1):
@@ -616,7 +612,7 @@ def confirmed(
 
     out: dict[tuple[CellKey, int], dict[str, Step]] = {}
     for (cell, position), steps in found.items():
-        setting = _setting(cell)
+        setting = cell.setting
         loops = {c for c in cells_of[setting] if c in ratio_cells}
         references = {c for c in cells_of[setting] if c.loop == reference}
         if not loops or not references:
@@ -676,7 +672,7 @@ def confirmed_trends(
     ratio_cells = set(series.loc[series["series"] == RATIO, "cell"])
     cells_of: dict[tuple, set[CellKey]] = {}
     for cell in dict.fromkeys(series["cell"]):
-        cells_of.setdefault(_setting(cell), set()).add(cell)
+        cells_of.setdefault(cell.setting, set()).add(cell)
 
     def creeps(name: str, cell: CellKey, up: bool) -> bool:
         trend = by_key.get((name, cell))
@@ -684,7 +680,7 @@ def confirmed_trends(
 
     out = []
     for trend in trends:
-        setting = cells_of[_setting(trend.cell)]
+        setting = cells_of[trend.cell.setting]
         loops = {c for c in setting if c in ratio_cells}
         has_reference = any(c.loop == reference for c in setting)
         if trend.series == RATIO or not loops or not has_reference:
@@ -711,7 +707,7 @@ def build_history(
     """Order the entries (one machine's), find each cell's change points and trend in
     its step time and in its ratio to the reference loop."""
     ordered, basis = commit_order(entries, repo)
-    reference = reference_of(ordered)
+    reference = reference_loop(*(entry.run for entry in ordered))
     series = series_of(ordered, reference)
     found_steps: dict[tuple[CellKey, int], dict[str, Step]] = {}
     fitted: dict[tuple[str, CellKey], tuple[np.ndarray, np.ndarray]] = {}
@@ -844,19 +840,14 @@ def _series_name(series: str, reference: str | None, cell: CellKey | None = None
     return f"ratio to {reference}"
 
 
-#: the keys of the loop style itself (fit's jit_compile is a key of fit's cells only)
-LOOP_KEYS = ("loop", "fit_jit")
-#: the cells drawn in one plot: those that differ only in the loop style
-GROUP_KEYS = tuple(key for key in CELL_KEYS if key not in LOOP_KEYS)
-
-
 def _groups(series: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
-    return [(key, rows) for key, rows in series.groupby(list(GROUP_KEYS), sort=False)]
+    """The cells drawn in one plot: one setting's, which differ only in the loop."""
+    return [(key, rows) for key, rows in series.groupby(list(SETTING_KEYS), sort=False)]
 
 
 def _group_name(key: tuple) -> str:
     """A cell's name without its loop, e.g. ``mlp/cpu/bs64/w128``."""
-    cell = CellKey.of({**dict(zip(GROUP_KEYS, key, strict=True)), "loop": "-"})
+    cell = CellKey.of({**dict(zip(SETTING_KEYS, key, strict=True)), "loop": "-"})
     return cell.name.replace("/-/", "/", 1)
 
 

@@ -95,6 +95,11 @@ class CellKey(NamedTuple):
         return cls(*(_key_value(key, row.get(key)) for key in CELL_KEYS))
 
     @property
+    def setting(self) -> tuple:
+        """Its SETTING_KEYS' values: the cells of one setting differ only in the loop."""
+        return tuple(getattr(self, key) for key in SETTING_KEYS)
+
+    @property
     def name(self) -> str:
         """A short name, e.g. ``mlp/xla/cpu/bs64/w256`` (no width part for width 0; a
         part for each other key only where it is not its default: ``k8``,
@@ -291,12 +296,6 @@ class Ladder:
         return [loop for loop in self.loops if loop in present] + sorted(present - set(self.loops))
 
 
-def reference_loop(metadata: Mapping[str, Any]) -> str | None:
-    """The reference loop of the ladder ``metadata`` declares; None without a ladder."""
-    data = metadata.get(LADDER_KEY)
-    return Ladder.from_json(data).reference if data is not None else None
-
-
 @dataclass(frozen=True)
 class Run:
     """One run directory, loaded."""
@@ -324,6 +323,26 @@ class Run:
         if "status" in rows:
             rows = rows[rows["status"] == "ok"]
         return rows.reset_index(drop=True)
+
+
+def reference_loop(*runs: Run | Mapping[str, Any], must_agree: bool = False) -> str | None:
+    """The reference loop: the one the ladder of the last of ``runs`` (Runs or their
+    metadata, oldest first) that declares a ladder names; None when none declares one.
+    The one place the suite decides it (summary.csv, the gate, history).
+
+    ``must_agree``: raise ValueError when the runs' ladders name different loops (the
+    gate's within-run ratios of two runs compare only against one reference).
+    """
+    named = []
+    for run in runs:
+        data = (run.metadata if isinstance(run, Run) else run).get(LADDER_KEY)
+        if data is not None:
+            named.append(Ladder.from_json(data).reference)
+    if must_agree and len(set(named)) > 1:
+        raise ValueError(
+            f"the runs' ladders name different reference loops ({', '.join(sorted(set(named)))})"
+        )
+    return named[-1] if named else None
 
 
 # --------------------------------------------------------------------------- writing

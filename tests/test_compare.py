@@ -33,6 +33,11 @@ def run_gate(tmp_path: Path, baseline: Path, current: Path, capsys, **kwargs):
     return status, out, err, markdown
 
 
+def table_verdicts(out: str) -> dict[str, str]:
+    """The verdict column of the gate's terminal table, by cell name."""
+    return {line.split()[0]: line.split()[1] for line in out.splitlines() if "/cpu/" in line}
+
+
 def assert_one_clean_line(err: str) -> None:
     assert len(err.strip().splitlines()) == 1, err
     assert "Traceback" not in err
@@ -177,7 +182,7 @@ def test_identical_distributions_exit_0(tmp_path, capsys):
     status, out, _, _ = run_gate(tmp_path, baseline, current, capsys)
     assert status == 0, out
     assert "no confirmed regression" in out
-    assert out.count("unchanged") >= 3
+    assert list(table_verdicts(out).values()) == ["same"] * 3
 
 
 def test_a_machine_speed_change_between_runs_is_warned(tmp_path, capsys):
@@ -199,12 +204,12 @@ def test_faster_cell_is_reported_and_does_not_fail(tmp_path, capsys):
     assert " faster " in out
 
 
-def test_too_few_samples_is_inconclusive_and_names_the_n_needed(tmp_path, capsys):
+def test_too_few_samples_is_unclear_and_names_the_n_needed(tmp_path, capsys):
     baseline = write_run(tmp_path / "base", {("mlp", "xla"): step_times(0.010, 3, 1)})
     current = write_run(tmp_path / "cur", {("mlp", "xla"): step_times(0.020, 3, 2)})
     status, out, _, _ = run_gate(tmp_path, baseline, current, capsys)
     assert status == 0  # twice as slow, but 3 samples can never reach alpha = 0.01
-    assert "inconclusive" in out
+    assert table_verdicts(out) == {"mlp/xla/cpu/bs32/w64": "unclear"}
     assert "need 5 per side" in out
 
 
@@ -216,19 +221,19 @@ def test_holm_correction_spans_the_cells(tmp_path, capsys):
     current = write_run(tmp_path / "cur", {**steady, ("mlp", "xla"): step_times(0.013, 5, 4)})
     status, out, _, _ = run_gate(tmp_path, baseline, current, capsys)
     assert status == 0, out
-    assert "inconclusive" in out and "need 6 per side" in out
+    assert table_verdicts(out)["mlp/xla/cpu/bs32/w64"] == "unclear" and "need 6 per side" in out
     alone = write_run(tmp_path / "alone_base", {("mlp", "xla"): step_times(0.010, 5, 3)})
     alone_current = write_run(tmp_path / "alone_cur", {("mlp", "xla"): step_times(0.013, 5, 4)})
     status, out, _, _ = run_gate(tmp_path, alone, alone_current, capsys)
     assert status == 1, out
 
 
-def test_noisy_cell_is_inconclusive_not_unchanged(tmp_path, capsys):
+def test_noisy_cell_is_unclear_not_same(tmp_path, capsys):
     baseline = write_run(tmp_path / "base", {("mlp", "xla"): step_times(0.010, 8, 1, spread=0.2)})
     current = write_run(tmp_path / "cur", {("mlp", "xla"): step_times(0.010, 8, 2, spread=0.2)})
     status, out, _, _ = run_gate(tmp_path, baseline, current, capsys)
     assert status == 0
-    assert "too noisy" in out
+    assert table_verdicts(out) == {"mlp/xla/cpu/bs32/w64": "unclear"} and "too noisy" in out
 
 
 def test_a_cell_that_was_ok_and_is_missing_now_is_a_regression(tmp_path, capsys):
@@ -394,7 +399,8 @@ def test_allow_different_machines_compares_within_run_ratios(tmp_path, capsys):
     )
     assert status == 0, out
     assert "within-run ratios to fit" in out and "cpu_model" in out
-    assert "unchanged" in out and "reference" in out
+    assert table_verdicts(out) == {"mlp/fit/cpu/bs32/w64": "same", "mlp/xla/cpu/bs32/w64": "same"}
+    assert "the reference loop: ratio 1 by definition" in out  # a note, not a verdict
     assert "x fit" in out  # medians are ratios to the ladder's reference
 
     # xla lost ground against fit on the other machine: 0.5x fit -> 0.65x fit
@@ -431,12 +437,13 @@ def test_within_run_ratios_take_the_reference_from_the_ladder(tmp_path, capsys):
     status, out, _, _ = run_gate(tmp_path, baseline, current, capsys, allow_different_machines=True)
     assert status == 0, out  # fit got twice as fast against eager: faster is no regression
     assert "within-run ratios to eager" in out
-    verdicts = {line.split()[0]: line.split()[1] for line in out.splitlines() if "/cpu/" in line}
-    assert verdicts == {
-        "mlp/eager/cpu/bs32/w64": "reference",
+    assert table_verdicts(out) == {
+        "mlp/eager/cpu/bs32/w64": "same",  # the reference: ratio 1 by definition
         "mlp/fit/cpu/bs32/w64": "faster",
-        "mlp/xla/cpu/bs32/w64": "unchanged",
+        "mlp/xla/cpu/bs32/w64": "same",
     }
+    eager = next(line for line in out.splitlines() if line.startswith("mlp/eager/"))
+    assert eager.endswith("the reference loop: ratio 1 by definition")
 
 
 def test_within_run_ratios_need_a_ladder(tmp_path, capsys):
@@ -591,7 +598,7 @@ def test_interleaved_ab_reads_the_drift_from_other_cells(tmp_path):
     verdicts = {cell.cell[1]: cell.verdict for cell in result.cells}
     assert result.drift_corrected
     assert verdicts["xla"] == "slower"  # 10 % under a drift of +-25 %
-    assert set(verdicts.values()) - {"slower"} == {"unchanged"}
+    assert set(verdicts.values()) - {"slower"} == {"same"}
     assert any("drift" in note for note in result.notes)
     assert "drift-corrected around each pair" in gate.render_text(result)
 
@@ -601,14 +608,14 @@ def test_without_the_interleaved_mark_the_drift_stays_and_hides_the_slowdown(tmp
     result = gate.compare(base, current)
     assert not result.drift_corrected
     xla = next(cell for cell in result.cells if cell.cell[1] == "xla")
-    assert xla.verdict == "inconclusive"  # raw samples: the drift swamps 10 %
+    assert xla.verdict == "unclear"  # raw samples: the drift swamps 10 %
 
 
 def test_drift_correction_raises_no_alarm_on_identical_code(tmp_path):
     base, current = interleaved_pair(tmp_path, 1.0)
     result = gate.compare(base, current)
     assert result.drift_corrected and result.exit_status == 0
-    assert all(cell.verdict in ("unchanged", "inconclusive") for cell in result.cells)
+    assert all(cell.verdict in ("same", "unclear") for cell in result.cells)
 
 
 def test_a_change_that_slows_every_cell_survives_the_correction():

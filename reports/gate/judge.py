@@ -1,42 +1,32 @@
 """The regression gate's judgement: compare two run directories cell by cell and decide.
 
-What it computes, per cell (workload, loop, device, batch_size, width):
+Per cell (every cell key; fit's compiler is a key of its own here):
 
-* **step time**: the per-process samples of the baseline and the current run (one
-  sample = one fresh worker process: the step time of its fastest timed window,
-  ``samples.process_samples``), a one-sided Mann-Whitney U test "current is
-  slower", Holm-corrected across the cells compared, and an effect-size gate: the
-  ratio of medians current/baseline beyond ``1 + threshold``. Both must hold for a
-  *confirmed* regression. The ratio comes with a 95 % percentile-bootstrap interval.
-  Each cell comes out ``slower``, ``faster``, ``unchanged`` (interval inside
-  ±threshold), ``inconclusive`` (too noisy, or too few samples for the exact test to
-  ever reach the Holm-adjusted alpha: the table says how many are needed per side)
-  or ``missing`` (no usable samples on one side). The rule is in
-  ``reports.gate.stats``.
-* **power**: each judged cell's detectable slowdown, the smallest slowdown its test
-  would have flagged in 80 % of comparisons with these sample counts and its own
-  measured spread (``stats.detectable_slowdown``). A cell whose detectable slowdown
-  exceeds the threshold is *blind*: it could not have seen a slowdown of that size.
-* **flags** beside step time, each a regression too: a cell that newly fails (or
-  whose processes newly fail), more retraces (median per process), and a
-  compile-time regression: median compile_s up by more than ``threshold`` AND by
-  more than ``COMPILE_FLOOR_S`` seconds AND confirmed by the same one-sided test,
-  Holm-corrected across cells (per-process compile times vary by a second on a
-  busy 2-core machine, so a difference of medians alone would raise false alarms).
+* **step time**: the comparison core pairs each current cell with the baseline's
+  (``reports.compare.pair`` along the run; ``samples.paired_cells``), then the gate's
+  own test judges each pair's per-process samples (one sample = one fresh worker
+  process, ``samples.process_samples``): a one-sided Mann-Whitney U test "current is
+  slower", Holm-corrected across the cells compared, and the ratio of medians
+  current/baseline beyond ``1 + threshold``. Both must hold for a *confirmed*
+  regression. The ratio has a 95 % percentile-bootstrap interval (the core's seed).
+  The verdict is the core's word for the current cell against the baseline's
+  (``reports.compare.VERDICTS``): ``slower``, ``faster``, ``same`` (interval inside
+  ±threshold), ``unclear`` (too noisy, or too few samples for the exact test ever to
+  reach the Holm-adjusted alpha: the note says how many are needed per side) or
+  ``missing`` (no usable samples on one side). The rule is in ``reports.gate.stats``.
+* **power**: each judged cell's detectable slowdown (``stats.detectable_slowdown``);
+  above the threshold the cell is *blind*.
+* **flags** beside step time, each a regression too: a cell that newly fails (or whose
+  processes do), more retraces, and compile time up by more than ``threshold`` AND
+  ``COMPILE_FLOOR_S`` AND confirmed by the same test, Holm over cells (per-process
+  compile times vary by a second on a busy 2-core machine).
 
-Runs from different machines (any "hard" metadata key differs) are not compared,
-unless ``allow_different_machines``: then each run's step times become within-run
-ratios to the reference loop of the runs' ladder (process k of a loop over process k
-of the reference, same run), which carry across machines; the absolute times and
-compile times do not, and are not judged.
-
-When both runs say they are the two sides of one A/B interleaved worker by worker
-(``soft.ab``: each names the other; ``benchmarks/ab.py`` writes them), the gate
-first takes out the machine's drift (``reports.gate.samples.drift_corrected_samples``),
-read around each pair of processes from the pairs of other cells measured just
-before and after it: a real difference between the sides, even one that slows every
-cell, stays; the drift of a shared VM within the A/B goes. The table's medians are then the
-corrected ones, and the output says so.
+Runs from different machines (a "hard" metadata key differs) are not compared unless
+``allow_different_machines``: then step times become within-run ratios to the runs'
+reference loop (``reports.rundir.reference_loop``), which carry across machines; the
+reference loop's own cells are ``same`` by definition (a note says so). When both runs
+are the two sides of one interleaved A/B (``soft.ab``), the machine's drift is taken
+out first (``samples.drift_corrected_samples``).
 
 Example::
 
@@ -57,7 +47,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tf_loopbench.reports import compare as compare_core
+from tf_loopbench.reports.compare import (
+    DEFAULT_THRESHOLD,
+    FASTER,
+    MISSING,
+    SAME,
+    SLOWER,
+    UNCLEAR,
+)
 from tf_loopbench.reports.gate import stats
 from tf_loopbench.reports.gate.samples import (
     DEFAULT_STATISTIC,
@@ -65,17 +62,17 @@ from tf_loopbench.reports.gate.samples import (
     IncomparableRunsError,
     drift_corrected_samples,
     measured_interleaved,
+    paired_cells,
     per_cell,
     process_samples,
     sort_cells,
     with_cell,
     within_run_ratio_samples,
 )
-from tf_loopbench.reports.rundir import AB_MARK, CELL_KEYS, CellKey, Run, load_run
+from tf_loopbench.reports.rundir import AB_MARK, CELL_KEYS, CellKey, Run, load_run, reference_loop
 
 #: The gate's defaults, read by the command line (benchmarks/cli.py) too; the threshold
-#: is the comparison core's band of no practical difference.
-DEFAULT_THRESHOLD = compare_core.DEFAULT_THRESHOLD
+#: is the comparison core's band of no practical difference (DEFAULT_THRESHOLD).
 DEFAULT_ALPHA = 0.01
 
 #: A compile-time change smaller than this (seconds) is never flagged, whatever its
@@ -89,15 +86,15 @@ IGNORED_SOFT_KEYS = frozenset({"started_at", "ended_at", "command", "merged_from
 #: Exit statuses of compare (and ab); 2 is a run that cannot be compared.
 EXIT_OK, EXIT_REGRESSION, EXIT_INCOMPARABLE, EXIT_BLIND = 0, 1, 2, 3
 
-VERDICTS = ("slower", "faster", "unchanged", "inconclusive", "missing", "reference")
-
 
 # --------------------------------------------------------------------------- results
 
 
 @dataclass(frozen=True)
 class CellComparison:
-    """The gate's judgement of one cell."""
+    """The gate's judgement of one cell: ``verdict`` is the core's word (VERDICTS) for
+    the current cell against the baseline's; ``ratio`` is current/baseline, as users
+    read a time ratio (above 1: slower)."""
 
     cell: CellKey
     verdict: str
@@ -118,7 +115,7 @@ class CellComparison:
 
     @property
     def is_regression(self) -> bool:
-        return self.verdict == "slower" or bool(self.flags)
+        return self.verdict == SLOWER or bool(self.flags)
 
     def is_blind(self, threshold: float) -> bool:
         """Judged, and could not have seen a slowdown of ``threshold`` (80 % of the time)."""
@@ -134,8 +131,7 @@ class Comparison:
     cells: tuple[CellComparison, ...]
     threshold: float
     alpha: float
-    within_run_ratios: bool
-    #: the ladder's reference loop, the denominator of within-run ratios (None: not used)
+    #: the runs' reference loop, the denominator of within-run ratios (None: not used)
     reference: str | None = None
     hard_differences: tuple[str, ...] = ()
     soft_differences: tuple[str, ...] = ()
@@ -150,6 +146,10 @@ class Comparison:
     fail_if_blind: bool = False
     #: how a process's windows were summarised to its sample (samples.STATISTICS)
     statistic: str = DEFAULT_STATISTIC
+
+    @property
+    def within_run_ratios(self) -> bool:
+        return self.reference is not None
 
     @property
     def regressions(self) -> tuple[CellComparison, ...]:
@@ -293,19 +293,18 @@ def judge_step_times(
     threshold: float = DEFAULT_THRESHOLD,
     alpha: float = DEFAULT_ALPHA,
 ) -> dict[CellKey, CellComparison]:
-    """The step-time verdict of every cell that has samples on both sides.
+    """The step-time verdict of every cell the core pairs across the two sides
+    (:func:`samples.paired_cells`: samples on both), by the gate's own test.
 
     ``baseline`` and ``current`` map a cell to its per-process samples (seconds, or
-    within-run ratios). The Holm family is the set of cells judged here.
-
-    Each cell's detectable slowdown is stated at Holm's first-step level, alpha over
-    the number of cells: the level a cell's p-value meets when it is the only slower
-    cell (the smallest p). With several slower cells the later ones meet a laxer
-    level, so the figure is, if anything, an overstatement of what the gate needs.
+    within-run ratios). The Holm family is the set of cells judged here. Each cell's
+    detectable slowdown is stated at Holm's first-step level, alpha over the number of
+    cells: the level a cell meets when it is the only slower one (with several, the
+    later ones meet a laxer level, so the figure is, if anything, an overstatement).
     """
-    tested = [
-        cell for cell in baseline if cell in current and len(baseline[cell]) and len(current[cell])
-    ]
+    tested = paired_cells(
+        [c for c, v in baseline.items() if len(v)], [c for c, v in current.items() if len(v)]
+    )
     if not tested:
         return {}
     p_slower = np.array([stats.one_sided_mwu_p(baseline[c], current[c], "greater") for c in tested])
@@ -321,20 +320,21 @@ def judge_step_times(
         base, cur = np.asarray(baseline[cell], float), np.asarray(current[cell], float)
         ratio = float(stats.median_ratio(base, cur))
         ci_low, ci_high = stats.ratio_of_medians_ci(base, cur)
+        note = ""
         if stats.confirmed_slower(p_slower_adjusted[index], ratio, alpha, threshold):
-            verdict, note = "slower", ""
+            verdict = SLOWER
         elif stats.confirmed_faster(p_faster_adjusted[index], ratio, alpha, threshold):
-            verdict, note = "faster", ""
+            verdict = FASTER
         elif stats.smallest_one_sided_p(len(base), len(cur)) > first_step_alpha:
-            verdict = "inconclusive"
+            verdict = UNCLEAR
             note = (
                 f"too few samples ({len(base)} vs {len(cur)}): the exact test cannot reach "
                 f"the Holm level {first_step_alpha:.2g}; need {needed_per_side} per side"
             )
         elif 1 - threshold <= ci_low and ci_high <= 1 + threshold:
-            verdict, note = "unchanged", ""
+            verdict = SAME
         else:
-            verdict = "inconclusive"
+            verdict = UNCLEAR
             note = f"too noisy: 95% CI {ci_low:.3f}-{ci_high:.3f} reaches beyond ±{threshold:.0%}"
         judged[cell] = CellComparison(
             cell=cell,
@@ -476,22 +476,53 @@ def machine_speed_notes(baseline: Run, current: Run, threshold: float) -> list[s
     return notes
 
 
-def reference_loop(baseline: Run, current: Run) -> str:
-    """The reference loop of the runs' ladder, for within-run ratios. A run made
-    before ladders were recorded declares none; two runs that name different
-    references cannot be compared this way (IncomparableRunsError either way)."""
-    references = {run.ladder.reference for run in (baseline, current) if run.ladder}
-    if not references:
+def within_run_reference(baseline: Run, current: Run) -> str:
+    """The loop within-run ratios are taken to: the runs' reference loop
+    (``rundir.reference_loop``), on which their ladders must agree. IncomparableRunsError
+    when they disagree or neither declares a ladder (a run made before ladders)."""
+    try:
+        reference = reference_loop(baseline, current, must_agree=True)
+    except ValueError as exc:
+        raise IncomparableRunsError(f"{exc}: their within-run ratios do not compare") from None
+    if reference is None:
         raise IncomparableRunsError(
             "within-run ratios need the reference loop, and neither run's metadata.json "
             "declares a loop ladder (runs made before tf-loopbench recorded it)"
         )
-    if len(references) > 1:
-        raise IncomparableRunsError(
-            f"the runs' ladders name different reference loops ({', '.join(sorted(references))}): "
-            "their within-run ratios do not compare"
-        )
-    return references.pop()
+    return reference
+
+
+def step_time_samples(
+    baseline: Run,
+    current: Run,
+    samples: tuple[pd.DataFrame, pd.DataFrame],
+    reference: str | None,
+    drift: str,
+) -> tuple[tuple[dict[CellKey, np.ndarray], dict[CellKey, np.ndarray]], str | None]:
+    """Each side's per-cell samples as the gate judges them, and a note on how: within-run
+    ratios to ``reference``; drift-corrected for the two sides of an interleaved A/B
+    (with 3 cells or more in common, the drift is read from the others); else as
+    measured."""
+    if reference is not None:
+        return tuple(within_run_ratio_samples(side, reference) for side in samples), None
+    if (
+        not measured_interleaved(baseline, current)
+        or len(paired_cells(*(side["cell"] for side in samples))) < 3
+    ):
+        return tuple(per_cell(side, "step_time_s") for side in samples), None
+    base, cur, block_factors = drift_corrected_samples(samples, drift)
+    how = (
+        f"the drift around its pair (cell c's process k on both sides), read from the "
+        f"{DRIFT_NEIGHBOURS} pairs of other cells before and after it "
+        "(samples.local_drift_factors)"
+        if drift == "pair"
+        else "its block's drift (process k of every other cell, both sides; samples.drift_factors)"
+    )
+    note = (
+        f"interleaved A/B: each process's step time is divided by {how}: median "
+        f"factor per block {block_factors.min():.3f}-{block_factors.max():.3f}"
+    )
+    return (base, cur), note
 
 
 def compare(
@@ -510,11 +541,9 @@ def compare(
     A cell that ran ok in the baseline and is missing or skipped in the current run
     is a regression unless ``allow_missing`` (a newly failing cell always is).
     ``fail_if_blind``: without a regression, exit status EXIT_BLIND (3) when a judged
-    cell could not have seen a slowdown of the threshold's size.
-    ``statistic``: a process's sample is its fastest timed window ("fastest", the
-    gate's) or its median window ("median", the gate before 2026-11-29). ``drift``:
-    an interleaved A/B's drift is read around each pair ("pair", the gate's) or per
-    block ("block", the gate before 2026-11-29); both for the validation tool.
+    cell could not have seen a slowdown of the threshold's size. ``statistic`` ("fastest"
+    window or "median" window) and ``drift`` ("pair" or "block") may name the gate
+    before 2026-11-29, for the validation tool.
 
     Raises RunDirError or IncomparableRunsError (one-line messages) when the two
     cannot be compared. Example::
@@ -538,14 +567,16 @@ def compare(
         metadata_differences(baseline.metadata.get("hard", {}), current.metadata.get("hard", {}))
     )
     if hard_differences and not allow_different_machines:
-        declared = {run.ladder.reference for run in (baseline, current) if run.ladder}
-        target = declared.pop() if len(declared) == 1 else "the reference loop"
+        try:
+            target = reference_loop(baseline, current, must_agree=True) or "the reference loop"
+        except ValueError:
+            target = "the reference loop"
         raise IncomparableRunsError(
             "runs come from different machines, their times do not compare ("
             + "; ".join(hard_differences)
             + f"); pass --allow-different-machines to compare within-run ratios to {target}"
         )
-    reference = reference_loop(baseline, current) if allow_different_machines else None
+    reference = within_run_reference(baseline, current) if allow_different_machines else None
     soft_differences = tuple(
         metadata_differences(
             baseline.metadata.get("soft", {}), current.metadata.get("soft", {}), IGNORED_SOFT_KEYS
@@ -558,69 +589,42 @@ def compare(
             f"{baseline_path} and {current_path} hold no ok process samples"
         )
     facts = (SideFacts.of(baseline, samples[0]), SideFacts.of(current, samples[1]))
-    drift_note = None
-    if reference is not None:
-        step_samples = tuple(within_run_ratio_samples(side, reference) for side in samples)
-    elif (
-        measured_interleaved(baseline, current)
-        and len(set(samples[0]["cell"]) & set(samples[1]["cell"])) >= 3
-    ):
-        *step_samples, block_factors = drift_corrected_samples(samples, drift)
-        step_samples = tuple(step_samples)
-        how = (
-            f"the drift around its pair (cell c's process k on both sides), read from the "
-            f"{DRIFT_NEIGHBOURS} pairs of other cells before and after it "
-            "(samples.local_drift_factors)"
-            if drift == "pair"
-            else "its block's drift (process k of every other cell, both sides; "
-            "samples.drift_factors)"
-        )
-        drift_note = (
-            f"interleaved A/B: each process's step time is divided by {how}: median "
-            f"factor per block {block_factors.min():.3f}-{block_factors.max():.3f}"
-        )
-    else:
-        step_samples = tuple(per_cell(side, "step_time_s") for side in samples)
-    judged = judge_step_times(step_samples[0], step_samples[1], threshold, alpha)
+    step_samples, drift_note = step_time_samples(baseline, current, samples, reference, drift)
+    judged = judge_step_times(*step_samples, threshold, alpha)
     statuses = (facts[0].statuses, facts[1].statuses)
     # compile times, like step times, do not carry across machines
     compile_p_adjusted = None if allow_different_machines else compile_time_p_values(*facts)
 
-    all_cells = sort_cells(set(statuses[0]) | set(statuses[1]) | set(judged))
     cells = []
     skipped_in_both = 0
-    for cell in all_cells:
+    for cell in sort_cells(set(statuses[0]) | set(statuses[1]) | set(judged)):
         flags = cell_flags(cell, *facts, threshold, alpha, compile_p_adjusted)
         lost = lost_cell(cell, *facts)
         if lost and not allow_missing:
             flags = (*flags, lost)
         if cell in judged:
             cells.append(replace(judged[cell], flags=flags))
-            continue
-        if statuses[0].get(cell) == statuses[1].get(cell) == "skipped" and not flags:
+        elif statuses[0].get(cell) == statuses[1].get(cell) == "skipped" and not flags:
             skipped_in_both += 1
-            continue
-        if reference is not None and cell.loop == reference:
+        elif reference is not None and cell.loop == reference:
+            # the reference's within-run ratio is 1 in both runs: the same by definition
+            note = "the reference loop: ratio 1 by definition"
+            cells.append(CellComparison(cell=cell, verdict=SAME, note=note, flags=flags))
+        else:
+            counts = (len(step_samples[0].get(cell, ())), len(step_samples[1].get(cell, ())))
+            note = _missing_note(cell, statuses, (counts[0] > 0, counts[1] > 0), reference)
+            if lost and allow_missing:
+                note = f"{lost} (allowed: --allow-missing)"
             cells.append(
                 CellComparison(
-                    cell=cell, verdict="reference", note="ratio 1 by definition", flags=flags
+                    cell=cell,
+                    verdict=MISSING,
+                    note=note,
+                    n_baseline=counts[0],
+                    n_current=counts[1],
+                    flags=flags,
                 )
             )
-            continue
-        counts = (len(step_samples[0].get(cell, ())), len(step_samples[1].get(cell, ())))
-        note = _missing_note(cell, statuses, (counts[0] > 0, counts[1] > 0), reference)
-        if lost and allow_missing:
-            note = f"{lost} (allowed: --allow-missing)"
-        cells.append(
-            CellComparison(
-                cell=cell,
-                verdict="missing",
-                note=note,
-                n_baseline=counts[0],
-                n_current=counts[1],
-                flags=flags,
-            )
-        )
     if not judged and not any(cell.flags for cell in cells):
         raise IncomparableRunsError(
             f"{baseline_path} and {current_path} have no cell with samples on both sides"
@@ -644,7 +648,6 @@ def compare(
         cells=tuple(cells),
         threshold=threshold,
         alpha=alpha,
-        within_run_ratios=reference is not None,
         reference=reference,
         hard_differences=hard_differences,
         soft_differences=soft_differences,

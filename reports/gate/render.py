@@ -15,8 +15,9 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+from tf_loopbench.reports.compare import VERDICTS
 from tf_loopbench.reports.gate import stats
-from tf_loopbench.reports.gate.judge import COMPILE_FLOOR_S, EXIT_BLIND, VERDICTS, Comparison
+from tf_loopbench.reports.gate.judge import COMPILE_FLOOR_S, EXIT_BLIND, Comparison
 from tf_loopbench.reports.rundir import Run
 
 #: what one sample is, per statistic (reports.gate.samples.STATISTICS)

@@ -27,7 +27,8 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-from tf_loopbench.reports.rundir import AB_MARK, CELL_KEYS, SAMPLES_FILE, SETTING_KEYS, CellKey, Run
+from tf_loopbench.reports.compare import CELL_KEYS, RUN_KEY, against, pair
+from tf_loopbench.reports.rundir import AB_MARK, SAMPLES_FILE, CellKey, Run
 
 
 class IncomparableRunsError(Exception):
@@ -121,40 +122,41 @@ def per_cell(samples: pd.DataFrame, column: str) -> dict[CellKey, np.ndarray]:
     }
 
 
-def _setting(cell: CellKey) -> tuple:
-    return tuple(getattr(cell, key) for key in SETTING_KEYS)
+def _cell_frame(sides: list[tuple[str, CellKey]]) -> pd.DataFrame:
+    return pd.DataFrame([{RUN_KEY: run, **cell._asdict()} for run, cell in sides])
+
+
+def paired_cells(baseline: Iterable[CellKey], current: Iterable[CellKey]) -> list[CellKey]:
+    """The cells of ``current`` that have a cell of ``baseline`` to be judged against, in
+    the gate's order: the comparison core pairs them along the run, every cell key
+    (fit's compiler too) a key of its own (``reports.compare.pair``)."""
+    sides = [("baseline", c) for c in dict.fromkeys(baseline)]
+    sides += [("current", c) for c in dict.fromkeys(current)]
+    if not sides:
+        return []
+    cells = _cell_frame(sides)
+    pairs = pair(cells, RUN_KEY, against("baseline"), keys=(RUN_KEY, *CELL_KEYS))
+    return sort_cells(sides[row][1] for row in pairs["subject_row"])
 
 
 def within_run_ratio_samples(samples: pd.DataFrame, reference: str) -> dict[CellKey, np.ndarray]:
-    """Per cell, the step time of each process over the ``reference`` loop's process of
-    the same index (the same workload, device, batch size and width).
-
-    Both come from one run, so the machine's speed cancels out; process k of every
-    loop style is paired with process k of the reference. The reference's cells
-    themselves are left out: their ratio is 1 by definition.
+    """Per cell, the step time of each process over that of the same index in the
+    ``reference`` loop's cell of its setting, as the comparison core pairs loops
+    (``reports.compare.pair``: the one that ran as Keras chose where fit ran with and
+    without XLA). Both come from one run, so the machine's speed cancels out. The
+    reference's own cells are left out: their ratio is 1 by definition.
     """
     if samples.empty:
         return {}
     by_process = samples.groupby(["cell", "process"], sort=False)["step_time_s"].median()
-    per_cell_times: dict[CellKey, pd.Series] = {
-        CellKey(*cell): series.droplevel("cell")
+    times = [
+        (CellKey(*cell), series.droplevel("cell"))
         for cell, series in by_process.groupby(level="cell")
-    }
-    # the reference's cell of each setting (all cell keys but the loop's own); with
-    # several (fit with and without XLA), the one that ran as Keras chose
-    references: dict[tuple, pd.Series] = {}
-    for cell in sorted(
-        (c for c in per_cell_times if c.loop == reference),
-        key=lambda c: not str(c.fit_jit).startswith("auto"),
-    ):
-        references.setdefault(_setting(cell), per_cell_times[cell])
+    ]
+    cells = _cell_frame([("", cell) for cell, _ in times])
     ratios: dict[CellKey, np.ndarray] = {}
-    for cell, step_times in per_cell_times.items():
-        if cell.loop == reference:
-            continue
-        reference_times = references.get(_setting(cell))
-        if reference_times is None:
-            continue
+    for row in pair(cells, "loop", against(reference), keys=CELL_KEYS).itertuples():
+        (cell, step_times), (_, reference_times) = times[row.subject_row], times[row.reference_row]
         common = step_times.index.intersection(reference_times.index)
         if len(common):
             ratios[cell] = (step_times[common] / reference_times[common]).to_numpy(dtype=float)
@@ -178,7 +180,7 @@ def block_grid(
     """The cells both sides hold and their step times (or another ``column``, e.g.
     ``started_at``) as a (cells, 2, blocks) array, block k = process k (NaN where a
     process is missing or failed, or the column is)."""
-    cells = sort_cells(set(samples[0]["cell"]) & set(samples[1]["cell"]))
+    cells = paired_cells(samples[0]["cell"], samples[1]["cell"])
     blocks = sorted(set(samples[0]["process"]) | set(samples[1]["process"]))
     block_index = {block: i for i, block in enumerate(blocks)}
     cell_index = {cell: i for i, cell in enumerate(cells)}
