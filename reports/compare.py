@@ -94,6 +94,8 @@ RUN_KEY = "run"
 #: The report's cell across runs: the run, the setting and the loop, whose label holds
 #: fit's compiler where a setting has several (``reports.report.aggregate``).
 GROUP_KEYS = (RUN_KEY, *SETTING_KEYS, "loop")
+#: A setting across runs: the report's cell but its loop (loops are compared within one).
+RUN_SETTING_KEYS = GROUP_KEYS[:-1]
 #: The keys that vary with a key: comparing loops compares fit's compiler settings too.
 VARIES_WITH: Mapping[str, tuple[str, ...]] = {"loop": LOOP_KEYS}
 #: Where a reference value has several cells in a setting (fit with and without XLA),
@@ -620,6 +622,7 @@ __all__ = [
     "PREFERRED_VARIANT",
     "PROCESSES",
     "RUN_KEY",
+    "RUN_SETTING_KEYS",
     "SAME",
     "SETTING_KEYS",
     "SLOWER",

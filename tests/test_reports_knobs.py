@@ -1,4 +1,4 @@
-"""The report across knob settings (reports/report/knobs.py) on a stored real run.
+"""The report across knob settings (reports/report/sections/knobs.py) on a stored real run.
 
 tests/fixtures/knob_run/ is a real quick run (see its README.md for the command):
 linear at batch 32 on CPU, K = 1 and 4, float32 and mixed_bfloat16, fit with Keras's
@@ -18,14 +18,15 @@ import pandas as pd
 import pytest
 from tf_loopbench.reports.report import REPORT_MD, report_runs
 from tf_loopbench.reports.report.aggregate import GROUP_KEYS, RunSet
-from tf_loopbench.reports.report.decisions import decisions
 from tf_loopbench.reports.report.derived import derive
-from tf_loopbench.reports.report.knobs import (
-    knob_decisions,
+from tf_loopbench.reports.report.sections import sentences as decisions
+from tf_loopbench.reports.report.sections.knobs import (
+    knob_tables,
     plot_knob,
     precision_table,
     steps_table,
 )
+from tf_loopbench.reports.report.sections.knobs import sentences as knob_decisions
 from tf_loopbench.reports.rundir import load_runs
 
 from tests.conftest import ROOT
@@ -90,7 +91,7 @@ DIFFERS = {
 
 
 def test_each_ratio_sets_cells_apart_in_only_what_its_kind_says(derived):
-    ratios = derived.knobs.ratios
+    ratios = knob_tables(derived).ratios
     assert set(ratios["kind"]) == set(DIFFERS)
     for row in ratios.to_dict("records"):
         differ = {key for key in GROUP_KEYS if row[key] != row[f"against_{key}"]}
@@ -102,7 +103,7 @@ def test_each_ratio_sets_cells_apart_in_only_what_its_kind_says(derived):
 
 def test_ratios_are_the_ratio_of_process_medians(derived):
     medians = _process_medians()
-    steady = derived.knobs.ratios[derived.knobs.ratios["figure"] == "steady"]
+    steady = knob_tables(derived).ratios[knob_tables(derived).ratios["figure"] == "steady"]
     assert len(steady) > 40
 
     def key(row: dict, prefix: str) -> tuple:
@@ -113,24 +114,24 @@ def test_ratios_are_the_ratio_of_process_medians(derived):
 
     for row in steady.to_dict("records"):
         expected = medians[key(row, "against_")] / medians[key(row, "")]
-        assert row["speedup"] == pytest.approx(expected, rel=1e-9), row
-        assert row["speedup_ci_low"] <= row["speedup"] <= row["speedup_ci_high"]
+        assert row["ratio"] == pytest.approx(expected, rel=1e-9), row
+        assert row["ci_low"] <= row["ratio"] <= row["ci_high"]
 
 
 def test_what_more_steps_per_call_buys_each_loop_is_a_table_of_loops_at_k4(derived):
-    own = steps_table(derived.knobs, False, "steps_own")
+    own = steps_table(knob_tables(derived), False, "steps_own")
     assert list(own["K"]) == ["4", "4"]  # float32 and mixed_bfloat16, K=4 against K=1
     assert set(own["precision"]) == {"float32", "mixed_bfloat16"}
     assert "eager" not in own.columns  # eager runs one step a call only
     for loop in ("fit", "fit (jit on)", "tf_function", "tf_data", "xla"):
         assert own[loop].str.fullmatch(r"[\d.]+x \[[\d.]+x-[\d.]+x\]").all(), own[loop]
-    fit_k = steps_table(derived.knobs, False, "steps_fit_k")
+    fit_k = steps_table(knob_tables(derived), False, "steps_fit_k")
     assert list(fit_k["K"]) == ["1", "4", "1", "4"]  # fit at K against each loop at K=1
     assert fit_k["eager"].str.endswith("]").all()
 
 
 def test_precision_table_has_a_row_per_setting_and_the_loops_as_columns(derived):
-    table = precision_table(derived.knobs, False)
+    table = precision_table(knob_tables(derived), False)
     assert list(table["precision"]) == ["mixed_bfloat16", "mixed_bfloat16"]
     assert list(table["K"]) == ["1", "4"]
     assert table.loc[0, "eager"] and not table.loc[1, "eager"]  # eager: K=1 only
@@ -186,7 +187,7 @@ def test_the_compiler_sentences_say_which_fit_setting_they_use(knob_sentences):
 
 def test_a_run_without_knob_axes_gets_no_knob_section(tmp_path):
     derived = derive(RunSet.of(load_runs([GOLDEN_BASE])))
-    assert derived.knobs.ratios.empty
+    assert knob_tables(derived).ratios.empty
     assert knob_decisions(derived) == []
     assert plot_knob(derived, tmp_path / "k.png", "steps_per_call") is None
     assert not (tmp_path / "k.png").exists()

@@ -11,12 +11,14 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
-from tf_loopbench.reports.gate.judge import DEFAULT_THRESHOLD
+from tf_loopbench.reports.compare import DEFAULT_THRESHOLD, verdict
+from tf_loopbench.reports.gate import judge
 from tf_loopbench.reports.report import REPORT_HTML, REPORT_MD, command, write_report
 from tf_loopbench.reports.report.aggregate import RunSet
-from tf_loopbench.reports.report.decisions import compiler_rung, decisions, verdict
-from tf_loopbench.reports.report.derived import PRACTICAL_DIFFERENCE, derive, train_time_s
-from tf_loopbench.reports.report.plots import BAND_GID, _points, write_plots
+from tf_loopbench.reports.report.common import compiler_rung, points
+from tf_loopbench.reports.report.derived import derive, train_time_s
+from tf_loopbench.reports.report.plots import BAND_GID, write_plots
+from tf_loopbench.reports.report.sections import sentences as decisions
 from tf_loopbench.reports.rundir import load_runs
 
 from tests.fixtures.report_runs import (
@@ -106,11 +108,11 @@ def test_profile_plot_when_profile_columns_exist(tmp_path):
 
 def test_points_have_whiskers_only_where_there_is_an_interval():
     figure, axis = plt.subplots()
-    _points(axis, [0, 1], [2.0, 3.0], [1.5, float("nan")], [2.5, float("nan")], "black")
+    points(axis, [0, 1], [2.0, 3.0], [1.5, float("nan")], [2.5, float("nan")], "black")
     whiskers = [c for c in axis.collections if c.get_segments()]
     assert len(whiskers) == 1  # the point without an interval has none
-    points = [line for line in axis.lines if line.get_marker() == "o"]
-    assert [len(line.get_xdata()) for line in points] == [1, 1]  # both points drawn
+    drawn = [line for line in axis.lines if line.get_marker() == "o"]
+    assert [len(line.get_xdata()) for line in drawn] == [1, 1]  # both points drawn
     assert not axis.patches  # no bars
     plt.close(figure)
 
@@ -261,7 +263,7 @@ def test_no_claim_when_the_interval_reaches_into_the_band(tmp_path):
     _, derived, found = _decide(tmp_path, cells)
     row = derived.cells.set_index("loop").loc["tf_function"]
     low, high = row["speedup_vs_reference_ci_low"], row["speedup_vs_reference_ci_high"]
-    assert low < 1 - PRACTICAL_DIFFERENCE < high  # straddles the band's edge
+    assert low < 1 - DEFAULT_THRESHOLD < high  # straddles the band's edge
     [closest] = [d for d in found if "tf_function" in d.text]
     assert not closest.claim and "an interval that does not clear ±5%" in closest.text
 
@@ -282,14 +284,14 @@ def test_within_the_band_is_a_claim(tmp_path):
 
 
 def test_the_band_is_the_gates_threshold():
-    assert PRACTICAL_DIFFERENCE == DEFAULT_THRESHOLD
+    assert judge.DEFAULT_THRESHOLD == DEFAULT_THRESHOLD
     assert [verdict(*ci, 0.05) for ci in ((1.06, 2), (0.5, 0.94), (0.96, 1.04), (0.9, 1.1))] == [
         "faster",
         "slower",
         "same",
         "unclear",
     ]
-    assert verdict(float("nan"), float("nan"), 0.05) == "none"
+    assert verdict(float("nan"), float("nan"), 0.05) == "missing"
 
 
 def test_a_cell_that_is_not_equivalent_is_marked_and_not_decided_on(tmp_path):
@@ -499,9 +501,11 @@ def test_loopbench_report_and_compare_run_without_tensorflow(tmp_path):
 def test_the_report_code_names_no_loop_style():
     """Reports read the ladder from metadata.json; the code names no loop style."""
     pattern = re.compile(r"\b(" + "|".join(LOOPS) + r")\b")
-    for path in sorted((ROOT / "reports" / "report").glob("*.py")):
+    paths = sorted((ROOT / "reports" / "report").rglob("*.py"))
+    assert any(path.parent.name == "sections" for path in paths)
+    for path in paths:
         found = pattern.findall(path.read_text())
-        assert not found, f"{path.name} names {sorted(set(found))}"
+        assert not found, f"{path.relative_to(ROOT)} names {sorted(set(found))}"
 
 
 def test_a_run_with_knobs_renders_one_setting_per_knob_value(tmp_path):

@@ -1,4 +1,4 @@
-"""The report of runs from several TensorFlow releases (reports/report/versions.py).
+"""The report of runs from several TensorFlow releases (reports/report/sections/releases.py).
 
 Run directories written through reports.rundir's writers (tests/fixtures/gate_runs.py)
 with TensorFlow and Keras versions in their metadata, given out of version order: the
@@ -13,9 +13,9 @@ import json
 
 import pytest
 from tf_loopbench.reports.report.aggregate import RunSet
-from tf_loopbench.reports.report.decisions import decisions
 from tf_loopbench.reports.report.derived import derive
-from tf_loopbench.reports.report.versions import ABSOLUTE, RATIOS, release_comparison
+from tf_loopbench.reports.report.sections import sentences as decisions
+from tf_loopbench.reports.report.sections.releases import ABSOLUTE, RATIOS, release_comparison
 from tf_loopbench.reports.rundir import load_runs
 
 from tests.fixtures.gate_runs import HARD, step_times, write_run

@@ -1,12 +1,10 @@
 """The report of one or more run directories: report.md, report.html and plots.
 
-Rooms:
-
-* ``aggregate``: the runs side by side as tidy tables (``RunSet``), process statistics;
-* ``derived``: speedups with intervals, compile break-even, FLOP/s and MFU, crossovers;
-* ``decisions``: plain sentences, each with its numbers and uncertainty;
-* ``render``: one document model, rendered as Markdown and as self-contained HTML;
-* ``plots``: the PNG plots.
+The data flows one way: ``aggregate`` (the runs side by side, ``RunSet``) -> the
+comparison core (``reports.compare``) -> ``derived`` (the figures drawn from its rows) ->
+``sections`` (the report as a list of sections, each rendering its rows with the public
+helpers of ``common``; ``plots`` draws the ladder's plots) -> ``render`` (Markdown and
+self-contained HTML from one document model).
 
 ``write_report(run_dirs, out, epochs=1)`` loads the runs, derives every figure (the
 time to train is for ``epochs`` epochs), writes ``plots/*.png``, ``report.md`` and
@@ -32,10 +30,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tf_loopbench.reports.report.aggregate import RunSet
-from tf_loopbench.reports.report.decisions import decisions
 from tf_loopbench.reports.report.derived import DEFAULT_EPOCHS, derive
-from tf_loopbench.reports.report.plots import write_plots
-from tf_loopbench.reports.report.render import build_document, render_html, render_markdown
+from tf_loopbench.reports.report.render import render_html, render_markdown
+from tf_loopbench.reports.report.sections import document
 from tf_loopbench.reports.rundir import Run, RunDirError, atomic_write_text, load_run, load_runs
 
 REPORT_MD = "report.md"
@@ -58,9 +55,7 @@ def report_runs(
     to train is for ``epochs`` epochs."""
     out_dir = Path(out) if out is not None else default_output_dir(runs)
     out_dir.mkdir(parents=True, exist_ok=True)
-    derived = derive(RunSet.of(runs), epochs)
-    plots = write_plots(derived, out_dir / PLOTS_DIR)
-    blocks = build_document(derived, decisions(derived), plots)
+    blocks = document(derive(RunSet.of(runs), epochs), out_dir / PLOTS_DIR)
     atomic_write_text(out_dir / REPORT_MD, render_markdown(blocks, out_dir))
     atomic_write_text(out_dir / REPORT_HTML, render_html(blocks))
     return out_dir

@@ -1,107 +1,53 @@
-"""Derived figures per cell: speedups with CIs, compile break-even, time to train,
-FLOP/s and MFU, crossovers.
+"""Derived figures of a RunSet, each drawn from the comparison core's rows
+(``reports.compare``): speedups along the ladder, compile break-even, time to train,
+FLOP/s and MFU, crossovers over a sweep, and later runs against the first. The report's
+sections render them.
 
-Every comparison between loop styles follows the runs' ladder (``reports.rundir.Ladder``,
-from metadata.json): each loop against the reference, and each rung against the one
-it compares with (its neighbour: the two differ in one thing). Without a ladder no
-loop is compared with another. What it computes (every function takes the tidy tables
-of ``reports.report.aggregate``):
+Two step-time figures (``reports.compare.FIGURES``): the *amortized* step (the steady
+step plus per-epoch costs such as Keras's epoch end spread over an epoch's steps: what a
+user pays over whole epochs) and the *steady* step (the timed step alone). Speedups are
+given on both; the report leads with the amortized one.
 
-Two step-time figures. The *amortized* step (``amortized_step_time_s``: the steady step
-plus per-epoch costs such as Keras's epoch end spread over an epoch's steps) is what a
-user pays over whole epochs; the *steady* step (``step_time_s``) is the timed step
-alone. Speedups are given on both; the report leads with the amortized one.
-
-``speedups(cells, processes, pairs, figure)``
-    For each (loop, against) pair: speedup = median step time of ``against`` /
-    median step time of the loop (above 1: the loop is faster), per (run,
-    workload, device, batch_size, width), on the ``figure`` ("amortized" or
-    "steady"): the comparison core's rows (``reports.compare.compare``, the loop
-    varying). The 95% CI comes from a seeded percentile bootstrap of that ratio
-    of medians over the per-process samples (``reports.compare.ratio_with_interval``,
-    the two loops resampled independently). Percentile rather than BCa because a
-    cell has only a handful of processes: BCa's jackknife acceleration is unstable
-    there. A loop or reference with fewer than two ok processes gets the point
-    estimate and a NaN CI (intervals come from processes only).
-
-``break_even(cells, pairs)``
-    For each rung against its neighbour: total time after n steps is ``compile_s +
-    n * amortized step`` for each; ``break_even_steps`` is the first n >= 1 at
-    which the rung's total is strictly lower, ``break_even_epochs`` that in epochs.
-    NaN when it never is (its steps are not faster; ``outcome`` then says "never").
-
-``time_to_train(cells, processes, epochs)``
-    What training ``epochs`` epochs costs from a cold start, per cell: set-up
-    (``build_s`` + ``fit_setup_s`` where the loop has one) + the first step (trace and
-    compile) + ``(epochs * steps_per_epoch - 1)`` steady steps + ``epochs *
-    epoch_end_s`` where the loop has per-epoch costs. Medians of the run; a figure
-    summary.csv lacks (an older run) is the median of its processes.
-
-``throughput(cells)``
-    achieved FLOP/s = model_flops_per_step / steady step, and
-    MFU = achieved / the run's measured matmul peak (metadata soft.peak_matmul_flops[device]).
-
-``run_comparison(cells, processes)``
-    Several runs: each later run against the first, cell by cell, as a
-    speedup (steady step) with the same bootstrap CI (the core's rows, the run varying).
-
-``crossovers(cells, axis, pairs)``
-    Over a sweep (``axis`` = "batch_size" or "width", the other cell keys
-    fixed): overhead = loop steady step / reference steady step - 1. The crossover
-    is the FIRST GRID POINT from which on the overhead stays under the
-    threshold (10%) for every larger grid point; no interpolation is used for
-    it. ``crossover_log_interpolated`` adds, for information, the point where
-    the straight line between the neighbouring grid points (overhead against
-    log2 of the axis) meets the threshold. Pairs (:func:`crossover_pairs`):
-    every loop against the reference, and each rung's neighbour against the rung
-    ("where its change stops mattering").
+Loops are compared along the runs' ladder (``reports.rundir.Ladder``, from
+metadata.json): each loop against the reference (``ladder_reference``), each rung
+against the one it compares with (``ladder_neighbours``: the two differ in one thing).
+Without a ladder no loop is compared with another.
 
 Run it::
 
-    python -c "from reports.rundir import load_runs; from reports.report.aggregate import RunSet; \
-from tf_loopbench.reports.report.derived import derive; print(derive(RunSet.of(load_runs(['results/RUN']))).cells)"
+    python -c "from tf_loopbench.reports.rundir import load_runs; \
+from tf_loopbench.reports.report.aggregate import RunSet; \
+from tf_loopbench.reports.report.derived import derive; \
+print(derive(RunSet.of(load_runs(['results/RUN']))).cells)"
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from tf_loopbench.reports import compare as core
 from tf_loopbench.reports.compare import (
-    BOOTSTRAP_SEED,
     DEFAULT_THRESHOLD,
     GROUP_KEYS,
     RUN_KEY,
+    RUN_SETTING_KEYS,
+    Rule,
     against,
     against_each,
+    compare,
+    ladder_neighbours,
+    ladder_reference,
+    pair,
 )
 from tf_loopbench.reports.report.aggregate import RunSet, aggregate_processes
-from tf_loopbench.reports.report.versions import ReleaseComparison, release_comparison
 from tf_loopbench.reports.rundir import DEFAULT_EPOCHS, Ladder
 
-if TYPE_CHECKING:
-    from tf_loopbench.reports.report.knobs import KnobTables
-
-#: Keys of a comparison group: the run and its setting (GROUP_KEYS but the loop).
-SETTING_KEYS = (RUN_KEY, *core.SETTING_KEYS)
-
-# BOOTSTRAP_SEED, the one seed of every interval, is the comparison core's (re-exported).
 #: "Falls under 10%": the overhead threshold of the crossovers.
 OVERHEAD_THRESHOLD = 0.10
-#: The band of no practical difference: a claim stands when its 95% interval lies wholly
-#: outside 1 +- this (the regression gate's threshold; the core holds it).
-PRACTICAL_DIFFERENCE = DEFAULT_THRESHOLD
-
-#: The step-time figures a speedup is computed on (``reports.compare.FIGURES``), as
-#: (per-process column in samples.jsonl, per-cell column in summary.csv).
-FIGURES = {
-    name: (figure.sample_column, figure.cell_column) for name, figure in core.FIGURES.items()
-}
 
 #: The speedup columns ``derive`` adds to each cell, by (against, figure): against the
 #: ladder's reference, and against the rung's neighbour (named in ``neighbour``); on the
@@ -113,37 +59,13 @@ SPEEDUP_COLUMNS = {
     for kind in ("reference", "neighbour")
     for figure, prefix in (("amortized", ""), ("steady", "steady_"))
 }
+SPEEDUP = ("speedup", "speedup_ci_low", "speedup_ci_high")
 
 
-def _ok(cells: pd.DataFrame) -> pd.DataFrame:
-    finite = np.isfinite(cells["step_time_median_s"].astype(float)) & (
-        cells["step_time_median_s"] > 0
-    )
-    return cells[(cells["status"] == "ok") & finite]
-
-
-# --------------------------------------------------------------------------- the ladder
-
-
-def reference_pairs(ladder: Ladder | None) -> list[tuple[str, str]]:
-    """(loop, the reference) for every other loop on the ladder."""
-    if ladder is None:
-        return []
-    return [(loop, ladder.reference) for loop in ladder.loops if loop != ladder.reference]
-
-
-def neighbour_pairs(ladder: Ladder | None) -> list[tuple[str, str]]:
-    """(rung, the rung it compares with): neighbours that differ in one thing."""
-    return ladder.neighbours() if ladder is not None else []
-
-
-def crossover_pairs(ladder: Ladder | None) -> list[tuple[str, str]]:
-    """(loop, reference) pairs whose overhead the crossovers track: each loop against
-    the ladder's reference, and each neighbour against the rung that changes it
-    (where that change stops mattering)."""
-    return reference_pairs(ladder) + [
-        (neighbour, rung) for rung, neighbour in neighbour_pairs(ladder)
-    ]
+def ok_cells(cells: pd.DataFrame) -> pd.DataFrame:
+    """The cells that ran, with a positive step time."""
+    step = cells["step_time_median_s"].astype(float)
+    return cells[(cells["status"] == "ok") & np.isfinite(step) & (step > 0)]
 
 
 def loop_order(ladder: Ladder | None, loops: Iterable[str]) -> list[str]:
@@ -152,49 +74,48 @@ def loop_order(ladder: Ladder | None, loops: Iterable[str]) -> list[str]:
     return ladder.order(loops) if ladder is not None else loops
 
 
+def crossover_pairs(ladder: Ladder | None) -> list[tuple[str, str]]:
+    """(loop, reference) pairs whose overhead the crossovers track: each loop against the
+    ladder's reference, and each neighbour against the rung that changes it (where that
+    change stops mattering)."""
+    if ladder is None:
+        return []
+    by_reference = ladder_reference(ladder).pairs(ladder.loops)
+    return by_reference + [(neighbour, rung) for rung, neighbour in ladder.neighbours()]
+
+
+def _float(value: Any) -> float:
+    """A number, or NaN for None, text and the like."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 # --------------------------------------------------------------------------- speedups
 
 
 def speedups(
-    cells: pd.DataFrame,
-    processes: pd.DataFrame,
-    pairs: Sequence[tuple[str, str]],
-    figure: str = "amortized",
+    cells: pd.DataFrame, processes: pd.DataFrame, rule: Rule, figure: str = "amortized"
 ) -> pd.DataFrame:
-    """Speedup of each ok loop against the loop it is paired with, in the same setting,
-    on the step-time ``figure`` ("amortized": what a user pays over whole epochs, or
-    "steady"), with a 95% CI: the comparison core's rows (``reports.compare.compare``,
-    the loop varying), in this table's names.
-
-    One row per (run, workload, device, batch_size, width, loop, reference) where
-    both loops are ok. Columns: GROUP_KEYS, reference (the loop compared against),
-    figure, speedup, speedup_ci_low, speedup_ci_high, n_loop_processes,
-    n_reference_processes. The point estimate is the ratio of the medians of the
-    per-process samples (the statistic the bootstrap resamples); a cell without
-    process samples falls back to summary.csv's median, with a NaN CI.
+    """The core's rows of each ok loop against the loop ``rule`` names in its setting, on
+    the step-time ``figure``, in this table's names: GROUP_KEYS, reference, figure,
+    speedup (above 1: the loop is faster) and its 95% CI, n_loop_processes,
+    n_reference_processes. A side without process samples gets summary.csv's median
+    and a NaN CI.
 
     Example::
 
-        speedups(run_set.cells, run_set.processes, reference_pairs(run_set.ladder))
+        speedups(run_set.cells, run_set.processes, ladder_reference(run_set.ladder))
     """
-    rows = core.compare(
-        _ok(cells),
-        "loop",
-        against_each(pairs),
-        samples=processes,
-        figure=figure,
-        keys=GROUP_KEYS,
-    )
+    rows = compare(ok_cells(cells), "loop", rule, samples=processes, figure=figure, keys=GROUP_KEYS)
     names = {
         "against_loop": "reference",
-        "ratio": "speedup",
-        "ci_low": "speedup_ci_low",
-        "ci_high": "speedup_ci_high",
+        **dict(zip(("ratio", "ci_low", "ci_high"), SPEEDUP, strict=True)),
         "n": "n_loop_processes",
         "n_against": "n_reference_processes",
     }
-    columns = [*GROUP_KEYS, *names.values()]
-    columns.insert(columns.index("speedup"), "figure")
+    columns = [*GROUP_KEYS, "reference", "figure", *SPEEDUP, *list(names.values())[-2:]]
     return rows.rename(columns=names)[columns].reset_index(drop=True)
 
 
@@ -229,73 +150,63 @@ def break_even_step(
     return steps, "immediately" if steps == 1 else "after"
 
 
-def break_even(cells: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> pd.DataFrame:
-    """Break-even steps of each (loop, reference) pair (the ladder's neighbours), per
-    setting, on the amortized step (what a user pays per step over whole epochs).
+def break_even(cells: pd.DataFrame, rule: Rule) -> pd.DataFrame:
+    """Break-even steps of each loop against the loop ``rule`` names (the ladder's
+    neighbours), per setting, on the amortized step (what a user pays per step over
+    whole epochs); the core pairs the cells.
 
-    Columns: GROUP_KEYS, reference, compile_s, reference_compile_s,
-    step_time_s, reference_step_time_s (amortized), extra_compile_s,
-    saving_per_step_s, break_even_steps (NaN: never), break_even_epochs (of the
-    loop's epoch; NaN without steps_per_epoch), break_even_s (wall time at
-    break-even on the loop), outcome.
+    Columns: GROUP_KEYS, reference, compile_s, reference_compile_s, step_time_s,
+    reference_step_time_s (amortized), extra_compile_s, saving_per_step_s,
+    break_even_steps (NaN: never), break_even_epochs (of the loop's epoch; NaN without
+    steps_per_epoch), break_even_s (wall time at break-even on the loop), outcome.
     """
+    ok = ok_cells(cells)
     rows = []
-    for setting, group in _ok(cells).groupby(list(SETTING_KEYS), sort=True):
-        by_loop = group.set_index("loop")
-        for loop, reference in pairs:
-            if loop not in by_loop.index or reference not in by_loop.index:
-                continue
-            compile_s = float(by_loop.at[loop, "compile_s"])
-            step_time_s = float(by_loop.at[loop, "amortized_step_time_s"])
-            reference_compile_s = float(by_loop.at[reference, "compile_s"])
-            reference_step_time_s = float(by_loop.at[reference, "amortized_step_time_s"])
-            steps, outcome = break_even_step(
-                compile_s, step_time_s, reference_compile_s, reference_step_time_s
-            )
-            epoch_steps = _float(by_loop.loc[loop].get("steps_per_epoch"))
-            rows.append(
-                {
-                    **dict(zip(SETTING_KEYS, setting, strict=True)),
-                    "loop": loop,
-                    "reference": reference,
-                    "compile_s": compile_s,
-                    "reference_compile_s": reference_compile_s,
-                    "step_time_s": step_time_s,
-                    "reference_step_time_s": reference_step_time_s,
-                    "extra_compile_s": compile_s - reference_compile_s,
-                    "saving_per_step_s": reference_step_time_s - step_time_s,
-                    "break_even_steps": steps,
-                    "break_even_epochs": steps / epoch_steps if epoch_steps > 0 else math.nan,
-                    "break_even_s": compile_s + steps * step_time_s,
-                    "outcome": outcome,
-                }
-            )
-    columns = [
-        *GROUP_KEYS,
-        "reference",
-        "compile_s",
-        "reference_compile_s",
-        "step_time_s",
-        "reference_step_time_s",
-        "extra_compile_s",
-        "saving_per_step_s",
-        "break_even_steps",
-        "break_even_epochs",
-        "break_even_s",
-        "outcome",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    for pair_row in pair(ok, "loop", rule, keys=GROUP_KEYS).to_dict("records"):
+        mine, theirs = ok.loc[pair_row["subject_row"]], ok.loc[pair_row["reference_row"]]
+        compile_s, reference_compile_s = float(mine["compile_s"]), float(theirs["compile_s"])
+        step_time_s = float(mine["amortized_step_time_s"])
+        reference_step_time_s = float(theirs["amortized_step_time_s"])
+        steps, outcome = break_even_step(
+            compile_s, step_time_s, reference_compile_s, reference_step_time_s
+        )
+        epoch_steps = _float(mine.get("steps_per_epoch"))
+        rows.append(
+            {
+                **{key: mine[key] for key in GROUP_KEYS},
+                "reference": theirs["loop"],
+                "compile_s": compile_s,
+                "reference_compile_s": reference_compile_s,
+                "step_time_s": step_time_s,
+                "reference_step_time_s": reference_step_time_s,
+                "extra_compile_s": compile_s - reference_compile_s,
+                "saving_per_step_s": reference_step_time_s - step_time_s,
+                "break_even_steps": steps,
+                "break_even_epochs": steps / epoch_steps if epoch_steps > 0 else math.nan,
+                "break_even_s": compile_s + steps * step_time_s,
+                "outcome": outcome,
+            }
+        )
+    return pd.DataFrame(rows, columns=[*GROUP_KEYS, *BREAK_EVEN_COLUMNS])
 
 
-def _float(value) -> float:
-    """A number, or NaN for None, text and the like."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
+BREAK_EVEN_COLUMNS = (
+    "reference",
+    "compile_s",
+    "reference_compile_s",
+    "step_time_s",
+    "reference_step_time_s",
+    "extra_compile_s",
+    "saving_per_step_s",
+    "break_even_steps",
+    "break_even_epochs",
+    "break_even_s",
+    "outcome",
+)
 
 
 # --------------------------------------------------------------------------- time to train
+
 
 #: The figures the time to train adds up, read from summary.csv (or, where an older
 #: run's summary lacks one, the median of its processes).
@@ -339,7 +250,7 @@ def time_to_train(
     time_to_train_s (NaN where a figure is missing, e.g. steps_per_epoch in a run made
     before it was recorded), plus the figures it adds up.
     """
-    ok = _ok(cells)
+    ok = ok_cells(cells)
     medians = (
         processes.groupby(list(GROUP_KEYS), sort=False)[list(TIME_TO_TRAIN_FIGURES)].median()
         if not processes.empty and set(TIME_TO_TRAIN_FIGURES) <= set(processes.columns)
@@ -417,7 +328,7 @@ def throughput(cells: pd.DataFrame) -> pd.DataFrame:
     achieved_flops_per_s, peak_matmul_flops, mfu (NaN without a measured peak
     or a FLOP count).
     """
-    ok = _ok(cells)
+    ok = ok_cells(cells)
     flops = (
         ok["model_flops_per_step"].astype(float)
         if "model_flops_per_step" in ok
@@ -433,6 +344,22 @@ def throughput(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- sweeps
+
+#: The columns of :func:`crossovers` after the run's setting keys.
+CROSSOVER_COLUMNS = (
+    "fixed_key",
+    "fixed_value",
+    "axis",
+    "loop",
+    "reference",
+    "threshold",
+    "outcome",
+    "crossover",
+    "crossover_log_interpolated",
+    "overhead_at_crossover",
+    "grid",
+    "overheads",
+)
 
 
 def _log_interpolated(
@@ -453,14 +380,16 @@ def crossovers(
     axis: str = "batch_size",
     threshold: float = OVERHEAD_THRESHOLD,
 ) -> pd.DataFrame:
-    """Smallest ``axis`` value (batch_size or width) from which a loop's overhead stays under threshold.
+    """Smallest ``axis`` value (batch_size or width) from which a loop's overhead against
+    its reference (loop steady step / reference's - 1, from the core's rows) stays under
+    ``threshold`` for every larger grid point; no interpolation decides it.
 
-    One row per (run, workload, device, fixed other key, loop, reference) with
-    at least two grid points where both loops are ok. Columns: run, workload,
-    device, fixed_key, fixed_value, axis, loop, reference, threshold, outcome
-    ("from": crosses inside the grid, "always": under at the smallest grid
-    point, "never": over at the largest), crossover (first grid point, NaN for
-    never), crossover_log_interpolated, overhead_at_crossover, grid, overheads.
+    One row per (run's setting without the two sweep keys, the other of them, loop,
+    reference) with at least two grid points where both loops are ok. ``outcome``:
+    "from" (crosses inside the grid), "always" (under at the smallest grid point),
+    "never" (over at the largest; ``crossover`` NaN). ``crossover_log_interpolated``,
+    for information: where the straight line between the neighbouring grid points
+    (overhead against log2 of the axis) meets the threshold.
 
     Example::
 
@@ -469,31 +398,17 @@ def crossovers(
     if axis not in ("batch_size", "width"):
         raise ValueError(f"axis must be batch_size or width, not {axis!r}")
     fixed_key = "width" if axis == "batch_size" else "batch_size"
-    ok = _ok(cells)
-    rows = []
-    for (
-        run,
-        workload,
-        device,
-        steps_per_call,
-        precision,
-        strategy,
-        fixed_value,
-    ), group in ok.groupby(
-        ["run", "workload", "device", "steps_per_call", "precision", "strategy", fixed_key],
-        sort=True,
-    ):
-        times = group.pivot_table(
-            index=axis, columns="loop", values="step_time_median_s", aggfunc="first"
-        ).sort_index()
+    setting = [k for k in RUN_SETTING_KEYS if k not in ("batch_size", "width")]
+    rows = compare(ok_cells(cells), "loop", against_each(pairs), figure="steady", keys=GROUP_KEYS)
+    out = []
+    for values, group in rows.groupby([*setting, fixed_key], sort=True):
         for loop, reference in pairs:
-            if loop not in times.columns or reference not in times.columns:
+            line = group[(group["loop"] == loop) & (group["against_loop"] == reference)]
+            if len(line) < 2:
                 continue
-            pair = times[[loop, reference]].dropna()
-            if len(pair) < 2:
-                continue
-            grid = pair.index.to_numpy(dtype=float)
-            overheads = (pair[loop] / pair[reference] - 1.0).to_numpy(dtype=float)
+            line = line.sort_values(axis)
+            grid = line[axis].to_numpy(dtype=float)
+            overheads = (line["value"] / line["against_value"] - 1.0).to_numpy(dtype=float)
             under = overheads < threshold
             # first index from which every larger grid point is under the threshold
             start = len(grid)
@@ -508,16 +423,12 @@ def crossovers(
                 outcome, crossover = "from", grid[start]
                 interpolated = _log_interpolated(grid, overheads, start, threshold)
                 at = overheads[start]
-            rows.append(
+            out.append(
                 {
-                    "run": run,
-                    "workload": workload,
-                    "device": device,
-                    "steps_per_call": int(steps_per_call),
-                    "precision": precision,
-                    "strategy": strategy,
+                    **dict(zip(setting, values[:-1], strict=True)),
+                    "steps_per_call": int(values[setting.index("steps_per_call")]),
                     "fixed_key": fixed_key,
-                    "fixed_value": int(fixed_value),
+                    "fixed_value": int(values[-1]),
                     "axis": axis,
                     "loop": loop,
                     "reference": reference,
@@ -530,99 +441,51 @@ def crossovers(
                     "overheads": tuple(float(value) for value in overheads),
                 }
             )
-    columns = [
-        "run",
-        "workload",
-        "device",
-        "steps_per_call",
-        "precision",
-        "strategy",
-        "fixed_key",
-        "fixed_value",
-        "axis",
-        "loop",
-        "reference",
-        "threshold",
-        "outcome",
-        "crossover",
-        "crossover_log_interpolated",
-        "overhead_at_crossover",
-        "grid",
-        "overheads",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(out, columns=[*setting, *CROSSOVER_COLUMNS])
 
 
 # --------------------------------------------------------------------------- between runs
 
-#: The keys a cell of one run matches a cell of another on (and the device, unless
-#: each run has a single device): GROUP_KEYS but the run and the device, the loop second
-#: (the order of run_comparison's columns).
-MATCH_KEYS = (
-    "workload",
-    "loop",
-    *(k for k in core.SETTING_KEYS if k not in ("workload", "device")),
+#: The columns of :func:`run_comparison`.
+RUN_COMPARISON_COLUMNS = (
+    "baseline",
+    RUN_KEY,
+    *(key for key in GROUP_KEYS if key not in (RUN_KEY, "device")),
+    "baseline_device",
+    "device",
+    *SPEEDUP,
 )
 
 
 def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame:
-    """Each later run against the first, cell by cell: baseline step time / run step time.
+    """Each later run against the first, cell by cell, on the steady step: the core's
+    rows, the run varying, as a speedup (above 1: the later run is faster) with its CI.
 
-    Cells match on workload, loop, batch_size and width, and on device too
-    unless each of the two runs has a single device (then "cpu vs gpu" pairs
-    the cpu cell with the gpu cell: the run and the device vary together). Above 1:
-    the later run is faster. The comparison core's rows on the steady step, the run
-    varying, against the first run (CI as in ``speedups``). Columns: baseline, run,
-    MATCH_KEYS, baseline_device, device, speedup, speedup_ci_low, speedup_ci_high.
+    Cells match on every key but the run, and but the device too where each of the two
+    runs has a single device: "cpu vs gpu" pairs the cpu cell with the gpu cell.
+    Columns: RUN_COMPARISON_COLUMNS.
     """
-    columns = [
-        "baseline",
-        "run",
-        *MATCH_KEYS,
-        "baseline_device",
-        "device",
-        "speedup",
-        "speedup_ci_low",
-        "speedup_ci_high",
-    ]
-    ok = _ok(cells)
+    ok = ok_cells(cells)
     runs = list(dict.fromkeys(cells[RUN_KEY]))
-    if len(runs) < 2:
-        return pd.DataFrame(columns=columns)
-    baseline = runs[0]
     parts = []
     for other in runs[1:]:
-        both = ok[ok[RUN_KEY].isin([baseline, other])]
-        devices = both.groupby(RUN_KEY)["device"].nunique()
-        single_devices = devices.get(baseline, 0) == 1 and devices.get(other, 0) == 1
-        if single_devices:  # one device a run: the cpu cell against the gpu cell
-            base_device = both.loc[both[RUN_KEY] == baseline, "device"].iloc[0]
-            other_device = both.loc[both[RUN_KEY] == other, "device"].iloc[0]
-            vary, rule = (
-                (RUN_KEY, "device"),
-                against_each([((other, other_device), (baseline, base_device))]),
-            )
+        both = ok[ok[RUN_KEY].isin([runs[0], other])]
+        devices = [set(both.loc[both[RUN_KEY] == run, "device"]) for run in (runs[0], other)]
+        if all(len(found) == 1 for found in devices):  # the cpu cell against the gpu cell
+            (base_device,), (other_device,) = devices
+            vary = (RUN_KEY, "device")
+            rule = against_each([((other, other_device), (runs[0], base_device))])
         else:
-            vary, rule = RUN_KEY, against(baseline)
-        rows = core.compare(both, vary, rule, samples=processes, figure="steady", keys=GROUP_KEYS)
-        if not single_devices:
+            vary, rule = RUN_KEY, against(runs[0])
+        rows = compare(both, vary, rule, samples=processes, figure="steady", keys=GROUP_KEYS)
+        if "against_device" not in rows:
             rows["against_device"] = rows["device"]
-        parts.append(
-            pd.DataFrame(
-                {
-                    "baseline": rows[f"against_{RUN_KEY}"],
-                    "run": rows[RUN_KEY],
-                    **{key: rows[key] for key in MATCH_KEYS},
-                    "baseline_device": rows["against_device"],
-                    "device": rows["device"],
-                    "speedup": rows["ratio"],
-                    "speedup_ci_low": rows["ci_low"],
-                    "speedup_ci_high": rows["ci_high"],
-                },
-                columns=columns,
-            )
-        )
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+        names = {"against_run": "baseline", "against_device": "baseline_device"}
+        names.update(zip(("ratio", "ci_low", "ci_high"), SPEEDUP, strict=True))
+        parts.append(rows.rename(columns=names)[list(RUN_COMPARISON_COLUMNS)])
+    if not parts:
+        return pd.DataFrame(columns=RUN_COMPARISON_COLUMNS)
+    return pd.concat(parts, ignore_index=True)
 
 
 # --------------------------------------------------------------------------- all of it
@@ -632,14 +495,12 @@ def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame
 class Derived:
     """Every derived table of a RunSet.
 
-    ``cells``: one row per (run, cell) with summary columns, process statistics,
-    speedups against the ladder's reference and against the rung this loop compares
-    with (``neighbour``), on the amortized and the steady step, each with its CI (the
-    names in SPEEDUP_COLUMNS; they replace summary.csv's own speedup_vs_fit, which has
-    none), ``time_to_train_s`` for ``epochs`` epochs, ``achieved_flops_per_s`` and
-    ``mfu``, and the equal-work loss of the equivalence reference of its setting
-    (``reference_equal_work_loss``, ``reference_equal_work_loop``); in ladder order.
-    ``speedups`` holds every (loop, reference, figure) the ladder draws.
+    ``cells``: one row per (run, cell), in ladder order: summary columns, process
+    statistics, the speedups of SPEEDUP_COLUMNS (against the ladder's reference and
+    against the rung this loop compares with, ``neighbour``; they replace summary.csv's
+    speedup_vs_fit), ``time_to_train_s`` for ``epochs`` epochs,
+    ``achieved_flops_per_s``, ``mfu`` and the equal-work loss of its setting's
+    equivalence reference. ``speedups`` holds every (loop, reference, figure).
     """
 
     run_set: RunSet
@@ -651,31 +512,19 @@ class Derived:
     time_to_train: pd.DataFrame
     epochs: int = DEFAULT_EPOCHS
     #: the band of no practical difference (1 +- this) a claim's interval must clear
-    threshold: float = PRACTICAL_DIFFERENCE
-    #: runs of several TensorFlow/Keras releases, step by step (reports.report.versions)
-    releases: ReleaseComparison | None = None
-    #: ratios across steps per call, precision, the reference's compiler (reports.report.knobs)
-    knobs: KnobTables | None = None
+    threshold: float = DEFAULT_THRESHOLD
+    memo: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def ladder(self) -> Ladder | None:
         return self.run_set.ladder
 
-
-def _speedup_columns(
-    long_speedups: pd.DataFrame, pairs: Sequence[tuple[str, str]], kind: str, figure: str
-) -> pd.DataFrame:
-    """The speedups of ``pairs`` on ``figure`` as one row per cell with the
-    (``kind``, ``figure``) columns."""
-    wanted = pd.DataFrame(pairs, columns=["loop", "reference"])
-    part = long_speedups[long_speedups["figure"] == figure].merge(
-        wanted, on=["loop", "reference"], how="inner"
-    )
-    names = SPEEDUP_COLUMNS[(kind, figure)]
-    part = part[[*GROUP_KEYS, "speedup", "speedup_ci_low", "speedup_ci_high"]].rename(
-        columns=dict(zip(("speedup", "speedup_ci_low", "speedup_ci_high"), names, strict=True))
-    )
-    return part
+    def once(self, name: str, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once per report: a section's comparison rows, which its
+        tables and its sentences share."""
+        if name not in self.memo:
+            self.memo[name] = make()
+        return self.memo[name]
 
 
 def equal_work_reference(cells: pd.DataFrame) -> pd.DataFrame:
@@ -690,11 +539,11 @@ def equal_work_reference(cells: pd.DataFrame) -> pd.DataFrame:
     )
     references = cells[marked & (cells["status"] == "ok")]
     by_setting = {
-        tuple(row[k] for k in SETTING_KEYS): (row["loop"], _float(row.get("equal_work_loss")))
+        tuple(row[k] for k in RUN_SETTING_KEYS): (row["loop"], _float(row.get("equal_work_loss")))
         for row in references.to_dict("records")
     }
     found = [
-        by_setting.get(tuple(row[k] for k in SETTING_KEYS)) for row in cells.to_dict("records")
+        by_setting.get(tuple(row[k] for k in RUN_SETTING_KEYS)) for row in cells.to_dict("records")
     ]
     cells["reference_equal_work_loop"] = [f[0] if f else None for f in found]
     cells["reference_equal_work_loss"] = [f[1] if f else math.nan for f in found]
@@ -704,25 +553,21 @@ def equal_work_reference(cells: pd.DataFrame) -> pd.DataFrame:
 def derive(run_set: RunSet, epochs: int = DEFAULT_EPOCHS) -> Derived:
     """Compute every derived table for a RunSet (see the module docstring); the time to
     train is for ``epochs`` epochs."""
-    from tf_loopbench.reports.report.knobs import knob_tables  # it reads this module's keys
-
     ladder = run_set.ladder
     cells = run_set.cells.drop(columns=["speedup_vs_fit"]).merge(
         aggregate_processes(run_set.processes), on=list(GROUP_KEYS), how="left"
     )
-    against_reference, against_neighbour = reference_pairs(ladder), neighbour_pairs(ladder)
-    long_speedups = pd.concat(
-        [
-            speedups(run_set.cells, run_set.processes, against_reference + against_neighbour, f)
-            for f in FIGURES
-        ],
-        ignore_index=True,
+    rules = {"reference": ladder_reference(ladder), "neighbour": ladder_neighbours(ladder)}
+    parts = []
+    for (kind, figure), names in SPEEDUP_COLUMNS.items():
+        part = speedups(run_set.cells, run_set.processes, rules[kind], figure)
+        parts.append(part)
+        part = part[[*GROUP_KEYS, *SPEEDUP]].rename(columns=dict(zip(SPEEDUP, names, strict=True)))
+        cells = cells.merge(part, on=list(GROUP_KEYS), how="left")
+    long_speedups = pd.concat(parts, ignore_index=True).drop_duplicates(
+        [*GROUP_KEYS, "reference", "figure"]
     )
-    for kind, pairs in (("reference", against_reference), ("neighbour", against_neighbour)):
-        for figure in FIGURES:
-            part = _speedup_columns(long_speedups, pairs, kind, figure)
-            cells = cells.merge(part, on=list(GROUP_KEYS), how="left")
-    neighbours = dict(against_neighbour)
+    neighbours = dict(ladder.neighbours()) if ladder is not None else {}
     cells["neighbour"] = cells["loop"].map(lambda loop: neighbours.get(loop))
     rates = throughput(run_set.cells)[[*GROUP_KEYS, "achieved_flops_per_s", "mfu"]]
     cells = cells.merge(rates, on=list(GROUP_KEYS), how="left")
@@ -732,7 +577,7 @@ def derive(run_set: RunSet, epochs: int = DEFAULT_EPOCHS) -> Derived:
     ranks = {loop: i for i, loop in enumerate(loop_order(ladder, cells["loop"]))}
     cells["loop_rank"] = cells["loop"].map(ranks)
     cells = (
-        cells.sort_values([*SETTING_KEYS, "loop_rank"], kind="stable")
+        cells.sort_values([*RUN_SETTING_KEYS, "loop_rank"], kind="stable")
         .drop(columns="loop_rank")
         .reset_index(drop=True)
     )
@@ -746,29 +591,27 @@ def derive(run_set: RunSet, epochs: int = DEFAULT_EPOCHS) -> Derived:
     return Derived(
         run_set=run_set,
         cells=cells,
-        speedups=long_speedups,
-        break_even=break_even(epoch_cells, against_neighbour),
+        speedups=long_speedups.reset_index(drop=True),
+        break_even=break_even(epoch_cells, rules["neighbour"]),
         crossovers=pd.concat(sweeps, ignore_index=True),
         run_comparison=run_comparison(run_set.cells, run_set.processes),
         time_to_train=trained,
         epochs=epochs,
-        knobs=knob_tables(run_set),
-        releases=release_comparison(run_set),
     )
 
 
 #: The derived-table functions; a test checks each returns rows on good input.
 DERIVED_TABLES: dict[str, Callable[[RunSet], pd.DataFrame]] = {
     "speedups_vs_reference": lambda rs: speedups(
-        rs.cells, rs.processes, reference_pairs(rs.ladder)
+        rs.cells, rs.processes, ladder_reference(rs.ladder)
     ),
     "steady_speedups_vs_reference": lambda rs: speedups(
-        rs.cells, rs.processes, reference_pairs(rs.ladder), "steady"
+        rs.cells, rs.processes, ladder_reference(rs.ladder), "steady"
     ),
     "speedups_vs_neighbour": lambda rs: speedups(
-        rs.cells, rs.processes, neighbour_pairs(rs.ladder)
+        rs.cells, rs.processes, ladder_neighbours(rs.ladder)
     ),
-    "break_even": lambda rs: break_even(rs.cells, neighbour_pairs(rs.ladder)),
+    "break_even": lambda rs: break_even(rs.cells, ladder_neighbours(rs.ladder)),
     "time_to_train": lambda rs: time_to_train(rs.cells, rs.processes),
     "throughput": lambda rs: throughput(rs.cells),
     "crossovers_batch_size": lambda rs: crossovers(
@@ -777,25 +620,3 @@ DERIVED_TABLES: dict[str, Callable[[RunSet], pd.DataFrame]] = {
     "crossovers_width": lambda rs: crossovers(rs.cells, crossover_pairs(rs.ladder), "width"),
     "run_comparison": lambda rs: run_comparison(rs.cells, rs.processes),
 }
-
-__all__ = [
-    "BOOTSTRAP_SEED",
-    "DEFAULT_EPOCHS",
-    "DERIVED_TABLES",
-    "FIGURES",
-    "PRACTICAL_DIFFERENCE",
-    "Derived",
-    "break_even",
-    "break_even_step",
-    "crossover_pairs",
-    "crossovers",
-    "derive",
-    "loop_order",
-    "neighbour_pairs",
-    "reference_pairs",
-    "run_comparison",
-    "speedups",
-    "throughput",
-    "time_to_train",
-    "train_time_s",
-]

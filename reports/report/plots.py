@@ -1,201 +1,47 @@
-"""PNG plots of a report (matplotlib, Agg backend: no display needed).
-
-Plots (each written only when the data has something to show):
+"""The report's PNG plots along the ladder (matplotlib, Agg backend: no display needed),
+each written only when the data has something to show; sections add their own
+(``plots`` hook of ``reports.report.sections``).
 
 Every figure with an interval is a point with 95% whiskers (no bars on a log axis); a
-point without an interval (one process) has no whisker.
+point without one (one process) has no whisker. Loops are drawn in ladder order, each
+in its colour (``common.PALETTE``).
 
-* ``step_times.png``: median steady step per loop style with whiskers, the amortized
-  step (per-epoch costs included) as a hollow point where it differs; a panel per workload.
-* ``speedup_vs_<reference>.png``: speedup against the ladder's reference loop, amortized
-  and steady, with bootstrap 95% whiskers (log scale; the band of no practical
-  difference shaded).
+* ``step_times.png``: median steady step per loop style, the amortized step (per-epoch
+  costs included) as a hollow point where it differs; a panel per workload.
+* ``speedup_vs_<reference>.png``: speedup against the ladder's reference, amortized and
+  steady (log scale; the band of no practical difference shaded).
 * ``batch_sweep.png`` / ``width_sweep.png``: step time against batch size (width),
-  log-log, one line per loop style, crossovers (overhead against the reference under
-  10%) marked with a star; only when a setting has two or more grid points.
-* ``break_even.png``: steps until a rung's compile time pays back against the rung it
-  compares with, as points ("never" where it does not), the report's epochs dashed.
-
-Loops are drawn in ladder order, each in its colour of ``PALETTE`` by its place there.
-* ``profile.png``: profiler breakdown per step (op time, input wait, the rest)
-  as stacked bars, when the run was profiled.
-
-Run it::
-
-    python -c "from reports.rundir import load_runs; from reports.report.aggregate import RunSet; \
-from tf_loopbench.reports.report.derived import derive; from reports.report.plots import write_plots; \
-print(write_plots(derive(RunSet.of(load_runs(['RUN']))), 'RUN/plots'))"
+  log-log, crossovers (overhead against the reference under 10%) starred.
+* ``break_even.png``: steps until a rung's compile pays back against its neighbour.
+* ``profile.png``: profiler breakdown per step (op time, input wait, the rest).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib import ticker  # noqa: E402
-from tf_loopbench.reports.report.derived import (  # noqa: E402
+import numpy as np
+from tf_loopbench.reports.report.common import (
+    Plot,
+    log_scale,
+    loop_colors,
+    offsets,
+    panels,
+    points,
+    save,
+    step_time_line,
+    variant_labels,
+)
+from tf_loopbench.reports.report.derived import (
     OVERHEAD_THRESHOLD,
     SPEEDUP_COLUMNS,
     Derived,
     loop_order,
 )
 
-#: Colours of the loops in ladder order (the reference first); loops not on it are gray.
-PALETTE = (
-    "#444444",
-    "#d62728",
-    "#1f77b4",
-    "#2ca02c",
-    "#9467bd",
-    "#ff7f0e",
-    "#8c564b",
-    "#e377c2",
-    "#17becf",
-    "#bcbd22",
-)
-DPI = 96
 #: The shaded band of no practical difference (a patch, not a bar)
 BAND_GID = "no-practical-difference"
-VARIANT_KEYS = ("run", "device", "batch_size", "width", "steps_per_call", "precision", "strategy")
-
-
-@dataclass(frozen=True)
-class Plot:
-    """One written plot: its file and what it shows."""
-
-    title: str
-    path: Path
-    caption: str
-
-
-def loop_colors(derived: Derived) -> dict[str, str]:
-    """A colour per loop, by its place on the ladder (by first appearance without one)."""
-    loops = loop_order(derived.ladder, derived.cells["loop"])
-    return {loop: PALETTE[i % len(PALETTE)] for i, loop in enumerate(loops)}
-
-
-def _loops_in(derived: Derived, frame: pd.DataFrame) -> list[str]:
-    return loop_order(derived.ladder, frame["loop"])
-
-
-def _variant_labels(frame: pd.DataFrame) -> pd.Series:
-    """Label each row by the setting keys that vary in ``frame`` ("batch 128, width 256")."""
-    varying = [key for key in VARIANT_KEYS if key in frame and frame[key].nunique() > 1]
-    if not varying:
-        return pd.Series("", index=frame.index)
-    names = {
-        "run": "{}",
-        "device": "{}",
-        "batch_size": "batch {}",
-        "width": "width {}",
-        "steps_per_call": "{} steps/call",
-        "precision": "{}",
-        "strategy": "{}",
-    }
-    return frame.apply(
-        lambda row: ", ".join(names[key].format(row[key]) for key in varying), axis=1
-    )
-
-
-def _panels(count: int, columns: int = 3, width: float = 5.0, height: float = 3.6):
-    columns = max(1, min(columns, count))
-    rows = int(np.ceil(count / columns))
-    figure, axes = plt.subplots(
-        rows, columns, figsize=(width * columns, height * rows), squeeze=False
-    )
-    for extra in axes.flat[count:]:
-        extra.set_visible(False)
-    return figure, list(axes.flat[:count])
-
-
-def _log_scale(axis, which: str = "y", base: float = 10) -> None:
-    """Log scale with plain tick labels at 1-2-5 steps (faster and easier to read than 2x10^1)."""
-    target = axis.yaxis if which == "y" else axis.xaxis
-    (axis.set_yscale if which == "y" else axis.set_xscale)("log", base=base)
-    if base == 10:
-        target.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    target.set_minor_locator(ticker.NullLocator())
-    target.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-
-
-def _save(figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(path, dpi=DPI, format="png")
-    plt.close(figure)
-    return path
-
-
-def _step_time_line(axis, line: pd.DataFrame, x, color, label: str) -> None:
-    """One loop's median step time (ms) along ``x``, joined, with interval whiskers."""
-    median = line["step_time_median_s"].to_numpy(dtype=float) * 1e3
-    axis.plot(x, median, marker="o", markersize=3, color=color, label=label)
-    _points(
-        axis,
-        x,
-        median,
-        line["step_time_ci_low_s"].to_numpy(dtype=float) * 1e3,
-        line["step_time_ci_high_s"].to_numpy(dtype=float) * 1e3,
-        color,
-    )
-
-
-def _points(axis, x, y, low, high, color, *, filled: bool = True, label=None) -> None:
-    """Point estimates with 95% interval whiskers; no whisker where there is no interval
-    (NaN bounds: fewer than two processes)."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
-    colors = color if isinstance(color, list) else [color] * len(x)
-    shown = np.isfinite(y) & (y > 0)
-    for xi, yi, lo, hi, c, show in zip(x, y, low, high, colors, shown, strict=True):
-        if not show:
-            continue
-        if np.isfinite(lo) and np.isfinite(hi):
-            axis.errorbar(
-                [xi],
-                [yi],
-                yerr=[[max(0.0, yi - lo)], [max(0.0, hi - yi)]],
-                fmt="none",
-                ecolor=c,
-                elinewidth=1.2,
-                capsize=3,
-            )
-        axis.plot(
-            [xi],
-            [yi],
-            marker="o" if filled else "D",
-            markersize=6 if filled else 5,
-            color=c,
-            markerfacecolor=c if filled else "white",
-            markeredgecolor="black" if filled else c,
-            markeredgewidth=0.6 if filled else 1.4,
-            linestyle="none",
-        )
-    if label is not None:  # one legend entry, however many points
-        axis.plot(
-            [],
-            [],
-            marker="o" if filled else "D",
-            color="gray",
-            markerfacecolor="gray" if filled else "white",
-            markeredgecolor="black" if filled else "gray",
-            linestyle="none",
-            label=label,
-        )
-
-
-def _offsets(count: int, spread: float = 0.6) -> np.ndarray:
-    if count <= 1:
-        return np.zeros(1)
-    return np.linspace(-spread / 2, spread / 2, count)
 
 
 def plot_step_times(derived: Derived, path: Path) -> Path | None:
@@ -207,20 +53,20 @@ def plot_step_times(derived: Derived, path: Path) -> Path | None:
         return None
     colors = loop_colors(derived)
     workloads = sorted(cells["workload"].unique())
-    figure, axes = _panels(len(workloads))
+    figure, axes = panels(len(workloads))
     for axis, workload in zip(axes, workloads, strict=True):
         frame = cells[cells["workload"] == workload].copy()
-        frame["variant"] = _variant_labels(frame)
-        loops = _loops_in(derived, frame)
+        frame["variant"] = variant_labels(frame)
+        loops = loop_order(derived.ladder, frame["loop"])
         variants = list(dict.fromkeys(frame["variant"]))
-        offsets = _offsets(len(variants))
+        shifts = offsets(len(variants))
         amortized_shown = False
-        for offset, variant in zip(offsets, variants, strict=True):
+        for offset, variant in zip(shifts, variants, strict=True):
             part = frame[frame["variant"] == variant].set_index("loop").reindex(loops)
             positions = np.arange(len(loops)) + offset
             ok_part = (part["status"] == "ok").to_numpy()
             steady = np.where(ok_part, part["step_time_median_s"].to_numpy(dtype=float), np.nan)
-            _points(
+            points(
                 axis,
                 positions,
                 steady * 1e3,
@@ -234,7 +80,7 @@ def plot_step_times(derived: Derived, path: Path) -> Path | None:
             differs = np.isfinite(amortized) & (np.abs(amortized / steady - 1) > 0.01)
             if differs.any():
                 amortized_shown = True
-                _points(
+                points(
                     axis,
                     positions[differs],
                     amortized[differs] * 1e3,
@@ -270,12 +116,12 @@ def plot_step_times(derived: Derived, path: Path) -> Path | None:
                     )
         axis.set_xticks(np.arange(len(loops)), loops, rotation=20)
         axis.set_xlim(-0.6, len(loops) - 0.4)
-        _log_scale(axis)
+        log_scale(axis)
         axis.set_ylabel("step time (ms)")
         axis.set_title(workload)
         if amortized_shown:
-            _points(axis, [], [], [], [], "gray", label="steady step (median)")
-            _points(
+            points(axis, [], [], [], [], "gray", label="steady step (median)")
+            points(
                 axis, [], [], [], [], "gray", filled=False, label="amortized (per-epoch costs in)"
             )
             axis.legend(fontsize=7)
@@ -283,7 +129,7 @@ def plot_step_times(derived: Derived, path: Path) -> Path | None:
         "Step time per loop style\n(points: medians; whiskers: 95% CI across processes)",
         fontsize=10,
     )
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def plot_speedups(derived: Derived, path: Path) -> Path | None:
@@ -298,22 +144,22 @@ def plot_speedups(derived: Derived, path: Path) -> Path | None:
         return None
     colors = loop_colors(derived)
     workloads = sorted(cells["workload"].unique())
-    figure, axes = _panels(len(workloads))
+    figure, axes = panels(len(workloads))
     band = derived.threshold
     for axis, workload in zip(axes, workloads, strict=True):
         frame = cells[cells["workload"] == workload].copy()
-        frame["variant"] = _variant_labels(frame)
-        loops = _loops_in(derived, frame)
+        frame["variant"] = variant_labels(frame)
+        loops = loop_order(derived.ladder, frame["loop"])
         variants = list(dict.fromkeys(frame["variant"]))
-        offsets = _offsets(len(variants))
+        shifts = offsets(len(variants))
         step = 0.6 / max(1, len(variants)) / 3
-        for offset, variant in zip(offsets, variants, strict=True):
+        for offset, variant in zip(shifts, variants, strict=True):
             part = frame[frame["variant"] == variant].set_index("loop").reindex(loops)
             positions = np.arange(len(loops)) + offset
             loop_colors_ = [colors.get(loop, "gray") for loop in loops]
             for figure_name, shift, filled in (("amortized", -step, True), ("steady", step, False)):
                 value, low, high = SPEEDUP_COLUMNS[("reference", figure_name)]
-                _points(
+                points(
                     axis,
                     positions + shift,
                     part[value].to_numpy(dtype=float),
@@ -324,21 +170,21 @@ def plot_speedups(derived: Derived, path: Path) -> Path | None:
                 )
         axis.axhspan(1 - band, 1 + band, color="#dddddd", zorder=0, gid=BAND_GID)
         axis.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
-        _log_scale(axis)
+        log_scale(axis)
         axis.set_xticks(np.arange(len(loops)), loops, rotation=20)
         axis.set_xlim(-0.6, len(loops) - 0.4)
         axis.set_ylabel(f"speedup vs {reference} (>1: faster)")
         axis.set_title(
             workload if not any(variants) else f"{workload} ({', '.join(variants)})", fontsize=10
         )
-        _points(axis, [], [], [], [], "gray", label="amortized (per-epoch costs in)")
-        _points(axis, [], [], [], [], "gray", filled=False, label="steady step")
+        points(axis, [], [], [], [], "gray", label="amortized (per-epoch costs in)")
+        points(axis, [], [], [], [], "gray", filled=False, label="steady step")
         axis.legend(fontsize=7)
     figure.suptitle(
         f"Speedup against {reference}\n(whiskers: bootstrap 95% CI; gray band: within ±{band:.0%})",
         fontsize=10,
     )
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def plot_sweep(derived: Derived, path: Path, axis_key: str = "batch_size") -> Path | None:
@@ -359,13 +205,13 @@ def plot_sweep(derived: Derived, path: Path, axis_key: str = "batch_size") -> Pa
         (crossovers["axis"] == axis_key) & (crossovers["reference"] == reference)
     ]
     several_runs = cells["run"].nunique() > 1
-    figure, axes = _panels(len(settings))
+    figure, axes = panels(len(settings))
     for axis, ((run, workload, device, fixed_value), group) in zip(axes, settings, strict=True):
-        for loop in _loops_in(derived, group):
+        for loop in loop_order(derived.ladder, group["loop"]):
             line = group[group["loop"] == loop].sort_values(axis_key)
             x = line[axis_key].to_numpy(dtype=float)
             color = colors.get(loop, "gray")
-            _step_time_line(axis, line, x, color, loop)
+            step_time_line(axis, line, x, color, loop)
             marks = crossovers[
                 (crossovers["run"] == run)
                 & (crossovers["workload"] == workload)
@@ -385,9 +231,9 @@ def plot_sweep(derived: Derived, path: Path, axis_key: str = "batch_size") -> Pa
                         color=colors.get(loop, "gray"),
                         markeredgecolor="black",
                     )
-        _log_scale(axis, "x", base=2)
+        log_scale(axis, "x", base=2)
         axis.set_xticks(sorted(group[axis_key].unique()))
-        _log_scale(axis)
+        log_scale(axis)
         axis.set_xlabel(axis_key.replace("_", " "))
         axis.set_ylabel("median step time (ms)")
         fixed_name = "width" if fixed_key == "width" else "batch"
@@ -401,7 +247,7 @@ def plot_sweep(derived: Derived, path: Path, axis_key: str = "batch_size") -> Pa
         else ""
     )
     figure.suptitle(f"Step time against {what}{stars}", fontsize=10)
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def plot_break_even(derived: Derived, path: Path) -> Path | None:
@@ -413,16 +259,16 @@ def plot_break_even(derived: Derived, path: Path) -> Path | None:
         return None
     colors = loop_colors(derived)
     workloads = sorted(table["workload"].unique())
-    figure, axes = _panels(len(workloads), columns=2, width=5.5, height=3.4)
+    figure, axes = panels(len(workloads), columns=2, width=5.5, height=3.4)
     for axis, workload in zip(axes, workloads, strict=True):
         frame = table[table["workload"] == workload].copy()
-        frame["variant"] = _variant_labels(frame)
+        frame["variant"] = variant_labels(frame)
         variants = list(dict.fromkeys(frame["variant"]))
         pairs = list(dict.fromkeys(zip(frame["loop"], frame["reference"], strict=True)))
-        offsets = _offsets(len(pairs))
+        shifts = offsets(len(pairs))
         finite = frame["break_even_steps"].to_numpy(dtype=float)
         ceiling = np.nanmax(finite, initial=1.0) * 3
-        for offset, (loop, reference) in zip(offsets, pairs, strict=True):
+        for offset, (loop, reference) in zip(shifts, pairs, strict=True):
             part = frame[(frame["loop"] == loop) & (frame["reference"] == reference)]
             part = part.set_index("variant").reindex(variants)
             positions = np.arange(len(variants)) + offset
@@ -475,7 +321,7 @@ def plot_break_even(derived: Derived, path: Path) -> Path | None:
             )
             ceiling = max(ceiling, at * 3)
         axis.set_ylim(0.7, max(ceiling, 10))  # a break-even of 1 step shows whole
-        _log_scale(axis)
+        log_scale(axis)
         axis.set_xticks(
             np.arange(len(variants)), [v or workload for v in variants], rotation=15, fontsize=8
         )
@@ -486,7 +332,7 @@ def plot_break_even(derived: Derived, path: Path) -> Path | None:
     figure.suptitle(
         "Compile break-even:\nsteps after which total time (incl. compile) is lower", fontsize=10
     )
-    return _save(figure, path)
+    return save(figure, path)
 
 
 PROFILE_COLUMNS = ("profile_op_time_s", "profile_input_wait_s")
@@ -502,7 +348,7 @@ def plot_profile(derived: Derived, path: Path) -> Path | None:
     if cells.empty:
         return None
     cells = cells.copy()
-    cells["variant"] = _variant_labels(cells)
+    cells["variant"] = variant_labels(cells)
     labels = [
         f"{row.workload}/{row.loop}" + (f"\n{row.variant}" if row.variant else "")
         for row in cells.itertuples()
@@ -512,7 +358,7 @@ def plot_profile(derived: Derived, path: Path) -> Path | None:
     rest_ms = (cells["step_time_median_s"].to_numpy(dtype=float) * 1e3 - op_ms - wait_ms).clip(
         min=0
     )
-    figure, axis = plt.subplots(figsize=(max(6.0, 0.55 * len(labels)), 4.2))
+    figure, (axis,) = panels(1, width=max(6.0, 0.55 * len(labels)), height=4.2)
     positions = np.arange(len(labels))
     axis.bar(positions, op_ms, label="op time", color="#1f77b4")
     axis.bar(positions, wait_ms, bottom=op_ms, label="input wait", color="#ff7f0e")
@@ -527,7 +373,7 @@ def plot_profile(derived: Derived, path: Path) -> Path | None:
     axis.set_ylabel("ms per step")
     axis.legend(fontsize=8)
     axis.set_title("Profiler breakdown per step")
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def write_plots(derived: Derived, plots_dir: str | os.PathLike[str]) -> list[Plot]:
@@ -584,19 +430,4 @@ def write_plots(derived: Derived, plots_dir: str | os.PathLike[str]) -> list[Plo
         path = maker(derived, plots_dir / name)
         if path is not None:
             written.append(Plot(title=title, path=path, caption=caption))
-    from tf_loopbench.reports.report.knobs import knob_plots  # per knob axis; it reads this module
-
-    return written + knob_plots(derived, plots_dir)
-
-
-__all__ = [
-    "PALETTE",
-    "Plot",
-    "loop_colors",
-    "plot_break_even",
-    "plot_profile",
-    "plot_speedups",
-    "plot_step_times",
-    "plot_sweep",
-    "write_plots",
-]
+    return written

@@ -1,46 +1,32 @@
 """The report across the knobs of a run: steps per call, precision, the reference's compiler.
 
 The rest of the report compares loops within one setting (steps per call and precision
-are part of it). This module compares cells ACROSS those settings, each sentence
-saying what differs:
+are part of it). This section compares cells ACROSS those settings, each sentence saying
+what differs; every ratio is the core's row (``reports.compare.compare``):
 
-* **Steps per call** (a workload, device, batch, width and precision measured at
-  several K): what more steps per call buys each loop (the loop at K against itself at
-  the smallest K), and for each compiled custom loop two questions:
+* **Steps per call** (a setting measured at several K): what more steps per call buys
+  each loop (the loop at K against itself at the smallest K of the setting,
+  ``against(base)``), and for each compiled custom loop the user's question, "if I raise
+  steps_per_execution, do I still need a custom loop?" (the reference at K = k against
+  the loop at the smallest K: the first k from which on the loop is no longer faster),
+  and the gap at equal K (does it close as K grows?).
+* **Precision** (several precisions, float32 among them): each loop against itself in
+  float32 (``knob_base``).
+* **The reference's compiler** (a setting whose reference cell ran with XLA): the
+  ladder's compiler rung against the reference with XLA (one change: the loop around the
+  same compiler), and the first graph-mode rung against the reference without.
 
-  - the user's question, "if I raise steps_per_execution, do I still need a custom
-    loop?": the reference (Keras's loop) at K = k against the loop at the smallest K
-    (one step a call). The crossover is the first k from which on the loop at one step
-    a call is no longer faster than the reference at k (its interval within the band,
-    or wholly below it);
-  - at equal K (the loop the one difference): does the gap between the reference and
-    the loop close as K grows: the first K from which on the loop is within the band
-    of the reference, or slower.
+Cells that failed, were skipped or are not equivalent take no part. Run it::
 
-* **Precision** (several precisions, float32 among them): each loop's speedup over
-  the same loop in float32 at the same setting.
-
-* **The reference's compiler** (a setting with a reference cell that ran with XLA,
-  ``fit_jit`` on or auto:on): the ladder's compiler rung against the reference with XLA
-  (one change: the loop around the same compiler), and the ladder's first graph-mode
-  rung against the reference without XLA.
-
-Every ratio is a speedup (the other cell's median step over this cell's; above 1:
-this cell is faster) with a seeded percentile-bootstrap 95% interval over the two
-cells' per-process samples, as ``reports.report.derived.speedups`` draws them. A claim
-stands by ``reports.report.decisions.verdict``: the interval wholly outside the band
-of no practical difference (1 +- the gate's 5%), or wholly inside it. Cells that
-failed, were skipped or are not equivalent take no part.
-
-It never imports TensorFlow. Run it::
-
-    python -c "from reports.rundir import load_runs; from reports.report.aggregate import RunSet; \
-from tf_loopbench.reports.report.knobs import knob_tables; print(knob_tables(RunSet.of(load_runs(['RUN']))).ratios)"
+    python -c "from tf_loopbench.reports.rundir import load_runs; \
+from tf_loopbench.reports.report.aggregate import RunSet; \
+from tf_loopbench.reports.report.derived import derive; \
+from tf_loopbench.reports.report.sections.knobs import knob_tables; \
+print(knob_tables(derive(RunSet.of(load_runs(['RUN'])))).ratios)"
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,38 +34,53 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tf_loopbench.reports.gate.stats import median_ratio, ratio_of_medians_ci
-from tf_loopbench.reports.report.aggregate import GROUP_KEYS, RunSet
-from tf_loopbench.reports.report.decisions import (
-    Decision,
-    Ratio,
+from tf_loopbench.reports.compare import (
+    COMPARISON_COLUMNS,
+    FASTER,
+    FIGURES,
+    GROUP_KEYS,
+    RUN_SETTING_KEYS,
+    SAME,
+    SLOWER,
+    against,
+    against_each,
     compare,
-    compiler_rung,
-    format_ratio,
-    optional_bool,
-    setting_heading,
+    knob_base,
     verdict,
 )
-from tf_loopbench.reports.report.derived import (
-    BOOTSTRAP_SEED,
-    FIGURES,
-    SETTING_KEYS,
-    Derived,
-    loop_order,
+from tf_loopbench.reports.report.aggregate import RunSet
+from tf_loopbench.reports.report.common import (
+    Block,
+    Context,
+    Decision,
+    Heading,
+    Paragraph,
+    Plot,
+    Ratio,
+    compiler_rung,
+    in_words,
+    interval,
+    log_scale,
+    loop_colors,
+    offsets,
+    optional_bool,
+    panels,
+    save,
+    setting_fields,
+    setting_heading,
+    step_time_line,
+    table,
 )
+from tf_loopbench.reports.report.derived import Derived, loop_order
 from tf_loopbench.reports.rundir import Ladder
 
-#: The knob axes a report compares across, and the value every other is set against
-#: when the run has it (else its smallest).
+#: The knob axes this section compares across.
 STEPS, PRECISION = "steps_per_call", "precision"
 BASE_PRECISION = "float32"
-
 #: fit_jit keys of a reference cell that ran with / without XLA (loops/knobs.py fit_jit_key).
 XLA_ON = ("on", "auto:on")
 XLA_OFF = ("off", "auto:off")
-
-#: The kinds of ratio ``knob_tables`` draws (column ``kind``); each row is the speedup of
-#: the cell ``loop`` over the cell ``against_*``.
+#: The kinds of ratio (column ``kind``): the cell ``loop`` against the cell ``against_*``.
 KINDS = {
     "steps_own": "a loop at K against itself at the smallest K",
     "steps_same_k": "a loop at K against the reference at the same K",
@@ -87,12 +88,14 @@ KINDS = {
     "precision": "a loop in a precision against itself in float32",
     "fit_compiler": "a rung against the reference with the same compiler setting",
 }
+#: Carried beside each side of a ratio: whether the cell is noisy, the reference's compiler (fit_jit).
+CARRY = ("noisy", "fit_jit")
 
 
 @dataclass(frozen=True)
 class KnobTables:
-    """The ratios across knob settings (one row per (kind, loop cell, against cell,
-    figure)); empty when the run has no knob axis with several values."""
+    """The ratios across knob settings: the core's rows, one per (kind, cell, cell it is
+    set against, figure), ``against_<key>`` for every key; empty without a knob axis."""
 
     ratios: pd.DataFrame
     ladder: Ladder | None
@@ -102,10 +105,7 @@ class KnobTables:
         return table[(table["kind"] == kind) & (table["figure"] == figure)]
 
 
-# --------------------------------------------------------------------------- the ratios
-
-
-def _usable(cells: pd.DataFrame) -> pd.DataFrame:
+def usable(cells: pd.DataFrame) -> pd.DataFrame:
     """Ok cells with a step time that are not marked not equivalent."""
     median = pd.to_numeric(cells["step_time_median_s"], errors="coerce")
     equivalent = (
@@ -117,46 +117,10 @@ def _usable(cells: pd.DataFrame) -> pd.DataFrame:
     return cells[keep]
 
 
-def _key(row: Mapping[str, Any]) -> tuple:
-    return tuple(row[k] for k in GROUP_KEYS)
-
-
-def _ratio_row(
-    kind: str,
-    figure: str,
-    loop_row: Mapping[str, Any],
-    against_row: Mapping[str, Any],
-    samples: Mapping[tuple, np.ndarray],
-) -> dict[str, Any]:
-    """The speedup of ``loop_row``'s cell over ``against_row``'s on ``figure``."""
-    _, cell_column = FIGURES[figure]
-    mine = samples.get(_key(loop_row), np.empty(0))
-    theirs = samples.get(_key(against_row), np.empty(0))
-    if mine.size and theirs.size:
-        point = float(median_ratio(mine, theirs))
-        low, high = ratio_of_medians_ci(mine, theirs, seed=BOOTSTRAP_SEED)
-    else:
-        point = float(against_row[cell_column]) / float(loop_row[cell_column])
-        low = high = math.nan
-    return {
-        "kind": kind,
-        "figure": figure,
-        **{key: loop_row[key] for key in GROUP_KEYS},
-        **{f"against_{key}": against_row[key] for key in GROUP_KEYS},
-        "speedup": point,
-        "speedup_ci_low": float(low),
-        "speedup_ci_high": float(high),
-        # is each cell noisy (IQR over 10% of its median): flagged beside a claim
-        "noisy": tuple(bool(optional_bool(row.get("noisy"))) for row in (loop_row, against_row)),
-        "fit_jit": loop_row.get("fit_jit"),
-        "against_fit_jit": against_row.get("fit_jit"),
-    }
-
-
-def _groups(ok: pd.DataFrame, axis: str) -> Iterable[tuple[pd.DataFrame, list]]:
+def knob_groups(ok: pd.DataFrame, axis: str) -> Iterable[tuple[pd.DataFrame, list]]:
     """Per setting without ``axis``: its cells and the axis values measured, when there
     are two or more."""
-    fixed = [key for key in SETTING_KEYS if key != axis]
+    fixed = [key for key in RUN_SETTING_KEYS if key != axis]
     for _, group in ok.groupby(fixed, sort=True, dropna=False):
         values = sorted(group[axis].unique())
         if len(values) >= 2:
@@ -172,82 +136,75 @@ def graph_rung(ladder: Ladder | None) -> str | None:
     return next((r.loop for r in ladder.rungs if r.compares_with in bottom), None)
 
 
-def _pairs(ok: pd.DataFrame, ladder: Ladder | None) -> list[tuple[str, dict, dict]]:
-    """(kind, loop cell, against cell) of every ratio the knob sections draw."""
-    pairs: list[tuple[str, dict, dict]] = []
+def comparisons(
+    ok: pd.DataFrame, ladder: Ladder | None
+) -> list[tuple[str, pd.DataFrame, Any, Any]]:
+    """(kind, cells, the key(s) that vary, the core's rule) of every ratio drawn here."""
     reference = ladder.reference if ladder is not None else None
-    for group, values in _groups(ok, STEPS):
-        base = values[0]
-        cells = {(row["loop"], row[STEPS]): row for row in group.to_dict("records")}
-        for (loop, k), row in cells.items():
-            if k != base and (loop, base) in cells:
-                pairs.append(("steps_own", row, cells[(loop, base)]))
-            if reference is None or loop == reference:
-                continue
-            if (reference, k) in cells:
-                pairs.append(("steps_same_k", row, cells[(reference, k)]))
+    found = []
+    for group, values in knob_groups(ok, STEPS):
+        base = values[0]  # the smallest K of the setting, whatever the loop
+        found.append(("steps_own", group, STEPS, against(base)))
         if reference is None:
             continue
-        for loop in {loop for loop, _ in cells}:
-            if loop == reference or (loop, base) not in cells:
-                continue
-            for k in values:
-                if (reference, k) in cells:
-                    pairs.append(("steps_fit_k", cells[(loop, base)], cells[(reference, k)]))
-    for group, values in _groups(ok, PRECISION):
-        if BASE_PRECISION not in values:
-            continue
-        cells = {(row["loop"], row[PRECISION]): row for row in group.to_dict("records")}
-        for (loop, precision), row in cells.items():
-            if precision != BASE_PRECISION and (loop, BASE_PRECISION) in cells:
-                pairs.append(("precision", row, cells[(loop, BASE_PRECISION)]))
-    compiler = compiler_rung(ladder)
-    graph = graph_rung(ladder)
+        found.append(("steps_same_k", group, "loop", against(reference)))
+        loops = [loop for loop in dict.fromkeys(group["loop"]) if loop != reference]
+        user = [((loop, base), (reference, k)) for loop in loops for k in values]
+        found.append(("steps_fit_k", group, ("loop", STEPS), against_each(user)))
+    for group, _ in knob_groups(ok, PRECISION):
+        found.append(("precision", group, PRECISION, knob_base(PRECISION)))
+    compiler, graph = compiler_rung(ladder), graph_rung(ladder)
     if compiler is not None and "fit_jit" in ok:
-        for _, group in ok.groupby(list(SETTING_KEYS), sort=True, dropna=False):
-            rows = group.to_dict("records")
-            fit_on = [r for r in rows if str(r.get("fit_jit")) in XLA_ON]
-            fit_off = [r for r in rows if str(r.get("fit_jit")) in XLA_OFF]
-            if not fit_on:  # without XLA against the graph rung: the setting's own decision
+        for _, group in ok.groupby(list(RUN_SETTING_KEYS), sort=True, dropna=False):
+            jit = group["fit_jit"].astype(str)
+            fit_on, fit_off = (
+                group.loc[jit.isin(XLA_ON), "loop"],
+                group.loc[jit.isin(XLA_OFF), "loop"],
+            )
+            if fit_on.empty:  # without XLA against the graph rung: the setting's own decision
                 continue
-            by_loop = {r["loop"]: r for r in rows}
-            for loop, fits in ((compiler.loop, fit_on), (graph, fit_off)):
-                if loop in by_loop and fits:
-                    pairs.append(("fit_compiler", by_loop[loop], fits[0]))
-    return pairs
+            pairs = [(compiler.loop, fit_on.iloc[0]), *((graph, off) for off in fit_off[:1])]
+            found.append(("fit_compiler", group, "loop", against_each(pairs)))
+    return found
 
 
-def knob_tables(run_set: RunSet) -> KnobTables:
+def knob_ratios(run_set: RunSet) -> KnobTables:
     """Every ratio across knob settings of ``run_set`` (see the module docstring), on the
-    amortized and the steady step.
+    amortized and the steady step."""
+    parts = []
+    for figure in FIGURES:
+        for kind, cells, vary, rule in comparisons(usable(run_set.cells), run_set.ladder):
+            rows = compare(
+                cells,
+                vary,
+                rule,
+                samples=run_set.processes,
+                figure=figure,
+                keys=GROUP_KEYS,
+                carry=CARRY,
+            )
+            for key in GROUP_KEYS:  # the keys both cells share, said on both sides
+                if f"against_{key}" not in rows:
+                    rows[f"against_{key}"] = rows[key]
+            parts.append(rows.assign(kind=kind).reset_index(drop=True))
+    columns = ["kind", *GROUP_KEYS, *(f"against_{k}" for k in GROUP_KEYS)]
+    columns += [f"{side}{c}" for c in CARRY for side in ("", "against_")]
+    columns += COMPARISON_COLUMNS
+    ratios = (
+        pd.concat(parts, ignore_index=True)[columns] if parts else pd.DataFrame(columns=columns)
+    )
+    return KnobTables(ratios, run_set.ladder)
+
+
+def knob_tables(derived: Derived) -> KnobTables:
+    """The report's knob ratios, computed once.
 
     Example::
 
-        tables = knob_tables(RunSet.of(load_runs(["results/RUN"])))
+        tables = knob_tables(derive(RunSet.of(load_runs(["results/RUN"]))))
         tables.of("steps_fit_k")      # the loop at one step a call against the reference at K
     """
-    ok = _usable(run_set.cells)
-    pairs = _pairs(ok, run_set.ladder)
-    rows = []
-    for figure, (sample_column, _) in FIGURES.items():
-        samples = {
-            key: group[sample_column].dropna().to_numpy(dtype=float)
-            for key, group in run_set.processes.groupby(list(GROUP_KEYS), sort=False)
-        }
-        rows += [_ratio_row(kind, figure, a, b, samples) for kind, a, b in pairs]
-    columns = [
-        "kind",
-        "figure",
-        *GROUP_KEYS,
-        *(f"against_{key}" for key in GROUP_KEYS),
-        "speedup",
-        "speedup_ci_low",
-        "speedup_ci_high",
-        "noisy",
-        "fit_jit",
-        "against_fit_jit",
-    ]
-    return KnobTables(pd.DataFrame(rows, columns=columns), run_set.ladder)
+    return derived.once("knobs", lambda: knob_ratios(derived.run_set))
 
 
 # --------------------------------------------------------------------------- wording
@@ -264,26 +221,23 @@ def _heading(row: Mapping[str, Any], several_runs: bool, without: str) -> str:
 
 
 def _ratios(tables: KnobTables, kind: str) -> pd.DataFrame:
-    """The ``kind`` ratios, one row per pair, the amortized figure beside the steady one."""
+    """The ``kind`` ratios, one row per pair, the steady figure's beside the amortized."""
     amortized = tables.of(kind, "amortized").reset_index(drop=True)
     steady = tables.of(kind, "steady").reset_index(drop=True)
     out = amortized.copy()
-    for column in ("speedup", "speedup_ci_low", "speedup_ci_high"):
+    for column in ("ratio", "ci_low", "ci_high"):
         out[f"steady_{column}"] = steady[column].to_numpy()
     return out
 
 
 def _noisy(row: Mapping[str, Any], name: str, against: str) -> list[str]:
     """The noisy cells of a ratio, by the names its sentence gives them."""
-    return [n for n, noisy in zip((name, against), row["noisy"], strict=True) if noisy]
+    flags = (row["noisy"], row["against_noisy"])
+    return [n for n, flag in zip((name, against), flags, strict=True) if optional_bool(flag)]
 
 
 def _pair(row: Mapping[str, Any]) -> tuple[Ratio, Ratio]:
-    amortized = Ratio(row["speedup"], row["speedup_ci_low"], row["speedup_ci_high"])
-    steady = Ratio(
-        row["steady_speedup"], row["steady_speedup_ci_low"], row["steady_speedup_ci_high"]
-    )
-    return amortized, steady
+    return Ratio.row(row), Ratio.row(row, "steady_")
 
 
 def _closes_from(rows: Sequence[Mapping[str, Any]], threshold: float) -> Mapping | None:
@@ -291,8 +245,8 @@ def _closes_from(rows: Sequence[Mapping[str, Any]], threshold: float) -> Mapping
     no longer faster than the cell it is set against (within the band, or slower)."""
     start = len(rows)
     while start > 0 and verdict(
-        rows[start - 1]["speedup_ci_low"], rows[start - 1]["speedup_ci_high"], threshold
-    ) in ("same", "slower"):
+        rows[start - 1]["ci_low"], rows[start - 1]["ci_high"], threshold
+    ) in (SAME, SLOWER):
         start -= 1
     return rows[start] if start < len(rows) else None
 
@@ -316,7 +270,7 @@ def _steps_decisions(derived: Derived, tables: KnobTables, several_runs: bool) -
     band = f"{round(threshold * 100)}%"
     fit_k, same_k = _ratios(tables, "steps_fit_k"), _ratios(tables, "steps_same_k")
     own = tables.of("steps_own")
-    fixed = [key for key in SETTING_KEYS if key != STEPS]
+    fixed = [key for key in RUN_SETTING_KEYS if key != STEPS]
     out = []
     for setting, group in fit_k.groupby(fixed, sort=True, dropna=False):
         heading = _heading(dict(zip(fixed, setting, strict=True)), several_runs, STEPS)
@@ -365,7 +319,7 @@ def _user_question(
     k = int(row[f"against_{STEPS}"])
     amortized, steady = _pair(row)
     fit_name = _fit_name(reference, row, k)
-    text, claim = compare(
+    text, claim = in_words(
         loop_name,
         fit_name,
         amortized,
@@ -389,7 +343,7 @@ def _user_question(
             f"slower than it, or faster. At K={k}, {text} ({across})"
         )
     else:
-        claim = verdict(amortized.low, amortized.high, threshold) == "faster"
+        claim = verdict(amortized.low, amortized.high, threshold) == FASTER
         what = (
             f"does not close the gap to {loop} at {_calls(base)}"
             if claim
@@ -415,12 +369,12 @@ def _equal_k(
     first = rows[0]
     first_k = int(first[STEPS])
     names = (f"{loop} at K={first_k}", f"{reference} at K={first_k}")
-    first_text, _ = compare(*names, *_pair(first), threshold, _noisy(first, *names))
+    first_text, _ = in_words(*names, *_pair(first), threshold, _noisy(first, *names))
     found = _closes_from(rows, threshold)
     row = found if found is not None else rows[-1]
     k = int(row[STEPS])
     names = (f"{loop} at K={k}", f"{reference} at K={k}")
-    text, claim = compare(*names, *_pair(row), threshold, _noisy(row, *names))
+    text, claim = in_words(*names, *_pair(row), threshold, _noisy(row, *names))
     where = f"At equal steps per call on {heading} (the loop the one difference)"
     if found is not None and k == first_k:
         sentence = f"{where}, {loop} is not faster than {reference} beyond {band} at any K: {text}"
@@ -430,7 +384,7 @@ def _equal_k(
             f"({first_text}): {text}"
         )
     else:
-        claim = verdict(row["speedup_ci_low"], row["speedup_ci_high"], threshold) == "faster"
+        claim = verdict(row["ci_low"], row["ci_high"], threshold) == FASTER
         what = (
             f"{loop} stays ahead of {reference} up to K={k}"
             if claim
@@ -446,13 +400,13 @@ def _precision_decisions(
 ) -> list[Decision]:
     ratios = _ratios(tables, "precision")
     out = []
-    fixed = [key for key in SETTING_KEYS if key != PRECISION]
+    fixed = [key for key in RUN_SETTING_KEYS if key != PRECISION]
     ordered = ratios.sort_values([*fixed, PRECISION], kind="stable")
     for row in ordered.to_dict("records"):
         heading = _heading(row, several_runs, PRECISION)
         loop, precision = row["loop"], row[PRECISION]
         names = (f"{loop} in {precision}", f"{loop} in {BASE_PRECISION}")
-        text, claim = compare(*names, *_pair(row), derived.threshold, _noisy(row, *names))
+        text, claim = in_words(*names, *_pair(row), derived.threshold, _noisy(row, *names))
         out.append(Decision("Precision", f"On {heading}, {text}.", claim))
     return out
 
@@ -475,48 +429,10 @@ def _fit_compiler_decisions(
             else "the loop, neither compiled by XLA"
         )
         noisy = _noisy(row, row["loop"], row["against_loop"])
-        text, claim = compare(row["loop"], reference, *_pair(row), derived.threshold, noisy)
+        text, claim = in_words(row["loop"], reference, *_pair(row), derived.threshold, noisy)
         heading = setting_heading(row, several_runs)
         out.append(Decision(topic, f"On {heading} (one change: {change}), {text}.", claim))
     return out
-
-
-def knob_decisions(derived: Derived) -> list[Decision]:
-    """The sentences across knob settings: steps per call, precision, the reference's compiler (in
-    that order; none when the run has no such axis).
-
-    Example::
-
-        for decision in knob_decisions(derive(RunSet.of(load_runs(["results/RUN"])))):
-            print(decision.topic, decision.text)
-    """
-    tables = derived.knobs if derived.knobs is not None else knob_tables(derived.run_set)
-    if tables.ratios.empty:
-        return []
-    several_runs = len(derived.run_set.runs) > 1
-    return [
-        *_steps_decisions(derived, tables, several_runs),
-        *_precision_decisions(derived, tables, several_runs),
-        *_fit_compiler_decisions(derived, tables, several_runs),
-    ]
-
-
-# --------------------------------------------------------------------------- tables
-
-
-def _setting_columns(row: Mapping[str, Any], several_runs: bool, shown: Sequence[str]) -> dict:
-    fields = {"run": row["run"]} if several_runs else {}
-    fields.update(
-        {
-            "workload": row["workload"],
-            "device": row["device"],
-            "batch": str(int(row["batch_size"])),
-            "width": str(int(row["width"])) if int(row["width"]) else "",
-        }
-    )
-    names = {STEPS: "K", PRECISION: "precision"}
-    fields.update({names.get(key, key): str(row[key]) for key in shown})
-    return fields
 
 
 def _pivot(
@@ -524,19 +440,15 @@ def _pivot(
 ) -> pd.DataFrame:
     """Rows: settings (with the ``shown`` knob columns); columns: loops; values: speedup
     [95% CI]."""
-    from tf_loopbench.reports.report.render import _interval
-
     if ratios.empty:
         return pd.DataFrame()
     # the other knob is shown only where it varies
     fixed_knobs = [k for k in (STEPS, PRECISION) if k not in shown and ratios[k].nunique() > 1]
     rows: dict[tuple, dict] = {}
     for row in ratios.to_dict("records"):
-        setting = _setting_columns(row, several_runs, [*fixed_knobs, *shown])
+        setting = setting_fields(row, several_runs, [*fixed_knobs, *shown])
         record = rows.setdefault(tuple(setting.values()), setting)
-        record[row["loop"]] = _interval(
-            row["speedup"], row["speedup_ci_low"], row["speedup_ci_high"], format_ratio
-        )
+        record[row["loop"]] = interval(row["ratio"], row["ci_low"], row["ci_high"])
     frame = pd.DataFrame(list(rows.values()))
     loops = loop_order(ladder, ratios["loop"])
     settings = [c for c in frame.columns if c not in loops]
@@ -550,7 +462,9 @@ def steps_table(tables: KnobTables, several_runs: bool, kind: str) -> pd.DataFra
     if kind == "steps_fit_k":
         ratios = ratios.copy()
         ratios[STEPS] = ratios[f"against_{STEPS}"]
-    ratios = ratios.sort_values([*(k for k in SETTING_KEYS if k != STEPS), STEPS], kind="stable")
+    ratios = ratios.sort_values(
+        [*(k for k in RUN_SETTING_KEYS if k != STEPS), STEPS], kind="stable"
+    )
     return _pivot(ratios, several_runs, [STEPS], tables.ladder)
 
 
@@ -558,35 +472,56 @@ def precision_table(tables: KnobTables, several_runs: bool) -> pd.DataFrame:
     """Each loop in a precision over itself in float32 (rows: settings and precisions)."""
     ratios = tables.of("precision")
     ratios = ratios.sort_values(
-        [*(k for k in SETTING_KEYS if k != PRECISION), PRECISION], kind="stable"
+        [*(k for k in RUN_SETTING_KEYS if k != PRECISION), PRECISION], kind="stable"
     )
     return _pivot(ratios, several_runs, [PRECISION], tables.ladder)
 
 
-def knob_blocks(derived: Derived) -> list:
+def sentences(derived: Derived) -> list[Decision]:
+    """The sentences across knob settings: steps per call, precision, the reference's compiler (in
+    that order; none when the run has no such axis).
+
+    Example::
+
+        for decision in knob_decisions(derive(RunSet.of(load_runs(["results/RUN"])))):
+            print(decision.topic, decision.text)
+    """
+    tables = knob_tables(derived)
+    if tables.ratios.empty or tables.ladder is None:
+        return []
+    several_runs = len(derived.run_set.runs) > 1
+    return [
+        *_steps_decisions(derived, tables, several_runs),
+        *_precision_decisions(derived, tables, several_runs),
+        *_fit_compiler_decisions(derived, tables, several_runs),
+    ]
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def blocks(context: Context) -> list[Block]:
     """The report's section across knob settings (tables; the sentences are among the
     decisions); empty when the run has no knob axis with several values."""
-    from tf_loopbench.reports.report.render import Heading, Paragraph, _table
-
-    tables = derived.knobs if derived.knobs is not None else knob_tables(derived.run_set)
-    several_runs = len(derived.run_set.runs) > 1
+    derived, several_runs = context.derived, context.several_runs
+    tables = knob_tables(derived)
     reference = tables.ladder.reference if tables.ladder is not None else None
-    blocks: list = []
+    out: list[Block] = []
     own = steps_table(tables, several_runs, "steps_own")
     fit_k = steps_table(tables, several_runs, "steps_fit_k")
     precision = precision_table(tables, several_runs)
     if not own.empty or not fit_k.empty:
-        blocks.append(Heading(2, "Steps per call"))
+        out.append(Heading(2, "Steps per call"))
     if not own.empty:
-        blocks += [
+        out += [
             Paragraph(
                 "What more steps per call buys each loop: its speedup at K over itself at the "
                 "smallest K measured, amortized step, 95% CI across processes in brackets."
             ),
-            *_table(own),
+            *table(own),
         ]
     if not fit_k.empty and reference is not None:
-        blocks += [
+        out += [
             Paragraph(
                 f"Do you still need a custom loop if you raise {reference}'s "
                 f"steps_per_execution? Each loop at the smallest K measured against "
@@ -594,19 +529,19 @@ def knob_blocks(derived: Derived) -> list:
                 f"one step a call is still faster than {reference} at K; within 1 ± "
                 f"{derived.threshold:.0%} or below, {reference} at K has caught up."
             ),
-            *_table(fit_k),
+            *table(fit_k),
         ]
     if not precision.empty:
-        blocks += [
+        out += [
             Heading(2, "Precision"),
             Paragraph(
                 f"Each loop's speedup in a precision over the same loop in {BASE_PRECISION} at "
                 "the same setting (above 1: faster in that precision), amortized step, 95% CI "
                 "across processes in brackets."
             ),
-            *_table(precision),
+            *table(precision),
         ]
-    return blocks
+    return out
 
 
 # --------------------------------------------------------------------------- plots
@@ -616,22 +551,13 @@ def plot_knob(derived: Derived, path: Path, axis_key: str) -> Path | None:
     """Median steady step (95% CI whiskers) against ``axis_key`` (steps per call on a log2
     axis, or precision as categories), a line per loop, a panel per setting without it;
     None when no setting has two values of it."""
-    from tf_loopbench.reports.report.plots import (
-        _log_scale,
-        _offsets,
-        _panels,
-        _save,
-        _step_time_line,
-        loop_colors,
-    )
-
-    ok = _usable(derived.cells)
-    settings = list(_groups(ok, axis_key))
+    ok = usable(derived.cells)
+    settings = list(knob_groups(ok, axis_key))
     if not settings:
         return None
     colors = loop_colors(derived)
     several_runs = len(derived.run_set.runs) > 1
-    figure, axes = _panels(len(settings))
+    figure, axes = panels(len(settings))
     for axis, (group, values) in zip(axes, settings, strict=True):
         if axis_key == PRECISION:  # float32 first, then the others as the run names them
             values = sorted(values, key=lambda v: (v != BASE_PRECISION, str(v)))
@@ -641,23 +567,23 @@ def plot_knob(derived: Derived, path: Path, axis_key: str) -> Path | None:
         }
         loops = loop_order(derived.ladder, group["loop"])
         # loops side by side around each value, so that their whiskers do not overlap
-        shifts = _offsets(len(loops), spread=0.25)
+        shifts = offsets(len(loops), spread=0.25)
         for loop, shift in zip(loops, shifts, strict=True):
             line = group[group["loop"] == loop].copy()
             line["x"] = line[axis_key].map(positions)
             line["x"] = line["x"] * 2**shift if axis_key == STEPS else line["x"] + shift
             line = line.sort_values("x")
             x = line["x"].to_numpy(dtype=float)
-            _step_time_line(axis, line, x, colors.get(loop, "gray"), loop)
+            step_time_line(axis, line, x, colors.get(loop, "gray"), loop)
         if axis_key == STEPS:
-            _log_scale(axis, "x", base=2)
+            log_scale(axis, "x", base=2)
             axis.set_xticks([float(v) for v in values], [str(v) for v in values])
             axis.set_xlabel("steps per call (K)")
         else:
             axis.set_xticks(list(positions.values()), [str(v) for v in values], rotation=10)
             axis.set_xlim(-0.5, len(values) - 0.5)
             axis.set_xlabel("precision")
-        _log_scale(axis)
+        log_scale(axis)
         axis.set_ylabel("median step time (ms)")
         first = group.iloc[0].to_dict()
         axis.set_title(_heading(first, several_runs, axis_key), fontsize=9)
@@ -667,13 +593,11 @@ def plot_knob(derived: Derived, path: Path, axis_key: str) -> Path | None:
         f"Step time against {what}\n(points: medians; whiskers: 95% CI across processes)",
         fontsize=10,
     )
-    return _save(figure, path)
+    return save(figure, path)
 
 
-def knob_plots(derived: Derived, plots_dir: str | Path) -> list:
+def plots(derived: Derived, plots_dir: str | Path) -> list[Plot]:
     """The plots per knob axis the run has (steps per call, precision), as ``Plot``s."""
-    from tf_loopbench.reports.report.plots import Plot
-
     plots_dir = Path(plots_dir)
     makers = (
         (
@@ -699,17 +623,3 @@ def knob_plots(derived: Derived, plots_dir: str | Path) -> list:
         if path is not None:
             written.append(Plot(title=title, path=path, caption=caption))
     return written
-
-
-__all__ = [
-    "KINDS",
-    "KnobTables",
-    "graph_rung",
-    "knob_blocks",
-    "knob_decisions",
-    "knob_plots",
-    "knob_tables",
-    "plot_knob",
-    "precision_table",
-    "steps_table",
-]

@@ -1,0 +1,473 @@
+"""What the report's sections share, all public: the document model (blocks), figures in
+words (a ratio, an interval, seconds, a rate), a table block, a sentence (:class:`Decision`)
+and a comparison in words (:func:`in_words`), a setting in words, and the plot helpers
+(panels, log scale, points with whiskers, save).
+
+Sections (``reports.report.sections``) render the comparison core's rows with these;
+nothing here pairs cells (``reports.compare`` does).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib import ticker  # noqa: E402
+from tf_loopbench.reports.compare import (  # noqa: E402
+    CELL_KEY_DEFAULTS,
+    MISSING,
+    RUN_KEY,
+    SAME,
+    SETTING_KEYS,
+    SLOWER,
+    UNCLEAR,
+    verdict,
+)
+from tf_loopbench.reports.report.derived import SPEEDUP_COLUMNS, Derived, loop_order  # noqa: E402
+from tf_loopbench.reports.rundir import Ladder, Rung  # noqa: E402
+
+# --------------------------------------------------------------------------- the document
+
+
+@dataclass(frozen=True)
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+
+
+@dataclass(frozen=True)
+class Bullets:
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    frame: pd.DataFrame  # every value already a string
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One written plot: its file and what it shows."""
+
+    title: str
+    path: Path
+    caption: str
+
+
+@dataclass(frozen=True)
+class Image:
+    plot: Plot
+
+
+@dataclass(frozen=True)
+class Details:
+    summary: str
+    blocks: tuple = field(default_factory=tuple)
+
+
+Block = Heading | Paragraph | Bullets | Table | Image | Details
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One sentence of the Decisions. ``topic`` groups sentences (a setting, "Crossovers");
+    ``claim`` is False when the data cannot carry one; ``info`` marks a statement of what
+    happened (a failed cell), neither a claim nor a missing one."""
+
+    topic: str
+    text: str
+    claim: bool
+    info: bool = False
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a section's ``blocks`` reads: the derived tables, every section's sentences
+    (in section order) and the plots written."""
+
+    derived: Derived
+    sentences: tuple[Decision, ...] = ()
+    plots: tuple[Plot, ...] = ()
+
+    @property
+    def several_runs(self) -> bool:
+        return len(self.derived.run_set.runs) > 1
+
+
+# --------------------------------------------------------------------------- figures in words
+
+#: What a table shows where a figure has no interval; the reason is said once below it.
+NO_INTERVAL = "[—]"
+
+
+def format_ratio(value: float) -> str:
+    """8.9 -> "8.9x", 1.234 -> "1.23x"."""
+    if not np.isfinite(value):
+        return "n/a"
+    return f"{value:.1f}x" if value >= 2 else f"{value:.2f}x"
+
+
+def format_seconds(value: float) -> str:
+    """0.0042 -> "4.2 ms", 1.5 -> "1.50 s"."""
+    if not np.isfinite(value):
+        return "n/a"
+    # thresholds just under 1 so that 0.9999996 ms shows as "1 ms", not "1e+03 µs"
+    if abs(value) >= 0.9995:
+        return f"{value:.2f} s"
+    if abs(value) >= 0.9995e-3:
+        return f"{value * 1e3:.3g} ms"
+    return f"{value * 1e6:.3g} µs"
+
+
+def format_rate(value: float, unit: str = "FLOP/s") -> str:
+    """1.2e11 -> "120 GFLOP/s"."""
+    if not np.isfinite(value):
+        return "n/a"
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def percent(value: float, signed: bool = False) -> str:
+    """0.054 -> "5%" ("+5%" signed)."""
+    rounded = round(value * 100) + 0  # + 0 turns -0 into 0
+    return f"{rounded:+d}%" if signed else f"{rounded:d}%"
+
+
+def count(number: float, noun: str) -> str:
+    number = int(round(number))
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def epochs_text(epochs: float) -> str:
+    """1 -> "1 epoch", 0.25 -> "0.25 epochs"."""
+    if not np.isfinite(epochs):
+        return "n/a"
+    text = f"{epochs:.0f}" if epochs >= 10 or float(epochs).is_integer() else f"{epochs:.2g}"
+    return f"{text} epoch{'' if text == '1' else 's'}"
+
+
+def interval(value: float, low: float, high: float, fmt=format_ratio) -> str:
+    """ "1.52x [1.40x-1.61x]"; NO_INTERVAL in place of the brackets without one."""
+    if not np.isfinite(value):
+        return ""
+    if np.isfinite(low) and np.isfinite(high):
+        return f"{fmt(value)} [{fmt(low)}-{fmt(high)}]"
+    return f"{fmt(value)} {NO_INTERVAL}"
+
+
+def int_or_blank(value: float) -> str:
+    return "" if value is None or not np.isfinite(value) else f"{value:.0f}"
+
+
+def table(frame: pd.DataFrame) -> list[Block]:
+    """A table block and, when a figure in it has no interval, why (once, below it)."""
+    blocks: list[Block] = [Table(frame)]
+    if frame.astype(str).apply(lambda c: c.str.contains(NO_INTERVAL, regex=False)).any().any():
+        blocks.append(
+            Paragraph(
+                f"{NO_INTERVAL}: no interval, because a cell ran fewer than two worker "
+                "processes (intervals come from processes only)."
+            )
+        )
+    return blocks
+
+
+def optional_bool(value: Any) -> bool | None:
+    """True/False from a CSV cell (bool, "True", 1.0); None when empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, str):
+        return value.strip().lower() in {"true", "1", "yes"} if value.strip() else None
+    return bool(value)
+
+
+def keras_choice(row: Mapping[str, Any]) -> str | None:
+    """What Keras chose for a loop that records it ("jit_compile off, steps_per_execution
+    1"); None for a loop that records neither."""
+    jit = optional_bool(row.get("keras_jit_compile"))
+    steps = row.get("keras_steps_per_execution")
+    steps = float(steps) if isinstance(steps, int | float) and np.isfinite(steps) else None
+    parts = []
+    if jit is not None:
+        parts.append(f"jit_compile {'on' if jit else 'off'}")
+    if steps is not None:
+        parts.append(f"steps_per_execution {steps:.0f}")
+    return ", ".join(parts) or None
+
+
+def keras_column(cells: pd.DataFrame) -> bool:
+    """Does any cell record what Keras chose (a loop such as the reference does)?"""
+    return any(keras_choice(row) for row in cells.to_dict("records"))
+
+
+# --------------------------------------------------------------------------- a setting
+
+#: Setting keys beyond workload, device, batch and width, and their column names: a
+#: table shows one only when the runs vary it (loops/knobs.py, loops/distribute.py).
+VARYING_SETTING_COLUMNS = {"steps_per_call": "K", "precision": "precision", "strategy": "strategy"}
+
+
+def varying_setting_keys(cells: pd.DataFrame) -> tuple[str, ...]:
+    """The keys of VARYING_SETTING_COLUMNS that ``cells`` vary, or hold at a value other
+    than the default (a run all under mirrored:2 says so)."""
+    return tuple(
+        key
+        for key in VARYING_SETTING_COLUMNS
+        if key in cells
+        and (cells[key].nunique() > 1 or (cells[key] != CELL_KEY_DEFAULTS[key]).any())
+    )
+
+
+def setting_fields(row: Mapping, several_runs: bool, varying: Sequence[str] = ()) -> dict:
+    """A setting's table columns: run (with several), workload, device, batch, width, and
+    the ``varying`` keys."""
+    fields = {RUN_KEY: row[RUN_KEY]} if several_runs else {}
+    fields.update(
+        {
+            "workload": row["workload"],
+            "device": row["device"],
+            "batch": str(row["batch_size"]),
+            "width": str(row["width"]) if row["width"] else "",
+            **{VARYING_SETTING_COLUMNS[key]: str(row[key]) for key in varying},
+        }
+    )
+    return fields
+
+
+def setting_heading(row: Mapping[str, Any], several_runs: bool) -> str:
+    """A setting said once: "linear (cpu, batch 4096)", "mlp (cpu, batch 128, width 128)"."""
+    parts = [str(row["device"]), f"batch {int(row['batch_size'])}"]
+    if int(row["width"]):
+        parts.append(f"width {int(row['width'])}")
+    if int(row.get("steps_per_call", 1) or 1) != 1:
+        parts.append(f"{int(row['steps_per_call'])} steps a call")
+    if str(row.get("precision", "float32") or "float32") != "float32":
+        parts.append(str(row["precision"]))
+    if str(row.get("strategy", "none") or "none") != "none":
+        parts.append(str(row["strategy"]))
+    where = f"{row['run']}: " if several_runs else ""
+    return f"{row['workload']} ({where}{', '.join(parts)})"
+
+
+def compiler_rung(ladder: Ladder | None) -> Rung | None:
+    """The rung whose one change is the compiler and that compares with a neighbour."""
+    if ladder is None:
+        return None
+    if any(r.compiler is not None for r in ladder.rungs):  # declared by the loop styles
+        return next((r for r in ladder.rungs if r.compiler and r.compares_with), None)
+    # a ladder written before rungs declared it: its text says which
+    return next(
+        (r for r in ladder.rungs if r.compares_with and re.search("compil", r.changes, re.I)),
+        None,
+    )
+
+
+# --------------------------------------------------------------------------- a comparison in words
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A speedup (the other's time / this one's) with its 95% interval, on one figure."""
+
+    value: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any], kind: str, figure: str) -> Ratio:
+        """From a derived cell's speedup columns (SPEEDUP_COLUMNS[(kind, figure)])."""
+        return cls(*(float(row[c]) for c in SPEEDUP_COLUMNS[(kind, figure)]))
+
+    @classmethod
+    def row(cls, row: Mapping[str, Any], prefix: str = "") -> Ratio:
+        """From a comparison row of the core (``ratio``, ``ci_low``, ``ci_high``)."""
+        return cls(*(float(row[prefix + c]) for c in ("ratio", "ci_low", "ci_high")))
+
+    @property
+    def has_interval(self) -> bool:
+        return bool(np.isfinite(self.low) and np.isfinite(self.high))
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.low, self.high)
+
+    def as_cost(self) -> Ratio:
+        """The same ratio the other way round (how many times the time)."""
+        return Ratio(1 / self.value, 1 / self.high, 1 / self.low)
+
+    def text(self) -> str:
+        if self.has_interval:
+            return f"{format_ratio(self.value)}, {self.interval_text()}"
+        return format_ratio(self.value)
+
+    def interval_text(self) -> str:
+        return f"95% CI {format_ratio(self.low)}-{format_ratio(self.high)}"
+
+
+def figures_text(amortized: Ratio, steady: Ratio, cost: bool, noisy: Sequence[str]) -> str:
+    """The figures in brackets, "(amortized, 95% CI a-b; steady step s, 95% CI c-d;
+    noisy: x)", as costs when ``cost``; the steady step only where it differs."""
+    shown = amortized.as_cost() if cost else amortized
+    parts = [f"amortized, {shown.interval_text()}" if shown.has_interval else "amortized"]
+    if format_ratio(steady.value) != format_ratio(amortized.value):
+        parts.append(f"steady step {(steady.as_cost() if cost else steady).text()}")
+    if noisy:
+        parts.append(f"noisy: {', '.join(noisy)}")
+    return "(" + "; ".join(parts) + ")"
+
+
+def in_words(
+    loop: str, against: str, amortized: Ratio, steady: Ratio, threshold: float, noisy=()
+) -> tuple[str, bool]:
+    """``loop`` against ``against`` in words, its figures in brackets, and whether that is
+    a claim (the core's verdict on the amortized interval: faster, slower or same)."""
+    kind = verdict(amortized.low, amortized.high, threshold)
+    band = percent(threshold)
+    slower = amortized.value < 1
+    # the figures the way the words put it: "costs 4.8x" or "runs at 0.95x the speed"
+    figures = figures_text(amortized, steady, slower and kind in (SLOWER, MISSING), noisy)
+    if kind == SAME:
+        return f"{loop} is within ±{band} of {against} {figures}", True
+    if kind == UNCLEAR:
+        return (
+            f"{loop} runs at {format_ratio(amortized.value)} the speed of {against} {figures}, "
+            f"an interval that does not clear ±{band}",
+            False,
+        )
+    if slower:
+        times = 1 / amortized.value
+        what = (
+            f"{loop} costs {format_ratio(times)} {against}"
+            if times >= 1.5
+            else f"{loop} is {percent(times - 1)} slower than {against}"
+        )
+    elif amortized.value >= 1.5:
+        what = f"{loop} is {format_ratio(amortized.value)} faster than {against}"
+    else:
+        what = f"{loop} is {percent(amortized.value - 1)} faster than {against}"
+    return f"{what} {figures}", kind != MISSING
+
+
+# --------------------------------------------------------------------------- plots
+
+#: Colours of the loops in ladder order (the reference first); loops not on it are gray.
+PALETTE = (
+    *("#444444", "#d62728", "#1f77b4", "#2ca02c", "#9467bd"),
+    *("#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"),
+)
+DPI = 96
+#: The keys a plot labels a cell's variant by (every setting key but the workload).
+VARIANT_NAMES = {
+    RUN_KEY: "{}",
+    **{key: "{}" for key in SETTING_KEYS if key != "workload"},
+    "batch_size": "batch {}",
+    "width": "width {}",
+    "steps_per_call": "{} steps/call",
+}
+
+
+def loop_colors(derived: Derived) -> dict[str, str]:
+    """A colour per loop, by its place on the ladder (by first appearance without one)."""
+    loops = loop_order(derived.ladder, derived.cells["loop"])
+    return {loop: PALETTE[i % len(PALETTE)] for i, loop in enumerate(loops)}
+
+
+def variant_labels(frame: pd.DataFrame) -> pd.Series:
+    """Label each row by the setting keys that vary in ``frame`` ("batch 128, width 256")."""
+    varying = [key for key in VARIANT_NAMES if key in frame and frame[key].nunique() > 1]
+    if not varying:
+        return pd.Series("", index=frame.index)
+    return frame.apply(
+        lambda row: ", ".join(VARIANT_NAMES[key].format(row[key]) for key in varying), axis=1
+    )
+
+
+def panels(count: int, columns: int = 3, width: float = 5.0, height: float = 3.6):
+    """A figure of ``count`` panels, ``columns`` a row: (figure, list of axes)."""
+    columns = max(1, min(columns, count))
+    rows = int(np.ceil(count / columns))
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(width * columns, height * rows), squeeze=False
+    )
+    for extra in axes.flat[count:]:
+        extra.set_visible(False)
+    return figure, list(axes.flat[:count])
+
+
+def log_scale(axis, which: str = "y", base: float = 10) -> None:
+    """Log scale with plain tick labels at 1-2-5 steps (easier to read than 2x10^1)."""
+    target = axis.yaxis if which == "y" else axis.xaxis
+    (axis.set_yscale if which == "y" else axis.set_xscale)("log", base=base)
+    if base == 10:
+        target.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    target.set_minor_locator(ticker.NullLocator())
+    target.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+
+
+def save(figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=DPI, format="png")
+    plt.close(figure)
+    return path
+
+
+def offsets(count: int, spread: float = 0.6) -> np.ndarray:
+    """Positions around 0 for ``count`` things side by side."""
+    return np.linspace(-spread / 2, spread / 2, count) if count > 1 else np.zeros(1)
+
+
+def points(axis, x, y, low, high, color, *, filled: bool = True, label=None) -> None:
+    """Point estimates with 95% interval whiskers; no whisker where there is no interval
+    (NaN bounds: fewer than two processes)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    colors = color if isinstance(color, list) else [color] * len(x)
+    marker, size = ("o", 6) if filled else ("D", 5)
+    for xi, yi, lo, hi, c in zip(x, y, low, high, colors, strict=True):
+        if not (np.isfinite(yi) and yi > 0):
+            continue
+        if np.isfinite(lo) and np.isfinite(hi):
+            yerr = [[max(0.0, yi - lo)], [max(0.0, hi - yi)]]
+            axis.errorbar([xi], [yi], yerr=yerr, fmt="none", ecolor=c, elinewidth=1.2, capsize=3)
+        axis.plot(
+            [xi],
+            [yi],
+            marker=marker,
+            markersize=size,
+            color=c,
+            markerfacecolor=c if filled else "white",
+            markeredgecolor="black" if filled else c,
+            markeredgewidth=0.6 if filled else 1.4,
+            linestyle="none",
+        )
+    if label is not None:  # one legend entry, however many points
+        edge, face = ("black", "gray") if filled else ("gray", "white")
+        style = {"markerfacecolor": face, "markeredgecolor": edge, "linestyle": "none"}
+        axis.plot([], [], marker=marker, color="gray", label=label, **style)
+
+
+def step_time_line(axis, line: pd.DataFrame, x, color, label: str) -> None:
+    """One loop's median step time (ms) along ``x``, joined, with interval whiskers."""
+    median = line["step_time_median_s"].to_numpy(dtype=float) * 1e3
+    axis.plot(x, median, marker="o", markersize=3, color=color, label=label)
+    low, high = (line[f"step_time_ci_{s}_s"].to_numpy(dtype=float) * 1e3 for s in ("low", "high"))
+    points(axis, x, median, low, high, color)

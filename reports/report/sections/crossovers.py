@@ -1,0 +1,145 @@
+"""Crossovers over a sweep (``Derived.crossovers``, on the core's rows): from which batch
+size or width on a loop's overhead against its reference stays under 10%, as a table and
+a sentence each among the Decisions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from tf_loopbench.reports.compare import RUN_SETTING_KEYS
+from tf_loopbench.reports.report.common import (
+    VARYING_SETTING_COLUMNS,
+    Block,
+    Context,
+    Decision,
+    Heading,
+    Table,
+    int_or_blank,
+    percent,
+    varying_setting_keys,
+)
+from tf_loopbench.reports.report.derived import OVERHEAD_THRESHOLD, SPEEDUP_COLUMNS, Derived
+
+
+def crossover_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
+    varying = varying_setting_keys(derived.cells)
+    rows = []
+    for row in derived.crossovers.to_dict("records"):
+        crossover = row["crossover"]
+        record = {
+            "run": row["run"],
+            "workload": row["workload"],
+            "device": row["device"],
+            **{VARYING_SETTING_COLUMNS[key]: str(row[key]) for key in varying},
+            "sweep": "batch size" if row["axis"] == "batch_size" else "width",
+            "at": f"{'width' if row['fixed_key'] == 'width' else 'batch'} {row['fixed_value']}",
+            "loop": f"{row['loop']} vs {row['reference']}",
+            f"under {OVERHEAD_THRESHOLD:.0%} from": (
+                f"{crossover:.0f}" if np.isfinite(crossover) else "never (in the grid)"
+            )
+            + (" (smallest measured)" if row["outcome"] == "always" else ""),
+            "log-interpolated": int_or_blank(row["crossover_log_interpolated"]),
+            "overheads along the grid": ", ".join(
+                f"{g}: {o:+.0%}" for g, o in zip(row["grid"], row["overheads"], strict=True)
+            ),
+        }
+        if not several_runs:
+            record.pop("run")
+        rows.append(record)
+    return pd.DataFrame(rows)
+
+
+def sentences(derived: Derived) -> list[Decision]:
+    """Per crossover: from which grid point on a loop's overhead stays under the threshold
+    (or where a rung's change stops mattering), with the interval at that point."""
+    several_runs = len(derived.run_set.runs) > 1
+    cells = derived.cells.set_index(list(RUN_SETTING_KEYS) + ["loop"])
+    out = []
+    threshold = percent(OVERHEAD_THRESHOLD)
+    steady_reference = SPEEDUP_COLUMNS[("reference", "steady")]
+    steady_neighbour = SPEEDUP_COLUMNS[("neighbour", "steady")]
+    for row in derived.crossovers.to_dict("records"):
+        axis_name = "batch" if row["axis"] == "batch_size" else "width"
+        fixed_name = "width" if row["fixed_key"] == "width" else "batch"
+        what = f"{row['workload']}" + (
+            f" ({fixed_name} {row['fixed_value']})" if row["fixed_value"] else ""
+        )
+        grid = row["grid"]
+        grid_text = (
+            f"{axis_name}es measured: {', '.join(str(g) for g in grid)}"
+            if axis_name == "batch"
+            else f"widths measured: {', '.join(str(g) for g in grid)}"
+        )
+        loop, reference = row["loop"], row["reference"]
+        # a neighbour's overhead against the rung that changes one thing of it
+        rung = derived.ladder.rung(reference)
+        change = rung.changes if rung is not None and rung.compares_with == loop else None
+        subject = (
+            f"{change} stops mattering ({loop} within {threshold} of {reference})"
+            if change
+            else f"{loop}'s overhead against {reference} falls under {threshold}"
+        )
+        place = f"On {row['run']}, {row['device']}" if several_runs else f"On {row['device']}"
+        # the grid point the sentence rests on: the crossover, or the largest measured
+        deciding = int(row["crossover"]) if row["outcome"] != "never" else int(grid[-1])
+        batch = deciding if row["axis"] == "batch_size" else row["fixed_value"]
+        width = deciding if row["axis"] == "width" else row["fixed_value"]
+        key = (row["run"], row["workload"], row["device"], batch, width)
+        key += (row["steps_per_call"], row["precision"], row["strategy"])
+        cell, ref_cell = cells.loc[(*key, loop)], cells.loc[(*key, reference)]
+        if change:  # the rung's speedup over its neighbour is the neighbour's overhead + 1
+            _, speedup_low, speedup_high = (float(ref_cell[c]) for c in steady_neighbour)
+            overhead_low, overhead_high = speedup_low - 1, speedup_high - 1
+        else:
+            _, speedup_low, speedup_high = (float(cell[c]) for c in steady_reference)
+            overhead_low, overhead_high = 1 / speedup_high - 1, 1 / speedup_low - 1
+        has_ci = bool(np.isfinite(overhead_low) and np.isfinite(overhead_high))
+        ci = (
+            f"95% CI {percent(overhead_low, True)} to {percent(overhead_high, True)}"
+            if has_ci
+            else "no interval"
+        )
+        if row["outcome"] == "never":
+            last = f"{deciding}: {percent(row['overheads'][-1], True)}"
+            if change:
+                text = (
+                    f"{place}, {change} still matters on {what} at the largest {axis_name} "
+                    f"measured ({loop} {last} over {reference}, steady step, {ci}; {grid_text})"
+                )
+            else:
+                text = (
+                    f"{place}, {loop}'s overhead against {reference} on {what} stays above "
+                    f"{threshold} up to the largest {axis_name} measured ({last}, steady step, "
+                    f"{ci}; {grid_text})"
+                )
+            claim = has_ci and overhead_low >= OVERHEAD_THRESHOLD
+        else:
+            at = f"overhead there {percent(row['overhead_at_crossover'], True)}, steady step, {ci}"
+            if row["outcome"] == "always":
+                text = (
+                    f"{place}, {subject} on {what} already at the smallest {axis_name} measured "
+                    f"({deciding}; {at}; {grid_text})"
+                )
+            else:
+                interpolated = row["crossover_log_interpolated"]
+                text = (
+                    f"{place}, {subject} on {what} from {axis_name} {deciding} on "
+                    f"(first grid point; about {interpolated:.0f} interpolated on a log scale; {at})"
+                )
+            claim = has_ci and overhead_high < OVERHEAD_THRESHOLD
+        if has_ci and not claim:
+            text += f"; the interval reaches across {threshold}"
+        noisy = [name for name, c in ((loop, cell), (reference, ref_cell)) if bool(c["noisy"])]
+        if noisy:
+            text += f" (noisy: {', '.join(noisy)})"
+        out.append(Decision("Crossovers", text + ".", claim))
+    return out
+
+
+def blocks(context: Context) -> list[Block]:
+    if context.derived.crossovers.empty:
+        return []
+    return [
+        Heading(2, "Crossovers"),
+        Table(crossover_table(context.derived, context.several_runs)),
+    ]

@@ -1,0 +1,77 @@
+"""The Decisions: what they rest on, said once, then every section's sentences by topic.
+
+A claim stands when its 95% interval across processes lies wholly outside the band of no
+practical difference (1 +- ``Derived.threshold``, the gate's 5%) or wholly inside it: the
+core's ``verdict`` says "faster", "slower" or "same". A noisy cell is flagged beside the
+claim; its noise has already widened the interval, it does not veto the claim. Without an
+interval (fewer than two processes) nothing is claimed.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from tf_loopbench.reports.report.common import (
+    Block,
+    Bullets,
+    Context,
+    Heading,
+    Paragraph,
+    optional_bool,
+    percent,
+)
+from tf_loopbench.reports.report.derived import Derived
+
+
+def reading_notes(derived: Derived) -> list[str]:
+    """What the decisions rest on: the figure, the claim rule, and what the data lacks
+    (intervals, per-epoch costs, equal-work losses)."""
+    cells = derived.cells
+    ok = cells[cells["status"] == "ok"]
+    band = percent(derived.threshold)
+    notes = []
+    if derived.ladder is not None:
+        notes.append(
+            f"x {derived.ladder.reference} is per step over whole epochs (amortized: the steady "
+            "step plus per-epoch costs such as Keras's epoch end, spread over an epoch's steps); "
+            "the steady step alone is given beside it where it differs. "
+            f"A claim stands when its 95% interval across processes lies wholly outside ±{band} "
+            "(no practical difference, the regression gate's threshold), or wholly inside it; "
+            "a noisy cell's interval is wider and it is flagged, it does not veto a claim."
+        )
+    few = ok[~(pd.to_numeric(ok["n_processes"], errors="coerce") >= 2)]
+    if len(few) and len(few) == len(ok):
+        notes.append(
+            "Every cell ran one worker process: there is no interval (intervals come from "
+            "processes only), so nothing below is claimed; the figures are point estimates "
+            "(run with --processes 5 or more for claims)."
+        )
+    elif len(few):
+        notes.append(
+            f"{len(few)} of {len(ok)} cells ran one worker process: they have no interval, so "
+            "nothing about them is claimed."
+        )
+    if len(ok) and not ok["amortized_recorded"].any():
+        notes.append(
+            "These runs recorded no per-epoch costs (made before tf-loopbench did): the "
+            "amortized figures are the steady step."
+        )
+    if len(ok) and ok["equivalent"].map(optional_bool).isna().all():
+        notes.append(
+            "These runs recorded no equal-work losses (made before tf-loopbench did): whether "
+            "the loops trained alike is not checked here."
+        )
+    return notes
+
+
+def blocks(context: Context) -> list[Block]:
+    out: list[Block] = [Heading(2, "Decisions")]
+    out += [Paragraph(note) for note in reading_notes(context.derived)]
+    found = context.sentences
+    for topic in dict.fromkeys(decision.topic for decision in found):
+        items = tuple(
+            d.text if d.claim or d.info else f"*(no claim)* {d.text}"
+            for d in found
+            if d.topic == topic
+        )
+        out += [Heading(3, topic), Bullets(items)]
+    return out

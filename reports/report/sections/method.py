@@ -1,0 +1,50 @@
+"""The Method: how every figure of the report is made."""
+
+from __future__ import annotations
+
+from tf_loopbench.reports.compare import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE_LEVEL
+from tf_loopbench.reports.report.common import Block, Bullets, Context, Heading
+from tf_loopbench.reports.report.derived import OVERHEAD_THRESHOLD, Derived
+
+
+def method_notes(derived: Derived) -> tuple[str, ...]:
+    """How every figure of the report is made, one bullet each."""
+    band = f"{derived.threshold:.0%}"
+    return (
+        "One statistical sample is one fresh worker process (its timed windows summarised to "
+        "a median); every interval comes from processes, never from windows.",
+        "Two step times: the steady step (the timed step alone) and the amortized step (the "
+        "steady step plus per-epoch costs, such as Keras's epoch end, spread over an epoch's "
+        "steps: what a user pays training whole epochs). Speedups lead with the amortized one.",
+        f"Speedup = median step time of the reference / median step time of the loop (>1: "
+        f"faster). Its {CONFIDENCE_LEVEL:.0%} CI is a percentile bootstrap of that ratio of "
+        f"medians over the per-process samples ({BOOTSTRAP_RESAMPLES} resamples, seed "
+        f"{BOOTSTRAP_SEED}, scipy.stats.bootstrap). A cell's own step-time interval is an "
+        "order-statistic interval with 6 or more processes, a bootstrap with 2 to 5 "
+        "(coverage then unknown), none with one.",
+        f"A claim stands when its 95% interval lies wholly outside ±{band} (the band of no "
+        "practical difference: the regression gate's threshold) or wholly inside it. A noisy "
+        "cell (processes' IQR over 10% of their median) is flagged beside the claim; its noise "
+        "has widened the interval, it does not veto the claim. A cell that is not equivalent "
+        "(its loss after the same first steps differs from the equivalence reference's beyond "
+        "its loop style's tolerance) is marked and no decision is drawn from it.",
+        "Compile break-even: the first step n at which compile_s + n x amortized step of a "
+        "rung is below the same total for the rung it compares with (its neighbour on the "
+        "ladder), both from the run's medians.",
+        f"Time to train E epochs (E = {derived.epochs}; loopbench report --epochs E): build + "
+        "the loop's own set-up call (Keras's, where it has one) + the first step (trace, compile) + "
+        "(E x steps per epoch - 1) steady steps + E x the per-epoch cost (where the loop has "
+        "one), from the run's medians; no interval.",
+        f"Crossovers: the first grid point from which the overhead (loop / reference - 1, "
+        f"steady step medians) stays under {OVERHEAD_THRESHOLD:.0%} for every larger grid "
+        "point. The log-interpolated figure is for information: where a straight line in "
+        "log2(batch size) between the two neighbouring grid points meets the threshold.",
+        "Achieved FLOP/s = model FLOPs of one training step (the workload's formula) / median "
+        "steady step; MFU = achieved / the run's matmul probe peak (measured on the machine, "
+        "metadata soft.peak_matmul_flops; not the vendor's figure). MFU is for information: no "
+        "decision rests on it.",
+    )
+
+
+def blocks(context: Context) -> list[Block]:
+    return [Heading(2, "Method"), Bullets(method_notes(context.derived))]

@@ -1,0 +1,371 @@
+"""Runs of several TensorFlow (or Keras) releases side by side: what each upgrade did.
+
+``nox -s versions`` runs one matrix under each release; ``loopbench report`` on those runs
+adds this section. The releases are the runs' soft metadata ``tensorflow`` and ``keras``,
+in version order (the newest run stands for a release run twice; a run without a
+readable version is left out). Each release is set against the one before it, cell by
+cell, on the amortized step time: the core's rows (``against_previous``, the run
+varying), shown as the change later / earlier with its 95% interval over processes and
+the core's verdict ("slower": the upgrade hurt).
+
+When the runs come from different machines (their hard metadata keys differ), absolute
+times across them mean nothing: each process's figure becomes a within-run ratio to the
+process of the same number of the ladder's reference loop, in the same setting and run
+(the core pairs each cell with that reference cell), and the releases compare those.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from packaging.version import InvalidVersion, Version
+from tf_loopbench.reports.compare import (
+    DEFAULT_THRESHOLD,
+    FASTER,
+    GROUP_KEYS,
+    PAIR_COLUMNS,
+    RUN_KEY,
+    SAME,
+    SETTING_KEYS,
+    SLOWER,
+    Figure,
+    against,
+    against_previous,
+    compare,
+    pair,
+)
+from tf_loopbench.reports.report.aggregate import RunSet, differing_hard_keys
+from tf_loopbench.reports.report.common import (
+    Block,
+    Bullets,
+    Context,
+    Decision,
+    Heading,
+    Paragraph,
+    Table,
+)
+from tf_loopbench.reports.report.derived import Derived, loop_order
+
+#: the per-process figure compared (aggregate.process_table's column)
+FIGURE = "amortized_step_time_s"
+#: a cell across the releases' runs
+CELL = (*SETTING_KEYS, "loop")
+ABSOLUTE = "absolute"
+RATIOS = "within-run ratios"
+TOPIC = "TensorFlow upgrades"
+
+
+@dataclass(frozen=True)
+class Release:
+    """One release's run: its label in the report, TensorFlow and Keras versions."""
+
+    run: str  # the run's label in the RunSet
+    run_id: str
+    tensorflow: str
+    keras: str
+
+    @property
+    def name(self) -> str:
+        """``TF 2.20.0 / Keras 3.11.3``."""
+        return f"TF {self.tensorflow} / Keras {self.keras or '?'}"
+
+    def key(self) -> tuple[Version, Version]:
+        try:
+            keras = Version(self.keras)
+        except InvalidVersion:
+            keras = Version("0")
+        return (Version(self.tensorflow), keras)
+
+
+@dataclass(frozen=True)
+class ReleaseComparison:
+    """The runs of several releases in version order and the change at each step."""
+
+    releases: tuple[Release, ...]
+    mode: str  # ABSOLUTE or RATIOS
+    differing: tuple[str, ...]  # hard metadata keys that differ between the releases' runs
+    reference: str | None  # the denominator of within-run ratios
+    #: per (cell, release): median figure (s, or a ratio) and its processes
+    values: pd.DataFrame
+    #: per (cell, step): before, after (release names), change (after / before, a time
+    #: ratio), its 95% interval, the core's verdict on the later release
+    steps: pd.DataFrame
+    notes: tuple[str, ...]
+    threshold: float = DEFAULT_THRESHOLD
+
+    def step_names(self) -> list[tuple[Release, Release]]:
+        return list(zip(self.releases, self.releases[1:], strict=False))
+
+    def label(self, release: Release) -> str:
+        """``2.20.0``, or ``2.20.0/3.11.3`` where TensorFlow alone does not tell them apart."""
+        if [r.tensorflow for r in self.releases].count(release.tensorflow) > 1:
+            return f"{release.tensorflow}/{release.keras or '?'}"
+        return release.tensorflow
+
+
+def _soft(run, key: str) -> str:
+    value = run.metadata.get("soft", {}).get(key)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def releases_of(run_set: RunSet) -> tuple[list[Release], list[str]]:
+    """(one run per release, in version order; notes on runs left out)."""
+    notes, found = [], {}
+    for run, label in zip(run_set.runs, run_set.labels, strict=True):
+        tensorflow, keras = _soft(run, "tensorflow"), _soft(run, "keras")
+        try:
+            Version(tensorflow)
+        except InvalidVersion:
+            what = f"an unreadable TensorFlow version {tensorflow!r}" if tensorflow else "none"
+            notes.append(f"{label}: left out, its metadata records {what}.")
+            continue
+        release = Release(run=label, run_id=run.run_id, tensorflow=tensorflow, keras=keras)
+        started = _soft(run, "started_at")
+        earlier = found.get((tensorflow, keras))
+        if earlier is None or started >= earlier[0]:
+            if earlier is not None:
+                notes.append(f"{earlier[1].run}: left out, {label} is a newer run of that release.")
+            found[(tensorflow, keras)] = (started, release)
+        else:
+            notes.append(f"{label}: left out, {earlier[1].run} is a newer run of that release.")
+    return sorted((release for _, release in found.values()), key=Release.key), notes
+
+
+def process_figures(processes: pd.DataFrame, reference: str | None) -> pd.DataFrame:
+    """Per process: GROUP_KEYS, process and FIGURE; with a ``reference`` loop, FIGURE over
+    the reference cell's process of the same number (the core pairs the cells), the
+    reference's own cells left out."""
+    processes = processes.assign(**{FIGURE: pd.to_numeric(processes[FIGURE], errors="coerce")})
+    processes = processes[np.isfinite(processes[FIGURE]) & (processes[FIGURE] > 0)]
+    if reference is None:
+        return processes
+    by_cell = {
+        key: group.set_index("process")[FIGURE]
+        for key, group in processes.groupby(list(GROUP_KEYS), sort=False)
+    }
+    cells = processes.drop_duplicates(list(GROUP_KEYS))
+    parts = []
+    for row in pair(cells, "loop", against(reference), keys=GROUP_KEYS).to_dict("records"):
+        mine, theirs = (tuple(cells.loc[row[side], list(GROUP_KEYS)]) for side in PAIR_COLUMNS)
+        ratios = (by_cell[mine] / by_cell[theirs]).dropna()
+        frame = pd.DataFrame({"process": ratios.index, FIGURE: ratios.to_numpy()})
+        parts.append(frame.assign(**dict(zip(GROUP_KEYS, mine, strict=True))))
+    return pd.concat(parts, ignore_index=True) if parts else processes.iloc[:0]
+
+
+def release_comparison(
+    run_set: RunSet, threshold: float = DEFAULT_THRESHOLD
+) -> ReleaseComparison | None:
+    """The release comparison of a RunSet; None unless its runs hold two releases or more.
+
+    Example::
+
+        comparison = release_comparison(RunSet.of(load_runs(dirs)))
+        comparison.steps[comparison.steps["verdict"] == "slower"]
+    """
+    releases, notes = releases_of(run_set)
+    if len(releases) < 2:
+        return None
+    chosen = [run for run in run_set.runs if run.run_id in {r.run_id for r in releases}]
+    differing = tuple(differing_hard_keys(chosen))
+    reference = run_set.ladder.reference if run_set.ladder is not None else None
+    processes = run_set.processes[run_set.processes[RUN_KEY].isin({r.run for r in releases})]
+    if differing and reference is None:
+        notes.append(
+            "The runs declare no loop ladder, so there is no reference loop to take "
+            "within-run ratios to: nothing compares across these machines."
+        )
+        processes = processes.iloc[:0]
+    samples = process_figures(processes, reference if differing else None)
+    cells = samples.groupby(list(GROUP_KEYS), sort=False)[FIGURE].agg(["median", "size"])
+    cells = cells.rename(columns={"median": FIGURE, "size": "n"}).reset_index()
+    ranks = {loop: i for i, loop in enumerate(loop_order(run_set.ladder, cells["loop"]))}
+    cells = cells.assign(rank=cells["loop"].map(ranks))
+    cells = cells.sort_values([*SETTING_KEYS, "rank"], kind="stable").drop(columns="rank")
+    names = {release.run: release.name for release in releases}
+    rows = compare(
+        cells.reset_index(drop=True),
+        RUN_KEY,
+        against_previous([release.run for release in releases]),
+        samples=samples,
+        figure=Figure("release", FIGURE, FIGURE),
+        threshold=threshold,
+        keys=GROUP_KEYS,
+    )
+    steps = pd.DataFrame(
+        {
+            **{key: rows[key] for key in CELL},
+            "before": rows[f"against_{RUN_KEY}"].map(names),
+            "after": rows[RUN_KEY].map(names),
+            # the change in time, later over earlier: the speedup's inverse
+            "change": 1 / rows["ratio"],
+            "change_ci_low": 1 / rows["ci_high"],
+            "change_ci_high": 1 / rows["ci_low"],
+            "verdict": rows["verdict"],
+        },
+        columns=[*CELL, "before", "after", "change", "change_ci_low", "change_ci_high", "verdict"],
+    )
+    values = cells.assign(release=cells[RUN_KEY].map(names)).rename(columns={FIGURE: "median"})
+    return ReleaseComparison(
+        releases=tuple(releases),
+        mode=RATIOS if differing else ABSOLUTE,
+        differing=differing,
+        reference=reference,
+        values=values[[*CELL, "release", "median", "n"]],
+        steps=steps.reset_index(drop=True),
+        notes=tuple(notes),
+        threshold=threshold,
+    )
+
+
+def comparison_of(derived: Derived) -> ReleaseComparison | None:
+    return derived.once("releases", lambda: release_comparison(derived.run_set))
+
+
+# --------------------------------------------------------------------------- words
+
+
+def _percent(ratio: float) -> str:
+    return f"{(ratio - 1) * 100:+.1f}%" if math.isfinite(ratio) else "—"
+
+
+def _change_text(row: dict[str, Any]) -> str:
+    """``+31.0% (95% CI +25.2% to +37.1%)``."""
+    if not (math.isfinite(row["change_ci_low"]) and math.isfinite(row["change_ci_high"])):
+        return f"{_percent(row['change'])} (no interval)"
+    return (
+        f"{_percent(row['change'])} (95% CI {_percent(row['change_ci_low'])} to "
+        f"{_percent(row['change_ci_high'])})"
+    )
+
+
+def _setting_name(row: dict[str, Any]) -> str:
+    """``mlp/cpu/bs64/w128`` and the knobs that are not their defaults."""
+    parts = [str(row["workload"]), str(row["device"]), f"bs{int(row['batch_size'])}"]
+    if row.get("width"):
+        parts.append(f"w{int(row['width'])}")
+    if int(row.get("steps_per_call", 1) or 1) != 1:
+        parts.append(f"k{int(row['steps_per_call'])}")
+    if row.get("precision", "float32") not in ("float32", None):
+        parts.append(str(row["precision"]))
+    if row.get("strategy", "none") not in ("none", None):
+        parts.append(str(row["strategy"]))
+    return "/".join(parts)
+
+
+def _loops_text(rows: list[dict[str, Any]]) -> str:
+    """``<loop> (mlp/cpu/bs64/w128: +31.0% (95% CI ...))``, by loop."""
+    by_loop: dict[str, list[str]] = {}
+    for row in rows:
+        by_loop.setdefault(row["loop"], []).append(f"{_setting_name(row)}: {_change_text(row)}")
+    return "; ".join(f"{loop} ({', '.join(cells)})" for loop, cells in by_loop.items())
+
+
+def sentences(derived: Derived) -> list[Decision]:
+    """Per release step, which loops the upgrade hurt (the later release slower, its
+    interval wholly beyond the band) and which it helped."""
+    comparison = comparison_of(derived)
+    if comparison is None:
+        return []
+    band = f"±{comparison.threshold:.0%}"
+    out = []
+    if comparison.differing:
+        out.append(
+            Decision(
+                TOPIC,
+                "These releases ran on different machines (their "
+                f"{', '.join(comparison.differing)} differ): absolute times across them mean "
+                "nothing, so each release is compared on within-run ratios "
+                f"(each loop's step time over {comparison.reference}'s in the same run).",
+                False,
+                info=True,
+            )
+        )
+    figure = "amortized step time"
+    if comparison.mode == RATIOS:
+        figure += f" / {comparison.reference}'s in the same run"
+    for before, after in comparison.step_names():
+        steps = comparison.steps
+        rows = steps[(steps["before"] == before.name) & (steps["after"] == after.name)]
+        rows = rows.to_dict("records")
+        hurt = [row for row in rows if row["verdict"] == SLOWER]
+        helped = [row for row in rows if row["verdict"] == FASTER]
+        same = sum(row["verdict"] == SAME for row in rows)
+        text = f"{before.name} → {after.name}, {figure}: "
+        text += f"the upgrade hurt {_loops_text(hurt) if hurt else f'no loop beyond {band}'}"
+        if helped:
+            text += f"; it helped {_loops_text(helped)}"
+        text += (
+            f"; {same} of {len(rows)} cells stayed within {band} with their 95% interval, "
+            f"{len(rows) - len(hurt) - len(helped) - same} are unclear."
+        )
+        out.append(Decision(TOPIC, text, bool(hurt or helped)))
+    return out
+
+
+def release_table(comparison: ReleaseComparison) -> pd.DataFrame:
+    """One row per cell: the figure under each release, then the change at each step."""
+    ratios = comparison.mode == RATIOS
+    unit = "" if ratios else " ms"
+    steps = {
+        (tuple(row[k] for k in CELL), row["before"], row["after"]): row
+        for row in comparison.steps.to_dict("records")
+    }
+    values = {
+        (tuple(row[k] for k in CELL), row["release"]): row["median"]
+        for row in comparison.values.to_dict("records")
+    }
+    rows = []
+    for cell in dict.fromkeys(cell for cell, _ in values):
+        row = dict(zip(CELL, cell, strict=True))
+        out = {"setting": _setting_name(row), "loop": row["loop"]}
+        for release in comparison.releases:
+            value = values.get((cell, release.name), math.nan)
+            text = "—" if not math.isfinite(value) else f"{value * (1 if ratios else 1e3):.3g}"
+            out[f"{comparison.label(release)}{unit}"] = text
+        for before, after in comparison.step_names():
+            step = steps.get((cell, before.name, after.name))
+            out[f"{comparison.label(before)} → {comparison.label(after)}"] = (
+                f"{_change_text(step)} {step['verdict']}" if step else "—"
+            )
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def blocks(context: Context) -> list[Block]:
+    """The releases in version order, how they compare, the table."""
+    comparison = comparison_of(context.derived)
+    if comparison is None:
+        return []
+    order = ", ".join(f"{r.name} (run {r.run_id})" for r in comparison.releases)
+    if comparison.mode == RATIOS:
+        how = (
+            f"The runs came from different machines ({', '.join(comparison.differing)} "
+            "differ), so absolute times do not compare: each figure is a within-run ratio, "
+            f"a loop's amortized step time over {comparison.reference}'s (process by process, "
+            f"same setting, same run); {comparison.reference}'s own cells have none."
+        )
+    else:
+        how = (
+            "One machine (every hard metadata key alike): median amortized step time per "
+            "step over whole epochs (per-epoch costs included), in ms."
+        )
+    out: list[Block] = [
+        Heading(2, "TensorFlow releases side by side"),
+        Paragraph(
+            f"In version order: {order}. {how} Each step is a release against the one "
+            "before it: later / earlier with a 95% bootstrap interval over processes; "
+            f"*slower* or *faster* when that interval lies wholly outside "
+            f"±{comparison.threshold:.0%} (the gate's band), *same* when wholly inside."
+        ),
+    ]
+    if comparison.notes:
+        out.append(Bullets(comparison.notes))
+    table = release_table(comparison)
+    if not table.empty:
+        out.append(Table(table))
+    return out

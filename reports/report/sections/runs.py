@@ -1,0 +1,110 @@
+"""The report's title and its runs: what ran where, and, with several runs, each later
+run against the first (the core's rows, the run varying: ``Derived.run_comparison``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from tf_loopbench.reports.compare import FASTER, SLOWER, verdict
+from tf_loopbench.reports.report.common import (
+    Block,
+    Context,
+    Decision,
+    Heading,
+    Paragraph,
+    Table,
+    format_rate,
+    format_ratio,
+    percent,
+)
+from tf_loopbench.reports.report.derived import Derived
+
+TOPIC = "Between runs"
+
+
+def runs_table(derived: Derived) -> pd.DataFrame:
+    rows = []
+    for run, label in zip(derived.run_set.runs, derived.run_set.labels, strict=True):
+        hard, soft, config = (run.metadata.get(k, {}) for k in ("hard", "soft", "config"))
+        commit = str(soft.get("git_commit") or "")[:10] + (
+            " (dirty)" if soft.get("git_dirty") else ""
+        )
+        peaks = soft.get("peak_matmul_flops") or {}
+        rows.append(
+            {
+                "run": label,
+                "run id": run.run_id,
+                "devices": ", ".join(config.get("devices", [])),
+                "tensorflow": str(soft.get("tensorflow", "")),
+                "host": str(soft.get("hostname", "")),
+                "cpu": f"{hard.get('cpu_model', '')} ({hard.get('visible_cores', '?')} cores)",
+                "gpus": ", ".join(str(g) for g in hard.get("gpus") or []) or "none",
+                "commit": commit,
+                "started": str(soft.get("started_at", "")),
+                "matmul peak (probe)": ", ".join(f"{d}: {format_rate(v)}" for d, v in peaks.items())
+                or "not measured",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def sentences(derived: Derived) -> list[Decision]:
+    """With several runs: per later run and workload, how its cells compare with the
+    first run's (steady step), and how many differ beyond the band with their interval."""
+    run_set, out = derived.run_set, []
+    if run_set.differing_hard_keys:
+        out.append(
+            Decision(
+                TOPIC,
+                f"These runs differ in machine keys ({', '.join(run_set.differing_hard_keys)}): "
+                "they are shown side by side, not as a regression check.",
+                False,
+                info=True,
+            )
+        )
+    table = derived.run_comparison
+    for (baseline, run, workload), group in table.groupby(
+        ["baseline", "run", "workload"], sort=True
+    ):
+        ratios = group["speedup"].to_numpy(dtype=float)
+        beyond = [
+            verdict(low, high, derived.threshold) in (FASTER, SLOWER)
+            for low, high in zip(group["speedup_ci_low"], group["speedup_ci_high"], strict=True)
+        ]
+        median = float(np.median(ratios))
+        direction = "faster" if median >= 1 else "slower"
+        factor = median if median >= 1 else 1 / median
+        text = (
+            f"{run} against {baseline} on {workload}, steady step: median over {len(group)} "
+            f"matching cells {format_ratio(factor)} {direction} (range "
+            f"{format_ratio(ratios.min())}-{format_ratio(ratios.max())} the speed); "
+            f"{sum(beyond)} of {len(group)} cells differ beyond ±{percent(derived.threshold)} "
+            "with their 95% interval"
+        )
+        out.append(Decision(TOPIC, text + ".", bool(sum(beyond))))
+    return out
+
+
+def blocks(context: Context) -> list[Block]:
+    run_set, cells = context.derived.run_set, context.derived.cells
+    counts = cells["status"].value_counts()
+    out: list[Block] = [
+        Heading(1, f"tf-loopbench report: {run_set.title}"),
+        Paragraph(
+            f"{len(cells)} cells ({counts.get('ok', 0)} ok, {counts.get('failed', 0)} failed, "
+            f"{counts.get('skipped', 0)} skipped) over {cells['workload'].nunique()} workloads and "
+            f"{cells['loop'].nunique()} loop styles"
+            + (f", from {len(run_set.runs)} runs." if context.several_runs else ".")
+        ),
+        Heading(2, "Runs"),
+        Table(runs_table(context.derived)),
+    ]
+    if run_set.differing_hard_keys:
+        out.append(
+            Paragraph(
+                "These runs differ in machine keys ("
+                + ", ".join(run_set.differing_hard_keys)
+                + "): compare them side by side, not as a regression."
+            )
+        )
+    return out

@@ -1,0 +1,89 @@
+"""Time to train the report's epochs from a cold start, per ok cell, and its total
+against the reference's (the core's rows on the total, ``against(reference, itself=True)``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from tf_loopbench.reports.compare import GROUP_KEYS, Figure, against, compare
+from tf_loopbench.reports.report.common import (
+    Block,
+    Context,
+    Heading,
+    Paragraph,
+    Table,
+    epochs_text,
+    format_ratio,
+    format_seconds,
+    keras_choice,
+    keras_column,
+    setting_fields,
+    varying_setting_keys,
+)
+from tf_loopbench.reports.report.derived import Derived
+
+#: The time to train as a figure of the core (per cell; no per-process samples).
+TOTAL = Figure("time to train", "time_to_train_s", "time_to_train_s")
+
+
+def time_to_train_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
+    """Per ok cell: set-up, first step, the other steps and the total, and the total
+    against the reference's."""
+    keras = keras_column(derived.cells)
+    trained = derived.time_to_train.set_index(list(GROUP_KEYS))
+    reference = derived.ladder.reference if derived.ladder is not None else None
+    ok = derived.cells[derived.cells["status"] == "ok"]
+    ratios = {}
+    if reference is not None:
+        rule = against(reference, itself=True)
+        ratios = compare(ok, "loop", rule, figure=TOTAL, keys=GROUP_KEYS)["ratio"].to_dict()
+    varying = varying_setting_keys(derived.cells)
+    rows = []
+    for label, row in zip(ok.index, ok.to_dict("records"), strict=True):
+        key = tuple(row[k] for k in GROUP_KEYS)
+        if key not in trained.index:
+            continue
+        parts = trained.loc[key]
+        known = np.isfinite(float(parts["time_to_train_s"]))
+        record = {
+            **setting_fields(row, several_runs, varying),
+            "loop": row["loop"],
+            "set-up": format_seconds(parts["setup_s"]),
+            "first step (trace, compile)": format_seconds(parts["first_step_s"]),
+            "steps": f"{parts['steps']:,.0f}" if known else "—",
+            "the other steps, epoch ends included": (
+                format_seconds(parts["steps_s"]) if known else "—"
+            ),
+            "total": format_seconds(parts["time_to_train_s"]) if known else "—",
+        }
+        if reference is not None:
+            ratio = ratios.get(label, np.nan)
+            record[f"x {reference}"] = format_ratio(ratio) if np.isfinite(ratio) else ""
+        if keras:
+            record["Keras chose"] = keras_choice(row) or ""
+        rows.append(record)
+    return pd.DataFrame(rows)
+
+
+def blocks(context: Context) -> list[Block]:
+    trained = time_to_train_table(context.derived, context.several_runs)
+    if trained.empty:
+        return []
+    epochs = epochs_text(context.derived.epochs)
+    out: list[Block] = [
+        Heading(2, f"Time to train {epochs}"),
+        Paragraph(
+            f"From a cold start: set-up (build, and the loop's own set-up call where it "
+            f"has one) + the first step (trace, compile) + the other steps of {epochs} with "
+            "their per-epoch costs; medians of the run, no interval."
+        ),
+        Table(trained),
+    ]
+    if (trained["total"] == "—").any():
+        out.append(
+            Paragraph(
+                "—: a figure the total needs was not recorded (steps per epoch or a phase "
+                "time; runs made before tf-loopbench recorded them)."
+            )
+        )
+    return out
