@@ -1,58 +1,23 @@
 """History: the stored runs of one machine in commit order, with trends and change points.
 
 The gate judges one change at a time; a slowdown that creeps in over many merges, each
-under the gate's threshold, shows only across the history that ``loopbench baseline
-save`` keeps. ``loopbench history`` loads every stored run (baseline) of one machine,
-puts them in commit order and writes ``history.md``, ``history.html`` and ``plots/``:
-per cell, the median step time with its 95% interval against commit and date; the
-change points in each cell's series, each named by the commits on either side with its
-size and a 95% interval; and the trend since the last change point.
+under the gate's threshold, shows only across the runs ``loopbench baseline save``
+keeps. ``loopbench history`` loads every stored run (``--name``: those matching a
+glob) of one machine, the one whose hard metadata keys match the most recent run's,
+puts them in commit order (:func:`commit_order`) and writes ``history.md``,
+``history.html`` and ``plots/``.
 
-Two series per cell. The *step time* (the run's median) moves with the code and with
-whatever else loads the machine. The *ratio to the reference loop* moves with the code
-alone: per run, the cell's least disturbed step (its fastest timed window over all of
-its processes: other work only ever adds time, as the gate's "fastest" statistic reads
-it) over the reference loop's of the same setting in the same run. What the machine does
-to both (a slower host, frequency, load that lasts) cancels; a slowed loop moves by
-itself. Change points and trends are sought in both; a change point names the series
-that found it (both when both did), and the steps of a setting's cells are read together
-to say who moved (:func:`confirmed`).
-
-Which runs: every baseline in the store (``--name``: those whose name matches a glob
-pattern) that reads; of those, the runs of one machine, the one whose hard metadata keys
-match the most recent run's (the others are counted in the report, never mixed in).
-
-Commit order (from each run's soft keys ``git_commit`` and ``started_at``):
-
-* When a git work tree (``--repo``, default the current directory) knows every commit,
-  by ``git rev-list --date-order``: a commit comes after its ancestors; commits that are
-  not ancestors of one another (say, on two branches) come in the order of their commit
-  dates.
-* Otherwise (a store copied away from its repository, a commit that was never pushed),
-  by the start time of each commit's first stored run.
-* Runs of the same commit come in the order they started; a run without a commit is
-  placed by its start time as if it were a commit of its own.
-
-Change points: per cell, on the logarithm of the runs' median step times (so a step is a
-ratio), by ruptures' PELT search (``model="l2"``, segments of at least two runs) with
-a BIC-like penalty of ``2 sigma^2 log(n)``, where sigma is the larger of the runs' own
-uncertainty (their intervals) and the run-to-run scatter (the median absolute successive
-difference). A change point is kept only when its size (the geometric mean of the runs
-after it over that of the runs before it, up to the neighbouring change points) is at
-least ``min_change`` (the gate's threshold, 5%) and its 95% interval (Welch t on the
-two segments' log times) excludes no change; the weakest that fails is dropped and the
-rest are sized again. A step needs two runs on each side, so the newest run alone never
-makes one: that is the gate's job. A steady creep would be cut into a staircase of
-steps; when a straight line explains a cell's series better than its steps do (BIC with
-the same sigma) and its slope is significant, the cell gets no change point but a trend.
-The trend is the Theil-Sen slope over the runs since the last change point (all runs
-without one; at least four), in percent per run with its 95% interval; it is *creeping*
-when, over six runs or more, that interval excludes zero and it adds up to
-``min_change`` or more (and, for a step time, its ratio or its setting moves with it).
-
-Who moved is read per setting (:func:`confirmed`): a loop's step time that moves while
-its ratio holds still is load, unless the whole setting moved; a step in every ratio of a
-setting is the reference's, and named on its cells.
+Two series per cell: its *step time* (the run's median, with its 95% interval), which
+moves with the code and with whatever else loads the machine; and its *ratio to the
+reference loop* (its least disturbed step over the reference's in the same run,
+:func:`ratios_to_reference`), which moves with the code alone. In each: change points
+(ruptures' PELT on the log series, each kept when at least ``min_change`` with a 95%
+interval that excludes no change, :func:`change_points`), or, where a straight line
+explains the series better, none; and the Theil-Sen trend since the last change point,
+*creeping* when significant over six runs or more and adding up to ``min_change``. Who
+moved is read per setting (:func:`confirmed`): a loop's step time that moves while its
+ratio holds still is load, unless the whole setting moved; a step in every ratio of a
+setting is the reference's. The method and its evidence: docs/scaling.md, "History".
 
 This module never imports TensorFlow, ``loops`` or ``benchmarks``. Run it::
 
@@ -169,26 +134,6 @@ class Change:
     def main(self) -> Step:
         """The step time's step where it found one, else the ratio's."""
         return next(iter(self.steps.values()))
-
-    @property
-    def ratio(self) -> float:
-        return self.main.ratio
-
-    @property
-    def low(self) -> float:
-        return self.main.low
-
-    @property
-    def high(self) -> float:
-        return self.main.high
-
-    @property
-    def runs_before(self) -> int:
-        return self.main.runs_before
-
-    @property
-    def runs_after(self) -> int:
-        return self.main.runs_after
 
     def describe(self, reference: str | None) -> str:
         """``step time +30.1% (95% CI ...); ratio to fit +29.8% (95% CI ...)``."""
@@ -309,15 +254,10 @@ def git_order(commits: Sequence[str], repo: str | os.PathLike[str]) -> dict[str,
     if result.returncode != 0:
         return None
     rank = {sha: i for i, sha in enumerate(result.stdout.split())}
-    found = {}
-    for commit in commits:
-        matches = (
-            [sha for sha in rank if sha.startswith(commit)] if commit not in rank else [commit]
-        )
-        if len(matches) != 1:
-            return None
-        found[commit] = rank[matches[0]]
-    return found
+    found = {commit: [sha for sha in rank if sha.startswith(commit)] for commit in commits}
+    if any(len(matches) != 1 for matches in found.values()):
+        return None
+    return {commit: rank[matches[0]] for commit, matches in found.items()}
 
 
 def commit_order(entries: Sequence[Entry], repo: str | os.PathLike[str] | None = "."):
@@ -405,42 +345,25 @@ def ratios_to_reference(run: Run, reference: str) -> dict[CellKey, float]:
 def series_of(entries: Sequence[Entry], reference: str | None = None) -> pd.DataFrame:
     """One row per (run, ok cell, series): the median step time (s) and its 95% interval
     from summary.csv; and, given the ``reference`` loop, the cell's ratio to it
-    (:func:`ratios_to_reference`; one figure per run, no interval: the run-to-run scatter
-    is its noise)."""
+    (:func:`ratios_to_reference`; no interval: the run-to-run scatter is its noise)."""
     rows = []
     for position, entry in enumerate(entries):
         summary = entry.run.summary
-        ok = summary[summary["status"] == "ok"].to_dict("records")
         ratios = ratios_to_reference(entry.run, reference) if reference else {}
-        base = {"position": position, "name": entry.name, "label": entry.label}
-        for record in ok:
-            cell = CellKey.of(record)
-            median = record["step_time_median_s"]
+        for record in summary[summary["status"] == "ok"].to_dict("records"):
+            cell, median = CellKey.of(record), record["step_time_median_s"]
             if not (isinstance(median, float | int) and median > 0):
                 continue
-            rows.append(
-                {
-                    **base,
-                    **cell._asdict(),
-                    "cell": cell,
-                    "series": STEP_TIME,
-                    "value": float(median),
-                    "ci_low": float(record.get("step_time_ci_low_s", math.nan)),
-                    "ci_high": float(record.get("step_time_ci_high_s", math.nan)),
-                }
-            )
+            base = {"position": position, "name": entry.name, "label": entry.label}
+            base |= {**cell._asdict(), "cell": cell}
+            interval = {
+                "ci_low": float(record.get("step_time_ci_low_s", math.nan)),
+                "ci_high": float(record.get("step_time_ci_high_s", math.nan)),
+            }
+            rows.append({**base, "series": STEP_TIME, "value": float(median), **interval})
             if cell in ratios:
-                rows.append(
-                    {
-                        **base,
-                        **cell._asdict(),
-                        "cell": cell,
-                        "series": RATIO,
-                        "value": ratios[cell],
-                        "ci_low": math.nan,
-                        "ci_high": math.nan,
-                    }
-                )
+                no_interval = {"ci_low": math.nan, "ci_high": math.nan}
+                rows.append({**base, "series": RATIO, "value": ratios[cell], **no_interval})
     return pd.DataFrame(rows, columns=SERIES_COLUMNS)
 
 
@@ -547,6 +470,14 @@ def _up(step: Step) -> bool:
     return step.ratio > 1
 
 
+def _by_setting(series: pd.DataFrame) -> tuple[dict[tuple, set[CellKey]], set[CellKey]]:
+    """(each setting's cells, the cells with a ratio series) of a history's series."""
+    cells_of: dict[tuple, set[CellKey]] = {}
+    for cell in dict.fromkeys(series["cell"]):
+        cells_of.setdefault(cell.setting, set()).add(cell)
+    return cells_of, set(series.loc[series["series"] == RATIO, "cell"])
+
+
 def confirmed(
     found: dict[tuple[CellKey, int], dict[str, Step]],
     series: pd.DataFrame,
@@ -554,35 +485,21 @@ def confirmed(
     across: Callable[[str, CellKey, int, Step], tuple[float, float, float] | None] | None = None,
 ) -> dict[tuple[CellKey, int], dict[str, Step]]:
     """The steps that say who moved, by reading a setting's cells together (a step at
-    position p, another within one run of it).
+    position p, another within one run of it); the rule, case by case: docs/scaling.md,
+    "Who moved".
 
     Load on the machine moves every loop of a run alike: its ratios stay, its step times
     step. A loop that slowed moves alone: its ratio steps. The reference slowing moves
-    every ratio of its setting the other way. So, in a setting with ratios:
-
-    * a loop's ratio step is its own, unless every loop's ratio stepped the same way
-      there (two loops or more): then the reference moved, and it is named on the
-      reference's cell; with one loop, unless the reference's step time stepped the
-      other way and the loop's own step time over the same runs did not move (its
-      interval holds no change); under load the two can look alike, and then the
-      loop is named (its ratio's step says which way);
-    * a step in a loop's step time that its ratio's search did not find stands when the
-      ratio across the same runs moved the same way (``ratio_agrees``: its interval
-      excludes no change, of any size), or when the whole setting moved with it: the
-      reference and every other loop, the same way; else it is load;
-    * a step in the reference's step time stands when the whole setting moved with it,
-      or every loop's ratio moved against it (two loops or more; or one whose own step
-      time stayed).
-
-    ``across(series, cell, position, step)`` sizes a cell's series over the runs of a
-    step found elsewhere: (ratio, low, high), None when it cannot.
-
-    Settings without a ratio (no ladder, no reference cell) keep every step.
+    every ratio of its setting the other way. So a loop's ratio step is its own, unless
+    every loop's ratio (two or more) stepped the same way: then it is the reference's,
+    named on its cell; a step in a loop's step time alone stands when its ratio across
+    the same runs moved the same way or the whole setting moved with it; a step in the
+    reference's step time stands when the whole setting moved with it, or every loop's
+    ratio against it. Settings without a ratio (no ladder, no reference cell) keep every
+    step. ``across(series, cell, position, step)`` sizes a cell's series over the runs
+    of a step found elsewhere: (ratio, low, high), None when it cannot.
     """
-    cells_of: dict[tuple, set[CellKey]] = {}
-    ratio_cells = set(series.loc[series["series"] == RATIO, "cell"])
-    for cell in dict.fromkeys(series["cell"]):
-        cells_of.setdefault(cell.setting, set()).add(cell)
+    cells_of, ratio_cells = _by_setting(series)
 
     def near(cell: CellKey, position: int, name: str) -> Step | None:
         for q in (position, position - 1, position + 1):
@@ -641,16 +558,9 @@ def confirmed(
             if len(loops) >= 2 and all_moved(loops, position, RATIO, _up(steps[RATIO])):
                 for r in references:  # the reference's change: named on its cell
                     if (r, position) not in out and (r, position) not in found:
-                        inverse = steps[RATIO]
-                        out[(r, position)] = {
-                            RATIO: Step(
-                                1 / inverse.ratio,
-                                1 / inverse.high,
-                                1 / inverse.low,
-                                inverse.runs_before,
-                                inverse.runs_after,
-                            )
-                        }
+                        step = steps[RATIO]
+                        inverse = replace(step, ratio=1 / step.ratio, low=1 / step.high)
+                        out[(r, position)] = {RATIO: replace(inverse, high=1 / step.low)}
                 continue
             out[(cell, position)] = steps
             continue
@@ -669,10 +579,7 @@ def confirmed_trends(
     (the reference and every other loop, the same way); the reference's with the whole
     setting, or against every loop's ratio (two or more)."""
     by_key = {(t.series, t.cell): t for t in trends}
-    ratio_cells = set(series.loc[series["series"] == RATIO, "cell"])
-    cells_of: dict[tuple, set[CellKey]] = {}
-    for cell in dict.fromkeys(series["cell"]):
-        cells_of.setdefault(cell.setting, set()).add(cell)
+    cells_of, ratio_cells = _by_setting(series)
 
     def creeps(name: str, cell: CellKey, up: bool) -> bool:
         trend = by_key.get((name, cell))
@@ -688,9 +595,8 @@ def confirmed_trends(
             continue
         up = trend.per_run > 0
         together = all(creeps(STEP_TIME, c, up) for c in setting - {trend.cell})
-        if trend.cell.loop == reference:
-            against = len(loops) >= 2 and all(creeps(RATIO, c, not up) for c in loops)
-            own = against
+        if trend.cell.loop == reference:  # against every loop's ratio
+            own = len(loops) >= 2 and all(creeps(RATIO, c, not up) for c in loops)
         else:
             own = creeps(RATIO, trend.cell, up)
         out.append(replace(trend, confirmed=own or together, with_setting=together and not own))
@@ -710,16 +616,15 @@ def build_history(
     reference = reference_loop(*(entry.run for entry in ordered))
     series = series_of(ordered, reference)
     found_steps: dict[tuple[CellKey, int], dict[str, Step]] = {}
-    fitted: dict[tuple[str, CellKey], tuple[np.ndarray, np.ndarray]] = {}
-    sigmas: dict[tuple[str, CellKey], float] = {}
+    # per (series, cell): its log values, their runs' positions, its noise
+    fitted: dict[tuple[str, CellKey], tuple[np.ndarray, np.ndarray, float]] = {}
     for (name, cell), rows in series.groupby(["series", "cell"], sort=False):
         rows = rows.sort_values("position")
         log_values = np.log(rows["value"].to_numpy())
         sigma = noise_sigma(log_values, rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy())
         positions = rows["position"].to_numpy()
         found, _ = steps_or_creep(log_values, sigma, min_change)
-        fitted[(name, cell)] = (log_values, positions)
-        sigmas[(name, cell)] = sigma
+        fitted[(name, cell)] = (log_values, positions, sigma)
         bounds = [0, *(f[0] for f in found), len(positions)]
         for k, (index, ratio, low, high) in enumerate(found):
             step = Step(ratio, low, high, index - bounds[k], bounds[k + 2] - index)
@@ -745,12 +650,12 @@ def build_history(
         """A cell's series sized over the runs of a step found elsewhere."""
         if (name, cell) not in fitted:
             return None
-        log_values, positions = fitted[(name, cell)]
+        log_values, positions, sigma = fitted[(name, cell)]
         before = log_values[(positions >= position - step.runs_before) & (positions < position)]
         after = log_values[(positions >= position) & (positions < position + step.runs_after)]
         if before.size < MIN_SEGMENT or after.size < MIN_SEGMENT:
             return None
-        return segment_ratio(before, after, sigmas[(name, cell)])
+        return segment_ratio(before, after, sigma)
 
     found_steps = confirmed(found_steps, series, reference, across)
     # each series' trend since the cell's last change point, whichever series found it
@@ -758,7 +663,7 @@ def build_history(
     for cell, after in found_steps:
         last_change[cell] = max(after, last_change.get(cell, 0))
     trends = []
-    for (name, cell), (log_values, positions) in fitted.items():
+    for (name, cell), (log_values, positions, _) in fitted.items():
         start = int(np.searchsorted(positions, last_change.get(cell, 0)))
         trend = trend_of(log_values[start:])
         if trend is not None:
@@ -821,15 +726,10 @@ def _percent(ratio: float) -> str:
     return f"{(ratio - 1) * 100:+.1f}%"
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.3g}" if math.isfinite(seconds) else "—"
-
-
 def _figure(value: float, series: str) -> str:
     """A series' value as shown: ms for the step time, a plain ratio for the other."""
-    if series == STEP_TIME:
-        return _ms(value)
-    return f"{value:.3g}" if math.isfinite(value) else "—"
+    scale = 1e3 if series == STEP_TIME else 1.0
+    return f"{value * scale:.3g}" if math.isfinite(value) else "—"
 
 
 def _series_name(series: str, reference: str | None, cell: CellKey | None = None) -> str:
@@ -853,8 +753,7 @@ def _group_name(key: tuple) -> str:
 
 def _loop_label(cell: CellKey) -> str:
     """The loop, and fit's compiler where it was set: ``fit jit=off``."""
-    jit = getattr(cell, "fit_jit", "none")
-    return f"{cell.loop} jit={jit}" if jit in ("off", "on") else cell.loop
+    return f"{cell.loop} jit={cell.fit_jit}" if cell.fit_jit in ("off", "on") else cell.loop
 
 
 def write_plots(history: History, out_dir: Path) -> list:
@@ -891,17 +790,8 @@ def write_plots(history: History, out_dir: Path) -> list:
                 y = points["value"].to_numpy() * scale
                 low = np.where(np.isfinite(points["ci_low"]), points["ci_low"] * scale, y)
                 high = np.where(np.isfinite(points["ci_high"]), points["ci_high"] * scale, y)
-                line = axes.errorbar(
-                    x,
-                    y,
-                    yerr=[y - low, high - y],
-                    marker="o",
-                    ms=4,
-                    capsize=3,
-                    lw=1.2,
-                    label=loop,
-                    color=colors.get(cell),
-                )
+                style = {"marker": "o", "ms": 4, "capsize": 3, "lw": 1.2, "color": colors.get(cell)}
+                line = axes.errorbar(x, y, yerr=[y - low, high - y], label=loop, **style)
                 colors[cell] = line[0].get_color()
                 for change in (c for c in history.changes if c.cell == cell):
                     if name not in change.steps:
@@ -930,8 +820,7 @@ def write_plots(history: History, out_dir: Path) -> list:
         last.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
         axes_list[0, 0].set_title(f"{_group_name(key)}: step time by commit")
         figure.tight_layout()
-        name = "history-" + _group_name(key).replace("/", "-") + ".png"
-        path = out_dir / name
+        path = out_dir / ("history-" + _group_name(key).replace("/", "-") + ".png")
         figure.savefig(path, dpi=100)
         plt.close(figure)
         plots.append(Plot(title=f"{_group_name(key)} step time by commit", path=path, caption=""))
@@ -975,7 +864,7 @@ def _changes_table(history: History) -> pd.DataFrame:
             ),
             "step time (95% CI)": size(change, STEP_TIME),
             ratio_column: size(change, RATIO),
-            "runs before/after": f"{change.runs_before}/{change.runs_after}",
+            "runs before/after": f"{change.main.runs_before}/{change.main.runs_after}",
         }
         for change in history.changes
     ]

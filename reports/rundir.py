@@ -1,39 +1,30 @@
 """The run directory: the results contract between ``benchmarks`` and ``reports``.
 
-``benchmarks`` writes a run directory; ``reports`` (and anything else) reads it.
-This module is pure Python + pandas: it never imports TensorFlow, so a CI job
-that only renders or compares stored runs does not pay TF's import.
-
-Layout (see shared/DESIGN.md)::
+``benchmarks`` writes a run directory; ``reports`` (and anything else) reads it, with
+pandas and without TensorFlow, so a CI job that only compares stored runs does not pay
+TF's import. Layout (shared/DESIGN.md)::
 
     <out>/<run-id>/
-      metadata.json   {"schema_version", "run_id", "hard": {...}, "soft": {...}, "config": {...},
-                       "ladder": {...}}
-      samples.jsonl   one JSON object a line:
-                        {"kind": "window", cell keys, "process": k, "window": j,
-                         "steps": n, "seconds": t, "step_time_s": t / n}
-                        {"kind": "process", cell keys, "process": k, "status": ...,
-                         "step_time_s": median of that process's windows, ...phases...}
+      metadata.json   schema_version, run_id, hard, soft, config, ladder
+      samples.jsonl   one JSON object a line: {"kind": "window", cell keys, "process": k,
+                      "window": j, "steps": n, "seconds": t, "step_time_s": t / n} and
+                      {"kind": "process", cell keys, "process": k, "status": ...,
+                      "step_time_s": median of its windows, ...phases...}
       summary.csv     one row per cell, SUMMARY_COLUMNS first
       report.md, report.html, plots/, profile/
 
-Every file is written atomically (temporary file + ``os.replace``), so a reader
-sees either the old file or the new one, never half of one.
-
-``metadata.json`` may hold the loop ladder (written by ``benchmarks`` from the loop
-styles' declarations, see :class:`Ladder`): the reference loop, and for each rung the
-rung it compares with and what it changes. Reports read the ladder from there and
-name no loop themselves; a run made before the ladder was recorded has none.
-
-One loader: :func:`load_run` reads and validates one run directory,
-:func:`load_runs` several (the first unreadable one raises).
+Every file is written atomically (temporary file + ``os.replace``). ``metadata.json``
+may hold the loop ladder (:class:`Ladder`, from the loop styles' declarations): reports
+read the reference loop (:func:`reference_loop`) and the rungs from there and name no
+loop themselves. One loader: :func:`load_run` reads and validates one run directory,
+:func:`load_runs` several.
 
 Example::
 
     from tf_loopbench.reports.rundir import load_run
     run = load_run("results/20261121-170000-cpu")
     run.summary[["workload", "loop", "step_time_median_s"]]
-    run.ladder.reference if run.ladder else None    # e.g. "fit"
+    reference_loop(run)    # e.g. "fit"
 """
 
 from __future__ import annotations
@@ -44,16 +35,14 @@ import math
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from tf_loopbench.reports.compare import CELL_KEY_DEFAULTS as CELL_KEY_DEFAULTS
-from tf_loopbench.reports.compare import CELL_KEYS as CELL_KEYS
+from tf_loopbench.reports.compare import CELL_KEY_DEFAULTS, CELL_KEYS, SETTING_KEYS
 from tf_loopbench.reports.compare import LOOP_KEYS as LOOP_KEYS
-from tf_loopbench.reports.compare import SETTING_KEYS as SETTING_KEYS
 
 SCHEMA_VERSION = 1
 
@@ -65,8 +54,8 @@ SUMMARY_FILE = "summary.csv"
 #: {"interleaved": true, "partner": <the other side's run_id>}
 AB_MARK = "ab"
 
-# CELL_KEYS, LOOP_KEYS, SETTING_KEYS and CELL_KEY_DEFAULTS, the key schema of the contract,
-# are the comparison core's (reports.compare): one definition, re-exported from here.
+# CELL_KEYS, LOOP_KEYS, SETTING_KEYS and CELL_KEY_DEFAULTS, the contract's key schema, are
+# the comparison core's (reports.compare), re-exported from here.
 
 
 class CellKey(NamedTuple):
@@ -124,9 +113,7 @@ def _key_value(key: str, value: Any) -> Any:
         value is None or (isinstance(value, float) and math.isnan(value))
     ):
         return CELL_KEY_DEFAULTS[key]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, np.integer):
+    if isinstance(value, np.integer) or (isinstance(value, float) and value.is_integer()):
         return int(value)
     return value
 
@@ -221,15 +208,15 @@ class Rung:
 @dataclass(frozen=True)
 class Ladder:
     """The loop ladder of a run (metadata.json's ``ladder``): which loop is the reference
-    every other loop is compared with, and which rung each compares with. Every
-    comparison a report draws is one of :meth:`comparisons`.
+    every other loop is compared with, and which rung each compares with (the
+    comparison core's ``ladder_reference`` and ``ladder_neighbours`` read it).
 
     >>> ladder = Ladder.from_json({"reference": "a", "rungs": [
     ...     {"loop": "a", "compares_with": None, "changes": "the baseline", "reference": True},
     ...     {"loop": "b", "compares_with": None, "changes": "first", "reference": False},
     ...     {"loop": "c", "compares_with": "b", "changes": "one thing", "reference": False}]})
-    >>> ladder.comparisons()
-    [('b', 'a'), ('c', 'a'), ('c', 'b')]
+    >>> ladder.neighbours()
+    [('c', 'b')]
     """
 
     reference: str
@@ -267,9 +254,6 @@ class Ladder:
             raise ValueError(f"a rung compares with {unknown[0]!r}, which is not on it")
         return cls(reference=reference, rungs=tuple(rungs))
 
-    def to_json(self) -> dict[str, Any]:
-        return {"reference": self.reference, "rungs": [asdict(rung) for rung in self.rungs]}
-
     @property
     def loops(self) -> tuple[str, ...]:
         """Every loop on the ladder, in its order."""
@@ -278,14 +262,6 @@ class Ladder:
     def neighbours(self) -> list[tuple[str, str]]:
         """(loop, the rung it compares with) for every rung that compares with one."""
         return [(rung.loop, rung.compares_with) for rung in self.rungs if rung.compares_with]
-
-    def comparisons(self) -> list[tuple[str, str]]:
-        """Every (loop, against) a report may draw: each other loop against the
-        reference, then each rung against the one it compares with."""
-        against_reference = [
-            (loop, self.reference) for loop in self.loops if loop != self.reference
-        ]
-        return against_reference + self.neighbours()
 
     def rung(self, loop: str) -> Rung | None:
         return next((rung for rung in self.rungs if rung.loop == loop), None)
@@ -350,10 +326,7 @@ def reference_loop(*runs: Run | Mapping[str, Any], must_agree: bool = False) -> 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` so that readers never see a partial file."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    data = text.encode("utf-8")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -370,17 +343,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 
 def _json_default(value: Any) -> Any:
-    # numpy scalars and other number-likes
+    """numpy scalars and other number-likes as numbers; anything else as text."""
+    if hasattr(value, "dtype"):
+        with contextlib.suppress(AttributeError, ValueError):
+            return value.item()
     for cast in (int, float):
-        try:
-            if hasattr(value, "dtype"):
-                return value.item()
-        except (AttributeError, ValueError):
-            pass
-        try:
+        with contextlib.suppress(TypeError, ValueError):
             return cast(value)
-        except (TypeError, ValueError):
-            continue
     return str(value)
 
 

@@ -74,7 +74,8 @@ def test_on_a_loaded_machine_the_ratio_to_fit_finds_the_step(tmp_path):
     assert len(history.changes) == 2
     for change in history.changes:
         assert change.found_in == (RATIO,)
-        assert change.low < STEP_FACTOR < change.high and change.low > 1.1
+        ratio = change.steps[RATIO]
+        assert ratio.low < STEP_FACTOR < ratio.high and ratio.low > 1.1
     # the step times' scatter after the step is load, not a creep: no trend is flagged
     assert not [t for t in history.trends if t.flagged(history.min_change)]
     fit = history.series[(history.series["loop"] == "fit") & (history.series["position"] < 4)]

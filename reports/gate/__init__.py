@@ -1,22 +1,15 @@
 """The regression gate: is the current run slower than the baseline, cell by cell?
 
-Rooms:
-
-* ``samples``: per-process samples by cell; within-run ratios; the block grid and
-  drift correction of an interleaved same-job A/B.
-* ``stats``: the decision rule's statistics (exact one-sided Mann-Whitney U, Holm,
-  samples needed, the ratio of medians and its bootstrap interval).
-* ``judge``: :func:`compare`, the verdict per cell, flags, metadata differences and
-  the gate's defaults.
-* ``render``: the verdicts as a terminal table and as Markdown.
-* ``baseline``: stored baselines (a named copy of a run to gate later runs against).
+Modules: ``samples`` (per-process samples by cell, within-run ratios, drift correction of
+an interleaved A/B), ``stats`` (the decision rule's statistics), ``judge`` (:func:`compare`:
+the verdict per cell, flags, the gate's defaults), ``render`` (terminal table and
+Markdown), ``baseline`` (stored baselines to gate later runs against).
 
 :func:`command` is what ``loopbench compare`` runs. Exit status: 0 no confirmed
-regression, 1 a confirmed regression (a cell that ran ok in the baseline and is
-missing, skipped or failing now counts as one, unless ``allow_missing``), 2 the runs
-cannot be compared (one line on stderr naming why), 3 with ``fail_if_blind``: no
-confirmed regression, but a cell could not have seen a slowdown of the threshold's
-size (its detectable slowdown is larger).
+regression; 1 a confirmed regression (a cell ok in the baseline that is missing, skipped
+or failing now counts, unless ``allow_missing``); 2 the runs cannot be compared (one
+line on stderr); 3 with ``fail_if_blind``: no confirmed regression, but a cell could not
+have seen a slowdown of the threshold's size.
 
 Example::
 
@@ -55,12 +48,7 @@ def command(
     allow_missing: bool = False,
     fail_if_blind: bool = False,
 ) -> int:
-    """Compare, print the table, write the Markdown; return the exit status (0-3).
-
-    Example::
-
-        status = command("results/base", "results/head", markdown="compare.md")
-    """
+    """Compare, print the table, write the Markdown; return the exit status (0-3)."""
     try:
         result = compare(
             baseline,

@@ -1,20 +1,13 @@
 """Stored baselines: a named copy of a run directory to compare later runs against.
 
-For trends on ONE fixed machine (a dedicated benchmark box, a pinned CI runner):
-save a run as a baseline once, then gate later runs against it. Between machines,
-or on shared CI runners whose speed drifts, prefer the same-job A/B
-(``nox -s regression -- BASE_REF``), which measures both sides in one job.
-
-A baseline is the run's ``metadata.json``, ``samples.jsonl`` and ``summary.csv``
-(not its plots or profiles), copied into ``<store>/<name>/`` (store: ``--store``,
-else ``$LOOPBENCH_BASELINES``, else ``.loopbench/baselines``). The copy is
-validated with ``reports.rundir.load_run`` first, written into a temporary
-directory and renamed into place, so a baseline is never half written; replacing
-one needs ``--force``. Comparing against a baseline is the gate
-(``reports.gate.command``) with the stored directory as the baseline side: hard
-metadata keys must match (exit 2 otherwise), as for any two runs.
-
-Run it::
+For trends on ONE fixed machine (a dedicated benchmark box, a pinned CI runner); between
+machines, or on shared runners whose speed drifts, prefer the same-job A/B
+(``nox -s regression -- BASE_REF``). A baseline is the run's ``metadata.json``,
+``samples.jsonl`` and ``summary.csv``, validated by ``load_run`` and copied into
+``<store>/<name>/`` (store: ``--store``, else ``$LOOPBENCH_BASELINES``, else
+``.loopbench/baselines``) through a temporary directory renamed into place, so never
+half written; replacing one needs ``--force``. Comparing against one is the gate with
+the stored directory as the baseline side. Run it::
 
     loopbench baseline save results/20261121-120000-cpu --name main
     loopbench baseline list

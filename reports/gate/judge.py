@@ -3,30 +3,23 @@
 Per cell (every cell key; fit's compiler is a key of its own here):
 
 * **step time**: the comparison core pairs each current cell with the baseline's
-  (``reports.compare.pair`` along the run; ``samples.paired_cells``), then the gate's
-  own test judges each pair's per-process samples (one sample = one fresh worker
-  process, ``samples.process_samples``): a one-sided Mann-Whitney U test "current is
-  slower", Holm-corrected across the cells compared, and the ratio of medians
-  current/baseline beyond ``1 + threshold``. Both must hold for a *confirmed*
-  regression. The ratio has a 95 % percentile-bootstrap interval (the core's seed).
-  The verdict is the core's word for the current cell against the baseline's
-  (``reports.compare.VERDICTS``): ``slower``, ``faster``, ``same`` (interval inside
-  ±threshold), ``unclear`` (too noisy, or too few samples for the exact test ever to
-  reach the Holm-adjusted alpha: the note says how many are needed per side) or
-  ``missing`` (no usable samples on one side). The rule is in ``reports.gate.stats``.
-* **power**: each judged cell's detectable slowdown (``stats.detectable_slowdown``);
-  above the threshold the cell is *blind*.
-* **flags** beside step time, each a regression too: a cell that newly fails (or whose
-  processes do), more retraces, and compile time up by more than ``threshold`` AND
-  ``COMPILE_FLOOR_S`` AND confirmed by the same test, Holm over cells (per-process
-  compile times vary by a second on a busy 2-core machine).
+  (``samples.paired_cells``); the gate's own test judges each pair's per-process samples
+  (``samples.process_samples``): a one-sided Mann-Whitney U test "current is slower",
+  Holm-corrected across the cells, and the ratio of medians current/baseline beyond
+  ``1 + threshold``; both for a *confirmed* regression (``reports.gate.stats``). The
+  verdict is the core's word (``reports.compare.VERDICTS``) for the current cell against
+  the baseline's: ``slower``, ``faster``, ``same`` (interval inside ±threshold),
+  ``unclear`` (too noisy, or too few samples ever to reach the Holm level) or
+  ``missing`` (no usable samples on a side);
+* **power**: each judged cell's detectable slowdown; above the threshold it is *blind*;
+* **flags**, each a regression too: a cell or process that newly fails, more retraces,
+  compile time up by more than ``threshold`` and ``COMPILE_FLOOR_S``, confirmed by the
+  same test.
 
-Runs from different machines (a "hard" metadata key differs) are not compared unless
-``allow_different_machines``: then step times become within-run ratios to the runs'
-reference loop (``reports.rundir.reference_loop``), which carry across machines; the
-reference loop's own cells are ``same`` by definition (a note says so). When both runs
-are the two sides of one interleaved A/B (``soft.ab``), the machine's drift is taken
-out first (``samples.drift_corrected_samples``).
+Runs of different machines are compared only with ``allow_different_machines``, as
+within-run ratios to the runs' reference loop (whose own cells are ``same`` by
+definition); the two sides of one interleaved A/B lose the machine's drift first. The
+rule and its evidence: docs/gate.md.
 
 Example::
 
@@ -41,20 +34,13 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from tf_loopbench.reports.compare import (
-    DEFAULT_THRESHOLD,
-    FASTER,
-    MISSING,
-    SAME,
-    SLOWER,
-    UNCLEAR,
-)
+from tf_loopbench.reports.compare import DEFAULT_THRESHOLD, FASTER, MISSING, SAME, SLOWER, UNCLEAR
 from tf_loopbench.reports.gate import stats
 from tf_loopbench.reports.gate.samples import (
     DEFAULT_STATISTIC,
@@ -69,7 +55,7 @@ from tf_loopbench.reports.gate.samples import (
     with_cell,
     within_run_ratio_samples,
 )
-from tf_loopbench.reports.rundir import AB_MARK, CELL_KEYS, CellKey, Run, load_run, reference_loop
+from tf_loopbench.reports.rundir import AB_MARK, CellKey, Run, load_run, reference_loop
 
 #: The gate's defaults, read by the command line (benchmarks/cli.py) too; the threshold
 #: is the comparison core's band of no practical difference (DEFAULT_THRESHOLD).
@@ -178,36 +164,15 @@ class Comparison:
         return sum(1 for cell in self.cells if not math.isnan(cell.p_value))
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per cell: the cell keys, verdict, figures and flags."""
+        """One row per cell: the cell keys, verdict, figures, flags and note."""
         rows = []
         for cell in self.cells:
-            row = dict(zip(CELL_KEYS, cell.cell, strict=True))
-            row.update(
-                verdict=cell.verdict,
-                ratio=cell.ratio,
-                ci_low=cell.ci_low,
-                ci_high=cell.ci_high,
-                p_value=cell.p_value,
-                p_adjusted=cell.p_adjusted,
-                detectable=cell.detectable,
-                n_baseline=cell.n_baseline,
-                n_current=cell.n_current,
-                baseline_median=cell.baseline_median,
-                current_median=cell.current_median,
-                flags="; ".join(cell.flags),
-                note=cell.note,
-            )
-            rows.append(row)
+            figures = {f.name: getattr(cell, f.name) for f in fields(cell) if f.name != "cell"}
+            rows.append({**cell.cell._asdict(), **figures, "flags": "; ".join(cell.flags)})
         return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------- facts
-
-
-def cell_statuses(run: Run) -> dict[CellKey, str]:
-    """Status per cell from summary.csv (ok, failed, skipped)."""
-    summary = with_cell(run.summary)
-    return dict(zip(summary["cell"], summary["status"].fillna("failed"), strict=True))
 
 
 @dataclass(frozen=True)
@@ -238,7 +203,7 @@ class SideFacts:
             else {}
         )
         return cls(
-            statuses=cell_statuses(run),
+            statuses=dict(zip(summary["cell"], summary["status"].fillna("failed"), strict=True)),
             reasons=reasons,
             failed_processes=failed.groupby("cell").size().to_dict() if len(failed) else {},
             first_errors=errors.groupby("cell")["error"].first().astype(str).to_dict()
@@ -359,20 +324,15 @@ def _median(values: np.ndarray | None) -> float:
 
 
 def compile_time_p_values(baseline: SideFacts, current: SideFacts) -> dict[CellKey, float]:
-    """Holm-adjusted p-values that a cell compiles slower, over cells timed on both sides."""
-    cells = [
-        cell
-        for cell, times in current.compile_times.items()
-        if len(times) and len(baseline.compile_times.get(cell, ()))
-    ]
+    """Holm-adjusted p-values that a cell compiles slower, over the cells the core pairs
+    across the two sides (compile times on both)."""
+    old, new = baseline.compile_times, current.compile_times
+    cells = paired_cells(
+        [c for c, t in old.items() if len(t)], [c for c, t in new.items() if len(t)]
+    )
     if not cells:
         return {}
-    p_values = np.array(
-        [
-            stats.one_sided_mwu_p(baseline.compile_times[cell], current.compile_times[cell])
-            for cell in cells
-        ]
-    )
+    p_values = np.array([stats.one_sided_mwu_p(old[cell], new[cell]) for cell in cells])
     return dict(zip(cells, stats.holm_adjust(p_values), strict=True))
 
 

@@ -1,21 +1,15 @@
 """The gate's samples: per-process step times by cell, and what is done to them first.
 
-One statistical sample is one worker process (its timed windows already summarised
-to a median). This module turns a run into samples per cell (:func:`process_samples`,
-:func:`per_cell`) and offers the two transformations the gate may apply before
-judging:
-
-* **within-run ratios** (:func:`within_run_ratio_samples`), for runs from different
-  machines: process k of a loop over process k of the ladder's reference loop in the
-  same run, so the machine's speed cancels out;
-* **drift correction** (:func:`drift_corrected_samples`), for the two sides of one
-  interleaved same-job A/B (:func:`measured_interleaved`): block k holds process k
-  of every cell on both sides, measured together (:func:`block_grid`); each sample
-  is divided by its block's drift (:func:`drift_factors`), read from the other cells.
+One statistical sample is one worker process. This module turns a run into samples per
+cell (:func:`process_samples`, :func:`per_cell`), pairs two runs' cells through the
+comparison core (:func:`paired_cells`), and makes the two transformations the gate may
+apply before judging: **within-run ratios** for runs of different machines (process k
+of a loop over process k of the reference loop, same run: :func:`within_run_ratio_samples`)
+and **drift correction** for the two sides of one interleaved A/B
+(:func:`drift_corrected_samples`; docs/gate.md, "Drift correction around each pair").
 
 Example::
 
-    from tf_loopbench.reports.rundir import load_run
     samples = process_samples(load_run("results/RUN"))
     per_cell(samples, "step_time_s")      # {CellKey: array of per-process step times}
 """
@@ -53,12 +47,11 @@ def with_cell(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-#: How the gate summarises a process's timed windows to its one sample: "fastest"
-#: (the fastest window's step time) or "median" (the median window's, the process
-#: row's step_time_s, what reports show). On a shared machine other work only ever
-#: adds time to a window, so the fastest of a process's windows is its least disturbed
-#: one: across processes it varied ~0.6x as much as the median window on the loaded
-#: 2-core VM (docs/gate.md, "The gate's settings, and why").
+#: How the gate summarises a process's timed windows to its one sample: "fastest" window
+#: or "median" window (the process row's step_time_s, what reports show). Other work
+#: only ever adds time to a window, so the fastest is the least disturbed: across
+#: processes it varied ~0.6x as much as the median on the loaded 2-core VM (docs/gate.md,
+#: "The gate's settings, and why").
 STATISTICS = ("fastest", "median")
 DEFAULT_STATISTIC = "fastest"
 
@@ -198,17 +191,14 @@ def block_grid(
 
 
 def drift_factors(step_times: np.ndarray) -> np.ndarray:
-    """The machine's drift, block by block, for samples measured interleaved.
+    """The machine's drift, block by block (the gate before 2026-11-29).
 
-    ``step_times`` has shape (..., cells, 2, blocks): block k holds process k of every
-    cell on both sides, measured together (the same-job A/B runs them seconds apart),
-    NaN where a process is missing. The factor of cell c in block k is the median,
-    over the *other* cells and both sides, of each sample over its cell's median
-    (both sides pooled): how much slower than usual the machine ran during block k,
-    read from cells that cannot carry c's own change. Both sides of a block get the
-    same factor, so dividing by it removes the drift common to all cells (a slow
-    minute of a shared VM) and keeps any difference between the sides, including a
-    change that slows every cell. Fewer than 3 cells: factors of 1.
+    ``step_times`` has shape (..., cells, 2, blocks), block k holding process k of every
+    cell on both sides (NaN where missing). The factor of cell c in block k is the
+    median, over the *other* cells and both sides, of each sample over its cell's median:
+    read from cells that cannot carry c's own change, and the same for both sides, so a
+    difference between the sides stays, even one that slows every cell. Fewer than 3
+    cells: factors of 1.
 
     >>> x = np.array([[[1.0, 2.0], [1.0, 2.0]]] * 4)   # 4 cells, block 1 twice as slow
     >>> drift_factors(x)[0].round(3).tolist()
@@ -237,19 +227,15 @@ DRIFT_NEIGHBOURS = 4
 def local_drift_factors(
     step_times: np.ndarray, times: np.ndarray | None = None, neighbours: int = DRIFT_NEIGHBOURS
 ) -> np.ndarray:
-    """The machine's drift around each pair of an interleaved A/B, read from the pairs
-    measured just before and after it.
+    """The machine's drift around each pair of an interleaved A/B (cell c's process k on
+    both sides, run back to back), read from the pairs measured just before and after it.
 
-    ``step_times`` has shape (cells, 2, blocks): cell c's process k on both sides,
-    run back to back, is pair (c, k); ``times`` (cells, blocks) says when each pair
-    ran (NaN or None: in block order, cells in the grid's order). Each pair's value
-    is the mean over its two sides of log(sample / its cell's median, both sides
-    pooled). The factor of pair (c, k) is exp of the median value of the
-    ``neighbours`` pairs of *other* cells on either side of it in time. Both sides of
-    a pair get the same factor, and a neighbour's value is the mean of its two
-    sides: so a real difference between the sides stays, also one that slows every
-    cell, while load that comes and goes within the minute of a block goes too
-    (:func:`drift_factors` reads one factor per block). Fewer than 3 cells: 1.
+    ``step_times`` has shape (cells, 2, blocks); ``times`` (cells, blocks) says when each
+    pair ran (any NaN, or None: in block order). A pair's value is the mean over its two
+    sides of log(sample / its cell's median); its factor is exp of the median value of
+    the ``neighbours`` pairs of *other* cells on either side of it in time, the same for
+    both sides: a difference between the sides stays, load that comes and goes within
+    a block goes. Fewer than 3 cells: factors of 1.
 
     >>> x = np.array([[[1.0] * 3 + [2.0] * 3] * 2] * 4)   # 4 cells; the last 3 blocks slow
     >>> local_drift_factors(x)[0, 0].round(3).tolist()     # cell 0 on either side
@@ -264,17 +250,14 @@ def local_drift_factors(
         logs = np.log(step_times)
         relative = logs - np.nanmedian(logs, axis=(1, 2), keepdims=True)
         pair_values = relative.mean(axis=1)  # NaN unless both sides ran
-    cell_of = np.repeat(np.arange(n_cells)[:, None], n_blocks, axis=1)
-    when = np.full((n_cells, n_blocks), np.nan) if times is None else np.asarray(times, float)
-    in_block_order = np.arange(n_blocks)[None, :] * n_cells + np.arange(n_cells)[:, None]
-    # pairs in the order they ran: by time where known, else by block then cell
-    keys = np.where(np.isfinite(when), when, np.nan)
-    order = (
-        np.lexsort((in_block_order.ravel(), keys.ravel()))
-        if np.isfinite(keys).all()
-        else (np.argsort(in_block_order.ravel(), kind="stable"))
-    )
-    values, cells = pair_values.ravel()[order], cell_of.ravel()[order]
+    # pairs in the order they ran: by time where every time is known, else block by block
+    in_block_order = (np.arange(n_blocks)[None, :] * n_cells + np.arange(n_cells)[:, None]).ravel()
+    when = None if times is None else np.asarray(times, float).ravel()
+    if when is not None and np.isfinite(when).all():
+        order = np.lexsort((in_block_order, when))
+    else:
+        order = np.argsort(in_block_order, kind="stable")
+    values, cells = pair_values.ravel()[order], np.repeat(np.arange(n_cells), n_blocks)[order]
     factors_in_order = np.ones(values.size)
     for position in range(values.size):
         low, high = max(0, position - neighbours), min(values.size, position + neighbours + 1)
@@ -300,10 +283,8 @@ def drift_corrected_samples(
     samples: tuple[pd.DataFrame, pd.DataFrame], drift: str = "pair"
 ) -> tuple[dict[CellKey, np.ndarray], dict[CellKey, np.ndarray], np.ndarray]:
     """Per-process step times of both sides divided by the drift around their pair
-    (:func:`local_drift_factors`; a pair is cell c's process k on both sides, its
-    neighbours the pairs of other cells measured just before and after it), or with
-    ``drift="block"`` by their block's (:func:`drift_factors`); also returns each
-    block's median factor, for the note."""
+    (:func:`local_drift_factors`), or with ``drift="block"`` by their block's
+    (:func:`drift_factors`); and each block's median factor, for the note."""
     if drift not in ("pair", "block"):
         raise ValueError(f"drift must be 'pair' or 'block', got {drift!r}")
     cells, grid = block_grid(samples)

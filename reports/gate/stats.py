@@ -1,27 +1,14 @@
 """Statistics of the regression gate: the decision rule, one function per ingredient.
 
-The gate (``reports.gate.judge``) asks, per cell, "is the current step time really
-slower than the baseline's, and by more than the threshold?". One statistical
-sample is one worker process (its timed windows already summarised to a median), so
-each side of a cell holds a handful of numbers. The rule:
+Per cell, on each side's per-process samples: (1) a one-sided Mann-Whitney U test,
+current slower than baseline, exact for small samples; (2) Holm's step-down correction
+across the cells compared, at ``alpha``; (3) the ratio of medians current/baseline beyond
+``1 + threshold``. A cell is a confirmed regression only when 2 and 3 both hold. The
+ratio and its seeded bootstrap interval are the comparison core's (``reports.compare``),
+re-exported here. Every function takes arrays and works along ``axis``, so the
+validation tool (``tools/validate_gate.py``) applies exactly the gate's rule to
+thousands of resampled comparisons at once.
 
-1. a one-sided Mann-Whitney U test of the per-process samples (current stochastically
-   greater than baseline), exact for small samples (``scipy.stats.mannwhitneyu``);
-2. Holm's step-down correction across all cells compared, at ``alpha``;
-3. an effect-size gate: the ratio of medians current/baseline beyond ``1 + threshold``.
-
-A cell is a confirmed regression only when 2 and 3 both hold. The ratio's 95 %
-confidence interval is a seeded percentile bootstrap (``scipy.stats.bootstrap``):
-``ratio_of_medians_ci`` of the comparison core (``reports.compare``), with the suite's
-one seed.
-
-Every function here takes arrays and works along ``axis``, so the validation tool
-(``tools/validate_gate.py``) applies exactly the gate's rule to thousands of
-resampled comparisons at once.
-
-Example::
-
-    >>> from reports.gate.stats import samples_needed_per_side
     >>> samples_needed_per_side(0.01)   # one cell: the exact one-sided p can reach 1 %
     5
 """
@@ -37,10 +24,6 @@ from tf_loopbench.reports.compare import BOOTSTRAP_SEED as BOOTSTRAP_SEED
 from tf_loopbench.reports.compare import CONFIDENCE_LEVEL as CONFIDENCE_LEVEL
 from tf_loopbench.reports.compare import median_ratio as median_ratio
 from tf_loopbench.reports.compare import ratio_of_medians_ci as ratio_of_medians_ci
-
-# The ratio and its interval (median_ratio, ratio_of_medians_ci, their confidence level,
-# resamples and the one seed) are the comparison core's (reports.compare), re-exported
-# here for the gate's rule and the validation tool.
 
 
 def holm_adjust(p_values: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -97,15 +80,11 @@ def one_sided_mwu_p(
 ) -> np.ndarray:
     """p-value that ``current`` is stochastically greater (slower) than ``baseline``.
 
-    ``alternative="less"`` asks whether ``current`` is faster. The exact null
-    distribution is used whenever both sides hold at most ``EXACT_MAX_N`` samples,
-    as a gate's do: scipy's ``method="auto"`` uses the normal approximation above 8
-    samples and as soon as ANY slice of a vectorised call has a tie, and that
-    approximation is conservative in the gate's tail: it cannot reach the
-    Holm-adjusted alpha with 7 samples a side (complete separation gives p = 0.00087
-    instead of the exact 0.00029), and at 18 a side it needs U >= 264 where the
-    exact test needs 261. Ties, which real timings almost never have, are counted
-    as half a pair each and not otherwise corrected for.
+    ``alternative="less"`` asks whether ``current`` is faster. Exact up to
+    ``EXACT_MAX_N`` a side: scipy's ``method="auto"`` takes the normal approximation
+    above 8 samples or on ANY tie of a vectorised call, and it is conservative in the
+    gate's tail (7 a side, complete separation: p = 0.00087, exact 0.00029). Ties,
+    which real timings almost never have, count as half a pair each.
     """
     n_current = np.shape(current)[axis]
     n_baseline = np.shape(baseline)[axis]
@@ -170,17 +149,13 @@ def detectable_slowdown(
     """The smallest slowdown (0.08 = 8 %) that the one-sided test at ``level`` would
     flag in ``power`` of comparisons with these sample counts and this spread.
 
-    The model is a location shift of the log step time: both sides' log samples,
-    each centred on its median (and widened by sqrt(N / (N - 2)) for the two
-    medians estimated from them), are pooled as the cell's noise; each resampled
-    comparison draws the two sides from it (with replacement) at their own sizes.
-    The test rejects when U reaches ``c = critical_u(...)``, and with the current
-    side shifted by d, U counts the pairs with baseline - current < d: so the
-    shift each comparison needs is the c-th smallest of those differences, and
-    the detectable shift is the ``power`` quantile of that over the comparisons.
-    inf when the sample counts can never reach ``level``; nan without two samples
-    on each side. The gate also asks the ratio of medians to pass its threshold,
-    so it flags max(this, threshold) and more.
+    A location shift of the log step time: both sides' log samples, centred on their
+    medians (widened by sqrt(N / (N - 2))), are the cell's noise; each resampled
+    comparison draws both sides from it. The test rejects when U reaches
+    ``c = critical_u(...)``, and with the current side shifted by d, U counts the pairs
+    with baseline - current < d: the shift a comparison needs is the c-th smallest of
+    those differences; the detectable shift is their ``power`` quantile (docs/gate.md,
+    "Power"). inf: the counts can never reach ``level``; nan: under two a side.
 
     >>> rng = np.random.default_rng(0)
     >>> noise = lambda n: np.exp(0.05 * rng.standard_normal(n))   # 5 % spread
