@@ -39,8 +39,7 @@ Example::
                    samples=run_set.processes, figure="steady")
     rows[["workload", "loop", "against_loop", "ratio", "ci_low", "ci_high", "verdict"]]
 
-It imports neither TensorFlow nor any other module of the suite (``reports.rundir``
-takes its keys from here).
+It imports neither TensorFlow nor any other module of the suite.
 """
 
 from __future__ import annotations
@@ -563,7 +562,7 @@ def compare(
         else:
             value = _number(subject, figure.cell_column)
             against_value = _number(against_cell, figure.cell_column)
-            ratio = _cell_ratio(subject, against_cell, figure.cell_column)
+            ratio = against_value / value if value else math.nan
             low = high = math.nan
             basis = SUMMARY
         rows.append(
@@ -592,16 +591,6 @@ def _number(row: pd.Series, column: str) -> float:
     try:
         return float(row[column]) if column in row.index else math.nan
     except (TypeError, ValueError):
-        return math.nan
-
-
-def _cell_ratio(subject: pd.Series, reference: pd.Series, column: str) -> float:
-    """The reference cell's figure over the subject's; NaN where either has none."""
-    if column not in subject.index or column not in reference.index:
-        return math.nan
-    try:
-        return float(reference[column]) / float(subject[column])
-    except (TypeError, ValueError, ZeroDivisionError):
         return math.nan
 
 

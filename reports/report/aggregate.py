@@ -1,25 +1,8 @@
-"""The runs of one report side by side, as tidy pandas tables, and per-cell aggregates.
-
-What it computes
-    * ``RunSet.of(runs)``: runs loaded with ``reports.rundir.load_runs`` side by
-      side: one row per (run, cell) with a ``run`` label saying which run a row
-      came from, the per-process samples (the statistical samples: one fresh
-      worker process each), the run labels, and which machine ("hard") keys
-      differ between the runs.
-    * ``aggregate_processes(processes)``: per (run, workload, device,
-      batch_size, width, loop): number of ok processes, median / quartiles /
-      coefficient of variation of their step times, median compile time.
-    * ``run_labels(runs)``: a short label per run naming what differs in the
-      metadata ("cpu" vs "gpu", "tensorflow 2.20" vs "tensorflow 2.21", a
-      hostname, a commit), and a title such as "cpu vs gpu".
-
-It reads files through ``reports.rundir`` only and never imports TensorFlow,
-``loops`` or ``benchmarks``.
-
-Run it::
-
-    python -c "from reports.rundir import load_runs; from reports.report.aggregate import RunSet; \
-print(RunSet.of(load_runs(['results/RUN'])).cells)"
+"""The runs of one report side by side (``RunSet``), as tidy pandas tables: one row per
+(run, cell), labelled with the run; one row per ok worker process (one statistical
+sample each); run labels naming what differs in the metadata ("cpu vs gpu"); the
+machine keys that differ. It reads files through ``reports.rundir`` only (which fills
+every cell key a run lacks) and never imports TensorFlow, loops or benchmarks.
 """
 
 from __future__ import annotations
@@ -30,16 +13,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tf_loopbench.reports.compare import (
-    CELL_KEY_DEFAULTS,
-    GROUP_KEYS,
-    LOOP_KEYS,
-    PREFERRED_VARIANT,
-)
+from tf_loopbench.reports.compare import GROUP_KEYS, LOOP_KEYS, PREFERRED_VARIANT
 from tf_loopbench.reports.rundir import Ladder, Run, RunDirError
-
-# GROUP_KEYS, the key of one aggregated cell across several runs (the run, the setting,
-# the loop's label), is the comparison core's; re-exported from here.
 
 #: The key within which one loop's cells differ (the reference's compiler, rundir's
 #: LOOP_KEYS): folded into the loop's label when a setting holds several.
@@ -47,15 +22,9 @@ from tf_loopbench.reports.rundir import Ladder, Run, RunDirError
 
 
 def label_variants(frame: pd.DataFrame) -> None:
-    """In place: fill the knob keys of runs made before them, and where one setting
-    holds several cells of one loop (with and without XLA), label all but the one
-    that ran as Keras chose "<loop> (jit <value>)", so every label is one cell."""
-    for key in ("steps_per_call", "precision", "strategy"):
-        default = CELL_KEY_DEFAULTS[key]
-        if key not in frame.columns:
-            frame[key] = default
-        frame[key] = frame[key].fillna(default)
-    frame["steps_per_call"] = pd.to_numeric(frame["steps_per_call"]).astype(int)
+    """In place: where one setting holds several cells of one loop (with and without
+    XLA), label all but the one that ran as Keras chose "<loop> (jit <value>)", so every
+    label is one cell."""
     if _VARIANT_KEY not in frame.columns or frame.empty:
         return
     setting = [k for k in GROUP_KEYS if k in frame.columns]
@@ -336,16 +305,3 @@ def aggregate_processes(processes: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return table.reset_index()
-
-
-__all__ = [
-    "GROUP_KEYS",
-    "PROCESS_FIGURES",
-    "RunSet",
-    "aggregate_processes",
-    "cell_table",
-    "differing_hard_keys",
-    "process_table",
-    "run_labels",
-    "shared_ladder",
-]
