@@ -225,21 +225,20 @@ def test_metadata_records_the_machine(tiny_run):
 
 
 def test_printed_table(tiny_run):
-    result, _ = tiny_run
-    for name in (
-        "fit",
-        "xla",
-        "linear",
-        "mlp",
-        "gan",
-        "step ms",
-        "x fit",
-        "loss @3 steps",
-        "jit off, spe 1",
-    ):
+    result, run = tiny_run
+    for name in ("fit", "xla", "linear", "mlp", "gan", "step ms", "x fit", "loss @3, equal"):
         assert name in result.stdout
-    assert result.stdout.count(" ok ") == 9
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│")]
+    assert len(rows) == 9 and max(len(line) for line in result.stdout.splitlines()) <= 120
     assert result.stdout.count(" yes ") == 9  # every cell equivalent
+    # the rest of the columns, as `loopbench run --wide` prints them
+    from rich.console import Console
+    from tf_loopbench.benchmarks.progress import print_summary
+
+    console = Console(width=300, record=True)
+    print_summary(run.summary, "fit", wide=True, console=console)
+    wide = console.export_text()
+    assert wide.count(" ok ") == 9 and "jit off, spe 1" in wide and " compile s " in wide
 
 
 def test_report_on_a_real_run(tiny_run):
