@@ -75,6 +75,7 @@ def installed(tmp_path_factory) -> Path:
         capture_output=True,
         text=True,
         timeout=600,
+        env=clean_env(),
     )
     assert build.returncode == 0, build.stderr
     (wheel,) = wheels.glob("tf_loopbench-*.whl")
@@ -86,6 +87,7 @@ def installed(tmp_path_factory) -> Path:
         subprocess.check_output(
             [bin_dir / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
             text=True,
+            env=clean_env(),
         ).strip()
     )
     borrowed = {sysconfig.get_paths()["purelib"], *site.getsitepackages()}
@@ -95,6 +97,7 @@ def installed(tmp_path_factory) -> Path:
         capture_output=True,
         text=True,
         timeout=600,
+        env=clean_env(),
     )
     assert install.returncode == 0, install.stderr
     return bin_dir
@@ -111,8 +114,13 @@ def project(tmp_path) -> Path:
     return tmp_path
 
 
+def clean_env() -> dict[str, str]:
+    """This environment without what would lead Python to a checkout (PYTHONPATH)."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+
 def user_env(bin_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env = clean_env()
     return {**env, "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}", "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
