@@ -135,7 +135,10 @@ def make_cells(config: RunConfig) -> list[Cell]:
                         for precision in config.precisions:
                             for loop in config.loops:
                                 jit_keys = (
-                                    [fit_jit_key(j, device) for j in config.fit_jit]
+                                    [
+                                        fit_jit_key(j, device, strategy, config.devices_present)
+                                        for j in config.fit_jit
+                                    ]
                                     if LOOPS.get(loop).jit_setting
                                     else [FIT_JIT_NONE]
                                 )

@@ -52,9 +52,10 @@ def present_devices() -> list[str]:
 def hidden_device_types(device: str) -> list[str]:
     """Device types a cell on ``device`` hides from TensorFlow before its runtime starts.
 
-    A CPU cell on a machine with a GPU runs as on a CPU-only machine: with a GPU
-    visible, Keras's ``jit_compile="auto"`` would compile fit with XLA even for CPU
-    cells, and TF could place ops on the GPU.
+    A CPU cell on a machine with a GPU hides the GPUs, so that TF places no op there
+    and takes no GPU memory. Keras still sees them: its ``jit_compile="auto"`` reads
+    ``tf.config.list_physical_devices()``, which lists hidden devices too, so fit's
+    CPU cell there compiles with XLA (loops/knobs.py ``keras_auto_jit`` keys it so).
 
     >>> hidden_device_types("cpu"), hidden_device_types("gpu")
     (['GPU'], [])
@@ -88,32 +89,46 @@ def sync_device(device: str) -> None:
         tf.test.experimental.sync_devices()
 
 
+def cell_gpus() -> list[str]:
+    """TF's names of the GPUs this process sees (the cell's: ``configure_devices`` in
+    loops/distribute.py hides the others), ``GPU:0`` first."""
+    import tensorflow as tf
+
+    return [f"GPU:{i}" for i in range(len(tf.config.get_visible_devices("GPU")))]
+
+
 def reset_gpu_peak(device: str) -> None:
+    """Start the peak memory figure of each GPU of a GPU cell afresh."""
     if device == "gpu":
         import tensorflow as tf
 
-        tf.config.experimental.reset_memory_stats("GPU:0")
+        for name in cell_gpus():
+            tf.config.experimental.reset_memory_stats(name)
 
 
 def gpu_peak_bytes(device: str) -> int | None:
+    """The largest peak memory of one GPU of a GPU cell since ``reset_gpu_peak`` (every
+    replica of ``mirrored:N`` holds a model: the most any one GPU needed); None on CPU."""
     if device != "gpu":
         return None
     import tensorflow as tf
 
-    return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+    return max(int(tf.config.experimental.get_memory_info(n)["peak"]) for n in cell_gpus())
 
 
 def gpu_descriptions() -> list[dict[str, str]]:
-    """Name and compute capability of each GPU TF sees (empty on CPU-only machines)."""
+    """Name and compute capability (``"8.0"``) of each GPU of the machine (empty on
+    CPU-only machines)."""
     import tensorflow as tf
 
     found = []
     for gpu in tf.config.list_physical_devices("GPU"):
         details = tf.config.experimental.get_device_details(gpu)
+        capability = details.get("compute_capability")  # TF gives (major, minor)
         found.append(
             {
                 "name": str(details.get("device_name", gpu.name)),
-                "compute_capability": str(details.get("compute_capability", "")),
+                "compute_capability": ".".join(map(str, capability)) if capability else "",
             }
         )
     return found

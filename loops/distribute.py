@@ -112,14 +112,13 @@ def gpus_for(strategy: str, present: int, task: int = 0) -> list[int]:
 
 def configure_devices(strategy: str, device: str) -> None:
     """Before TensorFlow's runtime starts: N logical CPU devices for ``mirrored:N`` on
-    CPU; on GPU, the GPUs ``gpus_for`` names (a multi-worker worker sees only its own:
-    its TF_CONFIG is set before this is called). Raises NotImplementedError (the cell
-    is skipped) when the machine lacks the devices."""
+    CPU; on GPU, only the GPUs ``gpus_for`` names stay visible (a multi-worker worker
+    sees only its own: its TF_CONFIG is set before this is called), so that a cell
+    neither takes memory on GPUs it does not use nor reads their memory figures.
+    Raises NotImplementedError (the cell is skipped) when the machine lacks the devices."""
     import tensorflow as tf
 
     spec = parse(strategy)
-    if spec.kind == NONE:
-        return
     if device == "cpu":
         if spec.kind == "mirrored" and spec.replicas > 1:
             cpu = tf.config.list_physical_devices("CPU")[0]
@@ -128,9 +127,9 @@ def configure_devices(strategy: str, device: str) -> None:
             )
         return
     gpus = tf.config.list_physical_devices("GPU")
-    used = gpus_for(strategy, len(gpus), task_index())
-    if spec.kind == "multiworker":
-        tf.config.set_visible_devices([gpus[i] for i in used], "GPU")
+    used = [gpus[i] for i in gpus_for(strategy, len(gpus), task_index())]
+    if used != tf.config.get_visible_devices("GPU"):  # TF allows an unchanged list later
+        tf.config.set_visible_devices(used, "GPU")
 
 
 def task_index() -> int:

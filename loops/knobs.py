@@ -11,8 +11,9 @@ call, numeric precision, and fit's compiler. Each is a cell key (reports/rundir.
   scales its loss with ``optimizer.scale_loss``, as Keras's own ``train_step`` does).
 - ``fit_jit``: fit's ``jit_compile``. Asked for as ``auto`` (Keras's choice),
   ``off`` or ``on``; a fit cell's key is the setting it runs with: ``auto:off``,
-  ``auto:on``, ``off`` or ``on``. Other loop styles have no such setting
-  (``none``): one cell whatever was asked.
+  ``auto:on``, ``off`` or ``on``, ``auto`` keyed by what Keras will choose for that
+  cell (``keras_auto_jit``: the machine's devices and the cell's strategy). Other
+  loop styles have no such setting (``none``): one cell whatever was asked.
 
 Names and key rules need no TensorFlow; the functions that set a policy or wrap an
 optimizer import Keras when called.
@@ -24,6 +25,8 @@ import contextlib
 import math
 from collections.abc import Iterable, Iterator
 from typing import Any
+
+from tf_loopbench.loops.distribute import NONE
 
 DEFAULT_STEPS_PER_CALL = 1
 
@@ -60,22 +63,45 @@ def round_up(steps: int, multiple: int) -> int:
     return max(multiple, -(-int(steps) // multiple) * multiple)
 
 
-def fit_jit_key(requested: str, device: str) -> str:
-    """A fit cell's key: the ``jit_compile`` it runs with.
+def keras_auto_jit(gpu_listed: bool, strategy: str) -> bool:
+    """Keras's ``jit_compile="auto"`` for a model that supports XLA (Keras 3.15,
+    ``Trainer._resolve_auto_jit_compile``): XLA exactly when
+    ``tf.config.list_physical_devices()`` lists a device other than a CPU and the
+    model is not made under a ``tf.distribute`` strategy.
 
-    ``auto`` is Keras's choice, which is XLA exactly when the machine it sees has a
-    GPU (``Trainer._resolve_auto_jit_compile``) and the model supports it. A worker
-    hides GPUs from a CPU cell, so a CPU cell's fit sees a CPU-only machine (off)
-    and a GPU cell's fit sees a GPU (on); the fit trainer checks Keras's actual
-    choice against this key and declines the cell if they differ.
+    That list holds every GPU of the machine, hidden or not: a CPU cell hides the GPUs
+    (``devices.hide_devices``) and Keras still sees them, so on a machine with a GPU a
+    CPU cell's fit compiles with XLA (on the CPU). tests/test_knobs.py holds this rule
+    to Keras's own choice on a GPU-present double.
+
+    >>> keras_auto_jit(True, "none"), keras_auto_jit(True, "mirrored:2"), keras_auto_jit(False, "none")
+    (True, False, False)
+    """
+    return gpu_listed and strategy == NONE
+
+
+def fit_jit_key(
+    requested: str, device: str, strategy: str = NONE, present: Iterable[str] = ("cpu",)
+) -> str:
+    """A fit cell's key: the ``jit_compile`` it runs with, on ``device`` under
+    ``strategy``, on a machine with the devices ``present``.
+
+    ``auto`` is Keras's choice (``keras_auto_jit``): a GPU cell sees a GPU; a CPU
+    cell sees one when the machine has one (hiding it does not hide it from Keras);
+    any strategy turns it off. Keras also declines XLA for a model with a layer that
+    does not support it: the fit trainer checks Keras's actual choice against this
+    key and declines the cell if they differ.
 
     >>> fit_jit_key("auto", "cpu"), fit_jit_key("auto", "gpu"), fit_jit_key("on", "cpu")
     ('auto:off', 'auto:on', 'on')
+    >>> fit_jit_key("auto", "cpu", present=("cpu", "gpu")), fit_jit_key("auto", "gpu", "mirrored:2")
+    ('auto:on', 'auto:off')
     """
     if requested not in FIT_JIT_CHOICES:
         raise ValueError(f"unknown fit-jit {requested!r}; choose from {', '.join(FIT_JIT_CHOICES)}")
     if requested == "auto":
-        return "auto:on" if device == "gpu" else "auto:off"
+        gpu_listed = device == "gpu" or "gpu" in present
+        return "auto:on" if keras_auto_jit(gpu_listed, strategy) else "auto:off"
     return requested
 
 

@@ -43,3 +43,12 @@ def run_cli(*args: str, timeout: float = 600, env: dict[str, str] | None = None)
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture
+def gpu_machine(monkeypatch):
+    """``gpu_machine(gpus=1)``: TensorFlow answers as on a machine with that many GPUs
+    for the rest of the test (tests/gpu_double.py); returns the double's state."""
+    from tests import gpu_double
+
+    return lambda gpus=1: gpu_double.install(monkeypatch, gpus)

@@ -5,6 +5,8 @@ runs made before them. Training with them is checked in tests/test_equivalence.p
 
 from __future__ import annotations
 
+import contextlib
+
 import pandas as pd
 import pytest
 import tf_loopbench.loops.styles  # noqa: F401  (registers the loop styles)
@@ -109,6 +111,45 @@ def test_fit_jit_keys_say_what_fit_runs_with():
     assert fit_jit_setting("auto:on") == ("auto", True)
     with pytest.raises(ValueError, match="unknown fit-jit"):
         fit_jit_setting("maybe")
+
+
+def test_fit_cells_on_a_gpu_machine_are_keyed_by_what_keras_will_choose():
+    from tf_loopbench.benchmarks.matrix import make_cells
+
+    cells = make_cells(
+        config(
+            loops=("fit",),
+            devices=("cpu", "gpu"),
+            devices_present=("cpu", "gpu"),
+            strategies=("none", "mirrored:2"),
+        )
+    )
+    keys = {(c.device, c.strategy): c.fit_jit for c in cells}
+    # a hidden GPU is still listed to Keras; any strategy turns Keras's XLA off
+    assert keys == {
+        ("cpu", "none"): "auto:on",
+        ("cpu", "mirrored:2"): "auto:off",
+        ("gpu", "none"): "auto:on",
+        ("gpu", "mirrored:2"): "auto:off",
+    }
+
+
+@pytest.mark.parametrize("gpus", [0, 1])
+@pytest.mark.parametrize("strategy", ["none", "mirrored:1"])
+def test_the_keys_auto_rule_is_kerass_own_choice(gpu_machine, gpus, strategy):
+    """keras_auto_jit against what Keras 3's compile resolves jit_compile="auto" to, on
+    this machine and on a GPU-present double, with and without a strategy."""
+    import keras
+    import tensorflow as tf
+    from tf_loopbench.loops.knobs import keras_auto_jit
+
+    if gpus:
+        gpu_machine(gpus)
+    made = tf.distribute.MirroredStrategy(["/CPU:0"]) if strategy != "none" else None
+    with made.scope() if made is not None else contextlib.nullcontext():
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        model.compile(optimizer="sgd", loss="mse")
+    assert bool(model.jit_compile) is keras_auto_jit(bool(gpus), strategy)
 
 
 def test_the_clock_ends_every_phase_on_a_call_boundary(monkeypatch):

@@ -137,3 +137,31 @@ def test_cells_with_knobs_run_whole_calls_or_are_skipped_with_their_reason(float
     assert bf16["status"] == "ok", bf16.get("error")
     assert bf16["keras_policy"] == "mixed_bfloat16" and bf16["keras_jit_compile"] is True
     assert bf16["equivalence_rtol"] == 5e-2  # fit with XLA: xla's bfloat16 tolerance
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"steps_per_execution": 2}, r"fit ran \[2\] steps per execution, not 4"),
+        ({"jit_compile": True}, "fit traced its step with jit_compile True, not the False"),
+    ],
+)
+def test_fits_facts_are_read_back_from_what_keras_ran(change, message):
+    """keras_steps_per_execution and keras_jit_compile come from the run (Keras's
+    batch-begin calls, the step function it traced), not from the settings: a model
+    changed behind the trainer's back runs otherwise, and the run fails."""
+    import tf_loopbench.loops.styles  # noqa: F401  (registers the loop styles)
+    import tf_loopbench.loops.workloads  # noqa: F401  (registers the workloads)
+    from tf_loopbench.loops.base import LOOPS, WORKLOADS, StepHooks, WorkloadConfig
+
+    workload = WORKLOADS.get("linear")(WorkloadConfig(data_size=256))
+    train = workload.make_data().whole_batches(32, 4)
+    make = LOOPS.get("fit")().make_trainer
+    trainer = make(workload, workload.build(), train, 32, steps_per_call=4, fit_jit="auto:off")
+    trainer.run(8, StepHooks())
+    assert trainer.facts() == {"keras_jit_compile": False, "keras_steps_per_execution": 4}
+    changed = make(workload, workload.build(), train, 32, steps_per_call=4, fit_jit="auto:off")
+    for name, value in change.items():
+        setattr(changed.model, name, value)
+    with pytest.raises(RuntimeError, match=message):
+        changed.run(8, StepHooks())

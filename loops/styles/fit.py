@@ -6,7 +6,11 @@ subclass whose ``train_step`` is the workload's step. ``compile`` keeps Keras's
 defaults (``jit_compile="auto"``: XLA on GPU, off on CPU-only machines;
 ``steps_per_execution=1``) unless the cell asks otherwise (loops/knobs.py):
 ``steps_per_execution=K`` with K steps per call, and ``jit_compile`` off or on
-with ``--fit-jit``; ``facts()`` records what Keras actually ran with. With
+with ``--fit-jit``. ``facts()`` records what Keras actually ran with, read back from
+the run, not from the settings: ``keras_jit_compile`` from the step function Keras
+traced (its ``tf.function``'s ``jit_compile``), ``keras_steps_per_execution`` from the
+steps between Keras's batch-begin callbacks; a run that differs from its cell's key
+fails. With
 K > 1 Keras calls the batch-begin callback once per execution (at steps 0, K,
 2K, ... of an epoch), and the data holds whole executions (``Dataset.whole_batches``),
 so every epoch end falls on a call boundary.
@@ -48,14 +52,22 @@ class _HookCallback(keras.callbacks.Callback):
         self.n_steps = n_steps
         self.steps_per_epoch = steps_per_epoch
         self.epoch = 0
+        self.previous_batch: int | None = None
+        #: steps between consecutive batch-begin calls of an epoch: Keras calls it
+        #: once per execution, so these are the steps per execution it ran
+        self.call_steps: set[int] = set()
 
     def on_train_begin(self, logs=None) -> None:
         self.hooks.on_train_begin()
 
     def on_epoch_begin(self, epoch, logs=None) -> None:
         self.epoch = epoch
+        self.previous_batch = None
 
     def on_train_batch_begin(self, batch, logs=None) -> None:
+        if self.previous_batch is not None:
+            self.call_steps.add(batch - self.previous_batch)
+        self.previous_batch = batch
         step = self.epoch * self.steps_per_epoch + batch
         self.hooks.on_step_begin(step)
         if step >= self.n_steps:
@@ -95,23 +107,39 @@ class _RecordCallback(keras.callbacks.Callback):
         self.hooks.on_step_end(self.epoch * self.steps_per_epoch + batch, logs)
 
 
-def _tracing_counts(function: Any, depth: int = 3) -> list[int]:
-    """Trace counts of the tf.functions Keras keeps in its train_function's closure."""
-    counter = getattr(function, "experimental_get_tracing_count", None)
-    if counter is not None:
-        return [int(counter())]
+def _step_functions(function: Any, depth: int = 3) -> list[Any]:
+    """The ``tf.function``s in the closure of Keras's train function: the multi-step
+    function and the one-step function it compiles with the model's ``jit_compile``
+    (keras/src/backend/tensorflow/trainer.py ``_make_function``)."""
+    if hasattr(function, "experimental_get_tracing_count"):
+        return [function]
     if depth == 0:
         return []
-    found: list[int] = []
+    found: list[Any] = []
     for cell in getattr(function, "__closure__", None) or ():
         try:
-            found += _tracing_counts(cell.cell_contents, depth - 1)
+            found += _step_functions(cell.cell_contents, depth - 1)
         except ValueError:  # empty cell
             continue
     wrapped = getattr(function, "__wrapped__", None)
     if wrapped is not None:
-        found += _tracing_counts(wrapped, depth - 1)
+        found += _step_functions(wrapped, depth - 1)
     return found
+
+
+def traced_jit_compile(model: keras.Model) -> bool | None:
+    """Whether the step Keras traced for ``model.fit`` is XLA-compiled: the
+    ``jit_compile`` of the traced step functions in its train function (TF keeps it
+    as ``Function._jit_compile``), None when fit has not traced one or Keras keeps it
+    elsewhere."""
+    function = model.train_function
+    settings = [
+        getattr(f, "_jit_compile", None)
+        for f in (_step_functions(function) if function is not None else [])
+        if f.experimental_get_tracing_count() > 0
+    ]
+    known = [bool(s) for s in settings if s is not None]
+    return any(known) if known else None
 
 
 class FitTrainer(Trainer):
@@ -134,6 +162,9 @@ class FitTrainer(Trainer):
         requested, jit_compile = fit_jit_setting(fit_jit)
         if requested != "auto":
             self.model.jit_compile = jit_compile  # Keras refuses (False) if it cannot
+        #: what this cell's key says fit compiles with (Keras's choice, or as asked)
+        self.expected_jit = bool(self.model.jit_compile) if jit_compile is None else jit_compile
+        self.ran: dict[str, Any] = {}
         if jit_compile is not None and bool(self.model.jit_compile) != jit_compile:
             chosen = "on" if self.model.jit_compile else "off"
             raise NotImplementedError(
@@ -167,8 +198,27 @@ class FitTrainer(Trainer):
                 callbacks=callbacks,
             )
         except StopTraining:
+            self._read_back(callbacks[0].call_steps)
             return
         raise RuntimeError("fit ended before the requested number of steps")
+
+    def _read_back(self, call_steps: set[int]) -> None:
+        """What Keras ran with (``facts``); RuntimeError (a failed cell) when that is
+        not what the cell's key says."""
+        jit = traced_jit_compile(self.model)
+        if call_steps:
+            self.ran["keras_steps_per_execution"] = max(call_steps)
+        if jit is not None:
+            self.ran["keras_jit_compile"] = jit
+        if jit is not None and jit != self.expected_jit:
+            raise RuntimeError(
+                f"fit traced its step with jit_compile {jit}, not the {self.expected_jit} "
+                "of this cell's key"
+            )
+        if call_steps and call_steps != {self.steps_per_call}:
+            raise RuntimeError(
+                f"fit ran {sorted(call_steps)} steps per execution, not {self.steps_per_call}"
+            )
 
     @property
     def epoch_steps(self) -> int:
@@ -176,13 +226,16 @@ class FitTrainer(Trainer):
 
     def trace_counts(self) -> dict[str, int]:
         function = self.model.train_function
-        counts = _tracing_counts(function) if function is not None else []
+        found = _step_functions(function) if function is not None else []
+        counts = [int(f.experimental_get_tracing_count()) for f in found]
         return {"train_function": max(counts)} if counts else {}
 
     def facts(self) -> dict[str, Any]:
+        """What Keras ran with, read back from the last ``run`` (None: not observed:
+        no traced step function found, or one call only)."""
         return {
-            "keras_jit_compile": bool(self.model.jit_compile),
-            "keras_steps_per_execution": int(self.model.steps_per_execution),
+            "keras_jit_compile": self.ran.get("keras_jit_compile"),
+            "keras_steps_per_execution": self.ran.get("keras_steps_per_execution"),
         }
 
 
