@@ -19,10 +19,10 @@ import pytest
 from tf_loopbench.reports.report import REPORT_MD, report_runs
 from tf_loopbench.reports.report.aggregate import GROUP_KEYS, RunSet
 from tf_loopbench.reports.report.derived import derive
+from tf_loopbench.reports.report.plots import plot_against as plot_knob
 from tf_loopbench.reports.report.sections import sentences as decisions
 from tf_loopbench.reports.report.sections.knobs import (
     knob_tables,
-    plot_knob,
     precision_table,
     steps_table,
 )

@@ -1,32 +1,25 @@
-"""The report's PNG plots along the ladder (matplotlib, Agg backend: no display needed),
-each written only when the data has something to show; sections add their own
-(``plots`` hook of ``reports.report.sections``).
-
-Every figure with an interval is a point with 95% whiskers (no bars on a log axis); a
-point without one (one process) has no whisker. Loops are drawn in ladder order, each
-in its colour (``common.PALETTE``).
-
-* ``step_times.png``: median steady step per loop style, the amortized step (per-epoch
-  costs included) as a hollow point where it differs; a panel per workload.
-* ``speedup_vs_<reference>.png``: speedup against the ladder's reference, amortized and
-  steady (log scale; the band of no practical difference shaded).
-* ``batch_sweep.png`` / ``width_sweep.png``: step time against batch size (width),
-  log-log, crossovers (overhead against the reference under 10%) starred.
-* ``break_even.png``: steps until a rung's compile pays back against its neighbour.
-* ``profile.png``: profiler breakdown per step (op time, input wait, the rest).
+"""The report's PNG plots (matplotlib, Agg backend: no display needed), each written only
+when the data has something to show. Every figure with an interval is a point with 95%
+whiskers (no bars on a log axis); loops are drawn in ladder order, each in its colour
+(``common.PALETTE``). :func:`write_plots` lists them with their captions.
 """
 
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from tf_loopbench.reports.compare import CELL_KEY_DEFAULTS, RUN_KEY, RUN_SETTING_KEYS
 from tf_loopbench.reports.report.common import (
+    VARIANT_NAMES,
     Plot,
     log_scale,
     loop_colors,
     offsets,
+    optional_bool,
     panels,
     points,
     save,
@@ -38,93 +31,102 @@ from tf_loopbench.reports.report.derived import (
     SPEEDUP_COLUMNS,
     Derived,
     loop_order,
+    ok_cells,
 )
 
 #: The shaded band of no practical difference (a patch, not a bar)
 BAND_GID = "no-practical-difference"
+#: The x keys of :func:`plot_against`: their name; a log2 axis, or categories (precision).
+AGAINST = {
+    "batch_size": "batch size",
+    "width": "width",
+    "steps_per_call": "steps per call",
+    "precision": "precision",
+}
 
 
-def plot_step_times(derived: Derived, path: Path) -> Path | None:
-    """Median steady step per loop style with 95% interval whiskers, and the amortized
-    step (per-epoch costs included) where it differs; a panel per workload."""
-    cells = derived.cells
-    ok = cells[cells["status"] == "ok"]
-    if ok.empty:
-        return None
+def usable(cells: pd.DataFrame) -> pd.DataFrame:
+    """Ok cells with a positive step time that are not marked not equivalent."""
+    ok = ok_cells(cells)
+    if "equivalent" not in ok:
+        return ok
+    return ok[ok["equivalent"].map(lambda value: optional_bool(value) is not False)]
+
+
+def loop_figure(derived: Derived, cells: pd.DataFrame, draw, ylabel: str):
+    """A panel per workload, loops along x in ladder order, a setting's variants side by
+    side; ``draw(axis, part, positions, colors)`` draws one variant (``part``: its cells by
+    loop, every loop of the panel a row)."""
     colors = loop_colors(derived)
     workloads = sorted(cells["workload"].unique())
     figure, axes = panels(len(workloads))
     for axis, workload in zip(axes, workloads, strict=True):
-        frame = cells[cells["workload"] == workload].copy()
-        frame["variant"] = variant_labels(frame)
+        frame = cells[cells["workload"] == workload].assign(variant=variant_labels)
         loops = loop_order(derived.ladder, frame["loop"])
         variants = list(dict.fromkeys(frame["variant"]))
-        shifts = offsets(len(variants))
-        amortized_shown = False
-        for offset, variant in zip(shifts, variants, strict=True):
+        for offset, variant in zip(offsets(len(variants)), variants, strict=True):
             part = frame[frame["variant"] == variant].set_index("loop").reindex(loops)
             positions = np.arange(len(loops)) + offset
-            ok_part = (part["status"] == "ok").to_numpy()
-            steady = np.where(ok_part, part["step_time_median_s"].to_numpy(dtype=float), np.nan)
-            points(
-                axis,
-                positions,
-                steady * 1e3,
-                part["step_time_ci_low_s"].to_numpy(dtype=float) * 1e3,
-                part["step_time_ci_high_s"].to_numpy(dtype=float) * 1e3,
-                [colors.get(loop, "gray") for loop in loops],
-            )
-            amortized = np.where(
-                ok_part, part["amortized_step_time_s"].to_numpy(dtype=float), np.nan
-            )
-            differs = np.isfinite(amortized) & (np.abs(amortized / steady - 1) > 0.01)
-            if differs.any():
-                amortized_shown = True
-                points(
-                    axis,
-                    positions[differs],
-                    amortized[differs] * 1e3,
-                    np.full(differs.sum(), np.nan),
-                    np.full(differs.sum(), np.nan),
-                    [colors.get(loop, "gray") for loop, d in zip(loops, differs, strict=True) if d],
-                    filled=False,
+            draw(axis, part, positions, [colors.get(loop, "gray") for loop in loops])
+            for position in positions if variant else ():
+                axis.annotate(
+                    variant,
+                    (position, 0.98),
+                    xycoords=("data", "axes fraction"),
+                    fontsize=5,
+                    rotation=90,
+                    ha="center",
+                    va="top",
+                    color="gray",
                 )
-            for position, loop in zip(positions, loops, strict=True):
-                status = part["status"].get(loop)
-                if status in ("failed", "skipped"):
-                    axis.text(
-                        position,
-                        0.02,
-                        status,
-                        rotation=90,
-                        ha="center",
-                        va="bottom",
-                        fontsize=7,
-                        transform=axis.get_xaxis_transform(),
-                    )
-            if variant:
-                for position in positions:
-                    axis.annotate(
-                        variant,
-                        (position, 0.98),
-                        xycoords=("data", "axes fraction"),
-                        fontsize=5,
-                        rotation=90,
-                        ha="center",
-                        va="top",
-                        color="gray",
-                    )
         axis.set_xticks(np.arange(len(loops)), loops, rotation=20)
         axis.set_xlim(-0.6, len(loops) - 0.4)
         log_scale(axis)
-        axis.set_ylabel("step time (ms)")
+        axis.set_ylabel(ylabel)
         axis.set_title(workload)
-        if amortized_shown:
-            points(axis, [], [], [], [], "gray", label="steady step (median)")
-            points(
-                axis, [], [], [], [], "gray", filled=False, label="amortized (per-epoch costs in)"
-            )
-            axis.legend(fontsize=7)
+    return figure
+
+
+def legend(axis, filled: str, hollow: str) -> None:
+    points(axis, [], [], [], [], "gray", label=filled)
+    points(axis, [], [], [], [], "gray", filled=False, label=hollow)
+    axis.legend(fontsize=7)
+
+
+def plot_step_times(derived: Derived, path: Path) -> Path | None:
+    """Median steady step per loop style with 95% interval whiskers, the amortized step
+    (per-epoch costs included) hollow where it differs, failed and skipped cells named."""
+    cells = derived.cells
+    if (cells["status"] != "ok").all():
+        return None
+
+    def draw(axis, part, positions, colors):
+        ok = (part["status"] == "ok").to_numpy()
+        ms = {c: part[c].to_numpy(dtype=float) * 1e3 for c in STEP_COLUMNS}
+        steady = np.where(ok, ms["step_time_median_s"], np.nan)
+        low, high = ms["step_time_ci_low_s"], ms["step_time_ci_high_s"]
+        points(axis, positions, steady, low, high, colors)
+        amortized = np.where(ok, ms["amortized_step_time_s"], np.nan)
+        differs = np.isfinite(amortized) & (np.abs(amortized / steady - 1) > 0.01)
+        none = np.full(differs.sum(), np.nan)
+        shown = [color for color, d in zip(colors, differs, strict=True) if d]
+        points(axis, positions[differs], amortized[differs], none, none, shown, filled=False)
+        for position, status in zip(positions, part["status"], strict=True):
+            if status in ("failed", "skipped"):
+                axis.text(
+                    position,
+                    0.02,
+                    status,
+                    rotation=90,
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                    transform=axis.get_xaxis_transform(),
+                )
+
+    figure = loop_figure(derived, cells, draw, "step time (ms)")
+    for axis in figure.axes[: cells["workload"].nunique()]:
+        legend(axis, "steady step (median)", "amortized (per-epoch costs in)")
     figure.suptitle(
         "Step time per loop style\n(points: medians; whiskers: 95% CI across processes)",
         fontsize=10,
@@ -132,54 +134,35 @@ def plot_step_times(derived: Derived, path: Path) -> Path | None:
     return save(figure, path)
 
 
+STEP_COLUMNS = (
+    "step_time_median_s",
+    "step_time_ci_low_s",
+    "step_time_ci_high_s",
+    "amortized_step_time_s",
+)
+
+
 def plot_speedups(derived: Derived, path: Path) -> Path | None:
     """Speedup against the reference per loop style, amortized (filled) and steady
     (hollow), with bootstrap 95% interval whiskers; log scale, the band of no practical
     difference shaded."""
-    if derived.ladder is None:
-        return None
-    reference = derived.ladder.reference
     cells = derived.cells.dropna(subset=["speedup_vs_reference"])
-    if cells.empty:
+    if derived.ladder is None or cells.empty:
         return None
-    colors = loop_colors(derived)
-    workloads = sorted(cells["workload"].unique())
-    figure, axes = panels(len(workloads))
-    band = derived.threshold
-    for axis, workload in zip(axes, workloads, strict=True):
-        frame = cells[cells["workload"] == workload].copy()
-        frame["variant"] = variant_labels(frame)
-        loops = loop_order(derived.ladder, frame["loop"])
-        variants = list(dict.fromkeys(frame["variant"]))
-        shifts = offsets(len(variants))
-        step = 0.6 / max(1, len(variants)) / 3
-        for offset, variant in zip(shifts, variants, strict=True):
-            part = frame[frame["variant"] == variant].set_index("loop").reindex(loops)
-            positions = np.arange(len(loops)) + offset
-            loop_colors_ = [colors.get(loop, "gray") for loop in loops]
-            for figure_name, shift, filled in (("amortized", -step, True), ("steady", step, False)):
-                value, low, high = SPEEDUP_COLUMNS[("reference", figure_name)]
-                points(
-                    axis,
-                    positions + shift,
-                    part[value].to_numpy(dtype=float),
-                    part[low].to_numpy(dtype=float),
-                    part[high].to_numpy(dtype=float),
-                    loop_colors_,
-                    filled=filled,
-                )
+    reference, band = derived.ladder.reference, derived.threshold
+    step = 0.2 / cells.assign(variant=variant_labels)["variant"].nunique()
+
+    def draw(axis, part, positions, colors):
+        for figure_name, shift in (("amortized", -step), ("steady", step)):
+            value, low, high = (part[c] for c in SPEEDUP_COLUMNS[("reference", figure_name)])
+            filled = figure_name == "amortized"
+            points(axis, positions + shift, value, low, high, colors, filled=filled)
+
+    figure = loop_figure(derived, cells, draw, f"speedup vs {reference} (>1: faster)")
+    for axis in figure.axes[: cells["workload"].nunique()]:
         axis.axhspan(1 - band, 1 + band, color="#dddddd", zorder=0, gid=BAND_GID)
         axis.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
-        log_scale(axis)
-        axis.set_xticks(np.arange(len(loops)), loops, rotation=20)
-        axis.set_xlim(-0.6, len(loops) - 0.4)
-        axis.set_ylabel(f"speedup vs {reference} (>1: faster)")
-        axis.set_title(
-            workload if not any(variants) else f"{workload} ({', '.join(variants)})", fontsize=10
-        )
-        points(axis, [], [], [], [], "gray", label="amortized (per-epoch costs in)")
-        points(axis, [], [], [], [], "gray", filled=False, label="steady step")
-        axis.legend(fontsize=7)
+        legend(axis, "amortized (per-epoch costs in)", "steady step")
     figure.suptitle(
         f"Speedup against {reference}\n(whiskers: bootstrap 95% CI; gray band: within ±{band:.0%})",
         fontsize=10,
@@ -187,66 +170,76 @@ def plot_speedups(derived: Derived, path: Path) -> Path | None:
     return save(figure, path)
 
 
-def plot_sweep(derived: Derived, path: Path, axis_key: str = "batch_size") -> Path | None:
-    """Step time against batch size (or width), log-log, per loop style; crossovers starred."""
-    fixed_key = "width" if axis_key == "batch_size" else "batch_size"
-    cells = derived.cells[derived.cells["status"] == "ok"]
+def panel_title(row: dict, key: str, several_runs: bool) -> str:
+    """A setting without ``key`` nor the keys at their defaults: "mlp (cpu, width 256)"."""
+    hidden = {key, "workload", *(() if several_runs else (RUN_KEY,))}
+    shown = [
+        name.format(row[k])
+        for k, name in VARIANT_NAMES.items()
+        if k not in hidden and row[k] != CELL_KEY_DEFAULTS.get(k)
+    ]
+    return f"{row['workload']} ({', '.join(shown)})"
+
+
+def plot_against(derived: Derived, path: Path, key: str) -> Path | None:
+    """Median steady step (95% CI whiskers) against ``key`` (batch size, width or steps
+    per call on a log2 axis, precision as categories), a line per loop, a panel per
+    setting without it, crossovers starred; None when no setting has two values of it."""
+    cells = usable(derived.cells)
+    fixed = [k for k in RUN_SETTING_KEYS if k != key]
     settings = [
-        (setting, group)
-        for setting, group in cells.groupby(["run", "workload", "device", fixed_key], sort=True)
-        if group[axis_key].nunique() >= 2
+        group
+        for _, group in cells.groupby(fixed, sort=True, dropna=False)
+        if group[key].nunique() >= 2
     ]
     if not settings:
         return None
     colors = loop_colors(derived)
     reference = derived.ladder.reference if derived.ladder is not None else None
-    crossovers = derived.crossovers
-    crossovers = crossovers[
-        (crossovers["axis"] == axis_key) & (crossovers["reference"] == reference)
-    ]
-    several_runs = cells["run"].nunique() > 1
+    stars = derived.crossovers
+    stars = stars[(stars["axis"] == key) & (stars["reference"] == reference)]
+    stars = stars[stars["outcome"] != "never"]
+    if len(stars):  # the sweep's other key is held at fixed_value
+        stars = stars.assign(**{stars["fixed_key"].iloc[0]: stars["fixed_value"]})
     figure, axes = panels(len(settings))
-    for axis, ((run, workload, device, fixed_value), group) in zip(axes, settings, strict=True):
-        for loop in loop_order(derived.ladder, group["loop"]):
-            line = group[group["loop"] == loop].sort_values(axis_key)
-            x = line[axis_key].to_numpy(dtype=float)
-            color = colors.get(loop, "gray")
-            step_time_line(axis, line, x, color, loop)
-            marks = crossovers[
-                (crossovers["run"] == run)
-                & (crossovers["workload"] == workload)
-                & (crossovers["device"] == device)
-                & (crossovers["fixed_value"] == fixed_value)
-                & (crossovers["loop"] == loop)
-                & (crossovers["outcome"] != "never")
-            ]
-            for crossover in marks["crossover"]:
-                at = line.loc[line[axis_key] == crossover, "step_time_median_s"]
-                if not at.empty:
-                    axis.plot(
-                        [crossover],
-                        [float(at.iloc[0]) * 1e3],
-                        marker="*",
-                        markersize=13,
-                        color=colors.get(loop, "gray"),
-                        markeredgecolor="black",
-                    )
-        log_scale(axis, "x", base=2)
-        axis.set_xticks(sorted(group[axis_key].unique()))
+    for axis, group in zip(axes, settings, strict=True):
+        values = sorted(group[key].unique(), key=lambda v: (v != CELL_KEY_DEFAULTS.get(key), v))
+        # categories (precision) at 0, 1, ...; loops side by side so whiskers do not overlap
+        log2 = key != "precision"
+        where = {v: float(v) if log2 else float(i) for i, v in enumerate(values)}
+        loops = loop_order(derived.ladder, group["loop"])
+        for loop, shift in zip(loops, offsets(len(loops), spread=0.25), strict=True):
+            line = group[group["loop"] == loop]
+            x = line[key].map(where)
+            line = line.assign(x=x * 2**shift if log2 else x + shift).sort_values("x")
+            step_time_line(axis, line, line["x"].to_numpy(dtype=float), colors[loop], loop)
+            crossed = line.merge(stars, on=[*fixed, "loop"]) if len(stars) else line.iloc[:0]
+            crossed = crossed[crossed[key] == crossed.get("crossover")]
+            axis.plot(
+                crossed["x"],
+                crossed["step_time_median_s"] * 1e3,
+                marker="*",
+                markersize=13,
+                linestyle="none",
+                color=colors[loop],
+                markeredgecolor="black",
+            )
+        if log2:
+            log_scale(axis, "x", base=2)
+        else:
+            axis.set_xlim(-0.5, len(values) - 0.5)
+        axis.set_xticks(list(where.values()), [str(v) for v in values])
         log_scale(axis)
-        axis.set_xlabel(axis_key.replace("_", " "))
+        axis.set_xlabel(AGAINST[key])
         axis.set_ylabel("median step time (ms)")
-        fixed_name = "width" if fixed_key == "width" else "batch"
-        title = f"{workload} on {device}, {fixed_name} {fixed_value}"
-        axis.set_title(f"{run}: {title}" if several_runs else title, fontsize=10)
+        several_runs = cells["run"].nunique() > 1
+        axis.set_title(panel_title(group.iloc[0].to_dict(), key, several_runs), fontsize=9)
         axis.legend(fontsize=7)
-    what = "batch size" if axis_key == "batch_size" else "width"
-    stars = (
-        f"\n(star: within {OVERHEAD_THRESHOLD:.0%} of {reference} from here on)"
-        if reference
-        else ""
+    star = f"; star: within {OVERHEAD_THRESHOLD:.0%} of {reference} from here on"
+    figure.suptitle(
+        f"Step time against {AGAINST[key]}\n(points: medians; whiskers: 95% CI{star if len(stars) else ''})",
+        fontsize=10,
     )
-    figure.suptitle(f"Step time against {what}{stars}", fontsize=10)
     return save(figure, path)
 
 
@@ -378,9 +371,9 @@ def plot_profile(derived: Derived, path: Path) -> Path | None:
 
 def write_plots(derived: Derived, plots_dir: str | os.PathLike[str]) -> list[Plot]:
     """Write every plot the data supports into ``plots_dir``; return them in report order."""
-    plots_dir = Path(plots_dir)
     reference = derived.ladder.reference if derived.ladder is not None else "the reference"
-    within = f"stays within {OVERHEAD_THRESHOLD:.0%} of {reference}"
+    star = "Log-log. A star marks the first {} from which the loop stays within "
+    star += f"{OVERHEAD_THRESHOLD:.0%} of {reference}."
     makers = (
         (
             "Step time per loop style",
@@ -401,14 +394,14 @@ def write_plots(derived: Derived, plots_dir: str | os.PathLike[str]) -> list[Plo
         (
             "Step time against batch size",
             "batch_sweep.png",
-            lambda d, p: plot_sweep(d, p, "batch_size"),
-            f"Log-log. A star marks the first batch size from which the loop {within}.",
+            partial(plot_against, key="batch_size"),
+            star.format("batch size"),
         ),
         (
             "Step time against width",
             "width_sweep.png",
-            lambda d, p: plot_sweep(d, p, "width"),
-            f"Log-log. A star marks the first width from which the loop {within}.",
+            partial(plot_against, key="width"),
+            star.format("width"),
         ),
         (
             "Compile break-even",
@@ -424,10 +417,26 @@ def write_plots(derived: Derived, plots_dir: str | os.PathLike[str]) -> list[Plo
             plot_profile,
             "Per step, from the profiled run: device/op time, input wait, the rest.",
         ),
+        (
+            "Step time against steps per call",
+            "steps_per_call.png",
+            partial(plot_against, key="steps_per_call"),
+            "Median steady step per step (not per call) of each loop against steps per call "
+            "(log-log), with its 95% CI across processes (whiskers). Read across: a loop at "
+            "K against another at one step a call is the question the Steps per call table "
+            "answers.",
+        ),
+        (
+            "Step time against precision",
+            "precision.png",
+            partial(plot_against, key="precision"),
+            "Median steady step of each loop in each precision (log scale), with its 95% CI "
+            "across processes (whiskers).",
+        ),
     )
     written = []
     for title, name, maker, caption in makers:
-        path = maker(derived, plots_dir / name)
+        path = maker(derived, Path(plots_dir) / name)
         if path is not None:
             written.append(Plot(title=title, path=path, caption=caption))
     return written

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,23 +54,17 @@ from tf_loopbench.reports.report.common import (
     Decision,
     Heading,
     Paragraph,
-    Plot,
     Ratio,
     compiler_rung,
     in_words,
     interval,
-    log_scale,
-    loop_colors,
-    offsets,
     optional_bool,
-    panels,
-    save,
     setting_fields,
     setting_heading,
-    step_time_line,
     table,
 )
 from tf_loopbench.reports.report.derived import Derived, loop_order
+from tf_loopbench.reports.report.plots import usable
 from tf_loopbench.reports.rundir import Ladder
 
 #: The knob axes this section compares across.
@@ -103,18 +96,6 @@ class KnobTables:
     def of(self, kind: str, figure: str = "amortized") -> pd.DataFrame:
         table = self.ratios
         return table[(table["kind"] == kind) & (table["figure"] == figure)]
-
-
-def usable(cells: pd.DataFrame) -> pd.DataFrame:
-    """Ok cells with a step time that are not marked not equivalent."""
-    median = pd.to_numeric(cells["step_time_median_s"], errors="coerce")
-    equivalent = (
-        cells["equivalent"].map(optional_bool)
-        if "equivalent" in cells
-        else pd.Series(None, index=cells.index)
-    )
-    keep = (cells["status"] == "ok") & (median > 0) & (equivalent.map(lambda v: v is not False))
-    return cells[keep]
 
 
 def knob_groups(ok: pd.DataFrame, axis: str) -> Iterable[tuple[pd.DataFrame, list]]:
@@ -542,84 +523,3 @@ def blocks(context: Context) -> list[Block]:
             *table(precision),
         ]
     return out
-
-
-# --------------------------------------------------------------------------- plots
-
-
-def plot_knob(derived: Derived, path: Path, axis_key: str) -> Path | None:
-    """Median steady step (95% CI whiskers) against ``axis_key`` (steps per call on a log2
-    axis, or precision as categories), a line per loop, a panel per setting without it;
-    None when no setting has two values of it."""
-    ok = usable(derived.cells)
-    settings = list(knob_groups(ok, axis_key))
-    if not settings:
-        return None
-    colors = loop_colors(derived)
-    several_runs = len(derived.run_set.runs) > 1
-    figure, axes = panels(len(settings))
-    for axis, (group, values) in zip(axes, settings, strict=True):
-        if axis_key == PRECISION:  # float32 first, then the others as the run names them
-            values = sorted(values, key=lambda v: (v != BASE_PRECISION, str(v)))
-        positions = {
-            value: (float(value) if axis_key == STEPS else float(i))
-            for i, value in enumerate(values)
-        }
-        loops = loop_order(derived.ladder, group["loop"])
-        # loops side by side around each value, so that their whiskers do not overlap
-        shifts = offsets(len(loops), spread=0.25)
-        for loop, shift in zip(loops, shifts, strict=True):
-            line = group[group["loop"] == loop].copy()
-            line["x"] = line[axis_key].map(positions)
-            line["x"] = line["x"] * 2**shift if axis_key == STEPS else line["x"] + shift
-            line = line.sort_values("x")
-            x = line["x"].to_numpy(dtype=float)
-            step_time_line(axis, line, x, colors.get(loop, "gray"), loop)
-        if axis_key == STEPS:
-            log_scale(axis, "x", base=2)
-            axis.set_xticks([float(v) for v in values], [str(v) for v in values])
-            axis.set_xlabel("steps per call (K)")
-        else:
-            axis.set_xticks(list(positions.values()), [str(v) for v in values], rotation=10)
-            axis.set_xlim(-0.5, len(values) - 0.5)
-            axis.set_xlabel("precision")
-        log_scale(axis)
-        axis.set_ylabel("median step time (ms)")
-        first = group.iloc[0].to_dict()
-        axis.set_title(_heading(first, several_runs, axis_key), fontsize=9)
-        axis.legend(fontsize=7)
-    what = "steps per call" if axis_key == STEPS else "precision"
-    figure.suptitle(
-        f"Step time against {what}\n(points: medians; whiskers: 95% CI across processes)",
-        fontsize=10,
-    )
-    return save(figure, path)
-
-
-def plots(derived: Derived, plots_dir: str | Path) -> list[Plot]:
-    """The plots per knob axis the run has (steps per call, precision), as ``Plot``s."""
-    plots_dir = Path(plots_dir)
-    makers = (
-        (
-            "Step time against steps per call",
-            "steps_per_call.png",
-            STEPS,
-            "Median steady step per step (not per call) of each loop against steps per call "
-            "(log-log), with its 95% CI across processes (whiskers). Read across: a loop at "
-            "K against another at one step a call is the question the Steps per call table "
-            "answers.",
-        ),
-        (
-            "Step time against precision",
-            "precision.png",
-            PRECISION,
-            "Median steady step of each loop in each precision (log scale), with its 95% CI "
-            "across processes (whiskers).",
-        ),
-    )
-    written = []
-    for title, name, axis_key, caption in makers:
-        path = plot_knob(derived, plots_dir / name, axis_key)
-        if path is not None:
-            written.append(Plot(title=title, path=path, caption=caption))
-    return written
