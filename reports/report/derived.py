@@ -1,24 +1,12 @@
 """Derived figures of a RunSet, each drawn from the comparison core's rows
-(``reports.compare``): speedups along the ladder, compile break-even, time to train,
-FLOP/s and MFU, crossovers over a sweep, and later runs against the first. The report's
-sections render them.
+(``reports.compare``): speedups along the ladder (against the reference and against the
+rung's neighbour, on the amortized and the steady step), compile break-even, time to
+train, FLOP/s and MFU, crossovers over a sweep, and later runs against the first. The
+report's sections render them; docs/methodology.md says how each is made.
 
-Two step-time figures (``reports.compare.FIGURES``): the *amortized* step (the steady
-step plus per-epoch costs such as Keras's epoch end spread over an epoch's steps: what a
-user pays over whole epochs) and the *steady* step (the timed step alone). Speedups are
-given on both; the report leads with the amortized one.
+Example::
 
-Loops are compared along the runs' ladder (``reports.rundir.Ladder``, from
-metadata.json): each loop against the reference (``ladder_reference``), each rung
-against the one it compares with (``ladder_neighbours``: the two differ in one thing).
-Without a ladder no loop is compared with another.
-
-Run it::
-
-    python -c "from tf_loopbench.reports.rundir import load_runs; \
-from tf_loopbench.reports.report.aggregate import RunSet; \
-from tf_loopbench.reports.report.derived import derive; \
-print(derive(RunSet.of(load_runs(['results/RUN']))).cells)"
+    derive(RunSet.of(load_runs(["results/RUN"]))).cells
 """
 
 from __future__ import annotations
@@ -50,8 +38,8 @@ from tf_loopbench.reports.rundir import DEFAULT_EPOCHS, Ladder
 OVERHEAD_THRESHOLD = 0.10
 
 #: The speedup columns ``derive`` adds to each cell, by (against, figure): against the
-#: ladder's reference, and against the rung's neighbour (named in ``neighbour``); on the
-#: amortized step (what a user pays over whole epochs) and on the steady step.
+#: ladder's reference or the rung's neighbour (named in ``neighbour``), on the amortized
+#: or the steady step.
 SPEEDUP_COLUMNS = {
     (kind, figure): tuple(
         f"{prefix}speedup_vs_{kind}{suffix}" for suffix in ("", "_ci_low", "_ci_high")
@@ -60,6 +48,8 @@ SPEEDUP_COLUMNS = {
     for figure, prefix in (("amortized", ""), ("steady", "steady_"))
 }
 SPEEDUP = ("speedup", "speedup_ci_low", "speedup_ci_high")
+#: The core's ratio columns in this module's names.
+AS_SPEEDUP = dict(zip(("ratio", "ci_low", "ci_high"), SPEEDUP, strict=True))
 
 
 def ok_cells(cells: pd.DataFrame) -> pd.DataFrame:
@@ -75,21 +65,17 @@ def loop_order(ladder: Ladder | None, loops: Iterable[str]) -> list[str]:
 
 
 def crossover_pairs(ladder: Ladder | None) -> list[tuple[str, str]]:
-    """(loop, reference) pairs whose overhead the crossovers track: each loop against the
-    ladder's reference, and each neighbour against the rung that changes it (where that
-    change stops mattering)."""
+    """The (loop, reference) pairs the crossovers track: each loop against the reference,
+    and each neighbour against the rung that changes it."""
     if ladder is None:
         return []
     by_reference = ladder_reference(ladder).pairs(ladder.loops)
     return by_reference + [(neighbour, rung) for rung, neighbour in ladder.neighbours()]
 
 
-def _float(value: Any) -> float:
-    """A number, or NaN for None, text and the like."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
+def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
+    """``frame[column]`` as floats; NaN where absent or not a number."""
+    return pd.to_numeric(frame.get(column, pd.Series(math.nan, index=frame.index)), "coerce")
 
 
 # --------------------------------------------------------------------------- speedups
@@ -98,11 +84,9 @@ def _float(value: Any) -> float:
 def speedups(
     cells: pd.DataFrame, processes: pd.DataFrame, rule: Rule, figure: str = "amortized"
 ) -> pd.DataFrame:
-    """The core's rows of each ok loop against the loop ``rule`` names in its setting, on
-    the step-time ``figure``, in this table's names: GROUP_KEYS, reference, figure,
-    speedup (above 1: the loop is faster) and its 95% CI, n_loop_processes,
-    n_reference_processes. A side without process samples gets summary.csv's median
-    and a NaN CI.
+    """The core's rows of each ok loop against the loop ``rule`` names, on the step-time
+    ``figure``: GROUP_KEYS, reference, figure, speedup (above 1: the loop is faster) and
+    its 95% CI, n_loop_processes, n_reference_processes.
 
     Example::
 
@@ -111,7 +95,7 @@ def speedups(
     rows = compare(ok_cells(cells), "loop", rule, samples=processes, figure=figure, keys=GROUP_KEYS)
     names = {
         "against_loop": "reference",
-        **dict(zip(("ratio", "ci_low", "ci_high"), SPEEDUP, strict=True)),
+        **AS_SPEEDUP,
         "n": "n_loop_processes",
         "n_against": "n_reference_processes",
     }
@@ -125,11 +109,9 @@ def speedups(
 def break_even_step(
     compile_s: float, step_time_s: float, reference_compile_s: float, reference_step_time_s: float
 ) -> tuple[float, str]:
-    """First n >= 1 with compile_s + n*step < reference_compile_s + n*reference_step.
-
-    Returns (steps, outcome): outcome is "after" (steps > 1), "immediately"
-    (steps == 1), "never" (steps NaN: not faster per step) or "unknown" (a
-    figure is missing).
+    """First n >= 1 with compile_s + n*step < reference_compile_s + n*reference_step, and
+    the outcome: "after" (n > 1), "immediately" (n == 1), "never" (NaN: not faster per
+    step) or "unknown" (a figure is missing).
 
     >>> break_even_step(0.5, 0.001, 0.0, 0.003)
     (251.0, 'after')
@@ -143,73 +125,43 @@ def break_even_step(
         if saving_per_step_s == 0 and extra_compile_s < 0:
             return 1.0, "immediately"
         return math.nan, "never"
-    # Tie at exactly x steps; the tiny relative tolerance keeps float division
-    # (0.5 / 0.002 = 250.00000000000003) from moving an exact tie by one step.
+    # the tolerance keeps float division (0.5 / 0.002 = 250.00000000000003) from moving
+    # an exact tie by one step
     tie = extra_compile_s / saving_per_step_s
     steps = max(1.0, float(math.floor(tie * (1 + 1e-12) + 1e-12)) + 1.0)
     return steps, "immediately" if steps == 1 else "after"
 
 
 def break_even(cells: pd.DataFrame, rule: Rule) -> pd.DataFrame:
-    """Break-even steps of each loop against the loop ``rule`` names (the ladder's
-    neighbours), per setting, on the amortized step (what a user pays per step over
-    whole epochs); the core pairs the cells.
-
-    Columns: GROUP_KEYS, reference, compile_s, reference_compile_s, step_time_s,
-    reference_step_time_s (amortized), extra_compile_s, saving_per_step_s,
-    break_even_steps (NaN: never), break_even_epochs (of the loop's epoch; NaN without
-    steps_per_epoch), break_even_s (wall time at break-even on the loop), outcome.
-    """
+    """Break-even of each loop against the loop ``rule`` names (the ladder's neighbours),
+    per setting, on the amortized step: GROUP_KEYS, reference, both compile and step
+    times, extra_compile_s, saving_per_step_s, break_even_steps (NaN: never),
+    break_even_epochs (NaN without steps_per_epoch), break_even_s (wall time at
+    break-even on the loop), outcome."""
     ok = ok_cells(cells)
-    rows = []
-    for pair_row in pair(ok, "loop", rule, keys=GROUP_KEYS).to_dict("records"):
-        mine, theirs = ok.loc[pair_row["subject_row"]], ok.loc[pair_row["reference_row"]]
-        compile_s, reference_compile_s = float(mine["compile_s"]), float(theirs["compile_s"])
-        step_time_s = float(mine["amortized_step_time_s"])
-        reference_step_time_s = float(theirs["amortized_step_time_s"])
-        steps, outcome = break_even_step(
-            compile_s, step_time_s, reference_compile_s, reference_step_time_s
-        )
-        epoch_steps = _float(mine.get("steps_per_epoch"))
-        rows.append(
-            {
-                **{key: mine[key] for key in GROUP_KEYS},
-                "reference": theirs["loop"],
-                "compile_s": compile_s,
-                "reference_compile_s": reference_compile_s,
-                "step_time_s": step_time_s,
-                "reference_step_time_s": reference_step_time_s,
-                "extra_compile_s": compile_s - reference_compile_s,
-                "saving_per_step_s": reference_step_time_s - step_time_s,
-                "break_even_steps": steps,
-                "break_even_epochs": steps / epoch_steps if epoch_steps > 0 else math.nan,
-                "break_even_s": compile_s + steps * step_time_s,
-                "outcome": outcome,
-            }
-        )
-    return pd.DataFrame(rows, columns=[*GROUP_KEYS, *BREAK_EVEN_COLUMNS])
-
-
-BREAK_EVEN_COLUMNS = (
-    "reference",
-    "compile_s",
-    "reference_compile_s",
-    "step_time_s",
-    "reference_step_time_s",
-    "extra_compile_s",
-    "saving_per_step_s",
-    "break_even_steps",
-    "break_even_epochs",
-    "break_even_s",
-    "outcome",
-)
+    pairs = pair(ok, "loop", rule, keys=GROUP_KEYS)
+    mine = ok.loc[pairs["subject_row"]].reset_index(drop=True)
+    theirs = ok.loc[pairs["reference_row"]].reset_index(drop=True)
+    table = mine[list(GROUP_KEYS)].assign(reference=theirs["loop"])
+    for column, source in (("compile_s", "compile_s"), ("step_time_s", "amortized_step_time_s")):
+        table[column] = mine[source].astype(float)
+        table[f"reference_{column}"] = theirs[source].astype(float)
+    table["extra_compile_s"] = table["compile_s"] - table["reference_compile_s"]
+    table["saving_per_step_s"] = table["reference_step_time_s"] - table["step_time_s"]
+    figures = ["compile_s", "step_time_s", "reference_compile_s", "reference_step_time_s"]
+    found = [break_even_step(*row) for row in table[figures].itertuples(index=False)]
+    table["break_even_steps"] = pd.Series([steps for steps, _ in found], dtype=float)
+    epoch_steps = _numbers(mine, "steps_per_epoch")
+    table["break_even_epochs"] = (table["break_even_steps"] / epoch_steps).where(epoch_steps > 0)
+    table["break_even_s"] = table["compile_s"] + table["break_even_steps"] * table["step_time_s"]
+    table["outcome"] = pd.Series([outcome for _, outcome in found], dtype=object)
+    return table
 
 
 # --------------------------------------------------------------------------- time to train
 
-
-#: The figures the time to train adds up, read from summary.csv (or, where an older
-#: run's summary lacks one, the median of its processes).
+#: The figures the time to train adds up: summary.csv's, else the median of the cell's
+#: processes (older runs).
 TIME_TO_TRAIN_FIGURES = ("build_s", "fit_setup_s", "first_step_s", "epoch_end_s", "steps_per_epoch")
 #: Figures that only some loops have (Keras's set-up call and epoch ends): 0 where absent.
 PER_LOOP_FIGURES = ("fit_setup_s", "epoch_end_s")
@@ -226,13 +178,8 @@ def train_time_s(
     epoch_end_s: float = 0.0,
 ) -> float:
     """Set-up + compile + ``epochs`` epochs from a cold start, in seconds: build_s +
-    fit_setup_s + first_step_s + (epochs * steps_per_epoch - 1) * step_time_s +
-    epochs * epoch_end_s.
-
-    >>> round(train_time_s(2, build_s=0.1, first_step_s=0.5, step_time_s=0.01,
-    ...                    steps_per_epoch=10, fit_setup_s=0.05, epoch_end_s=0.02), 9)
-    0.88
-    """
+    fit_setup_s + first_step_s + (epochs * steps_per_epoch - 1) * step_time_s + epochs *
+    epoch_end_s."""
     fit_setup_s = 0.0 if not np.isfinite(fit_setup_s) else fit_setup_s
     epoch_end_s = 0.0 if not np.isfinite(epoch_end_s) else max(0.0, epoch_end_s)
     steps = epochs * steps_per_epoch
@@ -243,101 +190,57 @@ def train_time_s(
 def time_to_train(
     cells: pd.DataFrame, processes: pd.DataFrame, epochs: int = DEFAULT_EPOCHS
 ) -> pd.DataFrame:
-    """Time to train ``epochs`` epochs per ok cell (see :func:`train_time_s`).
-
-    Columns: GROUP_KEYS, epochs, steps (epochs * steps_per_epoch), setup_s (build +
-    the loop's own set-up call), first_step_s, steps_s (the other steps, per-epoch costs included),
-    time_to_train_s (NaN where a figure is missing, e.g. steps_per_epoch in a run made
-    before it was recorded), plus the figures it adds up.
-    """
-    ok = ok_cells(cells)
-    medians = (
-        processes.groupby(list(GROUP_KEYS), sort=False)[list(TIME_TO_TRAIN_FIGURES)].median()
-        if not processes.empty and set(TIME_TO_TRAIN_FIGURES) <= set(processes.columns)
-        else pd.DataFrame(columns=list(TIME_TO_TRAIN_FIGURES))
-    )
-    found: dict[tuple, dict[str, float]] = {}
-    for row in ok.to_dict("records"):
-        key = tuple(row[k] for k in GROUP_KEYS)
-        figures = {}
-        for name in TIME_TO_TRAIN_FIGURES:
-            value = _float(row.get(name))
-            if not np.isfinite(value) and key in medians.index:
-                value = _float(medians.at[key, name])
-            if name in PER_LOOP_FIGURES and not np.isfinite(value):
-                value = 0.0
-            figures[name] = value
-        found[key] = figures
+    """Time to train ``epochs`` epochs per ok cell (:func:`train_time_s`): GROUP_KEYS, the
+    figures it adds up, step_time_median_s, epochs, steps, setup_s (build + the loop's own
+    set-up call), first_step_s, steps_s (the other steps, per-epoch costs included) and
+    time_to_train_s (NaN where a figure is missing)."""
+    names = list(TIME_TO_TRAIN_FIGURES)
+    ok = ok_cells(cells).reset_index(drop=True)
+    table = ok[list(GROUP_KEYS)].copy()
+    for name in names:
+        table[name] = _numbers(ok, name)
+    if not processes.empty and set(names) <= set(processes.columns):
+        medians = processes.groupby(list(GROUP_KEYS), sort=False)[names].median()
+        found = medians.reindex(pd.MultiIndex.from_frame(table[list(GROUP_KEYS)]))
+        table[names] = table[names].fillna(found.set_axis(table.index))
+    table[list(PER_LOOP_FIGURES)] = table[list(PER_LOOP_FIGURES)].fillna(0.0)
     # an epoch's steps depend on the data and the batch only: a loop that did not record
-    # them (older runs recorded them for some loops) has its setting's
-    epoch_steps: dict[tuple, float] = {}
-    for key, figures in found.items():
-        if np.isfinite(figures["steps_per_epoch"]):
-            epoch_steps.setdefault(key[:-1], figures["steps_per_epoch"])
-    rows = []
-    for row in ok.to_dict("records"):
-        key = tuple(row[k] for k in GROUP_KEYS)
-        figures = found[key]
-        if not np.isfinite(figures["steps_per_epoch"]):
-            figures["steps_per_epoch"] = epoch_steps.get(key[:-1], math.nan)
-        step_time_s = float(row["step_time_median_s"])
-        total = train_time_s(
-            epochs,
-            build_s=figures["build_s"],
-            first_step_s=figures["first_step_s"],
-            step_time_s=step_time_s,
-            steps_per_epoch=figures["steps_per_epoch"],
-            fit_setup_s=figures["fit_setup_s"],
-            epoch_end_s=figures["epoch_end_s"],
-        )
-        steps = epochs * figures["steps_per_epoch"]
-        setup_s = figures["build_s"] + figures["fit_setup_s"]
-        rows.append(
-            {
-                **{k: row[k] for k in GROUP_KEYS},
-                **figures,
-                "step_time_median_s": step_time_s,
-                "epochs": epochs,
-                "steps": steps,
-                "setup_s": setup_s,
-                "steps_s": total - setup_s - figures["first_step_s"],
-                "time_to_train_s": total,
-            }
-        )
-    columns = [
-        *GROUP_KEYS,
-        *TIME_TO_TRAIN_FIGURES,
-        "step_time_median_s",
-        "epochs",
-        "steps",
-        "setup_s",
-        "steps_s",
-        "time_to_train_s",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    # them (older runs did for some loops) has its setting's
+    setting = table.groupby(list(RUN_SETTING_KEYS), sort=False, dropna=False)
+    table["steps_per_epoch"] = table["steps_per_epoch"].fillna(
+        setting["steps_per_epoch"].transform("first")
+    )
+    table["step_time_median_s"] = ok["step_time_median_s"].astype(float)
+    total = pd.Series(
+        [
+            train_time_s(epochs, **figures)
+            for figures in table[names]
+            .assign(step_time_s=table["step_time_median_s"])
+            .to_dict("records")
+        ],
+        index=table.index,
+        dtype=float,
+    )
+    table["epochs"] = epochs
+    table["steps"] = epochs * table["steps_per_epoch"]
+    table["setup_s"] = table["build_s"] + table["fit_setup_s"]
+    table["steps_s"] = total - table["setup_s"] - table["first_step_s"]
+    table["time_to_train_s"] = total
+    return table
 
 
 # --------------------------------------------------------------------------- FLOP/s
 
 
 def throughput(cells: pd.DataFrame) -> pd.DataFrame:
-    """Achieved FLOP/s (on the steady step) and MFU (against the run's matmul probe
-    peak) per ok cell.
-
-    Columns: GROUP_KEYS, model_flops_per_step, step_time_median_s,
-    achieved_flops_per_s, peak_matmul_flops, mfu (NaN without a measured peak
-    or a FLOP count).
-    """
+    """Per ok cell: GROUP_KEYS, model_flops_per_step, step_time_median_s (steady),
+    achieved_flops_per_s, peak_matmul_flops (the run's probe) and mfu (NaN without a
+    peak or a FLOP count)."""
     ok = ok_cells(cells)
-    flops = (
-        ok["model_flops_per_step"].astype(float)
-        if "model_flops_per_step" in ok
-        else pd.Series(math.nan, index=ok.index)
-    )
     table = ok[list(GROUP_KEYS)].copy()
-    table["model_flops_per_step"] = flops
+    table["model_flops_per_step"] = _numbers(ok, "model_flops_per_step")
     table["step_time_median_s"] = ok["step_time_median_s"].astype(float)
-    table["achieved_flops_per_s"] = flops / table["step_time_median_s"]
+    table["achieved_flops_per_s"] = table["model_flops_per_step"] / table["step_time_median_s"]
     table["peak_matmul_flops"] = ok["peak_matmul_flops"].astype(float)
     table["mfu"] = table["achieved_flops_per_s"] / table["peak_matmul_flops"]
     return table.reset_index(drop=True)
@@ -365,7 +268,8 @@ CROSSOVER_COLUMNS = (
 def _log_interpolated(
     grid: np.ndarray, overheads: np.ndarray, index: int, threshold: float
 ) -> float:
-    """Where overhead (linear in log2 axis) crosses threshold between grid[index-1] and grid[index]."""
+    """Where the overhead, linear in log2 of the axis, meets the threshold between
+    grid[index - 1] and grid[index]."""
     low, high = grid[index - 1], grid[index]
     over, under = overheads[index - 1], overheads[index]
     if low <= 0 or over == under:
@@ -381,15 +285,13 @@ def crossovers(
     threshold: float = OVERHEAD_THRESHOLD,
 ) -> pd.DataFrame:
     """Smallest ``axis`` value (batch_size or width) from which a loop's overhead against
-    its reference (loop steady step / reference's - 1, from the core's rows) stays under
-    ``threshold`` for every larger grid point; no interpolation decides it.
+    its reference (steady step ratio - 1, from the core's rows) stays under ``threshold``
+    at every larger grid point; no interpolation decides it.
 
-    One row per (run's setting without the two sweep keys, the other of them, loop,
-    reference) with at least two grid points where both loops are ok. ``outcome``:
-    "from" (crosses inside the grid), "always" (under at the smallest grid point),
-    "never" (over at the largest; ``crossover`` NaN). ``crossover_log_interpolated``,
-    for information: where the straight line between the neighbouring grid points
-    (overhead against log2 of the axis) meets the threshold.
+    One row per (setting without the two sweep keys, the other of them, loop, reference)
+    with at least two grid points. ``outcome``: "from" (crosses inside the grid),
+    "always" (under at the smallest point), "never" (``crossover`` NaN);
+    ``crossover_log_interpolated`` is for information.
 
     Example::
 
@@ -410,19 +312,11 @@ def crossovers(
             grid = line[axis].to_numpy(dtype=float)
             overheads = (line["value"] / line["against_value"] - 1.0).to_numpy(dtype=float)
             under = overheads < threshold
-            # first index from which every larger grid point is under the threshold
+            # the first index from which every larger grid point is under the threshold
             start = len(grid)
             while start > 0 and under[start - 1]:
                 start -= 1
-            if start == len(grid):
-                outcome, crossover, interpolated, at = "never", math.nan, math.nan, math.nan
-            elif start == 0:
-                outcome, crossover, interpolated = "always", grid[0], math.nan
-                at = overheads[0]
-            else:
-                outcome, crossover = "from", grid[start]
-                interpolated = _log_interpolated(grid, overheads, start, threshold)
-                at = overheads[start]
+            outcome = "never" if start == len(grid) else "always" if start == 0 else "from"
             out.append(
                 {
                     **dict(zip(setting, values[:-1], strict=True)),
@@ -434,9 +328,13 @@ def crossovers(
                     "reference": reference,
                     "threshold": threshold,
                     "outcome": outcome,
-                    "crossover": crossover,
-                    "crossover_log_interpolated": interpolated,
-                    "overhead_at_crossover": at,
+                    "crossover": grid[start] if outcome != "never" else math.nan,
+                    "crossover_log_interpolated": (
+                        _log_interpolated(grid, overheads, start, threshold)
+                        if outcome == "from"
+                        else math.nan
+                    ),
+                    "overhead_at_crossover": overheads[start] if outcome != "never" else math.nan,
                     "grid": tuple(int(value) for value in grid),
                     "overheads": tuple(float(value) for value in overheads),
                 }
@@ -459,14 +357,11 @@ RUN_COMPARISON_COLUMNS = (
 
 def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame:
     """Each later run against the first, cell by cell, on the steady step: the core's
-    rows, the run varying, as a speedup (above 1: the later run is faster) with its CI.
-
-    Cells match on every key but the run, and but the device too where each of the two
-    runs has a single device: "cpu vs gpu" pairs the cpu cell with the gpu cell.
-    Columns: RUN_COMPARISON_COLUMNS.
-    """
+    rows as a speedup (above 1: the later run is faster) with its CI. Where each of the
+    two runs has a single device, the device varies too ("cpu vs gpu")."""
     ok = ok_cells(cells)
     runs = list(dict.fromkeys(cells[RUN_KEY]))
+    names = {"against_run": "baseline", "against_device": "baseline_device", **AS_SPEEDUP}
     parts = []
     for other in runs[1:]:
         both = ok[ok[RUN_KEY].isin([runs[0], other])]
@@ -480,8 +375,6 @@ def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame
         rows = compare(both, vary, rule, samples=processes, figure="steady", keys=GROUP_KEYS)
         if "against_device" not in rows:
             rows["against_device"] = rows["device"]
-        names = {"against_run": "baseline", "against_device": "baseline_device"}
-        names.update(zip(("ratio", "ci_low", "ci_high"), SPEEDUP, strict=True))
         parts.append(rows.rename(columns=names)[list(RUN_COMPARISON_COLUMNS)])
     if not parts:
         return pd.DataFrame(columns=RUN_COMPARISON_COLUMNS)
@@ -496,11 +389,10 @@ class Derived:
     """Every derived table of a RunSet.
 
     ``cells``: one row per (run, cell), in ladder order: summary columns, process
-    statistics, the speedups of SPEEDUP_COLUMNS (against the ladder's reference and
-    against the rung this loop compares with, ``neighbour``; they replace summary.csv's
-    speedup_vs_fit), ``time_to_train_s`` for ``epochs`` epochs,
-    ``achieved_flops_per_s``, ``mfu`` and the equal-work loss of its setting's
-    equivalence reference. ``speedups`` holds every (loop, reference, figure).
+    statistics, the SPEEDUP_COLUMNS (they replace summary.csv's speedup_vs_fit),
+    ``time_to_train_s`` for ``epochs`` epochs, ``achieved_flops_per_s``, ``mfu`` and the
+    equal-work loss of its setting's equivalence reference. ``speedups`` holds every
+    (loop, reference, figure).
     """
 
     run_set: RunSet
@@ -520,39 +412,34 @@ class Derived:
         return self.run_set.ladder
 
     def once(self, name: str, make: Callable[[], Any]) -> Any:
-        """``make()``, computed once per report: a section's comparison rows, which its
-        tables and its sentences share."""
+        """``make()``, computed once per report (rows a section's tables and sentences share)."""
         if name not in self.memo:
             self.memo[name] = make()
         return self.memo[name]
 
 
 def equal_work_reference(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per cell, the loop its equal-work loss was checked against (the cell of its setting
-    marked ``equivalence_reference``) and that loop's loss; None/NaN where the run has
-    none (runs made before equal work was recorded)."""
-    cells = cells.copy()
-    marked = (
-        cells["equivalence_reference"].map(lambda value: value is True or value == "True")
-        if "equivalence_reference" in cells
-        else pd.Series(False, index=cells.index)
-    )
-    references = cells[marked & (cells["status"] == "ok")]
+    """``cells`` with the loop and the equal-work loss of each setting's
+    ``equivalence_reference`` cell (None/NaN where a run recorded none)."""
+    marked = cells.get("equivalence_reference", pd.Series(False, index=cells.index))
+    references = cells[marked.isin([True, "True"]) & (cells["status"] == "ok")]
+    losses = _numbers(references, "equal_work_loss")
     by_setting = {
-        tuple(row[k] for k in RUN_SETTING_KEYS): (row["loop"], _float(row.get("equal_work_loss")))
-        for row in references.to_dict("records")
+        tuple(row[k] for k in RUN_SETTING_KEYS): (row["loop"], loss)
+        for row, loss in zip(references.to_dict("records"), losses, strict=True)
     }
     found = [
-        by_setting.get(tuple(row[k] for k in RUN_SETTING_KEYS)) for row in cells.to_dict("records")
+        by_setting.get(key, (None, math.nan))
+        for key in cells[list(RUN_SETTING_KEYS)].itertuples(index=False, name=None)
     ]
-    cells["reference_equal_work_loop"] = [f[0] if f else None for f in found]
-    cells["reference_equal_work_loss"] = [f[1] if f else math.nan for f in found]
+    cells = cells.copy()
+    cells["reference_equal_work_loop"] = [loop for loop, _ in found]
+    cells["reference_equal_work_loss"] = [loss for _, loss in found]
     return cells
 
 
 def derive(run_set: RunSet, epochs: int = DEFAULT_EPOCHS) -> Derived:
-    """Compute every derived table for a RunSet (see the module docstring); the time to
-    train is for ``epochs`` epochs."""
+    """Every derived table of a RunSet; the time to train is for ``epochs`` epochs."""
     ladder = run_set.ladder
     cells = run_set.cells.drop(columns=["speedup_vs_fit"]).merge(
         aggregate_processes(run_set.processes), on=list(GROUP_KEYS), how="left"
@@ -568,11 +455,13 @@ def derive(run_set: RunSet, epochs: int = DEFAULT_EPOCHS) -> Derived:
         [*GROUP_KEYS, "reference", "figure"]
     )
     neighbours = dict(ladder.neighbours()) if ladder is not None else {}
-    cells["neighbour"] = cells["loop"].map(lambda loop: neighbours.get(loop))
-    rates = throughput(run_set.cells)[[*GROUP_KEYS, "achieved_flops_per_s", "mfu"]]
-    cells = cells.merge(rates, on=list(GROUP_KEYS), how="left")
+    cells["neighbour"] = cells["loop"].map(neighbours.get)
     trained = time_to_train(run_set.cells, run_set.processes, epochs)
-    cells = cells.merge(trained[[*GROUP_KEYS, "time_to_train_s"]], on=list(GROUP_KEYS), how="left")
+    for table, columns in (
+        (throughput(run_set.cells), ["achieved_flops_per_s", "mfu"]),
+        (trained, ["time_to_train_s"]),
+    ):
+        cells = cells.merge(table[[*GROUP_KEYS, *columns]], on=list(GROUP_KEYS), how="left")
     cells = equal_work_reference(cells)
     ranks = {loop: i for i, loop in enumerate(loop_order(ladder, cells["loop"]))}
     cells["loop_rank"] = cells["loop"].map(ranks)
