@@ -27,7 +27,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
-from tf_loopbench.reports.compare import CELL_KEYS, SETTING_KEYS, Figure, against, compare
+from tf_loopbench.reports.compare import (
+    CELL_KEY_DEFAULTS,
+    CELL_KEYS,
+    SETTING_KEYS,
+    Figure,
+    against,
+    compare,
+)
 from tf_loopbench.reports.rundir import SUMMARY_COLUMNS, CellKey
 
 NOISY_IQR_FRACTION = 0.10
@@ -179,6 +186,8 @@ def summarize_cell(
         keras_steps_per_execution=first.get("keras_steps_per_execution"),
         data_source=first.get("data_source"),
     )
+    if any("precision_floor" in p for p in ok):  # runs from before it have none
+        row["precision_floor"] = first.get("precision_floor")
     for name in (
         "profile_op_time_s",
         "profile_input_wait_s",
@@ -264,7 +273,10 @@ def equivalence(frame: pd.DataFrame) -> pd.Series:
     reference runs one step a call, and every cell of a run trains the same
     equal-work steps whatever its steps per call) within this loop style's tolerance
     at that precision (loops/equivalence.py, the one tests/test_equivalence.py uses)?
-    None when the run has no such reference cell or the cell did not run."""
+    A mixed-precision cell whose process rows carry a ``precision_floor`` must also lie
+    farther than that from the float32 reference's loss, and within its tolerance of
+    it, when the run has that reference: nearer, it trained in float32 whatever its
+    label says. None when the run has no such reference cell or the cell did not run."""
     result = pd.Series([None] * len(frame), index=frame.index, dtype=object)
     if frame.empty or "equal_work_loss" not in frame:
         return result
@@ -280,9 +292,18 @@ def equivalence(frame: pd.DataFrame) -> pd.Series:
         if expected is None or not all(map(_finite, (expected, loss, rtol))):
             continue
         # the losses of one loop style's processes differ by at most float rounding
-        deviation = abs(float(loss) - float(expected)) / max(abs(float(expected)), 1e-12)
-        result[index] = bool(deviation <= float(rtol))
+        result[index] = bool(_relative(loss, expected) <= float(rtol))
+        floor = row.get("precision_floor")
+        float32 = reference_loss.get(
+            tuple(CELL_KEY_DEFAULTS[g] if g == "precision" else row[g] for g in group)
+        )
+        if result[index] and _finite(floor) and float32 is not None and _finite(float32):
+            result[index] = bool(float(floor) < _relative(loss, float32) <= float(rtol))
     return result
+
+
+def _relative(value: Any, reference: Any) -> float:
+    return abs(float(value) - float(reference)) / max(abs(float(reference)), 1e-12)
 
 
 def _finite(value: Any) -> bool:

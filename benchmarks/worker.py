@@ -38,7 +38,10 @@ Equal work: when the first step and the warm-up are done (the same batches in th
 same order for every loop style), the model is evaluated once, untimed
 (``equal_work_loss`` after ``equal_work_steps``), so each run shows whether its
 loop styles trained alike; ``benchmarks/stats.py`` checks it per cell against the
-equivalence reference within the loop style's tolerance (loops/equivalence.py).
+equivalence reference within the loop style's tolerance (loops/equivalence.py), and
+a mixed-precision cell's against float32's beyond ``precision_floor``. A cell whose
+layers did not compute in its precision (``compute_dtypes``, read from the built
+layers) fails.
 """
 
 from __future__ import annotations
@@ -176,8 +179,14 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         register_run_workloads(config.models, cell.workload)
     from tf_loopbench.loops import distribute
     from tf_loopbench.loops.equivalence import REFERENCE as EQUIVALENCE_REFERENCE
-    from tf_loopbench.loops.equivalence import tolerance
-    from tf_loopbench.loops.knobs import loss_scaled, set_precision, unsupported_precision
+    from tf_loopbench.loops.equivalence import precision_floor, tolerance
+    from tf_loopbench.loops.knobs import (
+        compute_dtypes,
+        loss_scaled,
+        precision_not_run,
+        set_precision,
+        unsupported_precision,
+    )
 
     if cell.device not in devices.present_devices():
         raise CellSkipped(f"no {cell.device.upper()} present")
@@ -296,6 +305,10 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
                 f"trainer stopped early: {len(times.window_s)} of {config.windows} windows timed"
             )
         peak_gpu = devices.gpu_peak_bytes(cell.device)
+        # the precision read back from the layers the step ran through, not the policy set
+        not_run = precision_not_run(cell.precision, state.models.values())
+        if not_run is not None:
+            raise RuntimeError(f"{cell.precision} cell: {not_run}")
         trace_counts_after_timing = trainer.trace_counts()
         evaluation = workload.evaluate(state, data.val)
 
@@ -355,6 +368,8 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         "equivalence_rtol": tolerance(cell.loop, cell.precision, cell.fit_jit, cell.strategy),
         "replicas": strategy.num_replicas_in_sync if strategy is not None else 1,
         "keras_policy": keras_policy(),
+        "compute_dtypes": compute_dtypes(state.models.values()),
+        "precision_floor": precision_floor(cell.precision),
         **loss_scales(state),
         "injected_s_per_step": clock.inject_s,
         "final_loss": final_loss,

@@ -25,6 +25,9 @@ are in docs/methodology.md):
   casts rounds at other places than eager does: measured over 32 steps at
   batch 32 and 128, 1, 8 and 32 steps a call, all three workloads
   (``PRECISION_TOLERANCES``: about 2.5x the largest deviation seen).
+- A mixed-precision cell must also differ from float32: its loss lies farther from
+  float32's than ``PRECISION_FLOORS`` and nearer than its tolerance, so a cell that
+  silently trained in float32 (as close to float32 as float32 rounding) is caught.
 """
 
 from __future__ import annotations
@@ -67,6 +70,24 @@ PRECISION_TOLERANCES: dict[str, dict[str, float]] = {
     # graph mode as eager; fit's running-mean recovery <= 1.0e-4; XLA <= 1.1e-3
     "mixed_float16": {"eager": 0.0, "tf_function": 1e-3, "tf_data": 1e-3, "fit": 1e-3, "xla": 5e-3},
 }
+
+
+#: per mixed precision: the least relative distance of a cell's loss from float32's
+#: (the float32 eager reference's validation loss after the same steps) that shows it
+#: trained in that precision. float16 (11 bits) comes too near float32 to tell by the
+#: loss (gan: 5.9e-6): no floor; its layers' compute dtype tells (knobs.precision_not_run)
+# bf16 (mlp, gan; seeds 0-2; 11 and 32 steps): >= 9.5e-5 from float32; float32 cells <= 1.1e-7
+PRECISION_FLOORS: dict[str, float] = {"mixed_bfloat16": 1e-5}
+
+
+def precision_floor(precision: str) -> float | None:
+    """How far from float32's loss a cell at ``precision`` must be (relative), at the
+    least; None: no floor (float32, or a precision too close to it to tell).
+
+    >>> precision_floor("mixed_bfloat16"), precision_floor("float32")
+    (1e-05, None)
+    """
+    return PRECISION_FLOORS.get(precision)
 
 
 #: per strategy kind (loops/distribute.py), against eager without one: the replicas'

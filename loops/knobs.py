@@ -175,6 +175,37 @@ def loss_scaled(state: Any, workload: Any, precision: str) -> Any:
     return state
 
 
+#: what each precision computes in (its variables stay float32)
+COMPUTE_DTYPES = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
+
+
+def compute_dtypes(models: Iterable[Any]) -> list[str]:
+    """The compute dtypes of the layers with weights in ``models`` (nested models
+    walked), read from the built layers: what each layer casts its inputs to when the
+    step calls it, whatever Keras's global policy says now.
+
+    A model built before the policy was set, or with ``dtype="float32"`` on its layers,
+    trains in float32 under a mixed global policy; this is how a cell shows it did not.
+    """
+    found: set[str] = set()
+    pending = list(models)
+    while pending:
+        layer = pending.pop()
+        pending += list(getattr(layer, "layers", []))
+        if layer.weights and not getattr(layer, "layers", None):
+            found.add(str(layer.compute_dtype))
+    return sorted(found)
+
+
+def precision_not_run(precision: str, models: Iterable[Any]) -> str | None:
+    """Why ``models`` did not train in ``precision`` (none of their layers computes in
+    its dtype), else None."""
+    expected, dtypes = COMPUTE_DTYPES[precision], compute_dtypes(models)
+    if expected in dtypes:
+        return None
+    return f"the model computed in {', '.join(dtypes) or 'nothing'}, not {precision}'s {expected}"
+
+
 def unsupported_precision(precision: str) -> str | None:
     """Why ``precision`` cannot train on the current device (a tiny Dense layer's
     forward and backward pass under that policy fails), else None."""

@@ -165,3 +165,31 @@ def test_fits_facts_are_read_back_from_what_keras_ran(change, message):
         setattr(changed.model, name, value)
     with pytest.raises(RuntimeError, match=message):
         changed.run(8, StepHooks())
+
+
+def test_a_mixed_precision_cell_that_computed_in_float32_fails(float32_after, monkeypatch):
+    """The worker reads the compute dtype from the layers the step ran through: a model
+    built in float32 (as one built before the policy was set) under a mixed_bfloat16
+    label fails, though the policy the worker set says mixed_bfloat16."""
+    from dataclasses import replace
+
+    import tf_loopbench.loops.workloads  # noqa: F401  (registers the workloads)
+    from tf_loopbench.loops.base import WORKLOADS
+    from tf_loopbench.loops.knobs import precision_policy
+
+    config = replace(tiny_config(), devices=("cpu",))
+    cell = Cell("linear", "tf_function", "cpu", 32, 0, precision="mixed_bfloat16")
+    ran = run_job(Job(cell, 0, 0, config))["process"]
+    assert ran["status"] == "ok", ran.get("error")
+    assert ran["compute_dtypes"] == ["bfloat16"] and ran["precision_floor"] == 1e-5
+    linear = WORKLOADS.get("linear")
+    build = linear.build
+
+    def build_in_float32(self):
+        with precision_policy("float32"):
+            return build(self)
+
+    monkeypatch.setattr(linear, "build", build_in_float32)
+    row = run_job(Job(cell, 1, 1, config))["process"]
+    assert row["status"] == "failed"
+    assert "the model computed in float32, not mixed_bfloat16's bfloat16" in row["error"]
