@@ -618,19 +618,6 @@ def test_drift_correction_raises_no_alarm_on_identical_code(tmp_path):
     assert all(cell.verdict in ("same", "unclear") for cell in result.cells)
 
 
-def test_a_change_that_slows_every_cell_survives_the_correction():
-    # both sides of a block share its factor: a uniform 10 % slowdown is kept
-    rng = np.random.default_rng(3)
-    drift = 1 + 0.25 * np.sin(np.arange(10))
-    base = 0.002 * drift * (1 + 0.01 * rng.standard_normal((5, 10)))
-    current = 1.10 * 0.002 * drift * (1 + 0.01 * rng.standard_normal((5, 10)))
-    grid = np.stack([base, current], axis=1)  # (cells, sides, blocks)
-    corrected = grid / samples.drift_factors(grid)
-    ratios = np.median(corrected[:, 1], axis=1) / np.median(corrected[:, 0], axis=1)
-    assert np.allclose(ratios, 1.10, atol=0.02)
-    assert np.std(np.log(corrected[:, 0]), axis=1).max() < 0.03  # the drift is gone
-
-
 def test_a_slowdown_of_every_cell_survives_the_correction_around_each_pair():
     rng = np.random.default_rng(4)
     position = np.arange(12)[None, :] * 5 + np.arange(5)[:, None]  # 5 cells x 12 blocks
@@ -645,9 +632,9 @@ def test_a_slowdown_of_every_cell_survives_the_correction_around_each_pair():
     assert np.allclose(ratios, 1.10, atol=0.02)
     spread = {
         "around each pair": np.std(np.log(corrected[:, 0]), axis=1).max(),
-        "per block": np.std(np.log(base / samples.drift_factors(grid)[:, 0]), axis=1).max(),
+        "raw": np.std(np.log(base), axis=1).max(),
     }
-    assert spread["around each pair"] < spread["per block"] / 2, spread
+    assert spread["around each pair"] < spread["raw"] / 2, spread
 
 
 def test_a_process_is_judged_by_its_fastest_window(tmp_path):
@@ -662,7 +649,6 @@ def test_a_process_is_judged_by_its_fastest_window(tmp_path):
     (run_dir / SAMPLES_FILE).write_text("".join(json.dumps(row) + "\n" for row in rows))
     run = load_run(run_dir)
     assert samples.process_samples(run)["step_time_s"].tolist() == [0.010, 0.009]
-    assert samples.process_samples(run, "median")["step_time_s"].tolist() == [0.010, 0.012]
     no_windows = [row for row in rows if row["kind"] == "process"]
     (run_dir / SAMPLES_FILE).write_text("".join(json.dumps(row) + "\n" for row in no_windows))
     assert samples.process_samples(load_run(run_dir))["step_time_s"].tolist() == [0.010, 0.012]

@@ -128,11 +128,9 @@ def test_validation_pools_the_blocks_of_several_a_as_and_judges_each_as_measured
         f"unchanged: {tmp_path / 'aa2'}",
         f"slowed: {tmp_path / 'slowed'}",
     ]
-    # columns: A/B, blocks, gate, corrected per block, corrected around each pair, median, mean
-    assert (
-        measured[f"unchanged: {tmp_path / 'aa1'}"][1:5] == ["10", "0 flagged"] + ["0 flagged"] * 2
-    )
-    assert measured[f"slowed: {tmp_path / 'slowed'}"][4] == "1 flagged: mlp/xla"
+    # columns: A/B, blocks, gate, corrected around each pair, median, mean
+    assert measured[f"unchanged: {tmp_path / 'aa1'}"][1:4] == ["10", "0 flagged", "0 flagged"]
+    assert measured[f"slowed: {tmp_path / 'slowed'}"][3] == "1 flagged: mlp/xla"
 
 
 def test_validation_refuses_to_pool_a_as_with_slowed_a_bs(tmp_path, capsys):

@@ -30,8 +30,9 @@ of n blocks (block k = process k of every cell on both sides, measured together)
 the same blocks for every cell, drawn without replacement when the A/Bs hold n
 blocks (a bootstrap repeats blocks, and a rank test takes each repeat for a new
 sample: it overstates false alarms and detection alike), judged by the gate on
-raw samples, by the gate on drift-corrected samples (what ``loopbench compare``
-does with such an A/B: ``reports.gate.samples.drift_factors``) and by the fixed rules; and
+raw samples, by the gate on samples corrected for the drift around each pair (what
+``loopbench compare`` does with such an A/B: ``reports.gate.samples.local_drift_factors``)
+and by the fixed rules; and
 each A/B once on all its blocks, as ``loopbench compare`` judges it::
 
     python tools/validate_gate.py --ab results/aa1 results/aa2 results/aa3 \\
@@ -66,10 +67,7 @@ from tf_loopbench.benchmarks.config import AB_PROCESSES, INJECT_SLOWDOWN_ENV
 from tf_loopbench.reports.gate import judge
 from tf_loopbench.reports.gate import stats as gate_stats
 from tf_loopbench.reports.gate.samples import (
-    DEFAULT_STATISTIC,
-    STATISTICS,
     block_grid,
-    drift_factors,
     local_drift_factors,
     measured_interleaved,
     pair_times,
@@ -94,13 +92,13 @@ class Pool:
         return np.concatenate(self.samples[cell])
 
 
-def load_pool(run_dirs: Sequence[str | Path], statistic: str = DEFAULT_STATISTIC) -> Pool:
+def load_pool(run_dirs: Sequence[str | Path]) -> Pool:
     """Read the ok per-process step times of ``run_dirs`` (cells present in all)."""
     keys = CELL_KEYS
     per_run = []
     for run_dir in run_dirs:
         run = load_run(run_dir)
-        samples = process_samples(run, statistic)
+        samples = process_samples(run)
         per_run.append(
             {
                 cell: group["step_time_s"].to_numpy(float)
@@ -161,20 +159,6 @@ def gate_rule(threshold: float, alpha: float) -> Rule:
         p_adjusted = gate_stats.holm_adjust(p_slower, axis=-1)  # across cells
         ratio = gate_stats.median_ratio(baseline, current, axis=-1)
         return gate_stats.confirmed_slower(p_adjusted, ratio, alpha, threshold)
-
-    return flagged
-
-
-def drift_corrected_gate_rule(threshold: float, alpha: float) -> Rule:
-    """The gate on samples divided by their block's drift (``reports.gate.samples.drift_factors``),
-    as ``loopbench compare`` judged an interleaved A/B before 2026-11-29: sample j of
-    every cell on both sides is block j."""
-    gate = gate_rule(threshold, alpha)
-
-    def flagged(baseline: np.ndarray, current: np.ndarray) -> np.ndarray:
-        grid = np.stack([baseline, current], axis=-2)  # (iterations, cells, 2, n)
-        corrected = grid / drift_factors(grid)
-        return gate(corrected[..., 0, :], corrected[..., 1, :])
 
     return flagged
 
@@ -320,14 +304,14 @@ class ABBlocks:
         return ", ".join(path for path, _ in self.parts)
 
 
-def load_ab(out_dir: str | Path, statistic: str = DEFAULT_STATISTIC) -> ABBlocks:
+def load_ab(out_dir: str | Path) -> ABBlocks:
     keys = CELL_KEYS
     sides = [load_run(Path(out_dir) / side) for side in ("base", "current")]
     if not measured_interleaved(*sides):
         raise RunDirError(
             f"{out_dir}: base and current are not the two sides of one interleaved A/B"
         )
-    samples = tuple(process_samples(run, statistic) for run in sides)
+    samples = tuple(process_samples(run) for run in sides)
     cells, grid = block_grid(samples)
     corrected = grid / local_drift_factors(grid, pair_times(samples))
     complete = np.isfinite(grid).all(axis=(0, 1))
@@ -338,10 +322,10 @@ def load_ab(out_dir: str | Path, statistic: str = DEFAULT_STATISTIC) -> ABBlocks
     return ABBlocks(cells, grid, keys, slowed_loop, part, corrected)
 
 
-def load_abs(out_dirs: Sequence[str | Path], statistic: str = DEFAULT_STATISTIC) -> ABBlocks:
+def load_abs(out_dirs: Sequence[str | Path]) -> ABBlocks:
     """Several interleaved A/Bs, their blocks pooled over the cells they all hold (each
     A/B's drift is read on its own whole matrix first)."""
-    abs_ = [load_ab(path, statistic) for path in out_dirs]
+    abs_ = [load_ab(path) for path in out_dirs]
     common = [cell for cell in abs_[0].cells if all(cell in ab.cells for ab in abs_)]
     if not common:
         raise RunDirError(f"{', '.join(map(str, out_dirs))}: no cell in common")
@@ -517,36 +501,19 @@ def _wall_minutes(run) -> float:
     return (end - start).total_seconds() / 60
 
 
-def power_table(
-    out_dirs: Sequence[str | Path],
-    threshold: float,
-    alpha: float,
-    statistic: str = DEFAULT_STATISTIC,
-    drift: str = "pair",
-) -> str:
+def power_table(out_dirs: Sequence[str | Path], threshold: float, alpha: float) -> str:
     """Each A/B judged as ``loopbench compare`` judges it, side by side: every cell's
-    detectable slowdown, the median over cells, how many were blind, blocks and time.
-    ``statistic`` and ``drift`` may name the gate before 2026-11-29 ("median", "block")."""
+    detectable slowdown, the median over cells, how many were blind, blocks and time."""
     results = []
     for out_dir in out_dirs:
         base, current = Path(out_dir) / "base", Path(out_dir) / "current"
-        results.append(
-            judge.compare(
-                base,
-                current,
-                threshold,
-                alpha,
-                allow_missing=True,
-                statistic=statistic,
-                drift=drift,
-            )
-        )
+        results.append(judge.compare(base, current, threshold, alpha, allow_missing=True))
     cells = sorted({cell.cell for result in results for cell in result.cells}, key=repr)
     names = [str(path) for path in out_dirs]
     lines = [
         f"## Detectable slowdown per cell (80% power, Holm's first-step level; "
-        f"threshold {threshold:.0%}, alpha {alpha:g}; sample: {statistic} window; "
-        f"drift read {'around each pair' if drift == 'pair' else 'per block'})",
+        f"threshold {threshold:.0%}, alpha {alpha:g}; sample: fastest window; "
+        "drift read around each pair)",
         "",
         "| cell | " + " | ".join(names) + " |",
         "|---|" + "---|" * len(names),
@@ -667,7 +634,6 @@ COMPARE_RULE = "gate, drift-corrected around each pair (compare)"
 def all_rules(threshold: float, alpha: float, drift_corrected: bool) -> dict[str, Rule]:
     rules = {"gate (MWU + Holm + effect)": gate_rule(threshold, alpha)}
     if drift_corrected:
-        rules["gate, drift-corrected per block"] = drift_corrected_gate_rule(threshold, alpha)
         rules[COMPARE_RULE] = pair_corrected_gate_rule(threshold, alpha)
     rules[f"median ratio > {threshold:.0%}"] = fixed_rule(np.median, threshold)
     rules[f"mean ratio > {threshold:.0%}"] = fixed_rule(np.mean, threshold)
@@ -700,21 +666,18 @@ def blocked_validation_table(
     threshold: float,
     alpha: float,
     slowed_loop: str,
-    statistic: str = DEFAULT_STATISTIC,
 ) -> str:
     """The Markdown report of the interleaved-A/B mode."""
     rules = all_rules(threshold, alpha, drift_corrected=True)
     log_sd = np.std(np.log(unchanged.grid), axis=-1, ddof=1)  # (cells, 2)
-    corrected = unchanged.grid / drift_factors(unchanged.grid)
-    corrected_sd = np.std(np.log(corrected), axis=-1, ddof=1)
     pair_sd = np.std(np.log(unchanged.corrected), axis=-1, ddof=1)
     lines = [
         "## Regression gate validation (interleaved A/Bs)",
         "",
         f"- unchanged code: {unchanged.path}: {len(unchanged.cells)} cells x "
         f"{unchanged.grid.shape[-1]} blocks; per-process spread (SD of log step time, "
-        f"{statistic}) {np.median(log_sd):.1%} median, {np.median(corrected_sd):.1%} after "
-        f"the drift correction per block, {np.median(pair_sd):.1%} around each pair",
+        f"fastest window) {np.median(log_sd):.1%} median, {np.median(pair_sd):.1%} after "
+        "the drift correction around each pair",
         *(
             [
                 f"- slowed code: {slowed.path} ({slowed_loop}): {slowed.grid.shape[-1]} blocks; "
@@ -800,20 +763,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threshold", type=float, default=judge.DEFAULT_THRESHOLD)
     parser.add_argument("--alpha", type=float, default=judge.DEFAULT_ALPHA)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--statistic",
-        choices=STATISTICS,
-        default=DEFAULT_STATISTIC,
-        help="a process's sample: its fastest window (the gate's, default) or its median "
-        "window (the gate before 2026-11-29)",
-    )
-    parser.add_argument(
-        "--drift",
-        choices=("pair", "block"),
-        default="pair",
-        help="--power: read an A/B's drift around each pair (the gate's, default) or per "
-        "block (the gate before 2026-11-29)",
-    )
     parser.add_argument("--markdown", type=Path, help="also write the table here")
     return parser
 
@@ -822,7 +771,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.power:
         try:
-            table = power_table(args.power, args.threshold, args.alpha, args.statistic, args.drift)
+            table = power_table(args.power, args.threshold, args.alpha)
         except (RunDirError, judge.IncomparableRunsError) as exc:
             print(f"validate_gate: {exc}", file=sys.stderr)
             return 2
@@ -836,8 +785,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("validate_gate: give pool run directories or --ab", file=sys.stderr)
         return 2
     try:
-        pool = load_pool(args.pool, args.statistic)
-        slowed_pool = load_pool(args.slowed, args.statistic) if args.slowed else None
+        pool = load_pool(args.pool)
+        slowed_pool = load_pool(args.slowed) if args.slowed else None
         slowed_loop = args.slowed_loop or (slowed_loop_of(args.slowed) if args.slowed else None)
     except (RunDirError, judge.IncomparableRunsError) as exc:
         print(f"validate_gate: {exc}", file=sys.stderr)
@@ -868,8 +817,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def main_ab(args: argparse.Namespace) -> int:
     """The interleaved-A/B mode: --ab (unchanged code) [--slowed-ab]."""
     try:
-        unchanged = load_abs(args.ab, args.statistic)
-        slowed = load_abs(args.slowed_ab, args.statistic) if args.slowed_ab else None
+        unchanged = load_abs(args.ab)
+        slowed = load_abs(args.slowed_ab) if args.slowed_ab else None
         slowed_loop = args.slowed_loop or (slowed.slowed_loop if slowed else None)
         if slowed_loop is None:
             raise RunDirError(NO_SLOWED_LOOP)
@@ -890,7 +839,6 @@ def main_ab(args: argparse.Namespace) -> int:
         args.threshold,
         args.alpha,
         slowed_loop,
-        args.statistic,
     )
     print(table, end="")
     if args.markdown:

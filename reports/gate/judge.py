@@ -1,25 +1,10 @@
 """The regression gate's judgement: compare two run directories cell by cell and decide.
 
-Per cell (every cell key; fit's compiler is a key of its own here):
-
-* **step time**: the comparison core pairs each current cell with the baseline's
-  (``samples.paired_cells``); the gate's own test judges each pair's per-process samples
-  (``samples.process_samples``): a one-sided Mann-Whitney U test "current is slower",
-  Holm-corrected across the cells, and the ratio of medians current/baseline beyond
-  ``1 + threshold``; both for a *confirmed* regression (``reports.gate.stats``). The
-  verdict is the core's word (``reports.compare.VERDICTS``) for the current cell against
-  the baseline's: ``slower``, ``faster``, ``same`` (interval inside ±threshold),
-  ``unclear`` (too noisy, or too few samples ever to reach the Holm level) or
-  ``missing`` (no usable samples on a side);
-* **power**: each judged cell's detectable slowdown; above the threshold it is *blind*;
-* **flags**, each a regression too: a cell or process that newly fails, more retraces,
-  compile time up by more than ``threshold`` and ``COMPILE_FLOOR_S``, confirmed by the
-  same test.
-
-Runs of different machines are compared only with ``allow_different_machines``, as
-within-run ratios to the runs' reference loop (whose own cells are ``same`` by
-definition); the two sides of one interleaved A/B lose the machine's drift first. The
-rule and its evidence: docs/gate.md.
+Per cell, the comparison core pairs current with baseline; the gate's own test judges
+the per-process samples (one-sided Mann-Whitney U, Holm across cells, the ratio of
+medians beyond ``1 + threshold``: ``reports.gate.stats``) and states each cell's power;
+new failures, more retraces and slower compilation are flagged too. The rule and its
+evidence: docs/gate.md.
 
 Example::
 
@@ -34,7 +19,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +28,6 @@ import pandas as pd
 from tf_loopbench.reports.compare import DEFAULT_THRESHOLD, FASTER, MISSING, SAME, SLOWER, UNCLEAR
 from tf_loopbench.reports.gate import stats
 from tf_loopbench.reports.gate.samples import (
-    DEFAULT_STATISTIC,
     DRIFT_NEIGHBOURS,
     IncomparableRunsError,
     drift_corrected_samples,
@@ -57,13 +41,11 @@ from tf_loopbench.reports.gate.samples import (
 )
 from tf_loopbench.reports.rundir import AB_MARK, CellKey, Run, load_run, reference_loop
 
-#: The gate's defaults, read by the command line (benchmarks/cli.py) too; the threshold
-#: is the comparison core's band of no practical difference (DEFAULT_THRESHOLD).
+#: The gate's default level, read by the command line too (the threshold is the core's).
 DEFAULT_ALPHA = 0.01
 
-#: A compile-time change smaller than this (seconds) is never flagged, whatever its
-#: percentage: tracing a small model takes well under a second and varies by tens of
-#: milliseconds from process to process with the load of the machine.
+#: A compile-time change smaller than this (seconds) is never flagged: tracing a small
+#: model varies by tens of milliseconds with the load of the machine.
 COMPILE_FLOOR_S = 0.5
 
 #: Soft metadata keys that differ between any two runs and say nothing about them.
@@ -73,14 +55,10 @@ IGNORED_SOFT_KEYS = frozenset({"started_at", "ended_at", "command", "merged_from
 EXIT_OK, EXIT_REGRESSION, EXIT_INCOMPARABLE, EXIT_BLIND = 0, 1, 2, 3
 
 
-# --------------------------------------------------------------------------- results
-
-
 @dataclass(frozen=True)
 class CellComparison:
     """The gate's judgement of one cell: ``verdict`` is the core's word (VERDICTS) for
-    the current cell against the baseline's; ``ratio`` is current/baseline, as users
-    read a time ratio (above 1: slower)."""
+    current against baseline; ``ratio`` is current/baseline (above 1: slower)."""
 
     cell: CellKey
     verdict: str
@@ -94,8 +72,7 @@ class CellComparison:
     ci_high: float = float("nan")
     p_value: float = float("nan")  # one-sided "slower", raw
     p_adjusted: float = float("nan")  # Holm across cells
-    #: the smallest slowdown (0.08 = 8 %) the test would have flagged in 80 % of
-    #: comparisons like this one (stats.detectable_slowdown); inf: never; nan: not judged
+    #: stats.detectable_slowdown (0.08 = 8 %); inf: never; nan: not judged
     detectable: float = float("nan")
     flags: tuple[str, ...] = ()
 
@@ -103,14 +80,10 @@ class CellComparison:
     def is_regression(self) -> bool:
         return self.verdict == SLOWER or bool(self.flags)
 
-    def is_blind(self, threshold: float) -> bool:
-        """Judged, and could not have seen a slowdown of ``threshold`` (80 % of the time)."""
-        return not math.isnan(self.detectable) and self.detectable > threshold
-
 
 @dataclass(frozen=True)
 class Comparison:
-    """Everything the gate found comparing two runs. ``exit_status`` is the verdict."""
+    """Everything the gate found comparing two runs; ``exit_status`` is the verdict."""
 
     baseline: Run
     current: Run
@@ -122,16 +95,11 @@ class Comparison:
     hard_differences: tuple[str, ...] = ()
     soft_differences: tuple[str, ...] = ()
     cells_skipped_in_both: int = 0
-    notes: tuple[str, ...] = field(default=())
-    #: step times divided by the drift around their pair (an interleaved A/B; see
-    #: samples.local_drift_factors)
+    notes: tuple[str, ...] = ()
+    #: step times divided by the drift around their pair (an interleaved A/B)
     drift_corrected: bool = False
-    #: cells ok in the baseline may be missing or skipped in the current run
     allow_missing: bool = False
-    #: a run with blind cells (and no regression) exits EXIT_BLIND
     fail_if_blind: bool = False
-    #: how a process's windows were summarised to its sample (samples.STATISTICS)
-    statistic: str = DEFAULT_STATISTIC
 
     @property
     def within_run_ratios(self) -> bool:
@@ -144,7 +112,7 @@ class Comparison:
     @property
     def blind(self) -> tuple[CellComparison, ...]:
         """Judged cells that could not have seen a slowdown of the threshold's size."""
-        return tuple(cell for cell in self.cells if cell.is_blind(self.threshold))
+        return tuple(cell for cell in self.cells if cell.detectable > self.threshold)
 
     @property
     def level(self) -> float:
@@ -172,9 +140,6 @@ class Comparison:
         return pd.DataFrame(rows)
 
 
-# --------------------------------------------------------------------------- facts
-
-
 @dataclass(frozen=True)
 class SideFacts:
     """What one run says per cell beside step time: status, failures, retraces, compile."""
@@ -190,31 +155,23 @@ class SideFacts:
     @classmethod
     def of(cls, run: Run, ok_samples: pd.DataFrame) -> SideFacts:
         samples = run.samples
-        failed = samples.iloc[0:0]
-        if not samples.empty and "status" in samples.columns:
-            failed = with_cell(
-                samples[(samples["kind"] == "process") & (samples["status"] == "failed")]
-            )
-        errors = failed.dropna(subset=["error"]) if "error" in failed.columns else failed.iloc[0:0]
-        summary = with_cell(run.summary)
-        reasons = (
-            summary.dropna(subset=["error"]).set_index("cell")["error"].astype(str).to_dict()
-            if "error" in summary.columns
-            else {}
+        # samples.get: a run without failures may have no status column at all
+        failed = with_cell(
+            samples[(samples["kind"] == "process") & (samples.get("status") == "failed")]
         )
+        summary = with_cell(run.summary)
+        for frame in (failed, summary):
+            if "error" not in frame.columns:
+                frame["error"] = None
+        errors, reasons = failed.dropna(subset=["error"]), summary.dropna(subset=["error"])
         return cls(
             statuses=dict(zip(summary["cell"], summary["status"].fillna("failed"), strict=True)),
-            reasons=reasons,
-            failed_processes=failed.groupby("cell").size().to_dict() if len(failed) else {},
-            first_errors=errors.groupby("cell")["error"].first().astype(str).to_dict()
-            if len(errors)
-            else {},
+            reasons=dict(zip(reasons["cell"], reasons["error"].astype(str), strict=True)),
+            failed_processes=failed.groupby("cell").size().to_dict(),
+            first_errors=errors.groupby("cell")["error"].first().astype(str).to_dict(),
             retraces=per_cell(ok_samples, "retraces"),
             compile_times=per_cell(ok_samples, "compile_s"),
         )
-
-
-# --------------------------------------------------------------------------- metadata
 
 
 def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -249,7 +206,17 @@ def metadata_differences(
     return differences
 
 
-# --------------------------------------------------------------------------- judging
+def _tested(baseline: Mapping[CellKey, np.ndarray], current: Mapping[CellKey, np.ndarray]):
+    """The cells the core pairs across the two sides, with values on both."""
+    return paired_cells(
+        [c for c, v in baseline.items() if len(v)], [c for c, v in current.items() if len(v)]
+    )
+
+
+def _holm(baseline, current, cells, alternative: str = "greater") -> tuple[np.ndarray, np.ndarray]:
+    """Raw and Holm-adjusted one-sided p-values of ``cells``, in their order."""
+    raw = np.array([stats.one_sided_mwu_p(baseline[c], current[c], alternative) for c in cells])
+    return raw, stats.holm_adjust(raw)
 
 
 def judge_step_times(
@@ -258,25 +225,17 @@ def judge_step_times(
     threshold: float = DEFAULT_THRESHOLD,
     alpha: float = DEFAULT_ALPHA,
 ) -> dict[CellKey, CellComparison]:
-    """The step-time verdict of every cell the core pairs across the two sides
-    (:func:`samples.paired_cells`: samples on both), by the gate's own test.
-
-    ``baseline`` and ``current`` map a cell to its per-process samples (seconds, or
-    within-run ratios). The Holm family is the set of cells judged here. Each cell's
-    detectable slowdown is stated at Holm's first-step level, alpha over the number of
-    cells: the level a cell meets when it is the only slower one (with several, the
-    later ones meet a laxer level, so the figure is, if anything, an overstatement).
+    """The step-time verdict of every cell with per-process samples (seconds, or
+    within-run ratios) on both sides; the Holm family is the cells judged here. The
+    detectable slowdown is stated at Holm's first-step level, alpha over the cells (the
+    level a cell meets when it alone is slower: if anything an overstatement).
     """
-    tested = paired_cells(
-        [c for c, v in baseline.items() if len(v)], [c for c, v in current.items() if len(v)]
-    )
+    tested = _tested(baseline, current)
     if not tested:
         return {}
-    p_slower = np.array([stats.one_sided_mwu_p(baseline[c], current[c], "greater") for c in tested])
-    p_faster = np.array([stats.one_sided_mwu_p(baseline[c], current[c], "less") for c in tested])
     # slow-downs decide the exit status; speed-ups are a separate, reported-only family
-    p_slower_adjusted = stats.holm_adjust(p_slower)
-    p_faster_adjusted = stats.holm_adjust(p_faster)
+    p_slower, p_slower_adjusted = _holm(baseline, current, tested)
+    _, p_faster_adjusted = _holm(baseline, current, tested, "less")
     first_step_alpha = alpha / len(tested)  # the level Holm holds the smallest p to
     needed_per_side = stats.samples_needed_per_side(first_step_alpha)
 
@@ -324,16 +283,10 @@ def _median(values: np.ndarray | None) -> float:
 
 
 def compile_time_p_values(baseline: SideFacts, current: SideFacts) -> dict[CellKey, float]:
-    """Holm-adjusted p-values that a cell compiles slower, over the cells the core pairs
-    across the two sides (compile times on both)."""
+    """Holm-adjusted p-values that a cell compiles slower (compile times on both sides)."""
     old, new = baseline.compile_times, current.compile_times
-    cells = paired_cells(
-        [c for c, t in old.items() if len(t)], [c for c, t in new.items() if len(t)]
-    )
-    if not cells:
-        return {}
-    p_values = np.array([stats.one_sided_mwu_p(old[cell], new[cell]) for cell in cells])
-    return dict(zip(cells, stats.holm_adjust(p_values), strict=True))
+    cells = _tested(old, new)
+    return dict(zip(cells, _holm(old, new, cells)[1], strict=True)) if cells else {}
 
 
 def cell_flags(
@@ -436,33 +389,12 @@ def machine_speed_notes(baseline: Run, current: Run, threshold: float) -> list[s
     return notes
 
 
-def within_run_reference(baseline: Run, current: Run) -> str:
-    """The loop within-run ratios are taken to: the runs' reference loop
-    (``rundir.reference_loop``), on which their ladders must agree. IncomparableRunsError
-    when they disagree or neither declares a ladder (a run made before ladders)."""
-    try:
-        reference = reference_loop(baseline, current, must_agree=True)
-    except ValueError as exc:
-        raise IncomparableRunsError(f"{exc}: their within-run ratios do not compare") from None
-    if reference is None:
-        raise IncomparableRunsError(
-            "within-run ratios need the reference loop, and neither run's metadata.json "
-            "declares a loop ladder (runs made before tf-loopbench recorded it)"
-        )
-    return reference
-
-
 def step_time_samples(
-    baseline: Run,
-    current: Run,
-    samples: tuple[pd.DataFrame, pd.DataFrame],
-    reference: str | None,
-    drift: str,
+    baseline: Run, current: Run, samples: tuple[pd.DataFrame, pd.DataFrame], reference: str | None
 ) -> tuple[tuple[dict[CellKey, np.ndarray], dict[CellKey, np.ndarray]], str | None]:
     """Each side's per-cell samples as the gate judges them, and a note on how: within-run
-    ratios to ``reference``; drift-corrected for the two sides of an interleaved A/B
-    (with 3 cells or more in common, the drift is read from the others); else as
-    measured."""
+    ratios to ``reference``; drift-corrected for the two sides of an interleaved A/B with
+    3 cells or more in common; else as measured."""
     if reference is not None:
         return tuple(within_run_ratio_samples(side, reference) for side in samples), None
     if (
@@ -470,17 +402,12 @@ def step_time_samples(
         or len(paired_cells(*(side["cell"] for side in samples))) < 3
     ):
         return tuple(per_cell(side, "step_time_s") for side in samples), None
-    base, cur, block_factors = drift_corrected_samples(samples, drift)
-    how = (
-        f"the drift around its pair (cell c's process k on both sides), read from the "
-        f"{DRIFT_NEIGHBOURS} pairs of other cells before and after it "
-        "(samples.local_drift_factors)"
-        if drift == "pair"
-        else "its block's drift (process k of every other cell, both sides; samples.drift_factors)"
-    )
+    base, cur, block_factors = drift_corrected_samples(samples)
     note = (
-        f"interleaved A/B: each process's step time is divided by {how}: median "
-        f"factor per block {block_factors.min():.3f}-{block_factors.max():.3f}"
+        "interleaved A/B: each process's step time is divided by the drift around its pair "
+        f"(cell c's process k on both sides), read from the {DRIFT_NEIGHBOURS} pairs of other "
+        "cells before and after it (samples.local_drift_factors): median factor per block "
+        f"{block_factors.min():.3f}-{block_factors.max():.3f}"
     )
     return (base, cur), note
 
@@ -493,20 +420,15 @@ def compare(
     allow_different_machines: bool = False,
     allow_missing: bool = False,
     fail_if_blind: bool = False,
-    statistic: str = DEFAULT_STATISTIC,
-    drift: str = "pair",
 ) -> Comparison:
     """Judge every cell of ``current_dir`` against ``baseline_dir``.
 
-    A cell that ran ok in the baseline and is missing or skipped in the current run
-    is a regression unless ``allow_missing`` (a newly failing cell always is).
-    ``fail_if_blind``: without a regression, exit status EXIT_BLIND (3) when a judged
-    cell could not have seen a slowdown of the threshold's size. ``statistic`` ("fastest"
-    window or "median" window) and ``drift`` ("pair" or "block") may name the gate
-    before 2026-11-29, for the validation tool.
-
-    Raises RunDirError or IncomparableRunsError (one-line messages) when the two
-    cannot be compared. Example::
+    A cell ok in the baseline and missing or skipped now is a regression unless
+    ``allow_missing`` (a newly failing cell always is). ``fail_if_blind``: without a
+    regression, exit status EXIT_BLIND (3) when a judged cell was blind. Runs of different
+    machines compare only with ``allow_different_machines``, as within-run ratios to the
+    runs' reference loop. Raises RunDirError or IncomparableRunsError (one-line messages)
+    when the two cannot be compared. Example::
 
         result = compare("results/base", "results/head")
         print(render_text(result)); raise SystemExit(result.exit_status)
@@ -526,30 +448,39 @@ def compare(
     hard_differences = tuple(
         metadata_differences(baseline.metadata.get("hard", {}), current.metadata.get("hard", {}))
     )
+    try:
+        reference, disagreement = reference_loop(baseline, current, must_agree=True), None
+    except ValueError as exc:
+        reference, disagreement = None, f"{exc}: their within-run ratios do not compare"
     if hard_differences and not allow_different_machines:
-        try:
-            target = reference_loop(baseline, current, must_agree=True) or "the reference loop"
-        except ValueError:
-            target = "the reference loop"
         raise IncomparableRunsError(
             "runs come from different machines, their times do not compare ("
             + "; ".join(hard_differences)
-            + f"); pass --allow-different-machines to compare within-run ratios to {target}"
+            + "); pass --allow-different-machines to compare within-run ratios to "
+            + (reference or "the reference loop")
         )
-    reference = within_run_reference(baseline, current) if allow_different_machines else None
+    if not allow_different_machines:
+        reference = None
+    elif disagreement:
+        raise IncomparableRunsError(disagreement)
+    elif reference is None:
+        raise IncomparableRunsError(
+            "within-run ratios need the reference loop, and neither run's metadata.json "
+            "declares a loop ladder (runs made before tf-loopbench recorded it)"
+        )
     soft_differences = tuple(
         metadata_differences(
             baseline.metadata.get("soft", {}), current.metadata.get("soft", {}), IGNORED_SOFT_KEYS
         )
     )
 
-    samples = (process_samples(baseline, statistic), process_samples(current, statistic))
+    samples = (process_samples(baseline), process_samples(current))
     if samples[0].empty and samples[1].empty:
         raise IncomparableRunsError(
             f"{baseline_path} and {current_path} hold no ok process samples"
         )
     facts = (SideFacts.of(baseline, samples[0]), SideFacts.of(current, samples[1]))
-    step_samples, drift_note = step_time_samples(baseline, current, samples, reference, drift)
+    step_samples, drift_note = step_time_samples(baseline, current, samples, reference)
     judged = judge_step_times(*step_samples, threshold, alpha)
     statuses = (facts[0].statuses, facts[1].statuses)
     # compile times, like step times, do not carry across machines
@@ -616,5 +547,4 @@ def compare(
         drift_corrected=drift_note is not None,
         allow_missing=allow_missing,
         fail_if_blind=fail_if_blind,
-        statistic=statistic,
     )

@@ -1,8 +1,5 @@
-"""The gate's output: the verdicts as a terminal table and as GitHub Markdown.
-
-Both come from :func:`summary_lines` (the runs, the mode, the rule, metadata
-differences, the outcome) and :func:`display_rows` (one row per cell, regressions
-first), so the two never disagree.
+"""The gate's output: the verdicts as a terminal table and as GitHub Markdown, both
+from :func:`summary_lines` and :func:`display_rows`, so the two never disagree.
 
 Example::
 
@@ -19,12 +16,6 @@ from tf_loopbench.reports.compare import VERDICTS
 from tf_loopbench.reports.gate import stats
 from tf_loopbench.reports.gate.judge import COMPILE_FLOOR_S, EXIT_BLIND, Comparison
 from tf_loopbench.reports.rundir import Run
-
-#: what one sample is, per statistic (reports.gate.samples.STATISTICS)
-_SAMPLE = {
-    "fastest": "each process's fastest timed window",
-    "median": "each process's median window",
-}
 
 
 def _commit(run: Run) -> str:
@@ -95,9 +86,8 @@ def summary_lines(result: Comparison) -> list[str]:
         )
     lines.extend(result.notes)
     lines.append(
-        f"rule: one-sided Mann-Whitney U per cell on per-process samples ({_SAMPLE[result.statistic]}), "
-        f"Holm-corrected over "
-        f"{result.n_tested} cells at alpha={result.alpha:g}, and median ratio beyond "
+        "rule: one-sided Mann-Whitney U per cell on per-process samples (each process's "
+        f"fastest timed window), Holm-corrected over {result.n_tested} cells at alpha={result.alpha:g}, and median ratio beyond "
         f"±{result.threshold:.0%}; also flagged: newly failing cells, more retraces"
         + (
             ""

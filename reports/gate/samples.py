@@ -1,12 +1,7 @@
-"""The gate's samples: per-process step times by cell, and what is done to them first.
+"""The gate's samples: one per worker process, by cell, and what is done to them first.
 
-One statistical sample is one worker process. This module turns a run into samples per
-cell (:func:`process_samples`, :func:`per_cell`), pairs two runs' cells through the
-comparison core (:func:`paired_cells`), and makes the two transformations the gate may
-apply before judging: **within-run ratios** for runs of different machines (process k
-of a loop over process k of the reference loop, same run: :func:`within_run_ratio_samples`)
-and **drift correction** for the two sides of one interleaved A/B
-(:func:`drift_corrected_samples`; docs/gate.md, "Drift correction around each pair").
+Within-run ratios for runs of different machines, drift correction for the two sides of
+one interleaved A/B (docs/gate.md, "Drift correction around each pair").
 
 Example::
 
@@ -47,15 +42,6 @@ def with_cell(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-#: How the gate summarises a process's timed windows to its one sample: "fastest" window
-#: or "median" window (the process row's step_time_s, what reports show). Other work
-#: only ever adds time to a window, so the fastest is the least disturbed: across
-#: processes it varied ~0.6x as much as the median on the loaded 2-core VM (docs/gate.md,
-#: "The gate's settings, and why").
-STATISTICS = ("fastest", "median")
-DEFAULT_STATISTIC = "fastest"
-
-
 def fastest_windows(run: Run) -> dict[tuple[CellKey, int], float]:
     """Per (cell, process), the step time of the process's fastest timed window."""
     samples = run.samples
@@ -67,31 +53,25 @@ def fastest_windows(run: Run) -> dict[tuple[CellKey, int], float]:
     return {(CellKey(*cell), int(process)): value for (cell, process), value in fastest.items()}
 
 
-def process_samples(run: Run, statistic: str = DEFAULT_STATISTIC) -> pd.DataFrame:
-    """The run's ok per-process samples with a ``cell`` column; reject unusable ones.
-
-    ``statistic`` "fastest" replaces each process's step_time_s by its fastest timed
-    window (a process without window rows keeps its own figure); "median" keeps the
-    process row's (the median window). Raises IncomparableRunsError if an ok process
-    has no finite positive step time: such a run was damaged and judging it would
-    hide that.
+def process_samples(run: Run) -> pd.DataFrame:
+    """The run's ok per-process samples with a ``cell`` column, each step_time_s its
+    fastest timed window (load only adds time to a window; a process without window rows
+    keeps its own figure). Raises IncomparableRunsError if an ok process has no finite
+    positive step time: judging a damaged run would hide that.
     """
-    if statistic not in STATISTICS:
-        raise ValueError(f"statistic must be one of {STATISTICS}, got {statistic!r}")
     rows = run.process_samples()
     if rows.empty:
         return with_cell(pd.DataFrame(columns=["process", "step_time_s"]))
     if "step_time_s" not in rows.columns:
         raise IncomparableRunsError(f"{run.path / SAMPLES_FILE}: process rows without step_time_s")
-    if statistic == "fastest":
-        fastest = fastest_windows(run)
-        if fastest:
-            cells = with_cell(rows)["cell"]
-            found = [
-                fastest.get((cell, int(process)), np.nan)
-                for cell, process in zip(cells, rows["process"], strict=True)
-            ]
-            rows = rows.assign(step_time_s=np.where(np.isfinite(found), found, rows["step_time_s"]))
+    fastest = fastest_windows(run)
+    if fastest:
+        cells = with_cell(rows)["cell"]
+        found = [
+            fastest.get((cell, int(process)), np.nan)
+            for cell, process in zip(cells, rows["process"], strict=True)
+        ]
+        rows = rows.assign(step_time_s=np.where(np.isfinite(found), found, rows["step_time_s"]))
     step_times = pd.to_numeric(rows["step_time_s"], errors="coerce")
     bad = ~(np.isfinite(step_times) & (step_times > 0))
     if bad.any():
@@ -100,8 +80,7 @@ def process_samples(run: Run, statistic: str = DEFAULT_STATISTIC) -> pd.DataFram
             f"{run.path / SAMPLES_FILE}: {int(bad.sum())} ok process sample(s) have a NaN or "
             f"non-positive step_time_s (first in {first.name})"
         )
-    rows = rows.assign(step_time_s=step_times)
-    return with_cell(rows)
+    return with_cell(rows.assign(step_time_s=step_times))
 
 
 def per_cell(samples: pd.DataFrame, column: str) -> dict[CellKey, np.ndarray]:
@@ -121,23 +100,21 @@ def _cell_frame(sides: list[tuple[str, CellKey]]) -> pd.DataFrame:
 
 def paired_cells(baseline: Iterable[CellKey], current: Iterable[CellKey]) -> list[CellKey]:
     """The cells of ``current`` that have a cell of ``baseline`` to be judged against, in
-    the gate's order: the comparison core pairs them along the run, every cell key
-    (fit's compiler too) a key of its own (``reports.compare.pair``)."""
+    the gate's order: the comparison core pairs them along the run, every cell key a key
+    of its own (``reports.compare.pair``)."""
     sides = [("baseline", c) for c in dict.fromkeys(baseline)]
     sides += [("current", c) for c in dict.fromkeys(current)]
     if not sides:
         return []
-    cells = _cell_frame(sides)
-    pairs = pair(cells, RUN_KEY, against("baseline"), keys=(RUN_KEY, *CELL_KEYS))
+    pairs = pair(_cell_frame(sides), RUN_KEY, against("baseline"), keys=(RUN_KEY, *CELL_KEYS))
     return sort_cells(sides[row][1] for row in pairs["subject_row"])
 
 
 def within_run_ratio_samples(samples: pd.DataFrame, reference: str) -> dict[CellKey, np.ndarray]:
-    """Per cell, the step time of each process over that of the same index in the
-    ``reference`` loop's cell of its setting, as the comparison core pairs loops
-    (``reports.compare.pair``: the one that ran as Keras chose where fit ran with and
-    without XLA). Both come from one run, so the machine's speed cancels out. The
-    reference's own cells are left out: their ratio is 1 by definition.
+    """Per cell, each process's step time over that of the same index in the
+    ``reference`` loop's cell of its setting (paired as the comparison core pairs
+    loops). One run, so the machine's speed cancels out; the reference's own cells
+    are left out (ratio 1 by definition).
     """
     if samples.empty:
         return {}
@@ -170,72 +147,37 @@ def measured_interleaved(baseline: Run, current: Run) -> bool:
 def block_grid(
     samples: tuple[pd.DataFrame, pd.DataFrame], column: str = "step_time_s"
 ) -> tuple[list[CellKey], np.ndarray]:
-    """The cells both sides hold and their step times (or another ``column``, e.g.
-    ``started_at``) as a (cells, 2, blocks) array, block k = process k (NaN where a
-    process is missing or failed, or the column is)."""
+    """The cells both sides hold and their ``column`` as a (cells, 2, blocks) array,
+    block k = process k (NaN where a process or its value is missing)."""
     cells = paired_cells(samples[0]["cell"], samples[1]["cell"])
     blocks = sorted(set(samples[0]["process"]) | set(samples[1]["process"]))
     block_index = {block: i for i, block in enumerate(blocks)}
     cell_index = {cell: i for i, cell in enumerate(cells)}
     grid = np.full((len(cells), 2, len(blocks)), np.nan)
     for side, frame in enumerate(samples):
-        values = (
-            pd.to_numeric(frame[column], errors="coerce")
-            if column in frame.columns
-            else pd.Series(np.nan, index=frame.index)
-        )
+        values = pd.to_numeric(frame.get(column, pd.Series(np.nan, frame.index)), errors="coerce")
         for cell, process, value in zip(frame["cell"], frame["process"], values, strict=True):
             if cell in cell_index:
                 grid[cell_index[cell], side, block_index[process]] = value
     return cells, grid
 
 
-def drift_factors(step_times: np.ndarray) -> np.ndarray:
-    """The machine's drift, block by block (the gate before 2026-11-29).
-
-    ``step_times`` has shape (..., cells, 2, blocks), block k holding process k of every
-    cell on both sides (NaN where missing). The factor of cell c in block k is the
-    median, over the *other* cells and both sides, of each sample over its cell's median:
-    read from cells that cannot carry c's own change, and the same for both sides, so a
-    difference between the sides stays, even one that slows every cell. Fewer than 3
-    cells: factors of 1.
-
-    >>> x = np.array([[[1.0, 2.0], [1.0, 2.0]]] * 4)   # 4 cells, block 1 twice as slow
-    >>> drift_factors(x)[0].round(3).tolist()
-    [[0.667, 1.333], [0.667, 1.333]]
-    """
-    step_times = np.asarray(step_times, dtype=float)
-    n_cells = step_times.shape[-3]
-    if n_cells < 3:
-        return np.ones_like(step_times)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices: missing blocks
-        relative = step_times / np.nanmedian(step_times, axis=(-2, -1), keepdims=True)
-        factors = np.empty_like(step_times)
-        for cell in range(n_cells):
-            others = np.delete(relative, cell, axis=-3)
-            factors[..., cell, :, :] = np.nanmedian(others, axis=(-3, -2))[..., None, :]
-    return np.where(np.isfinite(factors), factors, 1.0)
-
-
 #: Pairs on either side in time that a pair's drift is read from (a pair: one cell's
-#: process k on both sides, run back to back); 4 each way spans ~8 other cells'
-#: pairs, about half a minute of the 2-core VM (docs/gate.md, "Drift correction").
+#: process k on both sides, run back to back): ~half a minute of the 2-core VM.
 DRIFT_NEIGHBOURS = 4
 
 
 def local_drift_factors(
     step_times: np.ndarray, times: np.ndarray | None = None, neighbours: int = DRIFT_NEIGHBOURS
 ) -> np.ndarray:
-    """The machine's drift around each pair of an interleaved A/B (cell c's process k on
-    both sides, run back to back), read from the pairs measured just before and after it.
+    """The machine's drift around each pair of an interleaved A/B, read from the pairs
+    measured just before and after it (docs/decisions/0006).
 
     ``step_times`` has shape (cells, 2, blocks); ``times`` (cells, blocks) says when each
     pair ran (any NaN, or None: in block order). A pair's value is the mean over its two
     sides of log(sample / its cell's median); its factor is exp of the median value of
     the ``neighbours`` pairs of *other* cells on either side of it in time, the same for
-    both sides: a difference between the sides stays, load that comes and goes within
-    a block goes. Fewer than 3 cells: factors of 1.
+    both sides, so a difference between the sides stays. Fewer than 3 cells: factors of 1.
 
     >>> x = np.array([[[1.0] * 3 + [2.0] * 3] * 2] * 4)   # 4 cells; the last 3 blocks slow
     >>> local_drift_factors(x)[0, 0].round(3).tolist()     # cell 0 on either side
@@ -271,8 +213,8 @@ def local_drift_factors(
 
 
 def pair_times(samples: tuple[pd.DataFrame, pd.DataFrame]) -> np.ndarray:
-    """When each pair (cell c's process k on both sides) ran: the earlier of the two
-    processes' ``started_at``, (cells, blocks) as :func:`block_grid` orders them."""
+    """When each pair ran: the earlier ``started_at`` of its two processes, (cells,
+    blocks) as :func:`block_grid` orders them."""
     _, starts = block_grid(samples, "started_at")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a pair with no time: NaN
@@ -280,22 +222,17 @@ def pair_times(samples: tuple[pd.DataFrame, pd.DataFrame]) -> np.ndarray:
 
 
 def drift_corrected_samples(
-    samples: tuple[pd.DataFrame, pd.DataFrame], drift: str = "pair"
+    samples: tuple[pd.DataFrame, pd.DataFrame],
 ) -> tuple[dict[CellKey, np.ndarray], dict[CellKey, np.ndarray], np.ndarray]:
     """Per-process step times of both sides divided by the drift around their pair
-    (:func:`local_drift_factors`), or with ``drift="block"`` by their block's
-    (:func:`drift_factors`); and each block's median factor, for the note."""
-    if drift not in ("pair", "block"):
-        raise ValueError(f"drift must be 'pair' or 'block', got {drift!r}")
+    (:func:`local_drift_factors`), and each block's median factor, for the note."""
     cells, grid = block_grid(samples)
     if not cells or not grid.size:
         return {}, {}, np.array([])
-    factors = (
-        local_drift_factors(grid, pair_times(samples)) if drift == "pair" else drift_factors(grid)
-    )
+    factors = local_drift_factors(grid, pair_times(samples))
     corrected = grid / factors
-    per_side = tuple(
+    base, cur = (
         {cell: corrected[i, side][np.isfinite(corrected[i, side])] for i, cell in enumerate(cells)}
         for side in (0, 1)
     )
-    return per_side[0], per_side[1], np.median(factors, axis=(0, 1))
+    return base, cur, np.median(factors, axis=(0, 1))
