@@ -21,10 +21,10 @@ from tf_loopbench.reports.report.aggregate import GROUP_KEYS, RunSet
 from tf_loopbench.reports.report.derived import derive
 from tf_loopbench.reports.report.plots import plot_against as plot_knob
 from tf_loopbench.reports.report.sections import sentences as decisions
+from tf_loopbench.reports.report.sections.knobs import knob_table as steps_table
 from tf_loopbench.reports.report.sections.knobs import (
     knob_tables,
     precision_table,
-    steps_table,
 )
 from tf_loopbench.reports.report.sections.knobs import sentences as knob_decisions
 from tf_loopbench.reports.rundir import load_runs

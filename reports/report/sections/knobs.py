@@ -1,28 +1,11 @@
 """The report across the knobs of a run: steps per call, precision, the reference's compiler.
 
-The rest of the report compares loops within one setting (steps per call and precision
-are part of it). This section compares cells ACROSS those settings, each sentence saying
-what differs; every ratio is the core's row (``reports.compare.compare``):
+The rest of the report compares loops within one setting; this section compares cells
+ACROSS settings (docs/methodology.md, "How the report reads the knobs"), every ratio the
+core's row (``reports.compare.compare``). Cells that failed, were skipped or are not
+equivalent take no part. Example::
 
-* **Steps per call** (a setting measured at several K): what more steps per call buys
-  each loop (the loop at K against itself at the smallest K of the setting,
-  ``against(base)``), and for each compiled custom loop the user's question, "if I raise
-  steps_per_execution, do I still need a custom loop?" (the reference at K = k against
-  the loop at the smallest K: the first k from which on the loop is no longer faster),
-  and the gap at equal K (does it close as K grows?).
-* **Precision** (several precisions, float32 among them): each loop against itself in
-  float32 (``knob_base``).
-* **The reference's compiler** (a setting whose reference cell ran with XLA): the
-  ladder's compiler rung against the reference with XLA (one change: the loop around the
-  same compiler), and the first graph-mode rung against the reference without.
-
-Cells that failed, were skipped or are not equivalent take no part. Run it::
-
-    python -c "from tf_loopbench.reports.rundir import load_runs; \
-from tf_loopbench.reports.report.aggregate import RunSet; \
-from tf_loopbench.reports.report.derived import derive; \
-from tf_loopbench.reports.report.sections.knobs import knob_tables; \
-print(knob_tables(derive(RunSet.of(load_runs(['RUN'])))).ratios)"
+    knob_tables(derive(RunSet.of(load_runs(["RUN"])))).ratios
 """
 
 from __future__ import annotations
@@ -31,9 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from tf_loopbench.reports.compare import (
+    CELL_KEY_DEFAULTS,
     COMPARISON_COLUMNS,
     FASTER,
     FIGURES,
@@ -73,14 +56,6 @@ BASE_PRECISION = "float32"
 #: fit_jit keys of a reference cell that ran with / without XLA (loops/knobs.py fit_jit_key).
 XLA_ON = ("on", "auto:on")
 XLA_OFF = ("off", "auto:off")
-#: The kinds of ratio (column ``kind``): the cell ``loop`` against the cell ``against_*``.
-KINDS = {
-    "steps_own": "a loop at K against itself at the smallest K",
-    "steps_same_k": "a loop at K against the reference at the same K",
-    "steps_fit_k": "a loop at the smallest K against the reference at K",
-    "precision": "a loop in a precision against itself in float32",
-    "fit_compiler": "a rung against the reference with the same compiler setting",
-}
 #: Carried beside each side of a ratio: whether the cell is noisy, the reference's compiler (fit_jit).
 CARRY = ("noisy", "fit_jit")
 
@@ -120,7 +95,11 @@ def graph_rung(ladder: Ladder | None) -> str | None:
 def comparisons(
     ok: pd.DataFrame, ladder: Ladder | None
 ) -> list[tuple[str, pd.DataFrame, Any, Any]]:
-    """(kind, cells, the key(s) that vary, the core's rule) of every ratio drawn here."""
+    """(kind, cells, the key(s) that vary, the core's rule) of every ratio drawn here. Kinds:
+    ``steps_own`` a loop at K against itself at the smallest K, ``steps_same_k`` against
+    the reference at the same K, ``steps_fit_k`` a loop at the smallest K against the
+    reference at K, ``precision`` against itself in float32, ``fit_compiler`` a rung
+    against the reference with the same compiler setting."""
     reference = ladder.reference if ladder is not None else None
     found = []
     for group, values in knob_groups(ok, STEPS):
@@ -178,13 +157,7 @@ def knob_ratios(run_set: RunSet) -> KnobTables:
 
 
 def knob_tables(derived: Derived) -> KnobTables:
-    """The report's knob ratios, computed once.
-
-    Example::
-
-        tables = knob_tables(derive(RunSet.of(load_runs(["results/RUN"]))))
-        tables.of("steps_fit_k")      # the loop at one step a call against the reference at K
-    """
+    """The report's knob ratios, computed once: ``knob_tables(derived).of("steps_fit_k")``."""
     return derived.once("knobs", lambda: knob_ratios(derived.run_set))
 
 
@@ -197,139 +170,96 @@ def _calls(k: int) -> str:
 
 def _heading(row: Mapping[str, Any], several_runs: bool, without: str) -> str:
     """The setting without the knob ``without`` ("linear (cpu, batch 32, mixed_bfloat16)")."""
-    defaults = {STEPS: 1, PRECISION: BASE_PRECISION}
-    return setting_heading({**row, without: defaults[without]}, several_runs)
+    return setting_heading({**row, without: CELL_KEY_DEFAULTS[without]}, several_runs)
 
 
 def _ratios(tables: KnobTables, kind: str) -> pd.DataFrame:
     """The ``kind`` ratios, one row per pair, the steady figure's beside the amortized."""
-    amortized = tables.of(kind, "amortized").reset_index(drop=True)
-    steady = tables.of(kind, "steady").reset_index(drop=True)
-    out = amortized.copy()
-    for column in ("ratio", "ci_low", "ci_high"):
-        out[f"steady_{column}"] = steady[column].to_numpy()
-    return out
+    steady = tables.of(kind, "steady")[["ratio", "ci_low", "ci_high"]].add_prefix("steady_")
+    return tables.of(kind).reset_index(drop=True).join(steady.reset_index(drop=True))
 
 
-def _noisy(row: Mapping[str, Any], name: str, against: str) -> list[str]:
-    """The noisy cells of a ratio, by the names its sentence gives them."""
+def _words(row: Mapping[str, Any], names: Sequence[str], threshold: float, said=None):
+    """``in_words`` of a ratio row: ``said`` (else ``names``) on the left and right, the
+    noisy cells by ``names``."""
     flags = (row["noisy"], row["against_noisy"])
-    return [n for n, flag in zip((name, against), flags, strict=True) if optional_bool(flag)]
+    noisy = [n for n, flag in zip(names, flags, strict=True) if optional_bool(flag)]
+    amortized, steady = Ratio.row(row), Ratio.row(row, "steady_")
+    return in_words(*(said or names), amortized, steady, threshold, noisy)
 
 
-def _pair(row: Mapping[str, Any]) -> tuple[Ratio, Ratio]:
-    return Ratio.row(row), Ratio.row(row, "steady_")
-
-
-def _closes_from(rows: Sequence[Mapping[str, Any]], threshold: float) -> Mapping | None:
-    """The first row (in K order) from which on every row's loop is, with its interval,
-    no longer faster than the cell it is set against (within the band, or slower)."""
+def _deciding(rows: Sequence[Mapping[str, Any]], threshold: float) -> tuple[Mapping, bool]:
+    """The first row (in K order) from which on every row's loop is, with its interval, no
+    longer faster than the cell it is set against, and True; else the last row and False."""
     start = len(rows)
     while start > 0 and verdict(
         rows[start - 1]["ci_low"], rows[start - 1]["ci_high"], threshold
     ) in (SAME, SLOWER):
         start -= 1
-    return rows[start] if start < len(rows) else None
+    return (rows[start], True) if start < len(rows) else (rows[-1], False)
 
 
-def _fit_name(reference: str, row: Mapping[str, Any], k: int) -> str:
+def _steps_decisions(derived: Derived, tables: KnobTables, several_runs: bool) -> list[Decision]:
+    """Per setting without K and per ladder loop that ran at several K: the user's
+    question (the reference at K against the loop at the smallest K), then the gap at
+    equal K."""
+    ladder, threshold = tables.ladder, derived.threshold
+    fixed = [key for key in RUN_SETTING_KEYS if key != STEPS]
+    several_k = tables.of("steps_own").groupby(fixed, dropna=False)["loop"].agg(set)
+    same_k = dict(iter(_ratios(tables, "steps_same_k").groupby([*fixed, "loop"], dropna=False)))
+    out = []
+    for setting, group in _ratios(tables, "steps_fit_k").groupby(fixed, sort=True, dropna=False):
+        heading = _heading(dict(zip(fixed, setting, strict=True)), several_runs, STEPS)
+        for loop in loop_order(ladder, group["loop"]):
+            # a second reference cell (jit on) is not on the ladder: see its compiler
+            if loop not in ladder.loops or loop not in several_k.get(setting, ()):
+                continue
+            rows = group[group["loop"] == loop].sort_values(f"against_{STEPS}")
+            if len(rows) < 2:
+                continue
+            out.append(_user_question(rows.to_dict("records"), heading, loop, ladder, threshold))
+            equal = same_k.get((*setting, loop), rows.iloc[:0]).sort_values(STEPS)
+            if len(equal) >= 2:
+                out.append(_equal_k(equal.to_dict("records"), heading, loop, ladder, threshold))
+    return out
+
+
+def _user_question(rows, heading: str, loop: str, ladder: Ladder, threshold: float) -> Decision:
+    """The reference at K = k against ``loop`` at K = ``base`` (rows in k order): from
+    which k on is the loop at one step a call no longer faster?"""
+    reference, band = ladder.reference, f"{round(threshold * 100)}%"
+    base = int(rows[0][STEPS])
+    ks = ", ".join(str(int(r[f"against_{STEPS}"])) for r in rows)
+    row, found = _deciding(rows, threshold)
+    k = int(row[f"against_{STEPS}"])
     jit = str(row.get("against_fit_jit") or "")
     compiler = (
         ", jit_compile on" if jit in XLA_ON else ", jit_compile off" if jit in XLA_OFF else ""
     )
-    return f"{reference} at K={int(k)} (steps_per_execution={int(k)}{compiler})"
-
-
-def _steps_decisions(derived: Derived, tables: KnobTables, several_runs: bool) -> list[Decision]:
-    """Per setting without K and per loop on the ladder that ran at several K: the
-    user's question (the reference at K against the loop at the smallest K), then the
-    gap at equal K."""
-    ladder = tables.ladder
-    if ladder is None:
-        return []
-    reference, threshold = ladder.reference, derived.threshold
-    band = f"{round(threshold * 100)}%"
-    fit_k, same_k = _ratios(tables, "steps_fit_k"), _ratios(tables, "steps_same_k")
-    own = tables.of("steps_own")
-    fixed = [key for key in RUN_SETTING_KEYS if key != STEPS]
-    out = []
-    for setting, group in fit_k.groupby(fixed, sort=True, dropna=False):
-        heading = _heading(dict(zip(fixed, setting, strict=True)), several_runs, STEPS)
-        in_setting = np.logical_and.reduce(
-            [own[key] == value for key, value in zip(fixed, setting, strict=True)]
-        )
-        several_k = set(own.loc[in_setting, "loop"])  # loops whose K can be raised
-        for loop in loop_order(ladder, group["loop"]):
-            # a second reference cell (jit on) is not on the ladder: see its compiler
-            if loop not in ladder.loops or loop not in several_k:
-                continue
-            rows = group[group["loop"] == loop].sort_values(f"against_{STEPS}")
-            rows = rows.to_dict("records")
-            if len(rows) < 2:
-                continue
-            base = int(rows[0][STEPS])
-            ks = ", ".join(str(int(r[f"against_{STEPS}"])) for r in rows)
-            out.append(_user_question(rows, heading, loop, reference, base, ks, threshold, band))
-            equal = same_k[
-                np.logical_and.reduce(
-                    [same_k[key] == value for key, value in zip(fixed, setting, strict=True)]
-                )
-                & (same_k["loop"] == loop)
-            ].sort_values(STEPS)
-            equal_rows = equal.to_dict("records")
-            if len(equal_rows) >= 2:
-                out.append(_equal_k(equal_rows, heading, loop, reference, threshold, band))
-    return out
-
-
-def _user_question(
-    rows: Sequence[Mapping[str, Any]],
-    heading: str,
-    loop: str,
-    reference: str,
-    base: int,
-    ks: str,
-    threshold: float,
-    band: str,
-) -> Decision:
-    """The reference at K = k against ``loop`` at K = ``base`` (rows in k order): from
-    which k on is the loop at one step a call no longer faster?"""
-    loop_name = f"{loop} at K={base} ({_calls(base)})"
-    found = _closes_from(rows, threshold)
-    row = found if found is not None else rows[-1]
-    k = int(row[f"against_{STEPS}"])
-    amortized, steady = _pair(row)
-    fit_name = _fit_name(reference, row, k)
-    text, claim = in_words(
-        loop_name,
-        fit_name,
-        amortized,
-        steady,
-        threshold,
-        _noisy(row, f"{loop} at K={base}", f"{reference} at K={k}"),
+    said = (
+        f"{loop} at K={base} ({_calls(base)})",
+        f"{reference} at K={k} (steps_per_execution={k}{compiler})",
     )
+    text, claim = _words(row, (f"{loop} at K={base}", f"{reference} at K={k}"), threshold, said)
     across = (
         f"across settings: {reference} at K={k} against {loop} at K={base}, which differ "
         f"in the loop and in K; K measured: {ks}"
     )
-    if found is not None and k == base:
+    if found and k == base:
         sentence = (
             f"On {heading}, {reference} needs no more steps a call to keep up with {loop}: "
             f"at K={base}, {text} (K measured: {ks})"
         )
-    elif found is not None:
+    elif found:
         sentence = (
             f"On {heading}, raising {reference}'s steps_per_execution to {k} closes the gap "
             f"to {loop} at {_calls(base)}: from K={k} on, {reference} is at most {band} "
             f"slower than it, or faster. At K={k}, {text} ({across})"
         )
     else:
-        claim = verdict(amortized.low, amortized.high, threshold) == FASTER
-        what = (
-            f"does not close the gap to {loop} at {_calls(base)}"
-            if claim
-            else f"is not shown to close the gap to {loop} at {_calls(base)} (no claim either way)"
-        )
+        claim = verdict(row["ci_low"], row["ci_high"], threshold) == FASTER
+        gap = f"close the gap to {loop} at {_calls(base)}"
+        what = f"does not {gap}" if claim else f"is not shown to {gap} (no claim either way)"
         sentence = (
             f"On {heading}, raising {reference}'s steps_per_execution up to {k} {what}: "
             f"{text} ({across})"
@@ -337,29 +267,22 @@ def _user_question(
     return Decision("Steps per call", sentence + ".", claim)
 
 
-def _equal_k(
-    rows: Sequence[Mapping[str, Any]],
-    heading: str,
-    loop: str,
-    reference: str,
-    threshold: float,
-    band: str,
-) -> Decision:
+def _equal_k(rows, heading: str, loop: str, ladder: Ladder, threshold: float) -> Decision:
     """``loop`` against the reference at the same K (rows in K order): does the gap
     close as K grows?"""
-    first = rows[0]
-    first_k = int(first[STEPS])
-    names = (f"{loop} at K={first_k}", f"{reference} at K={first_k}")
-    first_text, _ = in_words(*names, *_pair(first), threshold, _noisy(first, *names))
-    found = _closes_from(rows, threshold)
-    row = found if found is not None else rows[-1]
+    reference = ladder.reference
+    first_k = int(rows[0][STEPS])
+    first_text, _ = _words(
+        rows[0], (f"{loop} at K={first_k}", f"{reference} at K={first_k}"), threshold
+    )
+    row, found = _deciding(rows, threshold)
     k = int(row[STEPS])
-    names = (f"{loop} at K={k}", f"{reference} at K={k}")
-    text, claim = in_words(*names, *_pair(row), threshold, _noisy(row, *names))
+    text, claim = _words(row, (f"{loop} at K={k}", f"{reference} at K={k}"), threshold)
     where = f"At equal steps per call on {heading} (the loop the one difference)"
-    if found is not None and k == first_k:
+    if found and k == first_k:
+        band = f"{round(threshold * 100)}%"
         sentence = f"{where}, {loop} is not faster than {reference} beyond {band} at any K: {text}"
-    elif found is not None:
+    elif found:
         sentence = (
             f"{where}, the gap between {reference} and {loop} closes from K={k} on "
             f"({first_text}): {text}"
@@ -379,16 +302,16 @@ def _equal_k(
 def _precision_decisions(
     derived: Derived, tables: KnobTables, several_runs: bool
 ) -> list[Decision]:
-    ratios = _ratios(tables, "precision")
-    out = []
     fixed = [key for key in RUN_SETTING_KEYS if key != PRECISION]
-    ordered = ratios.sort_values([*fixed, PRECISION], kind="stable")
+    ordered = _ratios(tables, "precision").sort_values([*fixed, PRECISION], kind="stable")
+    out = []
     for row in ordered.to_dict("records"):
-        heading = _heading(row, several_runs, PRECISION)
         loop, precision = row["loop"], row[PRECISION]
         names = (f"{loop} in {precision}", f"{loop} in {BASE_PRECISION}")
-        text, claim = in_words(*names, *_pair(row), derived.threshold, _noisy(row, *names))
-        out.append(Decision("Precision", f"On {heading}, {text}.", claim))
+        text, claim = _words(row, names, derived.threshold)
+        out.append(
+            Decision("Precision", f"On {_heading(row, several_runs, PRECISION)}, {text}.", claim)
+        )
     return out
 
 
@@ -397,7 +320,6 @@ def _fit_compiler_decisions(
 ) -> list[Decision]:
     ladder = tables.ladder
     compiler = compiler_rung(ladder)
-    topic = f"{ladder.reference}'s compiler" if ladder is not None else "Compiler"
     out = []
     for row in _ratios(tables, "fit_compiler").to_dict("records"):
         jit = str(row["against_fit_jit"])
@@ -409,117 +331,95 @@ def _fit_compiler_decisions(
             if compiled and compiler is not None and row["loop"] == compiler.loop
             else "the loop, neither compiled by XLA"
         )
-        noisy = _noisy(row, row["loop"], row["against_loop"])
-        text, claim = in_words(row["loop"], reference, *_pair(row), derived.threshold, noisy)
+        names = (row["loop"], row["against_loop"])
+        text, claim = _words(row, names, derived.threshold, (row["loop"], reference))
         heading = setting_heading(row, several_runs)
-        out.append(Decision(topic, f"On {heading} (one change: {change}), {text}.", claim))
+        sentence = f"On {heading} (one change: {change}), {text}."
+        out.append(Decision(f"{ladder.reference}'s compiler", sentence, claim))
     return out
 
 
-def _pivot(
-    ratios: pd.DataFrame, several_runs: bool, shown: Sequence[str], ladder: Ladder | None
-) -> pd.DataFrame:
-    """Rows: settings (with the ``shown`` knob columns); columns: loops; values: speedup
-    [95% CI]."""
-    if ratios.empty:
-        return pd.DataFrame()
-    # the other knob is shown only where it varies
-    fixed_knobs = [k for k in (STEPS, PRECISION) if k not in shown and ratios[k].nunique() > 1]
-    rows: dict[tuple, dict] = {}
-    for row in ratios.to_dict("records"):
-        setting = setting_fields(row, several_runs, [*fixed_knobs, *shown])
-        record = rows.setdefault(tuple(setting.values()), setting)
-        record[row["loop"]] = interval(row["ratio"], row["ci_low"], row["ci_high"])
-    frame = pd.DataFrame(list(rows.values()))
-    loops = loop_order(ladder, ratios["loop"])
-    settings = [c for c in frame.columns if c not in loops]
-    return frame[[*settings, *loops]].fillna("").astype(str)
-
-
-def steps_table(tables: KnobTables, several_runs: bool, kind: str) -> pd.DataFrame:
-    """``steps_own``: each loop at K over itself at the smallest K; ``steps_fit_k``: each
-    loop at the smallest K over the reference at K (rows: K of the reference)."""
-    ratios = tables.of(kind)
-    if kind == "steps_fit_k":
-        ratios = ratios.copy()
-        ratios[STEPS] = ratios[f"against_{STEPS}"]
-    ratios = ratios.sort_values(
-        [*(k for k in RUN_SETTING_KEYS if k != STEPS), STEPS], kind="stable"
-    )
-    return _pivot(ratios, several_runs, [STEPS], tables.ladder)
-
-
-def precision_table(tables: KnobTables, several_runs: bool) -> pd.DataFrame:
-    """Each loop in a precision over itself in float32 (rows: settings and precisions)."""
-    ratios = tables.of("precision")
-    ratios = ratios.sort_values(
-        [*(k for k in RUN_SETTING_KEYS if k != PRECISION), PRECISION], kind="stable"
-    )
-    return _pivot(ratios, several_runs, [PRECISION], tables.ladder)
-
-
 def sentences(derived: Derived) -> list[Decision]:
-    """The sentences across knob settings: steps per call, precision, the reference's compiler (in
-    that order; none when the run has no such axis).
-
-    Example::
-
-        for decision in knob_decisions(derive(RunSet.of(load_runs(["results/RUN"])))):
-            print(decision.topic, decision.text)
-    """
+    """The sentences across knob settings: steps per call, precision, the reference's
+    compiler (in that order; none when the run has no such axis)."""
     tables = knob_tables(derived)
     if tables.ratios.empty or tables.ladder is None:
         return []
     several_runs = len(derived.run_set.runs) > 1
-    return [
-        *_steps_decisions(derived, tables, several_runs),
-        *_precision_decisions(derived, tables, several_runs),
-        *_fit_compiler_decisions(derived, tables, several_runs),
-    ]
+    makers = (_steps_decisions, _precision_decisions, _fit_compiler_decisions)
+    return [d for maker in makers for d in maker(derived, tables, several_runs)]
 
 
 # --------------------------------------------------------------------------- tables
 
 
+def knob_table(tables: KnobTables, several_runs: bool, kind: str) -> pd.DataFrame:
+    """The ``kind`` ratios as a table: rows, settings with the knob's values (``steps_fit_k``:
+    the reference's K; the other knob only where it varies); columns, loops; values,
+    speedup [95% CI]."""
+    axis = PRECISION if kind == "precision" else STEPS
+    ratios = tables.of(kind)
+    if ratios.empty:
+        return pd.DataFrame()
+    if kind == "steps_fit_k":
+        ratios = ratios.assign(**{STEPS: ratios[f"against_{STEPS}"]})
+    ratios = ratios.sort_values([*(k for k in RUN_SETTING_KEYS if k != axis), axis], kind="stable")
+    other = [k for k in (STEPS, PRECISION) if k != axis and ratios[k].nunique() > 1]
+    rows: dict[tuple, dict] = {}
+    for row in ratios.to_dict("records"):
+        setting = setting_fields(row, several_runs, [*other, axis])
+        record = rows.setdefault(tuple(setting.values()), setting)
+        record[row["loop"]] = interval(row["ratio"], row["ci_low"], row["ci_high"])
+    frame = pd.DataFrame(list(rows.values()))
+    loops = loop_order(tables.ladder, ratios["loop"])
+    return frame[[*(c for c in frame.columns if c not in loops), *loops]].fillna("").astype(str)
+
+
+def precision_table(tables: KnobTables, several_runs: bool) -> pd.DataFrame:
+    return knob_table(tables, several_runs, "precision")
+
+
 def blocks(context: Context) -> list[Block]:
     """The report's section across knob settings (tables; the sentences are among the
     decisions); empty when the run has no knob axis with several values."""
-    derived, several_runs = context.derived, context.several_runs
-    tables = knob_tables(derived)
+    tables, threshold = knob_tables(context.derived), context.derived.threshold
     reference = tables.ladder.reference if tables.ladder is not None else None
+    own, fit_k, precision = (
+        knob_table(tables, context.several_runs, kind)
+        for kind in ("steps_own", "steps_fit_k", "precision")
+    )
+    if reference is None:
+        fit_k = pd.DataFrame()
+    shown = (
+        (
+            own,
+            "Steps per call",
+            "What more steps per call buys each loop: its speedup at K over itself at the "
+            "smallest K measured, amortized step, 95% CI across processes in brackets.",
+        ),
+        (
+            fit_k,
+            "" if not own.empty else "Steps per call",
+            f"Do you still need a custom loop if you raise {reference}'s "
+            f"steps_per_execution? Each loop at the smallest K measured against "
+            f"{reference} at K (two settings apart, on purpose): above 1, the loop at "
+            f"one step a call is still faster than {reference} at K; within 1 ± "
+            f"{threshold:.0%} or below, {reference} at K has caught up.",
+        ),
+        (
+            precision,
+            "Precision",
+            f"Each loop's speedup in a precision over the same loop in {BASE_PRECISION} at "
+            "the same setting (above 1: faster in that precision), amortized step, 95% CI "
+            "across processes in brackets.",
+        ),
+    )
     out: list[Block] = []
-    own = steps_table(tables, several_runs, "steps_own")
-    fit_k = steps_table(tables, several_runs, "steps_fit_k")
-    precision = precision_table(tables, several_runs)
-    if not own.empty or not fit_k.empty:
-        out.append(Heading(2, "Steps per call"))
-    if not own.empty:
-        out += [
-            Paragraph(
-                "What more steps per call buys each loop: its speedup at K over itself at the "
-                "smallest K measured, amortized step, 95% CI across processes in brackets."
-            ),
-            *table(own),
-        ]
-    if not fit_k.empty and reference is not None:
-        out += [
-            Paragraph(
-                f"Do you still need a custom loop if you raise {reference}'s "
-                f"steps_per_execution? Each loop at the smallest K measured against "
-                f"{reference} at K (two settings apart, on purpose): above 1, the loop at "
-                f"one step a call is still faster than {reference} at K; within 1 ± "
-                f"{derived.threshold:.0%} or below, {reference} at K has caught up."
-            ),
-            *table(fit_k),
-        ]
-    if not precision.empty:
-        out += [
-            Heading(2, "Precision"),
-            Paragraph(
-                f"Each loop's speedup in a precision over the same loop in {BASE_PRECISION} at "
-                "the same setting (above 1: faster in that precision), amortized step, 95% CI "
-                "across processes in brackets."
-            ),
-            *table(precision),
-        ]
+    for frame, heading, paragraph in shown:
+        if not frame.empty:
+            out += [
+                *([Heading(2, heading)] if heading else []),
+                Paragraph(paragraph),
+                *table(frame),
+            ]
     return out
