@@ -1,11 +1,6 @@
-"""What the report's sections share, all public: the document model (blocks), figures in
-words (a ratio, an interval, seconds, a rate), a table block, a sentence (:class:`Decision`)
-and a comparison in words (:func:`in_words`), a setting in words, and the plot helpers
-(panels, log scale, points with whiskers, save).
-
-Sections (``reports.report.sections``) render the comparison core's rows with these;
-nothing here pairs cells (``reports.compare`` does).
-"""
+"""What the report's sections share, all public: the document model (blocks), figures and
+comparisons in words, a setting in words and the plot helpers. Nothing here pairs cells
+(``reports.compare`` does)."""
 
 from __future__ import annotations
 
@@ -63,8 +58,6 @@ class Table:
 
 @dataclass(frozen=True)
 class Plot:
-    """One written plot: its file and what it shows."""
-
     title: str
     path: Path
     caption: str
@@ -86,9 +79,8 @@ Block = Heading | Paragraph | Bullets | Table | Image | Details
 
 @dataclass(frozen=True)
 class Decision:
-    """One sentence of the Decisions. ``topic`` groups sentences (a setting, "Crossovers");
-    ``claim`` is False when the data cannot carry one; ``info`` marks a statement of what
-    happened (a failed cell), neither a claim nor a missing one."""
+    """One sentence of the Decisions, grouped by ``topic``; ``claim`` is False when the data
+    cannot carry one; ``info``: a statement of what happened, neither claim nor missing one."""
 
     topic: str
     text: str
@@ -98,8 +90,7 @@ class Decision:
 
 @dataclass(frozen=True)
 class Context:
-    """What a section's ``blocks`` reads: the derived tables, every section's sentences
-    (in section order) and the plots written."""
+    """What a section's ``blocks`` reads: the derived tables, every sentence, every plot."""
 
     derived: Derived
     sentences: tuple[Decision, ...] = ()
@@ -112,7 +103,6 @@ class Context:
 
 # --------------------------------------------------------------------------- figures in words
 
-#: What a table shows where a figure has no interval; the reason is said once below it.
 NO_INTERVAL = "[—]"
 
 
@@ -124,10 +114,9 @@ def format_ratio(value: float) -> str:
 
 
 def format_seconds(value: float) -> str:
-    """0.0042 -> "4.2 ms", 1.5 -> "1.50 s"."""
+    """0.0042 -> "4.2 ms", 1.5 -> "1.50 s" (0.9999996 ms -> "1 ms", not "1e+03 µs")."""
     if not np.isfinite(value):
         return "n/a"
-    # thresholds just under 1 so that 0.9999996 ms shows as "1 ms", not "1e+03 µs"
     if abs(value) >= 0.9995:
         return f"{value:.2f} s"
     if abs(value) >= 0.9995e-3:
@@ -157,7 +146,6 @@ def count(number: float, noun: str) -> str:
 
 
 def epochs_text(epochs: float) -> str:
-    """1 -> "1 epoch", 0.25 -> "0.25 epochs"."""
     if not np.isfinite(epochs):
         return "n/a"
     text = f"{epochs:.0f}" if epochs >= 10 or float(epochs).is_integer() else f"{epochs:.2g}"
@@ -165,7 +153,7 @@ def epochs_text(epochs: float) -> str:
 
 
 def interval(value: float, low: float, high: float, fmt=format_ratio) -> str:
-    """ "1.52x [1.40x-1.61x]"; NO_INTERVAL in place of the brackets without one."""
+    """ "1.52x [1.40x-1.61x]"; NO_INTERVAL without one."""
     if not np.isfinite(value):
         return ""
     if np.isfinite(low) and np.isfinite(high):
@@ -200,15 +188,11 @@ def optional_bool(value: Any) -> bool | None:
 
 
 def keras_choice(row: Mapping[str, Any]) -> str | None:
-    """What Keras chose for a loop that records it ("jit_compile off, steps_per_execution
-    1"); None for a loop that records neither."""
+    """What Keras chose ("jit_compile off, steps_per_execution 1"); None where not recorded."""
     jit = optional_bool(row.get("keras_jit_compile"))
     steps = row.get("keras_steps_per_execution")
-    steps = float(steps) if isinstance(steps, int | float) and np.isfinite(steps) else None
-    parts = []
-    if jit is not None:
-        parts.append(f"jit_compile {'on' if jit else 'off'}")
-    if steps is not None:
+    parts = [f"jit_compile {'on' if jit else 'off'}"] if jit is not None else []
+    if isinstance(steps, int | float) and np.isfinite(steps):
         parts.append(f"steps_per_execution {steps:.0f}")
     return ", ".join(parts) or None
 
@@ -220,14 +204,13 @@ def keras_column(cells: pd.DataFrame) -> bool:
 
 # --------------------------------------------------------------------------- a setting
 
-#: Setting keys beyond workload, device, batch and width, and their column names: a
-#: table shows one only when the runs vary it (loops/knobs.py, loops/distribute.py).
+#: Setting keys beyond workload, device, batch and width, and their column names: shown
+#: only when the runs vary them.
 VARYING_SETTING_COLUMNS = {"steps_per_call": "K", "precision": "precision", "strategy": "strategy"}
 
 
 def varying_setting_keys(cells: pd.DataFrame) -> tuple[str, ...]:
-    """The keys of VARYING_SETTING_COLUMNS that ``cells`` vary, or hold at a value other
-    than the default (a run all under mirrored:2 says so)."""
+    """The keys of VARYING_SETTING_COLUMNS that ``cells`` vary or hold off their default."""
     return tuple(
         key
         for key in VARYING_SETTING_COLUMNS
@@ -237,23 +220,19 @@ def varying_setting_keys(cells: pd.DataFrame) -> tuple[str, ...]:
 
 
 def setting_fields(row: Mapping, several_runs: bool, varying: Sequence[str] = ()) -> dict:
-    """A setting's table columns: run (with several), workload, device, batch, width, and
-    the ``varying`` keys."""
-    fields = {RUN_KEY: row[RUN_KEY]} if several_runs else {}
-    fields.update(
-        {
-            "workload": row["workload"],
-            "device": row["device"],
-            "batch": str(row["batch_size"]),
-            "width": str(row["width"]) if row["width"] else "",
-            **{VARYING_SETTING_COLUMNS[key]: str(row[key]) for key in varying},
-        }
-    )
-    return fields
+    """A setting's table columns: run (with several), workload, device, batch, width, ``varying``."""
+    return {
+        **({RUN_KEY: row[RUN_KEY]} if several_runs else {}),
+        "workload": row["workload"],
+        "device": row["device"],
+        "batch": str(row["batch_size"]),
+        "width": str(row["width"]) if row["width"] else "",
+        **{VARYING_SETTING_COLUMNS[key]: str(row[key]) for key in varying},
+    }
 
 
 def setting_heading(row: Mapping[str, Any], several_runs: bool) -> str:
-    """A setting said once: "linear (cpu, batch 4096)", "mlp (cpu, batch 128, width 128)"."""
+    """ "mlp (cpu, batch 128, width 128)": a setting said once."""
     parts = [str(row["device"]), f"batch {int(row['batch_size'])}"]
     if int(row["width"]):
         parts.append(f"width {int(row['width'])}")
@@ -268,16 +247,15 @@ def setting_heading(row: Mapping[str, Any], several_runs: bool) -> str:
 
 
 def compiler_rung(ladder: Ladder | None) -> Rung | None:
-    """The rung whose one change is the compiler and that compares with a neighbour."""
-    if ladder is None:
-        return None
-    if any(r.compiler is not None for r in ladder.rungs):  # declared by the loop styles
-        return next((r for r in ladder.rungs if r.compiler and r.compares_with), None)
-    # a ladder written before rungs declared it: its text says which
-    return next(
-        (r for r in ladder.rungs if r.compares_with and re.search("compil", r.changes, re.I)),
-        None,
-    )
+    """The rung whose one change is the compiler and that compares with a neighbour (read
+    from its text in a ladder written before rungs declared it)."""
+    rungs = ladder.rungs if ladder is not None else ()
+    declared = any(r.compiler is not None for r in rungs)
+    for rung in rungs:
+        compiles = rung.compiler if declared else re.search("compil", rung.changes, re.I)
+        if rung.compares_with and compiles:
+            return rung
+    return None
 
 
 # --------------------------------------------------------------------------- a comparison in words
@@ -285,7 +263,7 @@ def compiler_rung(ladder: Ladder | None) -> Rung | None:
 
 @dataclass(frozen=True)
 class Ratio:
-    """A speedup (the other's time / this one's) with its 95% interval, on one figure."""
+    """A speedup (the other's time / this one's) with its 95% interval."""
 
     value: float
     low: float
@@ -293,12 +271,10 @@ class Ratio:
 
     @classmethod
     def of(cls, row: Mapping[str, Any], kind: str, figure: str) -> Ratio:
-        """From a derived cell's speedup columns (SPEEDUP_COLUMNS[(kind, figure)])."""
         return cls(*(float(row[c]) for c in SPEEDUP_COLUMNS[(kind, figure)]))
 
     @classmethod
     def row(cls, row: Mapping[str, Any], prefix: str = "") -> Ratio:
-        """From a comparison row of the core (``ratio``, ``ci_low``, ``ci_high``)."""
         return cls(*(float(row[prefix + c]) for c in ("ratio", "ci_low", "ci_high")))
 
     @property
@@ -310,7 +286,6 @@ class Ratio:
         return verdict(self.low, self.high)
 
     def as_cost(self) -> Ratio:
-        """The same ratio the other way round (how many times the time)."""
         return Ratio(1 / self.value, 1 / self.high, 1 / self.low)
 
     def text(self) -> str:
@@ -323,8 +298,8 @@ class Ratio:
 
 
 def figures_text(amortized: Ratio, steady: Ratio, cost: bool, noisy: Sequence[str]) -> str:
-    """The figures in brackets, "(amortized, 95% CI a-b; steady step s, 95% CI c-d;
-    noisy: x)", as costs when ``cost``; the steady step only where it differs."""
+    """ "(amortized, 95% CI a-b; steady step s, 95% CI c-d; noisy: x)", as costs when
+    ``cost``; the steady step only where it differs."""
     shown = amortized.as_cost() if cost else amortized
     parts = [f"amortized, {shown.interval_text()}" if shown.has_interval else "amortized"]
     if format_ratio(steady.value) != format_ratio(amortized.value):
@@ -368,7 +343,7 @@ def in_words(
 
 # --------------------------------------------------------------------------- plots
 
-#: Colours of the loops in ladder order (the reference first); loops not on it are gray.
+#: Colours of the loops in ladder order (the reference first).
 PALETTE = (
     *("#444444", "#d62728", "#1f77b4", "#2ca02c", "#9467bd"),
     *("#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"),
@@ -385,7 +360,6 @@ VARIANT_NAMES = {
 
 
 def loop_colors(derived: Derived) -> dict[str, str]:
-    """A colour per loop, by its place on the ladder (by first appearance without one)."""
     loops = loop_order(derived.ladder, derived.cells["loop"])
     return {loop: PALETTE[i % len(PALETTE)] for i, loop in enumerate(loops)}
 
@@ -401,7 +375,7 @@ def variant_labels(frame: pd.DataFrame) -> pd.Series:
 
 
 def panels(count: int, columns: int = 3, width: float = 5.0, height: float = 3.6):
-    """A figure of ``count`` panels, ``columns`` a row: (figure, list of axes)."""
+    """(figure, axes) of ``count`` panels, ``columns`` a row."""
     columns = max(1, min(columns, count))
     rows = int(np.ceil(count / columns))
     figure, axes = plt.subplots(
@@ -431,13 +405,11 @@ def save(figure, path: Path) -> Path:
 
 
 def offsets(count: int, spread: float = 0.6) -> np.ndarray:
-    """Positions around 0 for ``count`` things side by side."""
     return np.linspace(-spread / 2, spread / 2, count) if count > 1 else np.zeros(1)
 
 
 def points(axis, x, y, low, high, color, *, filled: bool = True, label=None) -> None:
-    """Point estimates with 95% interval whiskers; no whisker where there is no interval
-    (NaN bounds: fewer than two processes)."""
+    """Point estimates with 95% interval whiskers (none with NaN bounds)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
     colors = color if isinstance(color, list) else [color] * len(x)
@@ -466,7 +438,6 @@ def points(axis, x, y, low, high, color, *, filled: bool = True, label=None) -> 
 
 
 def step_time_line(axis, line: pd.DataFrame, x, color, label: str) -> None:
-    """One loop's median step time (ms) along ``x``, joined, with interval whiskers."""
     median = line["step_time_median_s"].to_numpy(dtype=float) * 1e3
     axis.plot(x, median, marker="o", markersize=3, color=color, label=label)
     low, high = (line[f"step_time_ci_{s}_s"].to_numpy(dtype=float) * 1e3 for s in ("low", "high"))
