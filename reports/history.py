@@ -1,25 +1,7 @@
-"""History: the stored runs of one machine in commit order, with trends and change points.
-
-The gate judges one change at a time; a slowdown that creeps in over many merges, each
-under the gate's threshold, shows only across the runs ``loopbench baseline save``
-keeps. ``loopbench history`` loads every stored run (``--name``: those matching a
-glob) of one machine, the one whose hard metadata keys match the most recent run's,
-puts them in commit order (:func:`commit_order`) and writes ``history.md``,
-``history.html`` and ``plots/``.
-
-Two series per cell: its *step time* (the run's median, with its 95% interval), which
-moves with the code and with whatever else loads the machine; and its *ratio to the
-reference loop* (its least disturbed step over the reference's in the same run,
-:func:`ratios_to_reference`), which moves with the code alone. In each: change points
-(ruptures' PELT on the log series, each kept when at least ``min_change`` with a 95%
-interval that excludes no change, :func:`change_points`), or, where a straight line
-explains the series better, none; and the Theil-Sen trend since the last change point,
-*creeping* when significant over six runs or more and adding up to ``min_change``. Who
-moved is read per setting (:func:`confirmed`): a loop's step time that moves while its
-ratio holds still is load, unless the whole setting moved; a step in every ratio of a
-setting is the reference's. The method and its evidence: docs/scaling.md, "History".
-
-This module never imports TensorFlow, ``loops`` or ``benchmarks``. Run it::
+"""History: the stored runs of one machine in commit order, with change points and trends
+in each cell's step time and its ratio to the reference loop, which load on the machine
+moves far less. The method and its evidence: docs/scaling.md, "History". It never imports
+TensorFlow, ``loops`` or ``benchmarks``. Run it::
 
     loopbench history --store .loopbench/baselines --out results/history
 """
@@ -32,22 +14,15 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-from tf_loopbench.reports.compare import (
-    CELL_KEYS,
-    DEFAULT_THRESHOLD,
-    SETTING_KEYS,
-    Figure,
-    against,
-    compare,
-)
-from tf_loopbench.reports.gate.samples import fastest_windows, with_cell
+from tf_loopbench.reports.compare import CELL_KEYS, DEFAULT_THRESHOLD, Figure, against, compare
+from tf_loopbench.reports.gate.samples import IncomparableRunsError, process_samples
 from tf_loopbench.reports.rundir import (
     CellKey,
     Run,
@@ -60,21 +35,15 @@ from tf_loopbench.reports.rundir import (
 #: smallest step that counts (the gate's threshold: a smaller one has no practical meaning)
 DEFAULT_MIN_CHANGE = DEFAULT_THRESHOLD
 CONFIDENCE = 0.95
-#: the fewest runs on each side of a change point
-MIN_SEGMENT = 2
-#: the fewest runs a trend is fitted over, and the fewest it is flagged over (Theil-Sen's
-#: interval over four or five runs is too narrow: four runs that happen to fall in order
-#: would be "significant" one time in twelve)
+MIN_SEGMENT = 2  # the fewest runs on each side of a change point
+#: the fewest runs a trend is fitted over, and flagged over (Theil-Sen's interval over four
+#: or five runs calls four runs that happen to fall in order significant one time in twelve)
 MIN_TREND_RUNS = 4
 MIN_CREEP_RUNS = 6
-#: the smallest run-to-run scatter assumed (log scale): a perfectly quiet series is luck
-MIN_SIGMA = 0.002
+MIN_SIGMA = 0.002  # the smallest run-to-run scatter assumed (log scale): a quiet series is luck
 DEFAULT_OUT = Path("results") / "history"
 HISTORY_MD = "history.md"
-HISTORY_HTML = "history.html"
-PLOTS_DIR = "plots"
-#: the two series of a cell: its median step time, and its within-run ratio to the
-#: reference loop (none for the reference's own cells)
+#: a cell's two series: its median step time, and its ratio to the reference loop
 STEP_TIME = "step time"
 RATIO = "ratio"
 SERIES = (STEP_TIME, RATIO)
@@ -113,18 +82,18 @@ class Step:
 
     @property
     def size(self) -> str:
-        return f"{_percent(self.ratio)} (95% CI {_percent(self.low)} to {_percent(self.high)})"
+        return f"{self.ratio - 1:+.1%} (95% CI {self.low - 1:+.1%} to {self.high - 1:+.1%})"
 
 
 @dataclass(frozen=True, eq=False)
 class Change:
-    """A step in one cell between runs ``before`` and ``after`` (consecutive in it),
-    found in its step time, its ratio to the reference loop, or both (``steps``)."""
+    """A step in one cell between consecutive runs ``before`` and ``after``, found in the
+    series named by ``steps`` (STEP_TIME, RATIO or both, in that order)."""
 
     cell: CellKey
     before: Entry
     after: Entry
-    steps: dict[str, Step]  # by series (STEP_TIME, RATIO) that found it, in that order
+    steps: dict[str, Step]
 
     @property
     def found_in(self) -> tuple[str, ...]:
@@ -135,26 +104,19 @@ class Change:
         """The step time's step where it found one, else the ratio's."""
         return next(iter(self.steps.values()))
 
-    def describe(self, reference: str | None) -> str:
-        """``step time +30.1% (95% CI ...); ratio to fit +29.8% (95% CI ...)``."""
-        return "; ".join(
-            f"{_series_name(series, reference, self.cell)} {step.size}"
-            for series, step in self.steps.items()
-        )
-
 
 @dataclass(frozen=True)
 class Trend:
     cell: CellKey
     series: str  # STEP_TIME or RATIO
-    per_run: float  # relative change per run (Theil-Sen on log times)
+    per_run: float  # relative change per run (Theil-Sen on the log series)
     low: float
     high: float
     runs: int
     #: False: a step time that moved while its ratio and its setting did not (load)
     confirmed: bool = True
-    #: a step time that moved with its whole setting, its ratio did not: the machine,
-    #: or a change every loop shares
+    #: a step time that moved with its whole setting, its ratio did not: the machine, or a
+    #: change every loop shares
     with_setting: bool = False
 
     @property
@@ -164,11 +126,8 @@ class Trend:
     def significant(self, min_change: float) -> bool:
         """Over MIN_CREEP_RUNS runs or more, its interval excludes no trend and it adds up
         to ``min_change`` or more."""
-        return (
-            self.runs >= MIN_CREEP_RUNS
-            and (self.low > 0 or self.high < 0)
-            and abs(self.total) >= min_change
-        )
+        excludes_none = self.low > 0 or self.high < 0
+        return self.runs >= MIN_CREEP_RUNS and excludes_none and abs(self.total) >= min_change
 
     def flagged(self, min_change: float) -> bool:
         """Significant, and in a step time, confirmed (see :func:`confirmed_trends`)."""
@@ -179,23 +138,23 @@ class Trend:
 class History:
     entries: tuple[Entry, ...]  # in commit order
     order_basis: str
-    #: one row per (run, cell, series): position, cell keys, series, value and 95% interval
-    #: (seconds for the step time, a plain ratio for the ratio to the reference)
+    #: one row per (run, cell, series): position, the cell keys, cell, series, value and its
+    #: 95% interval (seconds for the step time; a plain ratio, without interval, for the ratio)
     series: pd.DataFrame
     changes: tuple[Change, ...]
     trends: tuple[Trend, ...]
     min_change: float
-    other_machines: int  # readable runs left out: another machine
-    unreadable: tuple[str, ...]  # store entries that did not load
-    reference: str | None = None  # the ladder's reference loop, the ratios' denominator
+    reference: str | None  # the ladder's reference loop, the ratios' denominator
+    other_machines: int = 0  # readable runs left out: another machine
+    unreadable: tuple[str, ...] = ()  # store entries that did not load
 
 
 # ----------------------------------------------------------------------------- loading
 
 
 def load_store(store: str | os.PathLike[str], pattern: str | None = None):
-    """(entries of every readable run in ``store`` whose name matches ``pattern``,
-    names that did not load)."""
+    """(entries of every readable run in ``store`` whose name matches ``pattern``, names
+    that did not load)."""
     root = Path(store)
     if not root.is_dir():
         raise HistoryError(
@@ -203,9 +162,8 @@ def load_store(store: str | os.PathLike[str], pattern: str | None = None):
         )
     entries, unreadable = [], []
     for path in sorted(root.iterdir()):
-        if path.name.startswith(".") or not path.is_dir():
-            continue
-        if pattern and not fnmatch.fnmatchcase(path.name, pattern):
+        skip = pattern and not fnmatch.fnmatchcase(path.name, pattern)
+        if path.name.startswith(".") or not path.is_dir() or skip:
             continue
         try:
             run = load_run(path)
@@ -213,35 +171,14 @@ def load_store(store: str | os.PathLike[str], pattern: str | None = None):
             unreadable.append(path.name)
             continue
         soft = run.metadata.get("soft", {})
-        entries.append(
-            Entry(
-                name=path.name,
-                run=run,
-                commit=soft.get("git_commit") or None,
-                dirty=bool(soft.get("git_dirty")),
-                started_at=str(soft.get("started_at") or ""),
-            )
-        )
+        commit, started = soft.get("git_commit") or None, str(soft.get("started_at") or "")
+        entries.append(Entry(path.name, run, commit, bool(soft.get("git_dirty")), started))
     return entries, unreadable
-
-
-def machine_key(run: Run) -> str:
-    return json.dumps(run.metadata.get("hard", {}), sort_keys=True, default=str)
-
-
-def one_machine(entries: Sequence[Entry]) -> tuple[list[Entry], int]:
-    """The entries of the most recent run's machine, and how many others were left out."""
-    newest = max(entries, key=lambda e: e.started_at)
-    key = machine_key(newest.run)
-    kept = [e for e in entries if machine_key(e.run) == key]
-    return kept, len(entries) - len(kept)
 
 
 def git_order(commits: Sequence[str], repo: str | os.PathLike[str]) -> dict[str, int] | None:
     """Rank of each commit in ``git rev-list --date-order --reverse`` (ancestors first,
     unrelated commits by commit date); None if git cannot resolve every one of them."""
-    if not commits:
-        return {}
     try:
         result = subprocess.run(
             ["git", "-C", str(repo), "rev-list", "--date-order", "--reverse", *commits, "--"],
@@ -251,11 +188,9 @@ def git_order(commits: Sequence[str], repo: str | os.PathLike[str]) -> dict[str,
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    if result.returncode != 0:
-        return None
     rank = {sha: i for i, sha in enumerate(result.stdout.split())}
     found = {commit: [sha for sha in rank if sha.startswith(commit)] for commit in commits}
-    if any(len(matches) != 1 for matches in found.values()):
+    if result.returncode != 0 or any(len(matches) != 1 for matches in found.values()):
         return None
     return {commit: rank[matches[0]] for commit, matches in found.items()}
 
@@ -263,89 +198,50 @@ def git_order(commits: Sequence[str], repo: str | os.PathLike[str]) -> dict[str,
 def commit_order(entries: Sequence[Entry], repo: str | os.PathLike[str] | None = "."):
     """(entries in commit order, one line saying how the order was decided)."""
     commits = sorted({e.commit for e in entries if e.commit})
-    ranks = git_order(commits, repo) if repo is not None and commits else None
+    known = repo is not None and commits and all(e.commit for e in entries)
+    ranks = git_order(commits, repo) if known else None
     same_commit = "runs of one commit by start time"
-    if ranks is not None and all(e.commit for e in entries):
-
-        def key(entry: Entry):
-            return (ranks[entry.commit], entry.started_at)
-
+    if ranks is not None:
         basis = (
             "by git ancestry (git rev-list --date-order: a commit after its ancestors, "
             f"commits on separate branches by commit date); {same_commit}"
         )
-    else:
-        first_seen: dict[str, str] = {}
-        for entry in entries:
-            tag = entry.commit or f"run:{entry.name}"
-            first_seen[tag] = min(first_seen.get(tag, entry.started_at), entry.started_at)
-
-        def key(entry: Entry):
-            tag = entry.commit or f"run:{entry.name}"
-            return (first_seen[tag], tag, entry.started_at)
-
-        why = "no git work tree knows every commit" if commits else "the runs record no commit"
-        basis = f"by the start time of each commit's first run ({why}); {same_commit}"
-    return sorted(entries, key=key), basis
+        return sorted(entries, key=lambda e: (ranks[e.commit], e.started_at)), basis
+    tags = {entry: entry.commit or f"run:{entry.name}" for entry in entries}
+    first_seen: dict[str, str] = {}
+    for entry, tag in tags.items():
+        first_seen[tag] = min(first_seen.get(tag, entry.started_at), entry.started_at)
+    why = "no git work tree knows every commit" if commits else "the runs record no commit"
+    basis = f"by the start time of each commit's first run ({why}); {same_commit}"
+    return sorted(entries, key=lambda e: (first_seen[tags[e]], tags[e], e.started_at)), basis
 
 
-SERIES_COLUMNS = [
-    "position",
-    "name",
-    "label",
-    *CELL_KEYS,
-    "cell",
-    "series",
-    "value",
-    "ci_low",
-    "ci_high",
-]
-
-
-def least_disturbed(run: Run) -> dict[CellKey, float]:
-    """Per cell, its fastest timed window over every process of the run (the process's
-    own step time where a run has no window rows)."""
-    fastest: dict[CellKey, float] = {}
-    for (cell, _process), value in fastest_windows(run).items():
-        if np.isfinite(value) and value > 0:
-            fastest[cell] = min(value, fastest.get(cell, math.inf))
-    if fastest:
-        return fastest
-    rows = run.process_samples()
-    if rows.empty or "step_time_s" not in rows:
-        return {}
-    rows = with_cell(rows.assign(step_time_s=pd.to_numeric(rows["step_time_s"], errors="coerce")))
-    rows = rows[np.isfinite(rows["step_time_s"]) & (rows["step_time_s"] > 0)]
-    return {
-        CellKey(*cell): float(v) for cell, v in rows.groupby("cell")["step_time_s"].min().items()
-    }
-
-
-#: a cell's least disturbed step time in a run (:func:`least_disturbed`), as a figure
-#: the comparison core reads from cells
+#: a cell's least disturbed step time in a run, as a figure the comparison core reads
 LEAST_DISTURBED = Figure("least disturbed", "least_disturbed_s", "least_disturbed_s")
 
 
 def ratios_to_reference(run: Run, reference: str) -> dict[CellKey, float]:
-    """Per cell (the reference's own left out): its least disturbed step time over that of
-    the ``reference`` loop's cell of its setting in the same run, as the comparison core
-    pairs loops (the one that ran as Keras chose where fit ran with and without XLA); a
-    time ratio, the inverse of the core's speedup."""
-    fastest = least_disturbed(run)
-    if not fastest:
+    """Per cell (the reference's own left out): its least disturbed step time (the fastest
+    timed window over all its processes, the gate's "fastest" reading) over that of the
+    ``reference`` loop's cell of its setting in the same run, paired by the comparison core
+    (the one that ran as Keras chose where fit ran with and without XLA); a time ratio."""
+    try:
+        samples = process_samples(run)
+    except IncomparableRunsError:
         return {}
-    cells = pd.DataFrame(
-        [{**cell._asdict(), "least_disturbed_s": t} for cell, t in fastest.items()]
-    )
+    fastest = samples.groupby("cell", sort=False)["step_time_s"].min()
+    if fastest.empty:
+        return {}
+    keys = [CellKey(*cell) for cell in fastest.index]
+    cells = pd.DataFrame(keys).assign(least_disturbed_s=fastest.to_numpy())
     rows = compare(cells, "loop", against(reference), figure=LEAST_DISTURBED, keys=CELL_KEYS)
-    keys = list(fastest)
     return {keys[label]: row.value / row.against_value for label, row in rows.iterrows()}
 
 
 def series_of(entries: Sequence[Entry], reference: str | None = None) -> pd.DataFrame:
     """One row per (run, ok cell, series): the median step time (s) and its 95% interval
-    from summary.csv; and, given the ``reference`` loop, the cell's ratio to it
-    (:func:`ratios_to_reference`; no interval: the run-to-run scatter is its noise)."""
+    from summary.csv; and, given the ``reference`` loop, the cell's ratio to it (no
+    interval: the run-to-run scatter is its noise)."""
     rows = []
     for position, entry in enumerate(entries):
         summary = entry.run.summary
@@ -354,33 +250,33 @@ def series_of(entries: Sequence[Entry], reference: str | None = None) -> pd.Data
             cell, median = CellKey.of(record), record["step_time_median_s"]
             if not (isinstance(median, float | int) and median > 0):
                 continue
-            base = {"position": position, "name": entry.name, "label": entry.label}
-            base |= {**cell._asdict(), "cell": cell}
-            interval = {
-                "ci_low": float(record.get("step_time_ci_low_s", math.nan)),
-                "ci_high": float(record.get("step_time_ci_high_s", math.nan)),
+            base = {"position": position, **cell._asdict(), "cell": cell}
+            ci = {
+                f"ci_{s}": float(record.get(f"step_time_ci_{s}_s", math.nan))
+                for s in ("low", "high")
             }
-            rows.append({**base, "series": STEP_TIME, "value": float(median), **interval})
+            rows.append({**base, "series": STEP_TIME, "value": float(median), **ci})
             if cell in ratios:
-                no_interval = {"ci_low": math.nan, "ci_high": math.nan}
-                rows.append({**base, "series": RATIO, "value": ratios[cell], **no_interval})
-    return pd.DataFrame(rows, columns=SERIES_COLUMNS)
+                rows.append({**base, "series": RATIO, "value": ratios[cell]})
+    columns = ["position", *CELL_KEYS, "cell", "series", "value", "ci_low", "ci_high"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 # ----------------------------------------------------------------------------- change points
 
 
-def noise_sigma(log_times: np.ndarray, ci_low: np.ndarray, ci_high: np.ndarray) -> float:
-    """Scatter of one run's log step time: the larger of the runs' own uncertainty (95%
-    intervals as +-1.96 sigma) and the run-to-run scatter (median absolute successive
-    deviation of successive differences / sqrt 2, which neither one step nor a steady
-    creep moves much)."""
+def noise_sigma(log_values: np.ndarray, ci_low: np.ndarray, ci_high: np.ndarray) -> float:
+    """Scatter of one run's log figure: the larger of the runs' own uncertainty (95%
+    intervals as +-1.96 sigma) and the run-to-run scatter (median absolute deviation of
+    successive differences / sqrt 2, which neither a step nor a steady creep moves much)."""
     widths = np.log(ci_high) - np.log(ci_low)
     widths = widths[np.isfinite(widths)]
     within = float(np.median(widths)) / (2 * stats.norm.ppf(0.975)) if widths.size else 0.0
-    differences = np.diff(log_times)
-    spread = np.abs(differences - np.median(differences)) if differences.size >= 2 else None
-    between = float(np.median(spread)) * 1.4826 / math.sqrt(2) if spread is not None else 0.0
+    differences = np.diff(log_values)
+    between = 0.0
+    if differences.size >= 2:
+        spread = np.abs(differences - np.median(differences))
+        between = float(np.median(spread)) * 1.4826 / math.sqrt(2)
     return max(within, between, MIN_SIGMA)
 
 
@@ -391,16 +287,17 @@ def segment_ratio(before: np.ndarray, after: np.ndarray, sigma: float):
     var_before = max(float(np.var(before, ddof=1)) if before.size > 1 else 0.0, sigma**2)
     var_after = max(float(np.var(after, ddof=1)) if after.size > 1 else 0.0, sigma**2)
     a, b = var_before / before.size, var_after / after.size
-    se = math.sqrt(a + b)
     dof = (a + b) ** 2 / (a**2 / max(before.size - 1, 1) + b**2 / max(after.size - 1, 1))
-    half = stats.t.ppf(0.5 + CONFIDENCE / 2, dof) * se
+    half = stats.t.ppf(0.5 + CONFIDENCE / 2, dof) * math.sqrt(a + b)
     return math.exp(difference), math.exp(difference - half), math.exp(difference + half)
 
 
 def change_points(
-    log_times: np.ndarray, sigma: float, min_change: float = DEFAULT_MIN_CHANGE
+    log_values: np.ndarray, sigma: float, min_change: float = DEFAULT_MIN_CHANGE
 ) -> list[tuple[int, float, float, float]]:
-    """[(index of the first run after the step, ratio, low, high)] for one series.
+    """[(index of the first run after the step, ratio, low, high)] for one series: PELT's
+    steps, the weakest too small or not significant dropped until none is; none where a
+    steady creep explains the series better.
 
     >>> steps = np.log([1.0, 1.01, 0.99, 1.0, 1.3, 1.31, 1.29, 1.3])
     >>> [(i, round(r, 2)) for i, r, _, _ in change_points(steps, 0.01)]
@@ -408,119 +305,97 @@ def change_points(
     """
     import ruptures
 
-    n = log_times.size
+    n = log_values.size
     if n < 2 * MIN_SEGMENT:
         return []
     penalty = 2 * sigma**2 * math.log(n)
-    found = ruptures.Pelt(model="l2", min_size=MIN_SEGMENT, jump=1).fit(log_times).predict(penalty)
+    found = ruptures.Pelt(model="l2", min_size=MIN_SEGMENT, jump=1).fit(log_values).predict(penalty)
     breaks = [b for b in found if b < n]
     while breaks:
         bounds = [0, *breaks, n]
-        sized = []
-        for k, index in enumerate(breaks):
-            before, after = log_times[bounds[k] : index], log_times[index : bounds[k + 2]]
-            sized.append((index, *segment_ratio(before, after, sigma)))
+        segments = [log_values[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+        sized = [
+            (index, *segment_ratio(segments[k], segments[k + 1], sigma))
+            for k, index in enumerate(breaks)
+        ]
         failing = [s for s in sized if abs(s[1] - 1) < min_change or s[2] <= 1 <= s[3]]
-        if not failing:
-            return sized
-        weakest = min(failing, key=lambda s: abs(math.log(s[1])))
-        breaks.remove(weakest[0])
+        if failing:
+            breaks.remove(min(failing, key=lambda s: abs(math.log(s[1])))[0])
+            continue
+        # a steady creep, which the search cuts into a staircase: no steps where a
+        # significant straight line explains the series better (BIC, sigma known)
+        x = np.arange(n)
+        rss_steps = sum(float(np.sum((segment - segment.mean()) ** 2)) for segment in segments)
+        rss_line = float(np.sum((log_values - np.polyval(np.polyfit(x, log_values, 1), x)) ** 2))
+        line = trend_of(log_values)
+        creeps = line is not None and (line[1] > 0 or line[2] < 0)
+        bic_line = rss_line / sigma**2 + 2 * math.log(n)
+        bic_steps = rss_steps / sigma**2 + (2 * len(sized) + 1) * math.log(n)
+        return [] if creeps and bic_line < bic_steps else sized
     return []
 
 
-def _bic(rss: float, parameters: int, n: int, sigma: float) -> float:
-    return rss / sigma**2 + parameters * math.log(n)
-
-
-def steps_or_creep(
-    log_times: np.ndarray, sigma: float, min_change: float = DEFAULT_MIN_CHANGE
-) -> tuple[list[tuple[int, float, float, float]], int]:
-    """(change points, first run of the trend) for one series: the change points, unless
-    a straight line explains the series better (BIC, with ``sigma`` known): a steady
-    creep, which a search for steps would cut into a staircase. The trend is then fitted
-    over the whole series; after steps, over the runs since the last one."""
-    found = change_points(log_times, sigma, min_change)
-    if not found:
-        return [], 0
-    n = log_times.size
-    bounds = [0, *(f[0] for f in found), n]
-    rss_steps = sum(
-        float(np.sum((segment - segment.mean()) ** 2))
-        for segment in (log_times[a:b] for a, b in zip(bounds, bounds[1:], strict=False))
-    )
-    x = np.arange(n)
-    slope, intercept = np.polyfit(x, log_times, 1)
-    rss_line = float(np.sum((log_times - (slope * x + intercept)) ** 2))
-    line = trend_of(log_times)
-    creeps = line is not None and (line[1] > 0 or line[2] < 0)
-    if creeps and _bic(rss_line, 2, n, sigma) < _bic(rss_steps, 2 * len(found) + 1, n, sigma):
-        return [], 0
-    return found, found[-1][0]
-
-
-def trend_of(log_times: np.ndarray) -> tuple[float, float, float] | None:
+def trend_of(log_values: np.ndarray) -> tuple[float, float, float] | None:
     """(per run, low, high) relative change per run by Theil-Sen; None below four runs."""
-    if log_times.size < MIN_TREND_RUNS:
+    if log_values.size < MIN_TREND_RUNS:
         return None
-    slope, _, low, high = stats.theilslopes(log_times, np.arange(log_times.size), CONFIDENCE)
+    slope, _, low, high = stats.theilslopes(log_values, np.arange(log_values.size), CONFIDENCE)
     return math.expm1(slope), math.expm1(low), math.expm1(high)
 
 
-def _up(step: Step) -> bool:
-    return step.ratio > 1
+#: per (series, cell): its log values, the positions of their runs, its noise (sigma)
+Fitted = dict[tuple[str, CellKey], tuple[np.ndarray, np.ndarray, float]]
 
 
-def _by_setting(series: pd.DataFrame) -> tuple[dict[tuple, set[CellKey]], set[CellKey]]:
-    """(each setting's cells, the cells with a ratio series) of a history's series."""
-    cells_of: dict[tuple, set[CellKey]] = {}
-    for cell in dict.fromkeys(series["cell"]):
-        cells_of.setdefault(cell.setting, set()).add(cell)
-    return cells_of, set(series.loc[series["series"] == RATIO, "cell"])
+def _roles(fitted: Fitted, reference: str | None) -> dict[CellKey, tuple[set, set, set]]:
+    """Per cell: (the other cells of its setting, the setting's cells with a ratio series,
+    the setting's cells of the reference loop)."""
+    cells = {cell for _, cell in fitted}
+    with_ratio = {cell for name, cell in fitted if name == RATIO}
+    roles = {}
+    for cell in cells:
+        setting = {c for c in cells if c.setting == cell.setting}
+        references = {c for c in setting if c.loop == reference}
+        roles[cell] = (setting - {cell}, setting & with_ratio, references)
+    return roles
 
 
 def confirmed(
-    found: dict[tuple[CellKey, int], dict[str, Step]],
-    series: pd.DataFrame,
-    reference: str | None,
-    across: Callable[[str, CellKey, int, Step], tuple[float, float, float] | None] | None = None,
+    found: dict[tuple[CellKey, int], dict[str, Step]], fitted: Fitted, reference: str | None
 ) -> dict[tuple[CellKey, int], dict[str, Step]]:
-    """The steps that say who moved, by reading a setting's cells together (a step at
-    position p, another within one run of it); the rule, case by case: docs/scaling.md,
-    "Who moved".
+    """The steps that say who moved, a setting's cells read together (a step at position
+    p, another within one run of it); the rule case by case: docs/scaling.md, "Who moved".
 
-    Load on the machine moves every loop of a run alike: its ratios stay, its step times
-    step. A loop that slowed moves alone: its ratio steps. The reference slowing moves
-    every ratio of its setting the other way. So a loop's ratio step is its own, unless
-    every loop's ratio (two or more) stepped the same way: then it is the reference's,
-    named on its cell; a step in a loop's step time alone stands when its ratio across
-    the same runs moved the same way or the whole setting moved with it; a step in the
-    reference's step time stands when the whole setting moved with it, or every loop's
-    ratio against it. Settings without a ratio (no ladder, no reference cell) keep every
-    step. ``across(series, cell, position, step)`` sizes a cell's series over the runs
-    of a step found elsewhere: (ratio, low, high), None when it cannot.
+    Load moves every loop of a run alike: its ratios stay, its step times step. A loop that
+    slowed moves alone: its ratio steps. The reference slowing moves every ratio of its
+    setting the other way, and is named on its own cell. Settings without a ratio keep
+    every step.
     """
-    cells_of, ratio_cells = _by_setting(series)
+    roles = _roles(fitted, reference)
 
-    def near(cell: CellKey, position: int, name: str) -> Step | None:
+    def went(cell: CellKey, position: int, name: str) -> bool | None:
+        """Which way ``name`` of ``cell`` stepped at ``position`` or one run away: True
+        up, False down, None no step."""
         for q in (position, position - 1, position + 1):
-            step = found.get((cell, q), {}).get(name)
-            if step is not None:
-                return step
+            if name in found.get((cell, q), {}):
+                return found[(cell, q)][name].ratio > 1
         return None
 
-    def all_moved(cells: set[CellKey], position: int, name: str, up: bool) -> bool:
-        steps = [near(c, position, name) for c in cells]
-        return bool(cells) and all(s is not None and _up(s) == up for s in steps)
+    def all_went(cells: set[CellKey], position: int, name: str, up: bool) -> bool:
+        return bool(cells) and all(went(c, position, name) == up for c in cells)
 
-    def moved(series: str, cell: CellKey, position: int, step: Step) -> bool | None:
-        """Whether ``series`` of ``cell`` moved over the runs of ``step`` the way it
-        went (True), stayed (False: its interval holds no change), or went the other
-        way or cannot be told (None)."""
-        sized = across(series, cell, position, step) if across is not None else None
-        if sized is None:
+    def moved(name: str, cell: CellKey, position: int, step: Step) -> bool | None:
+        """Over the runs of ``step``, did ``name`` of ``cell`` move its way (True), stay
+        (False: its interval holds no change), or neither or cannot be told (None)?"""
+        if (name, cell) not in fitted:
             return None
-        _, low, high = sized
-        if (low > 1) if _up(step) else (high < 1):
+        log_values, positions, sigma = fitted[(name, cell)]
+        before = log_values[(positions >= position - step.runs_before) & (positions < position)]
+        after = log_values[(positions >= position) & (positions < position + step.runs_after)]
+        if before.size < MIN_SEGMENT or after.size < MIN_SEGMENT:
+            return None
+        _, low, high = segment_ratio(before, after, sigma)
+        if (low > 1) if step.ratio > 1 else (high < 1):
             return True
         return False if low <= 1 <= high else None
 
@@ -529,57 +404,42 @@ def confirmed(
 
     out: dict[tuple[CellKey, int], dict[str, Step]] = {}
     for (cell, position), steps in found.items():
-        setting = cell.setting
-        loops = {c for c in cells_of[setting] if c in ratio_cells}
-        references = {c for c in cells_of[setting] if c.loop == reference}
+        others, loops, references = roles[cell]
+        main, ratio = next(iter(steps.values())), steps.get(RATIO)
+        up = main.ratio > 1
         if not loops or not references:
-            out[(cell, position)] = steps
-            continue
-        main = next(iter(steps.values()))
-        if cell.loop == reference:
-            together = all_moved(cells_of[setting] - {cell}, position, STEP_TIME, _up(main))
-            against = all_moved(loops, position, RATIO, not _up(main)) and (
-                len(loops) >= 2 or stayed(loops, position, main)
-            )
-            if together or against:
-                out[(cell, position)] = steps
-            continue
-        if RATIO in steps:
-            if (
-                len(loops) == 1
-                and STEP_TIME not in steps
-                and any(
-                    (s := near(r, position, STEP_TIME)) is not None and _up(s) != _up(steps[RATIO])
-                    for r in references
-                )
-                and stayed({cell}, position, steps[RATIO])
-            ):
-                continue  # the reference moved: its own step time names it
-            if len(loops) >= 2 and all_moved(loops, position, RATIO, _up(steps[RATIO])):
-                for r in references:  # the reference's change: named on its cell
-                    if (r, position) not in out and (r, position) not in found:
-                        step = steps[RATIO]
-                        inverse = replace(step, ratio=1 / step.ratio, low=1 / step.high)
-                        out[(r, position)] = {RATIO: replace(inverse, high=1 / step.low)}
-                continue
-            out[(cell, position)] = steps
-            continue
-        if all_moved(cells_of[setting] - {cell}, position, STEP_TIME, _up(main)) or moved(
-            RATIO, cell, position, main
-        ):
+            keep = True
+        elif cell.loop == reference:
+            alone = len(loops) >= 2 or stayed(loops, position, main)
+            against_all = all_went(loops, position, RATIO, not up) and alone
+            keep = all_went(others, position, STEP_TIME, up) or against_all
+        elif ratio and len(loops) >= 2 and all_went(loops, position, RATIO, ratio.ratio > 1):
+            keep = False  # every loop's ratio stepped: the reference's change, on its cell
+            inverse = replace(ratio, ratio=1 / ratio.ratio, low=1 / ratio.high, high=1 / ratio.low)
+            for r in references:
+                if (r, position) not in out and (r, position) not in found:
+                    out[(r, position)] = {RATIO: inverse}
+        elif ratio:
+            # the one loop's ratio against a step of the reference's step time, its own step
+            # time still: the reference moved, and its own step time names it
+            opposed = any(went(r, position, STEP_TIME) == (ratio.ratio <= 1) for r in references)
+            alone = len(loops) == 1 and STEP_TIME not in steps
+            keep = not (alone and opposed and stayed({cell}, position, ratio))
+        else:
+            keep = all_went(others, position, STEP_TIME, up) or moved(RATIO, cell, position, main)
+        if keep:
             out[(cell, position)] = steps
     return out
 
 
 def confirmed_trends(
-    trends: list[Trend], series: pd.DataFrame, reference: str | None, min_change: float
+    trends: list[Trend], fitted: Fitted, reference: str | None, min_change: float
 ) -> list[Trend]:
     """The trends, a step time's marked unconfirmed when it creeps alone, by the rule of
-    :func:`confirmed`: a loop's step time creeps with its ratio, or with the whole setting
-    (the reference and every other loop, the same way); the reference's with the whole
-    setting, or against every loop's ratio (two or more)."""
+    :func:`confirmed`: a loop's step time creeps with its ratio or with the whole setting;
+    the reference's with the whole setting, or against every loop's ratio (two or more)."""
+    roles = _roles(fitted, reference)
     by_key = {(t.series, t.cell): t for t in trends}
-    cells_of, ratio_cells = _by_setting(series)
 
     def creeps(name: str, cell: CellKey, up: bool) -> bool:
         trend = by_key.get((name, cell))
@@ -587,15 +447,13 @@ def confirmed_trends(
 
     out = []
     for trend in trends:
-        setting = cells_of[trend.cell.setting]
-        loops = {c for c in setting if c in ratio_cells}
-        has_reference = any(c.loop == reference for c in setting)
-        if trend.series == RATIO or not loops or not has_reference:
+        others, loops, references = roles[trend.cell]
+        if trend.series == RATIO or not loops or not references:
             out.append(trend)
             continue
         up = trend.per_run > 0
-        together = all(creeps(STEP_TIME, c, up) for c in setting - {trend.cell})
-        if trend.cell.loop == reference:  # against every loop's ratio
+        together = all(creeps(STEP_TIME, c, up) for c in others)
+        if trend.cell.loop == reference:
             own = len(loops) >= 2 and all(creeps(RATIO, c, not up) for c in loops)
         else:
             own = creeps(RATIO, trend.cell, up)
@@ -604,63 +462,38 @@ def confirmed_trends(
 
 
 def build_history(
-    entries: Sequence[Entry],
-    repo: str | os.PathLike[str] | None = ".",
-    min_change: float = DEFAULT_MIN_CHANGE,
-    other_machines: int = 0,
-    unreadable: Sequence[str] = (),
+    entries: Sequence[Entry], repo: str | os.PathLike[str] | None, min_change: float
 ) -> History:
-    """Order the entries (one machine's), find each cell's change points and trend in
-    its step time and in its ratio to the reference loop."""
+    """Order the entries (one machine's), find each cell's change points and trend in its
+    step time and in its ratio to the reference loop."""
     ordered, basis = commit_order(entries, repo)
     reference = reference_loop(*(entry.run for entry in ordered))
     series = series_of(ordered, reference)
-    found_steps: dict[tuple[CellKey, int], dict[str, Step]] = {}
-    # per (series, cell): its log values, their runs' positions, its noise
-    fitted: dict[tuple[str, CellKey], tuple[np.ndarray, np.ndarray, float]] = {}
+    fitted: Fitted = {}
+    found: dict[tuple[CellKey, int], dict[str, Step]] = {}  # (cell, position after): steps
     for (name, cell), rows in series.groupby(["series", "cell"], sort=False):
         rows = rows.sort_values("position")
-        log_values = np.log(rows["value"].to_numpy())
+        log_values, positions = np.log(rows["value"].to_numpy()), rows["position"].to_numpy()
         sigma = noise_sigma(log_values, rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy())
-        positions = rows["position"].to_numpy()
-        found, _ = steps_or_creep(log_values, sigma, min_change)
         fitted[(name, cell)] = (log_values, positions, sigma)
-        bounds = [0, *(f[0] for f in found), len(positions)]
-        for k, (index, ratio, low, high) in enumerate(found):
+        steps = change_points(log_values, sigma, min_change)
+        bounds = [0, *(s[0] for s in steps), len(positions)]
+        for k, (index, ratio, low, high) in enumerate(steps):
             step = Step(ratio, low, high, index - bounds[k], bounds[k + 2] - index)
-            key = (cell, int(positions[index]))
-            found_steps.setdefault(key, {})[name] = step
+            found.setdefault((cell, int(positions[index])), {})[name] = step
     # a step-time step one run from a ratio step of the same cell, the same way, is that
     # change: placed where the ratio puts it (load on the machine moves the step time's)
-    for (cell, after), steps in list(found_steps.items()):
-        if set(steps) != {STEP_TIME}:
-            continue
-        for neighbour in (after - 1, after + 1):
-            other = found_steps.get((cell, neighbour))
-            if (
-                other is not None
-                and set(other) == {RATIO}
-                and (other[RATIO].ratio > 1) == (steps[STEP_TIME].ratio > 1)
-            ):
-                found_steps[(cell, neighbour)] = {STEP_TIME: steps[STEP_TIME], RATIO: other[RATIO]}
-                del found_steps[(cell, after)]
+    for (cell, after), steps in list(found.items()):
+        for neighbour in (after - 1, after + 1) if set(steps) == {STEP_TIME} else ():
+            other = found.get((cell, neighbour), {})
+            if set(other) == {RATIO} and (other[RATIO].ratio > 1) == (steps[STEP_TIME].ratio > 1):
+                found[(cell, neighbour)] = {STEP_TIME: steps[STEP_TIME], RATIO: other[RATIO]}
+                del found[(cell, after)]
                 break
-
-    def across(name: str, cell: CellKey, position: int, step: Step):
-        """A cell's series sized over the runs of a step found elsewhere."""
-        if (name, cell) not in fitted:
-            return None
-        log_values, positions, sigma = fitted[(name, cell)]
-        before = log_values[(positions >= position - step.runs_before) & (positions < position)]
-        after = log_values[(positions >= position) & (positions < position + step.runs_after)]
-        if before.size < MIN_SEGMENT or after.size < MIN_SEGMENT:
-            return None
-        return segment_ratio(before, after, sigma)
-
-    found_steps = confirmed(found_steps, series, reference, across)
+    found = confirmed(found, fitted, reference)
     # each series' trend since the cell's last change point, whichever series found it
     last_change: dict[CellKey, int] = {}
-    for cell, after in found_steps:
+    for cell, after in found:
         last_change[cell] = max(after, last_change.get(cell, 0))
     trends = []
     for (name, cell), (log_values, positions, _) in fitted.items():
@@ -668,33 +501,20 @@ def build_history(
         trend = trend_of(log_values[start:])
         if trend is not None:
             trends.append(Trend(cell, name, *trend, runs=log_values.size - start))
-    changes = []
-    for (cell, after), steps in found_steps.items():
-        before_position = int(
-            series[(series["cell"] == cell) & (series["position"] < after)]["position"].max()
-        )
-        changes.append(
-            Change(
-                cell=cell,
-                before=ordered[before_position],
-                after=ordered[after],
-                steps={name: steps[name] for name in SERIES if name in steps},
-            )
-        )
-    trends = confirmed_trends(trends, series, reference, min_change)
     cell_order = {cell: i for i, cell in enumerate(dict.fromkeys(series["cell"]))}
-    changes.sort(key=lambda c: (cell_order[c.cell], ordered.index(c.after)))
+    changes = []
+    for cell, after in sorted(found, key=lambda key: (cell_order[key[0]], key[1])):
+        positions = fitted[(STEP_TIME, cell)][1]
+        steps = {
+            name: found[(cell, after)][name] for name in SERIES if name in found[(cell, after)]
+        }
+        changes.append(
+            Change(cell, ordered[int(positions[positions < after].max())], ordered[after], steps)
+        )
+    trends = confirmed_trends(trends, fitted, reference, min_change)
     trends.sort(key=lambda t: (cell_order[t.cell], SERIES.index(t.series)))
     return History(
-        entries=tuple(ordered),
-        order_basis=basis,
-        series=series,
-        changes=tuple(changes),
-        trends=tuple(trends),
-        min_change=min_change,
-        other_machines=other_machines,
-        unreadable=tuple(unreadable),
-        reference=reference,
+        tuple(ordered), basis, series, tuple(changes), tuple(trends), min_change, reference
     )
 
 
@@ -704,7 +524,7 @@ def load_history(
     repo: str | os.PathLike[str] | None = ".",
     min_change: float = DEFAULT_MIN_CHANGE,
 ) -> History:
-    """The history of the most recent run's machine in ``store``.
+    """The history of the most recent run's machine (its hard metadata keys) in ``store``.
 
     Example::
 
@@ -715,21 +535,17 @@ def load_history(
     if not entries:
         which = f" matching {pattern!r}" if pattern else ""
         raise HistoryError(f"no readable stored runs{which} in {store}")
-    kept, others = one_machine(entries)
-    return build_history(kept, repo, min_change, others, unreadable)
+
+    def machine(entry: Entry) -> str:
+        return json.dumps(entry.run.metadata.get("hard", {}), sort_keys=True, default=str)
+
+    newest = machine(max(entries, key=lambda e: e.started_at))
+    kept = [e for e in entries if machine(e) == newest]
+    history = build_history(kept, repo, min_change)
+    return replace(history, other_machines=len(entries) - len(kept), unreadable=tuple(unreadable))
 
 
 # ----------------------------------------------------------------------------- rendering
-
-
-def _percent(ratio: float) -> str:
-    return f"{(ratio - 1) * 100:+.1f}%"
-
-
-def _figure(value: float, series: str) -> str:
-    """A series' value as shown: ms for the step time, a plain ratio for the other."""
-    scale = 1e3 if series == STEP_TIME else 1.0
-    return f"{value * scale:.3g}" if math.isfinite(value) else "—"
 
 
 def _series_name(series: str, reference: str | None, cell: CellKey | None = None) -> str:
@@ -740,121 +556,87 @@ def _series_name(series: str, reference: str | None, cell: CellKey | None = None
     return f"ratio to {reference}"
 
 
-def _groups(series: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
-    """The cells drawn in one plot: one setting's, which differ only in the loop."""
-    return [(key, rows) for key, rows in series.groupby(list(SETTING_KEYS), sort=False)]
-
-
-def _group_name(key: tuple) -> str:
-    """A cell's name without its loop, e.g. ``mlp/cpu/bs64/w128``."""
-    cell = CellKey.of({**dict(zip(SETTING_KEYS, key, strict=True)), "loop": "-"})
-    return cell.name.replace("/-/", "/", 1)
-
-
-def _loop_label(cell: CellKey) -> str:
-    """The loop, and fit's compiler where it was set: ``fit jit=off``."""
-    return f"{cell.loop} jit={cell.fit_jit}" if cell.fit_jit in ("off", "on") else cell.loop
-
-
 def write_plots(history: History, out_dir: Path) -> list:
-    """One PNG per group of cells (all keys alike but the loop's): a line per loop,
-    median step time with 95% whiskers per run (and below it, each loop's ratio to the
-    reference loop), change points dashed with their size in the panel that found them."""
-    import matplotlib
+    """One PNG per setting: a line per loop of its median step time with 95% whiskers
+    (below it, each loop's ratio to the reference), change points dashed with their size
+    in the panel that found them."""
+    from tf_loopbench.reports.report.common import PALETTE, Plot, log_scale, panels, points, save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib import ticker
-    from tf_loopbench.reports.report.plots import Plot
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    labels = [entry.label for entry in history.entries]
-    positions = {entry.name: i for i, entry in enumerate(history.entries)}
-    plots = []
-    for key, rows in _groups(history.series):
-        panels = [name for name in SERIES if (rows["series"] == name).any()]
-        figure, axes_list = plt.subplots(
-            len(panels),
-            1,
-            sharex=True,
-            squeeze=False,
-            figsize=(max(6.0, 0.7 * len(labels) + 2), 3.4 * len(panels) + 0.8),
-        )
-        colors = {}
-        for name, axes in zip(panels, axes_list[:, 0], strict=True):
-            for cell, points in rows[rows["series"] == name].groupby("cell", sort=False):
-                points = points.sort_values("position")
-                loop = _loop_label(cell)
-                x = points["position"].to_numpy()
-                scale = 1e3 if name == STEP_TIME else 1.0
-                y = points["value"].to_numpy() * scale
-                low = np.where(np.isfinite(points["ci_low"]), points["ci_low"] * scale, y)
-                high = np.where(np.isfinite(points["ci_high"]), points["ci_high"] * scale, y)
-                style = {"marker": "o", "ms": 4, "capsize": 3, "lw": 1.2, "color": colors.get(cell)}
-                line = axes.errorbar(x, y, yerr=[y - low, high - y], label=loop, **style)
-                colors[cell] = line[0].get_color()
-                for change in (c for c in history.changes if c.cell == cell):
-                    if name not in change.steps:
-                        continue
-                    boundary = positions[change.after.name] - 0.5
-                    axes.axvline(boundary, color=colors[cell], ls="--", lw=1)
-                    axes.annotate(
-                        f"{loop} {_percent(change.steps[name].ratio)}",
-                        (boundary, float(np.nanmax(y))),
-                        textcoords="offset points",
-                        xytext=(4, 4),
-                        color=colors[cell],
-                        fontsize=8,
-                    )
-            axes.set_yscale("log")
-            axes.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
-            axes.yaxis.set_minor_formatter(ticker.FormatStrFormatter("%g"))
-            axes.set_ylabel(
-                "median step time (ms), 95% interval"
-                if name == STEP_TIME
-                else f"least disturbed step / {history.reference}'s, same run"
-            )
+    labels, plots = [entry.label for entry in history.entries], []
+    ylabels = {
+        STEP_TIME: "median step time (ms), 95% interval",
+        RATIO: f"least disturbed step / {history.reference}'s, same run",
+    }
+    settings = history.series["cell"].map(lambda cell: cell.setting)
+    for _, rows in history.series.groupby(settings, sort=False):
+        cells = list(dict.fromkeys(rows["cell"]))
+        group = cells[0]._replace(loop="-", fit_jit="none").name.replace("/-/", "/", 1)
+        names = [name for name in SERIES if (rows["series"] == name).any()]
+        width = max(6.0, 0.7 * len(labels) + 2)
+        figure, axes_list = panels(len(names), columns=1, width=width, height=3.4)
+        for name, axes in zip(names, axes_list, strict=True):
+            scale = 1e3 if name == STEP_TIME else 1.0
+            for cell, line in rows[rows["series"] == name].groupby("cell", sort=False):
+                color = PALETTE[cells.index(cell) % len(PALETTE)]
+                loop = cell.loop + (f" jit={cell.fit_jit}" if cell.fit_jit in ("off", "on") else "")
+                x, y = line["position"].to_numpy(), line["value"].to_numpy() * scale
+                axes.plot(x, y, color=color, lw=1.2, label=loop)
+                points(axes, x, y, line["ci_low"] * scale, line["ci_high"] * scale, color)
+                for change in history.changes:
+                    if change.cell == cell and name in change.steps:
+                        boundary = history.entries.index(change.after) - 0.5
+                        axes.axvline(boundary, color=color, ls="--", lw=1)
+                        text = f"{loop} {change.steps[name].ratio - 1:+.1%}"
+                        style = {"textcoords": "offset points", "xytext": (4, 4), "fontsize": 8}
+                        axes.annotate(text, (boundary, y.max()), color=color, **style)
+            log_scale(axes)
+            axes.set_ylabel(ylabels[name])
+            axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+            axes.tick_params(labelbottom=axes is axes_list[-1])
             axes.grid(True, which="both", alpha=0.3)
             axes.legend(fontsize=8)
-        last = axes_list[-1, 0]
-        last.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
-        axes_list[0, 0].set_title(f"{_group_name(key)}: step time by commit")
-        figure.tight_layout()
-        path = out_dir / ("history-" + _group_name(key).replace("/", "-") + ".png")
-        figure.savefig(path, dpi=100)
-        plt.close(figure)
-        plots.append(Plot(title=f"{_group_name(key)} step time by commit", path=path, caption=""))
+        axes_list[0].set_title(f"{group}: step time by commit")
+        path = save(figure, out_dir / f"history-{group.replace('/', '-')}.png")
+        plots.append(Plot(f"{group} step time by commit", path, caption=""))
     return plots
 
 
-def _runs_table(history: History) -> pd.DataFrame:
-    rows = []
-    for position, entry in enumerate(history.entries):
-        soft = entry.run.metadata.get("soft", {})
-        rows.append(
-            {
-                "#": str(position + 1),
-                "baseline": entry.name,
-                "commit": (entry.commit or "—")[:10] + (" (dirty)" if entry.dirty else ""),
-                "started": entry.started_at,
-                "tensorflow": str(soft.get("tensorflow", "")),
-                "cells": str(int((entry.run.summary["status"] == "ok").sum())),
-            }
+def _creeping(trend: Trend, min_change: float) -> str:
+    if not trend.significant(min_change):
+        return ""
+    if not trend.confirmed:
+        return "not in its ratio nor its setting (load?)"
+    return (
+        "yes, with its whole setting (the machine, or a change all share)" * trend.with_setting
+        or "yes"
+    )
+
+
+def document(history: History, plots: Sequence) -> list:
+    """The history's blocks (``reports.report.common``'s document model)."""
+    from tf_loopbench.reports.report import common
+
+    entries, reference = history.entries, history.reference or "the reference loop"
+    hard = entries[0].run.metadata.get("hard", {})
+    gpus = "".join(f", {gpu}" for gpu in hard.get("gpus") or [])
+    blocks = [
+        common.Heading(1, "tf-loopbench history"),
+        common.Paragraph(
+            f"{len(entries)} stored runs of one machine, {hard.get('cpu_model', '?')} "
+            f"({hard.get('visible_cores', '?')} cores){gpus}, from {entries[0].label} to "
+            f"{entries[-1].label}; in commit order {history.order_basis}."
+        ),
+    ]
+    notes = [f"unreadable, left out: {', '.join(history.unreadable)}"] if history.unreadable else []
+    if history.other_machines:
+        notes.insert(
+            0,
+            f"{history.other_machines} stored runs of other machines (other hard metadata keys) "
+            "are left out: their times do not compare with these.",
         )
-    return pd.DataFrame(rows)
-
-
-def _changes_table(history: History) -> pd.DataFrame:
-    def size(change: Change, series: str) -> str:
-        step = change.steps.get(series)
-        return (
-            f"{_percent(step.ratio)} ({_percent(step.low)} to {_percent(step.high)})"
-            if step
-            else "—"
-        )
-
-    ratio_column = f"ratio to {history.reference} (95% CI)"
-    rows = [
+    blocks += [common.Bullets(tuple(notes))] if notes else []
+    blocks.append(common.Heading(2, "Change points"))
+    changes = pd.DataFrame(
         {
             "cell": change.cell.name,
             "before": f"{(change.before.commit or '—')[:10]} ({change.before.name})",
@@ -862,130 +644,84 @@ def _changes_table(history: History) -> pd.DataFrame:
             "found in": " and ".join(
                 _series_name(s, history.reference, change.cell) for s in change.found_in
             ),
-            "step time (95% CI)": size(change, STEP_TIME),
-            ratio_column: size(change, RATIO),
+            **{
+                _series_name(s, history.reference): change.steps[s].size
+                if s in change.steps
+                else "—"
+                for s in SERIES[: 2 if history.reference else 1]
+            },
             "runs before/after": f"{change.main.runs_before}/{change.main.runs_after}",
         }
         for change in history.changes
-    ]
-    frame = pd.DataFrame(rows)
-    return frame if history.reference else frame.drop(columns=[ratio_column], errors="ignore")
-
-
-def _trends_table(history: History) -> pd.DataFrame:
-    latest = {
-        (row["series"], row["cell"]): row
-        for row in history.series.sort_values("position").to_dict("records")
-    }
-    rows = []
-    for trend in history.trends:
-        last = latest[(trend.series, trend.cell)]
-        figures = [_figure(last[c], trend.series) for c in ("value", "ci_low", "ci_high")]
-        interval = f" [{figures[1]}-{figures[2]}]" if figures[1] != "—" else ""
-        rows.append(
-            {
-                "cell": trend.cell.name,
-                "series": _series_name(trend.series, history.reference)
-                + (" (ms)" if trend.series == STEP_TIME else ""),
-                "latest": figures[0] + interval,
-                "trend per run": f"{trend.per_run * 100:+.2f}% "
-                f"(95% CI {trend.low * 100:+.2f}% to {trend.high * 100:+.2f}%)",
-                "over runs": f"{trend.total * 100:+.1f}% over {trend.runs}",
-                "creeping": "yes, with its whole setting (the machine, or a change all share)"
-                if trend.flagged(history.min_change) and trend.with_setting
-                else "yes"
-                if trend.flagged(history.min_change)
-                else "not in its ratio nor its setting (load?)"
-                if trend.significant(history.min_change)
-                else "",
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def document(history: History, plots: Sequence) -> list:
-    """The report's blocks (reports.report.render's document model)."""
-    from tf_loopbench.reports.report.render import Bullets, Heading, Image, Paragraph, Table
-
-    entries = history.entries
-    first, last = entries[0], entries[-1]
-    hard = first.run.metadata.get("hard", {})
-    machine = f"{hard.get('cpu_model', '?')} ({hard.get('visible_cores', '?')} cores)"
-    gpus = ", ".join(str(g) for g in hard.get("gpus") or [])
-    blocks = [
-        Heading(1, "tf-loopbench history"),
-        Paragraph(
-            f"{len(entries)} stored runs of one machine, {machine}{', ' + gpus if gpus else ''}, "
-            f"from {first.label} to {last.label}; in commit order {history.order_basis}."
-        ),
-    ]
-    notes = []
-    if history.other_machines:
-        notes.append(
-            f"{history.other_machines} stored runs of other machines (other hard metadata keys) "
-            "are left out: their times do not compare with these."
-        )
-    if history.unreadable:
-        notes.append(f"unreadable, left out: {', '.join(history.unreadable)}")
-    if notes:
-        blocks.append(Bullets(tuple(notes)))
-    blocks.append(Heading(2, "Change points"))
+    )
     if history.changes:
         blocks.append(
-            Paragraph(
-                "A step in a cell's median step time, or in its ratio to "
-                f"{history.reference or 'the reference loop'} (least disturbed window over "
-                "least disturbed window in the same run, which load on the machine moves far "
-                "less), between two consecutive "
-                "commits: the geometric mean of the runs after it over the runs before it "
-                "(up to the neighbouring change points), with its 95% interval; a series "
-                "that found no step there shows —."
+            common.Paragraph(
+                f"A step in a cell's median step time, or in its ratio to {reference} (least "
+                "disturbed window over least disturbed window in the same run, which load on the "
+                "machine moves far less), between two consecutive commits: the geometric mean of "
+                "the runs after it over the runs before it (up to the neighbouring change "
+                "points), with its 95% interval; a series that found no step there shows —."
             )
         )
-        blocks.append(Table(_changes_table(history)))
+        blocks += common.table(changes)
     else:
         blocks.append(
-            Paragraph(
-                f"None: no cell's step time, nor its ratio to "
-                f"{history.reference or 'the reference loop'}, moved by "
+            common.Paragraph(
+                f"None: no cell's step time, nor its ratio to {reference}, moved by "
                 f"{history.min_change:.0%} or more, with 95% confidence, between two groups "
                 "of at least two consecutive runs."
             )
         )
-    blocks.append(Heading(2, "Trends"))
+    blocks.append(common.Heading(2, "Trends"))
+    latest = {}  # the newest run's figure per (series, cell)
+    for row in history.series.to_dict("records"):
+        figures = (row["value"], row["ci_low"], row["ci_high"])
+        step_time = row["series"] == STEP_TIME
+        text = (
+            common.interval(*figures, common.format_seconds)
+            if step_time
+            else common.format_ratio(row["value"])
+        )
+        latest[(row["series"], row["cell"])] = text
+    trends = pd.DataFrame(
+        {
+            "cell": trend.cell.name,
+            "series": _series_name(trend.series, history.reference),
+            "latest": latest[(trend.series, trend.cell)],
+            "trend per run": f"{trend.per_run:+.2%} (95% CI {trend.low:+.2%} to {trend.high:+.2%})",
+            "over runs": f"{trend.total:+.1%} over {trend.runs}",
+            "creeping": _creeping(trend, history.min_change),
+        }
+        for trend in history.trends
+    )
     if history.trends:
         blocks.append(
-            Paragraph(
+            common.Paragraph(
                 "Theil-Sen slope of the log step time (and of the log ratio) per run, over the "
                 "runs since the cell's last change point in that series (all runs without "
                 f"one); *creeping*: over {MIN_CREEP_RUNS} runs or more, its interval excludes "
                 f"no trend and it adds up to {history.min_change:.0%} or more, and, in a step "
-                "time, the ratio to "
-                f"{history.reference or 'the reference'} or the whole setting moves with it "
-                "(a step time that moves alone is load on the machine)."
+                f"time, the ratio to {history.reference or 'the reference'} or the whole setting "
+                "moves with it (a step time that moves alone is load on the machine)."
             )
         )
-        blocks.append(Table(_trends_table(history)))
+        blocks += common.table(trends)
     else:
-        blocks.append(Paragraph(f"Too few runs for a trend (at least {MIN_TREND_RUNS})."))
-    blocks.append(Heading(2, "Step time by commit"))
-    blocks.extend(Image(plot) for plot in plots)
-    blocks.append(Heading(2, "Runs"))
-    blocks.append(Table(_runs_table(history)))
-    return blocks
-
-
-def write_history(history: History, out: str | os.PathLike[str]) -> Path:
-    """Write history.md, history.html and plots/ into ``out``; return ``out``."""
-    from tf_loopbench.reports.report.render import render_html, render_markdown
-
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plots = write_plots(history, out_dir / PLOTS_DIR)
-    blocks = document(history, plots)
-    atomic_write_text(out_dir / HISTORY_MD, render_markdown(blocks, out_dir))
-    atomic_write_text(out_dir / HISTORY_HTML, render_html(blocks))
-    return out_dir
+        blocks.append(common.Paragraph(f"Too few runs for a trend (at least {MIN_TREND_RUNS})."))
+    runs = pd.DataFrame(
+        {
+            "#": str(position + 1),
+            "baseline": entry.name,
+            "commit": (entry.commit or "—")[:10] + (" (dirty)" if entry.dirty else ""),
+            "started": entry.started_at,
+            "tensorflow": str(entry.run.metadata.get("soft", {}).get("tensorflow", "")),
+            "cells": str(int((entry.run.summary["status"] == "ok").sum())),
+        }
+        for position, entry in enumerate(entries)
+    )
+    blocks += [common.Heading(2, "Step time by commit"), *(common.Image(plot) for plot in plots)]
+    return [*blocks, common.Heading(2, "Runs"), *common.table(runs)]
 
 
 def command(
@@ -995,13 +731,17 @@ def command(
     repo: str | None = ".",
     min_change: float | None = None,
 ) -> int:
-    """``loopbench history``: 0 written; 2 (one line on stderr) when there is nothing to show."""
+    """``loopbench history``: write history.md, history.html and plots/ into ``out``; 0
+    written, 2 (one line on stderr) when there is nothing to show."""
     from tf_loopbench.reports.gate.baseline import store_path
+    from tf_loopbench.reports.report.render import render_html, render_markdown
 
-    root = store_path(store)
+    out_dir = Path(out or DEFAULT_OUT)
     try:
-        history = load_history(root, pattern, repo, min_change or DEFAULT_MIN_CHANGE)
-        out_dir = write_history(history, out or DEFAULT_OUT)
+        history = load_history(store_path(store), pattern, repo, min_change or DEFAULT_MIN_CHANGE)
+        blocks = document(history, write_plots(history, out_dir / "plots"))
+        atomic_write_text(out_dir / HISTORY_MD, render_markdown(blocks, out_dir))
+        atomic_write_text(out_dir / "history.html", render_html(blocks))
     except HistoryError as exc:
         print(f"loopbench: error: {exc}", file=sys.stderr)
         return 2
@@ -1009,9 +749,13 @@ def command(
         print(f"loopbench: error: cannot write the history: {exc.strerror or exc}", file=sys.stderr)
         return 2
     for change in history.changes:
+        sizes = (
+            f"{_series_name(s, history.reference, change.cell)} {step.size}"
+            for s, step in change.steps.items()
+        )
         print(
             f"change point: {change.cell.name} between {(change.before.commit or '?')[:10]} and "
-            f"{(change.after.commit or '?')[:10]}: {change.describe(history.reference)}"
+            f"{(change.after.commit or '?')[:10]}: {'; '.join(sizes)}"
         )
     print(f"history of {len(history.entries)} runs: {out_dir / HISTORY_MD}")
     return 0
