@@ -1,9 +1,6 @@
-"""The runs of one report side by side (``RunSet``), as tidy pandas tables: one row per
-(run, cell), labelled with the run; one row per ok worker process (one statistical
-sample each); run labels naming what differs in the metadata ("cpu vs gpu"); the
-machine keys that differ. It reads files through ``reports.rundir`` only (which fills
-every cell key a run lacks) and never imports TensorFlow, loops or benchmarks.
-"""
+"""The runs of one report side by side (``RunSet``): one row per (run, cell) and one per ok
+worker process, labelled by what differs in the runs' metadata ("cpu vs gpu"). Files are
+read through ``reports.rundir`` only."""
 
 from __future__ import annotations
 
@@ -16,15 +13,14 @@ import pandas as pd
 from tf_loopbench.reports.compare import GROUP_KEYS, LOOP_KEYS, PREFERRED_VARIANT
 from tf_loopbench.reports.rundir import Ladder, Run, RunDirError
 
-#: The key within which one loop's cells differ (the reference's compiler, rundir's
-#: LOOP_KEYS): folded into the loop's label when a setting holds several.
+#: The key within which one loop's cells differ (its compiler): folded into the loop's
+#: label when a setting holds several.
 (_VARIANT_KEY,) = (key for key in LOOP_KEYS if key != "loop")
 
 
 def label_variants(frame: pd.DataFrame) -> None:
-    """In place: where one setting holds several cells of one loop (with and without
-    XLA), label all but the one that ran as Keras chose "<loop> (jit <value>)", so every
-    label is one cell."""
+    """In place: where a setting holds several cells of one loop (with and without XLA),
+    label all but the one Keras chose "<loop> (jit <value>)"."""
     if _VARIANT_KEY not in frame.columns or frame.empty:
         return
     setting = [k for k in GROUP_KEYS if k in frame.columns]
@@ -36,9 +32,7 @@ def label_variants(frame: pd.DataFrame) -> None:
     )
 
 
-#: Per-process figures (samples.jsonl, kind=process) the report reads, as numbers (NaN
-#: where a process or an older run did not record one). ``amortized_step_time_s`` falls
-#: back to ``step_time_s`` for runs made before per-epoch costs were recorded.
+#: Per-process figures the report reads, as numbers (NaN where not recorded).
 PROCESS_FIGURES = (
     "step_time_s",
     "amortized_step_time_s",
@@ -50,8 +44,8 @@ PROCESS_FIGURES = (
     "steps_per_epoch",
 )
 
-#: Metadata keys, in the order they are tried, that may tell runs apart in a
-#: label. Each entry: (section, key, how to show a value).
+#: Metadata (section, key, how to show a value), in the order tried, that may tell runs
+#: apart in a label.
 LABEL_KEYS: tuple[tuple[str, str, str], ...] = (
     ("config", "devices", "{value}"),
     ("hard", "gpus", "gpus {value}"),
@@ -74,13 +68,8 @@ LABEL_KEYS: tuple[tuple[str, str, str], ...] = (
 
 @dataclass(frozen=True)
 class RunSet:
-    """Several runs loaded side by side.
-
-    ``cells`` has one row per (run, cell) with the summary.csv columns plus
-    ``run`` (label), ``run_id``, ``run_path`` and ``peak_matmul_flops`` (the
-    run's measured peak for that row's device, NaN when not measured).
-    ``processes`` has one row per ok worker process.
-    """
+    """Several runs side by side: ``cells`` (:func:`cell_table`), ``processes``
+    (:func:`process_table`)."""
 
     runs: tuple[Run, ...]
     labels: tuple[str, ...]
@@ -95,13 +84,12 @@ class RunSet:
 
     @classmethod
     def of(cls, runs: Sequence[Run]) -> RunSet:
-        """The runs side by side (load them with ``reports.rundir.load_runs``).
+        """The runs side by side.
 
         Example::
 
             run_set = RunSet.of(load_runs(["results/a", "results/b"]))
             run_set.title            # e.g. "cpu vs gpu"
-            run_set.cells.groupby("run").step_time_median_s.median()
         """
         if not runs:
             raise RunDirError("no readable run directory given")
@@ -132,15 +120,8 @@ def _metadata_value(run: Run, section: str, key: str) -> Any:
 
 
 def run_labels(runs: Sequence[Run]) -> tuple[list[str], str]:
-    """Name each run by what differs in its metadata; return (labels, title).
-
-    Labels use the first (at most two) metadata keys of LABEL_KEYS whose values
-    differ between the runs, e.g. ``["cpu", "gpu"]`` and the title
-    ``"cpu vs gpu"``. Runs that differ in none of them are named by run id.
-    One run is labelled by its run id and titled by it.
-
-    >>> # run_labels([cpu_run, gpu_run]) -> (["cpu", "gpu"], "cpu vs gpu")
-    """
+    """(labels, title): each run named by the first (at most two) LABEL_KEYS whose values
+    differ between the runs (``["cpu", "gpu"]``, "cpu vs gpu"), else by its run id."""
     ids = [run.run_id for run in runs]
     if len(runs) <= 1:
         return ids, ids[0] if ids else ""
@@ -164,11 +145,8 @@ def run_labels(runs: Sequence[Run]) -> tuple[list[str], str]:
 
 
 def shared_ladder(runs: Sequence[Run]) -> tuple[Ladder | None, str | None]:
-    """The ladder the report follows and, when it is not simply every run's, why.
-
-    The first declared ladder; runs made before ladders were recorded are read along
-    it. Without any ladder the report draws no comparison between loop styles.
-    """
+    """The first declared ladder (runs made before ladders were recorded are read along
+    it) and, when it is not simply every run's, why."""
     declared = [(run, run.ladder) for run in runs if run.ladder is not None]
     if not declared:
         which = "This run declares no" if len(runs) == 1 else "None of these runs declares a"
@@ -211,8 +189,8 @@ def _peak_flops(run: Run, device: str) -> float:
 
 
 def cell_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
-    """One row per (run, cell): summary.csv plus run label, id, path and peak FLOP/s;
-    ``amortized_step_time_s`` is the steady step where a run did not record it."""
+    """One row per (run, cell): summary.csv plus run label, id, path and the run's probe
+    peak FLOP/s for the device (NaN if not measured)."""
     frames = []
     for run, label in zip(runs, labels, strict=True):
         frame = run.summary.copy()
@@ -221,8 +199,7 @@ def cell_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
         frame["run_id"] = run.run_id
         frame["run_path"] = str(run.path)
         frame["peak_matmul_flops"] = [_peak_flops(run, device) for device in frame["device"]]
-        # what a user pays per step over whole epochs; a run made before per-epoch costs
-        # were recorded pays its steady step (``amortized_recorded`` says which)
+        # a run made before per-epoch costs were recorded pays its steady step
         frame["amortized_recorded"] = frame["amortized_step_time_s"].notna()
         frame["amortized_step_time_s"] = frame["amortized_step_time_s"].fillna(
             frame["step_time_median_s"]
@@ -233,14 +210,13 @@ def cell_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
 
 
 def amortized_per_process(processes: pd.DataFrame) -> pd.Series:
-    """Each process's steady step plus its cell's per-epoch cost: the median epoch end
-    over the cell's processes (clipped at 0) over an epoch's steps, as
-    benchmarks/stats.py computes the cell's ``amortized_step_time_s``. A loop without
-    epochs, or a run made before epoch ends were recorded, pays its steady step."""
+    """Each process's steady step plus its cell's median epoch end (clipped at 0) over an
+    epoch's steps, as benchmarks/stats.py computes the cell's; without epoch ends, the
+    steady step."""
     step = processes["step_time_s"]
     if "epoch_end_s" not in processes or "steps_per_epoch" not in processes:
         return step.copy()
-    keys = [k for k in (*GROUP_KEYS,) if k in processes.columns]
+    keys = [k for k in GROUP_KEYS if k in processes.columns]
     epoch_end = processes.groupby(keys, dropna=False)["epoch_end_s"].transform("median")
     steps = processes.groupby(keys, dropna=False)["steps_per_epoch"].transform("max")
     share = (epoch_end.clip(lower=0) / steps).where(epoch_end.notna() & (steps > 0), 0.0)
@@ -248,8 +224,7 @@ def amortized_per_process(processes: pd.DataFrame) -> pd.Series:
 
 
 def process_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
-    """One row per ok worker process (one statistical sample each), with a run label;
-    the PROCESS_FIGURES as numbers."""
+    """One row per ok worker process (one statistical sample each), with a run label."""
     frames = []
     for run, label in zip(runs, labels, strict=True):
         rows = run.process_samples()
@@ -264,35 +239,17 @@ def process_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     processes = pd.concat(frames, ignore_index=True)
     for column in PROCESS_FIGURES:
-        if column not in processes.columns:
-            processes[column] = np.nan
-        processes[column] = pd.to_numeric(processes[column], errors="coerce")
+        processes[column] = pd.to_numeric(processes.get(column, np.nan), errors="coerce")
     processes["amortized_step_time_s"] = amortized_per_process(processes)
     processes["batch_size"] = processes["batch_size"].astype(int)
     return processes
 
 
 def aggregate_processes(processes: pd.DataFrame) -> pd.DataFrame:
-    """Per (run, workload, device, batch_size, width, loop): the process statistics.
-
-    Columns: ``n_ok_processes``, ``process_step_time_median_s``,
-    ``process_step_time_q1_s``, ``process_step_time_q3_s``,
-    ``process_step_time_cv`` (sample std / mean; NaN below two processes) and
-    ``process_compile_median_s``.
-    """
-    if processes.empty:
-        return pd.DataFrame(
-            columns=[
-                *GROUP_KEYS,
-                "n_ok_processes",
-                "process_step_time_median_s",
-                "process_step_time_q1_s",
-                "process_step_time_q3_s",
-                "process_step_time_cv",
-                "process_compile_median_s",
-            ]
-        )
-    grouped = processes.groupby(list(GROUP_KEYS), sort=True)
+    """Per report cell (GROUP_KEYS): n_ok_processes and the processes' step-time median,
+    quartiles, coefficient of variation (NaN below two) and median compile time."""
+    numbers = processes.astype({"step_time_s": float, "compile_s": float})
+    grouped = numbers.groupby(list(GROUP_KEYS), sort=True)
     step = grouped["step_time_s"]
     table = pd.DataFrame(
         {
