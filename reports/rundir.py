@@ -1,30 +1,15 @@
 """The run directory: the results contract between ``benchmarks`` and ``reports``.
 
-``benchmarks`` writes a run directory; ``reports`` (and anything else) reads it, with
-pandas and without TensorFlow, so a CI job that only compares stored runs does not pay
-TF's import. Layout (shared/DESIGN.md)::
-
-    <out>/<run-id>/
-      metadata.json   schema_version, run_id, hard, soft, config, ladder
-      samples.jsonl   one JSON object a line: {"kind": "window", cell keys, "process": k,
-                      "window": j, "steps": n, "seconds": t, "step_time_s": t / n} and
-                      {"kind": "process", cell keys, "process": k, "status": ...,
-                      "step_time_s": median of its windows, ...phases...}
-      summary.csv     one row per cell, SUMMARY_COLUMNS first
-      report.md, report.html, plots/, profile/
-
-Every file is written atomically (temporary file + ``os.replace``). ``metadata.json``
-may hold the loop ladder (:class:`Ladder`, from the loop styles' declarations): reports
-read the reference loop (:func:`reference_loop`) and the rungs from there and name no
-loop themselves. One loader: :func:`load_run` reads and validates one run directory,
-:func:`load_runs` several.
+``<out>/<run-id>/`` holds metadata.json (schema_version, run_id, hard, soft, config, the
+loop ladder), samples.jsonl (one "window" or "process" row a line) and summary.csv (one
+row per cell, SUMMARY_COLUMNS first): shared/DESIGN.md. Every file is written
+atomically; reports read it with pandas and without TensorFlow, through one loader.
 
 Example::
 
-    from tf_loopbench.reports.rundir import load_run
     run = load_run("results/20261121-170000-cpu")
     run.summary[["workload", "loop", "step_time_median_s"]]
-    reference_loop(run)    # e.g. "fit"
+    reference_loop(run)    # e.g. "fit", from the ladder: reports name no loop themselves
 """
 
 from __future__ import annotations
@@ -50,18 +35,13 @@ METADATA_FILE = "metadata.json"
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.csv"
 
-#: soft metadata the same-job A/B (benchmarks/ab.py) leaves on both of its sides:
-#: {"interleaved": true, "partner": <the other side's run_id>}
+#: soft metadata the same-job A/B leaves on both sides: {"interleaved": true, "partner": id}
 AB_MARK = "ab"
-
-# CELL_KEYS, LOOP_KEYS, SETTING_KEYS and CELL_KEY_DEFAULTS, the contract's key schema, are
-# the comparison core's (reports.compare), re-exported from here.
 
 
 class CellKey(NamedTuple):
-    """The key of one cell, in the order of CELL_KEYS: a tuple, so it hashes, sorts and
-    names a pandas group. Build it from a row with :meth:`of`, which normalises values
-    as they come out of CSV and JSON (``2.0`` -> ``2``, a missing width -> 0).
+    """The key of one cell, in the order of CELL_KEYS (the comparison core's key schema).
+    :meth:`of` builds it from a CSV or JSON row (``2.0`` -> ``2``, a missing width -> 0).
 
     >>> CellKey.of({"workload": "mlp", "loop": "a", "device": "cpu", "batch_size": 64.0,
     ...             "width": float("nan")})  # doctest: +NORMALIZE_WHITESPACE
@@ -90,10 +70,8 @@ class CellKey(NamedTuple):
 
     @property
     def name(self) -> str:
-        """A short name, e.g. ``mlp/xla/cpu/bs64/w256`` (no width part for width 0; a
-        part for each other key only where it is not its default: ``k8``,
-        ``mixed_bfloat16``, ``jit=off`` or ``jit=on`` where fit's compiler was not
-        left to Keras, and the strategy, e.g. ``mirrored:2``)."""
+        """A short name, e.g. ``mlp/xla/cpu/bs64/w256/k8/jit=off``: a part for each key
+        only where it is not its default."""
         parts = [str(self.workload), str(self.loop), str(self.device), f"bs{self.batch_size}"]
         if self.width:
             parts.append(f"w{self.width}")
@@ -140,10 +118,8 @@ SUMMARY_COLUMNS = (
     "speedup_vs_fit",
 )
 
-#: Columns for a fair reading, written by every run right after SUMMARY_COLUMNS; a run
-#: made before them reads with these empty: the same first steps' validation loss and
-#: whether it matches the equivalence reference loop's; the step time a user pays over
-#: whole epochs (per-epoch costs included) and the ratios on the steady step alone.
+#: Written right after SUMMARY_COLUMNS (empty in a run made before them): the equal-work
+#: check against the equivalence reference, the step time over whole epochs, steady ratios.
 FAIR_READING_COLUMNS = (
     "equal_work_steps",
     "equal_work_loss",
@@ -157,18 +133,14 @@ STATUSES = ("ok", "failed", "skipped")
 #: the report's "time to train E epochs" (``loopbench run/report --epochs``)
 DEFAULT_EPOCHS = 1
 
-#: Summary columns that must hold numbers (or be empty) in a readable run.
 NUMERIC_SUMMARY_COLUMNS = tuple(
     c for c in SUMMARY_COLUMNS if c not in ("workload", "loop", "device", "status", "noisy")
 )
 
 #: Optional summary columns that are numbers when present.
 OPTIONAL_NUMERIC_COLUMNS = (
+    *(c for c in FAIR_READING_COLUMNS if c != "equivalent"),
     "steps_per_call",
-    "equal_work_steps",
-    "equal_work_loss",
-    "amortized_step_time_s",
-    "steady_speedup_vs_fit",
     "width",
     "model_flops_per_step",
     "step_time_cv",
@@ -182,10 +154,7 @@ OPTIONAL_NUMERIC_COLUMNS = (
 
 
 class RunDirError(Exception):
-    """A run directory that cannot be read: missing, empty, corrupted or too new.
-
-    Its message is one line fit to show a user as it is.
-    """
+    """A run directory that cannot be read; the message is one line fit to show as is."""
 
 
 LADDER_KEY = "ladder"
@@ -207,9 +176,8 @@ class Rung:
 
 @dataclass(frozen=True)
 class Ladder:
-    """The loop ladder of a run (metadata.json's ``ladder``): which loop is the reference
-    every other loop is compared with, and which rung each compares with (the
-    comparison core's ``ladder_reference`` and ``ladder_neighbours`` read it).
+    """The loop ladder of a run (metadata.json's ``ladder``): the reference loop, and
+    which rung each loop compares with.
 
     >>> ladder = Ladder.from_json({"reference": "a", "rungs": [
     ...     {"loop": "a", "compares_with": None, "changes": "the baseline", "reference": True},
@@ -302,12 +270,9 @@ class Run:
 
 
 def reference_loop(*runs: Run | Mapping[str, Any], must_agree: bool = False) -> str | None:
-    """The reference loop: the one the ladder of the last of ``runs`` (Runs or their
-    metadata, oldest first) that declares a ladder names; None when none declares one.
-    The one place the suite decides it (summary.csv, the gate, history).
-
-    ``must_agree``: raise ValueError when the runs' ladders name different loops (the
-    gate's within-run ratios of two runs compare only against one reference).
+    """The reference loop, the one place the suite decides it: the one the ladder of the
+    last of ``runs`` (Runs or their metadata, oldest first) that declares a ladder
+    names; None when none does. ``must_agree``: raise ValueError when they differ.
     """
     named = []
     for run in runs:
@@ -319,9 +284,6 @@ def reference_loop(*runs: Run | Mapping[str, Any], must_agree: bool = False) -> 
             f"the runs' ladders name different reference loops ({', '.join(sorted(set(named)))})"
         )
     return named[-1] if named else None
-
-
-# --------------------------------------------------------------------------- writing
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -389,9 +351,6 @@ def write_summary(run_dir: str | os.PathLike[str], summary: pd.DataFrame) -> Non
     atomic_write_text(Path(run_dir) / SUMMARY_FILE, summary[ordered].to_csv(index=False))
 
 
-# --------------------------------------------------------------------------- reading
-
-
 def read_metadata(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     run_dir = Path(run_dir)
     path = run_dir / METADATA_FILE
@@ -454,7 +413,7 @@ def read_samples(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
 
 def read_summary(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     """summary.csv, checked: contract columns, known statuses, numbers where numbers
-    belong, at least one row, not cut off; ``width`` 0 where a workload has none."""
+    belong, at least one row, not cut off."""
     path = Path(run_dir) / SUMMARY_FILE
     if not path.exists():
         raise RunDirError(f"{Path(run_dir)}: empty run directory (no {SUMMARY_FILE})")
@@ -501,13 +460,9 @@ def read_summary(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def fill_cell_keys(frame: pd.DataFrame, summary: pd.DataFrame | None = None) -> None:
-    """Give rows of a run made before a cell key that key's default, in place.
-
-    fit's key is the ``jit_compile`` it ran with, so a fit row of such a run gets
-    "auto:on" or "auto:off" from its ``keras_jit_compile`` (Keras's choice was all
-    there was), a row without it (a window row) that of the same cell in ``summary``
-    (a frame already filled), and any other row "none".
-    """
+    """Give rows of a run made before a cell key that key's default, in place; a fit row
+    without fit_jit gets "auto:on"/"auto:off" from its ``keras_jit_compile``, or that
+    of its cell in ``summary`` (a frame already filled)."""
     if frame.empty:
         return
     for key, default in CELL_KEY_DEFAULTS.items():
@@ -574,10 +529,5 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
 
 
 def load_runs(run_dirs: Iterable[str | os.PathLike[str]]) -> list[Run]:
-    """Load several run directories; the first unreadable one raises RunDirError.
-
-    Example::
-
-        runs = load_runs(["results/cpu-run", "results/gpu-run"])
-    """
+    """Load several run directories; the first unreadable one raises RunDirError."""
     return [load_run(run_dir) for run_dir in run_dirs]

@@ -1,15 +1,11 @@
 """The regression gate: is the current run slower than the baseline, cell by cell?
 
-Modules: ``samples`` (per-process samples by cell, within-run ratios, drift correction of
-an interleaved A/B), ``stats`` (the decision rule's statistics), ``judge`` (:func:`compare`:
-the verdict per cell, flags, the gate's defaults), ``render`` (terminal table and
-Markdown), ``baseline`` (stored baselines to gate later runs against).
-
-:func:`command` is what ``loopbench compare`` runs. Exit status: 0 no confirmed
-regression; 1 a confirmed regression (a cell ok in the baseline that is missing, skipped
-or failing now counts, unless ``allow_missing``); 2 the runs cannot be compared (one
-line on stderr); 3 with ``fail_if_blind``: no confirmed regression, but a cell could not
-have seen a slowdown of the threshold's size.
+``samples`` (per-process samples), ``stats`` (the decision rule), ``judge`` (the verdicts,
+the gate's defaults), ``render`` (table and Markdown), ``baseline`` (stored baselines);
+the method: docs/gate.md. :func:`command` is what ``loopbench compare`` runs. Exit status:
+0 no confirmed regression; 1 a confirmed regression (a cell ok in the baseline that is
+missing, skipped or failing now counts, unless ``allow_missing``); 2 the runs cannot be
+compared (one line on stderr); 3 with ``fail_if_blind``: no regression, but a blind cell.
 
 Example::
 
@@ -25,11 +21,7 @@ import sys
 from tf_loopbench.reports.gate.judge import (
     DEFAULT_ALPHA,
     DEFAULT_THRESHOLD,
-    EXIT_BLIND,
     EXIT_INCOMPARABLE,
-    EXIT_OK,
-    EXIT_REGRESSION,
-    CellComparison,
     Comparison,
     IncomparableRunsError,
     compare,
@@ -74,11 +66,6 @@ def command(
 __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_THRESHOLD",
-    "EXIT_BLIND",
-    "EXIT_INCOMPARABLE",
-    "EXIT_OK",
-    "EXIT_REGRESSION",
-    "CellComparison",
     "Comparison",
     "IncomparableRunsError",
     "command",

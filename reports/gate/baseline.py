@@ -1,13 +1,9 @@
 """Stored baselines: a named copy of a run directory to compare later runs against.
 
-For trends on ONE fixed machine (a dedicated benchmark box, a pinned CI runner); between
-machines, or on shared runners whose speed drifts, prefer the same-job A/B
-(``nox -s regression -- BASE_REF``). A baseline is the run's ``metadata.json``,
-``samples.jsonl`` and ``summary.csv``, validated by ``load_run`` and copied into
-``<store>/<name>/`` (store: ``--store``, else ``$LOOPBENCH_BASELINES``, else
-``.loopbench/baselines``) through a temporary directory renamed into place, so never
-half written; replacing one needs ``--force``. Comparing against one is the gate with
-the stored directory as the baseline side. Run it::
+For trends on ONE fixed machine; between machines, or on shared runners whose speed
+drifts, prefer the same-job A/B (``nox -s regression -- BASE_REF``). A baseline is a
+validated copy of the run's three files in ``<store>/<name>/``, renamed into place whole.
+Run it::
 
     loopbench baseline save results/20261121-120000-cpu --name main
     loopbench baseline list

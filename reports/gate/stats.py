@@ -1,16 +1,10 @@
-"""Statistics of the regression gate: the decision rule, one function per ingredient.
+"""Statistics of the regression gate's decision rule, one function per ingredient.
 
-Per cell, on each side's per-process samples: (1) a one-sided Mann-Whitney U test,
-current slower than baseline, exact for small samples; (2) Holm's step-down correction
-across the cells compared, at ``alpha``; (3) the ratio of medians current/baseline beyond
-``1 + threshold``. A cell is a confirmed regression only when 2 and 3 both hold. The
-ratio and its seeded bootstrap interval are the comparison core's (``reports.compare``),
-re-exported here. Every function takes arrays and works along ``axis``, so the
-validation tool (``tools/validate_gate.py``) applies exactly the gate's rule to
-thousands of resampled comparisons at once.
-
-    >>> samples_needed_per_side(0.01)   # one cell: the exact one-sided p can reach 1 %
-    5
+A cell is a confirmed regression when a one-sided Mann-Whitney U test (current slower),
+Holm-corrected across cells, is significant at ``alpha`` AND the ratio of medians
+current/baseline (the comparison core's, re-exported) is beyond ``1 + threshold``.
+Every function works along ``axis``, so tools/validate_gate.py applies the same rule to
+thousands of resampled comparisons at once (docs/gate.md).
 """
 
 from __future__ import annotations
@@ -19,18 +13,13 @@ import functools
 
 import numpy as np
 from scipy import special, stats
-from tf_loopbench.reports.compare import BOOTSTRAP_RESAMPLES as BOOTSTRAP_RESAMPLES
 from tf_loopbench.reports.compare import BOOTSTRAP_SEED as BOOTSTRAP_SEED
-from tf_loopbench.reports.compare import CONFIDENCE_LEVEL as CONFIDENCE_LEVEL
 from tf_loopbench.reports.compare import median_ratio as median_ratio
 from tf_loopbench.reports.compare import ratio_of_medians_ci as ratio_of_medians_ci
 
 
 def holm_adjust(p_values: np.ndarray, axis: int = -1) -> np.ndarray:
     """Holm step-down adjusted p-values along ``axis`` (reject where adjusted <= alpha).
-
-    The i-th smallest of m p-values is multiplied by (m - i), the running maximum keeps
-    the step-down monotone, and values are capped at 1.
 
     >>> holm_adjust(np.array([0.01, 0.04, 0.03]))
     array([0.03, 0.06, 0.06])
@@ -46,11 +35,8 @@ def holm_adjust(p_values: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def smallest_one_sided_p(n_baseline: int, n_current: int) -> float:
-    """The smallest p-value an exact one-sided Mann-Whitney U test can return.
-
-    It is reached when every current sample exceeds every baseline sample: one
-    ordering out of C(n_baseline + n_current, n_baseline) equally likely ones.
-    """
+    """The smallest p an exact one-sided MWU can return: 1 / C(n_baseline + n_current,
+    n_baseline), every current sample above every baseline sample."""
     if n_baseline < 1 or n_current < 1:
         return 1.0
     return 1.0 / special.comb(n_baseline + n_current, n_baseline, exact=True)
@@ -59,8 +45,8 @@ def smallest_one_sided_p(n_baseline: int, n_current: int) -> float:
 def samples_needed_per_side(alpha: float) -> int:
     """The fewest samples per side with which the exact one-sided MWU can reach ``alpha``.
 
-    With n per side the smallest p is 1 / C(2n, n); below that n no result, however
-    clear, can be significant.
+    >>> samples_needed_per_side(0.01)   # one cell: 1 / C(10, 5) = 0.004
+    5
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
@@ -70,21 +56,17 @@ def samples_needed_per_side(alpha: float) -> int:
     return n
 
 
-#: Both sides at most this many samples: the exact null distribution (scipy computes it
-#: in milliseconds at this size). Beyond it scipy's normal approximation is accurate.
+#: Up to this many samples a side the exact null distribution (milliseconds at this size).
 EXACT_MAX_N = 200
 
 
 def one_sided_mwu_p(
     baseline: np.ndarray, current: np.ndarray, alternative: str = "greater", axis: int = -1
 ) -> np.ndarray:
-    """p-value that ``current`` is stochastically greater (slower) than ``baseline``.
-
-    ``alternative="less"`` asks whether ``current`` is faster. Exact up to
-    ``EXACT_MAX_N`` a side: scipy's ``method="auto"`` takes the normal approximation
-    above 8 samples or on ANY tie of a vectorised call, and it is conservative in the
-    gate's tail (7 a side, complete separation: p = 0.00087, exact 0.00029). Ties,
-    which real timings almost never have, count as half a pair each.
+    """p-value that ``current`` is stochastically greater (slower) than ``baseline``
+    (``alternative="less"``: faster). Exact up to ``EXACT_MAX_N`` a side: scipy's "auto"
+    approximates above 8 samples or on any tie of a vectorised call, conservatively in
+    the gate's tail (7 a side, complete separation: p = 0.00087, exact 0.00029).
     """
     n_current = np.shape(current)[axis]
     n_baseline = np.shape(baseline)[axis]
@@ -94,22 +76,17 @@ def one_sided_mwu_p(
     ).pvalue
 
 
-#: The power at which a cell's detectable slowdown is stated: the slowdown the test
-#: flags in 80 % of repeats, the usual "minimum detectable effect".
+#: The power at which a cell's detectable slowdown is stated ("minimum detectable effect").
 DETECTION_POWER = 0.80
-#: Resampled comparisons per cell for the detectable slowdown (seeded: the same runs
-#: always give the same figure; its resampling error is about 1 % of the figure).
+#: Resampled comparisons per cell for it, seeded (resampling error ~1 % of the figure).
 POWER_RESAMPLES = 2000
 POWER_SEED = 20261129
 
 
 @functools.lru_cache(maxsize=512)
 def critical_u(n_baseline: int, n_current: int, level: float) -> int | None:
-    """The smallest U (pairs where the current sample is the slower) at which the
-    one-sided test of :func:`one_sided_mwu_p` reaches ``level``; None if no U can.
-
-    Found by asking the test itself about samples built to have each U, so it holds
-    whatever method the test uses.
+    """The smallest U (pairs where the current sample is the slower) at which
+    :func:`one_sided_mwu_p` reaches ``level``, asking the test itself; None if no U can.
 
     >>> critical_u(7, 7, 0.01 / 15)   # 48 of 49 pairs: one sample may be out of order
     48
@@ -147,14 +124,8 @@ def detectable_slowdown(
     seed: int = POWER_SEED,
 ) -> float:
     """The smallest slowdown (0.08 = 8 %) that the one-sided test at ``level`` would
-    flag in ``power`` of comparisons with these sample counts and this spread.
-
-    A location shift of the log step time: both sides' log samples, centred on their
-    medians (widened by sqrt(N / (N - 2))), are the cell's noise; each resampled
-    comparison draws both sides from it. The test rejects when U reaches
-    ``c = critical_u(...)``, and with the current side shifted by d, U counts the pairs
-    with baseline - current < d: the shift a comparison needs is the c-th smallest of
-    those differences; the detectable shift is their ``power`` quantile (docs/gate.md,
+    flag in ``power`` of comparisons with these sample counts and this spread: a shift
+    of the log step time, resampled from both sides' centred logs (docs/gate.md,
     "Power"). inf: the counts can never reach ``level``; nan: under two a side.
 
     >>> rng = np.random.default_rng(0)
@@ -182,7 +153,7 @@ def detectable_slowdown(
 def confirmed_slower(
     p_adjusted: np.ndarray, ratio: np.ndarray, alpha: float, threshold: float
 ) -> np.ndarray:
-    """The gate: significant after Holm AND the median ratio beyond ``1 + threshold``."""
+    """Significant after Holm AND the median ratio beyond ``1 + threshold``."""
     return (np.asarray(p_adjusted) <= alpha) & (np.asarray(ratio) > 1.0 + threshold)
 
 
