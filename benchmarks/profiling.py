@@ -282,7 +282,10 @@ def _rows(table: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def _step_rows(paths: Sequence[str]) -> list[dict[str, Any]]:
+def step_rows(paths: Sequence[str]) -> list[dict[str, Any]]:
+    """The input_pipeline_analyzer's step table of the trace ``paths``: one row per
+    traced step (``stepnum``, ``stepTimeMs``, ``infeedTimeMs`` (input), device and
+    host columns), in milliseconds."""
     for table in _tool_tables(paths, "input_pipeline_analyzer"):
         ids = {column["id"] for column in table.get("cols", [])}
         if _STEP_TIME_COLUMN in ids:
@@ -450,7 +453,7 @@ def analyze_trace(paths: Sequence[str]) -> StepBreakdown:
     """
     if not paths:
         raise ProfileError("the profiler wrote no trace (no *.xplane.pb file)")
-    steps = [row for row in _step_rows(paths) if float(row.get(_STEP_TIME_COLUMN) or 0) > 0]
+    steps = [row for row in step_rows(paths) if float(row.get(_STEP_TIME_COLUMN) or 0) > 0]
     if not steps:
         raise ProfileError(
             "the trace has no steps (the profiler observed no step marker): " + ", ".join(paths)
