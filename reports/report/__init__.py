@@ -1,23 +1,10 @@
-"""The report of one or more run directories: report.md, report.html and plots.
+"""The report of one or more run directories: report.md, report.html and plots/.
 
-The data flows one way: ``aggregate`` (the runs side by side, ``RunSet``) -> the
-comparison core (``reports.compare``) -> ``derived`` (the figures drawn from its rows) ->
-``sections`` (the report as a list of sections, each rendering its rows with the public
-helpers of ``common``; ``plots`` draws the ladder's plots) -> ``render`` (Markdown and
-self-contained HTML from one document model).
-
-``write_report(run_dirs, out, epochs=1)`` loads the runs, derives every figure (the
-time to train is for ``epochs`` epochs), writes ``plots/*.png``, ``report.md`` and
-``report.html`` into ``out`` and returns ``out``. ``command(run_dirs, out, epochs)``
-is what ``loopbench report`` runs: it returns
-the exit status (0 ok; 2 for unreadable input, with one line per unreadable run on
-stderr and no traceback; readable runs given beside unreadable ones are still
-reported).
-
-Where the report goes when ``out`` is None: a single run's own directory; for
-several runs, ``<parent of the first run>/report-<id1>-vs-<id2>...``.
-
-Run it (neither imports TensorFlow)::
+The data flows one way: ``aggregate`` (``RunSet``) -> the comparison core
+(``reports.compare``) -> ``derived`` -> ``sections`` (the report as a list of sections,
+rendered with ``common``'s helpers) -> ``render`` (Markdown and self-contained HTML).
+A single run reports into its own directory; several into
+``<parent of the first run>/report-<id1>-vs-<id2>...``.
 
     loopbench report results/RUN_A [results/RUN_B ...] [--out DIR] [--epochs E]
 """
@@ -40,20 +27,14 @@ REPORT_HTML = "report.html"
 PLOTS_DIR = "plots"
 
 
-def default_output_dir(runs: Sequence[Run]) -> Path:
-    """A single run reports into itself; several into a sibling named after their ids."""
-    if len(runs) == 1:
-        return runs[0].path
-    name = "report-" + "-vs-".join(run.run_id for run in runs)
-    return runs[0].path.resolve().parent / name
-
-
 def report_runs(
     runs: Sequence[Run], out: str | os.PathLike[str] | None = None, epochs: int = DEFAULT_EPOCHS
 ) -> Path:
-    """Render already loaded runs (see ``reports.rundir.load_runs``) into ``out``; the time
-    to train is for ``epochs`` epochs."""
-    out_dir = Path(out) if out is not None else default_output_dir(runs)
+    """Render loaded runs (``reports.rundir.load_runs``) into ``out``; the time to train is
+    for ``epochs`` epochs."""
+    if out is None and len(runs) > 1:
+        out = runs[0].path.resolve().parent / ("report-" + "-vs-".join(r.run_id for r in runs))
+    out_dir = Path(out) if out is not None else runs[0].path
     out_dir.mkdir(parents=True, exist_ok=True)
     blocks = document(derive(RunSet.of(runs), epochs), out_dir / PLOTS_DIR)
     atomic_write_text(out_dir / REPORT_MD, render_markdown(blocks, out_dir))
@@ -79,13 +60,8 @@ def write_report(
 
 
 def command(run_dirs: list[str], out: str | None = None, epochs: int = DEFAULT_EPOCHS) -> int:
-    """``loopbench report RUN_DIR... [--out DIR] [--epochs E]``: render and return the exit
-    status.
-
-    0: every run reported. 2: a run directory is missing, empty, corrupted, cut
-    off or of a newer schema (one line on stderr each, no traceback); the
-    readable runs among several are still reported.
-    """
+    """``loopbench report``: 0 when every run is reported; 2 for an unreadable run (one
+    line on stderr each, no traceback; the readable ones are still reported) or bad input."""
     if not run_dirs:
         print("loopbench report: no run directory given", file=sys.stderr)
         return 2

@@ -1,7 +1,6 @@
-"""Render the report's blocks (``reports.report.common``'s document model) as
-GitHub-flavoured Markdown (report.md) and self-contained HTML (report.html), so the two
-never disagree. report.md links the PNGs under ``plots/`` by relative path (suited to a CI
-job summary); report.html embeds every PNG as a base64 ``data:`` URI and needs no network.
+"""Render the report's blocks (``reports.report.common``) as GitHub-flavoured Markdown
+(report.md, PNGs linked by relative path, for a CI job summary) and as one self-contained
+HTML page (report.html, PNGs embedded as data: URIs), so the two never disagree.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import pandas as pd
 from tf_loopbench.reports.report.common import (
     Block,
     Bullets,
@@ -23,21 +21,9 @@ from tf_loopbench.reports.report.common import (
     Table,
 )
 
-# --------------------------------------------------------------------------- markdown
 
-
-def _md_escape(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _md_table(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(_md_escape(c) for c in frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = [
-        "| " + " | ".join(_md_escape(v) for v in row) + " |"
-        for row in frame.itertuples(index=False)
-    ]
-    return "\n".join([header, rule, *body])
+def _md_cells(values) -> str:
+    return "| " + " | ".join(str(v).replace("|", "\\|").replace("\n", " ") for v in values) + " |"
 
 
 def render_markdown(blocks: Sequence[Block], base_dir: str | os.PathLike[str]) -> str:
@@ -51,7 +37,9 @@ def render_markdown(blocks: Sequence[Block], base_dir: str | os.PathLike[str]) -
         elif isinstance(block, Bullets):
             parts.append("\n".join(f"- {item}" for item in block.items))
         elif isinstance(block, Table):
-            parts.append(_md_table(block.frame))
+            rule = "|" + "|".join("---" for _ in block.frame.columns) + "|"
+            body = [_md_cells(row) for row in block.frame.itertuples(index=False)]
+            parts.append("\n".join([_md_cells(block.frame.columns), rule, *body]))
         elif isinstance(block, Image):
             relative = Path(os.path.relpath(block.plot.path, base_dir)).as_posix()
             parts.append(f"![{block.plot.title}]({relative})")
@@ -62,8 +50,6 @@ def render_markdown(blocks: Sequence[Block], base_dir: str | os.PathLike[str]) -
             )
     return "\n\n".join(parts).rstrip() + "\n"
 
-
-# --------------------------------------------------------------------------- html
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
@@ -81,27 +67,19 @@ em { color: #9a6700; }
 details { margin: 1rem 0; }
 summary { cursor: pointer; font-weight: 600; }
 """
+NO_CLAIM = "*(no claim)*"
 
 
 def _inline(text: str) -> str:
-    """Escape text; turn the one Markdown mark decisions use (*...*) into <em>."""
+    """Escape text; the one Markdown mark of the Decisions (*(no claim)*) becomes <em>."""
     escaped = html.escape(str(text))
-    if escaped.startswith("*(no claim)*"):
-        escaped = "<em>(no claim)</em>" + escaped[len("*(no claim)*") :]
+    if escaped.startswith(NO_CLAIM):
+        escaped = "<em>(no claim)</em>" + escaped[len(NO_CLAIM) :]
     return escaped
 
 
-def _html_table(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-        for row in frame.itertuples(index=False)
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _data_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+def _html_row(values, tag: str) -> str:
+    return "<tr>" + "".join(f"<{tag}>{html.escape(str(v))}</{tag}>" for v in values) + "</tr>"
 
 
 def _html_blocks(blocks: Sequence[Block]) -> str:
@@ -114,11 +92,13 @@ def _html_blocks(blocks: Sequence[Block]) -> str:
         elif isinstance(block, Bullets):
             parts.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in block.items) + "</ul>")
         elif isinstance(block, Table):
-            parts.append(_html_table(block.frame))
+            body = "".join(_html_row(row, "td") for row in block.frame.itertuples(index=False))
+            head = _html_row(block.frame.columns, "th")
+            parts.append(f"<table><thead>{head}</thead><tbody>{body}</tbody></table>")
         elif isinstance(block, Image):
-            parts.append(
-                f'<img alt="{html.escape(block.plot.title)}" src="{_data_uri(block.plot.path)}">'
-            )
+            data = base64.b64encode(Path(block.plot.path).read_bytes()).decode("ascii")
+            title = html.escape(block.plot.title)
+            parts.append(f'<img alt="{title}" src="data:image/png;base64,{data}">')
         elif isinstance(block, Details):
             parts.append(
                 f"<details><summary>{html.escape(block.summary)}</summary>"

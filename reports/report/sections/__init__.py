@@ -1,12 +1,9 @@
-"""The report as a list of sections, as Keras runs a list of callbacks.
+"""The report as a list of sections (SECTIONS, in order), as Keras runs a list of callbacks.
 
-A section is a module with one entry point, ``blocks(context) -> list[Block]``: its part
-of the document, rendered with ``reports.report.common`` from ``context.derived`` (the
-comparison core's rows and the figures derived from them). A section that has sentences
-for the Decisions, or plots of its own, adds the hooks the document gathers first, in
-the order of SECTIONS: ``sentences(derived) -> list[Decision]`` and
-``plots(derived, plots_dir) -> list[Plot]``. The document is the concatenation of the
-sections' blocks, in the order of SECTIONS: adding a section is adding it there.
+A section is a module with ``blocks(context) -> list[Block]``, rendered with
+``reports.report.common`` from ``context.derived``; it may add the hooks the document
+gathers first: ``sentences(derived) -> list[Decision]`` and ``plots(derived, plots_dir)
+-> list[Plot]``. Adding a section is adding it to SECTIONS.
 """
 
 from __future__ import annotations
@@ -33,7 +30,6 @@ from tf_loopbench.reports.report.sections import (
     time_to_train,
 )
 
-#: The report, in order.
 SECTIONS = (
     runs,
     ladder,
@@ -53,13 +49,7 @@ SECTIONS = (
 
 
 def sentences(derived: Derived) -> list[Decision]:
-    """Every sentence of the Decisions, section by section.
-
-    Example::
-
-        for decision in sentences(derive(RunSet.of(load_runs(["results/RUN"])))):
-            print(("" if decision.claim else "(no claim) ") + decision.text)
-    """
+    """Every sentence of the Decisions, section by section."""
     hooks = [section.sentences for section in SECTIONS if hasattr(section, "sentences")]
     return [decision for hook in hooks for decision in hook(derived)]
 
