@@ -1,15 +1,7 @@
 """Each loop against the reference and each rung against its neighbour, per setting:
-the speedup tables and a short answer per setting among the Decisions.
-
-The figures are the core's rows as ``derive`` adds them to each cell (SPEEDUP_COLUMNS:
-``ladder_reference`` and ``ladder_neighbours``). Per setting, under one heading: the
-fastest loop against the reference on the amortized step (what a user pays per step over
-whole epochs) with its interval, the steady step beside it and the reference as Keras
-chose it; when training the report's epochs from a cold start changes the answer, that
-too; the rungs that compare with the reference only; each rung against the one it
-compares with; whether the compiler rung pays its compile back; when Keras compiled the
-reference with XLA, the reference against the compiler rung; and the cells that failed,
-were skipped or are not equivalent (no decision is drawn from them).
+the speedup tables and a short answer per setting among the Decisions, from the core's
+rows as ``derive`` adds them to each cell (SPEEDUP_COLUMNS). Cells that failed, were
+skipped or are not equivalent are named; no decision is drawn from them.
 """
 
 from __future__ import annotations
@@ -95,44 +87,39 @@ def _reference_name(reference: str, row: Mapping[str, Any]) -> str:
 
 
 def setting_sentences(derived: Derived, group: pd.DataFrame, several_runs: bool) -> list[Decision]:
-    ladder = derived.ladder
-    threshold = derived.threshold
-    first = group.iloc[0]
-    topic = setting_heading(first, several_runs)
+    ladder, threshold = derived.ladder, derived.threshold
+    topic = setting_heading(group.iloc[0], several_runs)
     rows = {row["loop"]: row for row in group.to_dict("records")}
     excluded = {loop: _excluded(row) for loop, row in rows.items()}
     usable = {loop for loop, why in excluded.items() if why is None}
-    out: list[Decision] = []
-    reference = ladder.reference
-    compiler = compiler_rung(ladder)
+    reference, compiler = ladder.reference, compiler_rung(ladder)
     ref_row = rows.get(reference)
     ref_name = _reference_name(reference, ref_row) if ref_row is not None else reference
     ref_xla = ref_row is not None and optional_bool(ref_row.get("keras_jit_compile")) is True
     trained = {loop: float(rows[loop].get("time_to_train_s", math.nan)) for loop in usable}
-    epochs = epochs_text(derived.epochs)
 
-    def against_reference(loop: str) -> tuple[Ratio, Ratio]:
-        return (
-            Ratio.of(rows[loop], "reference", "amortized"),
-            Ratio.of(rows[loop], "reference", "steady"),
-        )
+    def said(loop: str, other: str, kind: str = "reference", name: str = "") -> tuple[str, bool]:
+        """``loop`` against ``other`` (the reference, or the rung it compares with)."""
+        amortized, steady = (Ratio.of(rows[loop], kind, f) for f in ("amortized", "steady"))
+        against = ref_name if kind == "reference" else other
+        noisy = _noisy(rows, loop, other)
+        return in_words(name or loop, against, amortized, steady, threshold, noisy)
 
+    def speedup(loop: str) -> Ratio:
+        return Ratio.of(rows[loop], "reference", "amortized")
+
+    out: list[Decision] = []
     # the fastest loop against the reference
-    best = None
-    if reference in usable:
-        candidates = [
-            loop
-            for loop in ladder.order(usable)
-            if loop != reference and np.isfinite(against_reference(loop)[0].value)
-        ]
-        if candidates:
-            best = max(candidates, key=lambda loop: against_reference(loop)[0].value)
+    candidates = [
+        loop
+        for loop in ladder.order(usable)
+        if loop != reference and reference in usable and np.isfinite(speedup(loop).value)
+    ]
+    best = max(candidates, key=lambda loop: speedup(loop).value, default=None)
     if best is not None:
-        amortized, steady = against_reference(best)
-        kind = verdict(amortized.low, amortized.high, threshold)
-        noisy = _noisy(rows, best, reference)
-        text, claim = in_words(best, ref_name, amortized, steady, threshold, noisy)
-        if kind == SAME:
+        amortized = speedup(best)
+        text, claim = said(best, reference)
+        if verdict(amortized.low, amortized.high, threshold) == SAME:
             text = (
                 f"No loop beats {reference} by more than ±{percent(threshold)}: the fastest, {text}"
             )
@@ -144,72 +131,53 @@ def setting_sentences(derived: Derived, group: pd.DataFrame, several_runs: bool)
             text += (
                 f"; Keras compiled {reference} with XLA here, so this is compiler against compiler"
             )
-        quickest = min(
-            (loop for loop in usable if np.isfinite(trained[loop])),
-            key=lambda loop: trained[loop],
-            default=None,
-        )
-        if quickest is not None and quickest != best and np.isfinite(trained.get(best, math.nan)):
+        finite = [loop for loop in usable if np.isfinite(trained[loop])]
+        quickest = min(finite, key=lambda loop: trained[loop], default=None)
+        if quickest not in (None, best) and np.isfinite(trained.get(best, math.nan)):
             text += (
-                f". To train {epochs} from a cold start (set-up and compile included), "
-                f"{quickest} is quicker: {format_seconds(trained[quickest])}, against "
+                f". To train {epochs_text(derived.epochs)} from a cold start (set-up and compile "
+                f"included), {quickest} is quicker: {format_seconds(trained[quickest])}, against "
                 f"{format_seconds(trained[best])} with {best}"
-                + (
-                    f" and {format_seconds(trained[reference])} with {reference}"
-                    if quickest != reference
-                    else ""
-                )
             )
+            if quickest != reference:
+                text += f" and {format_seconds(trained[reference])} with {reference}"
         out.append(Decision(topic, text + ".", claim))
 
     # rungs compared with the reference only (the ladder's first custom loop)
     for rung in ladder.rungs:
         loop = rung.loop
-        if rung.reference or rung.compares_with or loop == best:
-            continue
-        if loop not in usable or reference not in usable:
-            continue
-        amortized, steady = against_reference(loop)
-        noisy = _noisy(rows, loop, reference)
-        text, claim = in_words(loop, ref_name, amortized, steady, threshold, noisy)
-        out.append(Decision(topic, text + ".", claim))
+        if (
+            not (rung.reference or rung.compares_with or loop == best)
+            and {loop, reference} <= usable
+        ):
+            text, claim = said(loop, reference)
+            out.append(Decision(topic, text + ".", claim))
 
     # each rung against the one it compares with: one change at a time
     for rung in ladder.rungs:
         loop, neighbour = rung.loop, rung.compares_with
-        if not neighbour or loop not in usable or neighbour not in usable:
+        if not neighbour or not {loop, neighbour} <= usable:
             continue
-        amortized = Ratio.of(rows[loop], "neighbour", "amortized")
-        steady = Ratio.of(rows[loop], "neighbour", "steady")
-        noisy = _noisy(rows, loop, neighbour)
         if compiler is not None and loop == compiler.loop:
-            out.append(_pays_back(derived, rows, rung, amortized, steady, noisy, topic))
+            out.append(_pays_back(derived, rows, rung, topic))
             continue
-        text, claim = in_words(
-            f"{loop} ({rung.changes})", neighbour, amortized, steady, threshold, noisy
-        )
+        text, claim = said(loop, neighbour, "neighbour", f"{loop} ({rung.changes})")
         out.append(Decision(topic, text + ".", claim))
 
     # Keras compiled the reference with XLA: set it against the compiler rung too
-    if ref_xla and compiler is not None and compiler.loop != best:
-        loop = compiler.loop
-        if loop in usable and reference in usable:
-            amortized, steady = against_reference(loop)
-            noisy = _noisy(rows, loop, reference)
-            text, claim = in_words(loop, ref_name, amortized, steady, threshold, noisy)
-            out.append(
-                Decision(
-                    topic,
-                    f"Keras compiled {reference} with XLA here, so it is also set against "
-                    f"{loop}, the ladder's compiler rung: {text}.",
-                    claim,
-                )
-            )
-
-    for loop in ladder.order(rows):
-        why = excluded[loop]
-        if why is not None:
-            out.append(Decision(topic, why + ".", False, info=True))
+    also = ref_xla and compiler is not None and compiler.loop != best
+    if also and {compiler.loop, reference} <= usable:
+        text, claim = said(compiler.loop, reference)
+        text = (
+            f"Keras compiled {reference} with XLA here, so it is also set against "
+            f"{compiler.loop}, the ladder's compiler rung: {text}"
+        )
+        out.append(Decision(topic, text + ".", claim))
+    out += [
+        Decision(topic, excluded[loop] + ".", False, info=True)
+        for loop in ladder.order(rows)
+        if excluded[loop]
+    ]
     return out
 
 
@@ -217,15 +185,14 @@ def _pays_back(
     derived: Derived,
     rows: Mapping[str, Mapping[str, Any]],
     rung: Rung,
-    amortized: Ratio,
-    steady: Ratio,
-    noisy: list[str],
     topic: str,
 ) -> Decision:
     """Does the compiler rung pay its compile back against its neighbour, and at the
     chosen number of epochs?"""
     loop, neighbour = rung.loop, rung.compares_with
     row, other = rows[loop], rows[neighbour]
+    amortized, steady = (Ratio.of(row, "neighbour", f) for f in ("amortized", "steady"))
+    noisy = _noisy(rows, loop, neighbour)
     threshold = derived.threshold
     kind = verdict(amortized.low, amortized.high, threshold)
     table = derived.break_even
@@ -241,32 +208,19 @@ def _pays_back(
         f"({neighbour}: {format_seconds(float(other['compile_s']))})"
     )
     subject = f"{loop} ({rung.changes}) against {neighbour}"
-    if kind == FASTER:
-        gain, claim = f"{subject}: {percent(amortized.value - 1)} faster per step {figures}", True
-        if amortized.value >= 1.5:
-            gain = f"{subject}: {format_ratio(amortized.value)} faster per step {figures}"
-    elif kind == SLOWER:
-        gain, claim = (
-            f"{subject}: slower per step, {format_ratio(1 / amortized.value)} its time "
-            f"{figures}, so {compile_text} never pays back",
-            True,
-        )
-    elif kind == SAME:
-        gain, claim = (
-            f"{subject}: within ±{percent(threshold)} per step {figures}, so {compile_text} "
-            "buys no practical gain",
-            True,
-        )
-    else:
-        gain, claim = (
-            f"{subject}: {format_ratio(amortized.value)} the speed per step {figures}"
-            + (
-                f", an interval that does not clear ±{percent(threshold)}"
-                if kind == UNCLEAR
-                else ""
-            ),
-            False,
-        )
+    value, band = amortized.value, percent(threshold)
+    faster = format_ratio(value) if value >= 1.5 else percent(value - 1)
+    cost = format_ratio(1 / value) if value else "n/a"
+    gain = {
+        FASTER: f"{subject}: {faster} faster per step {figures}",
+        SLOWER: f"{subject}: slower per step, {cost} its time {figures}, so {compile_text} "
+        "never pays back",
+        SAME: f"{subject}: within ±{band} per step {figures}, so {compile_text} buys no "
+        "practical gain",
+    }.get(kind, f"{subject}: {format_ratio(value)} the speed per step {figures}")
+    if kind == UNCLEAR:
+        gain += f", an interval that does not clear ±{band}"
+    claim = kind in (FASTER, SLOWER, SAME)
     if even is not None and kind in (FASTER, UNCLEAR, MISSING):
         point = "; " if kind == FASTER else "; on the point estimate "
         if even["outcome"] == "after":
@@ -296,12 +250,11 @@ def _pays_back(
 
 def failure_sentences(derived: Derived, several_runs: bool) -> list[Decision]:
     """Cells that did not run, for a report without a ladder (with one, each setting says)."""
-    out = []
-    for row in derived.cells[derived.cells["status"] != "ok"].to_dict("records"):
-        out.append(
-            Decision(setting_heading(row, several_runs), _excluded(row) + ".", False, info=True)
-        )
-    return out
+    failed = derived.cells[derived.cells["status"] != "ok"].to_dict("records")
+    return [
+        Decision(setting_heading(row, several_runs), _excluded(row) + ".", False, info=True)
+        for row in failed
+    ]
 
 
 def speedup_table(derived: Derived, several_runs: bool, figure: str) -> pd.DataFrame:
@@ -319,22 +272,17 @@ def speedup_table(derived: Derived, several_runs: bool, figure: str) -> pd.DataF
         return f"{text} (not equivalent)" if optional_bool(row.get("equivalent")) is False else text
 
     cells["value"] = [value(row) for row in cells.to_dict("records")]
-    index = (
-        ["run", "workload", "device", "batch_size", "width"]
-        if several_runs
-        else ["workload", "device", "batch_size", "width"]
-    )
-    index += varying_setting_keys(cells)  # a row per knob setting or strategy
+    index = ["run"] if several_runs else []
+    index += ["workload", "device", "batch_size", "width", *varying_setting_keys(cells)]
     loops = list(dict.fromkeys(cells["loop"]))
     pivot = cells.pivot_table(index=index, columns="loop", values="value", aggfunc="first")
     pivot = pivot.reindex(columns=[loop for loop in loops if loop in pivot.columns]).reset_index()
-    pivot = pivot.rename(
-        columns={
-            "batch_size": "batch",
-            **VARYING_SETTING_COLUMNS,
-            reference: f"{reference} (reference)",
-        }
-    )
+    names = {
+        "batch_size": "batch",
+        **VARYING_SETTING_COLUMNS,
+        reference: f"{reference} (reference)",
+    }
+    pivot = pivot.rename(columns=names)
     pivot.columns.name = None
     pivot["width"] = pivot["width"].map(lambda w: str(w) if w else "")
     return pivot.fillna("").astype(str)
