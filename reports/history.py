@@ -104,6 +104,13 @@ class Change:
         """The step time's step where it found one, else the ratio's."""
         return next(iter(self.steps.values()))
 
+    def describe(self, reference: str | None) -> str:
+        """``step time +30.1% (95% CI ...); ratio to fit +29.8% (95% CI ...)``."""
+        inverted = self.cell.loop == reference  # a step every loop's ratio took
+        ratio = "every loop's ratio to it (inverted)" if inverted else f"ratio to {reference}"
+        names = {STEP_TIME: STEP_TIME, RATIO: ratio}
+        return "; ".join(f"{names[name]} {step.size}" for name, step in self.steps.items())
+
 
 @dataclass(frozen=True)
 class Trend:
@@ -113,24 +120,20 @@ class Trend:
     low: float
     high: float
     runs: int
-    #: False: a step time that moved while its ratio and its setting did not (load)
-    confirmed: bool = True
-    #: a step time that moved with its whole setting, its ratio did not: the machine, or a
-    #: change every loop shares
-    with_setting: bool = False
+    confirmed: bool = True  # False: a step time that crept alone (load on the machine)
+    with_setting: bool = False  # a step time that crept with its whole setting, not its ratio
 
     @property
     def total(self) -> float:
         return math.expm1(math.log1p(self.per_run) * (self.runs - 1))
 
     def significant(self, min_change: float) -> bool:
-        """Over MIN_CREEP_RUNS runs or more, its interval excludes no trend and it adds up
-        to ``min_change`` or more."""
+        """Over MIN_CREEP_RUNS runs or more, excludes no trend, adds up to ``min_change``."""
         excludes_none = self.low > 0 or self.high < 0
         return self.runs >= MIN_CREEP_RUNS and excludes_none and abs(self.total) >= min_change
 
     def flagged(self, min_change: float) -> bool:
-        """Significant, and in a step time, confirmed (see :func:`confirmed_trends`)."""
+        """Significant, and in a step time, confirmed (see :func:`trends_of`)."""
         return self.confirmed and self.significant(min_change)
 
 
@@ -149,59 +152,23 @@ class History:
     unreadable: tuple[str, ...] = ()  # store entries that did not load
 
 
-# ----------------------------------------------------------------------------- loading
-
-
-def load_store(store: str | os.PathLike[str], pattern: str | None = None):
-    """(entries of every readable run in ``store`` whose name matches ``pattern``, names
-    that did not load)."""
-    root = Path(store)
-    if not root.is_dir():
-        raise HistoryError(
-            f"no baseline store at {root} (save runs with `loopbench baseline save`)"
-        )
-    entries, unreadable = [], []
-    for path in sorted(root.iterdir()):
-        skip = pattern and not fnmatch.fnmatchcase(path.name, pattern)
-        if path.name.startswith(".") or not path.is_dir() or skip:
-            continue
-        try:
-            run = load_run(path)
-        except RunDirError:
-            unreadable.append(path.name)
-            continue
-        soft = run.metadata.get("soft", {})
-        commit, started = soft.get("git_commit") or None, str(soft.get("started_at") or "")
-        entries.append(Entry(path.name, run, commit, bool(soft.get("git_dirty")), started))
-    return entries, unreadable
-
-
-def git_order(commits: Sequence[str], repo: str | os.PathLike[str]) -> dict[str, int] | None:
-    """Rank of each commit in ``git rev-list --date-order --reverse`` (ancestors first,
-    unrelated commits by commit date); None if git cannot resolve every one of them."""
-    try:
-        result = subprocess.run(
-            ["git", "-C", str(repo), "rev-list", "--date-order", "--reverse", *commits, "--"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    rank = {sha: i for i, sha in enumerate(result.stdout.split())}
-    found = {commit: [sha for sha in rank if sha.startswith(commit)] for commit in commits}
-    if result.returncode != 0 or any(len(matches) != 1 for matches in found.values()):
-        return None
-    return {commit: rank[matches[0]] for commit, matches in found.items()}
-
-
 def commit_order(entries: Sequence[Entry], repo: str | os.PathLike[str] | None = "."):
-    """(entries in commit order, one line saying how the order was decided)."""
+    """(entries in commit order, one line saying how the order was decided): by ``git
+    rev-list --date-order`` (ancestors first, unrelated commits by commit date) where the
+    work tree ``repo`` knows every run's commit, else by each commit's first run."""
     commits = sorted({e.commit for e in entries if e.commit})
-    known = repo is not None and commits and all(e.commit for e in entries)
-    ranks = git_order(commits, repo) if known else None
+    ranks: dict[str, int] = {}
+    if repo is not None and commits and all(e.commit for e in entries):
+        git = ["git", "-C", str(repo), "rev-list", "--date-order", "--reverse", *commits, "--"]
+        try:
+            result = subprocess.run(git, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            result = None
+        shas = result.stdout.split() if result is not None and result.returncode == 0 else []
+        found = {c: [i for i, sha in enumerate(shas) if sha.startswith(c)] for c in commits}
+        ranks = {c: m[0] for c, m in found.items() if len(m) == 1}
     same_commit = "runs of one commit by start time"
-    if ranks is not None:
+    if commits and len(ranks) == len(commits):
         basis = (
             "by git ancestry (git rev-list --date-order: a commit after its ancestors, "
             f"commits on separate branches by commit date); {same_commit}"
@@ -214,10 +181,6 @@ def commit_order(entries: Sequence[Entry], repo: str | os.PathLike[str] | None =
     why = "no git work tree knows every commit" if commits else "the runs record no commit"
     basis = f"by the start time of each commit's first run ({why}); {same_commit}"
     return sorted(entries, key=lambda e: (first_seen[tags[e]], tags[e], e.started_at)), basis
-
-
-#: a cell's least disturbed step time in a run, as a figure the comparison core reads
-LEAST_DISTURBED = Figure("least disturbed", "least_disturbed_s", "least_disturbed_s")
 
 
 def ratios_to_reference(run: Run, reference: str) -> dict[CellKey, float]:
@@ -234,7 +197,8 @@ def ratios_to_reference(run: Run, reference: str) -> dict[CellKey, float]:
         return {}
     keys = [CellKey(*cell) for cell in fastest.index]
     cells = pd.DataFrame(keys).assign(least_disturbed_s=fastest.to_numpy())
-    rows = compare(cells, "loop", against(reference), figure=LEAST_DISTURBED, keys=CELL_KEYS)
+    figure = Figure("least disturbed", "least_disturbed_s", "least_disturbed_s")
+    rows = compare(cells, "loop", against(reference), figure=figure, keys=CELL_KEYS)
     return {keys[label]: row.value / row.against_value for label, row in rows.iterrows()}
 
 
@@ -262,9 +226,6 @@ def series_of(entries: Sequence[Entry], reference: str | None = None) -> pd.Data
     return pd.DataFrame(rows, columns=columns)
 
 
-# ----------------------------------------------------------------------------- change points
-
-
 def noise_sigma(log_values: np.ndarray, ci_low: np.ndarray, ci_high: np.ndarray) -> float:
     """Scatter of one run's log figure: the larger of the runs' own uncertainty (95%
     intervals as +-1.96 sigma) and the run-to-run scatter (median absolute deviation of
@@ -273,10 +234,8 @@ def noise_sigma(log_values: np.ndarray, ci_low: np.ndarray, ci_high: np.ndarray)
     widths = widths[np.isfinite(widths)]
     within = float(np.median(widths)) / (2 * stats.norm.ppf(0.975)) if widths.size else 0.0
     differences = np.diff(log_values)
-    between = 0.0
-    if differences.size >= 2:
-        spread = np.abs(differences - np.median(differences))
-        between = float(np.median(spread)) * 1.4826 / math.sqrt(2)
+    spread = np.abs(differences - np.median(differences)) if differences.size > 1 else [0.0]
+    between = float(np.median(spread)) * 1.4826 / math.sqrt(2)
     return max(within, between, MIN_SIGMA)
 
 
@@ -343,11 +302,7 @@ def trend_of(log_values: np.ndarray) -> tuple[float, float, float] | None:
     return math.expm1(slope), math.expm1(low), math.expm1(high)
 
 
-#: per (series, cell): its log values, the positions of their runs, its noise (sigma)
-Fitted = dict[tuple[str, CellKey], tuple[np.ndarray, np.ndarray, float]]
-
-
-def _roles(fitted: Fitted, reference: str | None) -> dict[CellKey, tuple[set, set, set]]:
+def _roles(fitted: dict, reference: str | None) -> dict[CellKey, tuple[set, set, set]]:
     """Per cell: (the other cells of its setting, the setting's cells with a ratio series,
     the setting's cells of the reference loop)."""
     cells = {cell for _, cell in fitted}
@@ -361,16 +316,12 @@ def _roles(fitted: Fitted, reference: str | None) -> dict[CellKey, tuple[set, se
 
 
 def confirmed(
-    found: dict[tuple[CellKey, int], dict[str, Step]], fitted: Fitted, reference: str | None
+    found: dict[tuple[CellKey, int], dict[str, Step]], fitted: dict, reference: str | None
 ) -> dict[tuple[CellKey, int], dict[str, Step]]:
     """The steps that say who moved, a setting's cells read together (a step at position
-    p, another within one run of it); the rule case by case: docs/scaling.md, "Who moved".
-
-    Load moves every loop of a run alike: its ratios stay, its step times step. A loop that
-    slowed moves alone: its ratio steps. The reference slowing moves every ratio of its
-    setting the other way, and is named on its own cell. Settings without a ratio keep
-    every step.
-    """
+    p, another within one run of it): load moves every loop's step time and no ratio, a
+    slower loop its own ratio, a slower reference every ratio (named on its own cell). The
+    rule case by case: docs/scaling.md, "Who moved"."""
     roles = _roles(fitted, reference)
 
     def went(cell: CellKey, position: int, name: str) -> bool | None:
@@ -432,12 +383,18 @@ def confirmed(
     return out
 
 
-def confirmed_trends(
-    trends: list[Trend], fitted: Fitted, reference: str | None, min_change: float
-) -> list[Trend]:
-    """The trends, a step time's marked unconfirmed when it creeps alone, by the rule of
+def trends_of(fitted: dict, found: dict, reference: str | None, min_change: float) -> list:
+    """Each series' Theil-Sen trend since its cell's last change point (``found``, whichever
+    series found it), a step time's marked unconfirmed when it creeps alone, by the rule of
     :func:`confirmed`: a loop's step time creeps with its ratio or with the whole setting;
     the reference's with the whole setting, or against every loop's ratio (two or more)."""
+    last_change = {cell: after for cell, after in sorted(found, key=lambda key: key[1])}
+    trends = []
+    for (name, cell), (log_values, positions, _) in fitted.items():
+        start = int(np.searchsorted(positions, last_change.get(cell, 0)))
+        trend = trend_of(log_values[start:])
+        if trend is not None:
+            trends.append(Trend(cell, name, *trend, runs=log_values.size - start))
     roles = _roles(fitted, reference)
     by_key = {(t.series, t.cell): t for t in trends}
 
@@ -469,10 +426,9 @@ def build_history(
     ordered, basis = commit_order(entries, repo)
     reference = reference_loop(*(entry.run for entry in ordered))
     series = series_of(ordered, reference)
-    fitted: Fitted = {}
+    fitted = {}  # (series, cell): its log values, the positions of their runs, its sigma
     found: dict[tuple[CellKey, int], dict[str, Step]] = {}  # (cell, position after): steps
     for (name, cell), rows in series.groupby(["series", "cell"], sort=False):
-        rows = rows.sort_values("position")
         log_values, positions = np.log(rows["value"].to_numpy()), rows["position"].to_numpy()
         sigma = noise_sigma(log_values, rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy())
         fitted[(name, cell)] = (log_values, positions, sigma)
@@ -491,31 +447,15 @@ def build_history(
                 del found[(cell, after)]
                 break
     found = confirmed(found, fitted, reference)
-    # each series' trend since the cell's last change point, whichever series found it
-    last_change: dict[CellKey, int] = {}
-    for cell, after in found:
-        last_change[cell] = max(after, last_change.get(cell, 0))
-    trends = []
-    for (name, cell), (log_values, positions, _) in fitted.items():
-        start = int(np.searchsorted(positions, last_change.get(cell, 0)))
-        trend = trend_of(log_values[start:])
-        if trend is not None:
-            trends.append(Trend(cell, name, *trend, runs=log_values.size - start))
     cell_order = {cell: i for i, cell in enumerate(dict.fromkeys(series["cell"]))}
     changes = []
     for cell, after in sorted(found, key=lambda key: (cell_order[key[0]], key[1])):
-        positions = fitted[(STEP_TIME, cell)][1]
-        steps = {
-            name: found[(cell, after)][name] for name in SERIES if name in found[(cell, after)]
-        }
-        changes.append(
-            Change(cell, ordered[int(positions[positions < after].max())], ordered[after], steps)
-        )
-    trends = confirmed_trends(trends, fitted, reference, min_change)
-    trends.sort(key=lambda t: (cell_order[t.cell], SERIES.index(t.series)))
-    return History(
-        tuple(ordered), basis, series, tuple(changes), tuple(trends), min_change, reference
-    )
+        positions = fitted[(STEP_TIME, cell)][1]  # every run of the cell
+        before = ordered[int(positions[positions < after].max())]
+        changes.append(Change(cell, before, ordered[after], found[(cell, after)]))
+    trends = trends_of(fitted, found, reference, min_change)
+    trends = tuple(sorted(trends, key=lambda t: (cell_order[t.cell], SERIES.index(t.series))))
+    return History(tuple(ordered), basis, series, tuple(changes), trends, min_change, reference)
 
 
 def load_history(
@@ -524,14 +464,32 @@ def load_history(
     repo: str | os.PathLike[str] | None = ".",
     min_change: float = DEFAULT_MIN_CHANGE,
 ) -> History:
-    """The history of the most recent run's machine (its hard metadata keys) in ``store``.
+    """The history of the most recent run's machine (its hard metadata keys) among the runs
+    stored in ``store`` whose names match ``pattern``.
 
     Example::
 
         history = load_history(".loopbench/baselines")
         [(c.cell.name, c.before.commit, c.after.commit, c.found_in) for c in history.changes]
     """
-    entries, unreadable = load_store(store, pattern)
+    root = Path(store)
+    if not root.is_dir():
+        raise HistoryError(
+            f"no baseline store at {root} (save runs with `loopbench baseline save`)"
+        )
+    entries, unreadable = [], []
+    for path in sorted(root.iterdir()):
+        skip = pattern and not fnmatch.fnmatchcase(path.name, pattern)
+        if path.name.startswith(".") or not path.is_dir() or skip:
+            continue
+        try:
+            run = load_run(path)
+        except RunDirError:
+            unreadable.append(path.name)
+            continue
+        soft = run.metadata.get("soft", {})
+        commit, started = soft.get("git_commit") or None, str(soft.get("started_at") or "")
+        entries.append(Entry(path.name, run, commit, bool(soft.get("git_dirty")), started))
     if not entries:
         which = f" matching {pattern!r}" if pattern else ""
         raise HistoryError(f"no readable stored runs{which} in {store}")
@@ -543,17 +501,6 @@ def load_history(
     kept = [e for e in entries if machine(e) == newest]
     history = build_history(kept, repo, min_change)
     return replace(history, other_machines=len(entries) - len(kept), unreadable=tuple(unreadable))
-
-
-# ----------------------------------------------------------------------------- rendering
-
-
-def _series_name(series: str, reference: str | None, cell: CellKey | None = None) -> str:
-    if series != RATIO:
-        return series
-    if cell is not None and cell.loop == reference:  # a step every loop's ratio took
-        return "every loop's ratio to it (inverted)"
-    return f"ratio to {reference}"
 
 
 def write_plots(history: History, out_dir: Path) -> list:
@@ -606,10 +553,9 @@ def _creeping(trend: Trend, min_change: float) -> str:
         return ""
     if not trend.confirmed:
         return "not in its ratio nor its setting (load?)"
-    return (
-        "yes, with its whole setting (the machine, or a change all share)" * trend.with_setting
-        or "yes"
-    )
+    if trend.with_setting:
+        return "yes, with its whole setting (the machine, or a change all share)"
+    return "yes"
 
 
 def document(history: History, plots: Sequence) -> list:
@@ -619,75 +565,34 @@ def document(history: History, plots: Sequence) -> list:
     entries, reference = history.entries, history.reference or "the reference loop"
     hard = entries[0].run.metadata.get("hard", {})
     gpus = "".join(f", {gpu}" for gpu in hard.get("gpus") or [])
-    blocks = [
-        common.Heading(1, "tf-loopbench history"),
-        common.Paragraph(
-            f"{len(entries)} stored runs of one machine, {hard.get('cpu_model', '?')} "
-            f"({hard.get('visible_cores', '?')} cores){gpus}, from {entries[0].label} to "
-            f"{entries[-1].label}; in commit order {history.order_basis}."
-        ),
-    ]
-    notes = [f"unreadable, left out: {', '.join(history.unreadable)}"] if history.unreadable else []
+    notes = []
     if history.other_machines:
-        notes.insert(
-            0,
+        notes.append(
             f"{history.other_machines} stored runs of other machines (other hard metadata keys) "
-            "are left out: their times do not compare with these.",
+            "are left out: their times do not compare with these."
         )
-    blocks += [common.Bullets(tuple(notes))] if notes else []
-    blocks.append(common.Heading(2, "Change points"))
+    if history.unreadable:
+        notes.append(f"unreadable, left out: {', '.join(history.unreadable)}")
     changes = pd.DataFrame(
         {
             "cell": change.cell.name,
             "before": f"{(change.before.commit or '—')[:10]} ({change.before.name})",
             "after": f"{(change.after.commit or '—')[:10]} ({change.after.name})",
-            "found in": " and ".join(
-                _series_name(s, history.reference, change.cell) for s in change.found_in
-            ),
-            **{
-                _series_name(s, history.reference): change.steps[s].size
-                if s in change.steps
-                else "—"
-                for s in SERIES[: 2 if history.reference else 1]
-            },
+            "step, where found": change.describe(history.reference),
             "runs before/after": f"{change.main.runs_before}/{change.main.runs_after}",
         }
         for change in history.changes
     )
-    if history.changes:
-        blocks.append(
-            common.Paragraph(
-                f"A step in a cell's median step time, or in its ratio to {reference} (least "
-                "disturbed window over least disturbed window in the same run, which load on the "
-                "machine moves far less), between two consecutive commits: the geometric mean of "
-                "the runs after it over the runs before it (up to the neighbouring change "
-                "points), with its 95% interval; a series that found no step there shows —."
-            )
-        )
-        blocks += common.table(changes)
-    else:
-        blocks.append(
-            common.Paragraph(
-                f"None: no cell's step time, nor its ratio to {reference}, moved by "
-                f"{history.min_change:.0%} or more, with 95% confidence, between two groups "
-                "of at least two consecutive runs."
-            )
-        )
-    blocks.append(common.Heading(2, "Trends"))
     latest = {}  # the newest run's figure per (series, cell)
     for row in history.series.to_dict("records"):
         figures = (row["value"], row["ci_low"], row["ci_high"])
         step_time = row["series"] == STEP_TIME
-        text = (
-            common.interval(*figures, common.format_seconds)
-            if step_time
-            else common.format_ratio(row["value"])
-        )
-        latest[(row["series"], row["cell"])] = text
+        text = common.interval(*figures, common.format_seconds) if step_time else None
+        latest[(row["series"], row["cell"])] = text or common.format_ratio(row["value"])
     trends = pd.DataFrame(
         {
             "cell": trend.cell.name,
-            "series": _series_name(trend.series, history.reference),
+            "series": STEP_TIME if trend.series == STEP_TIME else f"ratio to {reference}",
             "latest": latest[(trend.series, trend.cell)],
             "trend per run": f"{trend.per_run:+.2%} (95% CI {trend.low:+.2%} to {trend.high:+.2%})",
             "over runs": f"{trend.total:+.1%} over {trend.runs}",
@@ -695,20 +600,6 @@ def document(history: History, plots: Sequence) -> list:
         }
         for trend in history.trends
     )
-    if history.trends:
-        blocks.append(
-            common.Paragraph(
-                "Theil-Sen slope of the log step time (and of the log ratio) per run, over the "
-                "runs since the cell's last change point in that series (all runs without "
-                f"one); *creeping*: over {MIN_CREEP_RUNS} runs or more, its interval excludes "
-                f"no trend and it adds up to {history.min_change:.0%} or more, and, in a step "
-                f"time, the ratio to {history.reference or 'the reference'} or the whole setting "
-                "moves with it (a step time that moves alone is load on the machine)."
-            )
-        )
-        blocks += common.table(trends)
-    else:
-        blocks.append(common.Paragraph(f"Too few runs for a trend (at least {MIN_TREND_RUNS})."))
     runs = pd.DataFrame(
         {
             "#": str(position + 1),
@@ -720,7 +611,40 @@ def document(history: History, plots: Sequence) -> list:
         }
         for position, entry in enumerate(entries)
     )
-    blocks += [common.Heading(2, "Step time by commit"), *(common.Image(plot) for plot in plots)]
+    about_changes = (
+        f"A step in a cell's median step time, or in its ratio to {reference} (least disturbed "
+        "window over least disturbed window in the same run, which load on the machine moves "
+        "far less), between two consecutive commits: the geometric mean of the runs after it "
+        "over those before it, with its 95% interval."
+    )
+    no_changes = (
+        f"None: no cell's step time, nor its ratio to {reference}, moved by "
+        f"{history.min_change:.0%} or more, with 95% confidence, between two groups of at least "
+        "two consecutive runs."
+    )
+    about_trends = (
+        "Theil-Sen slope per run of the log step time and of the log ratio, since the cell's "
+        f"last change point; *creeping*: over {MIN_CREEP_RUNS} runs or more, its interval "
+        f"excludes no trend, it adds up to {history.min_change:.0%} or more and, in a step "
+        "time, its ratio or its whole setting moves with it (alone, it is load on the machine)."
+    )
+    no_trends = f"Too few runs for a trend (at least {MIN_TREND_RUNS})."
+    blocks = [
+        common.Heading(1, "tf-loopbench history"),
+        common.Paragraph(
+            f"{len(entries)} stored runs of one machine, {hard.get('cpu_model', '?')} "
+            f"({hard.get('visible_cores', '?')} cores){gpus}, from {entries[0].label} to "
+            f"{entries[-1].label}; in commit order {history.order_basis}."
+        ),
+        *([common.Bullets(tuple(notes))] if notes else []),
+    ]
+    for title, frame, about, none in (
+        ("Change points", changes, about_changes, no_changes),
+        ("Trends", trends, about_trends, no_trends),
+    ):
+        rows = common.table(frame) if len(frame) else []
+        blocks += [common.Heading(2, title), common.Paragraph(about if rows else none), *rows]
+    blocks += [common.Heading(2, "Step time by commit"), *(common.Image(p) for p in plots)]
     return [*blocks, common.Heading(2, "Runs"), *common.table(runs)]
 
 
@@ -749,13 +673,9 @@ def command(
         print(f"loopbench: error: cannot write the history: {exc.strerror or exc}", file=sys.stderr)
         return 2
     for change in history.changes:
-        sizes = (
-            f"{_series_name(s, history.reference, change.cell)} {step.size}"
-            for s, step in change.steps.items()
-        )
         print(
             f"change point: {change.cell.name} between {(change.before.commit or '?')[:10]} and "
-            f"{(change.after.commit or '?')[:10]}: {'; '.join(sizes)}"
+            f"{(change.after.commit or '?')[:10]}: {change.describe(history.reference)}"
         )
     print(f"history of {len(history.entries)} runs: {out_dir / HISTORY_MD}")
     return 0
