@@ -455,7 +455,7 @@ def read_summary(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = None if column == "equivalent" else math.nan
     # True / False, or None where the run could not check (no reference cell)
-    frame["equivalent"] = frame["equivalent"].map(_as_optional_bool).astype(object)
+    frame["equivalent"] = frame["equivalent"].map(lambda v: _as_bool(v, None)).astype(object)
     return frame
 
 
@@ -497,20 +497,13 @@ def _fit_jit_before_the_key(rows: pd.DataFrame, summary: pd.DataFrame | None) ->
     return values
 
 
-def _as_bool(value: Any) -> bool:
+def _as_bool(value: Any, missing: bool | None = False) -> bool | None:
+    """A CSV or JSON truth value; ``missing`` for None, NaN or an empty string."""
     if isinstance(value, str):
-        return value.strip().lower() in {"true", "1", "yes"}
+        return value.strip().lower() in {"true", "1", "yes"} if value.strip() else missing
     if value is None or (isinstance(value, float) and np.isnan(value)):
-        return False
+        return missing
     return bool(value)
-
-
-def _as_optional_bool(value: Any) -> bool | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return None
-    if isinstance(value, str) and not value.strip():
-        return None
-    return _as_bool(value)
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> Run:

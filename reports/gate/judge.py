@@ -98,12 +98,7 @@ class Comparison:
     notes: tuple[str, ...] = ()
     #: step times divided by the drift around their pair (an interleaved A/B)
     drift_corrected: bool = False
-    allow_missing: bool = False
     fail_if_blind: bool = False
-
-    @property
-    def within_run_ratios(self) -> bool:
-        return self.reference is not None
 
     @property
     def regressions(self) -> tuple[CellComparison, ...]:
@@ -297,11 +292,8 @@ def cell_flags(
     alpha: float,
     compile_p_adjusted: Mapping[CellKey, float] | None = None,
 ) -> tuple[str, ...]:
-    """Regressions beside step time: new failures, more retraces, slower compilation.
-
-    ``compile_p_adjusted`` holds the Holm-adjusted p-values of "compiles slower"
-    (:func:`compile_time_p_values`); None leaves compile time unjudged.
-    """
+    """Regressions beside step time: new failures, more retraces, slower compilation
+    (``compile_p_adjusted``: :func:`compile_time_p_values`; None leaves it unjudged)."""
     flags = []
     baseline_status, current_status = baseline.statuses.get(cell), current.statuses.get(cell)
     error = current.first_errors.get(cell, "")
@@ -329,12 +321,8 @@ def cell_flags(
 
 
 def lost_cell(cell: CellKey, baseline: SideFacts, current: SideFacts) -> str:
-    """Why a cell that ran ok in the baseline is missing or skipped in the current run;
-    "" when it is not (a cell that newly fails is flagged as such by :func:`cell_flags`).
-
-    A loop that stops running must not pass the gate: this is a regression unless the
-    caller allows missing cells (``--allow-missing``, e.g. for a smaller matrix).
-    """
+    """Why a cell that ran ok in the baseline is missing or skipped now ("" when it is
+    not): a loop that stops running must not pass the gate unless ``--allow-missing``."""
     if baseline.statuses.get(cell) != "ok":
         return ""
     status = current.statuses.get(cell)
@@ -370,8 +358,7 @@ def _missing_note(
 
 def machine_speed_notes(baseline: Run, current: Run, threshold: float) -> list[str]:
     """A warning per device whose measured peak speed (soft.peak_matmul_flops) moved by
-    more than ``threshold`` between the runs: the machine was loaded differently, and
-    step times of separate runs then differ for reasons other than the code."""
+    more than ``threshold``: the machine was loaded differently between the runs."""
     notes = []
     peaks = [
         run.metadata.get("soft", {}).get("peak_matmul_flops") or {} for run in (baseline, current)
@@ -506,16 +493,7 @@ def compare(
             note = _missing_note(cell, statuses, (counts[0] > 0, counts[1] > 0), reference)
             if lost and allow_missing:
                 note = f"{lost} (allowed: --allow-missing)"
-            cells.append(
-                CellComparison(
-                    cell=cell,
-                    verdict=MISSING,
-                    note=note,
-                    n_baseline=counts[0],
-                    n_current=counts[1],
-                    flags=flags,
-                )
-            )
+            cells.append(CellComparison(cell, MISSING, note, *counts, flags=flags))
     if not judged and not any(cell.flags for cell in cells):
         raise IncomparableRunsError(
             f"{baseline_path} and {current_path} have no cell with samples on both sides"
@@ -545,6 +523,5 @@ def compare(
         cells_skipped_in_both=skipped_in_both,
         notes=tuple(notes),
         drift_corrected=drift_note is not None,
-        allow_missing=allow_missing,
         fail_if_blind=fail_if_blind,
     )

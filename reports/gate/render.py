@@ -69,7 +69,7 @@ def summary_lines(result: Comparison) -> list[str]:
     lines = [
         f"baseline {baseline.run_id} ({_commit(baseline)}) vs current {current.run_id} ({_commit(current)})"
     ]
-    if result.within_run_ratios:
+    if result.reference is not None:
         machines = "; ".join(result.hard_differences) or "none differ"
         lines.append(
             f"mode: within-run ratios to {result.reference} (allow different machines; "
@@ -91,7 +91,7 @@ def summary_lines(result: Comparison) -> list[str]:
         f"±{result.threshold:.0%}; also flagged: newly failing cells, more retraces"
         + (
             ""
-            if result.within_run_ratios
+            if result.reference is not None
             else f", compile time up >{result.threshold:.0%} and >{COMPILE_FLOOR_S:g}s "
             "(same test, Holm over cells)"
         )

@@ -1,7 +1,5 @@
-"""The gate's samples: one per worker process, by cell, and what is done to them first.
-
-Within-run ratios for runs of different machines, drift correction for the two sides of
-one interleaved A/B (docs/gate.md, "Drift correction around each pair").
+"""The gate's samples: one per worker process, by cell; within-run ratios for runs of
+different machines, drift correction for an interleaved A/B (docs/gate.md).
 
 Example::
 
@@ -112,10 +110,8 @@ def paired_cells(baseline: Iterable[CellKey], current: Iterable[CellKey]) -> lis
 
 def within_run_ratio_samples(samples: pd.DataFrame, reference: str) -> dict[CellKey, np.ndarray]:
     """Per cell, each process's step time over that of the same index in the
-    ``reference`` loop's cell of its setting (paired as the comparison core pairs
-    loops). One run, so the machine's speed cancels out; the reference's own cells
-    are left out (ratio 1 by definition).
-    """
+    ``reference`` loop's cell of its setting, paired by the comparison core: one run,
+    so the machine's speed cancels out (the reference's own cells are left out)."""
     if samples.empty:
         return {}
     by_process = samples.groupby(["cell", "process"], sort=False)["step_time_s"].median()
