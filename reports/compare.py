@@ -8,9 +8,7 @@ varies* (``"loop"``, ``"run"``, ``"steps_per_call"``...) and a reference :class:
 :func:`ladder_reference`, :func:`ladder_neighbours`, :func:`knob_base`). It pairs every
 subject cell once with its reference cell in the same setting (all other keys equal) and
 returns one row per pair: what, against what, the ratio, its 95% interval, the basis of
-that interval and a verdict. The key schema (:data:`CELL_KEYS`, :data:`LOOP_KEYS`,
-:data:`SETTING_KEYS`, :data:`GROUP_KEYS`, :data:`CELL_KEY_DEFAULTS`), the bootstrap seed
-and the verdict vocabulary are defined here once.
+that interval and a verdict. The key schema, the seed and the verdicts live here only.
 
 **Direction.** Every ratio is a speedup of the subject against its reference: the
 reference's median figure over the subject's (for step times: above 1, the subject is
@@ -24,8 +22,6 @@ Example::
     rows = compare(run_set.cells, "loop", ladder_reference(run_set.ladder),
                    samples=run_set.processes, figure="steady")
     rows[["workload", "loop", "against_loop", "ratio", "ci_low", "ci_high", "verdict"]]
-
-It imports neither TensorFlow nor any other module of the suite.
 """
 
 from __future__ import annotations
@@ -209,12 +205,7 @@ def verdict(low: float, high: float, threshold: float = DEFAULT_THRESHOLD) -> st
 class Rule:
     """A reference rule: given the values of the varying key in one setting (a tuple per
     cell when several keys vary), the (subject value, reference value) pairs to compare,
-    in output order. A pair of equal values compares the value's other cells with its
-    reference cell (which gets 1).
-
-    >>> against_each([("xla", "tf_data")]).pairs(["tf_data", "fit", "xla"])
-    [('xla', 'tf_data')]
-    """
+    in output order; a pair of equal values compares a value's other cells with its own."""
 
     name: str
     choose: Callable[[list[Any]], list[tuple[Any, Any]]]
@@ -251,11 +242,7 @@ def against_each(pairs: Iterable[tuple[Any, Any]], *, name: str = "pairs") -> Ru
 
 
 def against_previous(order: Sequence[Any], *, name: str = "previous") -> Rule:
-    """Each value of ``order`` against the one before it (releases in version order).
-
-    >>> against_previous(["2.19", "2.20", "2.21"]).pairs(["2.21", "2.19", "2.20"])
-    [('2.20', '2.19'), ('2.21', '2.20')]
-    """
+    """Each value of ``order`` against the one before it (releases in version order)."""
     return against_each(zip(order[1:], order[:-1], strict=False), name=name)
 
 
@@ -316,18 +303,15 @@ def pair(
     *,
     keys: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Pair every subject cell with its reference cell in the same setting, once.
+    """Pair every subject cell once with its reference cell in the same setting: the cells
+    whose ``keys`` (default: GROUP_KEYS with a ``run`` column, else CELL_KEYS) are equal
+    but for ``vary`` and VARIES_WITH's keys. The rule names the value pairs of each
+    setting; a setting without the reference value gives none. One row per pair: the
+    setting's keys, the varying keys, the reference's as ``against_<key>``, PAIR_COLUMNS.
 
-    A setting is the cells whose ``keys`` (default: GROUP_KEYS for several runs' cells,
-    CELL_KEYS for one run's) are equal but for ``vary`` and the keys that vary with it
-    (VARIES_WITH). Within each setting, in sorted order, the rule names the value pairs;
-    every cell of a subject value is paired with the reference value's cell
-    (PREFERRED_VARIANT where it has several); a setting without the reference gives none.
+    Example (the gate; across two runs fit's compiler is a key of its own)::
 
-    Returns one row per pair: the setting's keys, the subject's varying keys, the
-    reference's as ``against_<key>``, and PAIR_COLUMNS. The gate, whose fit compilers are
-    keys of their own across two runs, calls
-    ``pair(cells, "run", against(baseline_label), keys=(RUN_KEY, *CELL_KEYS))``.
+        pair(cells, "run", against(baseline_label), keys=(RUN_KEY, *CELL_KEYS))
     """
     vary, keys = _keys(cells, vary, keys)
     missing = [key for key in vary if key not in cells.columns]
@@ -399,19 +383,15 @@ def compare(
     keys: Sequence[str] | None = None,
     carry: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Compare every subject cell with its reference cell along ``vary`` (see :func:`pair`).
+    """Compare every subject cell with its reference cell along ``vary`` (:func:`pair`).
 
-    ``cells``: one row per cell (unique index), only those that may take part (ok,
-    equivalent...); ``samples``: their per-process samples; ``figure``: a name of FIGURES
-    or a Figure; ``carry``: columns of ``cells`` to copy beside each side (``<column>``,
-    ``against_<column>``).
-
-    Returns one row per pair, indexed by the subject's label: the keys of :func:`pair`,
-    the carried columns, then ``figure``, ``value`` and ``against_value`` (each side's
-    median sample, or the cell's own figure on the summary basis), ``ratio``
-    (``against_value / value``: above 1, the subject is faster), ``ci_low``/``ci_high``
-    (95%), ``basis`` ("processes", or "summary" with a NaN interval where a side has no
-    samples), ``n``/``n_against`` (samples per side) and ``verdict``.
+    ``cells``: the cells that may take part (ok, equivalent...), unique index; ``samples``:
+    their per-process samples; ``carry``: columns copied beside each side. One row per
+    pair, indexed by the subject's label: :func:`pair`'s keys, the carried columns, then
+    COMPARISON_COLUMNS: ``value``/``against_value`` (each side's median sample, or its
+    cell's figure on the "summary" basis, where a side has no samples and the interval is
+    NaN), ``ratio`` (``against_value / value``: above 1, the subject is faster), the 95%
+    interval, ``basis``, the samples per side and the ``verdict``.
 
     Example::
 

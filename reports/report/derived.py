@@ -85,8 +85,7 @@ def speedups(
     cells: pd.DataFrame, processes: pd.DataFrame, rule: Rule, figure: str = "amortized"
 ) -> pd.DataFrame:
     """The core's rows of each ok loop against the loop ``rule`` names, on the step-time
-    ``figure``: GROUP_KEYS, reference, figure, speedup (above 1: the loop is faster) and
-    its 95% CI, n_loop_processes, n_reference_processes.
+    ``figure``, in this table's names (speedup: above 1, the loop is faster).
 
     Example::
 
@@ -133,11 +132,8 @@ def break_even_step(
 
 
 def break_even(cells: pd.DataFrame, rule: Rule) -> pd.DataFrame:
-    """Break-even of each loop against the loop ``rule`` names (the ladder's neighbours),
-    per setting, on the amortized step: GROUP_KEYS, reference, both compile and step
-    times, extra_compile_s, saving_per_step_s, break_even_steps (NaN: never),
-    break_even_epochs (NaN without steps_per_epoch), break_even_s (wall time at
-    break-even on the loop), outcome."""
+    """Break-even (:func:`break_even_step`) of each loop against the loop ``rule`` names,
+    per setting, on the amortized step, in steps, epochs and wall time on the loop."""
     ok = ok_cells(cells)
     pairs = pair(ok, "loop", rule, keys=GROUP_KEYS)
     mine = ok.loc[pairs["subject_row"]].reset_index(drop=True)
@@ -190,10 +186,9 @@ def train_time_s(
 def time_to_train(
     cells: pd.DataFrame, processes: pd.DataFrame, epochs: int = DEFAULT_EPOCHS
 ) -> pd.DataFrame:
-    """Time to train ``epochs`` epochs per ok cell (:func:`train_time_s`): GROUP_KEYS, the
-    figures it adds up, step_time_median_s, epochs, steps, setup_s (build + the loop's own
-    set-up call), first_step_s, steps_s (the other steps, per-epoch costs included) and
-    time_to_train_s (NaN where a figure is missing)."""
+    """Time to train ``epochs`` epochs per ok cell (:func:`train_time_s`) and its parts:
+    setup_s (build + the loop's set-up call), first_step_s, steps_s (the other steps with
+    their per-epoch costs); NaN where a figure is missing."""
     names = list(TIME_TO_TRAIN_FIGURES)
     ok = ok_cells(cells).reset_index(drop=True)
     table = ok[list(GROUP_KEYS)].copy()
@@ -233,9 +228,7 @@ def time_to_train(
 
 
 def throughput(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per ok cell: GROUP_KEYS, model_flops_per_step, step_time_median_s (steady),
-    achieved_flops_per_s, peak_matmul_flops (the run's probe) and mfu (NaN without a
-    peak or a FLOP count)."""
+    """Per ok cell: achieved FLOP/s on the steady step and MFU against the run's probe."""
     ok = ok_cells(cells)
     table = ok[list(GROUP_KEYS)].copy()
     table["model_flops_per_step"] = _numbers(ok, "model_flops_per_step")
@@ -285,13 +278,9 @@ def crossovers(
     threshold: float = OVERHEAD_THRESHOLD,
 ) -> pd.DataFrame:
     """Smallest ``axis`` value (batch_size or width) from which a loop's overhead against
-    its reference (steady step ratio - 1, from the core's rows) stays under ``threshold``
-    at every larger grid point; no interpolation decides it.
-
-    One row per (setting without the two sweep keys, the other of them, loop, reference)
-    with at least two grid points. ``outcome``: "from" (crosses inside the grid),
-    "always" (under at the smallest point), "never" (``crossover`` NaN);
-    ``crossover_log_interpolated`` is for information.
+    its reference (steady step ratio - 1) stays under ``threshold`` at every larger grid
+    point, per setting without the two sweep keys; ``outcome`` "from", "always" or
+    "never"; the log-interpolated crossing is for information.
 
     Example::
 
@@ -386,14 +375,9 @@ def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame
 
 @dataclass(frozen=True)
 class Derived:
-    """Every derived table of a RunSet.
-
-    ``cells``: one row per (run, cell), in ladder order: summary columns, process
-    statistics, the SPEEDUP_COLUMNS (they replace summary.csv's speedup_vs_fit),
-    ``time_to_train_s`` for ``epochs`` epochs, ``achieved_flops_per_s``, ``mfu`` and the
-    equal-work loss of its setting's equivalence reference. ``speedups`` holds every
-    (loop, reference, figure).
-    """
+    """Every derived table of a RunSet. ``cells``: one row per (run, cell) in ladder
+    order, with process statistics, the SPEEDUP_COLUMNS (in place of summary.csv's
+    speedup_vs_fit), time to train, FLOP/s and its equivalence reference's loss."""
 
     run_set: RunSet
     cells: pd.DataFrame
