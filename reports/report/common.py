@@ -231,6 +231,18 @@ def setting_fields(row: Mapping, several_runs: bool, varying: Sequence[str] = ()
     }
 
 
+def setting_table(
+    cells: pd.DataFrame, rows: Sequence[tuple[Mapping, dict]], several_runs: bool
+) -> pd.DataFrame:
+    """A table of (cell row, its columns) pairs: the cell's :func:`setting_fields`, then its
+    columns, without a "Keras chose" column where no cell of ``cells`` records a choice."""
+    varying = varying_setting_keys(cells)
+    frame = pd.DataFrame(
+        [{**setting_fields(row, several_runs, varying), **columns} for row, columns in rows]
+    )
+    return frame if keras_column(cells) else frame.drop(columns="Keras chose", errors="ignore")
+
+
 def setting_heading(row: Mapping[str, Any], several_runs: bool) -> str:
     """ "mlp (cpu, batch 128, width 128)": a setting said once."""
     parts = [str(row["device"]), f"batch {int(row['batch_size'])}"]

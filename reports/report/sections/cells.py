@@ -16,41 +16,33 @@ from tf_loopbench.reports.report.common import (
     int_or_blank,
     interval,
     keras_choice,
-    keras_column,
     optional_bool,
-    setting_fields,
+    setting_table,
     table,
-    varying_setting_keys,
 )
 from tf_loopbench.reports.report.derived import SPEEDUP_COLUMNS, Derived
 
+EQUIVALENT = {True: "equivalent", False: "NOT equivalent", None: "not checked"}
+
 
 def equal_work(row: dict) -> str:
-    """A cell's equal-work loss ("0.0256 @6") and whether it matches the equivalence
-    reference's; empty for runs made before it was recorded."""
+    """ "0.0256 @6, equivalent": a cell's equal-work loss and its check; empty for runs
+    made before it was recorded."""
     loss, steps = row.get("equal_work_loss"), row.get("equal_work_steps")
     if row["status"] != "ok" or not isinstance(loss, int | float) or not np.isfinite(loss):
         return ""
     at = f" @{steps:.0f}" if isinstance(steps, int | float) and np.isfinite(steps) else ""
-    mark = {True: "equivalent", False: "NOT equivalent", None: "not checked"}
-    return f"{loss:.6g}{at}, {mark[optional_bool(row.get('equivalent'))]}"
+    return f"{loss:.6g}{at}, {EQUIVALENT[optional_bool(row.get('equivalent'))]}"
 
 
 def cells_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
     ladder = derived.ladder
-    keras = keras_column(derived.cells)
-    varying = varying_setting_keys(derived.cells)
-
-    def ratio(row: dict, kind: str, figure: str) -> str:
-        return interval(*(row[c] for c in SPEEDUP_COLUMNS[(kind, figure)]))
-
     rows = []
     for row in derived.cells.to_dict("records"):
         ok = row["status"] == "ok"
-        mfu = row.get("mfu", math.nan)
+        ratio = {key: interval(*(row[c] for c in names)) for key, names in SPEEDUP_COLUMNS.items()}
         steady = (row[f"step_time_{s}"] for s in ("median_s", "ci_low_s", "ci_high_s"))
-        record = {
-            **setting_fields(row, several_runs, varying),
+        columns = {
             "loop": row["loop"],
             "status": row["status"] + (" (noisy)" if ok and row["noisy"] else ""),
             "steady step [95% CI]": interval(*steady, format_seconds) if ok else "",
@@ -59,30 +51,28 @@ def cells_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
         }
         if ladder is not None:
             for figure in ("amortized", "steady"):
-                record[f"x {ladder.reference}, {figure} [95% CI]"] = (
-                    ratio(row, "reference", figure) if ok else ""
+                columns[f"x {ladder.reference}, {figure} [95% CI]"] = (
+                    ratio["reference", figure] if ok else ""
                 )
-            against = ratio(row, "neighbour", "amortized") if ok else ""
-            record["x neighbour, amortized [95% CI]"] = (
+            against = ratio["neighbour", "amortized"] if ok else ""
+            columns["x neighbour, amortized [95% CI]"] = (
                 f"{row['neighbour']}: {against}" if against else ""
             )
-        if keras:
-            record["Keras chose"] = keras_choice(row) or ""
-        record.update(
-            {
-                "compile": format_seconds(row["compile_s"]) if ok else "",
-                f"train {epochs_text(derived.epochs)}": (
-                    format_seconds(row.get("time_to_train_s", math.nan)) if ok else ""
-                ),
-                "equal work: loss @steps": equal_work(row),
-                "FLOP/s": format_rate(row["achieved_flops_per_s"]) if ok else "",
-                "MFU (probe peak)": f"{mfu * 100:.1f}%" if ok and np.isfinite(mfu) else "",
-                "processes": int_or_blank(row["n_processes"]),
-                "error": str(row["error"]) if isinstance(row.get("error"), str) else "",
-            }
-        )
-        rows.append(record)
-    return pd.DataFrame(rows)
+        mfu = row.get("mfu", math.nan)
+        columns |= {
+            "Keras chose": keras_choice(row) or "",
+            "compile": format_seconds(row["compile_s"]) if ok else "",
+            f"train {epochs_text(derived.epochs)}": (
+                format_seconds(row.get("time_to_train_s", math.nan)) if ok else ""
+            ),
+            "equal work: loss @steps": equal_work(row),
+            "FLOP/s": format_rate(row["achieved_flops_per_s"]) if ok else "",
+            "MFU (probe peak)": f"{mfu * 100:.1f}%" if ok and np.isfinite(mfu) else "",
+            "processes": int_or_blank(row["n_processes"]),
+            "error": str(row["error"]) if isinstance(row.get("error"), str) else "",
+        }
+        rows.append((row, columns))
+    return setting_table(derived.cells, rows, several_runs)
 
 
 def blocks(context: Context) -> list[Block]:

@@ -1,5 +1,5 @@
 """Time to train the report's epochs from a cold start, per ok cell, and its total
-against the reference's (the core's rows on the total, ``against(reference, itself=True)``)."""
+against the reference's (the core's rows on the total)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,7 @@ from tf_loopbench.reports.report.common import (
     format_ratio,
     format_seconds,
     keras_choice,
-    keras_column,
-    setting_fields,
-    varying_setting_keys,
+    setting_table,
 )
 from tf_loopbench.reports.report.derived import Derived
 
@@ -27,9 +25,6 @@ TOTAL = Figure("time to train", "time_to_train_s", "time_to_train_s")
 
 
 def time_to_train_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
-    """Per ok cell: set-up, first step, the other steps and the total, and the total
-    against the reference's."""
-    keras = keras_column(derived.cells)
     trained = derived.time_to_train.set_index(list(GROUP_KEYS))
     reference = derived.ladder.reference if derived.ladder is not None else None
     ok = derived.cells[derived.cells["status"] == "ok"]
@@ -37,7 +32,6 @@ def time_to_train_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
     if reference is not None:
         rule = against(reference, itself=True)
         ratios = compare(ok, "loop", rule, figure=TOTAL, keys=GROUP_KEYS)["ratio"].to_dict()
-    varying = varying_setting_keys(derived.cells)
     rows = []
     for label, row in zip(ok.index, ok.to_dict("records"), strict=True):
         key = tuple(row[k] for k in GROUP_KEYS)
@@ -45,8 +39,7 @@ def time_to_train_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
             continue
         parts = trained.loc[key]
         known = np.isfinite(float(parts["time_to_train_s"]))
-        record = {
-            **setting_fields(row, several_runs, varying),
+        columns = {
             "loop": row["loop"],
             "set-up": format_seconds(parts["setup_s"]),
             "first step (trace, compile)": format_seconds(parts["first_step_s"]),
@@ -58,11 +51,9 @@ def time_to_train_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
         }
         if reference is not None:
             ratio = ratios.get(label, np.nan)
-            record[f"x {reference}"] = format_ratio(ratio) if np.isfinite(ratio) else ""
-        if keras:
-            record["Keras chose"] = keras_choice(row) or ""
-        rows.append(record)
-    return pd.DataFrame(rows)
+            columns[f"x {reference}"] = format_ratio(ratio) if np.isfinite(ratio) else ""
+        rows.append((row, {**columns, "Keras chose": keras_choice(row) or ""}))
+    return setting_table(derived.cells, rows, several_runs)
 
 
 def blocks(context: Context) -> list[Block]:
