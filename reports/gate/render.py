@@ -65,68 +65,46 @@ def display_rows(result: Comparison) -> list[dict[str, str]]:
 
 def summary_lines(result: Comparison) -> list[str]:
     """The lines above the table: runs, mode, rule, metadata differences, outcome."""
-    baseline, current = result.baseline, result.current
-    lines = [
-        f"baseline {baseline.run_id} ({_commit(baseline)}) vs current {current.run_id} ({_commit(current)})"
-    ]
+    baseline, current, threshold = result.baseline, result.current, f"{result.threshold:.0%}"
     if result.reference is not None:
         machines = "; ".join(result.hard_differences) or "none differ"
-        lines.append(
-            f"mode: within-run ratios to {result.reference} (allow different machines; "
-            f"hard keys: {machines})"
-        )
+        mode = f"within-run ratios to {result.reference} (allow different machines; "
+        mode += f"hard keys: {machines})"
+        compile_rule = ""
     else:
-        lines.append(
-            "mode: absolute step times (same machine: hard metadata keys match)"
-            + (
-                ", drift-corrected around each pair (interleaved A/B)"
-                if result.drift_corrected
-                else ""
-            )
-        )
-    lines.extend(result.notes)
-    lines.append(
+        mode = "absolute step times (same machine: hard metadata keys match)"
+        if result.drift_corrected:
+            mode += ", drift-corrected around each pair (interleaved A/B)"
+        compile_rule = f", compile time up >{threshold} and >{COMPILE_FLOOR_S:g}s "
+        compile_rule += "(same test, Holm over cells)"
+    lines = [
+        f"baseline {baseline.run_id} ({_commit(baseline)}) "
+        f"vs current {current.run_id} ({_commit(current)})",
+        f"mode: {mode}",
+        *result.notes,
         "rule: one-sided Mann-Whitney U per cell on per-process samples (each process's "
-        f"fastest timed window), Holm-corrected over {result.n_tested} cells at alpha={result.alpha:g}, and median ratio beyond "
-        f"±{result.threshold:.0%}; also flagged: newly failing cells, more retraces"
-        + (
-            ""
-            if result.reference is not None
-            else f", compile time up >{result.threshold:.0%} and >{COMPILE_FLOOR_S:g}s "
-            "(same test, Holm over cells)"
-        )
-    )
+        f"fastest timed window), Holm-corrected over {result.n_tested} cells at "
+        f"alpha={result.alpha:g}, and median ratio beyond ±{threshold}; also flagged: "
+        f"newly failing cells, more retraces{compile_rule}",
+    ]
     if result.n_tested:
         lines.append(
             f"power: a cell's detectable slowdown is the smallest its test flags in "
             f"{stats.DETECTION_POWER:.0%} of comparisons resampled from the cell's own spread "
             f"at these sample counts, at Holm's first-step level alpha/{result.n_tested} = "
             f"{result.level:.2g} (what a cell that alone is slower must meet); above "
-            f"{result.threshold:.0%} the cell is blind to a {result.threshold:.0%} slowdown"
+            f"{threshold} the cell is blind to a {threshold} slowdown"
         )
-    lines.append(
-        "soft metadata differs: " + "; ".join(result.soft_differences)
-        if result.soft_differences
-        else "soft metadata: no difference"
-    )
+    soft = "; ".join(result.soft_differences)
+    lines.append(f"soft metadata differs: {soft}" if soft else "soft metadata: no difference")
     counts = pd.Series([cell.verdict for cell in result.cells]).value_counts()
-    lines.append(
-        "cells: "
-        + ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts)
-        + (
-            f"; {result.cells_skipped_in_both} skipped in both runs"
-            if result.cells_skipped_in_both
-            else ""
-        )
-    )
-    regressions = result.regressions
-    if regressions:
-        named = ", ".join(cell.cell.name for cell in regressions)
-        outcome = f"{len(regressions)} confirmed regression(s): {named}"
-    else:
-        outcome = "no confirmed regression"
-    lines.append(f"RESULT: {outcome}{_power_outcome(result)}")
-    return lines
+    cells = ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts)
+    if result.cells_skipped_in_both:
+        cells += f"; {result.cells_skipped_in_both} skipped in both runs"
+    named = ", ".join(cell.cell.name for cell in result.regressions)
+    outcome = f"{len(result.regressions)} confirmed regression(s): {named}"
+    outcome = outcome if named else "no confirmed regression"
+    return [*lines, f"cells: {cells}", f"RESULT: {outcome}{_power_outcome(result)}"]
 
 
 def _power_outcome(result: Comparison) -> str:
