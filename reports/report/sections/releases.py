@@ -1,17 +1,10 @@
 """Runs of several TensorFlow (or Keras) releases side by side: what each upgrade did.
 
 ``nox -s versions`` runs one matrix under each release; ``loopbench report`` on those runs
-adds this section. The releases are the runs' soft metadata ``tensorflow`` and ``keras``,
-in version order (the newest run stands for a release run twice; a run without a
-readable version is left out). Each release is set against the one before it, cell by
-cell, on the amortized step time: the core's rows (``against_previous``, the run
-varying), shown as the change later / earlier with its 95% interval over processes and
-the core's verdict ("slower": the upgrade hurt).
-
-When the runs come from different machines (their hard metadata keys differ), absolute
-times across them mean nothing: each process's figure becomes a within-run ratio to the
-process of the same number of the ladder's reference loop, in the same setting and run
-(the core pairs each cell with that reference cell), and the releases compare those.
+adds this section. Releases are the runs' soft metadata ``tensorflow`` and ``keras``, in
+version order; each is set against the one before, cell by cell, on the amortized step
+(the core's rows, ``against_previous``, the run varying). Runs from different machines
+(hard metadata keys differ) compare within-run ratios to the ladder's reference instead.
 """
 
 from __future__ import annotations
@@ -24,6 +17,7 @@ import numpy as np
 import pandas as pd
 from packaging.version import InvalidVersion, Version
 from tf_loopbench.reports.compare import (
+    CELL_KEY_DEFAULTS,
     DEFAULT_THRESHOLD,
     FASTER,
     GROUP_KEYS,
@@ -143,30 +137,25 @@ def process_figures(processes: pd.DataFrame, reference: str | None) -> pd.DataFr
     processes = processes[np.isfinite(processes[FIGURE]) & (processes[FIGURE] > 0)]
     if reference is None:
         return processes
-    by_cell = {
-        key: group.set_index("process")[FIGURE]
-        for key, group in processes.groupby(list(GROUP_KEYS), sort=False)
-    }
-    cells = processes.drop_duplicates(list(GROUP_KEYS))
-    parts = []
-    for row in pair(cells, "loop", against(reference), keys=GROUP_KEYS).to_dict("records"):
-        mine, theirs = (tuple(cells.loc[row[side], list(GROUP_KEYS)]) for side in PAIR_COLUMNS)
-        ratios = (by_cell[mine] / by_cell[theirs]).dropna()
-        frame = pd.DataFrame({"process": ratios.index, FIGURE: ratios.to_numpy()})
-        parts.append(frame.assign(**dict(zip(GROUP_KEYS, mine, strict=True))))
-    return pd.concat(parts, ignore_index=True) if parts else processes.iloc[:0]
+    keys, theirs = list(GROUP_KEYS), [f"against_{key}" for key in GROUP_KEYS]
+    cells = processes.drop_duplicates(keys)
+    pairs = pair(cells, "loop", against(reference), keys=GROUP_KEYS)
+    mine, other = (cells.loc[pairs[c], keys].reset_index(drop=True) for c in PAIR_COLUMNS)
+    figures = processes[[*keys, "process", FIGURE]]
+    paired = figures.merge(mine.join(other.add_prefix("against_")), on=keys).merge(
+        figures.add_prefix("against_"),
+        left_on=[*theirs, "process"],
+        right_on=[*theirs, "against_process"],
+    )
+    ratios = paired[FIGURE] / paired[f"against_{FIGURE}"]
+    return paired.assign(**{FIGURE: ratios})[[*keys, "process", FIGURE]]
 
 
 def release_comparison(
     run_set: RunSet, threshold: float = DEFAULT_THRESHOLD
 ) -> ReleaseComparison | None:
     """The release comparison of a RunSet; None unless its runs hold two releases or more.
-
-    Example::
-
-        comparison = release_comparison(RunSet.of(load_runs(dirs)))
-        comparison.steps[comparison.steps["verdict"] == "slower"]
-    """
+    Example: ``release_comparison(RunSet.of(load_runs(dirs))).steps``."""
     releases, notes = releases_of(run_set)
     if len(releases) < 2:
         return None
@@ -196,18 +185,14 @@ def release_comparison(
         threshold=threshold,
         keys=GROUP_KEYS,
     )
-    steps = pd.DataFrame(
-        {
-            **{key: rows[key] for key in CELL},
-            "before": rows[f"against_{RUN_KEY}"].map(names),
-            "after": rows[RUN_KEY].map(names),
-            # the change in time, later over earlier: the speedup's inverse
-            "change": 1 / rows["ratio"],
-            "change_ci_low": 1 / rows["ci_high"],
-            "change_ci_high": 1 / rows["ci_low"],
-            "verdict": rows["verdict"],
-        },
-        columns=[*CELL, "before", "after", "change", "change_ci_low", "change_ci_high", "verdict"],
+    steps = rows[list(CELL)].assign(
+        before=rows[f"against_{RUN_KEY}"].map(names),
+        after=rows[RUN_KEY].map(names),
+        # the change in time, later over earlier: the speedup's inverse
+        change=1 / rows["ratio"],
+        change_ci_low=1 / rows["ci_high"],
+        change_ci_high=1 / rows["ci_low"],
+        verdict=rows["verdict"],
     )
     values = cells.assign(release=cells[RUN_KEY].map(names)).rename(columns={FIGURE: "median"})
     return ReleaseComparison(
@@ -235,25 +220,23 @@ def _percent(ratio: float) -> str:
 
 def _change_text(row: dict[str, Any]) -> str:
     """``+31.0% (95% CI +25.2% to +37.1%)``."""
-    if not (math.isfinite(row["change_ci_low"]) and math.isfinite(row["change_ci_high"])):
-        return f"{_percent(row['change'])} (no interval)"
-    return (
-        f"{_percent(row['change'])} (95% CI {_percent(row['change_ci_low'])} to "
-        f"{_percent(row['change_ci_high'])})"
-    )
+    low, high = row["change_ci_low"], row["change_ci_high"]
+    finite = math.isfinite(low) and math.isfinite(high)
+    ci = f"95% CI {_percent(low)} to {_percent(high)}" if finite else "no interval"
+    return f"{_percent(row['change'])} ({ci})"
+
+
+#: How a setting's key is written in a short setting name, where not at its default.
+SHORT = {"batch_size": "bs", "width": "w", "steps_per_call": "k", "precision": "", "strategy": ""}
 
 
 def _setting_name(row: dict[str, Any]) -> str:
     """``mlp/cpu/bs64/w128`` and the knobs that are not their defaults."""
-    parts = [str(row["workload"]), str(row["device"]), f"bs{int(row['batch_size'])}"]
-    if row.get("width"):
-        parts.append(f"w{int(row['width'])}")
-    if int(row.get("steps_per_call", 1) or 1) != 1:
-        parts.append(f"k{int(row['steps_per_call'])}")
-    if row.get("precision", "float32") not in ("float32", None):
-        parts.append(str(row["precision"]))
-    if row.get("strategy", "none") not in ("none", None):
-        parts.append(str(row["strategy"]))
+    parts = [str(row["workload"]), str(row["device"])]
+    for key, prefix in SHORT.items():
+        value = row.get(key)
+        if value not in (None, CELL_KEY_DEFAULTS.get(key)):
+            parts.append(f"{prefix}{int(value) if prefix else value}")
     return "/".join(parts)
 
 
@@ -309,31 +292,24 @@ def sentences(derived: Derived) -> list[Decision]:
 
 def release_table(comparison: ReleaseComparison) -> pd.DataFrame:
     """One row per cell: the figure under each release, then the change at each step."""
-    ratios = comparison.mode == RATIOS
-    unit = "" if ratios else " ms"
-    steps = {
-        (tuple(row[k] for k in CELL), row["before"], row["after"]): row
-        for row in comparison.steps.to_dict("records")
-    }
-    values = {
-        (tuple(row[k] for k in CELL), row["release"]): row["median"]
-        for row in comparison.values.to_dict("records")
-    }
-    rows = []
-    for cell in dict.fromkeys(cell for cell, _ in values):
-        row = dict(zip(CELL, cell, strict=True))
-        out = {"setting": _setting_name(row), "loop": row["loop"]}
-        for release in comparison.releases:
-            value = values.get((cell, release.name), math.nan)
-            text = "—" if not math.isfinite(value) else f"{value * (1 if ratios else 1e3):.3g}"
-            out[f"{comparison.label(release)}{unit}"] = text
-        for before, after in comparison.step_names():
-            step = steps.get((cell, before.name, after.name))
-            out[f"{comparison.label(before)} → {comparison.label(after)}"] = (
-                f"{_change_text(step)} {step['verdict']}" if step else "—"
-            )
-        rows.append(out)
-    return pd.DataFrame(rows)
+    values, steps = comparison.values, comparison.steps
+    if values.empty:
+        return pd.DataFrame()
+    scale, unit = (1, "") if comparison.mode == RATIOS else (1e3, " ms")
+    label = {release.name: comparison.label(release) for release in comparison.releases}
+    cells = pd.MultiIndex.from_frame(values[list(CELL)].drop_duplicates())
+    medians = values.pivot_table(index=list(CELL), columns="release", values="median")
+    medians = medians.reindex(index=cells, columns=list(label)).to_numpy(dtype=float) * scale
+    texts = np.where(np.isfinite(medians), np.char.mod("%.3g", medians), "—")
+    table = pd.DataFrame(texts, index=cells, columns=[f"{label[n]}{unit}" for n in label])
+    for before, after in comparison.step_names():
+        part = steps[(steps["before"] == before.name) & (steps["after"] == after.name)]
+        texts = [f"{_change_text(row)} {row['verdict']}" for row in part.to_dict("records")]
+        at = pd.MultiIndex.from_frame(part[list(CELL)])
+        table[f"{label[before.name]} → {label[after.name]}"] = pd.Series(texts, at, dtype=object)
+    table = table.fillna("—").reset_index()
+    settings = [_setting_name(row) for row in table.to_dict("records")]
+    return table.assign(setting=settings)[["setting", "loop", *table.columns[len(CELL) :]]]
 
 
 def blocks(context: Context) -> list[Block]:
