@@ -43,6 +43,10 @@ AGAINST = {
     "steps_per_call": "steps per call",
     "precision": "precision",
 }
+#: Text written upright at a point (a status, a variant, "never").
+UPRIGHT = {"rotation": 90, "ha": "center", "fontsize": 7}
+#: A crossover: the first point from which a loop keeps within the overhead threshold.
+STAR = {"marker": "*", "markersize": 13, "linestyle": "none", "markeredgecolor": "black"}
 
 
 def usable(cells: pd.DataFrame) -> pd.DataFrame:
@@ -53,10 +57,10 @@ def usable(cells: pd.DataFrame) -> pd.DataFrame:
     return ok[ok["equivalent"].map(lambda value: optional_bool(value) is not False)]
 
 
-def loop_figure(derived: Derived, cells: pd.DataFrame, draw, ylabel: str):
+def loop_figure(derived: Derived, cells: pd.DataFrame, draw, ylabel: str, legend: tuple):
     """A panel per workload, loops along x in ladder order, a setting's variants side by
     side; ``draw(axis, part, positions, colors)`` draws one variant (``part``: its cells by
-    loop, every loop of the panel a row)."""
+    loop, every loop of the panel a row); ``legend``: the filled and the hollow points."""
     colors = loop_colors(derived)
     workloads = sorted(cells["workload"].unique())
     figure, axes = panels(len(workloads))
@@ -69,28 +73,17 @@ def loop_figure(derived: Derived, cells: pd.DataFrame, draw, ylabel: str):
             positions = np.arange(len(loops)) + offset
             draw(axis, part, positions, [colors.get(loop, "gray") for loop in loops])
             for position in positions if variant else ():
-                axis.annotate(
-                    variant,
-                    (position, 0.98),
-                    xycoords=("data", "axes fraction"),
-                    fontsize=5,
-                    rotation=90,
-                    ha="center",
-                    va="top",
-                    color="gray",
-                )
+                where = {"xycoords": ("data", "axes fraction"), "va": "top", "color": "gray"}
+                axis.annotate(variant, (position, 0.98), **where, **{**UPRIGHT, "fontsize": 5})
         axis.set_xticks(np.arange(len(loops)), loops, rotation=20)
         axis.set_xlim(-0.6, len(loops) - 0.4)
         log_scale(axis)
         axis.set_ylabel(ylabel)
         axis.set_title(workload)
+        points(axis, [], [], [], [], "gray", label=legend[0])
+        points(axis, [], [], [], [], "gray", filled=False, label=legend[1])
+        axis.legend(fontsize=7)
     return figure
-
-
-def legend(axis, filled: str, hollow: str) -> None:
-    points(axis, [], [], [], [], "gray", label=filled)
-    points(axis, [], [], [], [], "gray", filled=False, label=hollow)
-    axis.legend(fontsize=7)
 
 
 def plot_step_times(derived: Derived, path: Path) -> Path | None:
@@ -102,44 +95,27 @@ def plot_step_times(derived: Derived, path: Path) -> Path | None:
 
     def draw(axis, part, positions, colors):
         ok = (part["status"] == "ok").to_numpy()
-        ms = {c: part[c].to_numpy(dtype=float) * 1e3 for c in STEP_COLUMNS}
-        steady = np.where(ok, ms["step_time_median_s"], np.nan)
-        low, high = ms["step_time_ci_low_s"], ms["step_time_ci_high_s"]
+        columns = ("step_time_median_s", "step_time_ci_low_s", "step_time_ci_high_s")
+        columns += ("amortized_step_time_s",)
+        steady, low, high, amortized = (part[c].to_numpy(dtype=float) * 1e3 for c in columns)
+        steady, amortized = np.where(ok, steady, np.nan), np.where(ok, amortized, np.nan)
         points(axis, positions, steady, low, high, colors)
-        amortized = np.where(ok, ms["amortized_step_time_s"], np.nan)
         differs = np.isfinite(amortized) & (np.abs(amortized / steady - 1) > 0.01)
         none = np.full(differs.sum(), np.nan)
         shown = [color for color, d in zip(colors, differs, strict=True) if d]
         points(axis, positions[differs], amortized[differs], none, none, shown, filled=False)
         for position, status in zip(positions, part["status"], strict=True):
             if status in ("failed", "skipped"):
-                axis.text(
-                    position,
-                    0.02,
-                    status,
-                    rotation=90,
-                    ha="center",
-                    va="bottom",
-                    fontsize=7,
-                    transform=axis.get_xaxis_transform(),
-                )
+                at = axis.get_xaxis_transform()
+                axis.text(position, 0.02, status, va="bottom", transform=at, **UPRIGHT)
 
-    figure = loop_figure(derived, cells, draw, "step time (ms)")
-    for axis in figure.axes[: cells["workload"].nunique()]:
-        legend(axis, "steady step (median)", "amortized (per-epoch costs in)")
+    legend = ("steady step (median)", "amortized (per-epoch costs in)")
+    figure = loop_figure(derived, cells, draw, "step time (ms)", legend)
     figure.suptitle(
         "Step time per loop style\n(points: medians; whiskers: 95% CI across processes)",
         fontsize=10,
     )
     return save(figure, path)
-
-
-STEP_COLUMNS = (
-    "step_time_median_s",
-    "step_time_ci_low_s",
-    "step_time_ci_high_s",
-    "amortized_step_time_s",
-)
 
 
 def plot_speedups(derived: Derived, path: Path) -> Path | None:
@@ -158,11 +134,11 @@ def plot_speedups(derived: Derived, path: Path) -> Path | None:
             filled = figure_name == "amortized"
             points(axis, positions + shift, value, low, high, colors, filled=filled)
 
-    figure = loop_figure(derived, cells, draw, f"speedup vs {reference} (>1: faster)")
+    legend = ("amortized (per-epoch costs in)", "steady step")
+    figure = loop_figure(derived, cells, draw, f"speedup vs {reference} (>1: faster)", legend)
     for axis in figure.axes[: cells["workload"].nunique()]:
         axis.axhspan(1 - band, 1 + band, color="#dddddd", zorder=0, gid=BAND_GID)
         axis.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
-        legend(axis, "amortized (per-epoch costs in)", "steady step")
     figure.suptitle(
         f"Speedup against {reference}\n(whiskers: bootstrap 95% CI; gray band: within ±{band:.0%})",
         fontsize=10,
@@ -215,15 +191,7 @@ def plot_against(derived: Derived, path: Path, key: str) -> Path | None:
             step_time_line(axis, line, line["x"].to_numpy(dtype=float), colors[loop], loop)
             crossed = line.merge(stars, on=[*fixed, "loop"]) if len(stars) else line.iloc[:0]
             crossed = crossed[crossed[key] == crossed.get("crossover")]
-            axis.plot(
-                crossed["x"],
-                crossed["step_time_median_s"] * 1e3,
-                marker="*",
-                markersize=13,
-                linestyle="none",
-                color=colors[loop],
-                markeredgecolor="black",
-            )
+            axis.plot(crossed["x"], crossed["step_time_median_s"] * 1e3, color=colors[loop], **STAR)
         if log2:
             log_scale(axis, "x", base=2)
         else:
@@ -279,16 +247,7 @@ def plot_break_even(derived: Derived, path: Path) -> Path | None:
             )
             for position, value, outcome in zip(positions, steps, part["outcome"], strict=True):
                 if outcome in ("never", "unknown"):
-                    axis.text(
-                        position,
-                        1.2,
-                        outcome,
-                        rotation=90,
-                        ha="center",
-                        va="bottom",
-                        fontsize=7,
-                        color=color,
-                    )
+                    axis.text(position, 1.2, outcome, va="bottom", color=color, **UPRIGHT)
                 elif np.isfinite(value):
                     axis.text(
                         position,
@@ -303,14 +262,9 @@ def plot_break_even(derived: Derived, path: Path) -> Path | None:
         if np.isfinite(epoch_steps):
             at = epoch_steps * derived.epochs
             axis.axhline(at, color="gray", linewidth=0.8, linestyle="--")
+            epochs = f" {derived.epochs} epoch{'s' if derived.epochs != 1 else ''}"
             axis.text(
-                len(variants) - 0.5,
-                at,
-                f" {derived.epochs} epoch{'s' if derived.epochs != 1 else ''}",
-                fontsize=7,
-                color="gray",
-                va="bottom",
-                ha="right",
+                len(variants) - 0.5, at, epochs, fontsize=7, color="gray", ha="right", va="bottom"
             )
             ceiling = max(ceiling, at * 3)
         axis.set_ylim(0.7, max(ceiling, 10))  # a break-even of 1 step shows whole
@@ -346,22 +300,19 @@ def plot_profile(derived: Derived, path: Path) -> Path | None:
         f"{row.workload}/{row.loop}" + (f"\n{row.variant}" if row.variant else "")
         for row in cells.itertuples()
     ]
-    op_ms = cells["profile_op_time_s"].to_numpy(dtype=float) * 1e3
-    wait_ms = cells["profile_input_wait_s"].to_numpy(dtype=float) * 1e3
-    rest_ms = (cells["step_time_median_s"].to_numpy(dtype=float) * 1e3 - op_ms - wait_ms).clip(
-        min=0
+    op_ms, wait_ms, step_ms = (
+        cells[c].to_numpy(dtype=float) * 1e3 for c in (*PROFILE_COLUMNS, "step_time_median_s")
     )
+    stack = {
+        "op time": (op_ms, "#1f77b4"),
+        "input wait": (wait_ms, "#ff7f0e"),
+        "rest of the step (host overhead)": ((step_ms - op_ms - wait_ms).clip(min=0), "#bbbbbb"),
+    }
     figure, (axis,) = panels(1, width=max(6.0, 0.55 * len(labels)), height=4.2)
-    positions = np.arange(len(labels))
-    axis.bar(positions, op_ms, label="op time", color="#1f77b4")
-    axis.bar(positions, wait_ms, bottom=op_ms, label="input wait", color="#ff7f0e")
-    axis.bar(
-        positions,
-        rest_ms,
-        bottom=op_ms + wait_ms,
-        label="rest of the step (host overhead)",
-        color="#bbbbbb",
-    )
+    positions, bottom = np.arange(len(labels)), np.zeros(len(labels))
+    for label, (ms, color) in stack.items():
+        axis.bar(positions, ms, bottom=bottom, label=label, color=color)
+        bottom = bottom + ms
     axis.set_xticks(positions, labels, rotation=60, fontsize=7, ha="right")
     axis.set_ylabel("ms per step")
     axis.legend(fontsize=8)
