@@ -35,8 +35,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-# --------------------------------------------------------------------------- the keys
-
 #: Identify a cell (one row of summary.csv). ``width``: mlp/gan's hidden width (0 where a
 #: workload has none); ``steps_per_call``, ``precision`` and ``fit_jit`` (fit's
 #: jit_compile as it ran: "auto:off", "auto:on", "off", "on"; "none" for other loops):
@@ -79,9 +77,6 @@ VARIES_WITH: Mapping[str, tuple[str, ...]] = {"loop": LOOP_KEYS}
 PREFERRED_VARIANT: Mapping[str, str] = {"fit_jit": "auto"}
 
 
-# --------------------------------------------------------------------------- the figures
-
-
 @dataclass(frozen=True)
 class Figure:
     """A figure to compare: its per-cell (summary.csv) and per-process (samples) column."""
@@ -99,8 +94,6 @@ FIGURES: Mapping[str, Figure] = {
 }
 
 
-# --------------------------------------------------------------------------- the ratio
-
 CONFIDENCE_LEVEL = 0.95
 BOOTSTRAP_RESAMPLES = 9999
 #: The one seed: the same samples give the same interval in the report, the gate, everywhere.
@@ -114,11 +107,7 @@ def median_ratio(baseline: np.ndarray, current: np.ndarray, axis: int = -1) -> n
 
 
 def ratio_of_medians_ci(
-    baseline: np.ndarray,
-    current: np.ndarray,
-    confidence_level: float = CONFIDENCE_LEVEL,
-    n_resamples: int = BOOTSTRAP_RESAMPLES,
-    seed: int = BOOTSTRAP_SEED,
+    baseline: np.ndarray, current: np.ndarray, seed: int = BOOTSTRAP_SEED
 ) -> tuple[float, float]:
     """Percentile-bootstrap interval of :func:`median_ratio` (current/baseline), the two
     samples resampled independently; (nan, nan) with fewer than two samples on a side.
@@ -143,10 +132,10 @@ def ratio_of_medians_ci(
         result = stats.bootstrap(
             (current, baseline),
             ratio,
-            n_resamples=n_resamples,
+            n_resamples=BOOTSTRAP_RESAMPLES,
             vectorized=True,
             paired=False,
-            confidence_level=confidence_level,
+            confidence_level=CONFIDENCE_LEVEL,
             method="percentile",
             rng=np.random.default_rng(seed),
         )
@@ -167,8 +156,6 @@ def ratio_with_interval(
     low, high = ratio_of_medians_ci(subject, reference)
     return float(median_ratio(subject, reference)), low, high
 
-
-# --------------------------------------------------------------------------- the verdict
 
 #: The band of no practical difference, 1 +- this: the gate's threshold and the report's.
 DEFAULT_THRESHOLD = 0.05
@@ -196,9 +183,6 @@ def verdict(low: float, high: float, threshold: float = DEFAULT_THRESHOLD) -> st
     if low >= 1 - threshold and high <= 1 + threshold:
         return SAME
     return UNCLEAR
-
-
-# --------------------------------------------------------------------------- the rules
 
 
 @dataclass(frozen=True)
@@ -266,8 +250,6 @@ def knob_base(key: str) -> Rule:
     (:data:`CELL_KEY_DEFAULTS`: one step a call, float32, no strategy)."""
     return against(CELL_KEY_DEFAULTS[key], name=f"against {key} {CELL_KEY_DEFAULTS[key]}")
 
-
-# --------------------------------------------------------------------------- pairing
 
 #: The columns of :func:`pair` beside the keys: both sides' row labels in ``cells``.
 PAIR_COLUMNS = ("subject_row", "reference_row")
@@ -351,8 +333,6 @@ def pair(
                 )
     return pd.DataFrame(rows, columns=columns)
 
-
-# --------------------------------------------------------------------------- comparing
 
 #: Bases of a row's interval: "processes", a bootstrap over both cells' per-process
 #: samples; "summary", the cells' own figures, no interval (the gate may name others).

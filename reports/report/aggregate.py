@@ -107,9 +107,6 @@ class RunSet:
         )
 
 
-# --------------------------------------------------------------------------- labels
-
-
 def _metadata_value(run: Run, section: str, key: str) -> Any:
     value = run.metadata.get(section, {}).get(key)
     if isinstance(value, list | tuple):
@@ -177,9 +174,6 @@ def differing_hard_keys(runs: Sequence[Run]) -> list[str]:
         for key in keys
         if len({repr(run.metadata.get("hard", {}).get(key)) for run in runs}) > 1
     ]
-
-
-# --------------------------------------------------------------------------- tables
 
 
 def _peak_flops(run: Run, device: str) -> float:

@@ -32,8 +32,6 @@ from tf_loopbench.reports.compare import (  # noqa: E402
 from tf_loopbench.reports.report.derived import SPEEDUP_COLUMNS, Derived, loop_order  # noqa: E402
 from tf_loopbench.reports.rundir import Ladder, Rung  # noqa: E402
 
-# --------------------------------------------------------------------------- the document
-
 
 @dataclass(frozen=True)
 class Heading:
@@ -100,8 +98,6 @@ class Context:
     def several_runs(self) -> bool:
         return len(self.derived.run_set.runs) > 1
 
-
-# --------------------------------------------------------------------------- figures in words
 
 NO_INTERVAL = "[—]"
 
@@ -202,8 +198,6 @@ def keras_column(cells: pd.DataFrame) -> bool:
     return any(keras_choice(row) for row in cells.to_dict("records"))
 
 
-# --------------------------------------------------------------------------- a setting
-
 #: Setting keys beyond workload, device, batch and width, and their column names: shown
 #: only when the runs vary them.
 VARYING_SETTING_COLUMNS = {"steps_per_call": "K", "precision": "precision", "strategy": "strategy"}
@@ -268,9 +262,6 @@ def compiler_rung(ladder: Ladder | None) -> Rung | None:
         if rung.compares_with and compiles:
             return rung
     return None
-
-
-# --------------------------------------------------------------------------- a comparison in words
 
 
 @dataclass(frozen=True)
@@ -352,8 +343,6 @@ def in_words(
         what = f"{loop} is {percent(amortized.value - 1)} faster than {against}"
     return f"{what} {figures}", kind != MISSING
 
-
-# --------------------------------------------------------------------------- plots
 
 #: Colours of the loops in ladder order (the reference first).
 PALETTE = (

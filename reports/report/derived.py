@@ -78,9 +78,6 @@ def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
     return pd.to_numeric(frame.get(column, pd.Series(math.nan, index=frame.index)), "coerce")
 
 
-# --------------------------------------------------------------------------- speedups
-
-
 def speedups(
     cells: pd.DataFrame, processes: pd.DataFrame, rule: Rule, figure: str = "amortized"
 ) -> pd.DataFrame:
@@ -100,9 +97,6 @@ def speedups(
     }
     columns = [*GROUP_KEYS, "reference", "figure", *SPEEDUP, *list(names.values())[-2:]]
     return rows.rename(columns=names)[columns].reset_index(drop=True)
-
-
-# --------------------------------------------------------------------------- compile
 
 
 def break_even_step(
@@ -153,8 +147,6 @@ def break_even(cells: pd.DataFrame, rule: Rule) -> pd.DataFrame:
     table["outcome"] = pd.Series([outcome for _, outcome in found], dtype=object)
     return table
 
-
-# --------------------------------------------------------------------------- time to train
 
 #: The figures the time to train adds up: summary.csv's, else the median of the cell's
 #: processes (older runs).
@@ -224,9 +216,6 @@ def time_to_train(
     return table
 
 
-# --------------------------------------------------------------------------- FLOP/s
-
-
 def throughput(cells: pd.DataFrame) -> pd.DataFrame:
     """Per ok cell: achieved FLOP/s on the steady step and MFU against the run's probe."""
     ok = ok_cells(cells)
@@ -238,8 +227,6 @@ def throughput(cells: pd.DataFrame) -> pd.DataFrame:
     table["mfu"] = table["achieved_flops_per_s"] / table["peak_matmul_flops"]
     return table.reset_index(drop=True)
 
-
-# --------------------------------------------------------------------------- sweeps
 
 #: The columns of :func:`crossovers` after the run's setting keys.
 CROSSOVER_COLUMNS = (
@@ -331,8 +318,6 @@ def crossovers(
     return pd.DataFrame(out, columns=[*setting, *CROSSOVER_COLUMNS])
 
 
-# --------------------------------------------------------------------------- between runs
-
 #: The columns of :func:`run_comparison`.
 RUN_COMPARISON_COLUMNS = (
     "baseline",
@@ -368,9 +353,6 @@ def run_comparison(cells: pd.DataFrame, processes: pd.DataFrame) -> pd.DataFrame
     if not parts:
         return pd.DataFrame(columns=RUN_COMPARISON_COLUMNS)
     return pd.concat(parts, ignore_index=True)
-
-
-# --------------------------------------------------------------------------- all of it
 
 
 @dataclass(frozen=True)
