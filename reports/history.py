@@ -1,7 +1,5 @@
-"""History: the stored runs of one machine in commit order, with change points and trends
-in each cell's step time and its ratio to the reference loop, which load on the machine
-moves far less. The method and its evidence: docs/scaling.md, "History". It never imports
-TensorFlow, ``loops`` or ``benchmarks``. Run it::
+"""History: one machine's stored runs in commit order, with change points and trends in each
+cell's step time and in its ratio to the reference loop (docs/scaling.md, "History"). Run it::
 
     loopbench history --store .loopbench/baselines --out results/history
 """
@@ -36,16 +34,13 @@ from tf_loopbench.reports.rundir import (
 DEFAULT_MIN_CHANGE = DEFAULT_THRESHOLD
 CONFIDENCE = 0.95
 MIN_SEGMENT = 2  # the fewest runs on each side of a change point
-#: the fewest runs a trend is fitted over, and flagged over (Theil-Sen's interval over four
-#: or five runs calls four runs that happen to fall in order significant one time in twelve)
+#: the fewest runs a trend is fitted over, and flagged over (Theil-Sen over 4 or 5 is too narrow)
 MIN_TREND_RUNS = 4
 MIN_CREEP_RUNS = 6
 MIN_SIGMA = 0.002  # the smallest run-to-run scatter assumed (log scale): a quiet series is luck
 DEFAULT_OUT = Path("results") / "history"
 HISTORY_MD = "history.md"
-#: a cell's two series: its median step time, and its ratio to the reference loop
-STEP_TIME = "step time"
-RATIO = "ratio"
+STEP_TIME, RATIO = "step time", "ratio"
 SERIES = (STEP_TIME, RATIO)
 
 
@@ -87,8 +82,7 @@ class Step:
 
 @dataclass(frozen=True, eq=False)
 class Change:
-    """A step in one cell between consecutive runs ``before`` and ``after``, found in the
-    series named by ``steps`` (STEP_TIME, RATIO or both, in that order)."""
+    """A step in one cell between consecutive runs, by the series that found it (in order)."""
 
     cell: CellKey
     before: Entry
@@ -141,8 +135,7 @@ class Trend:
 class History:
     entries: tuple[Entry, ...]  # in commit order
     order_basis: str
-    #: one row per (run, cell, series): position, the cell keys, cell, series, value and its
-    #: 95% interval (seconds for the step time; a plain ratio, without interval, for the ratio)
+    #: per (run, cell, series): position, cell keys, cell, series, value (s, or a ratio), ci
     series: pd.DataFrame
     changes: tuple[Change, ...]
     trends: tuple[Trend, ...]
@@ -153,9 +146,8 @@ class History:
 
 
 def commit_order(entries: Sequence[Entry], repo: str | os.PathLike[str] | None = "."):
-    """(entries in commit order, one line saying how the order was decided): by ``git
-    rev-list --date-order`` (ancestors first, unrelated commits by commit date) where the
-    work tree ``repo`` knows every run's commit, else by each commit's first run."""
+    """(entries in commit order, how it was decided): by ``git rev-list --date-order`` where
+    the work tree ``repo`` knows every run's commit, else by each commit's first run."""
     commits = sorted({e.commit for e in entries if e.commit})
     ranks: dict[str, int] = {}
     if repo is not None and commits and all(e.commit for e in entries):
@@ -175,19 +167,15 @@ def commit_order(entries: Sequence[Entry], repo: str | os.PathLike[str] | None =
         )
         return sorted(entries, key=lambda e: (ranks[e.commit], e.started_at)), basis
     tags = {entry: entry.commit or f"run:{entry.name}" for entry in entries}
-    first_seen: dict[str, str] = {}
-    for entry, tag in tags.items():
-        first_seen[tag] = min(first_seen.get(tag, entry.started_at), entry.started_at)
+    first_seen = {t: min(e.started_at for e in entries if tags[e] == t) for t in tags.values()}
     why = "no git work tree knows every commit" if commits else "the runs record no commit"
     basis = f"by the start time of each commit's first run ({why}); {same_commit}"
     return sorted(entries, key=lambda e: (first_seen[tags[e]], tags[e], e.started_at)), basis
 
 
 def ratios_to_reference(run: Run, reference: str) -> dict[CellKey, float]:
-    """Per cell (the reference's own left out): its least disturbed step time (the fastest
-    timed window over all its processes, the gate's "fastest" reading) over that of the
-    ``reference`` loop's cell of its setting in the same run, paired by the comparison core
-    (the one that ran as Keras chose where fit ran with and without XLA); a time ratio."""
+    """Per cell but the reference's: its least disturbed step time (fastest timed window of all
+    its processes) over that of its setting's ``reference`` cell, as the core pairs them."""
     try:
         samples = process_samples(run)
     except IncomparableRunsError:
@@ -203,9 +191,8 @@ def ratios_to_reference(run: Run, reference: str) -> dict[CellKey, float]:
 
 
 def series_of(entries: Sequence[Entry], reference: str | None = None) -> pd.DataFrame:
-    """One row per (run, ok cell, series): the median step time (s) and its 95% interval
-    from summary.csv; and, given the ``reference`` loop, the cell's ratio to it (no
-    interval: the run-to-run scatter is its noise)."""
+    """One row per (run, ok cell, series): the median step time (s) with its 95% interval and,
+    given the ``reference`` loop, the ratio to it (no interval: run-to-run scatter is its noise)."""
     rows = []
     for position, entry in enumerate(entries):
         summary = entry.run.summary
@@ -214,14 +201,11 @@ def series_of(entries: Sequence[Entry], reference: str | None = None) -> pd.Data
             cell, median = CellKey.of(record), record["step_time_median_s"]
             if not (isinstance(median, float | int) and median > 0):
                 continue
-            base = {"position": position, **cell._asdict(), "cell": cell}
-            ci = {
-                f"ci_{s}": float(record.get(f"step_time_ci_{s}_s", math.nan))
-                for s in ("low", "high")
-            }
-            rows.append({**base, "series": STEP_TIME, "value": float(median), **ci})
+            row = {"position": position, **cell._asdict(), "cell": cell, "value": median}
+            low, high = (record.get(f"step_time_ci_{s}_s", math.nan) for s in ("low", "high"))
+            rows.append({**row, "series": STEP_TIME, "ci_low": low, "ci_high": high})
             if cell in ratios:
-                rows.append({**base, "series": RATIO, "value": ratios[cell]})
+                rows.append({**row, "series": RATIO, "value": ratios[cell]})
     columns = ["position", *CELL_KEYS, "cell", "series", "value", "ci_low", "ci_high"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -240,12 +224,11 @@ def noise_sigma(log_values: np.ndarray, ci_low: np.ndarray, ci_high: np.ndarray)
 
 
 def segment_ratio(before: np.ndarray, after: np.ndarray, sigma: float):
-    """(ratio, low, high): geometric means after / before with a Welch 95% interval; a
-    segment's scatter is never taken below ``sigma``."""
+    """(ratio, low, high): geometric means after / before, Welch 95% interval, scatter >= sigma."""
     difference = float(np.mean(after) - np.mean(before))
-    var_before = max(float(np.var(before, ddof=1)) if before.size > 1 else 0.0, sigma**2)
-    var_after = max(float(np.var(after, ddof=1)) if after.size > 1 else 0.0, sigma**2)
-    a, b = var_before / before.size, var_after / after.size
+    a, b = (
+        max(np.var(s, ddof=1) if s.size > 1 else 0.0, sigma**2) / s.size for s in (before, after)
+    )
     dof = (a + b) ** 2 / (a**2 / max(before.size - 1, 1) + b**2 / max(after.size - 1, 1))
     half = stats.t.ppf(0.5 + CONFIDENCE / 2, dof) * math.sqrt(a + b)
     return math.exp(difference), math.exp(difference - half), math.exp(difference + half)
@@ -303,30 +286,26 @@ def trend_of(log_values: np.ndarray) -> tuple[float, float, float] | None:
 
 
 def _roles(fitted: dict, reference: str | None) -> dict[CellKey, tuple[set, set, set]]:
-    """Per cell: (the other cells of its setting, the setting's cells with a ratio series,
-    the setting's cells of the reference loop)."""
+    """Per cell: (the other cells of its setting, its loops with a ratio, its reference cells)."""
     cells = {cell for _, cell in fitted}
     with_ratio = {cell for name, cell in fitted if name == RATIO}
-    roles = {}
-    for cell in cells:
-        setting = {c for c in cells if c.setting == cell.setting}
-        references = {c for c in setting if c.loop == reference}
-        roles[cell] = (setting - {cell}, setting & with_ratio, references)
-    return roles
+    settings = {cell: {c for c in cells if c.setting == cell.setting} for cell in cells}
+    return {
+        cell: (same - {cell}, same & with_ratio, {c for c in same if c.loop == reference})
+        for cell, same in settings.items()
+    }
 
 
 def confirmed(
     found: dict[tuple[CellKey, int], dict[str, Step]], fitted: dict, reference: str | None
 ) -> dict[tuple[CellKey, int], dict[str, Step]]:
-    """The steps that say who moved, a setting's cells read together (a step at position
-    p, another within one run of it): load moves every loop's step time and no ratio, a
-    slower loop its own ratio, a slower reference every ratio (named on its own cell). The
-    rule case by case: docs/scaling.md, "Who moved"."""
+    """The steps that say who moved, a setting's cells read together (steps at most one run
+    apart): load moves every step time and no ratio, a slower loop its own ratio, a slower
+    reference every ratio (named on its cell). Case by case: docs/scaling.md, "Who moved"."""
     roles = _roles(fitted, reference)
 
     def went(cell: CellKey, position: int, name: str) -> bool | None:
-        """Which way ``name`` of ``cell`` stepped at ``position`` or one run away: True
-        up, False down, None no step."""
+        """True up, False down, None: no step of ``name`` at ``position`` or one run away."""
         for q in (position, position - 1, position + 1):
             if name in found.get((cell, q), {}):
                 return found[(cell, q)][name].ratio > 1
@@ -336,11 +315,8 @@ def confirmed(
         return bool(cells) and all(went(c, position, name) == up for c in cells)
 
     def moved(name: str, cell: CellKey, position: int, step: Step) -> bool | None:
-        """Over the runs of ``step``, did ``name`` of ``cell`` move its way (True), stay
-        (False: its interval holds no change), or neither or cannot be told (None)?"""
-        if (name, cell) not in fitted:
-            return None
-        log_values, positions, sigma = fitted[(name, cell)]
+        """Over ``step``'s runs: moved its way (True), held (False), neither or unknown (None)."""
+        log_values, positions, sigma = fitted.get((name, cell), (np.empty(0), np.empty(0), 1.0))
         before = log_values[(positions >= position - step.runs_before) & (positions < position)]
         after = log_values[(positions >= position) & (positions < position + step.runs_after)]
         if before.size < MIN_SEGMENT or after.size < MIN_SEGMENT:
@@ -361,8 +337,8 @@ def confirmed(
         if not loops or not references:
             keep = True
         elif cell.loop == reference:
-            alone = len(loops) >= 2 or stayed(loops, position, main)
-            against_all = all_went(loops, position, RATIO, not up) and alone
+            decisive = len(loops) >= 2 or stayed(loops, position, main)
+            against_all = all_went(loops, position, RATIO, not up) and decisive
             keep = all_went(others, position, STEP_TIME, up) or against_all
         elif ratio and len(loops) >= 2 and all_went(loops, position, RATIO, ratio.ratio > 1):
             keep = False  # every loop's ratio stepped: the reference's change, on its cell
@@ -384,10 +360,9 @@ def confirmed(
 
 
 def trends_of(fitted: dict, found: dict, reference: str | None, min_change: float) -> list:
-    """Each series' Theil-Sen trend since its cell's last change point (``found``, whichever
-    series found it), a step time's marked unconfirmed when it creeps alone, by the rule of
-    :func:`confirmed`: a loop's step time creeps with its ratio or with the whole setting;
-    the reference's with the whole setting, or against every loop's ratio (two or more)."""
+    """Each series' Theil-Sen trend since its cell's last change point in ``found``; a step
+    time's unconfirmed unless, as in :func:`confirmed`, a loop's ratio or the whole setting
+    creeps with it, or, for the reference, the whole setting or every loop's ratio (two+)."""
     last_change = {cell: after for cell, after in sorted(found, key=lambda key: key[1])}
     trends = []
     for (name, cell), (log_values, positions, _) in fitted.items():
@@ -402,27 +377,25 @@ def trends_of(fitted: dict, found: dict, reference: str | None, min_change: floa
         trend = by_key.get((name, cell))
         return trend is not None and trend.significant(min_change) and (trend.per_run > 0) == up
 
-    out = []
-    for trend in trends:
+    def judged(trend: Trend) -> Trend:
         others, loops, references = roles[trend.cell]
         if trend.series == RATIO or not loops or not references:
-            out.append(trend)
-            continue
+            return trend
         up = trend.per_run > 0
         together = all(creeps(STEP_TIME, c, up) for c in others)
         if trend.cell.loop == reference:
             own = len(loops) >= 2 and all(creeps(RATIO, c, not up) for c in loops)
         else:
             own = creeps(RATIO, trend.cell, up)
-        out.append(replace(trend, confirmed=own or together, with_setting=together and not own))
-    return out
+        return replace(trend, confirmed=own or together, with_setting=together and not own)
+
+    return [judged(trend) for trend in trends]
 
 
 def build_history(
     entries: Sequence[Entry], repo: str | os.PathLike[str] | None, min_change: float
 ) -> History:
-    """Order the entries (one machine's), find each cell's change points and trend in its
-    step time and in its ratio to the reference loop."""
+    """Order one machine's entries; find each cell's change points and trends in both series."""
     ordered, basis = commit_order(entries, repo)
     reference = reference_loop(*(entry.run for entry in ordered))
     series = series_of(ordered, reference)
@@ -437,8 +410,7 @@ def build_history(
         for k, (index, ratio, low, high) in enumerate(steps):
             step = Step(ratio, low, high, index - bounds[k], bounds[k + 2] - index)
             found.setdefault((cell, int(positions[index])), {})[name] = step
-    # a step-time step one run from a ratio step of the same cell, the same way, is that
-    # change: placed where the ratio puts it (load on the machine moves the step time's)
+    # a step-time step one run from a same-way ratio step is that change, where the ratio puts it
     for (cell, after), steps in list(found.items()):
         for neighbour in (after - 1, after + 1) if set(steps) == {STEP_TIME} else ():
             other = found.get((cell, neighbour), {})
@@ -474,9 +446,7 @@ def load_history(
     """
     root = Path(store)
     if not root.is_dir():
-        raise HistoryError(
-            f"no baseline store at {root} (save runs with `loopbench baseline save`)"
-        )
+        raise HistoryError(f"no baseline store at {root} (save with `loopbench baseline save`)")
     entries, unreadable = [], []
     for path in sorted(root.iterdir()):
         skip = pattern and not fnmatch.fnmatchcase(path.name, pattern)
@@ -493,27 +463,21 @@ def load_history(
     if not entries:
         which = f" matching {pattern!r}" if pattern else ""
         raise HistoryError(f"no readable stored runs{which} in {store}")
-
-    def machine(entry: Entry) -> str:
-        return json.dumps(entry.run.metadata.get("hard", {}), sort_keys=True, default=str)
-
-    newest = machine(max(entries, key=lambda e: e.started_at))
-    kept = [e for e in entries if machine(e) == newest]
+    machines = {e: json.dumps(e.run.metadata.get("hard", {}), sort_keys=True) for e in entries}
+    newest = machines[max(entries, key=lambda e: e.started_at)]
+    kept = [e for e in entries if machines[e] == newest]
     history = build_history(kept, repo, min_change)
     return replace(history, other_machines=len(entries) - len(kept), unreadable=tuple(unreadable))
 
 
 def write_plots(history: History, out_dir: Path) -> list:
-    """One PNG per setting: a line per loop of its median step time with 95% whiskers
-    (below it, each loop's ratio to the reference), change points dashed with their size
-    in the panel that found them."""
+    """One PNG per setting: each loop's median step time with 95% whiskers, below it its ratio
+    to the reference, change points dashed with their size in the panel that found them."""
     from tf_loopbench.reports.report.common import PALETTE, Plot, log_scale, panels, points, save
 
     labels, plots = [entry.label for entry in history.entries], []
-    ylabels = {
-        STEP_TIME: "median step time (ms), 95% interval",
-        RATIO: f"least disturbed step / {history.reference}'s, same run",
-    }
+    ratio_label = f"least disturbed step / {history.reference}'s, same run"
+    ylabels = {STEP_TIME: "median step time (ms), 95% interval", RATIO: ratio_label}
     settings = history.series["cell"].map(lambda cell: cell.setting)
     for _, rows in history.series.groupby(settings, sort=False):
         cells = list(dict.fromkeys(rows["cell"]))
@@ -529,13 +493,12 @@ def write_plots(history: History, out_dir: Path) -> list:
                 x, y = line["position"].to_numpy(), line["value"].to_numpy() * scale
                 axes.plot(x, y, color=color, lw=1.2, label=loop)
                 points(axes, x, y, line["ci_low"] * scale, line["ci_high"] * scale, color)
-                for change in history.changes:
-                    if change.cell == cell and name in change.steps:
-                        boundary = history.entries.index(change.after) - 0.5
-                        axes.axvline(boundary, color=color, ls="--", lw=1)
-                        text = f"{loop} {change.steps[name].ratio - 1:+.1%}"
-                        style = {"textcoords": "offset points", "xytext": (4, 4), "fontsize": 8}
-                        axes.annotate(text, (boundary, y.max()), color=color, **style)
+                for change in (c for c in history.changes if c.cell == cell and name in c.steps):
+                    boundary = history.entries.index(change.after) - 0.5
+                    axes.axvline(boundary, color=color, ls="--", lw=1)
+                    text = f"{loop} {change.steps[name].ratio - 1:+.1%}"
+                    style = {"textcoords": "offset points", "xytext": (4, 4), "fontsize": 8}
+                    axes.annotate(text, (boundary, y.max()), color=color, **style)
             log_scale(axes)
             axes.set_ylabel(ylabels[name])
             axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
@@ -584,11 +547,10 @@ def document(history: History, plots: Sequence) -> list:
         for change in history.changes
     )
     latest = {}  # the newest run's figure per (series, cell)
-    for row in history.series.to_dict("records"):
-        figures = (row["value"], row["ci_low"], row["ci_high"])
-        step_time = row["series"] == STEP_TIME
-        text = common.interval(*figures, common.format_seconds) if step_time else None
-        latest[(row["series"], row["cell"])] = text or common.format_ratio(row["value"])
+    for r in history.series.to_dict("records"):
+        interval = common.interval(r["value"], r["ci_low"], r["ci_high"], common.format_seconds)
+        ratio = common.format_ratio(r["value"])
+        latest[(r["series"], r["cell"])] = interval if r["series"] == STEP_TIME else ratio
     trends = pd.DataFrame(
         {
             "cell": trend.cell.name,
@@ -611,22 +573,20 @@ def document(history: History, plots: Sequence) -> list:
         }
         for position, entry in enumerate(entries)
     )
+    minimum = f"{history.min_change:.0%}"
     about_changes = (
         f"A step in a cell's median step time, or in its ratio to {reference} (least disturbed "
-        "window over least disturbed window in the same run, which load on the machine moves "
-        "far less), between two consecutive commits: the geometric mean of the runs after it "
-        "over those before it, with its 95% interval."
+        "windows, same run: load moves it far less), between two consecutive commits: the runs "
+        "after it over those before it (geometric means), with its 95% interval."
     )
     no_changes = (
-        f"None: no cell's step time, nor its ratio to {reference}, moved by "
-        f"{history.min_change:.0%} or more, with 95% confidence, between two groups of at least "
-        "two consecutive runs."
+        f"None: no cell's step time, nor its ratio to {reference}, moved by {minimum} or more "
+        "(95% confidence) between two groups of two or more consecutive runs."
     )
     about_trends = (
-        "Theil-Sen slope per run of the log step time and of the log ratio, since the cell's "
-        f"last change point; *creeping*: over {MIN_CREEP_RUNS} runs or more, its interval "
-        f"excludes no trend, it adds up to {history.min_change:.0%} or more and, in a step "
-        "time, its ratio or its whole setting moves with it (alone, it is load on the machine)."
+        "Theil-Sen slope per run of the log series since the cell's last change point; "
+        f"*creeping*: over {MIN_CREEP_RUNS} runs or more, significant, {minimum} or more in all "
+        "and, in a step time, with its ratio or its whole setting (alone, it is load)."
     )
     no_trends = f"Too few runs for a trend (at least {MIN_TREND_RUNS})."
     blocks = [
@@ -655,8 +615,7 @@ def command(
     repo: str | None = ".",
     min_change: float | None = None,
 ) -> int:
-    """``loopbench history``: write history.md, history.html and plots/ into ``out``; 0
-    written, 2 (one line on stderr) when there is nothing to show."""
+    """``loopbench history``: 0, history.md, history.html and plots/ written; 2, one line why."""
     from tf_loopbench.reports.gate.baseline import store_path
     from tf_loopbench.reports.report.render import render_html, render_markdown
 
