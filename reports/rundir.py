@@ -386,13 +386,11 @@ def read_metadata(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 def read_samples(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     path = Path(run_dir) / SAMPLES_FILE
-    if not path.exists():
-        return pd.DataFrame(columns=["kind", *CELL_KEYS])
-    rows = []
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
     except (OSError, UnicodeDecodeError) as exc:
         raise RunDirError(f"{path}: unreadable ({exc})") from None
+    rows = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -405,10 +403,7 @@ def read_samples(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
         rows.append(row)
     if text and not text.endswith("\n"):
         raise RunDirError(f"{path}: cut off in the middle (no final newline)")
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        return pd.DataFrame(columns=["kind", *CELL_KEYS])
-    return frame
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["kind", *CELL_KEYS])
 
 
 def read_summary(run_dir: str | os.PathLike[str]) -> pd.DataFrame:

@@ -172,11 +172,10 @@ class SideFacts:
 def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in mapping.items():
-        name = f"{prefix}{key}"
         if isinstance(value, Mapping):
-            flat.update(_flatten(value, prefix=f"{name}."))
+            flat.update(_flatten(value, f"{prefix}{key}."))
         else:
-            flat[name] = value
+            flat[f"{prefix}{key}"] = value
     return flat
 
 
@@ -190,15 +189,12 @@ def metadata_differences(
 ) -> list[str]:
     """``key: baseline -> current`` for each (flattened) key whose value differs."""
     ignored = set(ignore)
-    flat_baseline, flat_current = _flatten(baseline), _flatten(current)
-    differences = []
-    for key in sorted(set(flat_baseline) | set(flat_current)):
-        if key.split(".")[0] in ignored:
-            continue
-        old, new = flat_baseline.get(key), flat_current.get(key)
-        if old != new:
-            differences.append(f"{key}: {_short(old)} -> {_short(new)}")
-    return differences
+    old, new = _flatten(baseline), _flatten(current)
+    return [
+        f"{key}: {_short(old.get(key))} -> {_short(new.get(key))}"
+        for key in sorted(set(old) | set(new))
+        if key.split(".")[0] not in ignored and old.get(key) != new.get(key)
+    ]
 
 
 def _tested(baseline: Mapping[CellKey, np.ndarray], current: Mapping[CellKey, np.ndarray]):
