@@ -122,18 +122,14 @@ def run_labels(runs: Sequence[Run]) -> tuple[list[str], str]:
     ids = [run.run_id for run in runs]
     if len(runs) <= 1:
         return ids, ids[0] if ids else ""
-    parts: list[list[str]] = [[] for _ in runs]
-    used = 0
+    differing = []
     for section, key, template in LABEL_KEYS:
         values = [_metadata_value(run, section, key) for run in runs]
-        if len({repr(v) for v in values}) <= 1:
-            continue
-        for part, value in zip(parts, values, strict=True):
-            part.append(template.format(value=value if value is not None else "?"))
-        used += 1
-        if used == 2:
-            break
-    labels = [", ".join(part) if part else run_id for part, run_id in zip(parts, ids, strict=True)]
+        if len({repr(v) for v in values}) > 1:
+            differing.append([template.format(value="?" if v is None else v) for v in values])
+    labels = [
+        ", ".join(parts) or run_id for *parts, run_id in zip(*differing[:2], ids, strict=True)
+    ]
     if len(set(labels)) < len(labels):
         labels = [f"{label} ({run_id})" for label, run_id in zip(labels, ids, strict=True)]
     if len(set(labels)) < len(labels):  # the same run given twice

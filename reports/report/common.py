@@ -284,10 +284,6 @@ class Ratio:
     def has_interval(self) -> bool:
         return bool(np.isfinite(self.low) and np.isfinite(self.high))
 
-    @property
-    def verdict(self) -> str:
-        return verdict(self.low, self.high)
-
     def as_cost(self) -> Ratio:
         return Ratio(1 / self.value, 1 / self.high, 1 / self.low)
 

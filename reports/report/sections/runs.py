@@ -67,10 +67,8 @@ def sentences(derived: Derived) -> list[Decision]:
         ["baseline", "run", "workload"], sort=True
     ):
         ratios = group["speedup"].to_numpy(dtype=float)
-        beyond = [
-            verdict(low, high, derived.threshold) in (FASTER, SLOWER)
-            for low, high in zip(group["speedup_ci_low"], group["speedup_ci_high"], strict=True)
-        ]
+        intervals = zip(group["speedup_ci_low"], group["speedup_ci_high"], strict=True)
+        beyond = sum(verdict(*ci, derived.threshold) in (FASTER, SLOWER) for ci in intervals)
         median = float(np.median(ratios))
         direction = "faster" if median >= 1 else "slower"
         factor = median if median >= 1 else 1 / median
@@ -78,10 +76,10 @@ def sentences(derived: Derived) -> list[Decision]:
             f"{run} against {baseline} on {workload}, steady step: median over {len(group)} "
             f"matching cells {format_ratio(factor)} {direction} (range "
             f"{format_ratio(ratios.min())}-{format_ratio(ratios.max())} the speed); "
-            f"{sum(beyond)} of {len(group)} cells differ beyond ±{percent(derived.threshold)} "
+            f"{beyond} of {len(group)} cells differ beyond ±{percent(derived.threshold)} "
             "with their 95% interval"
         )
-        out.append(Decision(TOPIC, text + ".", bool(sum(beyond))))
+        out.append(Decision(TOPIC, text + ".", bool(beyond)))
     return out
 
 
