@@ -4,13 +4,7 @@ Per cell, the comparison core pairs current with baseline; the gate's own test j
 the per-process samples (one-sided Mann-Whitney U, Holm across cells, the ratio of
 medians beyond ``1 + threshold``: ``reports.gate.stats``) and states each cell's power;
 new failures, more retraces and slower compilation are flagged too. The rule and its
-evidence: docs/gate.md.
-
-Example::
-
-    result = compare("results/base", "results/head")
-    result.exit_status          # 0 no confirmed regression, 1 a confirmed regression,
-                                # 3 (with fail_if_blind) blind cells and no regression
+evidence: docs/gate.md; the entry point: :func:`compare`.
 """
 
 from __future__ import annotations
@@ -414,7 +408,7 @@ def compare(
     when the two cannot be compared. Example::
 
         result = compare("results/base", "results/head")
-        print(render_text(result)); raise SystemExit(result.exit_status)
+        result.exit_status  # 0 no confirmed regression, 1 a regression, 3 blind (opt-in)
     """
     if not 0 < alpha < 1:
         raise IncomparableRunsError(f"alpha must be between 0 and 1, got {alpha}")

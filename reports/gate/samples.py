@@ -62,23 +62,21 @@ def process_samples(run: Run) -> pd.DataFrame:
         return with_cell(pd.DataFrame(columns=["process", "step_time_s"]))
     if "step_time_s" not in rows.columns:
         raise IncomparableRunsError(f"{run.path / SAMPLES_FILE}: process rows without step_time_s")
-    fastest = fastest_windows(run)
+    rows, fastest = with_cell(rows), fastest_windows(run)
     if fastest:
-        cells = with_cell(rows)["cell"]
         found = [
             fastest.get((cell, int(process)), np.nan)
-            for cell, process in zip(cells, rows["process"], strict=True)
+            for cell, process in zip(rows["cell"], rows["process"], strict=True)
         ]
         rows = rows.assign(step_time_s=np.where(np.isfinite(found), found, rows["step_time_s"]))
     step_times = pd.to_numeric(rows["step_time_s"], errors="coerce")
     bad = ~(np.isfinite(step_times) & (step_times > 0))
     if bad.any():
-        first = with_cell(rows[bad].head(1))["cell"].iloc[0]
         raise IncomparableRunsError(
             f"{run.path / SAMPLES_FILE}: {int(bad.sum())} ok process sample(s) have a NaN or "
-            f"non-positive step_time_s (first in {first.name})"
+            f"non-positive step_time_s (first in {rows.loc[bad, 'cell'].iloc[0].name})"
         )
-    return with_cell(rows.assign(step_time_s=step_times))
+    return rows.assign(step_time_s=step_times)
 
 
 def per_cell(samples: pd.DataFrame, column: str) -> dict[CellKey, np.ndarray]:
