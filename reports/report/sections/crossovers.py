@@ -21,31 +21,34 @@ from tf_loopbench.reports.report.common import (
 from tf_loopbench.reports.report.derived import OVERHEAD_THRESHOLD, SPEEDUP_COLUMNS, Derived
 
 
+def _names(row: dict) -> tuple[str, str]:
+    """The sweep's and the fixed key's names in words ("batch", "width")."""
+    return tuple("batch" if k == "batch_size" else "width" for k in (row["axis"], row["fixed_key"]))
+
+
 def crossover_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
     varying = varying_setting_keys(derived.cells)
     rows = []
     for row in derived.crossovers.to_dict("records"):
-        crossover = row["crossover"]
-        record = {
-            "run": row["run"],
-            "workload": row["workload"],
-            "device": row["device"],
-            **{VARYING_SETTING_COLUMNS[key]: str(row[key]) for key in varying},
-            "sweep": "batch size" if row["axis"] == "batch_size" else "width",
-            "at": f"{'width' if row['fixed_key'] == 'width' else 'batch'} {row['fixed_value']}",
-            "loop": f"{row['loop']} vs {row['reference']}",
-            f"under {OVERHEAD_THRESHOLD:.0%} from": (
-                f"{crossover:.0f}" if np.isfinite(crossover) else "never (in the grid)"
-            )
-            + (" (smallest measured)" if row["outcome"] == "always" else ""),
-            "log-interpolated": int_or_blank(row["crossover_log_interpolated"]),
-            "overheads along the grid": ", ".join(
-                f"{g}: {o:+.0%}" for g, o in zip(row["grid"], row["overheads"], strict=True)
-            ),
-        }
-        if not several_runs:
-            record.pop("run")
-        rows.append(record)
+        crossover, (axis_name, fixed_name) = row["crossover"], _names(row)
+        at = f"{crossover:.0f}" if np.isfinite(crossover) else "never (in the grid)"
+        rows.append(
+            {
+                **({"run": row["run"]} if several_runs else {}),
+                "workload": row["workload"],
+                "device": row["device"],
+                **{VARYING_SETTING_COLUMNS[key]: str(row[key]) for key in varying},
+                "sweep": "batch size" if axis_name == "batch" else "width",
+                "at": f"{fixed_name} {row['fixed_value']}",
+                "loop": f"{row['loop']} vs {row['reference']}",
+                f"under {OVERHEAD_THRESHOLD:.0%} from": at
+                + (" (smallest measured)" if row["outcome"] == "always" else ""),
+                "log-interpolated": int_or_blank(row["crossover_log_interpolated"]),
+                "overheads along the grid": ", ".join(
+                    f"{g}: {o:+.0%}" for g, o in zip(row["grid"], row["overheads"], strict=True)
+                ),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -53,23 +56,17 @@ def sentences(derived: Derived) -> list[Decision]:
     """Per crossover: from which grid point on a loop's overhead stays under the threshold
     (or where a rung's change stops mattering), with the interval at that point."""
     several_runs = len(derived.run_set.runs) > 1
-    cells = derived.cells.set_index(list(RUN_SETTING_KEYS) + ["loop"])
+    cells = derived.cells.set_index([*RUN_SETTING_KEYS, "loop"])
     out = []
     threshold = percent(OVERHEAD_THRESHOLD)
-    steady_reference = SPEEDUP_COLUMNS[("reference", "steady")]
-    steady_neighbour = SPEEDUP_COLUMNS[("neighbour", "steady")]
     for row in derived.crossovers.to_dict("records"):
-        axis_name = "batch" if row["axis"] == "batch_size" else "width"
-        fixed_name = "width" if row["fixed_key"] == "width" else "batch"
-        what = f"{row['workload']}" + (
+        axis_name, fixed_name = _names(row)
+        what = row["workload"] + (
             f" ({fixed_name} {row['fixed_value']})" if row["fixed_value"] else ""
         )
         grid = row["grid"]
-        grid_text = (
-            f"{axis_name}es measured: {', '.join(str(g) for g in grid)}"
-            if axis_name == "batch"
-            else f"widths measured: {', '.join(str(g) for g in grid)}"
-        )
+        grid_text = f"{axis_name}{'es' if axis_name == 'batch' else 's'} measured: "
+        grid_text += ", ".join(str(g) for g in grid)
         loop, reference = row["loop"], row["reference"]
         # a neighbour's overhead against the rung that changes one thing of it
         rung = derived.ladder.rung(reference)
@@ -82,17 +79,15 @@ def sentences(derived: Derived) -> list[Decision]:
         place = f"On {row['run']}, {row['device']}" if several_runs else f"On {row['device']}"
         # the grid point the sentence rests on: the crossover, or the largest measured
         deciding = int(row["crossover"]) if row["outcome"] != "never" else int(grid[-1])
-        batch = deciding if row["axis"] == "batch_size" else row["fixed_value"]
-        width = deciding if row["axis"] == "width" else row["fixed_value"]
-        key = (row["run"], row["workload"], row["device"], batch, width)
-        key += (row["steps_per_call"], row["precision"], row["strategy"])
+        key = {**row, row["axis"]: deciding, row["fixed_key"]: row["fixed_value"]}
+        key = tuple(key[k] for k in RUN_SETTING_KEYS)
         cell, ref_cell = cells.loc[(*key, loop)], cells.loc[(*key, reference)]
         if change:  # the rung's speedup over its neighbour is the neighbour's overhead + 1
-            _, speedup_low, speedup_high = (float(ref_cell[c]) for c in steady_neighbour)
-            overhead_low, overhead_high = speedup_low - 1, speedup_high - 1
+            _, low, high = (float(ref_cell[c]) for c in SPEEDUP_COLUMNS[("neighbour", "steady")])
+            overhead_low, overhead_high = low - 1, high - 1
         else:
-            _, speedup_low, speedup_high = (float(cell[c]) for c in steady_reference)
-            overhead_low, overhead_high = 1 / speedup_high - 1, 1 / speedup_low - 1
+            _, low, high = (float(cell[c]) for c in SPEEDUP_COLUMNS[("reference", "steady")])
+            overhead_low, overhead_high = 1 / high - 1, 1 / low - 1
         has_ci = bool(np.isfinite(overhead_low) and np.isfinite(overhead_high))
         ci = (
             f"95% CI {percent(overhead_low, True)} to {percent(overhead_high, True)}"

@@ -1,18 +1,12 @@
-"""The report across tf.distribute strategies: scaling, and each loop against the reference.
-
-A cell's ``strategy`` (loops/distribute.py: ``none``, ``mirrored:N``, ``multiworker:W``) is
-part of its setting, so the rest of the report already compares loops within one
-strategy. This section compares each loop under a strategy with the SAME loop without
-one at the same global batch (the core's rows, the strategy varying, against ``none``):
-its speedup over one device and its **scaling efficiency**, that speedup over the
-replicas (1 is perfect strong scaling, 1/N no gain); and its speed against the ladder's
-reference under that strategy beside the same on one device. Every ratio is on the
-steady step; cells that did not run, or ran not equivalent, take no part.
+"""The report across tf.distribute strategies (docs/distribute.md): each loop under a
+strategy against the same loop without one at the same global batch (the core's rows, the
+strategy varying, against ``none``), its scaling efficiency (that speedup over the
+replicas), and its speed against the reference under the strategy and on one device.
+Every ratio is on the steady step; cells that did not run, or not equivalent, take no part.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 from tf_loopbench.reports.compare import FASTER, GROUP_KEYS, SAME, SLOWER, against, compare
 from tf_loopbench.reports.report.common import (
@@ -45,8 +39,7 @@ def replicas(strategy: str) -> int:
 
 def scaling(derived: Derived) -> pd.DataFrame:
     """The core's rows of each cell under a strategy against the same loop's cell without
-    one, with ``replicas`` and the x-reference speedup of each side carried along
-    (``steady_speedup_vs_reference*`` and ``against_steady_speedup_vs_reference*``)."""
+    one, with ``replicas`` and both sides' speedups against the reference carried along."""
     cells = derived.cells
     ok = cells[(cells["status"] == "ok") & (cells["equivalent"].map(lambda e: e is not False))]
     if (cells["strategy"] == NONE).all():
@@ -72,15 +65,17 @@ def _share(value: float) -> str:
     return f"{value:.0%}"
 
 
-def _ratios(row: dict) -> tuple[Ratio, Ratio, Ratio, Ratio]:
-    """Over one device, its efficiency, x reference under the strategy and on one device."""
-    speedup = Ratio.row(row)
-    n = row["replicas"]
-    efficiency = Ratio(speedup.value / n, speedup.low / n, speedup.high / n)
+def _ratios(row: dict) -> dict[str, str]:
+    """A row's figures in words: over one device, its efficiency, x reference under the
+    strategy and on one device."""
+    speedup, n = Ratio.row(row), row["replicas"]
     columns = SPEEDUP_COLUMNS[("reference", FIGURE)]
-    under = Ratio(*(float(row[c]) for c in columns))
-    single = Ratio(*(float(row[f"against_{c}"]) for c in columns))
-    return speedup, efficiency, under, single
+    return {
+        "speedup": _text(speedup),
+        "efficiency": _text(Ratio(speedup.value / n, speedup.low / n, speedup.high / n), _share),
+        "under": _text(Ratio(*(float(row[c]) for c in columns))),
+        "single": _text(Ratio(*(float(row[f"against_{c}"]) for c in columns))),
+    }
 
 
 def scaling_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
@@ -89,22 +84,21 @@ def scaling_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
     reference = derived.ladder.reference if derived.ladder is not None else "reference"
     rows = []
     for row in scaling(derived).to_dict("records"):
-        speedup, efficiency, under, single = _ratios(row)
-        record = {"run": row["run"]} if several_runs else {}
-        record.update(
+        said = _ratios(row)
+        rows.append(
             {
+                **({"run": row["run"]} if several_runs else {}),
                 "workload": row["workload"],
                 "device": row["device"],
                 "batch": str(row["batch_size"]),
                 "loop": row["loop"],
                 "strategy": row["strategy"],
-                "x one device [95% CI]": _text(speedup),
-                "scaling efficiency [95% CI]": _text(efficiency, _share),
-                f"x {reference} under it": _text(under),
-                f"x {reference} on one device": _text(single),
+                "x one device [95% CI]": said["speedup"],
+                "scaling efficiency [95% CI]": said["efficiency"],
+                f"x {reference} under it": said["under"],
+                f"x {reference} on one device": said["single"],
             }
         )
-        rows.append(record)
     return pd.DataFrame(rows)
 
 
@@ -112,26 +106,20 @@ def strategy_sentences(derived: Derived) -> list[str]:
     """One sentence per loop and strategy: its speed against the reference under the
     strategy, beside the same on one device, and its scaling efficiency."""
     reference = derived.ladder.reference if derived.ladder is not None else None
-    gains = {
-        FASTER: "is faster than on one device",
-        SLOWER: "is slower than on one device",
-        SAME: "is as fast as on one device",
-    }
+    gains = {FASTER: "is faster than", SLOWER: "is slower than", SAME: "is as fast as"}
     sentences = []
     for row in scaling(derived).to_dict("records"):
-        speedup, efficiency, under, single = _ratios(row)
-        where = f"{row['workload']} ({row['device']}, batch {row['batch_size']})"
-        gain = gains.get(row["verdict"], "is not shown faster or slower than on one device")
-        text = f"{where}: under {row['strategy']}, {row['loop']} "
+        said = _ratios(row)
+        gain = gains.get(row["verdict"], "is not shown faster or slower than")
+        text = f"{row['workload']} ({row['device']}, batch {row['batch_size']}): "
+        text += f"under {row['strategy']}, {row['loop']} "
         if reference is not None and row["loop"] != reference:
-            if np.isfinite(under.value):
-                text += f"runs at {_text(under)} {reference} ({_text(single)} on one device) and "
+            if said["under"] != "n/a":
+                text += f"runs at {said['under']} {reference} ({said['single']} on one device) and "
             else:
-                text += (
-                    f"has no {reference} beside it ({_text(single)} {reference} on one device) and "
-                )
-        text += f"{gain}: scaling efficiency {_text(efficiency, _share)} over {row['replicas']} replicas."
-        sentences.append(text)
+                text += f"has no {reference} beside it ({said['single']} {reference} on one device) and "
+        efficiency = f"scaling efficiency {said['efficiency']} over {row['replicas']} replicas"
+        sentences.append(f"{text}{gain} on one device: {efficiency}.")
     return sentences
 
 
