@@ -303,8 +303,7 @@ def pair(
     varying = [key for key in keys if key in with_vary]
     setting = [key for key in keys if key not in with_vary]
     variants = [key for key in varying if key not in vary]
-    columns = [*setting, *varying, *(f"against_{key}" for key in varying), *PAIR_COLUMNS]
-    rows = []
+    found = []
     groups = cells.groupby(setting, sort=True, dropna=False) if setting else [((), cells)]
     for _, group in groups:
         members: dict[Any, list[Any]] = {}
@@ -312,26 +311,14 @@ def pair(
             group.index, group[list(vary)].itertuples(index=False, name=None), strict=True
         ):
             members.setdefault(value[0] if len(vary) == 1 else value, []).append(label)
-        seen = set()
         for subject_value, reference_value in reference.pairs(members):
-            if subject_value not in members or reference_value not in members:
-                continue
-            reference_row = _preferred(group, members[reference_value], variants)
-            for subject_row in members[subject_value]:
-                if (subject_row, reference_row) in seen:
-                    continue
-                seen.add((subject_row, reference_row))
-                subject, against_cell = group.loc[subject_row], group.loc[reference_row]
-                rows.append(
-                    {
-                        **{key: subject[key] for key in setting},
-                        **{key: subject[key] for key in varying},
-                        **{f"against_{key}": against_cell[key] for key in varying},
-                        "subject_row": subject_row,
-                        "reference_row": reference_row,
-                    }
-                )
-    return pd.DataFrame(rows, columns=columns)
+            if subject_value in members and reference_value in members:
+                reference_row = _preferred(group, members[reference_value], variants)
+                found += [(subject_row, reference_row) for subject_row in members[subject_value]]
+    rows = pd.DataFrame(found, columns=list(PAIR_COLUMNS)).drop_duplicates(ignore_index=True)
+    subject = cells.loc[rows["subject_row"], [*setting, *varying]].reset_index(drop=True)
+    against_cell = cells.loc[rows["reference_row"], varying].reset_index(drop=True)
+    return pd.concat([subject, against_cell.add_prefix("against_"), rows], axis=1)
 
 
 #: Bases of a row's interval: "processes", a bootstrap over both cells' per-process
