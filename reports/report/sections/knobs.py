@@ -32,6 +32,7 @@ from tf_loopbench.reports.compare import (
 )
 from tf_loopbench.reports.report.aggregate import RunSet
 from tf_loopbench.reports.report.common import (
+    VARYING_SETTING_COLUMNS,
     Block,
     Context,
     Decision,
@@ -42,12 +43,12 @@ from tf_loopbench.reports.report.common import (
     in_words,
     interval,
     optional_bool,
-    setting_fields,
     setting_heading,
     table,
 )
 from tf_loopbench.reports.report.derived import Derived, loop_order
 from tf_loopbench.reports.report.plots import usable
+from tf_loopbench.reports.report.sections.speedups import loop_table
 from tf_loopbench.reports.rundir import Ladder
 
 #: The knob axes this section compares across.
@@ -364,15 +365,13 @@ def knob_table(tables: KnobTables, several_runs: bool, kind: str) -> pd.DataFram
     if kind == "steps_fit_k":
         ratios = ratios.assign(**{STEPS: ratios[f"against_{STEPS}"]})
     ratios = ratios.sort_values([*(k for k in RUN_SETTING_KEYS if k != axis), axis], kind="stable")
-    other = [k for k in (STEPS, PRECISION) if k != axis and ratios[k].nunique() > 1]
-    rows: dict[tuple, dict] = {}
-    for row in ratios.to_dict("records"):
-        setting = setting_fields(row, several_runs, [*other, axis])
-        record = rows.setdefault(tuple(setting.values()), setting)
-        record[row["loop"]] = interval(row["ratio"], row["ci_low"], row["ci_high"])
-    frame = pd.DataFrame(list(rows.values()))
+    # the other knobs (and the strategy) only where they vary
+    other = [k for k in VARYING_SETTING_COLUMNS if k != axis and ratios[k].nunique() > 1]
+    values = [
+        interval(r, low, high) for r, low, high in ratios[["ratio", "ci_low", "ci_high"]].to_numpy()
+    ]
     loops = loop_order(tables.ladder, ratios["loop"])
-    return frame[[*(c for c in frame.columns if c not in loops), *loops]].fillna("").astype(str)
+    return loop_table(ratios.assign(value=values), several_runs, [*other, axis], loops)
 
 
 def precision_table(tables: KnobTables, several_runs: bool) -> pd.DataFrame:

@@ -257,10 +257,22 @@ def failure_sentences(derived: Derived, several_runs: bool) -> list[Decision]:
     ]
 
 
+def loop_table(frame: pd.DataFrame, several_runs: bool, keys, loops, names=()) -> pd.DataFrame:
+    """Rows: settings, with the knob ``keys``; columns: ``loops`` (renamed by ``names``);
+    values: the rows' ``value``. The speedup tables and the knob tables."""
+    index = ["run"] if several_runs else []
+    index += ["workload", "device", "batch_size", "width", *keys]
+    pivot = frame.pivot_table(index=index, columns="loop", values="value", aggfunc="first")
+    pivot = pivot.reindex(columns=[loop for loop in loops if loop in pivot.columns]).reset_index()
+    pivot = pivot.rename(columns={"batch_size": "batch", **VARYING_SETTING_COLUMNS, **dict(names)})
+    pivot.columns.name = None
+    pivot["width"] = pivot["width"].map(lambda w: str(w) if w else "")
+    return pivot.fillna("").astype(str)
+
+
 def speedup_table(derived: Derived, several_runs: bool, figure: str) -> pd.DataFrame:
     """Rows: settings; columns: loops; values: speedup against the reference on ``figure``
     [CI], the status, or (the reference's column) what Keras chose for it."""
-    cells = derived.cells.copy()
     reference = derived.ladder.reference
 
     def value(row: dict) -> str:
@@ -271,21 +283,11 @@ def speedup_table(derived: Derived, several_runs: bool, figure: str) -> pd.DataF
         text = interval(*(row[c] for c in SPEEDUP_COLUMNS[("reference", figure)]))
         return f"{text} (not equivalent)" if optional_bool(row.get("equivalent")) is False else text
 
-    cells["value"] = [value(row) for row in cells.to_dict("records")]
-    index = ["run"] if several_runs else []
-    index += ["workload", "device", "batch_size", "width", *varying_setting_keys(cells)]
-    loops = list(dict.fromkeys(cells["loop"]))
-    pivot = cells.pivot_table(index=index, columns="loop", values="value", aggfunc="first")
-    pivot = pivot.reindex(columns=[loop for loop in loops if loop in pivot.columns]).reset_index()
-    names = {
-        "batch_size": "batch",
-        **VARYING_SETTING_COLUMNS,
-        reference: f"{reference} (reference)",
-    }
-    pivot = pivot.rename(columns=names)
-    pivot.columns.name = None
-    pivot["width"] = pivot["width"].map(lambda w: str(w) if w else "")
-    return pivot.fillna("").astype(str)
+    cells = derived.cells
+    cells = cells.assign(value=[value(row) for row in cells.to_dict("records")])
+    loops = dict.fromkeys(cells["loop"])
+    names = {reference: f"{reference} (reference)"}
+    return loop_table(cells, several_runs, varying_setting_keys(cells), loops, names)
 
 
 def sentences(derived: Derived) -> list[Decision]:
