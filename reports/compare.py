@@ -377,11 +377,9 @@ def compare(
         absent = [key for key in keys if key not in samples.columns]
         if absent:
             raise ValueError(f"the samples have no key column {absent[0]!r}")
-        values = pd.to_numeric(samples[figure.sample_column], errors="coerce")
+        values = pd.to_numeric(samples[figure.sample_column], errors="coerce").dropna()
         for key, group in values.groupby([samples[key] for key in keys], sort=False):
-            sample_arrays[key if isinstance(key, tuple) else (key,)] = group.dropna().to_numpy(
-                float
-            )
+            sample_arrays[key if isinstance(key, tuple) else (key,)] = group.to_numpy(float)
     empty = np.empty(0)
     rows, index = [], []
     for record in pairs.to_dict("records"):

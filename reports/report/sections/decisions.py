@@ -1,11 +1,5 @@
-"""The Decisions: what they rest on, said once, then every section's sentences by topic.
-
-A claim stands when its 95% interval across processes lies wholly outside the band of no
-practical difference (1 +- ``Derived.threshold``, the gate's 5%) or wholly inside it: the
-core's ``verdict`` says "faster", "slower" or "same". A noisy cell is flagged beside the
-claim; its noise has already widened the interval, it does not veto the claim. Without an
-interval (fewer than two processes) nothing is claimed.
-"""
+"""The Decisions: what they rest on (the claim rule among it), said once, then every
+section's sentences by topic."""
 
 from __future__ import annotations
 
@@ -23,8 +17,7 @@ from tf_loopbench.reports.report.derived import Derived
 
 
 def reading_notes(derived: Derived) -> list[str]:
-    """What the decisions rest on: the figure, the claim rule, and what the data lacks
-    (intervals, per-epoch costs, equal-work losses)."""
+    """What the decisions rest on: the figure, the claim rule, what the data lacks."""
     cells = derived.cells
     ok = cells[cells["status"] == "ok"]
     band = percent(derived.threshold)

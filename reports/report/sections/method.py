@@ -8,7 +8,6 @@ from tf_loopbench.reports.report.derived import OVERHEAD_THRESHOLD, Derived
 
 
 def method_notes(derived: Derived) -> tuple[str, ...]:
-    """How every figure of the report is made, one bullet each."""
     band = f"{derived.threshold:.0%}"
     return (
         "One statistical sample is one fresh worker process (its timed windows summarised to "

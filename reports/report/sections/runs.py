@@ -1,5 +1,5 @@
-"""The report's title and its runs: what ran where, and, with several runs, each later
-run against the first (the core's rows, the run varying: ``Derived.run_comparison``)."""
+"""The report's title and its runs: what ran where, and each later run against the first
+(``Derived.run_comparison``)."""
 
 from __future__ import annotations
 
@@ -49,8 +49,7 @@ def runs_table(derived: Derived) -> pd.DataFrame:
 
 
 def sentences(derived: Derived) -> list[Decision]:
-    """With several runs: per later run and workload, how its cells compare with the
-    first run's (steady step), and how many differ beyond the band with their interval."""
+    """Per later run and workload: its cells against the first run's, on the steady step."""
     run_set, out = derived.run_set, []
     if run_set.differing_hard_keys:
         out.append(
