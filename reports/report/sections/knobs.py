@@ -387,8 +387,6 @@ def blocks(context: Context) -> list[Block]:
         knob_table(tables, context.several_runs, kind)
         for kind in ("steps_own", "steps_fit_k", "precision")
     )
-    if reference is None:
-        fit_k = pd.DataFrame()
     shown = (
         (
             own,
@@ -415,10 +413,8 @@ def blocks(context: Context) -> list[Block]:
     )
     out: list[Block] = []
     for frame, heading, paragraph in shown:
+        if heading and not frame.empty:
+            out.append(Heading(2, heading))
         if not frame.empty:
-            out += [
-                *([Heading(2, heading)] if heading else []),
-                Paragraph(paragraph),
-                *table(frame),
-            ]
+            out += [Paragraph(paragraph), *table(frame)]
     return out

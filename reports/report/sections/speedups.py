@@ -60,19 +60,10 @@ def _excluded(row: Mapping[str, Any]) -> str | None:
         reason = f": {error}" if isinstance(error, str) and error else ""
         return f"{loop} {row['status']}{reason}. No decision about it"
     if optional_bool(row.get("equivalent")) is False:
-        steps = row.get("equal_work_steps")
-        after = (
-            f"after {steps:.0f} equal steps"
-            if isinstance(steps, int | float) and np.isfinite(steps)
-            else "after the equal steps"
-        )
+        steps, tolerance = (_finite(row.get(k)) for k in ("equal_work_steps", "equivalence_rtol"))
+        after = f"after {steps:.0f} equal steps" if steps is not None else "after the equal steps"
         reference = row.get("reference_equal_work_loop") or "the equivalence reference"
-        tolerance = row.get("equivalence_rtol")
-        within = (
-            f" (relative tolerance {float(tolerance):g})"
-            if isinstance(tolerance, int | float) and np.isfinite(tolerance)
-            else ""
-        )
+        within = f" (relative tolerance {tolerance:g})" if tolerance is not None else ""
         return (
             f"{loop} is not equivalent here: its loss {after} is "
             f"{float(row['equal_work_loss']):.6g}, {reference}'s "
@@ -81,9 +72,9 @@ def _excluded(row: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _reference_name(reference: str, row: Mapping[str, Any]) -> str:
-    choice = keras_choice(row)
-    return f"{reference} (Keras: {choice})" if choice else reference
+def _finite(value: Any) -> float | None:
+    finite = isinstance(value, int | float) and np.isfinite(value)
+    return float(value) if finite else None
 
 
 def setting_sentences(derived: Derived, group: pd.DataFrame, several_runs: bool) -> list[Decision]:
@@ -94,7 +85,8 @@ def setting_sentences(derived: Derived, group: pd.DataFrame, several_runs: bool)
     usable = {loop for loop, why in excluded.items() if why is None}
     reference, compiler = ladder.reference, compiler_rung(ladder)
     ref_row = rows.get(reference)
-    ref_name = _reference_name(reference, ref_row) if ref_row is not None else reference
+    choice = keras_choice(ref_row) if ref_row is not None else None
+    ref_name = f"{reference} (Keras: {choice})" if choice else reference
     ref_xla = ref_row is not None and optional_bool(ref_row.get("keras_jit_compile")) is True
     trained = {loop: float(rows[loop].get("time_to_train_s", math.nan)) for loop in usable}
 
