@@ -342,17 +342,12 @@ def write_plots(derived: Derived, plots_dir: str | os.PathLike[str]) -> list[Plo
             "epochs); hollow: steady step. Whiskers: bootstrap 95% CI of the ratio of medians "
             "across processes (none without one); gray band: no practical difference.",
         ),
-        (
-            "Step time against batch size",
-            "batch_sweep.png",
-            partial(plot_against, key="batch_size"),
-            star.format("batch size"),
-        ),
-        (
-            "Step time against width",
-            "width_sweep.png",
-            partial(plot_against, key="width"),
-            star.format("width"),
+        *(
+            (f"Step time against {AGAINST[key]}", name, partial(plot_against, key=key), caption)
+            for key, name, caption in (
+                ("batch_size", "batch_sweep.png", star.format("batch size")),
+                ("width", "width_sweep.png", star.format("width")),
+            )
         ),
         (
             "Compile break-even",
