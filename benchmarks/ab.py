@@ -16,7 +16,8 @@ one Python environment:
    side's output goes to ``OUT/logs/<side>.log``.
 3. Copy each side's run to ``OUT/base`` and ``OUT/current``, mark them as each
    other's interleaved partner (``soft.ab``) and run the regression gate on them
-   (``reports.gate.command``), which divides each sample by its block's drift.
+   (``reports.gate.command``), which corrects each pair of samples for the machine's
+   drift read around it (docs/decisions/0006).
 
 Exit status: the gate's (0 no confirmed regression, 1 a confirmed regression, 3 with
 ``--fail-if-blind`` a cell that could not have seen a slowdown of the threshold's size), 2 when
