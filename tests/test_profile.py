@@ -122,14 +122,17 @@ def test_eager_op_time_is_kernel_execution_not_dispatch(profiled_run):
 def test_eagers_overhead_agrees_with_the_clock(profiled_run):
     """An independent figure for eager's overhead: the clock's steady steps, eager
     against tf_function (the same kernels without per-op dispatch), (eager -
-    tf_function) / eager; docs/profiling.md records 0.84-0.86 against 0.91. And the
+    tf_function) / eager; docs/profiling.md records 0.84-0.86 against 0.91. The two
+    come from other processes at other moments, so a loaded machine moves them apart
+    (0.72 against 0.96 seen under four engineers' tests): 0.3 still fails the
+    figure's likely slips (op time's share, 0.1-0.3, in its place). And the
     profiler's step against the clock's wall step while tracing, the same steps
     timed two ways."""
     summary = pd.read_csv(profiled_run / "summary.csv").set_index("loop")
     eager, graph = (summary.loc[loop, "step_time_median_s"] for loop in ("eager", "tf_function"))
     by_clock = (eager - graph) / eager
     by_profiler = summary.loc["eager", "profile_overhead_fraction"]
-    assert abs(by_profiler - by_clock) < 0.15, (by_profiler, by_clock)
+    assert abs(by_profiler - by_clock) < 0.3, (by_profiler, by_clock)
     for loop, process in process_rows(profiled_run).items():
         ratio = process["profile_step_time_s"] / process["profile_wall_step_time_s"]
         assert 0.8 < ratio < 1.25, (loop, ratio)
