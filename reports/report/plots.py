@@ -87,8 +87,7 @@ def loop_figure(derived: Derived, cells: pd.DataFrame, draw, ylabel: str, legend
 
 
 def plot_step_times(derived: Derived, path: Path) -> Path | None:
-    """Median steady step per loop style with 95% interval whiskers, the amortized step
-    (per-epoch costs included) hollow where it differs, failed and skipped cells named."""
+    """Median steady step per loop style, the amortized step hollow where it differs."""
     cells = derived.cells
     if (cells["status"] != "ok").all():
         return None
@@ -119,9 +118,7 @@ def plot_step_times(derived: Derived, path: Path) -> Path | None:
 
 
 def plot_speedups(derived: Derived, path: Path) -> Path | None:
-    """Speedup against the reference per loop style, amortized (filled) and steady
-    (hollow), with bootstrap 95% interval whiskers; log scale, the band of no practical
-    difference shaded."""
+    """Speedup against the reference per loop style, amortized (filled) and steady (hollow)."""
     cells = derived.cells.dropna(subset=["speedup_vs_reference"])
     if derived.ladder is None or cells.empty:
         return None

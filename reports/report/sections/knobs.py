@@ -75,8 +75,7 @@ class KnobTables:
 
 
 def knob_groups(ok: pd.DataFrame, axis: str) -> Iterable[tuple[pd.DataFrame, list]]:
-    """Per setting without ``axis``: its cells and the axis values measured, when there
-    are two or more."""
+    """Per setting without ``axis`` measured at two values of it or more: (cells, values)."""
     fixed = [key for key in RUN_SETTING_KEYS if key != axis]
     for _, group in ok.groupby(fixed, sort=True, dropna=False):
         values = sorted(group[axis].unique())
@@ -85,8 +84,7 @@ def knob_groups(ok: pd.DataFrame, axis: str) -> Iterable[tuple[pd.DataFrame, lis
 
 
 def graph_rung(ladder: Ladder | None) -> str | None:
-    """The ladder's first graph-mode rung: the rung that compares with the bottom custom
-    loop (the rung that compares with nothing and is not the reference); None without."""
+    """The ladder's first graph-mode rung: the one that compares with the bottom custom loop."""
     if ladder is None:
         return None
     bottom = {r.loop for r in ladder.rungs if r.compares_with is None and not r.reference}
@@ -130,8 +128,7 @@ def comparisons(
 
 
 def knob_ratios(run_set: RunSet) -> KnobTables:
-    """Every ratio across knob settings of ``run_set`` (see the module docstring), on the
-    amortized and the steady step."""
+    """Every ratio across knob settings of ``run_set``, on the amortized and the steady step."""
     parts = []
     for figure in FIGURES:
         for kind, cells, vary, rule in comparisons(usable(run_set.cells), run_set.ladder):
@@ -181,8 +178,7 @@ def _ratios(tables: KnobTables, kind: str) -> pd.DataFrame:
 
 
 def _words(row: Mapping[str, Any], names: Sequence[str], threshold: float, said=None):
-    """``in_words`` of a ratio row: ``said`` (else ``names``) on the left and right, the
-    noisy cells by ``names``."""
+    """``in_words`` of a ratio row, its cells said as ``said`` (else ``names``)."""
     flags = (row["noisy"], row["against_noisy"])
     noisy = [n for n, flag in zip(names, flags, strict=True) if optional_bool(flag)]
     amortized, steady = Ratio.row(row), Ratio.row(row, "steady_")
@@ -201,9 +197,7 @@ def _deciding(rows: Sequence[Mapping[str, Any]], threshold: float) -> tuple[Mapp
 
 
 def _steps_decisions(derived: Derived, tables: KnobTables, several_runs: bool) -> list[Decision]:
-    """Per setting without K and per ladder loop that ran at several K: the user's
-    question (the reference at K against the loop at the smallest K), then the gap at
-    equal K."""
+    """Per setting and ladder loop run at several K: the user's question, then equal K."""
     ladder, threshold = tables.ladder, derived.threshold
     fixed = [key for key in RUN_SETTING_KEYS if key != STEPS]
     several_k = tables.of("steps_own").groupby(fixed, dropna=False)["loop"].agg(set)
@@ -379,8 +373,7 @@ def precision_table(tables: KnobTables, several_runs: bool) -> pd.DataFrame:
 
 
 def blocks(context: Context) -> list[Block]:
-    """The report's section across knob settings (tables; the sentences are among the
-    decisions); empty when the run has no knob axis with several values."""
+    """The tables across knob settings; empty without a knob axis of several values."""
     tables, threshold = knob_tables(context.derived), context.derived.threshold
     reference = tables.ladder.reference if tables.ladder is not None else None
     own, fit_k, precision = (
