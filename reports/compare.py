@@ -381,40 +381,31 @@ def compare(
         for key, group in values.groupby([samples[key] for key in keys], sort=False):
             sample_arrays[key if isinstance(key, tuple) else (key,)] = group.to_numpy(float)
     empty = np.empty(0)
-    rows, index = [], []
-    for record in pairs.to_dict("records"):
-        subject = cells.loc[record["subject_row"]]
-        against_cell = cells.loc[record["reference_row"]]
-        subject_samples = sample_arrays.get(tuple(subject[k] for k in keys), empty)
-        reference_samples = sample_arrays.get(tuple(against_cell[k] for k in keys), empty)
-        if subject_samples.size and reference_samples.size:
-            ratio, low, high = ratio_with_interval(subject_samples, reference_samples)
-            value, against_value = np.median(subject_samples), np.median(reference_samples)
-            basis = PROCESSES
+    sides = [cells.loc[pairs[column]].reset_index(drop=True) for column in PAIR_COLUMNS]
+    samples_of = [
+        [sample_arrays.get(key, empty) for key in side[keys].itertuples(index=False, name=None)]
+        for side in sides
+    ]
+    figures = [pd.to_numeric(side[figure.cell_column], errors="coerce") for side in sides]
+    measured = []
+    for mine, theirs, value, against_value in zip(*samples_of, *figures, strict=True):
+        if mine.size and theirs.size:
+            ratio, low, high = ratio_with_interval(mine, theirs)
+            value, against_value, basis = np.median(mine), np.median(theirs), PROCESSES
         else:
-            value, against_value = (
-                pd.to_numeric(side.get(figure.cell_column), errors="coerce")
-                for side in (subject, against_cell)
-            )
             ratio = against_value / value if value else math.nan
-            low = high = math.nan
-            basis = SUMMARY
-        rows.append(
-            {
-                **{key: record[key] for key in key_columns},
-                **{c: subject[c] for c in carry},
-                **{f"against_{c}": against_cell[c] for c in carry},
-                "figure": figure.name,
-                "value": float(value),
-                "against_value": float(against_value),
-                "ratio": ratio,
-                "ci_low": low,
-                "ci_high": high,
-                "basis": basis,
-                "n": int(subject_samples.size),
-                "n_against": int(reference_samples.size),
-                "verdict": verdict(low, high, threshold),
-            }
-        )
-        index.append(record["subject_row"])
-    return pd.DataFrame(rows, columns=columns, index=pd.Index(index, name="cell"))
+            low, high, basis = math.nan, math.nan, SUMMARY
+        row = (float(value), float(against_value), ratio, low, high, basis, mine.size, theirs.size)
+        measured.append((figure.name, *row, verdict(low, high, threshold)))
+    rows = pd.concat(
+        [
+            pairs[key_columns],
+            *(
+                side[list(carry)].add_prefix(prefix)
+                for side, prefix in zip(sides, ("", "against_"))
+            ),
+            pd.DataFrame(measured, columns=COMPARISON_COLUMNS),
+        ],
+        axis=1,
+    )
+    return rows[columns].set_axis(pd.Index(pairs["subject_row"], name="cell"))
