@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 from tf_loopbench.reports.gate.judge import (
     DEFAULT_ALPHA,
@@ -33,24 +34,13 @@ from tf_loopbench.reports.rundir import RunDirError, atomic_write_text
 def command(
     baseline: str | os.PathLike[str],
     current: str | os.PathLike[str],
-    threshold: float = DEFAULT_THRESHOLD,
-    alpha: float = DEFAULT_ALPHA,
     markdown: str | os.PathLike[str] | None = None,
-    allow_different_machines: bool = False,
-    allow_missing: bool = False,
-    fail_if_blind: bool = False,
+    **options: Any,
 ) -> int:
-    """Compare, print the table, write the Markdown; return the exit status (0-3)."""
+    """Compare (``options``: those of :func:`compare`), print the table, write the Markdown;
+    return the exit status (0-3)."""
     try:
-        result = compare(
-            baseline,
-            current,
-            threshold,
-            alpha,
-            allow_different_machines,
-            allow_missing,
-            fail_if_blind,
-        )
+        result = compare(baseline, current, **options)
     except (RunDirError, IncomparableRunsError) as exc:
         message = f"cannot compare: {exc}"
         print(message, file=sys.stderr)

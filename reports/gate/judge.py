@@ -280,7 +280,7 @@ def cell_flags(
     current: SideFacts,
     threshold: float,
     alpha: float,
-    compile_p_adjusted: Mapping[CellKey, float] | None = None,
+    compile_p_adjusted: Mapping[CellKey, float] | None,
 ) -> tuple[str, ...]:
     """Regressions beside step time: new failures, more retraces, slower compilation
     (``compile_p_adjusted``: :func:`compile_time_p_values`; None leaves it unjudged)."""
@@ -297,7 +297,7 @@ def cell_flags(
     new_retraces = _median(current.retraces.get(cell))
     if new_retraces > old_retraces:  # NaN on either side compares False
         flags.append(f"retraces {old_retraces:g} -> {new_retraces:g}")
-    if compile_p_adjusted is not None and cell in compile_p_adjusted:
+    if cell in (compile_p_adjusted or {}):
         old_compile = _median(baseline.compile_times.get(cell))
         new_compile = _median(current.compile_times.get(cell))
         p_adjusted = compile_p_adjusted[cell]
@@ -324,23 +324,14 @@ def lost_cell(cell: CellKey, baseline: SideFacts, current: SideFacts) -> str:
     return ""
 
 
-def _missing_note(
-    cell: CellKey,
-    statuses: tuple[dict[CellKey, str], dict[CellKey, str]],
-    has_samples: tuple[bool, bool],
-    reference: str | None,
-) -> str:
-    for side, status, present in zip(
-        ("baseline", "current"),
-        (statuses[0].get(cell), statuses[1].get(cell)),
-        has_samples,
-        strict=True,
-    ):
-        if status is None and not present:
+def _missing_note(cell: CellKey, statuses, counts: tuple[int, int], reference: str | None) -> str:
+    for side, side_statuses, count in zip(("baseline", "current"), statuses, counts, strict=True):
+        status = side_statuses.get(cell)
+        if status is None and not count:
             return f"not in the {side} run"
         if status in ("failed", "skipped"):
             return f"{status} in the {side} run"
-        if not present:
+        if not count:
             what = f"{reference}-paired samples" if reference else "ok samples"
             return f"no {what} in the {side} run"
     return ""
@@ -480,7 +471,7 @@ def compare(
             cells.append(CellComparison(cell=cell, verdict=SAME, note=note, flags=flags))
         else:
             counts = (len(step_samples[0].get(cell, ())), len(step_samples[1].get(cell, ())))
-            note = _missing_note(cell, statuses, (counts[0] > 0, counts[1] > 0), reference)
+            note = _missing_note(cell, statuses, counts, reference)
             if lost and allow_missing:
                 note = f"{lost} (allowed: --allow-missing)"
             cells.append(CellComparison(cell, MISSING, note, *counts, flags=flags))

@@ -40,17 +40,6 @@ def with_cell(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def fastest_windows(run: Run) -> dict[tuple[CellKey, int], float]:
-    """Per (cell, process), the step time of the process's fastest timed window."""
-    samples = run.samples
-    if samples.empty or "kind" not in samples.columns or "step_time_s" not in samples.columns:
-        return {}
-    windows = with_cell(samples[samples["kind"] == "window"])
-    step_times = pd.to_numeric(windows["step_time_s"], errors="coerce")
-    fastest = step_times.groupby([windows["cell"], windows["process"]], sort=False).min()
-    return {(CellKey(*cell), int(process)): value for (cell, process), value in fastest.items()}
-
-
 def process_samples(run: Run) -> pd.DataFrame:
     """The run's ok per-process samples with a ``cell`` column, each step_time_s its
     fastest timed window (load only adds time to a window; a process without window rows
@@ -62,13 +51,14 @@ def process_samples(run: Run) -> pd.DataFrame:
         return with_cell(pd.DataFrame(columns=["process", "step_time_s"]))
     if "step_time_s" not in rows.columns:
         raise IncomparableRunsError(f"{run.path / SAMPLES_FILE}: process rows without step_time_s")
-    rows, fastest = with_cell(rows), fastest_windows(run)
-    if fastest:
-        found = [
-            fastest.get((cell, int(process)), np.nan)
-            for cell, process in zip(rows["cell"], rows["process"], strict=True)
-        ]
-        rows = rows.assign(step_time_s=np.where(np.isfinite(found), found, rows["step_time_s"]))
+    rows, windows = with_cell(rows), with_cell(run.samples[run.samples["kind"] == "window"])
+    step_times = pd.to_numeric(windows["step_time_s"], errors="coerce")
+    fastest = step_times.groupby([windows["cell"], windows["process"]], sort=False).min()
+    found = [
+        fastest.get((cell, process), np.nan)
+        for cell, process in zip(rows["cell"], rows["process"], strict=True)
+    ]
+    rows = rows.assign(step_time_s=np.where(np.isfinite(found), found, rows["step_time_s"]))
     step_times = pd.to_numeric(rows["step_time_s"], errors="coerce")
     bad = ~(np.isfinite(step_times) & (step_times > 0))
     if bad.any():
