@@ -178,24 +178,34 @@ def _peak_flops(run: Run, device: str) -> float:
     return float(value) if isinstance(value, int | float) and value > 0 else float("nan")
 
 
+def stacked(tables: Sequence[pd.DataFrame], labels: Sequence[str]) -> pd.DataFrame:
+    """The runs' tables (empty ones left out) in one, each row's run label first, as ``run``
+    (fit's compiler variants named: :func:`label_variants`)."""
+    frames = [t.assign(run=label) for t, label in zip(tables, labels, strict=True) if not t.empty]
+    if not frames:
+        return pd.DataFrame(columns=["run"])
+    frame = pd.concat(frames, ignore_index=True)
+    frame.insert(0, "run", frame.pop("run"))
+    label_variants(frame)
+    return frame
+
+
 def cell_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
     """One row per (run, cell): summary.csv plus run label, id, path and the run's probe
     peak FLOP/s for the device (NaN if not measured)."""
-    frames = []
-    for run, label in zip(runs, labels, strict=True):
-        frame = run.summary.copy()
-        frame.insert(0, "run", label)
-        label_variants(frame)
-        frame["run_id"] = run.run_id
-        frame["run_path"] = str(run.path)
-        frame["peak_matmul_flops"] = [_peak_flops(run, device) for device in frame["device"]]
-        # a run made before per-epoch costs were recorded pays its steady step
-        frame["amortized_recorded"] = frame["amortized_step_time_s"].notna()
-        frame["amortized_step_time_s"] = frame["amortized_step_time_s"].fillna(
-            frame["step_time_median_s"]
+    tables = [
+        run.summary.assign(
+            run_id=run.run_id,
+            run_path=str(run.path),
+            peak_matmul_flops=[_peak_flops(run, device) for device in run.summary["device"]],
         )
-        frames.append(frame)
-    cells = pd.concat(frames, ignore_index=True)
+        for run in runs
+    ]
+    cells = stacked(tables, labels)
+    # a run made before per-epoch costs were recorded pays its steady step
+    cells["amortized_recorded"] = cells["amortized_step_time_s"].notna()
+    steady = cells["step_time_median_s"]
+    cells["amortized_step_time_s"] = cells["amortized_step_time_s"].fillna(steady)
     return cells.sort_values(list(GROUP_KEYS), kind="stable").reset_index(drop=True)
 
 
@@ -215,19 +225,9 @@ def amortized_per_process(processes: pd.DataFrame) -> pd.Series:
 
 def process_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
     """One row per ok worker process (one statistical sample each), with a run label."""
-    frames = []
-    for run, label in zip(runs, labels, strict=True):
-        rows = run.process_samples()
-        if rows.empty:
-            continue
-        rows = rows.copy()
-        rows.insert(0, "run", label)
-        label_variants(rows)
-        frames.append(rows)
-    columns = [*GROUP_KEYS, "process", *PROCESS_FIGURES]
-    if not frames:
-        return pd.DataFrame(columns=columns)
-    processes = pd.concat(frames, ignore_index=True)
+    processes = stacked([run.process_samples() for run in runs], labels)
+    if processes.empty:
+        return pd.DataFrame(columns=[*GROUP_KEYS, "process", *PROCESS_FIGURES])
     for column in PROCESS_FIGURES:
         processes[column] = pd.to_numeric(processes.get(column, np.nan), errors="coerce")
     processes["amortized_step_time_s"] = amortized_per_process(processes)
