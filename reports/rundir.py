@@ -438,9 +438,6 @@ def read_summary(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
                 f"{path}: corrupted summary (column {column} holds {bad!r}, not a number)"
             )
         frame[column] = values
-    if "width" not in frame.columns:
-        frame["width"] = 0
-    frame["width"] = frame["width"].fillna(0).astype(int)
     fill_cell_keys(frame)
     if frame["batch_size"].isna().any():
         raise RunDirError(f"{path}: corrupted summary (a row without batch_size)")
@@ -458,11 +455,7 @@ def fill_cell_keys(frame: pd.DataFrame, summary: pd.DataFrame | None = None) -> 
     """Give rows of a run made before a cell key that key's default, in place; a fit row
     without fit_jit gets "auto:on"/"auto:off" from its ``keras_jit_compile``, or that
     of its cell in ``summary`` (a frame already filled)."""
-    if frame.empty:
-        return
     for key, default in CELL_KEY_DEFAULTS.items():
-        if key == "width":
-            continue
         if key not in frame.columns:
             frame[key] = None
         missing = frame[key].isna()
@@ -470,7 +463,9 @@ def fill_cell_keys(frame: pd.DataFrame, summary: pd.DataFrame | None = None) -> 
             frame.loc[missing, key] = _fit_jit_before_the_key(frame[missing], summary)
             missing = frame[key].isna()
         frame.loc[missing, key] = default
-    frame["steps_per_call"] = pd.to_numeric(frame["steps_per_call"]).astype(int)
+    for key in ("width", "steps_per_call"):
+        frame[key] = pd.to_numeric(frame[key], errors="coerce").fillna(CELL_KEY_DEFAULTS[key])
+        frame[key] = frame[key].astype(int)
 
 
 def _fit_jit_before_the_key(rows: pd.DataFrame, summary: pd.DataFrame | None) -> list[Any]:
@@ -509,9 +504,6 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
     summary = read_summary(run_dir)
     samples = read_samples(run_dir)
     if not samples.empty:
-        if "width" not in samples.columns:
-            samples["width"] = 0
-        samples["width"] = pd.to_numeric(samples["width"], errors="coerce").fillna(0).astype(int)
         fill_cell_keys(samples, summary)
     return Run(path=run_dir, metadata=metadata, summary=summary, samples=samples)
 
