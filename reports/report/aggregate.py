@@ -180,7 +180,7 @@ def _peak_flops(run: Run, device: str) -> float:
 
 def stacked(tables: Sequence[pd.DataFrame], labels: Sequence[str]) -> pd.DataFrame:
     """The runs' tables (empty ones left out) in one, each row's run label first, as ``run``
-    (fit's compiler variants named: :func:`label_variants`)."""
+    (a loop's compiler variants named: :func:`label_variants`)."""
     frames = [t.assign(run=label) for t, label in zip(tables, labels, strict=True) if not t.empty]
     if not frames:
         return pd.DataFrame(columns=["run"])
