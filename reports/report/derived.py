@@ -164,15 +164,15 @@ def train_time_s(
     steps_per_epoch: float,
     fit_setup_s: float = 0.0,
     epoch_end_s: float = 0.0,
-) -> float:
-    """Set-up + compile + ``epochs`` epochs from a cold start, in seconds: build_s +
-    fit_setup_s + first_step_s + (epochs * steps_per_epoch - 1) * step_time_s + epochs *
-    epoch_end_s."""
-    fit_setup_s = 0.0 if not np.isfinite(fit_setup_s) else fit_setup_s
-    epoch_end_s = 0.0 if not np.isfinite(epoch_end_s) else max(0.0, epoch_end_s)
+) -> Any:
+    """Set-up + compile + ``epochs`` epochs from a cold start, in seconds (figures or
+    columns of them): build_s + fit_setup_s + first_step_s + (epochs * steps_per_epoch - 1) *
+    step_time_s + epochs * epoch_end_s."""
+    fit_setup_s = np.where(np.isfinite(fit_setup_s), fit_setup_s, 0.0)
+    epoch_end_s = np.where(np.isfinite(epoch_end_s), np.maximum(epoch_end_s, 0.0), 0.0)
     steps = epochs * steps_per_epoch
     total = build_s + fit_setup_s + first_step_s + (steps - 1) * step_time_s
-    return float(total + epochs * epoch_end_s)
+    return total + epochs * epoch_end_s
 
 
 def time_to_train(
@@ -198,16 +198,8 @@ def time_to_train(
         setting["steps_per_epoch"].transform("first")
     )
     table["step_time_median_s"] = ok["step_time_median_s"].astype(float)
-    total = pd.Series(
-        [
-            train_time_s(epochs, **figures)
-            for figures in table[names]
-            .assign(step_time_s=table["step_time_median_s"])
-            .to_dict("records")
-        ],
-        index=table.index,
-        dtype=float,
-    )
+    step_time_s = table["step_time_median_s"]
+    total = train_time_s(epochs, **{name: table[name] for name in names}, step_time_s=step_time_s)
     table["epochs"] = epochs
     table["steps"] = epochs * table["steps_per_epoch"]
     table["setup_s"] = table["build_s"] + table["fit_setup_s"]
