@@ -49,9 +49,7 @@ class Baseline:
 
 def store_path(store: str | os.PathLike[str] | None = None) -> Path:
     """The baseline store: ``store``, else $LOOPBENCH_BASELINES, else .loopbench/baselines."""
-    if store is not None:
-        return Path(store)
-    return Path(os.environ.get(STORE_ENV) or DEFAULT_STORE)
+    return Path(store if store is not None else os.environ.get(STORE_ENV) or DEFAULT_STORE)
 
 
 def check_name(name: str) -> str:

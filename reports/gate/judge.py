@@ -389,14 +389,10 @@ def compare(
     allow_missing: bool = False,
     fail_if_blind: bool = False,
 ) -> Comparison:
-    """Judge every cell of ``current_dir`` against ``baseline_dir``.
-
-    A cell ok in the baseline and missing or skipped now is a regression unless
-    ``allow_missing`` (a newly failing cell always is). ``fail_if_blind``: without a
-    regression, exit status EXIT_BLIND (3) when a judged cell was blind. Runs of different
-    machines compare only with ``allow_different_machines``, as within-run ratios to the
-    runs' reference loop. Raises RunDirError or IncomparableRunsError (one-line messages)
-    when the two cannot be compared. Example::
+    """Judge every cell of ``current_dir`` against ``baseline_dir`` (the options and exit
+    statuses: the package's docstring); runs of different machines compare only with
+    ``allow_different_machines``, as within-run ratios to the runs' reference loop. Raises
+    RunDirError or IncomparableRunsError (one-line messages) when the two cannot be compared::
 
         result = compare("results/base", "results/head")
         result.exit_status  # 0 no confirmed regression, 1 a regression, 3 blind (opt-in)

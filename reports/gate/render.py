@@ -1,10 +1,5 @@
 """The gate's output: the verdicts as a terminal table and as GitHub Markdown, both
 from :func:`summary_lines` and :func:`display_rows`, so the two never disagree.
-
-Example::
-
-    from tf_loopbench.reports.gate.judge import compare
-    print(render_text(compare("results/base", "results/head")))
 """
 
 from __future__ import annotations

@@ -29,15 +29,7 @@ def sort_cells(cells: Iterable[tuple]) -> list[CellKey]:
 
 def with_cell(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with a ``cell`` column holding each row's CellKey."""
-    frame = frame.copy()
-    for key in CELL_KEYS:
-        if key not in frame.columns:
-            frame[key] = None
-    frame["cell"] = [
-        CellKey.of(dict(zip(CELL_KEYS, values, strict=True)))
-        for values in frame[list(CELL_KEYS)].itertuples(index=False, name=None)
-    ]
-    return frame
+    return frame.assign(cell=[CellKey.of(row) for row in frame.to_dict("records")])
 
 
 def process_samples(run: Run) -> pd.DataFrame:

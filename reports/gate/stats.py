@@ -68,9 +68,8 @@ def one_sided_mwu_p(
     approximates above 8 samples or on any tie of a vectorised call, conservatively in
     the gate's tail (7 a side, complete separation: p = 0.00087, exact 0.00029).
     """
-    n_current = np.shape(current)[axis]
-    n_baseline = np.shape(baseline)[axis]
-    method = "exact" if max(n_current, n_baseline) <= EXACT_MAX_N else "auto"
+    largest = max(np.shape(current)[axis], np.shape(baseline)[axis])
+    method = "exact" if largest <= EXACT_MAX_N else "auto"
     return stats.mannwhitneyu(
         current, baseline, alternative=alternative, axis=axis, method=method
     ).pvalue
