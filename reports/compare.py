@@ -8,13 +8,9 @@ varies* (``"loop"``, ``"run"``, ``"steps_per_call"``...) and a reference :class:
 :func:`ladder_reference`, :func:`ladder_neighbours`, :func:`knob_base`). It pairs every
 subject cell once with its reference cell in the same setting (all other keys equal) and
 returns one row per pair: what, against what, the ratio, its 95% interval, the basis of
-that interval and a verdict. The key schema, the seed and the verdicts live here only.
-
-**Direction.** Every ratio is a speedup of the subject against its reference: the
-reference's median figure over the subject's (for step times: above 1, the subject is
-faster). A verdict says what the subject is against its reference: "faster", "slower",
-"same" (the interval inside 1 +- threshold), "unclear" (it reaches across an edge of
-that band) or "missing" (no interval to judge by).
+that interval and a verdict (:func:`verdict`). Every ratio is a speedup: the reference's
+median figure over the subject's (above 1, the subject is faster). The key schema, the
+seed and the verdicts live here only.
 
 Example::
 
@@ -101,8 +97,7 @@ BOOTSTRAP_SEED = 20240605
 
 
 def median_ratio(baseline: np.ndarray, current: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Median of ``current`` over median of ``baseline`` (the second over the first); a
-    comparison's speedup is ``median_ratio(subject, reference)``."""
+    """Median of ``current`` over median of ``baseline``: a speedup is ``(subject, reference)``."""
     return np.median(current, axis=axis) / np.median(baseline, axis=axis)
 
 
@@ -258,8 +253,7 @@ PAIR_COLUMNS = ("subject_row", "reference_row")
 def _keys(
     cells: pd.DataFrame, vary: str | Sequence[str], keys: Sequence[str] | None
 ) -> tuple[tuple[str, ...], list[str]]:
-    """(vary as a tuple, the key columns present: ``keys``, else GROUP_KEYS for several
-    runs' cells and CELL_KEYS for one run's, then the varying keys)."""
+    """(vary as a tuple, the key columns present: ``keys`` (see :func:`pair`), then vary)."""
     vary = (vary,) if isinstance(vary, str) else tuple(vary)
     if keys is None:
         keys = GROUP_KEYS if RUN_KEY in cells.columns else CELL_KEYS
@@ -352,13 +346,12 @@ def compare(
 ) -> pd.DataFrame:
     """Compare every subject cell with its reference cell along ``vary`` (:func:`pair`).
 
-    ``cells``: the cells that may take part (ok, equivalent...), unique index; ``samples``:
-    their per-process samples; ``carry``: columns copied beside each side. One row per
-    pair, indexed by the subject's label: :func:`pair`'s keys, the carried columns, then
-    COMPARISON_COLUMNS: ``value``/``against_value`` (each side's median sample, or its
-    cell's figure on the "summary" basis, where a side has no samples and the interval is
-    NaN), ``ratio`` (``against_value / value``: above 1, the subject is faster), the 95%
-    interval, ``basis``, the samples per side and the ``verdict``.
+    ``cells`` (unique index) may take part; ``samples``: their per-process samples;
+    ``carry``: columns copied beside each side. One row per pair, indexed by the subject's
+    label: :func:`pair`'s keys, the carried columns, COMPARISON_COLUMNS: each side's median
+    sample (its cell's figure on the "summary" basis, where a side has no samples: no
+    interval), ``ratio`` = ``against_value / value``, the 95% interval, ``basis``, the
+    samples per side and the ``verdict``.
 
     Example::
 

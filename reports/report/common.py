@@ -193,11 +193,6 @@ def keras_choice(row: Mapping[str, Any]) -> str | None:
     return ", ".join(parts) or None
 
 
-def keras_column(cells: pd.DataFrame) -> bool:
-    """Does any cell record what Keras chose (a loop such as the reference does)?"""
-    return any(keras_choice(row) for row in cells.to_dict("records"))
-
-
 #: Setting keys beyond workload, device, batch and width, and their column names: shown
 #: only when the runs vary them.
 VARYING_SETTING_COLUMNS = {"steps_per_call": "K", "precision": "precision", "strategy": "strategy"}
@@ -234,7 +229,9 @@ def setting_table(
     frame = pd.DataFrame(
         [{**setting_fields(row, several_runs, varying), **columns} for row, columns in rows]
     )
-    return frame if keras_column(cells) else frame.drop(columns="Keras chose", errors="ignore")
+    if any(keras_choice(row) for row in cells.to_dict("records")):
+        return frame
+    return frame.drop(columns="Keras chose", errors="ignore")
 
 
 def setting_heading(row: Mapping[str, Any], several_runs: bool) -> str:

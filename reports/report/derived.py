@@ -1,8 +1,6 @@
-"""Derived figures of a RunSet, each drawn from the comparison core's rows
-(``reports.compare``): speedups along the ladder (against the reference and against the
-rung's neighbour, on the amortized and the steady step), compile break-even, time to
-train, FLOP/s and MFU, crossovers over a sweep, and later runs against the first. The
-report's sections render them; docs/methodology.md says how each is made.
+"""Derived figures of a RunSet, drawn from the comparison core's rows (``reports.compare``):
+speedups along the ladder, break-even, time to train, FLOP/s and MFU, crossovers, later runs
+against the first. docs/methodology.md says how each is made.
 
 Example::
 
