@@ -14,7 +14,6 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -401,13 +400,10 @@ def compare(
         raise IncomparableRunsError(f"alpha must be between 0 and 1, got {alpha}")
     if not 0 <= threshold < 1:
         raise IncomparableRunsError(f"threshold must be in [0, 1), got {threshold}")
-    baseline_path, current_path = Path(baseline_dir), Path(current_dir)
-    if baseline_path.exists() and baseline_path.resolve() == current_path.resolve():
-        raise IncomparableRunsError(f"{baseline_path}: a run cannot be compared with itself")
-    baseline, current = load_run(baseline_path), load_run(current_path)
-    if baseline.run_id == current.run_id:
+    baseline, current = load_run(baseline_dir), load_run(current_dir)
+    if baseline.run_id == current.run_id:  # the same directory twice, or a copy of it
         raise IncomparableRunsError(
-            f"{baseline_path} and {current_path} are the same run (run_id {baseline.run_id})"
+            f"{baseline_dir} and {current_dir} are the same run (run_id {baseline.run_id})"
         )
     hard_differences = tuple(
         metadata_differences(baseline.metadata.get("hard", {}), current.metadata.get("hard", {}))
@@ -440,9 +436,7 @@ def compare(
 
     samples = (process_samples(baseline), process_samples(current))
     if samples[0].empty and samples[1].empty:
-        raise IncomparableRunsError(
-            f"{baseline_path} and {current_path} hold no ok process samples"
-        )
+        raise IncomparableRunsError(f"{baseline_dir} and {current_dir} hold no ok process samples")
     facts = (SideFacts.of(baseline, samples[0]), SideFacts.of(current, samples[1]))
     step_samples, drift_note = step_time_samples(baseline, current, samples, reference)
     judged = judge_step_times(*step_samples, threshold, alpha)
@@ -473,7 +467,7 @@ def compare(
             cells.append(CellComparison(cell, MISSING, note, *counts, flags=flags))
     if not judged and not any(cell.flags for cell in cells):
         raise IncomparableRunsError(
-            f"{baseline_path} and {current_path} have no cell with samples on both sides"
+            f"{baseline_dir} and {current_dir} have no cell with samples on both sides"
         )
     notes = [
         f"the {side} run is incomplete (interrupted or still running): finished cells only"
