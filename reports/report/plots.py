@@ -16,6 +16,7 @@ from tf_loopbench.reports.compare import CELL_KEY_DEFAULTS, RUN_KEY, RUN_SETTING
 from tf_loopbench.reports.report.common import (
     VARIANT_NAMES,
     Plot,
+    epochs_text,
     log_scale,
     loop_colors,
     offsets,
@@ -43,6 +44,32 @@ AGAINST = {
     "steps_per_call": "steps per call",
     "precision": "precision",
 }
+#: The plots' captions in the report (write_plots)
+STEP_TIMES = (
+    "Median steady step of each loop style (filled points) with its 95% CI across processes "
+    "(whiskers; none where a cell ran one process); hollow points: the amortized step, "
+    "per-epoch costs included, where it differs."
+)
+SPEEDUPS = (
+    "Above 1: faster than {reference}. Filled: amortized (what a user pays over whole epochs); "
+    "hollow: steady step. Whiskers: bootstrap 95% CI of the ratio of medians across processes "
+    "(none without one); gray band: no practical difference."
+)
+BREAK_EVEN = (
+    "Steps after which a rung's total time, compile included, is lower than that of the rung "
+    "it compares with (amortized steps, the run's medians; no interval); the dashed line: the "
+    "steps of the report's epochs."
+)
+PROFILE = "Per step, from the profiled run: device/op time, input wait, the rest."
+STEPS = (
+    "Median steady step per step (not per call) of each loop against steps per call (log-log), "
+    "with its 95% CI across processes (whiskers). Read across: a loop at K against another at "
+    "one step a call is the question the Steps per call table answers."
+)
+PRECISION = (
+    "Median steady step of each loop in each precision (log scale), with its 95% CI across "
+    "processes (whiskers)."
+)
 #: Text written upright at a point (a status, a variant, "never").
 UPRIGHT = {"rotation": 90, "ha": "center", "fontsize": 7}
 #: A crossover: the first point from which a loop keeps within the overhead threshold.
@@ -80,8 +107,8 @@ def loop_figure(derived: Derived, cells: pd.DataFrame, draw, ylabel: str, legend
         log_scale(axis)
         axis.set_ylabel(ylabel)
         axis.set_title(workload)
-        points(axis, [], [], [], [], "gray", label=legend[0])
-        points(axis, [], [], [], [], "gray", filled=False, label=legend[1])
+        for label, filled in zip(legend, (True, False), strict=False):
+            points(axis, [], [], [], [], "gray", filled=filled, label=label)
         axis.legend(fontsize=7)
     return figure
 
@@ -209,70 +236,33 @@ def plot_against(derived: Derived, path: Path, key: str) -> Path | None:
 
 
 def plot_break_even(derived: Derived, path: Path) -> Path | None:
-    """Steps until each rung's compile time pays back against the rung it compares with:
-    points on a log axis ("never" written where it does not), the steps of the report's
-    epochs as a dashed line."""
+    """Steps until each rung's compile time pays back against the rung it compares with, on a
+    log axis ("never" written where it does not); dashes: the steps of the report's epochs."""
     table = derived.break_even
     if table.empty:
         return None
-    colors = loop_colors(derived)
-    workloads = sorted(table["workload"].unique())
-    figure, axes = panels(len(workloads), columns=2, width=5.5, height=3.4)
-    for axis, workload in zip(axes, workloads, strict=True):
-        frame = table[table["workload"] == workload].copy()
-        frame["variant"] = variant_labels(frame)
-        variants = list(dict.fromkeys(frame["variant"]))
-        pairs = list(dict.fromkeys(zip(frame["loop"], frame["reference"], strict=True)))
-        shifts = offsets(len(pairs))
-        finite = frame["break_even_steps"].to_numpy(dtype=float)
-        ceiling = np.nanmax(finite, initial=1.0) * 3
-        for offset, (loop, reference) in zip(shifts, pairs, strict=True):
-            part = frame[(frame["loop"] == loop) & (frame["reference"] == reference)]
-            part = part.set_index("variant").reindex(variants)
-            positions = np.arange(len(variants)) + offset
-            steps = part["break_even_steps"].to_numpy(dtype=float)
-            color = colors.get(loop, "gray")
-            axis.plot(
-                positions[np.isfinite(steps)],
-                steps[np.isfinite(steps)],
-                marker="o",
-                markersize=7,
-                linestyle="none",
-                color=color,
-                markeredgecolor="black",
-                label=f"{loop} vs {reference}",
-            )
-            for position, value, outcome in zip(positions, steps, part["outcome"], strict=True):
-                if outcome in ("never", "unknown"):
-                    axis.text(position, 1.2, outcome, va="bottom", color=color, **UPRIGHT)
-                elif np.isfinite(value):
-                    axis.text(
-                        position,
-                        value * 1.25,
-                        f"{value:,.0f}",
-                        ha="center",
-                        va="bottom",
-                        fontsize=6,
-                    )
-        per_epoch = frame["break_even_steps"] / frame["break_even_epochs"]
-        epoch_steps = per_epoch[np.isfinite(per_epoch)].median() if len(variants) == 1 else np.nan
-        if np.isfinite(epoch_steps):
-            at = epoch_steps * derived.epochs
-            axis.axhline(at, color="gray", linewidth=0.8, linestyle="--")
-            epochs = f" {derived.epochs} epoch{'s' if derived.epochs != 1 else ''}"
-            axis.text(
-                len(variants) - 0.5, at, epochs, fontsize=7, color="gray", ha="right", va="bottom"
-            )
-            ceiling = max(ceiling, at * 3)
+    per_epoch = table["break_even_steps"] / table["break_even_epochs"]
+    table = table.assign(epoch_steps=per_epoch.where(np.isfinite(per_epoch)) * derived.epochs)
+
+    def draw(axis, part, positions, colors):
+        steps = part["break_even_steps"].to_numpy(dtype=float)
+        points(axis, positions, steps, steps * np.nan, steps * np.nan, colors)
+        axis.hlines(part["epoch_steps"], positions - 0.1, positions + 0.1, color="gray", ls="--")
+        for position, value, outcome in zip(positions, steps, part["outcome"], strict=True):
+            if outcome in ("never", "unknown"):
+                at = axis.get_xaxis_transform()
+                axis.text(position, 0.02, outcome, va="bottom", transform=at, **UPRIGHT)
+            elif np.isfinite(value):
+                axis.text(position, value * 1.25, f"{value:,.0f}", ha="center", fontsize=6)
+
+    ylabel = f"steps to break even (dashed: {epochs_text(derived.epochs)})"
+    figure = loop_figure(derived, table, draw, ylabel, ("break-even step",))
+    ceiling = np.nanmax([*table["break_even_steps"], *table["epoch_steps"], 1.0]) * 3
+    against = dict(zip(table["loop"], table["reference"], strict=False))
+    for axis in figure.axes[: table["workload"].nunique()]:
         axis.set_ylim(0.7, max(ceiling, 10))  # a break-even of 1 step shows whole
-        log_scale(axis)
-        axis.set_xticks(
-            np.arange(len(variants)), [v or workload for v in variants], rotation=15, fontsize=8
-        )
-        axis.set_xlim(-0.6, len(variants) - 0.4)
-        axis.set_ylabel("steps to break even")
-        axis.set_title(f"{workload}: each rung vs the one it compares with", fontsize=10)
-        axis.legend(fontsize=7)
+        labels = [f"{t.get_text()}\nvs {against[t.get_text()]}" for t in axis.get_xticklabels()]
+        axis.set_xticks(axis.get_xticks(), labels, rotation=0, fontsize=8)
     figure.suptitle(
         "Compile break-even:\nsteps after which total time (incl. compile) is lower", fontsize=10
     )
@@ -322,63 +312,22 @@ def write_plots(derived: Derived, plots_dir: str | os.PathLike[str]) -> list[Plo
     reference = derived.ladder.reference if derived.ladder is not None else "the reference"
     star = "Log-log. A star marks the first {} from which the loop stays within "
     star += f"{OVERHEAD_THRESHOLD:.0%} of {reference}."
-    makers = (
-        (
-            "Step time per loop style",
-            "step_times.png",
-            plot_step_times,
-            "Median steady step of each loop style (filled points) with its 95% CI across "
-            "processes (whiskers; none where a cell ran one process); hollow points: the "
-            "amortized step, per-epoch costs included, where it differs.",
-        ),
-        (
-            f"Speedup against {reference}",
-            f"speedup_vs_{reference}.png",
-            plot_speedups,
-            f"Above 1: faster than {reference}. Filled: amortized (what a user pays over whole "
-            "epochs); hollow: steady step. Whiskers: bootstrap 95% CI of the ratio of medians "
-            "across processes (none without one); gray band: no practical difference.",
-        ),
-        *(
-            (f"Step time against {AGAINST[key]}", name, partial(plot_against, key=key), caption)
-            for key, name, caption in (
-                ("batch_size", "batch_sweep.png", star.format("batch size")),
-                ("width", "width_sweep.png", star.format("width")),
-            )
-        ),
-        (
-            "Compile break-even",
-            "break_even.png",
-            plot_break_even,
-            "Steps after which a rung's total time, compile included, is lower than that of "
-            "the rung it compares with (amortized steps, the run's medians; no interval); the "
-            "dashed line: the steps of the report's epochs.",
-        ),
-        (
-            "Profiler breakdown",
-            "profile.png",
-            plot_profile,
-            "Per step, from the profiled run: device/op time, input wait, the rest.",
-        ),
-        (
-            "Step time against steps per call",
-            "steps_per_call.png",
-            partial(plot_against, key="steps_per_call"),
-            "Median steady step per step (not per call) of each loop against steps per call "
-            "(log-log), with its 95% CI across processes (whiskers). Read across: a loop at "
-            "K against another at one step a call is the question the Steps per call table "
-            "answers.",
-        ),
-        (
-            "Step time against precision",
-            "precision.png",
-            partial(plot_against, key="precision"),
-            "Median steady step of each loop in each precision (log scale), with its 95% CI "
-            "across processes (whiskers).",
-        ),
-    )
+    speedups = SPEEDUPS.format(reference=reference)
+    sweep = {
+        k: (f"Step time against {v}", partial(plot_against, key=k)) for k, v in AGAINST.items()
+    }
+    makers = {  # file: (title, maker, caption)
+        "step_times.png": ("Step time per loop style", plot_step_times, STEP_TIMES),
+        f"speedup_vs_{reference}.png": (f"Speedup against {reference}", plot_speedups, speedups),
+        "batch_sweep.png": (*sweep["batch_size"], star.format("batch size")),
+        "width_sweep.png": (*sweep["width"], star.format("width")),
+        "break_even.png": ("Compile break-even", plot_break_even, BREAK_EVEN),
+        "profile.png": ("Profiler breakdown", plot_profile, PROFILE),
+        "steps_per_call.png": (*sweep["steps_per_call"], STEPS),
+        "precision.png": (*sweep["precision"], PRECISION),
+    }
     written = []
-    for title, name, maker, caption in makers:
+    for name, (title, maker, caption) in makers.items():
         path = maker(derived, Path(plots_dir) / name)
         if path is not None:
             written.append(Plot(title=title, path=path, caption=caption))
