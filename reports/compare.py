@@ -228,10 +228,9 @@ def against_previous(order: Sequence[Any], *, name: str = "previous") -> Rule:
 def ladder_reference(ladder: Any) -> Rule:
     """Every other loop of a ``reports.rundir.Ladder`` against its reference loop, in
     ladder order (x fit); no pair without a ladder."""
-    if ladder is None:
-        return against_each([], name="no ladder")
-    pairs = [(loop, ladder.reference) for loop in ladder.loops if loop != ladder.reference]
-    return against_each(pairs, name=f"against {ladder.reference}")
+    loops = ladder.loops if ladder is not None else ()
+    pairs = [(loop, ladder.reference) for loop in loops if loop != ladder.reference]
+    return against_each(pairs, name="against the reference")
 
 
 def ladder_neighbours(ladder: Any) -> Rule:
@@ -390,15 +389,7 @@ def compare(
             low, high, basis = math.nan, math.nan, SUMMARY
         row = (float(value), float(against_value), ratio, low, high, basis, mine.size, theirs.size)
         measured.append((figure.name, *row, verdict(low, high, threshold)))
-    rows = pd.concat(
-        [
-            pairs[key_columns],
-            *(
-                side[list(carry)].add_prefix(prefix)
-                for side, prefix in zip(sides, ("", "against_"))
-            ),
-            pd.DataFrame(measured, columns=COMPARISON_COLUMNS),
-        ],
-        axis=1,
-    )
+    for column in carry:
+        pairs[column], pairs[f"against_{column}"] = (side[column] for side in sides)
+    rows = pd.concat([pairs, pd.DataFrame(measured, columns=COMPARISON_COLUMNS)], axis=1)
     return rows[columns].set_axis(pd.Index(pairs["subject_row"], name="cell"))
