@@ -164,12 +164,9 @@ def shared_ladder(runs: Sequence[Run]) -> tuple[Ladder | None, str | None]:
 
 def differing_hard_keys(runs: Sequence[Run]) -> list[str]:
     """Machine keys whose values differ between runs (their times do not compare)."""
-    keys = sorted({key for run in runs for key in run.metadata.get("hard", {})})
-    return [
-        key
-        for key in keys
-        if len({repr(run.metadata.get("hard", {}).get(key)) for run in runs}) > 1
-    ]
+    hard = [run.metadata.get("hard", {}) for run in runs]
+    keys = sorted({key for machine in hard for key in machine})
+    return [key for key in keys if len({repr(machine.get(key)) for machine in hard}) > 1]
 
 
 def _peak_flops(run: Run, device: str) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tf_loopbench.reports.report.common import Block, Context, Decision, Plot
+from tf_loopbench.reports.report.common import Block, Context, Decision
 from tf_loopbench.reports.report.derived import Derived
 from tf_loopbench.reports.report.plots import write_plots
 from tf_loopbench.reports.report.sections import (
@@ -54,16 +54,12 @@ def sentences(derived: Derived) -> list[Decision]:
     return [decision for hook in hooks for decision in hook(derived)]
 
 
-def all_plots(derived: Derived, plots_dir: Path) -> list[Plot]:
-    """The report's plots (reports.report.plots), then each section's own."""
-    written = write_plots(derived, plots_dir)
-    for section in SECTIONS:
-        if hasattr(section, "plots"):
-            written += section.plots(derived, plots_dir)
-    return written
-
-
 def document(derived: Derived, plots_dir: Path) -> list[Block]:
-    """The report as blocks both renderers understand; writes the plots into ``plots_dir``."""
-    context = Context(derived, tuple(sentences(derived)), tuple(all_plots(derived, plots_dir)))
+    """The report as blocks both renderers understand; writes the plots (reports.report.plots,
+    then each section's own) into ``plots_dir``."""
+    hooks = [section.plots for section in SECTIONS if hasattr(section, "plots")]
+    plots = write_plots(derived, plots_dir) + [
+        p for hook in hooks for p in hook(derived, plots_dir)
+    ]
+    context = Context(derived, tuple(sentences(derived)), tuple(plots))
     return [block for section in SECTIONS for block in section.blocks(context)]

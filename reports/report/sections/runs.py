@@ -52,19 +52,11 @@ def sentences(derived: Derived) -> list[Decision]:
     """Per later run and workload: its cells against the first run's, on the steady step."""
     run_set, out = derived.run_set, []
     if run_set.differing_hard_keys:
-        out.append(
-            Decision(
-                TOPIC,
-                f"These runs differ in machine keys ({', '.join(run_set.differing_hard_keys)}): "
-                "they are shown side by side, not as a regression check.",
-                False,
-                info=True,
-            )
-        )
-    table = derived.run_comparison
-    for (baseline, run, workload), group in table.groupby(
-        ["baseline", "run", "workload"], sort=True
-    ):
+        keys = ", ".join(run_set.differing_hard_keys)
+        text = f"These runs differ in machine keys ({keys}): they are shown side by side, not as"
+        out.append(Decision(TOPIC, f"{text} a regression check.", False, info=True))
+    by_workload = derived.run_comparison.groupby(["baseline", "run", "workload"], sort=True)
+    for (baseline, run, workload), group in by_workload:
         ratios = group["speedup"].to_numpy(dtype=float)
         intervals = zip(group["speedup_ci_low"], group["speedup_ci_high"], strict=True)
         beyond = sum(verdict(*ci, derived.threshold) in (FASTER, SLOWER) for ci in intervals)
@@ -97,11 +89,10 @@ def blocks(context: Context) -> list[Block]:
         Table(runs_table(context.derived)),
     ]
     if run_set.differing_hard_keys:
+        keys = ", ".join(run_set.differing_hard_keys)
         out.append(
             Paragraph(
-                "These runs differ in machine keys ("
-                + ", ".join(run_set.differing_hard_keys)
-                + "): compare them side by side, not as a regression."
+                f"These runs differ in machine keys ({keys}): compare them side by side, not as a regression."
             )
         )
     return out
