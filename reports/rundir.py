@@ -72,18 +72,15 @@ class CellKey(NamedTuple):
     def name(self) -> str:
         """A short name, e.g. ``mlp/xla/cpu/bs64/w256/k8/jit=off``: a part for each key
         only where it is not its default."""
-        parts = [str(self.workload), str(self.loop), str(self.device), f"bs{self.batch_size}"]
-        if self.width:
-            parts.append(f"w{self.width}")
-        if self.steps_per_call != CELL_KEY_DEFAULTS["steps_per_call"]:
-            parts.append(f"k{self.steps_per_call}")
-        if self.precision != CELL_KEY_DEFAULTS["precision"]:
-            parts.append(str(self.precision))
-        if self.fit_jit in ("off", "on"):
-            parts.append(f"jit={self.fit_jit}")
-        if self.strategy != CELL_KEY_DEFAULTS["strategy"]:
-            parts.append(str(self.strategy))
-        return "/".join(parts)
+        optional = [
+            (f"w{self.width}", self.width != CELL_KEY_DEFAULTS["width"]),
+            (f"k{self.steps_per_call}", self.steps_per_call != CELL_KEY_DEFAULTS["steps_per_call"]),
+            (str(self.precision), self.precision != CELL_KEY_DEFAULTS["precision"]),
+            (f"jit={self.fit_jit}", self.fit_jit in ("off", "on")),
+            (str(self.strategy), self.strategy != CELL_KEY_DEFAULTS["strategy"]),
+        ]
+        parts = [self.workload, self.loop, self.device, f"bs{self.batch_size}"]
+        return "/".join(map(str, parts + [part for part, differs in optional if differs]))
 
 
 def _key_value(key: str, value: Any) -> Any:
@@ -261,12 +258,8 @@ class Run:
 
     def process_samples(self) -> pd.DataFrame:
         """One row per worker process (the statistical samples), status ok only."""
-        if self.samples.empty:
-            return self.samples
-        rows = self.samples[self.samples["kind"] == "process"]
-        if "status" in rows:
-            rows = rows[rows["status"] == "ok"]
-        return rows.reset_index(drop=True)
+        ok = self.samples.get("status", "ok") == "ok"  # a run without failures: no status
+        return self.samples[(self.samples["kind"] == "process") & ok].reset_index(drop=True)
 
 
 def reference_loop(*runs: Run | Mapping[str, Any], must_agree: bool = False) -> str | None:

@@ -266,13 +266,6 @@ def _median(values: np.ndarray | None) -> float:
     return float(np.median(values)) if values is not None and len(values) else float("nan")
 
 
-def compile_time_p_values(baseline: SideFacts, current: SideFacts) -> dict[CellKey, float]:
-    """Holm-adjusted p-values that a cell compiles slower (compile times on both sides)."""
-    old, new = baseline.compile_times, current.compile_times
-    cells = _tested(old, new)
-    return dict(zip(cells, _holm(old, new, cells)[1], strict=True)) if cells else {}
-
-
 def cell_flags(
     cell: CellKey,
     baseline: SideFacts,
@@ -282,7 +275,7 @@ def cell_flags(
     compile_p_adjusted: Mapping[CellKey, float] | None,
 ) -> tuple[str, ...]:
     """Regressions beside step time: new failures, more retraces, slower compilation
-    (``compile_p_adjusted``: :func:`compile_time_p_values`; None leaves it unjudged)."""
+    (``compile_p_adjusted``: Holm-adjusted p-values of compiling slower; None: unjudged)."""
     flags = []
     baseline_status, current_status = baseline.statuses.get(cell), current.statuses.get(cell)
     error = current.first_errors.get(cell, "")
@@ -441,8 +434,11 @@ def compare(
     step_samples, drift_note = step_time_samples(baseline, current, samples, reference)
     judged = judge_step_times(*step_samples, threshold, alpha)
     statuses = (facts[0].statuses, facts[1].statuses)
-    # compile times, like step times, do not carry across machines
-    compile_p_adjusted = None if allow_different_machines else compile_time_p_values(*facts)
+    compile_p_adjusted = None  # compile times, like step times, do not carry across machines
+    compiled = _tested(facts[0].compile_times, facts[1].compile_times)
+    if compiled and not allow_different_machines:
+        p_values = _holm(facts[0].compile_times, facts[1].compile_times, compiled)[1]
+        compile_p_adjusted = dict(zip(compiled, p_values, strict=True))
 
     cells = []
     skipped_in_both = 0
