@@ -407,24 +407,16 @@ def points(axis, x, y, low, high, color, *, filled: bool = True, label=None) -> 
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
     colors = color if isinstance(color, list) else [color] * len(x)
-    marker, size = ("o", 6) if filled else ("D", 5)
+    marker, size, edge_width = ("o", 6, 0.6) if filled else ("D", 5, 1.4)
     for xi, yi, lo, hi, c in zip(x, y, low, high, colors, strict=True):
         if not (np.isfinite(yi) and yi > 0):
             continue
         if np.isfinite(lo) and np.isfinite(hi):
             yerr = [[max(0.0, yi - lo)], [max(0.0, hi - yi)]]
             axis.errorbar([xi], [yi], yerr=yerr, fmt="none", ecolor=c, elinewidth=1.2, capsize=3)
-        axis.plot(
-            [xi],
-            [yi],
-            marker=marker,
-            markersize=size,
-            color=c,
-            markerfacecolor=c if filled else "white",
-            markeredgecolor="black" if filled else c,
-            markeredgewidth=0.6 if filled else 1.4,
-            linestyle="none",
-        )
+        face, edge = (c, "black") if filled else ("white", c)
+        style = {"markerfacecolor": face, "markeredgecolor": edge, "markeredgewidth": edge_width}
+        axis.plot([xi], [yi], marker=marker, markersize=size, color=c, linestyle="none", **style)
     if label is not None:  # one legend entry, however many points
         edge, face = ("black", "gray") if filled else ("gray", "white")
         style = {"markerfacecolor": face, "markeredgecolor": edge, "linestyle": "none"}

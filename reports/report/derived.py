@@ -239,7 +239,9 @@ def _log_interpolated(
     grid: np.ndarray, overheads: np.ndarray, index: int, threshold: float
 ) -> float:
     """Where the overhead, linear in log2 of the axis, meets the threshold between
-    grid[index - 1] and grid[index]."""
+    grid[index - 1] and grid[index]; NaN unless the crossover is inside the grid."""
+    if not 0 < index < len(grid):
+        return math.nan
     low, high = grid[index - 1], grid[index]
     over, under = overheads[index - 1], overheads[index]
     if low <= 0 or over == under:
@@ -295,10 +297,8 @@ def crossovers(
                     "threshold": threshold,
                     "outcome": outcome,
                     "crossover": grid[start] if outcome != "never" else math.nan,
-                    "crossover_log_interpolated": (
-                        _log_interpolated(grid, overheads, start, threshold)
-                        if outcome == "from"
-                        else math.nan
+                    "crossover_log_interpolated": _log_interpolated(
+                        grid, overheads, start, threshold
                     ),
                     "overhead_at_crossover": overheads[start] if outcome != "never" else math.nan,
                     "grid": tuple(int(value) for value in grid),

@@ -90,9 +90,6 @@ def blocks(context: Context) -> list[Block]:
     ]
     if run_set.differing_hard_keys:
         keys = ", ".join(run_set.differing_hard_keys)
-        out.append(
-            Paragraph(
-                f"These runs differ in machine keys ({keys}): compare them side by side, not as a regression."
-            )
-        )
+        text = f"These runs differ in machine keys ({keys}): compare them side by side, not as"
+        out.append(Paragraph(f"{text} a regression."))
     return out
