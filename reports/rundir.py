@@ -349,26 +349,20 @@ def read_metadata(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     path = run_dir / METADATA_FILE
     if not run_dir.exists():
         raise RunDirError(f"{run_dir}: no such run directory")
-    if not run_dir.is_dir():
-        raise RunDirError(f"{run_dir}: not a directory")
     if not path.exists():
         raise RunDirError(f"{run_dir}: not a run directory (no {METADATA_FILE})")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RunDirError(f"{path}: unreadable or corrupted metadata ({exc})") from None
-    if not isinstance(meta, dict):
-        raise RunDirError(f"{path}: corrupted metadata (not a JSON object)")
-    version = meta.get("schema_version")
-    if not isinstance(version, int):
-        raise RunDirError(f"{path}: corrupted metadata (no integer schema_version)")
+    version = meta.get("schema_version") if isinstance(meta, dict) else None
+    if not isinstance(version, int) or version < 1:
+        raise RunDirError(f"{path}: corrupted metadata (no schema_version of 1 or more)")
     if version > SCHEMA_VERSION:
         raise RunDirError(
             f"{path}: written by a newer tf-loopbench (schema {version}; this one reads "
             f"up to {SCHEMA_VERSION}); upgrade tf-loopbench to read it"
         )
-    if version < 1:
-        raise RunDirError(f"{path}: unknown schema_version {version}")
     if meta.get(LADDER_KEY) is not None:
         try:
             Ladder.from_json(meta[LADDER_KEY])
