@@ -165,12 +165,8 @@ def table(frame: pd.DataFrame) -> list[Block]:
     """A table block and, when a figure in it has no interval, why (once, below it)."""
     blocks: list[Block] = [Table(frame)]
     if frame.astype(str).apply(lambda c: c.str.contains(NO_INTERVAL, regex=False)).any().any():
-        blocks.append(
-            Paragraph(
-                f"{NO_INTERVAL}: no interval, because a cell ran fewer than two worker "
-                "processes (intervals come from processes only)."
-            )
-        )
+        why = "a cell ran fewer than two worker processes (intervals come from processes only)"
+        blocks.append(Paragraph(f"{NO_INTERVAL}: no interval, because {why}."))
     return blocks
 
 

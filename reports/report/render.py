@@ -1,7 +1,5 @@
 """Render the report's blocks (``reports.report.common``) as GitHub-flavoured Markdown
-(report.md, PNGs linked by relative path, for a CI job summary) and as one self-contained
-HTML page (report.html, PNGs embedded as data: URIs), so the two never disagree.
-"""
+(report.md, PNGs linked by relative path) and as one self-contained HTML page (report.html)."""
 
 from __future__ import annotations
 

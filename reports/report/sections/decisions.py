@@ -61,10 +61,7 @@ def blocks(context: Context) -> list[Block]:
     out += [Paragraph(note) for note in reading_notes(context.derived)]
     found = context.sentences
     for topic in dict.fromkeys(decision.topic for decision in found):
-        items = tuple(
-            d.text if d.claim or d.info else f"*(no claim)* {d.text}"
-            for d in found
-            if d.topic == topic
-        )
+        mine = [d for d in found if d.topic == topic]
+        items = tuple(d.text if d.claim or d.info else f"*(no claim)* {d.text}" for d in mine)
         out += [Heading(3, topic), Bullets(items)]
     return out
