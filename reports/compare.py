@@ -261,12 +261,11 @@ def _keys(
 
 def _preferred(group: pd.DataFrame, labels: list[Any], variants: list[str]) -> Any:
     """Of a reference value's cells, the one PREFERRED_VARIANT names, else the first."""
+    prefixes = [
+        (column, PREFERRED_VARIANT[column]) for column in variants if column in PREFERRED_VARIANT
+    ]
     for label in labels:
-        if any(
-            str(group.at[label, column]).startswith(PREFERRED_VARIANT[column])
-            for column in variants
-            if column in PREFERRED_VARIANT
-        ):
+        if any(str(group.at[label, column]).startswith(p) for column, p in prefixes):
             return label
     return labels[0]
 
@@ -298,12 +297,9 @@ def pair(
     variants = [key for key in varying if key not in vary]
     found = []
     groups = cells.groupby(setting, sort=True, dropna=False) if setting else [((), cells)]
+    by = list(vary) if len(vary) > 1 else vary[0]
     for _, group in groups:
-        members: dict[Any, list[Any]] = {}
-        for label, value in zip(
-            group.index, group[list(vary)].itertuples(index=False, name=None), strict=True
-        ):
-            members.setdefault(value[0] if len(vary) == 1 else value, []).append(label)
+        members = {v: list(rows.index) for v, rows in group.groupby(by, sort=False, dropna=False)}
         for subject_value, reference_value in reference.pairs(members):
             if subject_value in members and reference_value in members:
                 reference_row = _preferred(group, members[reference_value], variants)
