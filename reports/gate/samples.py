@@ -143,16 +143,14 @@ def block_grid(
 DRIFT_NEIGHBOURS = 4
 
 
-def local_drift_factors(
-    step_times: np.ndarray, times: np.ndarray | None = None, neighbours: int = DRIFT_NEIGHBOURS
-) -> np.ndarray:
+def local_drift_factors(step_times: np.ndarray, times: np.ndarray | None = None) -> np.ndarray:
     """The machine's drift around each pair of an interleaved A/B, read from the pairs
     measured just before and after it (docs/decisions/0006).
 
     ``step_times`` has shape (cells, 2, blocks); ``times`` (cells, blocks) says when each
     pair ran (any NaN, or None: in block order). A pair's value is the mean over its two
     sides of log(sample / its cell's median); its factor is exp of the median value of
-    the ``neighbours`` pairs of *other* cells on either side of it in time, the same for
+    the DRIFT_NEIGHBOURS pairs of *other* cells on either side of it in time, the same for
     both sides, so a difference between the sides stays. Fewer than 3 cells: factors of 1.
 
     >>> x = np.array([[[1.0] * 3 + [2.0] * 3] * 2] * 4)   # 4 cells; the last 3 blocks slow
@@ -178,7 +176,7 @@ def local_drift_factors(
     values, cells = pair_values.ravel()[order], np.repeat(np.arange(n_cells), n_blocks)[order]
     factors_in_order = np.ones(values.size)
     for position in range(values.size):
-        low, high = max(0, position - neighbours), min(values.size, position + neighbours + 1)
+        low, high = max(0, position - DRIFT_NEIGHBOURS), position + DRIFT_NEIGHBOURS + 1
         window = values[low:high][cells[low:high] != cells[position]]
         window = window[np.isfinite(window)]
         if window.size:

@@ -114,16 +114,9 @@ def critical_u(n_baseline: int, n_current: int, level: float) -> int | None:
     return low
 
 
-def detectable_slowdown(
-    baseline: np.ndarray,
-    current: np.ndarray,
-    level: float,
-    power: float = DETECTION_POWER,
-    n_resamples: int = POWER_RESAMPLES,
-    seed: int = POWER_SEED,
-) -> float:
+def detectable_slowdown(baseline: np.ndarray, current: np.ndarray, level: float) -> float:
     """The smallest slowdown (0.08 = 8 %) that the one-sided test at ``level`` would
-    flag in ``power`` of comparisons with these sample counts and this spread: a shift
+    flag in DETECTION_POWER of comparisons with these sample counts and this spread: a shift
     of the log step time, resampled from both sides' centred logs (docs/gate.md,
     "Power"). inf: the counts can never reach ``level``; nan: under two a side.
 
@@ -141,12 +134,11 @@ def detectable_slowdown(
         return float("inf")
     noise = np.concatenate([baseline - np.median(baseline), current - np.median(current)])
     noise *= np.sqrt(noise.size / (noise.size - 2))  # centring on two medians shrank it
-    rng = np.random.default_rng(seed)
-    draws_baseline = rng.choice(noise, (n_resamples, baseline.size))
-    draws_current = rng.choice(noise, (n_resamples, current.size))
-    differences = (draws_baseline[:, :, None] - draws_current[:, None, :]).reshape(n_resamples, -1)
+    rng = np.random.default_rng(POWER_SEED)
+    draws = [rng.choice(noise, (POWER_RESAMPLES, side.size)) for side in (baseline, current)]
+    differences = (draws[0][:, :, None] - draws[1][:, None, :]).reshape(POWER_RESAMPLES, -1)
     shift_needed = np.partition(differences, needed - 1, axis=1)[:, needed - 1]
-    return float(np.expm1(np.quantile(shift_needed, power)))
+    return float(np.expm1(np.quantile(shift_needed, DETECTION_POWER)))
 
 
 def confirmed_slower(
