@@ -237,10 +237,9 @@ def setting_heading(row: Mapping[str, Any], several_runs: bool) -> str:
         parts.append(f"width {int(row['width'])}")
     if int(row.get("steps_per_call", 1) or 1) != 1:
         parts.append(f"{int(row['steps_per_call'])} steps a call")
-    if str(row.get("precision", "float32") or "float32") != "float32":
-        parts.append(str(row["precision"]))
-    if str(row.get("strategy", "none") or "none") != "none":
-        parts.append(str(row["strategy"]))
+    for key in ("precision", "strategy"):
+        if str(row.get(key) or CELL_KEY_DEFAULTS[key]) != CELL_KEY_DEFAULTS[key]:
+            parts.append(str(row[key]))
     where = f"{row['run']}: " if several_runs else ""
     return f"{row['workload']} ({where}{', '.join(parts)})"
 

@@ -87,13 +87,9 @@ def speedups(
         speedups(run_set.cells, run_set.processes, ladder_reference(run_set.ladder))
     """
     rows = compare(ok_cells(cells), "loop", rule, samples=processes, figure=figure, keys=GROUP_KEYS)
-    names = {
-        "against_loop": "reference",
-        **AS_SPEEDUP,
-        "n": "n_loop_processes",
-        "n_against": "n_reference_processes",
-    }
-    columns = [*GROUP_KEYS, "reference", "figure", *SPEEDUP, *list(names.values())[-2:]]
+    counts = {"n": "n_loop_processes", "n_against": "n_reference_processes"}
+    names = {"against_loop": "reference", **AS_SPEEDUP, **counts}
+    columns = [*GROUP_KEYS, "reference", "figure", *SPEEDUP, *counts.values()]
     return rows.rename(columns=names)[columns].reset_index(drop=True)
 
 
@@ -426,9 +422,8 @@ def derive(run_set: RunSet, epochs: int = DEFAULT_EPOCHS) -> Derived:
         .drop(columns="loop_rank")
         .reset_index(drop=True)
     )
-    sweeps = [
-        crossovers(run_set.cells, crossover_pairs(ladder), axis) for axis in ("batch_size", "width")
-    ]
+    pairs = crossover_pairs(ladder)
+    sweeps = [crossovers(run_set.cells, pairs, axis) for axis in ("batch_size", "width")]
     # break-even in epochs: an epoch's steps as the time to train found them
     epoch_cells = run_set.cells.drop(columns=["steps_per_epoch"], errors="ignore").merge(
         trained[[*GROUP_KEYS, "steps_per_epoch"]], on=list(GROUP_KEYS), how="left"
