@@ -1,9 +1,5 @@
-"""The report across the knobs of a run: steps per call, precision, the reference's compiler.
-
-The rest of the report compares loops within one setting; this section compares cells
-ACROSS settings (docs/methodology.md, "How the report reads the knobs"), every ratio the
-core's row (``reports.compare.compare``). Cells that failed, were skipped or are not
-equivalent take no part. Example::
+"""The report across settings of a knob: steps per call, precision, the reference's compiler
+(docs/methodology.md, "How the report reads the knobs"), every ratio the core's row. Example::
 
     knob_tables(derive(RunSet.of(load_runs(["RUN"])))).ratios
 """
@@ -12,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import takewhile
 from typing import Any
 
 import pandas as pd
@@ -63,8 +60,7 @@ CARRY = ("noisy", "fit_jit")
 
 @dataclass(frozen=True)
 class KnobTables:
-    """The ratios across knob settings: the core's rows, one per (kind, cell, cell it is
-    set against, figure), ``against_<key>`` for every key; empty without a knob axis."""
+    """The core's rows across knob settings, ``kind`` and ``against_<key>`` for every key."""
 
     ratios: pd.DataFrame
     ladder: Ladder | None
@@ -188,12 +184,9 @@ def _words(row: Mapping[str, Any], names: Sequence[str], threshold: float, said=
 def _deciding(rows: Sequence[Mapping[str, Any]], threshold: float) -> tuple[Mapping, bool]:
     """The first row (in K order) from which on every row's loop is, with its interval, no
     longer faster than the cell it is set against, and True; else the last row and False."""
-    start = len(rows)
-    while start > 0 and verdict(
-        rows[start - 1]["ci_low"], rows[start - 1]["ci_high"], threshold
-    ) in (SAME, SLOWER):
-        start -= 1
-    return (rows[start], True) if start < len(rows) else (rows[-1], False)
+    caught = [verdict(r["ci_low"], r["ci_high"], threshold) in (SAME, SLOWER) for r in rows]
+    tail = len(list(takewhile(bool, reversed(caught))))
+    return (rows[-tail], True) if tail else (rows[-1], False)
 
 
 def _steps_decisions(derived: Derived, tables: KnobTables, several_runs: bool) -> list[Decision]:
@@ -210,87 +203,76 @@ def _steps_decisions(derived: Derived, tables: KnobTables, several_runs: bool) -
             if loop not in ladder.loops or loop not in several_k.get(setting, ()):
                 continue
             rows = group[group["loop"] == loop].sort_values(f"against_{STEPS}")
-            if len(rows) < 2:
-                continue
-            out.append(_user_question(rows.to_dict("records"), heading, loop, ladder, threshold))
             equal = same_k.get((*setting, loop), rows.iloc[:0]).sort_values(STEPS)
-            if len(equal) >= 2:
-                out.append(_equal_k(equal.to_dict("records"), heading, loop, ladder, threshold))
+            for kind, found in (("steps_fit_k", rows), ("steps_same_k", equal)):
+                if len(found) >= 2:
+                    rows = found.to_dict("records")
+                    out.append(_steps_decision(kind, rows, heading, loop, ladder, threshold))
     return out
 
 
-def _user_question(rows, heading: str, loop: str, ladder: Ladder, threshold: float) -> Decision:
-    """The reference at K = k against ``loop`` at K = ``base`` (rows in k order): from
-    which k on is the loop at one step a call no longer faster?"""
-    reference, band = ladder.reference, f"{round(threshold * 100)}%"
-    base = int(rows[0][STEPS])
-    ks = ", ".join(str(int(r[f"against_{STEPS}"])) for r in rows)
+ACROSS = (
+    "across settings: {reference} at K={k} against {loop} at K={mine}, which differ in the loop "
+    "and in K; K measured: {ks}"
+)
+EQUAL = "At equal steps per call on {heading} (the loop the one difference)"
+#: The steps-per-call sentences: ``steps_fit_k`` the reference at K against a loop at the
+#: smallest K, ``steps_same_k`` at equal K; by what the rows (in K order) show: the loop not
+#: faster from the first K, from a later K, or up to the last (a claim, or "open").
+STEPS_WORDING = {
+    "steps_fit_k": {
+        "first": "On {heading}, {reference} needs no more steps a call to keep up with {loop}: "
+        "at K={mine}, {text} (K measured: {ks})",
+        "from": "On {heading}, raising {reference}'s steps_per_execution to {k} closes the gap "
+        "to {loop} at {calls}: from K={k} on, {reference} is at most {band} slower than it, or "
+        "faster. At K={k}, {text} (" + ACROSS + ")",
+        "never": "On {heading}, raising {reference}'s steps_per_execution up to {k} does not "
+        "close the gap to {loop} at {calls}: {text} (" + ACROSS + ")",
+        "open": "On {heading}, raising {reference}'s steps_per_execution up to {k} is not shown "
+        "to close the gap to {loop} at {calls} (no claim either way): {text} (" + ACROSS + ")",
+    },
+    "steps_same_k": {
+        "first": EQUAL + ", {loop} is not faster than {reference} beyond {band} at any K: {text}",
+        "from": EQUAL + ", the gap between {reference} and {loop} closes from K={k} on "
+        "({first_text}): {text}",
+        "never": EQUAL + ", {loop} stays ahead of {reference} up to K={k}: {first_text}; {text}",
+        "open": EQUAL + ", whether {reference} catches up with {loop} by K={k} is not shown (no "
+        "claim either way): {first_text}; {text}",
+    },
+}
+
+
+def _steps_decision(kind: str, rows, heading: str, loop: str, ladder: Ladder, threshold: float):
+    """From which K on is ``loop`` no longer faster than the reference (``kind``'s rows)?"""
+    reference = ladder.reference
+    theirs = f"against_{STEPS}" if kind == "steps_fit_k" else STEPS
     row, found = _deciding(rows, threshold)
-    k = int(row[f"against_{STEPS}"])
+    mine, k, first_k = int(row[STEPS]), int(row[theirs]), int(rows[0][theirs])
+    names = (f"{loop} at K={mine}", f"{reference} at K={k}")
     jit = str(row.get("against_fit_jit") or "")
     compiler = (
         ", jit_compile on" if jit in XLA_ON else ", jit_compile off" if jit in XLA_OFF else ""
     )
-    said = (
-        f"{loop} at K={base} ({_calls(base)})",
-        f"{reference} at K={k} (steps_per_execution={k}{compiler})",
-    )
-    text, claim = _words(row, (f"{loop} at K={base}", f"{reference} at K={k}"), threshold, said)
-    across = (
-        f"across settings: {reference} at K={k} against {loop} at K={base}, which differ "
-        f"in the loop and in K; K measured: {ks}"
-    )
-    if found and k == base:
-        sentence = (
-            f"On {heading}, {reference} needs no more steps a call to keep up with {loop}: "
-            f"at K={base}, {text} (K measured: {ks})"
-        )
-    elif found:
-        sentence = (
-            f"On {heading}, raising {reference}'s steps_per_execution to {k} closes the gap "
-            f"to {loop} at {_calls(base)}: from K={k} on, {reference} is at most {band} "
-            f"slower than it, or faster. At K={k}, {text} ({across})"
-        )
+    said = (f"{names[0]} ({_calls(mine)})", f"{names[1]} (steps_per_execution={k}{compiler})")
+    text, claim = _words(row, names, threshold, said if kind == "steps_fit_k" else None)
+    first = (f"{loop} at K={int(rows[0][STEPS])}", f"{reference} at K={first_k}")
+    if found:
+        case = "first" if k == first_k else "from"
     else:
         claim = verdict(row["ci_low"], row["ci_high"], threshold) == FASTER
-        gap = f"close the gap to {loop} at {_calls(base)}"
-        what = f"does not {gap}" if claim else f"is not shown to {gap} (no claim either way)"
-        sentence = (
-            f"On {heading}, raising {reference}'s steps_per_execution up to {k} {what}: "
-            f"{text} ({across})"
-        )
-    return Decision("Steps per call", sentence + ".", claim)
-
-
-def _equal_k(rows, heading: str, loop: str, ladder: Ladder, threshold: float) -> Decision:
-    """``loop`` against the reference at the same K (rows in K order): does the gap
-    close as K grows?"""
-    reference = ladder.reference
-    first_k = int(rows[0][STEPS])
-    first_text, _ = _words(
-        rows[0], (f"{loop} at K={first_k}", f"{reference} at K={first_k}"), threshold
+        case = "never" if claim else "open"
+    sentence = STEPS_WORDING[kind][case].format(
+        heading=heading,
+        loop=loop,
+        reference=reference,
+        mine=mine,
+        k=k,
+        ks=", ".join(str(int(r[theirs])) for r in rows),
+        calls=_calls(mine),
+        band=f"{round(threshold * 100)}%",
+        text=text,
+        first_text=_words(rows[0], first, threshold)[0],
     )
-    row, found = _deciding(rows, threshold)
-    k = int(row[STEPS])
-    text, claim = _words(row, (f"{loop} at K={k}", f"{reference} at K={k}"), threshold)
-    where = f"At equal steps per call on {heading} (the loop the one difference)"
-    if found and k == first_k:
-        band = f"{round(threshold * 100)}%"
-        sentence = f"{where}, {loop} is not faster than {reference} beyond {band} at any K: {text}"
-    elif found:
-        sentence = (
-            f"{where}, the gap between {reference} and {loop} closes from K={k} on "
-            f"({first_text}): {text}"
-        )
-    else:
-        claim = verdict(row["ci_low"], row["ci_high"], threshold) == FASTER
-        what = (
-            f"{loop} stays ahead of {reference} up to K={k}"
-            if claim
-            else f"whether {reference} catches up with {loop} by K={k} is not shown (no claim "
-            "either way)"
-        )
-        sentence = f"{where}, {what}: {first_text}; {text}"
     return Decision("Steps per call", sentence + ".", claim)
 
 
@@ -376,38 +358,31 @@ def blocks(context: Context) -> list[Block]:
     """The tables across knob settings; empty without a knob axis of several values."""
     tables, threshold = knob_tables(context.derived), context.derived.threshold
     reference = tables.ladder.reference if tables.ladder is not None else None
-    own, fit_k, precision = (
-        knob_table(tables, context.several_runs, kind)
-        for kind in ("steps_own", "steps_fit_k", "precision")
-    )
-    shown = (
-        (
-            own,
+    shown = {  # kind: (heading, paragraph)
+        "steps_own": (
             "Steps per call",
             "What more steps per call buys each loop: its speedup at K over itself at the "
             "smallest K measured, amortized step, 95% CI across processes in brackets.",
         ),
-        (
-            fit_k,
-            "" if not own.empty else "Steps per call",
-            f"Do you still need a custom loop if you raise {reference}'s "
-            f"steps_per_execution? Each loop at the smallest K measured against "
-            f"{reference} at K (two settings apart, on purpose): above 1, the loop at "
-            f"one step a call is still faster than {reference} at K; within 1 ± "
-            f"{threshold:.0%} or below, {reference} at K has caught up.",
+        "steps_fit_k": (
+            "Steps per call",
+            f"Do you still need a custom loop if you raise {reference}'s steps_per_execution? "
+            f"Each loop at the smallest K measured against {reference} at K (two settings "
+            f"apart, on purpose): above 1, the loop at one step a call is still faster than "
+            f"{reference} at K; within 1 ± {threshold:.0%} or below, {reference} at K has "
+            "caught up.",
         ),
-        (
-            precision,
+        "precision": (
             "Precision",
-            f"Each loop's speedup in a precision over the same loop in {BASE_PRECISION} at "
-            "the same setting (above 1: faster in that precision), amortized step, 95% CI "
-            "across processes in brackets.",
+            f"Each loop's speedup in a precision over the same loop in {BASE_PRECISION} at the "
+            "same setting (above 1: faster in that precision), amortized step, 95% CI across "
+            "processes in brackets.",
         ),
-    )
+    }
     out: list[Block] = []
-    for frame, heading, paragraph in shown:
-        if heading and not frame.empty:
-            out.append(Heading(2, heading))
+    for kind, (heading, paragraph) in shown.items():
+        frame = knob_table(tables, context.several_runs, kind)
         if not frame.empty:
+            out += [Heading(2, heading)] if Heading(2, heading) not in out else []
             out += [Paragraph(paragraph), *table(frame)]
     return out
