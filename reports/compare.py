@@ -1,16 +1,10 @@
 """The one comparison core: every "A against B" of the report, the gate, history and
 summary.csv is paired and measured here (docs/adding-an-axis.md shows it in use).
 
-:func:`compare` takes *cells* (one row per cell: key columns and a per-cell figure such as
-summary.csv's median step time), optionally their per-process *samples*, the *key that
-varies* (``"loop"``, ``"run"``, ``"steps_per_call"``...) and a reference :class:`Rule`
-(:func:`against`, :func:`against_each`, :func:`against_previous`,
-:func:`ladder_reference`, :func:`ladder_neighbours`, :func:`knob_base`). It pairs every
-subject cell once with its reference cell in the same setting (all other keys equal) and
-returns one row per pair: what, against what, the ratio, its 95% interval, the basis of
-that interval and a verdict (:func:`verdict`). Every ratio is a speedup: the reference's
-median figure over the subject's (above 1, the subject is faster). The key schema, the
-seed and the verdicts live here only.
+:func:`compare` pairs every subject cell once with its reference cell (a :class:`Rule`)
+in the same setting along the key that varies, and returns one row per pair: the ratio
+(a speedup: above 1, the subject is faster), its 95% interval and a verdict. The key
+schema, the seed and the verdicts live here only.
 
 Example::
 

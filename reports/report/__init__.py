@@ -1,10 +1,8 @@
 """The report of one or more run directories: report.md, report.html and plots/.
 
-The data flows one way: ``aggregate`` (``RunSet``) -> the comparison core
-(``reports.compare``) -> ``derived`` -> ``sections`` (the report as a list of sections,
-rendered with ``common``'s helpers) -> ``render`` (Markdown and self-contained HTML).
-A single run reports into its own directory; several into
-``<parent of the first run>/report-<id1>-vs-<id2>...``.
+The data flows one way: ``aggregate`` (``RunSet``) -> ``reports.compare`` -> ``derived``
+-> ``sections`` (with ``common``'s helpers) -> ``render`` (Markdown and HTML). A single run
+reports into its own directory; several into ``<first run's parent>/report-<id1>-vs-<id2>``.
 
     loopbench report results/RUN_A [results/RUN_B ...] [--out DIR] [--epochs E]
 """
