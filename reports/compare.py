@@ -271,11 +271,10 @@ def pair(
     *,
     keys: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Pair every subject cell once with its reference cell in the same setting: the cells
-    whose ``keys`` (default: GROUP_KEYS with a ``run`` column, else CELL_KEYS) are equal
-    but for ``vary`` and VARIES_WITH's keys. The rule names the value pairs of each
-    setting; a setting without the reference value gives none. One row per pair: the
-    setting's keys, the varying keys, the reference's as ``against_<key>``, PAIR_COLUMNS.
+    """Pair every subject cell once with its reference cell in the same setting (``keys``,
+    default GROUP_KEYS with a ``run`` column, else CELL_KEYS, equal but for ``vary`` and
+    VARIES_WITH's): one row per pair, the keys, the reference's as ``against_<key>``,
+    PAIR_COLUMNS.
 
     Example (the gate; across two runs fit's compiler is a key of its own)::
 
@@ -333,14 +332,10 @@ def compare(
     keys: Sequence[str] | None = None,
     carry: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Compare every subject cell with its reference cell along ``vary`` (:func:`pair`).
-
-    ``cells`` (unique index) may take part; ``samples``: their per-process samples;
-    ``carry``: columns copied beside each side. One row per pair, indexed by the subject's
-    label: :func:`pair`'s keys, the carried columns, COMPARISON_COLUMNS: each side's median
-    sample (its cell's figure on the "summary" basis, where a side has no samples: no
-    interval), ``ratio`` = ``against_value / value``, the 95% interval, ``basis``, the
-    samples per side and the ``verdict``.
+    """Compare every subject cell with its reference cell along ``vary`` (:func:`pair`): one
+    row per pair, indexed by the subject's label: :func:`pair`'s keys, the ``carry`` columns
+    of both sides, COMPARISON_COLUMNS (``value``: a side's median sample, or its cell's
+    figure on the "summary" basis, with no interval; ``ratio`` = ``against_value / value``).
 
     Example::
 

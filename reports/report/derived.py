@@ -254,8 +254,7 @@ def crossovers(
 ) -> pd.DataFrame:
     """Smallest ``axis`` value (batch_size or width) from which a loop's overhead against
     its reference (steady step ratio - 1) stays under ``threshold`` at every larger grid
-    point, per setting without the two sweep keys; ``outcome`` "from", "always" or
-    "never"; the log-interpolated crossing is for information.
+    point, per setting without the two sweep keys; ``outcome`` "from", "always" or "never".
 
     Example::
 
