@@ -42,10 +42,8 @@ def render_markdown(blocks: Sequence[Block], base_dir: str | os.PathLike[str]) -
             relative = Path(os.path.relpath(block.plot.path, base_dir)).as_posix()
             parts.append(f"![{block.plot.title}]({relative})")
         elif isinstance(block, Details):
-            inner = render_markdown(block.blocks, base_dir)
-            parts.append(
-                f"<details><summary>{html.escape(block.summary)}</summary>\n\n{inner}\n</details>"
-            )
+            inner, summary = render_markdown(block.blocks, base_dir), html.escape(block.summary)
+            parts.append(f"<details><summary>{summary}</summary>\n\n{inner}\n</details>")
     return "\n\n".join(parts).rstrip() + "\n"
 
 
@@ -98,10 +96,8 @@ def _html_blocks(blocks: Sequence[Block]) -> str:
             title = html.escape(block.plot.title)
             parts.append(f'<img alt="{title}" src="data:image/png;base64,{data}">')
         elif isinstance(block, Details):
-            parts.append(
-                f"<details><summary>{html.escape(block.summary)}</summary>"
-                f"{_html_blocks(block.blocks)}</details>"
-            )
+            inner, summary = _html_blocks(block.blocks), html.escape(block.summary)
+            parts.append(f"<details><summary>{summary}</summary>{inner}</details>")
     return "\n".join(parts)
 
 
