@@ -18,12 +18,10 @@ def blocks(context: Context) -> list[Block]:
         )
         items = []
         for rung in ladder.rungs:
-            against = (
-                "the reference"
-                if rung.reference
-                else f"against {rung.compares_with or ladder.reference}"
+            against = f"against {rung.compares_with or ladder.reference}"
+            items.append(
+                f"{rung.loop} ({'the reference' if rung.reference else against}): {rung.changes}"
             )
-            items.append(f"{rung.loop} ({against}): {rung.changes}")
         out.append(Bullets(tuple(items)))
     if run_set.ladder_note:
         out.append(Paragraph(run_set.ladder_note))
