@@ -1,10 +1,6 @@
-"""Runs of several TensorFlow (or Keras) releases side by side: what each upgrade did.
-
-``nox -s versions`` runs one matrix under each release; ``loopbench report`` on those runs
-adds this section. Releases are the runs' soft metadata ``tensorflow`` and ``keras``, in
-version order; each is set against the one before, cell by cell, on the amortized step
-(the core's rows, ``against_previous``, the run varying). Runs from different machines
-(hard metadata keys differ) compare within-run ratios to the ladder's reference instead.
+"""Runs of several TensorFlow (or Keras) releases side by side (``nox -s versions``): each
+release against the one before, cell by cell, on the amortized step; runs from different
+machines compare within-run ratios to the ladder's reference instead.
 """
 
 from __future__ import annotations
@@ -64,7 +60,6 @@ class Release:
 
     @property
     def name(self) -> str:
-        """``TF 2.20.0 / Keras 3.11.3``."""
         return f"TF {self.tensorflow} / Keras {self.keras or '?'}"
 
     def key(self) -> tuple[Version, Version]:
@@ -77,16 +72,15 @@ class Release:
 
 @dataclass(frozen=True)
 class ReleaseComparison:
-    """The runs of several releases in version order and the change at each step."""
+    """The releases in version order; ``values`` per (cell, release): the median figure (s, or
+    a ratio to ``reference``) and n; ``steps`` per (cell, step): before, after, change (a time
+    ratio) with its 95% interval and the core's verdict."""
 
     releases: tuple[Release, ...]
     mode: str  # ABSOLUTE or RATIOS
     differing: tuple[str, ...]  # hard metadata keys that differ between the releases' runs
-    reference: str | None  # the denominator of within-run ratios
-    #: per (cell, release): median figure (s, or a ratio) and its processes
+    reference: str | None
     values: pd.DataFrame
-    #: per (cell, step): before, after (release names), change (after / before, a time
-    #: ratio), its 95% interval, the core's verdict on the later release
     steps: pd.DataFrame
     notes: tuple[str, ...]
     threshold: float = DEFAULT_THRESHOLD
@@ -151,9 +145,7 @@ def process_figures(processes: pd.DataFrame, reference: str | None) -> pd.DataFr
     return paired.assign(**{FIGURE: ratios})[[*keys, "process", FIGURE]]
 
 
-def release_comparison(
-    run_set: RunSet, threshold: float = DEFAULT_THRESHOLD
-) -> ReleaseComparison | None:
+def release_comparison(run_set: RunSet) -> ReleaseComparison | None:
     """The release comparison of a RunSet; None unless its runs hold two releases or more.
     Example: ``release_comparison(RunSet.of(load_runs(dirs))).steps``."""
     releases, notes = releases_of(run_set)
@@ -182,7 +174,6 @@ def release_comparison(
         against_previous([release.run for release in releases]),
         samples=samples,
         figure=Figure("release", FIGURE, FIGURE),
-        threshold=threshold,
         keys=GROUP_KEYS,
     )
     steps = rows[list(CELL)].assign(
@@ -195,16 +186,10 @@ def release_comparison(
         verdict=rows["verdict"],
     )
     values = cells.assign(release=cells[RUN_KEY].map(names)).rename(columns={FIGURE: "median"})
-    return ReleaseComparison(
-        releases=tuple(releases),
-        mode=RATIOS if differing else ABSOLUTE,
-        differing=differing,
-        reference=reference,
-        values=values[[*CELL, "release", "median", "n"]],
-        steps=steps.reset_index(drop=True),
-        notes=tuple(notes),
-        threshold=threshold,
-    )
+    values = values[[*CELL, "release", "median", "n"]]
+    mode = RATIOS if differing else ABSOLUTE
+    steps = steps.reset_index(drop=True)
+    return ReleaseComparison(tuple(releases), mode, differing, reference, values, steps, (*notes,))
 
 
 def comparison_of(derived: Derived) -> ReleaseComparison | None:
@@ -219,7 +204,6 @@ def _percent(ratio: float) -> str:
 
 
 def _change_text(row: dict[str, Any]) -> str:
-    """``+31.0% (95% CI +25.2% to +37.1%)``."""
     low, high = row["change_ci_low"], row["change_ci_high"]
     finite = math.isfinite(low) and math.isfinite(high)
     ci = f"95% CI {_percent(low)} to {_percent(high)}" if finite else "no interval"
@@ -257,17 +241,13 @@ def sentences(derived: Derived) -> list[Decision]:
     band = f"±{comparison.threshold:.0%}"
     out = []
     if comparison.differing:
-        out.append(
-            Decision(
-                TOPIC,
-                "These releases ran on different machines (their "
-                f"{', '.join(comparison.differing)} differ): absolute times across them mean "
-                "nothing, so each release is compared on within-run ratios "
-                f"(each loop's step time over {comparison.reference}'s in the same run).",
-                False,
-                info=True,
-            )
+        text = (
+            f"These releases ran on different machines (their {', '.join(comparison.differing)} "
+            "differ): absolute times across them mean nothing, so each release is compared on "
+            f"within-run ratios (each loop's step time over {comparison.reference}'s in the "
+            "same run)."
         )
+        out.append(Decision(TOPIC, text, False, info=True))
     figure = "amortized step time"
     if comparison.mode == RATIOS:
         figure += f" / {comparison.reference}'s in the same run"

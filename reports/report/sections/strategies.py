@@ -61,18 +61,15 @@ def _text(ratio: Ratio, fmt=format_ratio) -> str:
     return interval(ratio.value, ratio.low, ratio.high, fmt) or "n/a"
 
 
-def _share(value: float) -> str:
-    return f"{value:.0%}"
-
-
 def _ratios(row: dict) -> dict[str, str]:
     """A row's figures in words: over one device, its efficiency, x reference under the
     strategy and on one device."""
     speedup, n = Ratio.row(row), row["replicas"]
     columns = SPEEDUP_COLUMNS[("reference", FIGURE)]
+    efficiency = Ratio(speedup.value / n, speedup.low / n, speedup.high / n)
     return {
         "speedup": _text(speedup),
-        "efficiency": _text(Ratio(speedup.value / n, speedup.low / n, speedup.high / n), _share),
+        "efficiency": _text(efficiency, "{:.0%}".format),
         "under": _text(Ratio(*(float(row[c]) for c in columns))),
         "single": _text(Ratio(*(float(row[f"against_{c}"]) for c in columns))),
     }
@@ -82,24 +79,18 @@ def scaling_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
     """The loop under the strategy against itself on one device and against the reference
     under both."""
     reference = derived.ladder.reference if derived.ladder is not None else "reference"
-    rows = []
-    for row in scaling(derived).to_dict("records"):
-        said = _ratios(row)
-        rows.append(
-            {
-                **({"run": row["run"]} if several_runs else {}),
-                "workload": row["workload"],
-                "device": row["device"],
-                "batch": str(row["batch_size"]),
-                "loop": row["loop"],
-                "strategy": row["strategy"],
-                "x one device [95% CI]": said["speedup"],
-                "scaling efficiency [95% CI]": said["efficiency"],
-                f"x {reference} under it": said["under"],
-                f"x {reference} on one device": said["single"],
-            }
-        )
-    return pd.DataFrame(rows)
+    rows = scaling(derived).reset_index(drop=True)
+    said = pd.DataFrame([_ratios(row) for row in rows.to_dict("records")], index=rows.index)
+    keys = [*(["run"] if several_runs else []), "workload", "device", "batch_size"]
+    names = {
+        "batch_size": "batch",
+        "speedup": "x one device [95% CI]",
+        "efficiency": "scaling efficiency [95% CI]",
+        "under": f"x {reference} under it",
+        "single": f"x {reference} on one device",
+    }
+    table = rows[[*keys, "loop", "strategy"]].astype(str).join(said)
+    return table.rename(columns=names)
 
 
 def strategy_sentences(derived: Derived) -> list[str]:
