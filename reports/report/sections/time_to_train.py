@@ -25,19 +25,17 @@ TOTAL = Figure("time to train", "time_to_train_s", "time_to_train_s")
 
 
 def time_to_train_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
-    trained = derived.time_to_train.set_index(list(GROUP_KEYS))
     reference = derived.ladder.reference if derived.ladder is not None else None
     ok = derived.cells[derived.cells["status"] == "ok"]
     ratios = {}
     if reference is not None:
         rule = against(reference, itself=True)
         ratios = compare(ok, "loop", rule, figure=TOTAL, keys=GROUP_KEYS)["ratio"].to_dict()
+    keys = list(GROUP_KEYS)
+    trained = ok[keys].reset_index().merge(derived.time_to_train, on=keys).set_index("index")
     rows = []
-    for label, row in zip(ok.index, ok.to_dict("records"), strict=True):
-        key = tuple(row[k] for k in GROUP_KEYS)
-        if key not in trained.index:
-            continue
-        parts = trained.loc[key]
+    for label, parts in zip(trained.index, trained.to_dict("records"), strict=True):
+        row = ok.loc[label].to_dict()
         known = np.isfinite(float(parts["time_to_train_s"]))
         columns = {
             "loop": row["loop"],
