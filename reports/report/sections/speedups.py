@@ -47,6 +47,8 @@ from tf_loopbench.reports.report.common import (
 from tf_loopbench.reports.report.derived import SPEEDUP_COLUMNS, Derived
 from tf_loopbench.reports.rundir import Rung
 
+EQUIVALENCE = ("equal_work_steps", "equivalence_rtol")
+
 
 def _noisy(rows: Mapping[str, Mapping[str, Any]], *loops: str) -> list[str]:
     return [loop for loop in loops if bool(rows[loop].get("noisy"))]
@@ -60,21 +62,16 @@ def _excluded(row: Mapping[str, Any]) -> str | None:
         reason = f": {error}" if isinstance(error, str) and error else ""
         return f"{loop} {row['status']}{reason}. No decision about it"
     if optional_bool(row.get("equivalent")) is False:
-        steps, tolerance = (_finite(row.get(k)) for k in ("equal_work_steps", "equivalence_rtol"))
-        after = f"after {steps:.0f} equal steps" if steps is not None else "after the equal steps"
+        steps, tolerance = (pd.to_numeric(row.get(k), errors="coerce") for k in EQUIVALENCE)
+        after = f"after {steps:.0f} equal steps" if np.isfinite(steps) else "after the equal steps"
         reference = row.get("reference_equal_work_loop") or "the equivalence reference"
-        within = f" (relative tolerance {tolerance:g})" if tolerance is not None else ""
+        within = f" (relative tolerance {tolerance:g})" if np.isfinite(tolerance) else ""
         return (
             f"{loop} is not equivalent here: its loss {after} is "
             f"{float(row['equal_work_loss']):.6g}, {reference}'s "
             f"{float(row['reference_equal_work_loss']):.6g}{within}; no decision is drawn from it"
         )
     return None
-
-
-def _finite(value: Any) -> float | None:
-    finite = isinstance(value, int | float) and np.isfinite(value)
-    return float(value) if finite else None
 
 
 def setting_sentences(derived: Derived, group: pd.DataFrame, several_runs: bool) -> list[Decision]:
@@ -138,10 +135,8 @@ def setting_sentences(derived: Derived, group: pd.DataFrame, several_runs: bool)
     # rungs compared with the reference only (the ladder's first custom loop)
     for rung in ladder.rungs:
         loop = rung.loop
-        if (
-            not (rung.reference or rung.compares_with or loop == best)
-            and {loop, reference} <= usable
-        ):
+        alone = not (rung.reference or rung.compares_with or loop == best)
+        if alone and {loop, reference} <= usable:
             text, claim = said(loop, reference)
             out.append(Decision(topic, text + ".", claim))
 
@@ -173,12 +168,7 @@ def setting_sentences(derived: Derived, group: pd.DataFrame, several_runs: bool)
     return out
 
 
-def _pays_back(
-    derived: Derived,
-    rows: Mapping[str, Mapping[str, Any]],
-    rung: Rung,
-    topic: str,
-) -> Decision:
+def _pays_back(derived: Derived, rows: Mapping[str, Mapping], rung: Rung, topic: str) -> Decision:
     """Does the compiler rung pay its compile back against its neighbour, and at the
     chosen number of epochs?"""
     loop, neighbour = rung.loop, rung.compares_with
@@ -226,10 +216,7 @@ def _pays_back(
             gain += f"{point}it is ahead from the first step ({compile_text})"
         elif even["outcome"] == "never":
             gain += f"{point}{compile_text} never pays back"
-    mine, theirs = (
-        float(row.get("time_to_train_s", math.nan)),
-        float(other.get("time_to_train_s", math.nan)),
-    )
+    mine, theirs = (float(r.get("time_to_train_s", math.nan)) for r in (row, other))
     if np.isfinite(mine) and np.isfinite(theirs):
         paid = "paid back" if mine < theirs else "not paid back"
         gain += (
@@ -238,15 +225,6 @@ def _pays_back(
             f"{format_seconds(theirs)}: {paid}"
         )
     return Decision(topic, gain + ".", claim)
-
-
-def failure_sentences(derived: Derived, several_runs: bool) -> list[Decision]:
-    """Cells that did not run, for a report without a ladder (with one, each setting says)."""
-    failed = derived.cells[derived.cells["status"] != "ok"].to_dict("records")
-    return [
-        Decision(setting_heading(row, several_runs), _excluded(row) + ".", False, info=True)
-        for row in failed
-    ]
 
 
 def loop_table(frame: pd.DataFrame, several_runs: bool, keys, loops, names=()) -> pd.DataFrame:
@@ -285,8 +263,12 @@ def speedup_table(derived: Derived, several_runs: bool, figure: str) -> pd.DataF
 def sentences(derived: Derived) -> list[Decision]:
     """A short answer per setting along the ladder; without one, the cells that did not run."""
     several_runs = len(derived.run_set.runs) > 1
-    if derived.ladder is None:
-        return failure_sentences(derived, several_runs)
+    if derived.ladder is None:  # the cells that did not run (with a ladder, each setting says)
+        failed = derived.cells[derived.cells["status"] != "ok"].to_dict("records")
+        return [
+            Decision(setting_heading(row, several_runs), _excluded(row) + ".", False, info=True)
+            for row in failed
+        ]
     groups = derived.cells.groupby(list(RUN_SETTING_KEYS), sort=True)
     return [d for _, group in groups for d in setting_sentences(derived, group, several_runs)]
 
