@@ -1,8 +1,5 @@
-"""The report's PNG plots (matplotlib, Agg backend: no display needed), each written only
-when the data has something to show. Every figure with an interval is a point with 95%
-whiskers (no bars on a log axis); loops are drawn in ladder order, each in its colour
-(``common.PALETTE``). :func:`write_plots` lists them with their captions.
-"""
+"""The report's PNG plots, each written only when the data has something to show: points with
+95% whiskers (no bars on a log axis), loops in ladder order (:func:`write_plots`)."""
 
 from __future__ import annotations
 
@@ -39,10 +36,7 @@ from tf_loopbench.reports.report.derived import (
 BAND_GID = "no-practical-difference"
 #: The x keys of :func:`plot_against`: their name; a log2 axis, or categories (precision).
 AGAINST = {
-    "batch_size": "batch size",
-    "width": "width",
-    "steps_per_call": "steps per call",
-    "precision": "precision",
+    key: key.replace("_", " ") for key in ("batch_size", "width", "steps_per_call", "precision")
 }
 #: The plots' captions in the report (write_plots)
 STEP_TIMES = (
@@ -170,28 +164,13 @@ def plot_speedups(derived: Derived, path: Path) -> Path | None:
     return save(figure, path)
 
 
-def panel_title(row: dict, key: str, several_runs: bool) -> str:
-    """A setting without ``key`` nor the keys at their defaults: "mlp (cpu, width 256)"."""
-    hidden = {key, "workload", *(() if several_runs else (RUN_KEY,))}
-    shown = [
-        name.format(row[k])
-        for k, name in VARIANT_NAMES.items()
-        if k not in hidden and row[k] != CELL_KEY_DEFAULTS.get(k)
-    ]
-    return f"{row['workload']} ({', '.join(shown)})"
-
-
 def plot_against(derived: Derived, path: Path, key: str) -> Path | None:
     """Median steady step (95% CI whiskers) against ``key`` (batch size, width or steps
     per call on a log2 axis, precision as categories), a line per loop, a panel per
     setting without it, crossovers starred; None when no setting has two values of it."""
     cells = usable(derived.cells)
     fixed = [k for k in RUN_SETTING_KEYS if k != key]
-    settings = [
-        group
-        for _, group in cells.groupby(fixed, sort=True, dropna=False)
-        if group[key].nunique() >= 2
-    ]
+    settings = [g for _, g in cells.groupby(fixed, sort=True, dropna=False) if g[key].nunique() > 1]
     if not settings:
         return None
     colors = loop_colors(derived)
@@ -201,6 +180,7 @@ def plot_against(derived: Derived, path: Path, key: str) -> Path | None:
     stars = stars[stars["outcome"] != "never"]
     if len(stars):  # the sweep's other key is held at fixed_value
         stars = stars.assign(**{stars["fixed_key"].iloc[0]: stars["fixed_value"]})
+    hide_run = set() if cells["run"].nunique() > 1 else {RUN_KEY}
     figure, axes = panels(len(settings))
     for axis, group in zip(axes, settings, strict=True):
         values = sorted(group[key].unique(), key=lambda v: (v != CELL_KEY_DEFAULTS.get(key), v))
@@ -224,8 +204,14 @@ def plot_against(derived: Derived, path: Path, key: str) -> Path | None:
         log_scale(axis)
         axis.set_xlabel(AGAINST[key])
         axis.set_ylabel("median step time (ms)")
-        several_runs = cells["run"].nunique() > 1
-        axis.set_title(panel_title(group.iloc[0].to_dict(), key, several_runs), fontsize=9)
+        # the setting without ``key`` nor the keys at their defaults: "mlp (cpu, width 256)"
+        row = group.iloc[0]
+        hidden = {k for k in VARIANT_NAMES if row[k] == CELL_KEY_DEFAULTS.get(k)} | {
+            key,
+            "workload",
+        }
+        shown = [n.format(row[k]) for k, n in VARIANT_NAMES.items() if k not in hidden | hide_run]
+        axis.set_title(f"{row['workload']} ({', '.join(shown)})", fontsize=9)
         axis.legend(fontsize=7)
     star = f"; star: within {OVERHEAD_THRESHOLD:.0%} of {reference} from here on"
     figure.suptitle(
@@ -281,8 +267,7 @@ def plot_profile(derived: Derived, path: Path) -> Path | None:
     cells = cells[cells["status"] == "ok"]
     if cells.empty:
         return None
-    cells = cells.copy()
-    cells["variant"] = variant_labels(cells)
+    cells = cells.assign(variant=variant_labels)
     labels = [
         f"{row.workload}/{row.loop}" + (f"\n{row.variant}" if row.variant else "")
         for row in cells.itertuples()
