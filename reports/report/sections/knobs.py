@@ -87,9 +87,7 @@ def graph_rung(ladder: Ladder | None) -> str | None:
     return next((r.loop for r in ladder.rungs if r.compares_with in bottom), None)
 
 
-def comparisons(
-    ok: pd.DataFrame, ladder: Ladder | None
-) -> list[tuple[str, pd.DataFrame, Any, Any]]:
+def comparisons(ok: pd.DataFrame, ladder: Ladder | None) -> list[tuple]:
     """(kind, cells, the key(s) that vary, the core's rule) of every ratio drawn here. Kinds:
     ``steps_own`` a loop at K against itself at the smallest K, ``steps_same_k`` against
     the reference at the same K, ``steps_fit_k`` a loop at the smallest K against the
@@ -112,10 +110,8 @@ def comparisons(
     if compiler is not None and "fit_jit" in ok:
         for _, group in ok.groupby(list(RUN_SETTING_KEYS), sort=True, dropna=False):
             jit = group["fit_jit"].astype(str)
-            fit_on, fit_off = (
-                group.loc[jit.isin(XLA_ON), "loop"],
-                group.loc[jit.isin(XLA_OFF), "loop"],
-            )
+            fit_on = group.loc[jit.isin(XLA_ON), "loop"]
+            fit_off = group.loc[jit.isin(XLA_OFF), "loop"]
             if fit_on.empty:  # without XLA against the graph rung: the setting's own decision
                 continue
             pairs = [(compiler.loop, fit_on.iloc[0]), *((graph, off) for off in fit_off[:1])]
@@ -125,18 +121,10 @@ def comparisons(
 
 def knob_ratios(run_set: RunSet) -> KnobTables:
     """Every ratio across knob settings of ``run_set``, on the amortized and the steady step."""
-    parts = []
+    parts, options = [], {"samples": run_set.processes, "keys": GROUP_KEYS, "carry": CARRY}
     for figure in FIGURES:
         for kind, cells, vary, rule in comparisons(usable(run_set.cells), run_set.ladder):
-            rows = compare(
-                cells,
-                vary,
-                rule,
-                samples=run_set.processes,
-                figure=figure,
-                keys=GROUP_KEYS,
-                carry=CARRY,
-            )
+            rows = compare(cells, vary, rule, figure=figure, **options)
             for key in GROUP_KEYS:  # the keys both cells share, said on both sides
                 if f"against_{key}" not in rows:
                     rows[f"against_{key}"] = rows[key]
@@ -189,9 +177,9 @@ def _deciding(rows: Sequence[Mapping[str, Any]], threshold: float) -> tuple[Mapp
     return (rows[-tail], True) if tail else (rows[-1], False)
 
 
-def _steps_decisions(derived: Derived, tables: KnobTables, several_runs: bool) -> list[Decision]:
+def _steps_decisions(tables: KnobTables, several_runs: bool, threshold: float) -> list[Decision]:
     """Per setting and ladder loop run at several K: the user's question, then equal K."""
-    ladder, threshold = tables.ladder, derived.threshold
+    ladder = tables.ladder
     fixed = [key for key in RUN_SETTING_KEYS if key != STEPS]
     several_k = tables.of("steps_own").groupby(fixed, dropna=False)["loop"].agg(set)
     same_k = dict(iter(_ratios(tables, "steps_same_k").groupby([*fixed, "loop"], dropna=False)))
@@ -277,7 +265,7 @@ def _steps_decision(kind: str, rows, heading: str, loop: str, ladder: Ladder, th
 
 
 def _precision_decisions(
-    derived: Derived, tables: KnobTables, several_runs: bool
+    tables: KnobTables, several_runs: bool, threshold: float
 ) -> list[Decision]:
     fixed = [key for key in RUN_SETTING_KEYS if key != PRECISION]
     ordered = _ratios(tables, "precision").sort_values([*fixed, PRECISION], kind="stable")
@@ -285,16 +273,14 @@ def _precision_decisions(
     for row in ordered.to_dict("records"):
         loop, precision = row["loop"], row[PRECISION]
         names = (f"{loop} in {precision}", f"{loop} in {BASE_PRECISION}")
-        text, claim = _words(row, names, derived.threshold)
+        text, claim = _words(row, names, threshold)
         out.append(
             Decision("Precision", f"On {_heading(row, several_runs, PRECISION)}, {text}.", claim)
         )
     return out
 
 
-def _fit_compiler_decisions(
-    derived: Derived, tables: KnobTables, several_runs: bool
-) -> list[Decision]:
+def _compiler_decisions(tables: KnobTables, several_runs: bool, threshold: float) -> list[Decision]:
     ladder = tables.ladder
     compiler = compiler_rung(ladder)
     out = []
@@ -309,7 +295,7 @@ def _fit_compiler_decisions(
             else "the loop, neither compiled by XLA"
         )
         names = (row["loop"], row["against_loop"])
-        text, claim = _words(row, names, derived.threshold, (row["loop"], reference))
+        text, claim = _words(row, names, threshold, (row["loop"], reference))
         heading = setting_heading(row, several_runs)
         sentence = f"On {heading} (one change: {change}), {text}."
         out.append(Decision(f"{ladder.reference}'s compiler", sentence, claim))
@@ -323,8 +309,8 @@ def sentences(derived: Derived) -> list[Decision]:
     if tables.ratios.empty or tables.ladder is None:
         return []
     several_runs = len(derived.run_set.runs) > 1
-    makers = (_steps_decisions, _precision_decisions, _fit_compiler_decisions)
-    return [d for maker in makers for d in maker(derived, tables, several_runs)]
+    makers = (_steps_decisions, _precision_decisions, _compiler_decisions)
+    return [d for maker in makers for d in maker(tables, several_runs, derived.threshold)]
 
 
 # --------------------------------------------------------------------------- tables
