@@ -103,11 +103,6 @@ class Comparison:
         return tuple(cell for cell in self.cells if cell.detectable > self.threshold)
 
     @property
-    def level(self) -> float:
-        """The level a cell's detectable slowdown is stated at: Holm's first step."""
-        return self.alpha / max(self.n_tested, 1)
-
-    @property
     def exit_status(self) -> int:
         if self.regressions:
             return EXIT_REGRESSION

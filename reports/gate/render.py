@@ -87,7 +87,7 @@ def summary_lines(result: Comparison) -> list[str]:
             f"power: a cell's detectable slowdown is the smallest its test flags in "
             f"{stats.DETECTION_POWER:.0%} of comparisons resampled from the cell's own spread "
             f"at these sample counts, at Holm's first-step level alpha/{result.n_tested} = "
-            f"{result.level:.2g} (what a cell that alone is slower must meet); above "
+            f"{result.alpha / result.n_tested:.2g} (what a cell that alone is slower must meet); above "
             f"{threshold} the cell is blind to a {threshold} slowdown"
         )
     soft = "; ".join(result.soft_differences)
