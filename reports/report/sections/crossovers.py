@@ -20,36 +20,34 @@ from tf_loopbench.reports.report.common import (
 )
 from tf_loopbench.reports.report.derived import OVERHEAD_THRESHOLD, SPEEDUP_COLUMNS, Derived
 
+#: The sweep's and the fixed key's names in words.
+NAMES = {"batch_size": "batch", "width": "width"}
+
 
 def _names(row: dict) -> tuple[str, str]:
-    """The sweep's and the fixed key's names in words ("batch", "width")."""
-    return tuple("batch" if k == "batch_size" else "width" for k in (row["axis"], row["fixed_key"]))
+    return NAMES[row["axis"]], NAMES[row["fixed_key"]]
 
 
 def crossover_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
-    varying = varying_setting_keys(derived.cells)
-    rows = []
-    for row in derived.crossovers.to_dict("records"):
-        crossover, (axis_name, fixed_name) = row["crossover"], _names(row)
-        at = f"{crossover:.0f}" if np.isfinite(crossover) else "never (in the grid)"
-        rows.append(
-            {
-                **({"run": row["run"]} if several_runs else {}),
-                "workload": row["workload"],
-                "device": row["device"],
-                **{VARYING_SETTING_COLUMNS[key]: str(row[key]) for key in varying},
-                "sweep": "batch size" if axis_name == "batch" else "width",
-                "at": f"{fixed_name} {row['fixed_value']}",
-                "loop": f"{row['loop']} vs {row['reference']}",
-                f"under {OVERHEAD_THRESHOLD:.0%} from": at
-                + (" (smallest measured)" if row["outcome"] == "always" else ""),
-                "log-interpolated": int_or_blank(row["crossover_log_interpolated"]),
-                "overheads along the grid": ", ".join(
-                    f"{g}: {o:+.0%}" for g, o in zip(row["grid"], row["overheads"], strict=True)
-                ),
-            }
-        )
-    return pd.DataFrame(rows)
+    rows, varying = derived.crossovers, varying_setting_keys(derived.cells)
+    at = [f"{c:.0f}" if np.isfinite(c) else "never (in the grid)" for c in rows["crossover"]]
+    always = np.where(rows["outcome"] == "always", " (smallest measured)", "")
+    overheads = [
+        ", ".join(f"{g}: {o:+.0%}" for g, o in zip(grid, values, strict=True))
+        for grid, values in zip(rows["grid"], rows["overheads"], strict=True)
+    ]
+    table = rows[[*(["run"] if several_runs else []), "workload", "device"]]
+    table = table.join(rows[list(varying)].astype(str).rename(columns=VARYING_SETTING_COLUMNS))
+    return table.assign(
+        sweep=rows["axis"].map({"batch_size": "batch size", "width": "width"}),
+        at=rows["fixed_key"].map(NAMES) + " " + rows["fixed_value"].astype(str),
+        loop=rows["loop"] + " vs " + rows["reference"],
+        **{
+            f"under {OVERHEAD_THRESHOLD:.0%} from": at + always,
+            "log-interpolated": rows["crossover_log_interpolated"].map(int_or_blank),
+            "overheads along the grid": overheads,
+        },
+    )
 
 
 def sentences(derived: Derived) -> list[Decision]:
