@@ -24,10 +24,6 @@ from tf_loopbench.reports.report.derived import OVERHEAD_THRESHOLD, SPEEDUP_COLU
 NAMES = {"batch_size": "batch", "width": "width"}
 
 
-def _names(row: dict) -> tuple[str, str]:
-    return NAMES[row["axis"]], NAMES[row["fixed_key"]]
-
-
 def crossover_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
     rows, varying = derived.crossovers, varying_setting_keys(derived.cells)
     at = [f"{c:.0f}" if np.isfinite(c) else "never (in the grid)" for c in rows["crossover"]]
@@ -58,10 +54,9 @@ def sentences(derived: Derived) -> list[Decision]:
     out = []
     threshold = percent(OVERHEAD_THRESHOLD)
     for row in derived.crossovers.to_dict("records"):
-        axis_name, fixed_name = _names(row)
-        what = row["workload"] + (
-            f" ({fixed_name} {row['fixed_value']})" if row["fixed_value"] else ""
-        )
+        axis_name, fixed_name = NAMES[row["axis"]], NAMES[row["fixed_key"]]
+        fixed = f" ({fixed_name} {row['fixed_value']})" if row["fixed_value"] else ""
+        what = row["workload"] + fixed
         grid = row["grid"]
         grid_text = f"{axis_name}{'es' if axis_name == 'batch' else 's'} measured: "
         grid_text += ", ".join(str(g) for g in grid)
@@ -87,11 +82,8 @@ def sentences(derived: Derived) -> list[Decision]:
             _, low, high = (float(cell[c]) for c in SPEEDUP_COLUMNS[("reference", "steady")])
             overhead_low, overhead_high = 1 / high - 1, 1 / low - 1
         has_ci = bool(np.isfinite(overhead_low) and np.isfinite(overhead_high))
-        ci = (
-            f"95% CI {percent(overhead_low, True)} to {percent(overhead_high, True)}"
-            if has_ci
-            else "no interval"
-        )
+        ci = f"95% CI {percent(overhead_low, True)} to {percent(overhead_high, True)}"
+        ci = ci if has_ci else "no interval"
         if row["outcome"] == "never":
             last = f"{deciding}: {percent(row['overheads'][-1], True)}"
             if change:
