@@ -99,11 +99,8 @@ def setting_sentences(derived: Derived, group: pd.DataFrame, several_runs: bool)
 
     out: list[Decision] = []
     # the fastest loop against the reference
-    candidates = [
-        loop
-        for loop in ladder.order(usable)
-        if loop != reference and reference in usable and np.isfinite(speedup(loop).value)
-    ]
+    others = ladder.order(usable - {reference}) if reference in usable else []
+    candidates = [loop for loop in others if np.isfinite(speedup(loop).value)]
     best = max(candidates, key=lambda loop: speedup(loop).value, default=None)
     if best is not None:
         amortized = speedup(best)
@@ -174,7 +171,6 @@ def _pays_back(derived: Derived, rows: Mapping[str, Mapping], rung: Rung, topic:
     loop, neighbour = rung.loop, rung.compares_with
     row, other = rows[loop], rows[neighbour]
     amortized, steady = (Ratio.of(row, "neighbour", f) for f in ("amortized", "steady"))
-    noisy = _noisy(rows, loop, neighbour)
     threshold = derived.threshold
     kind = verdict(amortized.low, amortized.high, threshold)
     table = derived.break_even
@@ -184,7 +180,7 @@ def _pays_back(derived: Derived, rows: Mapping[str, Mapping], rung: Rung, topic:
         & np.logical_and.reduce([table[k] == row[k] for k in RUN_SETTING_KEYS])
     ]
     even = match.iloc[0] if len(match) else None
-    figures = figures_text(amortized, steady, kind == SLOWER, noisy)
+    figures = figures_text(amortized, steady, kind == SLOWER, _noisy(rows, loop, neighbour))
     compile_text = (
         f"its {format_seconds(float(row['compile_s']))} compile "
         f"({neighbour}: {format_seconds(float(other['compile_s']))})"
