@@ -444,14 +444,18 @@ def fill_cell_keys(frame: pd.DataFrame, summary: pd.DataFrame | None = None) -> 
     for key, default in CELL_KEY_DEFAULTS.items():
         if key not in frame.columns:
             frame[key] = None
+        if key in ("width", "steps_per_call"):  # whole numbers: a value that is none is corrupt
+            values = pd.to_numeric(frame[key], errors="coerce")
+            if (values.isna() & frame[key].notna()).any():
+                bad = frame.loc[values.isna() & frame[key].notna(), key].iloc[0]
+                raise RunDirError(f"corrupted cell key ({key} holds {bad!r}, not a number)")
+            frame[key] = values.fillna(default).astype(int)
+            continue
         missing = frame[key].isna()
         if key == "fit_jit" and missing.any():
             frame.loc[missing, key] = _fit_jit_before_the_key(frame[missing], summary)
             missing = frame[key].isna()
         frame.loc[missing, key] = default
-    for key in ("width", "steps_per_call"):
-        frame[key] = pd.to_numeric(frame[key], errors="coerce").fillna(CELL_KEY_DEFAULTS[key])
-        frame[key] = frame[key].astype(int)
 
 
 def _fit_jit_before_the_key(rows: pd.DataFrame, summary: pd.DataFrame | None) -> list[Any]:
@@ -490,7 +494,10 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
     summary = read_summary(run_dir)
     samples = read_samples(run_dir)
     if not samples.empty:
-        fill_cell_keys(samples, summary)
+        try:
+            fill_cell_keys(samples, summary)
+        except RunDirError as exc:
+            raise RunDirError(f"{Path(run_dir) / SAMPLES_FILE}: {exc}") from None
     return Run(path=run_dir, metadata=metadata, summary=summary, samples=samples)
 
 

@@ -41,6 +41,12 @@ def _corrupt_number(run):
     (run / SUMMARY_FILE).write_text("\n".join(lines) + "\n")
 
 
+def _corrupt_sample_key(run):
+    rows = [json.loads(line) for line in (run / SAMPLES_FILE).read_text().splitlines()]
+    rows[0]["steps_per_call"] = "many"
+    (run / SAMPLES_FILE).write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
 def _drop_contract_column(run):
     lines = (run / SUMMARY_FILE).read_text().splitlines()
     (run / SUMMARY_FILE).write_text("\n".join(line.split(",", 1)[1] for line in lines) + "\n")
@@ -59,6 +65,10 @@ BREAKERS = {
     "corrupted summary number": (
         lambda run: (_small_run(run), _corrupt_number(run)),
         "not a number",
+    ),
+    "corrupted cell key in samples.jsonl": (
+        lambda run: (_small_run(run), _corrupt_sample_key(run)),
+        "steps_per_call holds 'many', not a number",
     ),
     "corrupted summary columns": (
         lambda run: (_small_run(run), _drop_contract_column(run)),
