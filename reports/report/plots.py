@@ -79,9 +79,8 @@ def usable(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def loop_figure(derived: Derived, cells: pd.DataFrame, draw, ylabel: str, legend: tuple):
-    """A panel per workload, loops along x in ladder order, a setting's variants side by
-    side; ``draw(axis, part, positions, colors)`` draws one variant (``part``: its cells by
-    loop, every loop of the panel a row); ``legend``: the filled and the hollow points."""
+    """A panel per workload, loops along x, a setting's variants side by side, each drawn by
+    ``draw(axis, part, positions, colors)``; ``legend``: the filled and the hollow points."""
     colors = loop_colors(derived)
     workloads = sorted(cells["workload"].unique())
     figure, axes = panels(len(workloads))
@@ -114,11 +113,9 @@ def plot_step_times(derived: Derived, path: Path) -> Path | None:
         return None
 
     def draw(axis, part, positions, colors):
-        ok = (part["status"] == "ok").to_numpy()
-        columns = ("step_time_median_s", "step_time_ci_low_s", "step_time_ci_high_s")
-        columns += ("amortized_step_time_s",)
-        steady, low, high, amortized = (part[c].to_numpy(dtype=float) * 1e3 for c in columns)
-        steady, amortized = np.where(ok, steady, np.nan), np.where(ok, amortized, np.nan)
+        columns = ["step_time_median_s", "step_time_ci_low_s", "step_time_ci_high_s"]
+        ran = part[[*columns, "amortized_step_time_s"]].where(part["status"] == "ok")
+        steady, low, high, amortized = ran.to_numpy(dtype=float).T * 1e3
         points(axis, positions, steady, low, high, colors)
         differs = np.isfinite(amortized) & (np.abs(amortized / steady - 1) > 0.01)
         none = np.full(differs.sum(), np.nan)
@@ -165,9 +162,8 @@ def plot_speedups(derived: Derived, path: Path) -> Path | None:
 
 
 def plot_against(derived: Derived, path: Path, key: str) -> Path | None:
-    """Median steady step (95% CI whiskers) against ``key`` (batch size, width or steps
-    per call on a log2 axis, precision as categories), a line per loop, a panel per
-    setting without it, crossovers starred; None when no setting has two values of it."""
+    """Median steady step against ``key`` (log2 axis; precision as categories), a line per
+    loop, a panel per setting without it, crossovers starred; None without two values."""
     cells = usable(derived.cells)
     fixed = [k for k in RUN_SETTING_KEYS if k != key]
     settings = [g for _, g in cells.groupby(fixed, sort=True, dropna=False) if g[key].nunique() > 1]

@@ -47,8 +47,7 @@ def crossover_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
 
 
 def sentences(derived: Derived) -> list[Decision]:
-    """Per crossover: from which grid point on a loop's overhead stays under the threshold
-    (or where a rung's change stops mattering), with the interval at that point."""
+    """Per crossover: from which grid point on a loop's overhead stays under the threshold."""
     several_runs = len(derived.run_set.runs) > 1
     cells = derived.cells.set_index([*RUN_SETTING_KEYS, "loop"])
     out = []

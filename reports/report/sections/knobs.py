@@ -170,8 +170,7 @@ def _words(row: Mapping[str, Any], names: Sequence[str], threshold: float, said=
 
 
 def _deciding(rows: Sequence[Mapping[str, Any]], threshold: float) -> tuple[Mapping, bool]:
-    """The first row (in K order) from which on every row's loop is, with its interval, no
-    longer faster than the cell it is set against, and True; else the last row and False."""
+    """(The first row from which on the loop is no longer faster, True), else (last row, False)."""
     caught = [verdict(r["ci_low"], r["ci_high"], threshold) in (SAME, SLOWER) for r in rows]
     tail = len(list(takewhile(bool, reversed(caught))))
     return (rows[-tail], True) if tail else (rows[-1], False)
@@ -303,8 +302,7 @@ def _compiler_decisions(tables: KnobTables, several_runs: bool, threshold: float
 
 
 def sentences(derived: Derived) -> list[Decision]:
-    """The sentences across knob settings: steps per call, precision, the reference's
-    compiler (in that order; none when the run has no such axis)."""
+    """The sentences across knob settings: steps per call, precision, the reference's compiler."""
     tables = knob_tables(derived)
     if tables.ratios.empty or tables.ladder is None:
         return []

@@ -233,8 +233,7 @@ def _loops_text(rows: list[dict[str, Any]]) -> str:
 
 
 def sentences(derived: Derived) -> list[Decision]:
-    """Per release step, which loops the upgrade hurt (the later release slower, its
-    interval wholly beyond the band) and which it helped."""
+    """Per release step, which loops the upgrade hurt and which it helped (beyond the band)."""
     comparison = comparison_of(derived)
     if comparison is None:
         return []

@@ -1,8 +1,6 @@
-"""Each loop against the reference and each rung against its neighbour, per setting:
-the speedup tables and a short answer per setting among the Decisions, from the core's
-rows as ``derive`` adds them to each cell (SPEEDUP_COLUMNS). Cells that failed, were
-skipped or are not equivalent are named; no decision is drawn from them.
-"""
+"""Each loop against the reference and each rung against its neighbour, per setting: the
+speedup tables and the Decisions (SPEEDUP_COLUMNS); cells that failed, were skipped or are
+not equivalent are named, no decision drawn from them."""
 
 from __future__ import annotations
 
@@ -166,8 +164,7 @@ def setting_sentences(derived: Derived, group: pd.DataFrame, several_runs: bool)
 
 
 def _pays_back(derived: Derived, rows: Mapping[str, Mapping], rung: Rung, topic: str) -> Decision:
-    """Does the compiler rung pay its compile back against its neighbour, and at the
-    chosen number of epochs?"""
+    """Does the compiler rung pay its compile back against its neighbour, and in the epochs?"""
     loop, neighbour = rung.loop, rung.compares_with
     row, other = rows[loop], rows[neighbour]
     amortized, steady = (Ratio.of(row, "neighbour", f) for f in ("amortized", "steady"))

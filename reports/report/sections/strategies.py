@@ -1,8 +1,6 @@
 """The report across tf.distribute strategies (docs/distribute.md): each loop under a
-strategy against the same loop without one at the same global batch (the core's rows, the
-strategy varying, against ``none``), its scaling efficiency (that speedup over the
-replicas), and its speed against the reference under the strategy and on one device.
-Every ratio is on the steady step; cells that did not run, or not equivalent, take no part.
+strategy against itself without one at the same global batch, its scaling efficiency, and
+its speed against the reference under the strategy and on one device (steady step).
 """
 
 from __future__ import annotations
@@ -62,8 +60,7 @@ def _text(ratio: Ratio, fmt=format_ratio) -> str:
 
 
 def _ratios(row: dict) -> dict[str, str]:
-    """A row's figures in words: over one device, its efficiency, x reference under the
-    strategy and on one device."""
+    """A row's figures in words: x one device, efficiency, x reference under it and alone."""
     speedup, n = Ratio.row(row), row["replicas"]
     columns = SPEEDUP_COLUMNS[("reference", FIGURE)]
     efficiency = Ratio(speedup.value / n, speedup.low / n, speedup.high / n)
@@ -76,8 +73,7 @@ def _ratios(row: dict) -> dict[str, str]:
 
 
 def scaling_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
-    """The loop under the strategy against itself on one device and against the reference
-    under both."""
+    """Per loop and strategy: its figures (:func:`_ratios`) as a table."""
     reference = derived.ladder.reference if derived.ladder is not None else "reference"
     rows = scaling(derived).reset_index(drop=True)
     said = pd.DataFrame([_ratios(row) for row in rows.to_dict("records")], index=rows.index)
@@ -94,8 +90,7 @@ def scaling_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
 
 
 def strategy_sentences(derived: Derived) -> list[str]:
-    """One sentence per loop and strategy: its speed against the reference under the
-    strategy, beside the same on one device, and its scaling efficiency."""
+    """One sentence per loop and strategy: its figures (:func:`_ratios`) in words."""
     reference = derived.ladder.reference if derived.ladder is not None else None
     gains = {FASTER: "is faster than", SLOWER: "is slower than", SAME: "is as fast as"}
     sentences = []
