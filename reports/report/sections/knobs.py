@@ -273,9 +273,8 @@ def _precision_decisions(
         loop, precision = row["loop"], row[PRECISION]
         names = (f"{loop} in {precision}", f"{loop} in {BASE_PRECISION}")
         text, claim = _words(row, names, threshold)
-        out.append(
-            Decision("Precision", f"On {_heading(row, several_runs, PRECISION)}, {text}.", claim)
-        )
+        heading = _heading(row, several_runs, PRECISION)
+        out.append(Decision("Precision", f"On {heading}, {text}.", claim))
     return out
 
 
@@ -327,9 +326,7 @@ def knob_table(tables: KnobTables, several_runs: bool, kind: str) -> pd.DataFram
     ratios = ratios.sort_values([*(k for k in RUN_SETTING_KEYS if k != axis), axis], kind="stable")
     # the other knobs (and the strategy) only where they vary
     other = [k for k in VARYING_SETTING_COLUMNS if k != axis and ratios[k].nunique() > 1]
-    values = [
-        interval(r, low, high) for r, low, high in ratios[["ratio", "ci_low", "ci_high"]].to_numpy()
-    ]
+    values = [interval(*r) for r in ratios[["ratio", "ci_low", "ci_high"]].to_numpy()]
     loops = loop_order(tables.ladder, ratios["loop"])
     return loop_table(ratios.assign(value=values), several_runs, [*other, axis], loops)
 

@@ -168,13 +168,9 @@ def release_comparison(run_set: RunSet) -> ReleaseComparison | None:
     cells = cells.assign(rank=cells["loop"].map(ranks))
     cells = cells.sort_values([*SETTING_KEYS, "rank"], kind="stable").drop(columns="rank")
     names = {release.run: release.name for release in releases}
+    rule, figure = against_previous(list(names)), Figure("release", FIGURE, FIGURE)
     rows = compare(
-        cells.reset_index(drop=True),
-        RUN_KEY,
-        against_previous([release.run for release in releases]),
-        samples=samples,
-        figure=Figure("release", FIGURE, FIGURE),
-        keys=GROUP_KEYS,
+        cells.reset_index(drop=True), RUN_KEY, rule, samples=samples, figure=figure, keys=GROUP_KEYS
     )
     steps = rows[list(CELL)].assign(
         before=rows[f"against_{RUN_KEY}"].map(names),
