@@ -224,9 +224,10 @@ def judge_step_times(
         ratio = float(stats.median_ratio(base, cur))
         ci_low, ci_high = stats.ratio_of_medians_ci(base, cur)
         note = ""
-        if stats.confirmed_slower(p_slower_adjusted[index], ratio, alpha, threshold):
+        # significant after Holm AND the median ratio beyond 1 +- threshold
+        if p_slower_adjusted[index] <= alpha and ratio > 1 + threshold:
             verdict = SLOWER
-        elif stats.confirmed_faster(p_faster_adjusted[index], ratio, alpha, threshold):
+        elif p_faster_adjusted[index] <= alpha and ratio < 1 - threshold:
             verdict = FASTER
         elif stats.smallest_one_sided_p(len(base), len(cur)) > first_step_alpha:
             verdict = UNCLEAR

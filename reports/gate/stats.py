@@ -139,17 +139,3 @@ def detectable_slowdown(baseline: np.ndarray, current: np.ndarray, level: float)
     differences = (draws[0][:, :, None] - draws[1][:, None, :]).reshape(POWER_RESAMPLES, -1)
     shift_needed = np.partition(differences, needed - 1, axis=1)[:, needed - 1]
     return float(np.expm1(np.quantile(shift_needed, DETECTION_POWER)))
-
-
-def confirmed_slower(
-    p_adjusted: np.ndarray, ratio: np.ndarray, alpha: float, threshold: float
-) -> np.ndarray:
-    """Significant after Holm AND the median ratio beyond ``1 + threshold``."""
-    return (np.asarray(p_adjusted) <= alpha) & (np.asarray(ratio) > 1.0 + threshold)
-
-
-def confirmed_faster(
-    p_adjusted: np.ndarray, ratio: np.ndarray, alpha: float, threshold: float
-) -> np.ndarray:
-    """Mirror of :func:`confirmed_slower` for speed-ups (ratio below ``1 - threshold``)."""
-    return (np.asarray(p_adjusted) <= alpha) & (np.asarray(ratio) < 1.0 - threshold)
