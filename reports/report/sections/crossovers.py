@@ -53,12 +53,11 @@ def sentences(derived: Derived) -> list[Decision]:
     out = []
     threshold = percent(OVERHEAD_THRESHOLD)
     for row in derived.crossovers.to_dict("records"):
-        axis_name, fixed_name = NAMES[row["axis"]], NAMES[row["fixed_key"]]
-        fixed = f" ({fixed_name} {row['fixed_value']})" if row["fixed_value"] else ""
+        axis_name, grid = NAMES[row["axis"]], row["grid"]
+        fixed = f" ({NAMES[row['fixed_key']]} {row['fixed_value']})" if row["fixed_value"] else ""
         what = row["workload"] + fixed
-        grid = row["grid"]
-        grid_text = f"{axis_name}{'es' if axis_name == 'batch' else 's'} measured: "
-        grid_text += ", ".join(str(g) for g in grid)
+        plural = "es" if axis_name == "batch" else "s"
+        grid_text = f"{axis_name}{plural} measured: {', '.join(map(str, grid))}"
         loop, reference = row["loop"], row["reference"]
         # a neighbour's overhead against the rung that changes one thing of it
         rung = derived.ladder.rung(reference)

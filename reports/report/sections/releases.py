@@ -85,8 +85,11 @@ class ReleaseComparison:
     notes: tuple[str, ...]
     threshold: float = DEFAULT_THRESHOLD
 
-    def step_names(self) -> list[tuple[Release, Release]]:
-        return list(zip(self.releases, self.releases[1:], strict=False))
+    def by_step(self) -> list[tuple[Release, Release, pd.DataFrame]]:
+        """(earlier, later, the steps between them) for each release and the one after it."""
+        step = self.steps["before"].astype(str) + " → " + self.steps["after"].astype(str)
+        pairs = zip(self.releases, self.releases[1:], strict=False)
+        return [(a, b, self.steps[step == f"{a.name} → {b.name}"]) for a, b in pairs]
 
     def label(self, release: Release) -> str:
         """``2.20.0``, or ``2.20.0/3.11.3`` where TensorFlow alone does not tell them apart."""
@@ -169,9 +172,9 @@ def release_comparison(run_set: RunSet) -> ReleaseComparison | None:
     cells = cells.sort_values([*SETTING_KEYS, "rank"], kind="stable").drop(columns="rank")
     names = {release.run: release.name for release in releases}
     rule, figure = against_previous(list(names)), Figure("release", FIGURE, FIGURE)
-    rows = compare(
-        cells.reset_index(drop=True), RUN_KEY, rule, samples=samples, figure=figure, keys=GROUP_KEYS
-    )
+    cells = cells.reset_index(drop=True)
+    rows = compare(cells, RUN_KEY, rule, samples=samples, figure=figure, keys=GROUP_KEYS)
+    rows = rows.reset_index(drop=True)
     steps = rows[list(CELL)].assign(
         before=rows[f"against_{RUN_KEY}"].map(names),
         after=rows[RUN_KEY].map(names),
@@ -184,7 +187,6 @@ def release_comparison(run_set: RunSet) -> ReleaseComparison | None:
     values = cells.assign(release=cells[RUN_KEY].map(names)).rename(columns={FIGURE: "median"})
     values = values[[*CELL, "release", "median", "n"]]
     mode = RATIOS if differing else ABSOLUTE
-    steps = steps.reset_index(drop=True)
     return ReleaseComparison(tuple(releases), mode, differing, reference, values, steps, (*notes,))
 
 
@@ -246,10 +248,8 @@ def sentences(derived: Derived) -> list[Decision]:
     figure = "amortized step time"
     if comparison.mode == RATIOS:
         figure += f" / {comparison.reference}'s in the same run"
-    for before, after in comparison.step_names():
-        steps = comparison.steps
-        rows = steps[(steps["before"] == before.name) & (steps["after"] == after.name)]
-        rows = rows.to_dict("records")
+    for before, after, part in comparison.by_step():
+        rows = part.to_dict("records")
         hurt = [row for row in rows if row["verdict"] == SLOWER]
         helped = [row for row in rows if row["verdict"] == FASTER]
         same = sum(row["verdict"] == SAME for row in rows)
@@ -267,7 +267,7 @@ def sentences(derived: Derived) -> list[Decision]:
 
 def release_table(comparison: ReleaseComparison) -> pd.DataFrame:
     """One row per cell: the figure under each release, then the change at each step."""
-    values, steps = comparison.values, comparison.steps
+    values = comparison.values
     if values.empty:
         return pd.DataFrame()
     scale, unit = (1, "") if comparison.mode == RATIOS else (1e3, " ms")
@@ -277,8 +277,7 @@ def release_table(comparison: ReleaseComparison) -> pd.DataFrame:
     medians = medians.reindex(index=cells, columns=list(label)).to_numpy(dtype=float) * scale
     texts = np.where(np.isfinite(medians), np.char.mod("%.3g", medians), "—")
     table = pd.DataFrame(texts, index=cells, columns=[f"{label[n]}{unit}" for n in label])
-    for before, after in comparison.step_names():
-        part = steps[(steps["before"] == before.name) & (steps["after"] == after.name)]
+    for before, after, part in comparison.by_step():
         texts = [f"{_change_text(row)} {row['verdict']}" for row in part.to_dict("records")]
         at = pd.MultiIndex.from_frame(part[list(CELL)])
         table[f"{label[before.name]} → {label[after.name]}"] = pd.Series(texts, at, dtype=object)
