@@ -221,7 +221,6 @@ class Ladder:
 
     @property
     def loops(self) -> tuple[str, ...]:
-        """Every loop on the ladder, in its order."""
         return tuple(rung.loop for rung in self.rungs)
 
     def neighbours(self) -> list[tuple[str, str]]:
@@ -414,16 +413,8 @@ def read_summary(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     if frame.empty:
         raise RunDirError(f"{path}: no cells (the run wrote a header only)")
     for column in NUMERIC_SUMMARY_COLUMNS + OPTIONAL_NUMERIC_COLUMNS:
-        if column not in frame.columns:
-            continue
-        values = pd.to_numeric(frame[column], errors="coerce")
-        unparsable = values.isna() & frame[column].notna()
-        if unparsable.any():
-            bad = frame.loc[unparsable, column].iloc[0]
-            raise RunDirError(
-                f"{path}: corrupted summary (column {column} holds {bad!r}, not a number)"
-            )
-        frame[column] = values
+        if column in frame.columns:
+            frame[column] = _numbers(frame, column, f"{path}: corrupted summary (column ")
     fill_cell_keys(frame)
     if frame["batch_size"].isna().any():
         raise RunDirError(f"{path}: corrupted summary (a row without batch_size)")
@@ -444,18 +435,23 @@ def fill_cell_keys(frame: pd.DataFrame, summary: pd.DataFrame | None = None) -> 
     for key, default in CELL_KEY_DEFAULTS.items():
         if key not in frame.columns:
             frame[key] = None
-        if key in ("width", "steps_per_call"):  # whole numbers: a value that is none is corrupt
-            values = pd.to_numeric(frame[key], errors="coerce")
-            if (values.isna() & frame[key].notna()).any():
-                bad = frame.loc[values.isna() & frame[key].notna(), key].iloc[0]
-                raise RunDirError(f"corrupted cell key ({key} holds {bad!r}, not a number)")
-            frame[key] = values.fillna(default).astype(int)
+        if key in ("width", "steps_per_call"):  # whole numbers
+            frame[key] = _numbers(frame, key, "corrupted cell key (").fillna(default).astype(int)
             continue
         missing = frame[key].isna()
         if key == "fit_jit" and missing.any():
             frame.loc[missing, key] = _fit_jit_before_the_key(frame[missing], summary)
             missing = frame[key].isna()
         frame.loc[missing, key] = default
+
+
+def _numbers(frame: pd.DataFrame, column: str, what: str) -> pd.Series:
+    """``column`` as numbers; a value that is none is a corrupted run (RunDirError)."""
+    values = pd.to_numeric(frame[column], errors="coerce")
+    bad = frame.loc[values.isna() & frame[column].notna(), column]
+    if len(bad):
+        raise RunDirError(f"{what}{column} holds {bad.iloc[0]!r}, not a number)")
+    return values
 
 
 def _fit_jit_before_the_key(rows: pd.DataFrame, summary: pd.DataFrame | None) -> list[Any]:

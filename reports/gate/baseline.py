@@ -133,14 +133,6 @@ def listing(store: str | os.PathLike[str] | None = None) -> list[Baseline]:
         except RunDirError:
             continue
         soft = run.metadata.get("soft", {})
-        found.append(
-            Baseline(
-                name=path.name,
-                path=path,
-                run_id=run.run_id,
-                started_at=str(soft.get("started_at") or "?"),
-                commit=str(soft.get("git_commit") or "?")[:10],
-                cells=len(run.summary),
-            )
-        )
+        started, commit = (str(soft.get(key) or "?") for key in ("started_at", "git_commit"))
+        found.append(Baseline(path.name, path, run.run_id, started, commit[:10], len(run.summary)))
     return found

@@ -186,14 +186,12 @@ def metadata_differences(
 
 
 def _tested(baseline: Mapping[CellKey, np.ndarray], current: Mapping[CellKey, np.ndarray]):
-    """The cells the core pairs across the two sides, with values on both."""
     return paired_cells(
         [c for c, v in baseline.items() if len(v)], [c for c, v in current.items() if len(v)]
     )
 
 
 def _holm(baseline, current, cells, alternative: str = "greater") -> tuple[np.ndarray, np.ndarray]:
-    """Raw and Holm-adjusted one-sided p-values of ``cells``, in their order."""
     raw = np.array([stats.one_sided_mwu_p(baseline[c], current[c], alternative) for c in cells])
     return raw, stats.holm_adjust(raw)
 

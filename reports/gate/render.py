@@ -20,14 +20,12 @@ def _commit(run: Run) -> str:
 
 
 def _figure(value: float, reference: str | None) -> str:
-    """A median: a ratio to the reference loop, or a step time."""
     if math.isnan(value):
         return "-"
     return f"{value:.3f}x {reference}" if reference else f"{value * 1e3:.3g} ms"
 
 
 def _detectable(value: float, threshold: float) -> str:
-    """A cell's detectable slowdown; "(blind)" when it exceeds the threshold."""
     if math.isnan(value):
         return "-"
     text = "never" if math.isinf(value) else f"{value:.1%}"
