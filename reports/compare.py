@@ -111,16 +111,12 @@ def ratio_of_medians_ci(
     if np.ptp(baseline) == 0 and np.ptp(current) == 0:
         point = float(median_ratio(baseline, current))
         return (point, point)  # every resample gives the point
-
-    def ratio(current_resample, baseline_resample, axis=-1):
-        return median_ratio(baseline_resample, current_resample, axis=axis)
-
     with warnings.catch_warnings():
         # identical samples make a degenerate (zero-width) interval: that is an answer
         warnings.simplefilter("ignore", stats.DegenerateDataWarning)
         result = stats.bootstrap(
             (current, baseline),
-            ratio,
+            lambda current, baseline, axis=-1: median_ratio(baseline, current, axis=axis),
             n_resamples=BOOTSTRAP_RESAMPLES,
             vectorized=True,
             paired=False,

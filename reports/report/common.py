@@ -313,18 +313,13 @@ def in_words(
     if kind == SAME:
         return f"{loop} is within ±{band} of {against} {figures}", True
     if kind == UNCLEAR:
-        return (
-            f"{loop} runs at {format_ratio(amortized.value)} the speed of {against} {figures}, "
-            f"an interval that does not clear ±{band}",
-            False,
-        )
+        speed = f"{loop} runs at {format_ratio(amortized.value)} the speed of {against} {figures}"
+        return f"{speed}, an interval that does not clear ±{band}", False
     if slower:
         times = 1 / amortized.value
-        what = (
-            f"{loop} costs {format_ratio(times)} {against}"
-            if times >= 1.5
-            else f"{loop} is {percent(times - 1)} slower than {against}"
-        )
+        what = f"{loop} costs {format_ratio(times)} {against}"
+        if times < 1.5:
+            what = f"{loop} is {percent(times - 1)} slower than {against}"
     elif amortized.value >= 1.5:
         what = f"{loop} is {format_ratio(amortized.value)} faster than {against}"
     else:
@@ -367,9 +362,8 @@ def panels(count: int, columns: int = 3, width: float = 5.0, height: float = 3.6
     """(figure, axes) of ``count`` panels, ``columns`` a row."""
     columns = max(1, min(columns, count))
     rows = int(np.ceil(count / columns))
-    figure, axes = plt.subplots(
-        rows, columns, figsize=(width * columns, height * rows), squeeze=False
-    )
+    size = (width * columns, height * rows)
+    figure, axes = plt.subplots(rows, columns, figsize=size, squeeze=False)
     for extra in axes.flat[count:]:
         extra.set_visible(False)
     return figure, list(axes.flat[:count])

@@ -145,8 +145,6 @@ def break_even(cells: pd.DataFrame, rule: Rule) -> pd.DataFrame:
 #: The figures the time to train adds up: summary.csv's, else the median of the cell's
 #: processes (older runs).
 TIME_TO_TRAIN_FIGURES = ("build_s", "fit_setup_s", "first_step_s", "epoch_end_s", "steps_per_epoch")
-#: Figures that only some loops have (Keras's set-up call and epoch ends): 0 where absent.
-PER_LOOP_FIGURES = ("fit_setup_s", "epoch_end_s")
 
 
 def train_time_s(
@@ -184,7 +182,8 @@ def time_to_train(
         medians = processes.groupby(list(GROUP_KEYS), sort=False)[names].median()
         found = medians.reindex(pd.MultiIndex.from_frame(table[list(GROUP_KEYS)]))
         table[names] = table[names].fillna(found.set_axis(table.index))
-    table[list(PER_LOOP_FIGURES)] = table[list(PER_LOOP_FIGURES)].fillna(0.0)
+    # only some loops have a set-up call and epoch ends (Keras's): 0 where absent
+    table[["fit_setup_s", "epoch_end_s"]] = table[["fit_setup_s", "epoch_end_s"]].fillna(0.0)
     # an epoch's steps depend on the data and the batch only: a loop that did not record
     # them (older runs did for some loops) has its setting's
     setting = table.groupby(list(RUN_SETTING_KEYS), sort=False, dropna=False)
