@@ -199,14 +199,10 @@ class Ladder:
             compares_with = rung.get("compares_with")
             if compares_with is not None and not isinstance(compares_with, str):
                 raise ValueError(f"{rung['loop']}: compares_with is not a loop name")
+            changes = str(rung.get("changes") or "")
+            compiler = bool(rung["compiler"]) if "compiler" in rung else None
             rungs.append(
-                Rung(
-                    loop=rung["loop"],
-                    compares_with=compares_with,
-                    changes=str(rung.get("changes") or ""),
-                    reference=bool(rung.get("reference")),
-                    compiler=bool(rung["compiler"]) if "compiler" in rung else None,
-                )
+                Rung(rung["loop"], compares_with, changes, bool(rung.get("reference")), compiler)
             )
         loops = [rung.loop for rung in rungs]
         reference = data.get("reference")

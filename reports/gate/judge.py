@@ -13,7 +13,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -116,11 +116,8 @@ class Comparison:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per cell: the cell keys, verdict, figures, flags and note."""
-        rows = []
-        for cell in self.cells:
-            figures = {f.name: getattr(cell, f.name) for f in fields(cell) if f.name != "cell"}
-            rows.append({**cell.cell._asdict(), **figures, "flags": "; ".join(cell.flags)})
-        return pd.DataFrame(rows)
+        rows = [{**c.cell._asdict(), **vars(c), "flags": "; ".join(c.flags)} for c in self.cells]
+        return pd.DataFrame(rows).drop(columns="cell", errors="ignore")
 
 
 @dataclass(frozen=True)
@@ -279,20 +276,13 @@ def cell_flags(
         flags.append(f"newly fails ({before}){because}")
     elif current.failed_processes.get(cell, 0) and not baseline.failed_processes.get(cell, 0):
         flags.append(f"{current.failed_processes[cell]} process(es) newly failed{because}")
-    old_retraces = _median(baseline.retraces.get(cell))
-    new_retraces = _median(current.retraces.get(cell))
-    if new_retraces > old_retraces:  # NaN on either side compares False
-        flags.append(f"retraces {old_retraces:g} -> {new_retraces:g}")
-    if cell in (compile_p_adjusted or {}):
-        old_compile = _median(baseline.compile_times.get(cell))
-        new_compile = _median(current.compile_times.get(cell))
-        p_adjusted = compile_p_adjusted[cell]
-        if (
-            new_compile > old_compile * (1 + threshold)
-            and new_compile - old_compile > COMPILE_FLOOR_S
-            and p_adjusted <= alpha
-        ):
-            flags.append(f"compile {old_compile:.2f}s -> {new_compile:.2f}s (p {p_adjusted:.2g})")
+    old, new = (_median(side.retraces.get(cell)) for side in (baseline, current))
+    if new > old:  # NaN on either side compares False
+        flags.append(f"retraces {old:g} -> {new:g}")
+    p_adjusted = (compile_p_adjusted or {}).get(cell, math.inf)
+    old, new = (_median(side.compile_times.get(cell)) for side in (baseline, current))
+    if p_adjusted <= alpha and new > old * (1 + threshold) and new - old > COMPILE_FLOOR_S:
+        flags.append(f"compile {old:.2f}s -> {new:.2f}s (p {p_adjusted:.2g})")
     return tuple(flags)
 
 
@@ -392,8 +382,9 @@ def compare(
         raise IncomparableRunsError(
             f"{baseline_dir} and {current_dir} are the same run (run_id {baseline.run_id})"
         )
-    hard_differences = tuple(
-        metadata_differences(baseline.metadata.get("hard", {}), current.metadata.get("hard", {}))
+    hard_differences, soft_differences = (
+        tuple(metadata_differences(baseline.metadata.get(k, {}), current.metadata.get(k, {}), skip))
+        for k, skip in (("hard", ()), ("soft", IGNORED_SOFT_KEYS))
     )
     try:
         reference, disagreement = reference_loop(baseline, current, must_agree=True), None
@@ -415,11 +406,6 @@ def compare(
             "within-run ratios need the reference loop, and neither run's metadata.json "
             "declares a loop ladder (runs made before tf-loopbench recorded it)"
         )
-    soft_differences = tuple(
-        metadata_differences(
-            baseline.metadata.get("soft", {}), current.metadata.get("soft", {}), IGNORED_SOFT_KEYS
-        )
-    )
 
     samples = (process_samples(baseline), process_samples(current))
     if samples[0].empty and samples[1].empty:
