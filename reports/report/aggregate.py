@@ -27,9 +27,7 @@ def label_variants(frame: pd.DataFrame) -> None:
     variants = frame.groupby(setting, dropna=False)[_VARIANT_KEY].transform("nunique")
     chosen = frame[_VARIANT_KEY].astype(str).str.startswith(PREFERRED_VARIANT[_VARIANT_KEY])
     relabel = (variants > 1) & ~chosen
-    frame.loc[relabel, "loop"] = (
-        frame.loc[relabel, "loop"] + " (jit " + frame.loc[relabel, _VARIANT_KEY].astype(str) + ")"
-    )
+    frame.loc[relabel, "loop"] += " (jit " + frame.loc[relabel, _VARIANT_KEY].astype(str) + ")"
 
 
 #: Per-process figures the report reads, as numbers (NaN where not recorded).

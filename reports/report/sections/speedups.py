@@ -104,9 +104,8 @@ def setting_sentences(derived: Derived, group: pd.DataFrame, several_runs: bool)
         amortized = speedup(best)
         text, claim = said(best, reference)
         if verdict(amortized.low, amortized.high, threshold) == SAME:
-            text = (
-                f"No loop beats {reference} by more than ±{percent(threshold)}: the fastest, {text}"
-            )
+            beats = f"No loop beats {reference} by more than ±{percent(threshold)}"
+            text = f"{beats}: the fastest, {text}"
         elif amortized.value < 1:
             text = f"{reference} is the fastest; the closest loop: {text}"
         else:
@@ -170,12 +169,9 @@ def _pays_back(derived: Derived, rows: Mapping[str, Mapping], rung: Rung, topic:
     amortized, steady = (Ratio.of(row, "neighbour", f) for f in ("amortized", "steady"))
     threshold = derived.threshold
     kind = verdict(amortized.low, amortized.high, threshold)
-    table = derived.break_even
-    match = table[
-        (table["loop"] == loop)
-        & (table["reference"] == neighbour)
-        & np.logical_and.reduce([table[k] == row[k] for k in RUN_SETTING_KEYS])
-    ]
+    table, cell = derived.break_even, {k: row[k] for k in RUN_SETTING_KEYS}
+    keys = {"loop": loop, "reference": neighbour, **cell}
+    match = table[np.logical_and.reduce([table[k] == value for k, value in keys.items()])]
     even = match.iloc[0] if len(match) else None
     figures = figures_text(amortized, steady, kind == SLOWER, _noisy(rows, loop, neighbour))
     compile_text = (
