@@ -1,14 +1,8 @@
-"""The run directory: the results contract between ``benchmarks`` and ``reports``.
-
-``<out>/<run-id>/`` holds metadata.json (schema_version, run_id, hard, soft, config, the
-loop ladder), samples.jsonl (one "window" or "process" row a line) and summary.csv (one
-row per cell, SUMMARY_COLUMNS first): shared/DESIGN.md. Every file is written
-atomically; reports read it with pandas and without TensorFlow, through one loader.
-
-Example::
+"""The run directory, the results contract between ``benchmarks`` and ``reports``
+(shared/DESIGN.md): metadata.json, samples.jsonl and summary.csv, each written atomically,
+read with pandas and without TensorFlow, through one loader::
 
     run = load_run("results/20261121-170000-cpu")
-    run.summary[["workload", "loop", "step_time_median_s"]]
     reference_loop(run)    # e.g. "fit", from the ladder: reports name no loop themselves
 """
 

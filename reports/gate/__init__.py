@@ -1,15 +1,10 @@
 """The regression gate: is the current run slower than the baseline, cell by cell?
 
-``samples`` (per-process samples), ``stats`` (the decision rule), ``judge`` (the verdicts,
-the gate's defaults), ``render`` (table and Markdown), ``baseline`` (stored baselines);
-the method: docs/gate.md. :func:`command` is what ``loopbench compare`` runs. Exit status:
-0 no confirmed regression; 1 a confirmed regression (a cell ok in the baseline that is
-missing, skipped or failing now counts, unless ``allow_missing``); 2 the runs cannot be
-compared (one line on stderr); 3 with ``fail_if_blind``: no regression, but a blind cell.
+``samples``, ``stats`` (the decision rule), ``judge`` (the verdicts), ``render``, ``baseline``
+(stored baselines); the method and the exit statuses (0 no confirmed regression, 1 one, 2 the
+runs cannot be compared, 3 blind with ``fail_if_blind``): docs/gate.md. :func:`command` is what
+``loopbench compare`` runs::
 
-Example::
-
-    from tf_loopbench.reports.gate import command
     status = command("results/base", "results/head", markdown="compare.md")
 """
 

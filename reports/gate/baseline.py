@@ -1,9 +1,5 @@
-"""Stored baselines: a named copy of a run directory to compare later runs against.
-
-For trends on ONE fixed machine; between machines, or on shared runners whose speed
-drifts, prefer the same-job A/B (``nox -s regression -- BASE_REF``). A baseline is a
-validated copy of the run's three files in ``<store>/<name>/``, renamed into place whole.
-Run it::
+"""Stored baselines: a named copy of a run directory to compare later runs against, for
+trends on ONE fixed machine (elsewhere prefer the same-job A/B: docs/gate.md)::
 
     loopbench baseline save results/20261121-120000-cpu --name main
     loopbench baseline list

@@ -1,10 +1,6 @@
-"""The regression gate's judgement: compare two run directories cell by cell and decide.
-
-Per cell, the comparison core pairs current with baseline; the gate's own test judges
-the per-process samples (one-sided Mann-Whitney U, Holm across cells, the ratio of
-medians beyond ``1 + threshold``: ``reports.gate.stats``) and states each cell's power;
-new failures, more retraces and slower compilation are flagged too. The rule and its
-evidence: docs/gate.md; the entry point: :func:`compare`.
+"""The regression gate's judgement: compare two run directories cell by cell and decide
+(:func:`compare`; the rule and its evidence: docs/gate.md). Beside step time, new failures,
+more retraces and slower compilation are flagged.
 """
 
 from __future__ import annotations
@@ -366,7 +362,7 @@ def compare(
     fail_if_blind: bool = False,
 ) -> Comparison:
     """Judge every cell of ``current_dir`` against ``baseline_dir`` (the options and exit
-    statuses: the package's docstring); runs of different machines compare only with
+    statuses: docs/gate.md); runs of different machines compare only with
     ``allow_different_machines``, as within-run ratios to the runs' reference loop. Raises
     RunDirError or IncomparableRunsError (one-line messages) when the two cannot be compared::
 

@@ -1,10 +1,6 @@
-"""Statistics of the regression gate's decision rule, one function per ingredient.
-
-A cell is a confirmed regression when a one-sided Mann-Whitney U test (current slower),
-Holm-corrected across cells, is significant at ``alpha`` AND the ratio of medians
-current/baseline (the comparison core's, re-exported) is beyond ``1 + threshold``.
-Every function works along ``axis``, so tools/validate_gate.py applies the same rule to
-thousands of resampled comparisons at once (docs/gate.md).
+"""Statistics of the regression gate's decision rule (docs/gate.md), one function per
+ingredient; the median ratio is the comparison core's, re-exported. Every function works
+along ``axis``, so tools/validate_gate.py applies the rule to thousands of comparisons at once.
 """
 
 from __future__ import annotations
