@@ -128,10 +128,8 @@ def plot_step_times(derived: Derived, path: Path) -> Path | None:
 
     legend = ("steady step (median)", "amortized (per-epoch costs in)")
     figure = loop_figure(derived, cells, draw, "step time (ms)", legend)
-    figure.suptitle(
-        "Step time per loop style\n(points: medians; whiskers: 95% CI across processes)",
-        fontsize=10,
-    )
+    title = "Step time per loop style\n(points: medians; whiskers: 95% CI across processes)"
+    figure.suptitle(title, fontsize=10)
     return save(figure, path)
 
 
@@ -202,18 +200,14 @@ def plot_against(derived: Derived, path: Path, key: str) -> Path | None:
         axis.set_ylabel("median step time (ms)")
         # the setting without ``key`` nor the keys at their defaults: "mlp (cpu, width 256)"
         row = group.iloc[0]
-        hidden = {k for k in VARIANT_NAMES if row[k] == CELL_KEY_DEFAULTS.get(k)} | {
-            key,
-            "workload",
-        }
-        shown = [n.format(row[k]) for k, n in VARIANT_NAMES.items() if k not in hidden | hide_run]
+        defaults = {k for k in VARIANT_NAMES if row[k] == CELL_KEY_DEFAULTS.get(k)}
+        hidden = defaults | hide_run | {key, "workload"}
+        shown = [n.format(row[k]) for k, n in VARIANT_NAMES.items() if k not in hidden]
         axis.set_title(f"{row['workload']} ({', '.join(shown)})", fontsize=9)
         axis.legend(fontsize=7)
     star = f"; star: within {OVERHEAD_THRESHOLD:.0%} of {reference} from here on"
-    figure.suptitle(
-        f"Step time against {AGAINST[key]}\n(points: medians; whiskers: 95% CI{star if len(stars) else ''})",
-        fontsize=10,
-    )
+    title = f"Step time against {AGAINST[key]}\n(points: medians; whiskers: 95% CI"
+    figure.suptitle(f"{title}{star if len(stars) else ''})", fontsize=10)
     return save(figure, path)
 
 
@@ -245,9 +239,8 @@ def plot_break_even(derived: Derived, path: Path) -> Path | None:
         axis.set_ylim(0.7, max(ceiling, 10))  # a break-even of 1 step shows whole
         labels = [f"{t.get_text()}\nvs {against[t.get_text()]}" for t in axis.get_xticklabels()]
         axis.set_xticks(axis.get_xticks(), labels, rotation=0, fontsize=8)
-    figure.suptitle(
-        "Compile break-even:\nsteps after which total time (incl. compile) is lower", fontsize=10
-    )
+    title = "Compile break-even:\nsteps after which total time (incl. compile) is lower"
+    figure.suptitle(title, fontsize=10)
     return save(figure, path)
 
 
