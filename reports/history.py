@@ -437,9 +437,7 @@ def load_history(
     min_change: float = DEFAULT_MIN_CHANGE,
 ) -> History:
     """The history of the most recent run's machine (its hard metadata keys) among the runs
-    stored in ``store`` whose names match ``pattern``.
-
-    Example::
+    stored in ``store`` whose names match ``pattern``::
 
         history = load_history(".loopbench/baselines")
         [(c.cell.name, c.before.commit, c.after.commit, c.found_in) for c in history.changes]
@@ -625,11 +623,9 @@ def command(
         blocks = document(history, write_plots(history, out_dir / "plots"))
         atomic_write_text(out_dir / HISTORY_MD, render_markdown(blocks, out_dir))
         atomic_write_text(out_dir / "history.html", render_html(blocks))
-    except HistoryError as exc:
-        print(f"loopbench: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"loopbench: error: cannot write the history: {exc.strerror or exc}", file=sys.stderr)
+    except (HistoryError, OSError) as exc:
+        what = "" if isinstance(exc, HistoryError) else "cannot write the history: "
+        print(f"loopbench: error: {what}{getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         return 2
     for change in history.changes:
         print(

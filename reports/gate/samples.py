@@ -1,10 +1,7 @@
 """The gate's samples: one per worker process, by cell; within-run ratios for runs of
-different machines, drift correction for an interleaved A/B (docs/gate.md).
+different machines, drift correction for an interleaved A/B (docs/gate.md)::
 
-Example::
-
-    samples = process_samples(load_run("results/RUN"))
-    per_cell(samples, "step_time_s")      # {CellKey: array of per-process step times}
+    per_cell(process_samples(load_run("results/RUN")), "step_time_s")  # {CellKey: array}
 """
 
 from __future__ import annotations
@@ -144,14 +141,10 @@ DRIFT_NEIGHBOURS = 4
 
 
 def local_drift_factors(step_times: np.ndarray, times: np.ndarray | None = None) -> np.ndarray:
-    """The machine's drift around each pair of an interleaved A/B, read from the pairs
-    measured just before and after it (docs/decisions/0006).
-
-    ``step_times`` has shape (cells, 2, blocks); ``times`` (cells, blocks) says when each
-    pair ran (any NaN, or None: in block order). A pair's value is the mean over its two
-    sides of log(sample / its cell's median); its factor is exp of the median value of
-    the DRIFT_NEIGHBOURS pairs of *other* cells on either side of it in time, the same for
-    both sides, so a difference between the sides stays. Fewer than 3 cells: factors of 1.
+    """The machine's drift around each pair of an interleaved A/B (docs/decisions/0006): of
+    ``step_times`` (cells, 2, blocks), ordered by ``times`` (cells, blocks; any NaN or None: in
+    block order), exp of the median log(sample / cell median) of the DRIFT_NEIGHBOURS pairs of
+    *other* cells on either side, the same for both sides. Under 3 cells: factors of 1.
 
     >>> x = np.array([[[1.0] * 3 + [2.0] * 3] * 2] * 4)   # 4 cells; the last 3 blocks slow
     >>> local_drift_factors(x)[0, 0].round(3).tolist()     # cell 0 on either side
