@@ -64,10 +64,8 @@ def command(run_dirs: list[str], out: str | None = None, epochs: int = DEFAULT_E
         print("loopbench report: no run directory given", file=sys.stderr)
         return 2
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        print(
-            f"loopbench report: --epochs must be a positive integer, not {epochs!r}",
-            file=sys.stderr,
-        )
+        message = f"--epochs must be a positive integer, not {epochs!r}"
+        print(f"loopbench report: {message}", file=sys.stderr)
         return 2
     runs, errors = [], 0
     for run_dir in run_dirs:

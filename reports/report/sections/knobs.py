@@ -176,7 +176,7 @@ def _deciding(rows: Sequence[Mapping[str, Any]], threshold: float) -> tuple[Mapp
     return (rows[-tail], True) if tail else (rows[-1], False)
 
 
-def _steps_decisions(tables: KnobTables, several_runs: bool, threshold: float) -> list[Decision]:
+def _decide_steps(tables: KnobTables, several_runs: bool, threshold: float) -> list[Decision]:
     """Per setting and ladder loop run at several K: the user's question, then equal K."""
     ladder = tables.ladder
     fixed = [key for key in RUN_SETTING_KEYS if key != STEPS]
@@ -263,9 +263,7 @@ def _steps_decision(kind: str, rows, heading: str, loop: str, ladder: Ladder, th
     return Decision("Steps per call", sentence + ".", claim)
 
 
-def _precision_decisions(
-    tables: KnobTables, several_runs: bool, threshold: float
-) -> list[Decision]:
+def _decide_precision(tables: KnobTables, several_runs: bool, threshold: float) -> list[Decision]:
     fixed = [key for key in RUN_SETTING_KEYS if key != PRECISION]
     ordered = _ratios(tables, "precision").sort_values([*fixed, PRECISION], kind="stable")
     out = []
@@ -278,7 +276,7 @@ def _precision_decisions(
     return out
 
 
-def _compiler_decisions(tables: KnobTables, several_runs: bool, threshold: float) -> list[Decision]:
+def _decide_compiler(tables: KnobTables, several_runs: bool, threshold: float) -> list[Decision]:
     ladder = tables.ladder
     compiler = compiler_rung(ladder)
     out = []
@@ -306,7 +304,7 @@ def sentences(derived: Derived) -> list[Decision]:
     if tables.ratios.empty or tables.ladder is None:
         return []
     several_runs = len(derived.run_set.runs) > 1
-    makers = (_steps_decisions, _precision_decisions, _compiler_decisions)
+    makers = (_decide_steps, _decide_precision, _decide_compiler)
     return [d for maker in makers for d in maker(tables, several_runs, derived.threshold)]
 
 
