@@ -5,6 +5,7 @@ along ``axis``, so tools/validate_gate.py applies the rule to thousands of compa
 
 from __future__ import annotations
 
+import bisect
 import functools
 
 import numpy as np
@@ -98,16 +99,11 @@ def critical_u(n_baseline: int, n_current: int, level: float) -> int | None:
         above = np.clip(u - n_baseline * np.arange(n_current), 0, n_baseline)
         return float(one_sided_mwu_p(baseline, above - 0.5 + offsets, "greater"))
 
-    low, high = 0, n_baseline * n_current
-    if p_at(high) > level:
+    us = range(n_baseline * n_current + 1)
+    if p_at(us[-1]) > level:
         return None
-    while low < high:  # p falls as u grows: the first u whose p reaches the level
-        middle = (low + high) // 2
-        if p_at(middle) <= level:
-            high = middle
-        else:
-            low = middle + 1
-    return low
+    # p falls as u grows: the first u whose p reaches the level
+    return bisect.bisect_left(us, True, key=lambda u: p_at(u) <= level)
 
 
 def detectable_slowdown(baseline: np.ndarray, current: np.ndarray, level: float) -> float:
