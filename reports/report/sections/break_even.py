@@ -31,6 +31,7 @@ def break_even_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
         mine = trained.get((*setting, row["loop"]), math.nan)
         theirs = trained.get((*setting, row["reference"]), math.nan)
         paid_back = "paid back" if mine < theirs else "not paid back"
+        paid_back = paid_back if np.isfinite(mine) and np.isfinite(theirs) else ""
         columns = {
             "loop": row["loop"],
             "against": row["reference"],
@@ -39,9 +40,7 @@ def break_even_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
             "saving per step (amortized)": format_seconds(row["saving_per_step_s"]),
             "break-even": count(steps, "step") if np.isfinite(steps) else row["outcome"],
             "in epochs": f"{in_epochs:.3g}" if np.isfinite(in_epochs) else "",
-            f"at {epochs_text(derived.epochs)}": (
-                paid_back if np.isfinite(mine) and np.isfinite(theirs) else ""
-            ),
+            f"at {epochs_text(derived.epochs)}": paid_back,
         }
         rows.append((row, columns))
     return setting_table(derived.cells, rows, several_runs)

@@ -26,9 +26,8 @@ def runs_table(derived: Derived) -> pd.DataFrame:
     rows = []
     for run, label in zip(derived.run_set.runs, derived.run_set.labels, strict=True):
         hard, soft, config = (run.metadata.get(k, {}) for k in ("hard", "soft", "config"))
-        commit = str(soft.get("git_commit") or "")[:10] + (
-            " (dirty)" if soft.get("git_dirty") else ""
-        )
+        dirty = " (dirty)" if soft.get("git_dirty") else ""
+        commit = str(soft.get("git_commit") or "")[:10] + dirty
         peaks = soft.get("peak_matmul_flops") or {}
         rows.append(
             {

@@ -42,15 +42,10 @@ def scaling(derived: Derived) -> pd.DataFrame:
     ok = cells[(cells["status"] == "ok") & (cells["equivalent"].map(lambda e: e is not False))]
     if (cells["strategy"] == NONE).all():
         ok = ok.iloc[:0]
+    options = {"samples": derived.run_set.processes, "figure": FIGURE, "keys": GROUP_KEYS}
+    carry = SPEEDUP_COLUMNS[("reference", FIGURE)]
     rows = compare(
-        ok,
-        "strategy",
-        against(NONE),
-        samples=derived.run_set.processes,
-        figure=FIGURE,
-        threshold=derived.threshold,
-        keys=GROUP_KEYS,
-        carry=SPEEDUP_COLUMNS[("reference", FIGURE)],
+        ok, "strategy", against(NONE), threshold=derived.threshold, carry=carry, **options
     )
     return rows.assign(replicas=rows["strategy"].map(replicas))
 

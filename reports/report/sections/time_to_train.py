@@ -69,10 +69,6 @@ def blocks(context: Context) -> list[Block]:
         Table(trained),
     ]
     if (trained["total"] == "—").any():
-        out.append(
-            Paragraph(
-                "—: a figure the total needs was not recorded (steps per epoch or a phase "
-                "time; runs made before tf-loopbench recorded them)."
-            )
-        )
+        why = "steps per epoch or a phase time; runs made before tf-loopbench recorded them"
+        out.append(Paragraph(f"—: a figure the total needs was not recorded ({why})."))
     return out
