@@ -312,8 +312,7 @@ def dumps(obj: Any, **kwargs: Any) -> str:
 
 
 def write_metadata(run_dir: str | os.PathLike[str], metadata: Mapping[str, Any]) -> None:
-    meta = dict(metadata)
-    meta.setdefault("schema_version", SCHEMA_VERSION)
+    meta = {"schema_version": SCHEMA_VERSION, **metadata}
     atomic_write_text(Path(run_dir) / METADATA_FILE, dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
@@ -477,13 +476,12 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
     (missing, empty, corrupted, cut off, of a newer schema)."""
     run_dir = Path(run_dir)
     metadata = read_metadata(run_dir)
-    summary = read_summary(run_dir)
-    samples = read_samples(run_dir)
+    summary, samples = read_summary(run_dir), read_samples(run_dir)
     if not samples.empty:
         try:
             fill_cell_keys(samples, summary)
         except RunDirError as exc:
-            raise RunDirError(f"{Path(run_dir) / SAMPLES_FILE}: {exc}") from None
+            raise RunDirError(f"{run_dir / SAMPLES_FILE}: {exc}") from None
     return Run(path=run_dir, metadata=metadata, summary=summary, samples=samples)
 
 

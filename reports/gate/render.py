@@ -106,15 +106,12 @@ def _power_outcome(result: Comparison) -> str:
     if not judged:
         return ""
     blind = len(result.blind)
-    median = float(pd.Series(judged).median())
-    median_text = "never" if math.isinf(median) else f"{median:.1%}"
-    text = (
-        f"; {blind} of {len(judged)} cells blind: could not have seen a "
-        f"{result.threshold:.0%} slowdown"
-        if blind
-        else f"; every cell could have seen a {result.threshold:.0%} slowdown"
-    )
-    text += f" (median detectable slowdown {median_text})"
+    median = _detectable(float(pd.Series(judged).median()), math.inf)  # never "(blind)"
+    size = f"{result.threshold:.0%} slowdown"
+    text = f"; {blind} of {len(judged)} cells blind: could not have seen a {size}"
+    if not blind:
+        text = f"; every cell could have seen a {size}"
+    text += f" (median detectable slowdown {median})"
     if blind and result.exit_status == EXIT_BLIND:
         text += " (--fail-if-blind: exit 3)"
     return text
