@@ -279,26 +279,14 @@ def crossovers(
             while start > 0 and under[start - 1]:
                 start -= 1
             outcome = "never" if start == len(grid) else "always" if start == 0 else "from"
-            out.append(
-                {
-                    **dict(zip(setting, values[:-1], strict=True)),
-                    "steps_per_call": int(values[setting.index("steps_per_call")]),
-                    "fixed_key": fixed_key,
-                    "fixed_value": int(values[-1]),
-                    "axis": axis,
-                    "loop": loop,
-                    "reference": reference,
-                    "threshold": threshold,
-                    "outcome": outcome,
-                    "crossover": grid[start] if outcome != "never" else math.nan,
-                    "crossover_log_interpolated": _log_interpolated(
-                        grid, overheads, start, threshold
-                    ),
-                    "overhead_at_crossover": overheads[start] if outcome != "never" else math.nan,
-                    "grid": tuple(int(value) for value in grid),
-                    "overheads": tuple(float(value) for value in overheads),
-                }
-            )
+            keys = dict(zip(setting, values[:-1], strict=True))
+            keys["steps_per_call"] = int(keys["steps_per_call"])
+            sweep = (fixed_key, int(values[-1]), axis, loop, reference, threshold, outcome)
+            at = (math.nan, math.nan) if outcome == "never" else (grid[start], overheads[start])
+            interpolated = _log_interpolated(grid, overheads, start, threshold)
+            shape = (tuple(int(value) for value in grid), tuple(float(o) for o in overheads))
+            # the setting, then CROSSOVER_COLUMNS in order
+            out.append((*keys.values(), *sweep, at[0], interpolated, at[1], *shape))
     return pd.DataFrame(out, columns=[*setting, *CROSSOVER_COLUMNS])
 
 
