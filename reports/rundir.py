@@ -28,6 +28,7 @@ SCHEMA_VERSION = 1
 METADATA_FILE = "metadata.json"
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.csv"
+RUN_FILES = (METADATA_FILE, SAMPLES_FILE, SUMMARY_FILE)
 
 #: soft metadata the same-job A/B leaves on both sides: {"interleaved": true, "partner": id}
 AB_MARK = "ab"

@@ -15,17 +15,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tf_loopbench.reports.rundir import (
-    METADATA_FILE,
-    SAMPLES_FILE,
-    SUMMARY_FILE,
-    RunDirError,
-    load_run,
-)
+from tf_loopbench.reports.rundir import METADATA_FILE, RUN_FILES, RunDirError, load_run
 
 STORE_ENV = "LOOPBENCH_BASELINES"
 DEFAULT_STORE = Path(".loopbench") / "baselines"
-FILES = (METADATA_FILE, SAMPLES_FILE, SUMMARY_FILE)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -85,7 +78,7 @@ def save(
     try:
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
-        for file_name in FILES:
+        for file_name in RUN_FILES:
             source = run.path / file_name
             if source.exists():
                 shutil.copy2(source, staging / file_name)

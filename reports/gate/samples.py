@@ -25,7 +25,6 @@ def sort_cells(cells: Iterable[tuple]) -> list[CellKey]:
 
 
 def with_cell(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with a ``cell`` column holding each row's CellKey."""
     return frame.assign(cell=[CellKey.of(row) for row in frame.to_dict("records")])
 
 
