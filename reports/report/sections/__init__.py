@@ -30,22 +30,9 @@ from tf_loopbench.reports.report.sections import (
     time_to_train,
 )
 
-SECTIONS = (
-    runs,
-    ladder,
-    decisions,
-    releases,
-    speedups,
-    break_even,
-    time_to_train,
-    crossovers,
-    strategies,
-    knobs,
-    throughput,
-    figures,
-    cells,
-    method,
-)
+#: In report order: what ran and what it decides first, the cells and the method last.
+SECTIONS = (runs, ladder, decisions, releases, speedups, break_even, time_to_train, crossovers)
+SECTIONS += (strategies, knobs, throughput, figures, cells, method)
 
 
 def sentences(derived: Derived) -> list[Decision]:
@@ -58,8 +45,7 @@ def document(derived: Derived, plots_dir: Path) -> list[Block]:
     """The report as blocks both renderers understand; writes the plots (reports.report.plots,
     then each section's own) into ``plots_dir``."""
     hooks = [section.plots for section in SECTIONS if hasattr(section, "plots")]
-    plots = write_plots(derived, plots_dir) + [
-        p for hook in hooks for p in hook(derived, plots_dir)
-    ]
+    plots = write_plots(derived, plots_dir)
+    plots += [p for hook in hooks for p in hook(derived, plots_dir)]
     context = Context(derived, tuple(sentences(derived)), tuple(plots))
     return [block for section in SECTIONS for block in section.blocks(context)]
