@@ -251,11 +251,9 @@ def _keys(
 
 def _preferred(group: pd.DataFrame, labels: list[Any], variants: list[str]) -> Any:
     """Of a reference value's cells, the one PREFERRED_VARIANT names, else the first."""
-    prefixes = [
-        (column, PREFERRED_VARIANT[column]) for column in variants if column in PREFERRED_VARIANT
-    ]
+    prefixes = {key: PREFERRED_VARIANT[key] for key in variants if key in PREFERRED_VARIANT}
     for label in labels:
-        if any(str(group.at[label, column]).startswith(p) for column, p in prefixes):
+        if any(str(group.at[label, key]).startswith(p) for key, p in prefixes.items()):
             return label
     return labels[0]
 

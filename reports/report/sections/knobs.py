@@ -237,9 +237,8 @@ def _steps_decision(kind: str, rows, heading: str, loop: str, ladder: Ladder, th
     mine, k, first_k = int(row[STEPS]), int(row[theirs]), int(rows[0][theirs])
     names = (f"{loop} at K={mine}", f"{reference} at K={k}")
     jit = str(row.get("against_fit_jit") or "")
-    compiler = (
-        ", jit_compile on" if jit in XLA_ON else ", jit_compile off" if jit in XLA_OFF else ""
-    )
+    state = "on" if jit in XLA_ON else "off" if jit in XLA_OFF else ""
+    compiler = f", jit_compile {state}" if state else ""
     said = (f"{names[0]} ({_calls(mine)})", f"{names[1]} (steps_per_execution={k}{compiler})")
     text, claim = _words(row, names, threshold, said if kind == "steps_fit_k" else None)
     first = (f"{loop} at K={int(rows[0][STEPS])}", f"{reference} at K={first_k}")
