@@ -179,9 +179,7 @@ def metadata_differences(
 
 
 def _tested(baseline: Mapping[CellKey, np.ndarray], current: Mapping[CellKey, np.ndarray]):
-    return paired_cells(
-        [c for c, v in baseline.items() if len(v)], [c for c, v in current.items() if len(v)]
-    )
+    return paired_cells(*([c for c, v in side.items() if len(v)] for side in (baseline, current)))
 
 
 def _holm(baseline, current, cells, alternative: str = "greater") -> tuple[np.ndarray, np.ndarray]:
@@ -259,10 +257,10 @@ def cell_flags(
     current: SideFacts,
     threshold: float,
     alpha: float,
-    compile_p_adjusted: Mapping[CellKey, float] | None,
+    compile_p_adjusted: Mapping[CellKey, float],
 ) -> tuple[str, ...]:
     """Regressions beside step time: new failures, more retraces, slower compilation
-    (``compile_p_adjusted``: Holm-adjusted p-values of compiling slower; None: unjudged)."""
+    (``compile_p_adjusted``: Holm-adjusted p-values of compiling slower; absent: unjudged)."""
     flags = []
     baseline_status, current_status = baseline.statuses.get(cell), current.statuses.get(cell)
     error = current.first_errors.get(cell, "")
@@ -275,7 +273,7 @@ def cell_flags(
     old, new = (_median(side.retraces.get(cell)) for side in (baseline, current))
     if new > old:  # NaN on either side compares False
         flags.append(f"retraces {old:g} -> {new:g}")
-    p_adjusted = (compile_p_adjusted or {}).get(cell, math.inf)
+    p_adjusted = compile_p_adjusted.get(cell, math.inf)
     old, new = (_median(side.compile_times.get(cell)) for side in (baseline, current))
     if p_adjusted <= alpha and new > old * (1 + threshold) and new - old > COMPILE_FLOOR_S:
         flags.append(f"compile {old:.2f}s -> {new:.2f}s (p {p_adjusted:.2g})")
@@ -410,11 +408,10 @@ def compare(
     step_samples, drift_note = step_time_samples(baseline, current, samples, reference)
     judged = judge_step_times(*step_samples, threshold, alpha)
     statuses = (facts[0].statuses, facts[1].statuses)
-    compile_p_adjusted = None  # compile times, like step times, do not carry across machines
-    compiled = _tested(facts[0].compile_times, facts[1].compile_times)
-    if compiled and not allow_different_machines:
-        p_values = _holm(facts[0].compile_times, facts[1].compile_times, compiled)[1]
-        compile_p_adjusted = dict(zip(compiled, p_values, strict=True))
+    compile_times = (facts[0].compile_times, facts[1].compile_times)
+    # compile times, like step times, do not carry across machines
+    compiled = [] if allow_different_machines else _tested(*compile_times)
+    compile_p_adjusted = dict(zip(compiled, _holm(*compile_times, compiled)[1], strict=True))
 
     cells = []
     skipped_in_both = 0

@@ -15,8 +15,7 @@ from tf_loopbench.reports.rundir import Run
 
 def _commit(run: Run) -> str:
     soft = run.metadata.get("soft", {})
-    commit = str(soft.get("git_commit") or "?")[:10]
-    return commit + ("+dirty" if soft.get("git_dirty") else "")
+    return str(soft.get("git_commit") or "?")[:10] + ("+dirty" if soft.get("git_dirty") else "")
 
 
 def _figure(value: float, reference: str | None) -> str:

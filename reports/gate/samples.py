@@ -42,10 +42,7 @@ def process_samples(run: Run) -> pd.DataFrame:
     rows, windows = with_cell(rows), with_cell(run.samples[run.samples["kind"] == "window"])
     step_times = pd.to_numeric(windows["step_time_s"], errors="coerce")
     fastest = step_times.groupby([windows["cell"], windows["process"]], sort=False).min()
-    found = [
-        fastest.get((cell, process), np.nan)
-        for cell, process in zip(rows["cell"], rows["process"], strict=True)
-    ]
+    found = [fastest.get(key, np.nan) for key in zip(rows["cell"], rows["process"], strict=True)]
     rows = rows.assign(step_time_s=np.where(np.isfinite(found), found, rows["step_time_s"]))
     step_times = pd.to_numeric(rows["step_time_s"], errors="coerce")
     bad = ~(np.isfinite(step_times) & (step_times > 0))
@@ -91,10 +88,7 @@ def within_run_ratio_samples(samples: pd.DataFrame, reference: str) -> dict[Cell
     if samples.empty:
         return {}
     by_process = samples.groupby(["cell", "process"], sort=False)["step_time_s"].median()
-    times = [
-        (CellKey(*cell), series.droplevel("cell"))
-        for cell, series in by_process.groupby(level="cell")
-    ]
+    times = [(CellKey(*c), s.droplevel("cell")) for c, s in by_process.groupby(level="cell")]
     cells = _cell_frame([("", cell) for cell, _ in times])
     ratios: dict[CellKey, np.ndarray] = {}
     for row in pair(cells, "loop", against(reference), keys=CELL_KEYS).itertuples():
