@@ -117,8 +117,7 @@ def detectable_slowdown(baseline: np.ndarray, current: np.ndarray, level: float)
     >>> round(detectable_slowdown(noise(20), noise(20), 0.01 / 15), 2)   # theory: 0.07
     0.06
     """
-    baseline = np.log(np.asarray(baseline, dtype=float))
-    current = np.log(np.asarray(current, dtype=float))
+    baseline, current = (np.log(np.asarray(side, dtype=float)) for side in (baseline, current))
     if baseline.size < 2 or current.size < 2:
         return float("nan")
     needed = critical_u(baseline.size, current.size, level)
