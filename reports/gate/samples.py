@@ -173,8 +173,7 @@ def local_drift_factors(step_times: np.ndarray, times: np.ndarray | None = None)
 
 
 def pair_times(samples: tuple[pd.DataFrame, pd.DataFrame]) -> np.ndarray:
-    """When each pair ran: the earlier ``started_at`` of its two processes, (cells,
-    blocks) as :func:`block_grid` orders them."""
+    """When each pair ran: the earlier ``started_at`` of its processes, (cells, blocks)."""
     _, starts = block_grid(samples, "started_at")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a pair with no time: NaN
@@ -184,8 +183,7 @@ def pair_times(samples: tuple[pd.DataFrame, pd.DataFrame]) -> np.ndarray:
 def drift_corrected_samples(
     samples: tuple[pd.DataFrame, pd.DataFrame],
 ) -> tuple[dict[CellKey, np.ndarray], dict[CellKey, np.ndarray], np.ndarray]:
-    """Per-process step times of both sides divided by the drift around their pair
-    (:func:`local_drift_factors`), and each block's median factor, for the note."""
+    """Both sides' step times over their pair's drift factor, and each block's median factor."""
     cells, grid = block_grid(samples)
     if not cells or not grid.size:
         return {}, {}, np.array([])
