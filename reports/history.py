@@ -479,7 +479,7 @@ def write_plots(history: History, out_dir: Path) -> list:
     settings = history.series["cell"].map(lambda cell: cell.setting)
     for _, rows in history.series.groupby(settings, sort=False):
         cells = list(dict.fromkeys(rows["cell"]))
-        group = cells[0]._replace(loop="-", fit_jit="none").name.replace("/-/", "/", 1)
+        group = cells[0].setting_name
         names = [name for name in SERIES if (rows["series"] == name).any()]
         width = max(6.0, 0.7 * len(labels) + 2)
         figure, axes_list = panels(len(names), columns=1, width=width, height=3.4)

@@ -77,6 +77,12 @@ class CellKey(NamedTuple):
         parts = [self.workload, self.loop, self.device, f"bs{self.batch_size}"]
         return "/".join(map(str, parts + [part for part, differs in optional if differs]))
 
+    @property
+    def setting_name(self) -> str:
+        """Its setting's short name, e.g. ``mlp/cpu/bs64/w256/k8``: :attr:`name` without the
+        loop and fit's compiler."""
+        return self._replace(loop="-", fit_jit="none").name.replace("/-/", "/", 1)
+
 
 def _key_value(key: str, value: Any) -> Any:
     if key in CELL_KEY_DEFAULTS and (
@@ -217,9 +223,6 @@ class Ladder:
     def neighbours(self) -> list[tuple[str, str]]:
         """(loop, the rung it compares with) for every rung that compares with one."""
         return [(rung.loop, rung.compares_with) for rung in self.rungs if rung.compares_with]
-
-    def rung(self, loop: str) -> Rung | None:
-        return next((rung for rung in self.rungs if rung.loop == loop), None)
 
     def order(self, loops: Iterable[str]) -> list[str]:
         """``loops`` in ladder order, loops not on the ladder after them by name."""
@@ -409,12 +412,12 @@ def read_summary(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
     if frame["batch_size"].isna().any():
         raise RunDirError(f"{path}: corrupted summary (a row without batch_size)")
     frame["batch_size"] = frame["batch_size"].astype(int)
-    frame["noisy"] = frame["noisy"].map(_as_bool)
+    frame["noisy"] = frame["noisy"].map(lambda v: optional_bool(v, False))
     for column in FAIR_READING_COLUMNS:
         if column not in frame.columns:
             frame[column] = None if column == "equivalent" else math.nan
     # True / False, or None where the run could not check (no reference cell)
-    frame["equivalent"] = frame["equivalent"].map(lambda v: _as_bool(v, None)).astype(object)
+    frame["equivalent"] = frame["equivalent"].map(optional_bool).astype(object)
     return frame
 
 
@@ -457,14 +460,14 @@ def _fit_jit_before_the_key(rows: pd.DataFrame, summary: pd.DataFrame | None) ->
     for _, row in rows.iterrows():
         jit = row.get("keras_jit_compile")
         if jit is not None and not (isinstance(jit, float) and math.isnan(jit)):
-            values.append("auto:on" if _as_bool(jit) else "auto:off")
+            values.append("auto:on" if optional_bool(jit) else "auto:off")
         else:
             values.append(known.get(tuple(row[k] for k in older)))
     return values
 
 
-def _as_bool(value: Any, missing: bool | None = False) -> bool | None:
-    """A CSV or JSON truth value; ``missing`` for None, NaN or an empty string."""
+def optional_bool(value: Any, missing: bool | None = None) -> bool | None:
+    """A CSV or JSON truth value (bool, "True", 1.0); ``missing`` for None, NaN or ""."""
     if isinstance(value, str):
         return value.strip().lower() in {"true", "1", "yes"} if value.strip() else missing
     if value is None or (isinstance(value, float) and np.isnan(value)):

@@ -4,7 +4,6 @@ comparisons in words, a setting in words and the plot helpers. Nothing here pair
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from tf_loopbench.reports.compare import (  # noqa: E402
     verdict,
 )
 from tf_loopbench.reports.report.derived import SPEEDUP_COLUMNS, Derived, loop_order  # noqa: E402
-from tf_loopbench.reports.rundir import Ladder, Rung  # noqa: E402
+from tf_loopbench.reports.rundir import Ladder, Rung, optional_bool  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -170,15 +169,6 @@ def table(frame: pd.DataFrame) -> list[Block]:
     return blocks
 
 
-def optional_bool(value: Any) -> bool | None:
-    """True/False from a CSV cell (bool, "True", 1.0); None when empty."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, str):
-        return value.strip().lower() in {"true", "1", "yes"} if value.strip() else None
-    return bool(value)
-
-
 def keras_choice(row: Mapping[str, Any]) -> str | None:
     """What Keras chose ("jit_compile off, steps_per_execution 1"); None where not recorded."""
     jit = optional_bool(row.get("keras_jit_compile"))
@@ -272,27 +262,22 @@ class Ratio:
     def row(cls, row: Mapping[str, Any], prefix: str = "") -> Ratio:
         return cls(*(float(row[prefix + c]) for c in ("ratio", "ci_low", "ci_high")))
 
-    @property
-    def has_interval(self) -> bool:
-        return bool(np.isfinite(self.low) and np.isfinite(self.high))
-
     def as_cost(self) -> Ratio:
         return Ratio(1 / self.value, 1 / self.high, 1 / self.low)
 
-    def text(self) -> str:
-        if self.has_interval:
-            return f"{format_ratio(self.value)}, {self.interval_text()}"
-        return format_ratio(self.value)
-
-    def interval_text(self) -> str:
-        return f"95% CI {format_ratio(self.low)}-{format_ratio(self.high)}"
+    def text(self, lead: str = "") -> str:
+        """``lead`` (else the ratio), then its 95% interval where it has one."""
+        lead = lead or format_ratio(self.value)
+        if np.isfinite(self.low) and np.isfinite(self.high):
+            return f"{lead}, 95% CI {format_ratio(self.low)}-{format_ratio(self.high)}"
+        return lead
 
 
 def figures_text(amortized: Ratio, steady: Ratio, cost: bool, noisy: Sequence[str]) -> str:
     """ "(amortized, 95% CI a-b; steady step s, 95% CI c-d; noisy: x)", as costs when
     ``cost``; the steady step only where it differs."""
     shown = amortized.as_cost() if cost else amortized
-    parts = [f"amortized, {shown.interval_text()}" if shown.has_interval else "amortized"]
+    parts = [shown.text("amortized")]
     if format_ratio(steady.value) != format_ratio(amortized.value):
         parts.append(f"steady step {(steady.as_cost() if cost else steady).text()}")
     if noisy:
@@ -315,15 +300,13 @@ def in_words(
     if kind == UNCLEAR:
         speed = f"{loop} runs at {format_ratio(amortized.value)} the speed of {against} {figures}"
         return f"{speed}, an interval that does not clear ±{band}", False
-    if slower:
-        times = 1 / amortized.value
-        what = f"{loop} costs {format_ratio(times)} {against}"
-        if times < 1.5:
-            what = f"{loop} is {percent(times - 1)} slower than {against}"
-    elif amortized.value >= 1.5:
-        what = f"{loop} is {format_ratio(amortized.value)} faster than {against}"
+    # from 1.5 on a factor ("costs 4.8x", "2.1x faster"), below it a percentage
+    factor = 1 / amortized.value if slower else amortized.value
+    said = format_ratio(factor) if factor >= 1.5 else percent(factor - 1)
+    if slower and factor >= 1.5:
+        what = f"{loop} costs {said} {against}"
     else:
-        what = f"{loop} is {percent(amortized.value - 1)} faster than {against}"
+        what = f"{loop} is {said} {'slower' if slower else 'faster'} than {against}"
     return f"{what} {figures}", kind != MISSING
 
 
@@ -410,10 +393,3 @@ def points(axis, x, y, low, high, color, *, filled: bool = True, label=None) -> 
         edge, face = ("black", "gray") if filled else ("gray", "white")
         style = {"markerfacecolor": face, "markeredgecolor": edge, "linestyle": "none"}
         axis.plot([], [], marker=marker, color="gray", label=label, **style)
-
-
-def step_time_line(axis, line: pd.DataFrame, x, color, label: str) -> None:
-    median = line["step_time_median_s"].to_numpy(dtype=float) * 1e3
-    axis.plot(x, median, marker="o", markersize=3, color=color, label=label)
-    low, high = (line[f"step_time_ci_{s}_s"].to_numpy(dtype=float) * 1e3 for s in ("low", "high"))
-    points(axis, x, median, low, high, color)

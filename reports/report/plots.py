@@ -21,7 +21,6 @@ from tf_loopbench.reports.report.common import (
     panels,
     points,
     save,
-    step_time_line,
     variant_labels,
 )
 from tf_loopbench.reports.report.derived import (
@@ -64,6 +63,7 @@ PRECISION = (
     "Median steady step of each loop in each precision (log scale), with its 95% CI across "
     "processes (whiskers)."
 )
+STEP_TIME_COLUMNS = ("step_time_median_s", "step_time_ci_low_s", "step_time_ci_high_s")
 #: Text written upright at a point (a status, a variant, "never").
 UPRIGHT = {"rotation": 90, "ha": "center", "fontsize": 7}
 #: A crossover: the first point from which a loop keeps within the overhead threshold.
@@ -73,8 +73,6 @@ STAR = {"marker": "*", "markersize": 13, "linestyle": "none", "markeredgecolor":
 def usable(cells: pd.DataFrame) -> pd.DataFrame:
     """Ok cells with a positive step time that are not marked not equivalent."""
     ok = ok_cells(cells)
-    if "equivalent" not in ok:
-        return ok
     return ok[ok["equivalent"].map(lambda value: optional_bool(value) is not False)]
 
 
@@ -113,8 +111,7 @@ def plot_step_times(derived: Derived, path: Path) -> Path | None:
         return None
 
     def draw(axis, part, positions, colors):
-        columns = ["step_time_median_s", "step_time_ci_low_s", "step_time_ci_high_s"]
-        ran = part[[*columns, "amortized_step_time_s"]].where(part["status"] == "ok")
+        ran = part[[*STEP_TIME_COLUMNS, "amortized_step_time_s"]].where(part["status"] == "ok")
         steady, low, high, amortized = ran.to_numpy(dtype=float).T * 1e3
         points(axis, positions, steady, low, high, colors)
         differs = np.isfinite(amortized) & (np.abs(amortized / steady - 1) > 0.01)
@@ -186,7 +183,9 @@ def plot_against(derived: Derived, path: Path, key: str) -> Path | None:
             line = group[group["loop"] == loop]
             x = line[key].map(where)
             line = line.assign(x=x * 2**shift if log2 else x + shift).sort_values("x")
-            step_time_line(axis, line, line["x"].to_numpy(dtype=float), colors[loop], loop)
+            median, low, high = (line[c].to_numpy(dtype=float) * 1e3 for c in STEP_TIME_COLUMNS)
+            axis.plot(line["x"], median, marker="o", markersize=3, color=colors[loop], label=loop)
+            points(axis, line["x"], median, low, high, colors[loop])
             crossed = line.merge(stars, on=[*fixed, "loop"]) if len(stars) else line.iloc[:0]
             crossed = crossed[crossed[key] == crossed.get("crossover")]
             axis.plot(crossed["x"], crossed["step_time_median_s"] * 1e3, color=colors[loop], **STAR)

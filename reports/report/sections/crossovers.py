@@ -60,8 +60,8 @@ def sentences(derived: Derived) -> list[Decision]:
         grid_text = f"{axis_name}{plural} measured: {', '.join(map(str, grid))}"
         loop, reference = row["loop"], row["reference"]
         # a neighbour's overhead against the rung that changes one thing of it
-        rung = derived.ladder.rung(reference)
-        change = rung.changes if rung is not None and rung.compares_with == loop else None
+        rung = next(rung for rung in derived.ladder.rungs if rung.loop == reference)
+        change = rung.changes if rung.compares_with == loop else None
         subject = (
             f"{change} stops mattering ({loop} within {threshold} of {reference})"
             if change

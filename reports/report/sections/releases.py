@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 from packaging.version import InvalidVersion, Version
 from tf_loopbench.reports.compare import (
-    CELL_KEY_DEFAULTS,
     DEFAULT_THRESHOLD,
     FASTER,
     GROUP_KEYS,
@@ -39,6 +38,7 @@ from tf_loopbench.reports.report.common import (
     Table,
 )
 from tf_loopbench.reports.report.derived import Derived, loop_order
+from tf_loopbench.reports.rundir import CellKey
 
 #: the per-process figure compared (aggregate.process_table's column)
 FIGURE = "amortized_step_time_s"
@@ -172,7 +172,6 @@ def release_comparison(run_set: RunSet) -> ReleaseComparison | None:
     cells = cells.sort_values([*SETTING_KEYS, "rank"], kind="stable").drop(columns="rank")
     names = {release.run: release.name for release in releases}
     rule, figure = against_previous(list(names)), Figure("release", FIGURE, FIGURE)
-    cells = cells.reset_index(drop=True)
     rows = compare(cells, RUN_KEY, rule, samples=samples, figure=figure, keys=GROUP_KEYS)
     rows = rows.reset_index(drop=True)
     steps = rows[list(CELL)].assign(
@@ -208,25 +207,12 @@ def _change_text(row: dict[str, Any]) -> str:
     return f"{_percent(row['change'])} ({ci})"
 
 
-#: How a setting's key is written in a short setting name, where not at its default.
-SHORT = {"batch_size": "bs", "width": "w", "steps_per_call": "k", "precision": "", "strategy": ""}
-
-
-def _setting_name(row: dict[str, Any]) -> str:
-    """``mlp/cpu/bs64/w128`` and the knobs that are not their defaults."""
-    parts = [str(row["workload"]), str(row["device"])]
-    for key, prefix in SHORT.items():
-        value = row.get(key)
-        if value not in (None, CELL_KEY_DEFAULTS.get(key)):
-            parts.append(f"{prefix}{int(value) if prefix else value}")
-    return "/".join(parts)
-
-
 def _loops_text(rows: list[dict[str, Any]]) -> str:
     """``<loop> (mlp/cpu/bs64/w128: +31.0% (95% CI ...))``, by loop."""
     by_loop: dict[str, list[str]] = {}
     for row in rows:
-        by_loop.setdefault(row["loop"], []).append(f"{_setting_name(row)}: {_change_text(row)}")
+        said = f"{CellKey.of(row).setting_name}: {_change_text(row)}"
+        by_loop.setdefault(row["loop"], []).append(said)
     return "; ".join(f"{loop} ({', '.join(cells)})" for loop, cells in by_loop.items())
 
 
@@ -282,7 +268,7 @@ def release_table(comparison: ReleaseComparison) -> pd.DataFrame:
         at = pd.MultiIndex.from_frame(part[list(CELL)])
         table[f"{label[before.name]} → {label[after.name]}"] = pd.Series(texts, at, dtype=object)
     table = table.fillna("—").reset_index()
-    settings = [_setting_name(row) for row in table.to_dict("records")]
+    settings = [CellKey.of(row).setting_name for row in table.to_dict("records")]
     return table.assign(setting=settings)[["setting", "loop", *table.columns[len(CELL) :]]]
 
 
