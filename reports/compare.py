@@ -136,8 +136,6 @@ def ratio_with_interval(
     >>> ratio_with_interval([2.0, 2.0, 2.0], [4.0, 4.0, 4.0])   # twice as fast
     (2.0, 2.0, 2.0)
     """
-    subject = np.asarray(subject, dtype=float)
-    reference = np.asarray(reference, dtype=float)
     low, high = ratio_of_medians_ci(subject, reference)
     return float(median_ratio(subject, reference)), low, high
 

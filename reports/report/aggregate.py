@@ -30,17 +30,11 @@ def label_variants(frame: pd.DataFrame) -> None:
     frame.loc[relabel, "loop"] += " (jit " + frame.loc[relabel, _VARIANT_KEY].astype(str) + ")"
 
 
+#: The figures the time to train adds up (``derived.time_to_train``): summary.csv's, else
+#: the median of the cell's processes (older runs).
+TIME_TO_TRAIN_FIGURES = ("build_s", "fit_setup_s", "first_step_s", "epoch_end_s", "steps_per_epoch")
 #: Per-process figures the report reads, as numbers (NaN where not recorded).
-PROCESS_FIGURES = (
-    "step_time_s",
-    "amortized_step_time_s",
-    "compile_s",
-    "build_s",
-    "fit_setup_s",
-    "first_step_s",
-    "epoch_end_s",
-    "steps_per_epoch",
-)
+PROCESS_FIGURES = ("step_time_s", "amortized_step_time_s", "compile_s", *TIME_TO_TRAIN_FIGURES)
 
 #: Metadata (section, key, how to show a value), in the order tried, that may tell runs
 #: apart in a label.
@@ -208,14 +202,11 @@ def amortized_per_process(processes: pd.DataFrame) -> pd.Series:
     """Each process's steady step plus its cell's median epoch end (clipped at 0) over an
     epoch's steps, as benchmarks/stats.py computes the cell's; without epoch ends, the
     steady step."""
-    step = processes["step_time_s"]
-    if "epoch_end_s" not in processes or "steps_per_epoch" not in processes:
-        return step.copy()
     keys = [k for k in GROUP_KEYS if k in processes.columns]
     epoch_end = processes.groupby(keys, dropna=False)["epoch_end_s"].transform("median")
     steps = processes.groupby(keys, dropna=False)["steps_per_epoch"].transform("max")
     share = (epoch_end.clip(lower=0) / steps).where(epoch_end.notna() & (steps > 0), 0.0)
-    return step + share.fillna(0.0)
+    return processes["step_time_s"] + share.fillna(0.0)
 
 
 def process_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:

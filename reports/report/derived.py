@@ -29,7 +29,7 @@ from tf_loopbench.reports.compare import (
     ladder_reference,
     pair,
 )
-from tf_loopbench.reports.report.aggregate import RunSet, aggregate_processes
+from tf_loopbench.reports.report.aggregate import TIME_TO_TRAIN_FIGURES, RunSet, aggregate_processes
 from tf_loopbench.reports.rundir import DEFAULT_EPOCHS, Ladder
 
 #: "Falls under 10%": the overhead threshold of the crossovers.
@@ -140,11 +140,6 @@ def break_even(cells: pd.DataFrame, rule: Rule) -> pd.DataFrame:
     table["break_even_s"] = table["compile_s"] + table["break_even_steps"] * table["step_time_s"]
     table["outcome"] = pd.Series([outcome for _, outcome in found], dtype=object)
     return table
-
-
-#: The figures the time to train adds up: summary.csv's, else the median of the cell's
-#: processes (older runs).
-TIME_TO_TRAIN_FIGURES = ("build_s", "fit_setup_s", "first_step_s", "epoch_end_s", "steps_per_epoch")
 
 
 def train_time_s(
@@ -285,7 +280,6 @@ def crossovers(
             at = (math.nan, math.nan) if outcome == "never" else (grid[start], overheads[start])
             interpolated = _log_interpolated(grid, overheads, start, threshold)
             shape = (tuple(int(value) for value in grid), tuple(float(o) for o in overheads))
-            # the setting, then CROSSOVER_COLUMNS in order
             out.append((*keys.values(), *sweep, at[0], interpolated, at[1], *shape))
     return pd.DataFrame(out, columns=[*setting, *CROSSOVER_COLUMNS])
 
@@ -361,19 +355,14 @@ def equal_work_reference(cells: pd.DataFrame) -> pd.DataFrame:
     ``equivalence_reference`` cell (None/NaN where a run recorded none)."""
     marked = cells.get("equivalence_reference", pd.Series(False, index=cells.index))
     references = cells[marked.isin([True, "True"]) & (cells["status"] == "ok")]
-    losses = _numbers(references, "equal_work_loss")
-    by_setting = {
-        tuple(row[k] for k in RUN_SETTING_KEYS): (row["loop"], loss)
-        for row, loss in zip(references.to_dict("records"), losses, strict=True)
-    }
-    found = [
-        by_setting.get(key, (None, math.nan))
-        for key in cells[list(RUN_SETTING_KEYS)].itertuples(index=False, name=None)
-    ]
-    cells = cells.copy()
-    cells["reference_equal_work_loop"] = [loop for loop, _ in found]
-    cells["reference_equal_work_loss"] = [loss for _, loss in found]
-    return cells
+    found = references[list(RUN_SETTING_KEYS)].assign(
+        reference_equal_work_loop=references["loop"],
+        reference_equal_work_loss=_numbers(references, "equal_work_loss"),
+    )
+    found = found.drop_duplicates(list(RUN_SETTING_KEYS), keep="last")
+    cells = cells.merge(found, on=list(RUN_SETTING_KEYS), how="left")
+    loops = cells["reference_equal_work_loop"].astype(object)
+    return cells.assign(reference_equal_work_loop=loops.where(loops.notna(), None))
 
 
 def derive(run_set: RunSet, epochs: int = DEFAULT_EPOCHS) -> Derived:

@@ -321,7 +321,6 @@ def knob_table(tables: KnobTables, several_runs: bool, kind: str) -> pd.DataFram
     if kind == "steps_fit_k":
         ratios = ratios.assign(**{STEPS: ratios[f"against_{STEPS}"]})
     ratios = ratios.sort_values([*(k for k in RUN_SETTING_KEYS if k != axis), axis], kind="stable")
-    # the other knobs (and the strategy) only where they vary
     other = [k for k in VARYING_SETTING_COLUMNS if k != axis and ratios[k].nunique() > 1]
     values = [interval(*r) for r in ratios[["ratio", "ci_low", "ci_high"]].to_numpy()]
     loops = loop_order(tables.ladder, ratios["loop"])
