@@ -82,22 +82,23 @@ def positive_float(value: Any) -> float:
     return number
 
 
-def integer(value: Any) -> int:
-    """Any integer (a seed, a file descriptor); the message is argparse's for ``int``."""
+def _cast(value: Any, kind: type) -> Any:
+    """``kind(value)``, failing with argparse's own message for that type."""
     text = text_of(value)
     try:
-        return int(text)
+        return kind(text)
     except ValueError:
-        raise OptionError(f"invalid int value: {text!r}") from None
+        raise OptionError(f"invalid {kind.__name__} value: {text!r}") from None
+
+
+def integer(value: Any) -> int:
+    """Any integer (a seed, a file descriptor)."""
+    return _cast(value, int)
 
 
 def number(value: Any) -> float:
-    """Any number; the message is argparse's for ``float``."""
-    text = text_of(value)
-    try:
-        return float(text)
-    except ValueError:
-        raise OptionError(f"invalid float value: {text!r}") from None
+    """Any number."""
+    return _cast(value, float)
 
 
 def text(value: Any) -> str:
