@@ -8,7 +8,11 @@ when they differ: TF/Keras/NumPy versions, TF build info (CUDA, cuDNN), the
 git commit and dirty flag, a hash of loops/, environment variables (TF_*,
 XLA_FLAGS, OMP_*), the command line, start and end times, and the machine's
 peak matrix-multiply FLOP/s measured by a short probe (several large
-``tf.matmul``s in one call, best of a few calls).
+``tf.matmul``s in one call, best of a few calls): per device in float32
+(``peak_matmul_flops``), and in every compute dtype a cell of the run uses
+(``peak_matmul_flops_by_dtype``: bfloat16 for mixed_bfloat16, float16 for
+mixed_float16; a dtype the device cannot multiply in is named with its reason in
+``peak_matmul_errors``). MFU divides by these (docs/methodology.md, "MFU").
 
 The TensorFlow part runs in a fresh probe process (``probe``), so the
 parent never initialises TF's runtime.
@@ -22,10 +26,13 @@ import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+#: the dtype every device's peak is measured in (the gate compares it between runs)
+FLOAT32 = "float32"
 ENV_PREFIXES = ("TF_", "XLA_FLAGS", "OMP_", "KMP_", "CUDA_VISIBLE_DEVICES", "LOOPBENCH_")
 
 
@@ -111,8 +118,14 @@ def host_metadata(threads: dict[str, int]) -> tuple[dict[str, Any], dict[str, An
     return hard, soft
 
 
-def probe(devices_wanted: list[str] | None, threads: dict[str, int], connection: Any) -> None:
-    """In a child process: TF facts, devices present, GPU names, matmul peak per device."""
+def probe(
+    devices_wanted: list[str] | None,
+    threads: dict[str, int],
+    dtypes: Sequence[str],
+    connection: Any,
+) -> None:
+    """In a child process: TF facts, devices present, GPU names, the matmul peak of each
+    wanted device in float32 and in each of ``dtypes`` (:func:`matmul_peaks`)."""
     from tf_loopbench.benchmarks.worker import attach_to_parent, configure_threads, send_to_parent
 
     attach_to_parent(connection)
@@ -136,11 +149,12 @@ def probe(devices_wanted: list[str] | None, threads: dict[str, int], connection:
             },
             "devices_present": present,
             "gpus": devices.gpu_descriptions(),
-            "peak_matmul_flops": {},
         }
-        for device in devices_wanted or []:
-            if device in present:
-                facts["peak_matmul_flops"][device] = matmul_peak_flops(device)
+        wanted = [device for device in devices_wanted or [] if device in present]
+        peaks, errors = matmul_peaks(wanted, dtypes)
+        facts["peak_matmul_flops"] = {d: by_dtype[FLOAT32] for d, by_dtype in peaks.items()}
+        facts["peak_matmul_flops_by_dtype"] = peaks
+        facts["peak_matmul_errors"] = errors
         answer: dict[str, Any] = {"ok": facts}
     except Exception as exc:  # reported by the parent as one line
         answer = {"error": f"{type(exc).__name__}: {exc}"}
@@ -154,16 +168,40 @@ def probe(devices_wanted: list[str] | None, threads: dict[str, int], connection:
 PEAK_PROBE = {"cpu": (1024, 4, 10), "gpu": (4096, 8, 5)}
 
 
-def matmul_peak_flops(device: str, size: tuple[int, int, int] | None = None) -> float:
+def matmul_peaks(
+    devices_wanted: Sequence[str], dtypes: Sequence[str] = (FLOAT32,)
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, str]]]:
+    """``({device: {dtype: FLOP/s}}, {device: {dtype: why not}})``: the matmul peak of
+    each device in float32 and in each of ``dtypes``, one after the other. A dtype the
+    device has no matmul kernel for (TF's error) is left out of the peaks and named
+    with TF's first line in the second dict; float32's error is raised."""
+    import tensorflow as tf
+
+    peaks: dict[str, dict[str, float]] = {}
+    errors: dict[str, dict[str, str]] = {}
+    for device in devices_wanted:
+        peaks[device] = {FLOAT32: matmul_peak_flops(device)}
+        for dtype in sorted(set(dtypes) - {FLOAT32}):
+            try:
+                peaks[device][dtype] = matmul_peak_flops(device, dtype=dtype)
+            except (tf.errors.OpError, NotImplementedError, TypeError) as exc:
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                errors.setdefault(device, {})[dtype] = f"{type(exc).__name__}: {reason}"
+    return peaks, errors
+
+
+def matmul_peak_flops(
+    device: str, size: tuple[int, int, int] | None = None, dtype: str = FLOAT32
+) -> float:
     """Best FLOP/s over ``calls`` calls of one ``tf.function`` that chains ``matmuls``
-    n x n float32 ``tf.matmul``s on ``device`` (2 n^3 FLOPs each);
+    n x n ``tf.matmul``s in ``dtype`` on ``device`` (2 n^3 FLOPs each);
     ``size = (n, matmuls, calls)``, by default ``PEAK_PROBE[device]``.
 
     A call's time runs from the call to the host fetch of one element of the last
     product, after a device sync. Chaining (each product feeds the next) keeps
     every product in the graph; the right factor is scaled by 1/sqrt(n) so values
-    stay near 1. On GPU, TensorFlow's default TF32 matmuls apply here as in the
-    workloads' steps.
+    stay near 1 (bfloat16 and float16 too). On GPU, TensorFlow's default TF32 matmuls
+    apply to float32 here as in the workloads' steps.
     """
     import time
 
@@ -178,8 +216,8 @@ def matmul_peak_flops(device: str, size: tuple[int, int, int] | None = None) -> 
         return x[0, 0]
 
     with tf.device(devices.tf_device_name(device)):
-        a = tf.random.stateless_normal((n, n), seed=(1, 2))
-        b = tf.random.stateless_normal((n, n), seed=(3, 4)) / float(n) ** 0.5
+        a = tf.cast(tf.random.stateless_normal((n, n), seed=(1, 2)), dtype)
+        b = tf.cast(tf.random.stateless_normal((n, n), seed=(3, 4)) / float(n) ** 0.5, dtype)
         products = tf.function(chain)
         products(a, b).numpy()  # trace and warm up (cuBLAS picks its kernels here)
         devices.sync_device(device)

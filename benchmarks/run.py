@@ -34,6 +34,7 @@ from tf_loopbench.benchmarks.runner import (
     start_worker_server,
     worker_context,
 )
+from tf_loopbench.loops.knobs import COMPUTE_DTYPES
 from tf_loopbench.loops.model_spec import ModelSpec, ModelSpecError, parse_source
 
 
@@ -94,7 +95,9 @@ def run(request: RunRequest) -> Path:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         turns.wait()  # the start-up probe times a matmul: never at the same time as the other side
-    facts = run_probe(["cpu", "gpu"], threads, config.start_method)  # matmul peak of each device
+    # the matmul peak of each device, in float32 and in the compute dtype of each precision
+    dtypes = sorted({COMPUTE_DTYPES[precision] for precision in config.precisions})
+    facts = run_probe(["cpu", "gpu"], threads, config.start_method, dtypes)
     try:
         devices = resolve_devices(request.device, facts["devices_present"])
     except DeviceError as exc:
@@ -102,13 +105,16 @@ def run(request: RunRequest) -> Path:
     config = make_config(request, devices, facts["devices_present"], models)
     cells = make_cells(config)
     jobs = count_jobs(cells, config)
-    peak = {d: f for d, f in facts["peak_matmul_flops"].items() if d in devices}
+    peaks = {k: v for k, v in facts.items() if k.startswith("peak_matmul_")}
     hard, soft = meta.host_metadata(threads)
     hard["gpus"] = [g["name"] for g in facts["gpus"]]
-    soft.update({k: v for k, v in facts.items() if k not in ("gpus", "peak_matmul_flops")})
+    soft.update({k: v for k, v in facts.items() if k != "gpus" and k not in peaks})
     soft.update(
         gpus=facts["gpus"],
-        peak_matmul_flops=peak,
+        **{
+            k: {d: v for d, v in by_device.items() if d in devices}
+            for k, by_device in peaks.items()
+        },
         command=" ".join(config.command),
         started_at=now_iso(),
     )
@@ -197,13 +203,17 @@ def inspect(request: RunRequest, sources: list[tuple[str, str]]) -> tuple[ModelS
 
 
 def run_probe(
-    devices_wanted: list[str] | None, threads: dict[str, int], start_method: str = "forkserver"
+    devices_wanted: list[str] | None,
+    threads: dict[str, int],
+    start_method: str = "forkserver",
+    dtypes: Sequence[str] = ("float32",),
 ) -> dict[str, Any]:
     """The machine as a child process sees it (devices present, GPUs, matmul peak of
-    ``devices_wanted``); UsageError when TensorFlow cannot start."""
+    ``devices_wanted`` in float32 and ``dtypes``); UsageError when TensorFlow cannot start."""
     from tf_loopbench.benchmarks.metadata import probe
 
-    answer, _ = call_in_child(worker_context(start_method), probe, (devices_wanted, threads), 300)
+    arguments = (devices_wanted, threads, tuple(dtypes))
+    answer, _ = call_in_child(worker_context(start_method), probe, arguments, 300)
     if answer is None:
         answer = {"error": "the probe process died or timed out"}
     if "error" in answer:

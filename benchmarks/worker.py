@@ -367,6 +367,7 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         ),
         "equivalence_rtol": tolerance(cell.loop, cell.precision, cell.fit_jit, cell.strategy),
         "replicas": strategy.num_replicas_in_sync if strategy is not None else 1,
+        **distribute.replica_devices(cell.strategy, cell.device),
         "keras_policy": keras_policy(),
         "compute_dtypes": compute_dtypes(state.models.values()),
         "precision_floor": precision_floor(cell.precision),

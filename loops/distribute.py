@@ -132,6 +132,47 @@ def configure_devices(strategy: str, device: str) -> None:
         tf.config.set_visible_devices(used, "GPU")
 
 
+def replica_devices(strategy: str, device: str) -> dict[str, Any]:
+    """Where a cell's replicas run, read back from TensorFlow once its devices are
+    configured (every worker process row records it):
+
+    - ``replica_physical_devices``: the physical devices the replicas run on, every
+      worker's together (the GPUs of a GPU cell, this machine's one CPU of a CPU cell);
+    - ``replicas_share``: how several replicas share one physical device, or None:
+      ``"logical devices"`` (``mirrored:N`` on CPU: N logical devices carved from one
+      CPU, sharing its cores and TF's one thread pool) or ``"worker processes"``
+      (``multiworker:W`` on CPU: W processes on the same cores);
+    - ``replica_shared_cores``: the cores they share (this process's CPU affinity), or None.
+
+    MFU divides each replica's FLOPs by a replica's share of its physical device's
+    peak (docs/methodology.md, "MFU"); the report's efficiency figures say when
+    replicas share cores (docs/distribute.md).
+    """
+    import tensorflow as tf
+
+    spec = parse(strategy)
+    if device == "gpu":  # one GPU per replica: gpus_for never gives two the same one
+        gpus = len(tf.config.get_visible_devices("GPU")) if spec.kind != NONE else 1
+        physical = gpus * spec.workers
+        return {
+            "replica_physical_devices": physical,
+            "replicas_share": None,
+            "replica_shared_cores": None,
+        }
+    cpus = len(tf.config.list_physical_devices("CPU"))
+    share = None
+    if spec.kind == "mirrored" and len(tf.config.list_logical_devices("CPU")) > cpus:
+        share = "logical devices"
+    elif spec.kind == "multiworker":  # the harness starts every worker on this machine
+        share = "worker processes"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "replica_physical_devices": cpus,
+        "replicas_share": share,
+        "replica_shared_cores": cores if share else None,
+    }
+
+
 def task_index() -> int:
     """This worker's index in its ``TF_CONFIG`` (0: the chief, or no cluster)."""
     config = json.loads(os.environ.get("TF_CONFIG") or "{}")
