@@ -51,10 +51,20 @@ from pathlib import Path
 from typing import TextIO
 
 from tf_loopbench.benchmarks.config import (
+    AB_MODES,
     AB_PROCESSES,
     AB_TIME_BUDGET_MIN,
+    DUET_DIR_ENV,
+    DUET_SIDE_ENV,
     GATE_RUN_ARGS,
     INJECT_SLOWDOWN_ENV,
+)
+from tf_loopbench.benchmarks.duet import (
+    available_cores,
+    block_cores,
+    core_halves,
+    supported,
+    write_seat,
 )
 from tf_loopbench.benchmarks.stats import summarize
 from tf_loopbench.reports import gate
@@ -105,6 +115,47 @@ class ABConfig:
     fail_if_blind: bool = False
     python: str = sys.executable
     run_args: tuple[str, ...] = GATE_RUN_ARGS  # both sides' measurement settings
+    mode: str | None = None  # AB_MODES; None: duet with 2 cores or more, else interleaved
+    cores: tuple[int, ...] | None = None  # the cores a duet splits; None: this process's
+
+
+@dataclass(frozen=True)
+class Duet:
+    """A duet's shared directory (seat files, barrier sockets) and its two core halves."""
+
+    directory: Path
+    halves: tuple[tuple[int, ...], tuple[int, ...]]
+
+    def seat(self, side: str, job: int, block: int) -> None:
+        """Tell ``side``'s worker of ``job`` its half for ``block`` (swapped every block)."""
+        write_seat(self.directory, side, job, block_cores(self.halves, block, side))
+
+    def describe(self) -> str:
+        first, second = (",".join(map(str, half)) for half in self.halves)
+        return (
+            f"each pinned to half the cores, {first} and {second}, swapped every block; "
+            "windows started together"
+        )
+
+
+def choose_mode(config: ABConfig, base_dir: Path) -> tuple[str, str | None]:
+    """The mode this A/B runs in and, when it is not what was asked or is the default's
+    fallback, the line that says why."""
+    if config.mode is not None and config.mode not in AB_MODES:
+        raise ABError(f"unknown mode {config.mode!r}; choose from {', '.join(AB_MODES)}")
+    if config.mode == "interleaved":
+        return "interleaved", None
+    cores = config.cores if config.cores is not None else available_cores()
+    if core_halves(cores) is None:
+        return "interleaved", (
+            f"{len(cores)} core: duet needs 2 or more (one half a side); running interleaved"
+        )
+    if not supported(base_dir):
+        return "interleaved", (
+            f"{config.base_ref} predates duet A/B (its workers cannot take a seat on half "
+            "the cores or start windows together); running interleaved"
+        )
+    return "duet", None
 
 
 @dataclass(frozen=True)
@@ -190,7 +241,8 @@ def run_command(config: ABConfig, out_dir: Path, code_dir: Path) -> list[str]:
 def side_environment(side: Side) -> dict[str, str]:
     """The current environment, with PYTHONPATH led by the side's code and its extras."""
     env = dict(os.environ)
-    env.pop(INJECT_SLOWDOWN_ENV, None)  # only a side that asks for it gets a slowdown
+    for name in (INJECT_SLOWDOWN_ENV, DUET_DIR_ENV, DUET_SIDE_ENV):
+        env.pop(name, None)  # only a side that is given them has them
     env["PYTHONPATH"] = os.pathsep.join(
         part for part in (str(side.code_dir), os.environ.get("PYTHONPATH", "")) if part
     )
@@ -294,22 +346,30 @@ class RunningSide:
     done: int = 0
     ended: bool = False
 
-    def turn(self) -> str | None:
-        """Give the side one turn; its answer line, or None if it has ended."""
+    def go(self) -> bool:
+        """Tell the side to take its turn; False if it has ended."""
         if self.ended:
-            return None
+            return False
         try:
             assert self.process.stdin is not None
             self.process.stdin.write("go\n")
             self.process.stdin.flush()
         except OSError:
             self.ended = True
-            return None
+            return False
+        return True
+
+    def answer(self) -> str | None:
+        """The side's answer to its turn, or None if it has ended."""
         line = self.answers.readline()
         if not line:
             self.ended = True
             return None
         return line.strip()
+
+    def turn(self) -> str | None:
+        """Give the side one turn; its answer line, or None if it has ended."""
+        return self.answer() if self.go() else None
 
     def finish(self) -> int:
         """Close its stdin (a side with jobs left ends as interrupted); its exit status."""
@@ -372,16 +432,20 @@ def _start_up_failure(config: ABConfig, side: RunningSide) -> ABError:
     return ABError(side.failure(status))
 
 
-def run_interleaved(config: ABConfig, sides: Sequence[Side]) -> dict[str, Path]:
-    """Both sides as one ``loopbench run`` each, their worker processes interleaved;
-    each side's run directory by side name.
+def run_interleaved(
+    config: ABConfig, sides: Sequence[Side], duet: Duet | None = None
+) -> dict[str, Path]:
+    """Both sides as one ``loopbench run`` each, their worker processes interleaved (or,
+    with ``duet``, side by side); each side's run directory by side name.
 
     The sides take turns (``benchmarks/turns.py``): first their start-up probes, one
-    after the other, then job by job in ABBA order (job 0: base then current; job 1:
-    current then base; ...), so that neither side goes first more often. With a time
-    budget the driver stops both sides after the last whole block (one process of
-    every cell) that fits; the runs are then marked interrupted and the gate
-    compares what finished.
+    after the other, then job by job. Interleaved, in ABBA order (job 0: base then
+    current; job 1: current then base; ...), so that neither side goes first more often.
+    In a duet both sides get job k's turn at once, each told its half of the cores
+    first (``benchmarks/duet.py``; the halves swap every block), and the driver waits
+    for both. With a time budget the driver stops both sides after the last whole block
+    (one process of every cell) that fits; the runs are then marked interrupted and the
+    gate compares what finished.
     """
     running: list[RunningSide] = []
     try:
@@ -396,9 +460,10 @@ def run_interleaved(config: ABConfig, sides: Sequence[Side]) -> dict[str, Path]:
             side.jobs = int(answer.split()[1])
         cells = running[0].jobs // config.processes
         reachable = stats.samples_needed_per_side(config.alpha / max(cells, 1))
+        how = "interleaved" if duet is None else f"side by side ({duet.describe()})"
         print(
             f"[ab] {cells} cells x {config.processes} processes per side, worker processes "
-            f"interleaved ({reachable} per side reach Holm's alpha/{cells})",
+            f"{how} ({reachable} per side reach Holm's alpha/{cells})",
             flush=True,
         )
         if config.processes < reachable:
@@ -416,11 +481,14 @@ def run_interleaved(config: ABConfig, sides: Sequence[Side]) -> dict[str, Path]:
         index = 0
         while any(side.done < side.jobs and not side.ended for side in running):
             order = running if index % 2 == 0 else list(reversed(running))
+            order = [side for side in order if side.done < side.jobs and not side.ended]
+            if duet is not None:  # both at once: each told its cores, then both go
+                for side in order:
+                    duet.seat(side.side.name, index, index // max(cells, 1))
+                told = [side for side in order if side.go()]
             answers = []
             for side in order:
-                if side.done >= side.jobs or side.ended:
-                    continue
-                answer = side.turn()
+                answer = side.answer() if duet is not None and side in told else side.turn()
                 if answer is None or not answer.startswith("done "):
                     raise ABError(side.failure(side.finish()))
                 side.done += 1
@@ -482,10 +550,22 @@ def run_ab(config: ABConfig) -> int:
         current_env = (
             ((INJECT_SLOWDOWN_ENV, config.inject_slowdown),) if config.inject_slowdown else ()
         )
-        sides = (Side("base", base_dir), Side("current", config.repo, current_env))
-        started = time.monotonic()
-        run_dirs = run_interleaved(config, sides)
-        elapsed_s = round(time.monotonic() - started, 1)
+        mode, why = choose_mode(config, base_dir)
+        if why:
+            print(f"[ab] {why}", flush=True)
+        with tempfile.TemporaryDirectory(prefix="loopbench-duet-") as duet_dir:
+            duet = None
+            sides = [("base", base_dir, ()), ("current", config.repo, current_env)]
+            if mode == "duet":
+                cores = config.cores if config.cores is not None else available_cores()
+                duet = Duet(Path(duet_dir), core_halves(cores))
+                sides = [
+                    (name, code, (*env, (DUET_DIR_ENV, duet_dir), (DUET_SIDE_ENV, name)))
+                    for name, code, env in sides
+                ]
+            started = time.monotonic()
+            run_dirs = run_interleaved(config, [Side(*side) for side in sides], duet)
+            elapsed_s = round(time.monotonic() - started, 1)
     current_commit = _git(config.repo, "rev-parse", "HEAD")
     run_ids = {
         "base": f"ab-base-{base_commit[:10]}",
@@ -496,9 +576,12 @@ def run_ab(config: ABConfig) -> int:
         out_dir = config.out / side
         if out_dir.exists():
             shutil.rmtree(out_dir)
-        # measured worker by worker: compare may read the machine's drift from the blocks
+        # interleaved worker by worker: compare may read the machine's drift from the
+        # blocks; side by side (duet): compare judges the paired windows of each block
         mark = {
-            "interleaved": True,
+            "mode": mode,
+            "interleaved": mode == "interleaved",
+            "cores": [list(half) for half in duet.halves] if duet is not None else None,
             "partner": run_ids[partner],
             "elapsed_s": elapsed_s,  # both sides' start-up and every block
             "run_args": " ".join(config.run_args),

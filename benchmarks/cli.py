@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 from tf_loopbench.benchmarks import options
 from tf_loopbench.benchmarks.config import (
+    AB_MODES,
     AB_OUT_DIR,
     AB_PROCESSES,
     AB_TIME_BUDGET_MIN,
@@ -128,7 +129,8 @@ def _gate_options(parser: argparse.ArgumentParser, markdown: str = "") -> None:
         "--fail-if-blind",
         action="store_true",
         help="exit 3 when there is no confirmed regression but a cell could not have seen "
-        "a slowdown of the threshold's size (its detectable slowdown is larger)",
+        "a slowdown of twice the threshold (its detectable slowdown, the whole rule's, is "
+        "larger; a slowdown of the threshold's size is flagged about half the time)",
     )
 
 
@@ -356,6 +358,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop both sides after the last whole block (one process of every cell) "
         "that fits in this many minutes (default %(default)g)",
     )
+    ab.add_argument(
+        "--mode",
+        choices=AB_MODES,
+        help="duet: both sides' workers of a cell at once, each pinned to its own half of "
+        "the cores, timed windows started together, judged in pairs (default with 2 cores "
+        "or more); interleaved: one worker at a time, taking turns (1-core machines, or to "
+        "time the threading users run)",
+    )
     ab.add_argument("--workload", action="append", default=[], help="repeatable; default all")
     ab.add_argument(
         "--loop",
@@ -526,6 +536,7 @@ def command_ab(args: argparse.Namespace) -> int:
             inject_slowdown=args.inject_slowdown,
             allow_missing=args.allow_missing,
             fail_if_blind=args.fail_if_blind,
+            mode=args.mode,
         )
         return run_ab(config)
     except (ABError, RunDirError, IncomparableRunsError) as exc:

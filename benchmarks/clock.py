@@ -73,6 +73,8 @@ class PhaseTimes:
     first_step_s: float = float("nan")
     warmup_s: float = float("nan")
     window_s: list[float] = field(default_factory=list)
+    #: wall-clock time (time.time) at which each window started: comparable across processes
+    window_started_at: list[float] = field(default_factory=list)
     end: float = float("nan")
 
 
@@ -134,6 +136,12 @@ class PhaseClock(StepHooks):
     every cell: the same batches in the same order for every loop style): the
     worker evaluates the model there, so that every style's loss after the same
     work can be compared in every run.
+
+    ``meet`` (a duet A/B, ``benchmarks/duet.py``: ``Seat.meet``) is a barrier with the
+    other side's worker of the same job: the two agree the steps a window once the sizing
+    span is timed (the fewer of the two) and meet again before every timed window, so
+    window k of both sides starts together and times the same steps. The wait is never
+    timed: the window's clock starts after it.
     """
 
     def __init__(
@@ -149,7 +157,9 @@ class PhaseClock(StepHooks):
         steps_per_call: int = 1,
         equal_work_steps: int | None = None,
         probe_epoch_end: bool = True,
+        meet: Callable[[str], str | None] | None = None,
     ) -> None:
+        self.meet = meet
         k = self.steps_per_call = max(1, int(steps_per_call))
         #: train on to an epoch end when no window crossed one (``_plan``)
         self.probe_epoch_end = probe_epoch_end
@@ -224,7 +234,12 @@ class PhaseClock(StepHooks):
         self._span = None
         estimate = elapsed / steps
         sized = steps_for_duration(self.window_s, estimate, self.min_steps_per_window)
-        self._plan(max(self.min_steps_per_window, self._whole_calls(sized)), step)
+        steps = max(self.min_steps_per_window, self._whole_calls(sized))
+        if self.meet is not None:  # a duet: both sides time the fewer of their two counts
+            answer = self.meet(f"size {steps}")
+            if answer is not None and answer.startswith("size "):
+                steps = min(steps, self._whole_calls_up(int(answer.split()[1])))
+        self._plan(steps, step)
 
     def _plan(self, steps_per_window: int, start: int) -> None:
         """Place the calibration window (if any) and the timed windows from step ``start``."""
@@ -250,6 +265,7 @@ class PhaseClock(StepHooks):
             self.window_spans.append((start, start + steps_per_window))
             start += steps_per_window
         self.window_ends = {end for _, end in self.window_spans}
+        self.window_begins = {begin for begin, _ in self.window_spans}
         # step counts at which a phase ends (a boundary: sync, then read the clock)
         self.boundaries = {self.steps_per_call, self.equal_work_steps, self.first_window}
         self.boundaries |= {begin for begin, _ in self.window_spans} | self.window_ends
@@ -318,6 +334,10 @@ class PhaseClock(StepHooks):
             if step == self.total_steps and self._span is None:  # (sizing: not yet planned)
                 self.times.end = t
                 raise StopTraining
+            if self._span is None and step in self.window_begins:
+                if self.meet is not None:  # a duet: start the window with the other side
+                    self.meet(f"window {len(self.times.window_started_at)}")
+                self.times.window_started_at.append(time.time())
             self._last = now()  # exclude the bookkeeping above from the next phase
         if self.inject_s and step >= self.first_window:
             spin(self.inject_s * self.steps_per_call)  # once a call: its steps' worth

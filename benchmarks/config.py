@@ -69,12 +69,20 @@ AB_OUT_DIR = "results/regression"
 #: per process (the gate judges each process's fastest window; on the loaded 2-core VM 32
 #: or 64 windows cut its spread but cost as many blocks as they gained: docs/gate.md)
 GATE_RUN_ARGS = ("--quick", "--windows", "16", "--window-ms", "25")
+#: ``loopbench ab --mode``: duet (both sides' workers at once, each pinned to its own half
+#: of the cores, windows started together; the default with 2 cores or more) or
+#: interleaved (one worker at a time, taking turns: 1-core machines)
+AB_MODES = ("duet", "interleaved")
 
 # ----------------------------------------------------------------------------- environment
 
 #: "loop=fraction": extra work on that loop's every step (benchmarks/clock.py), to check
 #: that the gate catches a known slowdown; ``loopbench ab --inject-slowdown`` sets it
 INJECT_SLOWDOWN_ENV = "LOOPBENCH_INJECT_SLOWDOWN"
+#: set on each side of a duet A/B (benchmarks/duet.py): the directory where the driver
+#: writes each job's cores and the two sides' workers meet, and which side this is
+DUET_DIR_ENV = "LOOPBENCH_DUET_DIR"
+DUET_SIDE_ENV = "LOOPBENCH_DUET_SIDE"
 
 
 # ----------------------------------------------------------------------------- configuration

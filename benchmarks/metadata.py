@@ -30,6 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tf_loopbench.benchmarks.config import DUET_DIR_ENV, DUET_SIDE_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 #: the dtype every device's peak is measured in (the gate compares it between runs)
 FLOAT32 = "float32"
@@ -94,7 +96,11 @@ def code_hash(root: Path = ROOT) -> str:
 
 
 def environment() -> dict[str, str]:
-    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)}
+    # a duet A/B's side and its temporary directory say nothing about the machine
+    duet = (DUET_DIR_ENV, DUET_SIDE_ENV)
+    return {
+        k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES) and k not in duet
+    }
 
 
 def host_metadata(threads: dict[str, int]) -> tuple[dict[str, Any], dict[str, Any]]:

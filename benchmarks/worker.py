@@ -115,23 +115,40 @@ def peak_rss_bytes() -> int:
 
 
 def run_job(job: Job) -> dict[str, Any]:
-    """Measure one job; returns {"process": row, "windows": [rows]} (never raises)."""
+    """Measure one job; returns {"process": row, "windows": [rows]} (never raises).
+
+    In a duet A/B (benchmarks/duet.py) the worker first takes its seat: pinned to its
+    half of the cores before TensorFlow starts, so the threads below are that half's."""
+    from tf_loopbench.benchmarks.duet import Seat
+
+    seat = Seat.for_job(job.order)
+    duet: dict[str, Any] = {}
+    if seat is not None:
+        try:
+            duet = {"cores": seat.take()}
+        except OSError as exc:  # cores it may not use, a directory gone: timed unpinned
+            duet, seat = {"duet_error": f"cannot take its seat: {exc}"}, None
     threads = configure_threads(job.config.intra_op_threads, job.config.inter_op_threads)
     base = {**job.cell.keys, "process": job.process, "order": job.order, "pid": os.getpid()}
     started = time.time()
     try:
-        result = _measure(job, threads)
+        result = _measure(job, threads, seat)
     except CellSkipped as exc:
         result = {"status": "skipped", "error": str(exc) or "not implemented"}
     except Exception as exc:  # a crashed cell is recorded, the run goes on
         last = traceback.extract_tb(exc.__traceback__)[-1:]
         where = f" at {os.path.basename(last[0].filename)}:{last[0].lineno}" if last else ""
         result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}{where}"}
+    finally:
+        if seat is not None:
+            seat.close()
+            duet.update(seat.facts())
     windows = result.pop("windows", [])
     process_row = {
         "kind": "process",
         **base,
         **threads,
+        **duet,
         "started_at": started,
         "wall_s": time.time() - started,
         "peak_rss_bytes": peak_rss_bytes(),
@@ -145,13 +162,14 @@ def run_job(job: Job) -> dict[str, Any]:
             "steps": steps,
             "seconds": seconds,
             "step_time_s": seconds / steps,
+            "started_at": started_at,
         }
-        for i, (steps, seconds) in enumerate(windows)
+        for i, (steps, seconds, started_at) in enumerate(windows)
     ]
     return {"process": process_row, "windows": window_rows}
 
 
-def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
+def _measure(job: Job, threads: dict[str, int], seat: Any = None) -> dict[str, Any]:
     from tf_loopbench.benchmarks.clock import PhaseClock, injected_fraction, now
 
     t_import = now()
@@ -287,6 +305,7 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
                 trainer.epoch_steps if config.window_s else steps_per_epoch(train, cell.batch_size)
             ),
             probe_epoch_end=job.process < EPOCH_PROBE_PROCESSES,
+            meet=seat.meet if seat is not None else None,
         )
         devices.reset_gpu_peak(cell.device)
         t_run = now()
@@ -383,7 +402,9 @@ def _measure(job: Job, threads: dict[str, int]) -> dict[str, Any]:
         "data_source": data.source,
         **trainer.facts(),
         **profile,
-        "windows": list(zip([spw] * len(times.window_s), times.window_s, strict=True)),
+        "windows": list(
+            zip([spw] * len(times.window_s), times.window_s, times.window_started_at, strict=True)
+        ),
     }
     return row
 

@@ -20,8 +20,10 @@ from tf_loopbench.reports.gate.samples import (
     DRIFT_NEIGHBOURS,
     IncomparableRunsError,
     drift_corrected_samples,
+    measured_duet,
     measured_interleaved,
     paired_cells,
+    paired_log_ratios,
     per_cell,
     process_samples,
     sort_cells,
@@ -39,6 +41,12 @@ COMPILE_FLOOR_S = 0.5
 
 #: Soft metadata keys that differ between any two runs and say nothing about them.
 IGNORED_SOFT_KEYS = frozenset({"started_at", "ended_at", "command", "merged_from", AB_MARK})
+
+#: A cell is blind when its detectable slowdown (the whole rule's) exceeds this many times
+#: the threshold. Not the threshold itself: the rule flags only ratios beyond it, so a true
+#: slowdown of the threshold's size is flagged in about half of comparisons however calm
+#: the cell, and every cell would be blind to it (docs/decisions/0008).
+BLIND_FACTOR = 2.0
 
 #: Exit statuses of compare (and ab); 2 is a run that cannot be compared.
 EXIT_OK, EXIT_REGRESSION, EXIT_INCOMPARABLE, EXIT_BLIND = 0, 1, 2, 3
@@ -64,6 +72,9 @@ class CellComparison:
     #: stats.detectable_slowdown (0.08 = 8 %); inf: never; nan: not judged
     detectable: float = float("nan")
     flags: tuple[str, ...] = ()
+    #: a duet A/B's plan: blocks at which this spread would see the threshold (inf: more
+    #: than stats.PLAN_MOST_BLOCKS; nan: not planned, or it sees it already)
+    blocks_to_see: float = float("nan")
 
     @property
     def is_regression(self) -> bool:
@@ -88,15 +99,24 @@ class Comparison:
     #: step times divided by the drift around their pair (an interleaved A/B)
     drift_corrected: bool = False
     fail_if_blind: bool = False
+    #: a duet A/B judged in pairs: one log ratio per block, signed-rank test
+    paired: bool = False
+    #: a duet A/B's seconds per block (its wall time over its blocks), for the plan
+    block_s: float = float("nan")
 
     @property
     def regressions(self) -> tuple[CellComparison, ...]:
         return tuple(cell for cell in self.cells if cell.is_regression)
 
     @property
+    def must_see(self) -> float:
+        """The slowdown every cell should be able to see: BLIND_FACTOR x the threshold."""
+        return BLIND_FACTOR * self.threshold
+
+    @property
     def blind(self) -> tuple[CellComparison, ...]:
-        """Judged cells that could not have seen a slowdown of the threshold's size."""
-        return tuple(cell for cell in self.cells if cell.detectable > self.threshold)
+        """Judged cells that could not have seen a slowdown of ``must_see``'s size."""
+        return tuple(cell for cell in self.cells if cell.detectable > self.must_see)
 
     @property
     def exit_status(self) -> int:
@@ -242,9 +262,105 @@ def judge_step_times(
             ci_high=ci_high,
             p_value=float(p_slower[index]),
             p_adjusted=float(p_slower_adjusted[index]),
-            detectable=stats.detectable_slowdown(base, cur, first_step_alpha),
+            detectable=stats.detectable_slowdown(base, cur, first_step_alpha, threshold),
         )
     return judged
+
+
+def judge_paired_blocks(
+    log_ratios: Mapping[CellKey, np.ndarray],
+    step_times: tuple[Mapping[CellKey, np.ndarray], Mapping[CellKey, np.ndarray]],
+    threshold: float = DEFAULT_THRESHOLD,
+    alpha: float = DEFAULT_ALPHA,
+) -> dict[CellKey, CellComparison]:
+    """The step-time verdict of every cell of a duet A/B from its blocks' log ratios
+    current/base (``samples.paired_log_ratios``): the one-sided exact signed-rank test,
+    Holm over the cells, and the ratio exp(median log ratio) beyond 1 +- threshold, with
+    its bootstrap interval over blocks. ``step_times`` (each side's per-process samples)
+    only fill the table's medians. The detectable slowdown simulates this whole rule at
+    Holm's first-step level; a blind cell's plan says how many blocks would see the
+    threshold.
+    """
+    tested = sort_cells(cell for cell, values in log_ratios.items() if len(values))
+    if not tested:
+        return {}
+    values = {cell: np.asarray(log_ratios[cell], dtype=float) for cell in tested}
+    p_slower, p_faster = (
+        np.array([stats.signed_rank_p(values[cell], alternative) for cell in tested])
+        for alternative in ("greater", "less")
+    )
+    p_slower_adjusted, p_faster_adjusted = stats.holm_adjust(p_slower), stats.holm_adjust(p_faster)
+    first_step_alpha = alpha / len(tested)
+    needed = stats.blocks_needed(first_step_alpha)
+    judged = {}
+    for index, cell in enumerate(tested):
+        blocks = values[cell]
+        ratio = float(np.exp(np.median(blocks)))
+        ci_low, ci_high = stats.median_log_ratio_ci(blocks)
+        note = ""
+        if p_slower_adjusted[index] <= alpha and ratio > 1 + threshold:
+            verdict = SLOWER
+        elif p_faster_adjusted[index] <= alpha and ratio < 1 - threshold:
+            verdict = FASTER
+        elif len(blocks) < needed:
+            verdict = UNCLEAR
+            note = (
+                f"too few blocks ({len(blocks)}): the exact signed-rank test cannot reach the "
+                f"Holm level {first_step_alpha:.2g}; need {needed}"
+            )
+        elif 1 - threshold <= ci_low and ci_high <= 1 + threshold:
+            verdict = SAME
+        else:
+            verdict = UNCLEAR
+            note = f"too noisy: 95% CI {ci_low:.3f}-{ci_high:.3f} reaches beyond ±{threshold:.0%}"
+        detectable = stats.paired_detectable_slowdown(blocks, first_step_alpha, threshold)
+        plan = float("nan")
+        if detectable > threshold and len(blocks) >= 2:
+            found = stats.blocks_to_see(
+                lambda n, b=blocks: stats.paired_detectable_slowdown(
+                    b, first_step_alpha, threshold, n
+                ),
+                threshold,
+                len(blocks),
+            )
+            plan = float("inf") if found is None else float(found)
+        judged[cell] = CellComparison(
+            cell=cell,
+            verdict=verdict,
+            note=note,
+            n_baseline=len(blocks),
+            n_current=len(blocks),
+            baseline_median=_median(step_times[0].get(cell)),
+            current_median=_median(step_times[1].get(cell)),
+            ratio=ratio,
+            ci_low=ci_low,
+            ci_high=ci_high,
+            p_value=float(p_slower[index]),
+            p_adjusted=float(p_slower_adjusted[index]),
+            detectable=detectable,
+            blocks_to_see=plan,
+        )
+    return judged
+
+
+def duet_note(baseline: Run, current: Run, samples: tuple[pd.DataFrame, pd.DataFrame]) -> str:
+    """What a duet A/B measured: both sides at once, each on half the machine, and the
+    threads each side's workers had (read from their process rows)."""
+    threads = []
+    for name, side in zip(("base", "current"), samples, strict=True):
+        counts = pd.to_numeric(side.get("intra_op_threads"), errors="coerce").dropna()
+        cores = side["cores"].dropna() if "cores" in side.columns else pd.Series([], dtype=object)
+        n_cores = sorted({len(c) for c in cores if isinstance(c, list)})
+        threads.append(
+            f"{name} {'/'.join(str(int(t)) for t in sorted(set(counts))) or '?'} TF threads "
+            f"on {'/'.join(map(str, n_cores)) or '?'} pinned core(s)"
+        )
+    return (
+        "duet A/B: both sides' workers of a cell ran at once, each pinned to its own half of "
+        f"the cores (swapped every block), timed windows started together ({'; '.join(threads)}). "
+        "Each side was timed on half the machine: this answers 'did the code get slower', "
+        "not 'how fast is a step on the whole machine'"
+    )
 
 
 def _median(values: np.ndarray | None) -> float:
@@ -406,7 +522,12 @@ def compare(
         raise IncomparableRunsError(f"{baseline_dir} and {current_dir} hold no ok process samples")
     facts = (SideFacts.of(baseline, samples[0]), SideFacts.of(current, samples[1]))
     step_samples, drift_note = step_time_samples(baseline, current, samples, reference)
-    judged = judge_step_times(*step_samples, threshold, alpha)
+    paired = reference is None and measured_duet(baseline, current)
+    if paired:
+        log_ratios = paired_log_ratios((baseline, current), samples)
+        judged = judge_paired_blocks(log_ratios, step_samples, threshold, alpha)
+    else:
+        judged = judge_step_times(*step_samples, threshold, alpha)
     statuses = (facts[0].statuses, facts[1].statuses)
     compile_times = (facts[0].compile_times, facts[1].compile_times)
     # compile times, like step times, do not carry across machines
@@ -444,8 +565,21 @@ def compare(
         if run.metadata.get("complete") is False
     ]
     notes += machine_speed_notes(baseline, current, threshold)
-    if drift_note:
+    block_s = float("nan")
+    if paired:
+        notes.append(duet_note(baseline, current, samples))
+        mark = current.metadata.get("soft", {}).get(AB_MARK) or {}
+        blocks = max((c.n_current for c in judged.values()), default=0)
+        if isinstance(mark.get("elapsed_s"), int | float) and blocks:
+            block_s = float(mark["elapsed_s"]) / blocks
+    elif drift_note:
         notes.append(drift_note)
+    if not paired and not measured_interleaved(baseline, current):
+        notes.append(
+            "stored runs: the two runs met different moments of the machine, so its load "
+            "differences land in the ratio; for a pull request, `loopbench ab BASE_REF` "
+            "(both sides in one job, side by side) is the better gate"
+        )
     if reference is not None:
         notes.append(
             f"within-run ratios: each loop's step time over {reference}'s in the same run "
@@ -462,6 +596,8 @@ def compare(
         soft_differences=soft_differences,
         cells_skipped_in_both=skipped_in_both,
         notes=tuple(notes),
-        drift_corrected=drift_note is not None,
+        drift_corrected=drift_note is not None and not paired,
         fail_if_blind=fail_if_blind,
+        paired=paired,
+        block_s=block_s,
     )

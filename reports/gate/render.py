@@ -10,6 +10,7 @@ import pandas as pd
 from tf_loopbench.reports.compare import VERDICTS
 from tf_loopbench.reports.gate import stats
 from tf_loopbench.reports.gate.judge import COMPILE_FLOOR_S, EXIT_BLIND, Comparison
+from tf_loopbench.reports.gate.samples import BLOCK_SUMMARY
 from tf_loopbench.reports.rundir import Run
 
 
@@ -45,7 +46,7 @@ def display_rows(result: Comparison) -> list[dict[str, str]]:
                 "ratio": "-" if math.isnan(cell.ratio) else f"{cell.ratio:.3f}",
                 "95% CI": ci,
                 "p (Holm)": "-" if math.isnan(cell.p_adjusted) else f"{cell.p_adjusted:.2g}",
-                "detectable": _detectable(cell.detectable, result.threshold),
+                "detectable": _detectable(cell.detectable, result.must_see),
                 "n base/cur": f"{cell.n_baseline}/{cell.n_current}",
                 "baseline": _figure(cell.baseline_median, result.reference),
                 "current": _figure(cell.current_median, result.reference),
@@ -65,28 +66,41 @@ def summary_lines(result: Comparison) -> list[str]:
         compile_rule = ""
     else:
         mode = "absolute step times (same machine: hard metadata keys match)"
+        if result.paired:
+            mode += ", duet A/B judged in pairs (block k: both sides at once)"
         if result.drift_corrected:
             mode += ", drift-corrected around each pair (interleaved A/B)"
         compile_rule = f", compile time up >{threshold} and >{COMPILE_FLOOR_S:g}s "
         compile_rule += "(same test, Holm over cells)"
+    test = (
+        "one-sided exact Wilcoxon signed-rank per cell on its blocks' log ratios current/base "
+        f"(each block: the {BLOCK_SUMMARY_TEXT[BLOCK_SUMMARY]})"
+        if result.paired
+        else "one-sided Mann-Whitney U per cell on per-process samples (each process's "
+        "fastest timed window)"
+    )
     lines = [
         f"baseline {baseline.run_id} ({_commit(baseline)}) "
         f"vs current {current.run_id} ({_commit(current)})",
         f"mode: {mode}",
         *result.notes,
-        "rule: one-sided Mann-Whitney U per cell on per-process samples (each process's "
-        f"fastest timed window), Holm-corrected over {result.n_tested} cells at "
+        f"rule: {test}, Holm-corrected over {result.n_tested} cells at "
         f"alpha={result.alpha:g}, and median ratio beyond ±{threshold}; also flagged: "
         f"newly failing cells, more retraces{compile_rule}",
     ]
     if result.n_tested:
         lines.append(
-            f"power: a cell's detectable slowdown is the smallest its test flags in "
-            f"{stats.DETECTION_POWER:.0%} of comparisons resampled from the cell's own spread "
-            f"at these sample counts, at Holm's first-step level alpha/{result.n_tested} = "
-            f"{result.alpha / result.n_tested:.2g} (what a cell that alone is slower must meet); above "
-            f"{threshold} the cell is blind to a {threshold} slowdown"
+            f"power: a cell's detectable slowdown is the smallest that the whole rule (the "
+            f"test at Holm's first-step level alpha/{result.n_tested} = "
+            f"{result.alpha / result.n_tested:.2g}, what a cell that alone is slower must meet, "
+            f"and the ratio beyond +{threshold}) flags in {stats.DETECTION_POWER:.0%} of "
+            "comparisons resampled from the cell's own spread at these sample counts (a "
+            f"slowdown of the threshold's size is flagged about half the time); above "
+            f"{result.must_see:.0%} the cell is blind to a {result.must_see:.0%} slowdown"
         )
+    plan = _plan(result)
+    if plan:
+        lines.append(plan)
     soft = "; ".join(result.soft_differences)
     lines.append(f"soft metadata differs: {soft}" if soft else "soft metadata: no difference")
     counts = pd.Series([cell.verdict for cell in result.cells]).value_counts()
@@ -99,6 +113,36 @@ def summary_lines(result: Comparison) -> list[str]:
     return [*lines, f"cells: {cells}", f"RESULT: {outcome}{_power_outcome(result)}"]
 
 
+#: how the rule line names a duet block's number (samples.BLOCK_SUMMARIES)
+BLOCK_SUMMARY_TEXT = {
+    "median": "median over its matched windows of log(current / base)",
+    "fastest": "log of the fastest current window over the fastest base window",
+}
+
+
+def _plan(result: Comparison) -> str:
+    """The plan line of a duet A/B: blocks (and minutes) each blind cell needs to see a
+    slowdown of the threshold's size at the spread measured so far."""
+    planned = [cell for cell in result.cells if not math.isnan(cell.blocks_to_see)]
+    if not planned:
+        return ""
+    parts = []
+    for cell in sorted(planned, key=lambda c: c.blocks_to_see):
+        if math.isinf(cell.blocks_to_see):
+            parts.append(f"{cell.cell.name} over {stats.PLAN_MOST_BLOCKS} blocks")
+            continue
+        minutes = cell.blocks_to_see * result.block_s / 60
+        when = f" (~{minutes:.0f} min)" if math.isfinite(minutes) else ""
+        parts.append(f"{cell.cell.name} {cell.blocks_to_see:.0f} blocks{when}")
+    return (
+        f"plan: blocks a blind cell needs to see a {result.must_see:.0%} slowdown at its spread "
+        f"so far (this A/B ran {result.cells[0].n_current if result.cells else 0} blocks"
+        + (f", {result.block_s:.0f} s each" if math.isfinite(result.block_s) else "")
+        + "): "
+        + "; ".join(parts)
+    )
+
+
 def _power_outcome(result: Comparison) -> str:
     """The RESULT line's second half: how many judged cells were blind."""
     judged = [cell.detectable for cell in result.cells if not math.isnan(cell.detectable)]
@@ -106,7 +150,7 @@ def _power_outcome(result: Comparison) -> str:
         return ""
     blind = len(result.blind)
     median = _detectable(float(pd.Series(judged).median()), math.inf)  # never "(blind)"
-    size = f"{result.threshold:.0%} slowdown"
+    size = f"{result.must_see:.0%} slowdown"
     text = f"; {blind} of {len(judged)} cells blind: could not have seen a {size}"
     if not blind:
         text = f"; every cell could have seen a {size}"

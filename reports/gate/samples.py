@@ -110,6 +110,56 @@ def measured_interleaved(baseline: Run, current: Run) -> bool:
     )
 
 
+def measured_duet(baseline: Run, current: Run) -> bool:
+    """Whether the two runs are the two sides of one duet A/B: each names the other as
+    its partner, and process k of a cell ran on both sides at once, windows together."""
+    marks = [run.metadata.get("soft", {}).get(AB_MARK) or {} for run in (baseline, current)]
+    return (
+        all(isinstance(mark, dict) and mark.get("mode") == "duet" for mark in marks)
+        and marks[0].get("partner") == current.run_id
+        and marks[1].get("partner") == baseline.run_id
+    )
+
+
+#: how a duet block's matched windows become its one number (docs/decisions/0008):
+#: the median over windows of log(current / base), or log(fastest current / fastest base)
+BLOCK_SUMMARIES = ("median", "fastest")
+BLOCK_SUMMARY = "median"
+
+
+def paired_log_ratios(
+    runs: tuple[Run, Run], samples: tuple[pd.DataFrame, pd.DataFrame], summary: str = BLOCK_SUMMARY
+) -> dict[CellKey, np.ndarray]:
+    """A duet A/B's blocks, per cell: one log ratio current / base per block (process k of
+    the cell on both sides, run at once), from the windows both ok processes timed
+    (window k of both sides started together), summarised by ``summary``
+    (BLOCK_SUMMARIES), in block order."""
+    if summary not in BLOCK_SUMMARIES:
+        raise ValueError(f"unknown block summary {summary!r}; choose from {BLOCK_SUMMARIES}")
+    sides: list[dict[tuple, dict[int, float]]] = []
+    for run, ok in zip(runs, samples, strict=True):
+        kept = set(zip(ok["cell"], ok["process"], strict=True))
+        windows = with_cell(run.samples[run.samples["kind"] == "window"])
+        step_times = pd.to_numeric(windows["step_time_s"], errors="coerce")
+        by_block: dict[tuple, dict[int, float]] = {}
+        for cell, process, window, value in zip(
+            windows["cell"], windows["process"], windows["window"], step_times, strict=True
+        ):
+            if (cell, process) in kept and np.isfinite(value) and value > 0:
+                by_block.setdefault((cell, process), {})[int(window)] = float(value)
+        sides.append(by_block)
+    ratios: dict[CellKey, list[tuple[int, float]]] = {}
+    for (cell, process), base in sides[0].items():
+        current = sides[1].get((cell, process), {})
+        matched = sorted(set(base) & set(current))
+        if not matched:
+            continue
+        b, c = (np.array([side[w] for w in matched]) for side in (base, current))
+        value = np.median(np.log(c / b)) if summary == "median" else np.log(c.min() / b.min())
+        ratios.setdefault(cell, []).append((process, float(value)))
+    return {cell: np.array([v for _, v in sorted(blocks)]) for cell, blocks in ratios.items()}
+
+
 def block_grid(
     samples: tuple[pd.DataFrame, pd.DataFrame], column: str = "step_time_s"
 ) -> tuple[list[CellKey], np.ndarray]:
