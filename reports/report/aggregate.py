@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tf_loopbench.reports.compare import GROUP_KEYS, LOOP_KEYS, PREFERRED_VARIANT
+from tf_loopbench.reports.compare import CELL_KEYS, GROUP_KEYS, LOOP_KEYS, PREFERRED_VARIANT
 from tf_loopbench.reports.rundir import Ladder, Run, RunDirError
 
 #: The key within which one loop's cells differ (its compiler): folded into the loop's
@@ -161,10 +161,84 @@ def differing_hard_keys(runs: Sequence[Run]) -> list[str]:
     return [key for key in keys if len({repr(machine.get(key)) for machine in hard}) > 1]
 
 
-def _peak_flops(run: Run, device: str) -> float:
-    peaks = run.metadata.get("soft", {}).get("peak_matmul_flops") or {}
-    value = peaks.get(device) if isinstance(peaks, dict) else None
-    return float(value) if isinstance(value, int | float) and value > 0 else float("nan")
+def strategy_replicas(strategy: str) -> int:
+    """Replicas of a strategy key: N of ``mirrored:N``, W of ``multiworker:W``, 1 else.
+
+    >>> strategy_replicas("mirrored:2"), strategy_replicas("multiworker:3"), strategy_replicas("none")
+    (2, 3, 1)
+    """
+    _, _, count = str(strategy).partition(":")
+    return int(count) if count.isdigit() else 1
+
+
+def compute_dtype(precision: str) -> str:
+    """The dtype a Keras precision policy computes in: ``mixed_bfloat16`` -> ``bfloat16``
+    (Keras names its mixed policies so; variables stay float32)."""
+    return str(precision).removeprefix("mixed_")
+
+
+def _soft_dict(run: Run, key: str, device: str) -> dict:
+    by_device = run.metadata.get("soft", {}).get(key)
+    found = by_device.get(device) if isinstance(by_device, dict) else None
+    return found if isinstance(found, dict) else {}
+
+
+def matmul_peak(run: Run, device: str, precision: str) -> tuple[float, str | None]:
+    """(the run's measured matmul peak of one ``device`` in ``precision``'s compute
+    dtype, None) or (NaN, why there is none): a run's probe measures float32 and the
+    dtypes its cells compute in (benchmarks/metadata.py); a dtype is never held
+    against another's peak."""
+    dtype = compute_dtype(precision)
+    value = _soft_dict(run, "peak_matmul_flops_by_dtype", device).get(dtype)
+    if value is None and dtype == "float32":  # runs from before the per-dtype probe
+        peaks = run.metadata.get("soft", {}).get("peak_matmul_flops")
+        value = peaks.get(device) if isinstance(peaks, dict) else None
+    if isinstance(value, int | float) and value > 0:
+        return float(value), None
+    error = _soft_dict(run, "peak_matmul_errors", device).get(dtype)
+    if error:
+        return float("nan"), f"{dtype} matmuls did not run on {device} ({error})"
+    return float("nan"), f"no {dtype} matmul peak was measured on {device}"
+
+
+#: Where a cell's replicas ran (loops/distribute.py ``replica_devices``, in every
+#: process row): their count, the physical devices under them, how several share one.
+REPLICA_FACTS = ("replicas", "replica_physical_devices", "replicas_share", "replica_shared_cores")
+
+
+def replica_facts(run: Run) -> pd.DataFrame:
+    """Per cell of ``run`` (its summary's rows, in order): REPLICA_FACTS as its first ok
+    process recorded them. A run made before they were recorded gets what the harness
+    sets up for each key: N logical devices of the one CPU for ``mirrored:N`` on CPU,
+    W processes on this machine's CPU for ``multiworker:W`` on CPU (both sharing the
+    run's visible cores), a GPU per replica on GPU."""
+    summary = run.summary
+    keys = [key for key in CELL_KEYS if key in summary.columns]
+    processes = run.process_samples()
+    recorded = [c for c in REPLICA_FACTS if c in processes.columns]
+    facts = summary[keys].copy()
+    if recorded and set(keys) <= set(processes.columns):
+        first = processes.drop_duplicates(keys)[[*keys, *recorded]]
+        facts = facts.merge(first, on=keys, how="left")
+    replicas = facts["strategy"].map(strategy_replicas)
+    kind = facts["strategy"].astype(str).str.partition(":")[0]
+    cpu = facts["device"] == "cpu"
+    share = pd.Series(None, index=facts.index, dtype=object)
+    share[cpu & (kind == "mirrored") & (replicas > 1)] = "logical devices"
+    share[cpu & (kind == "multiworker")] = "worker processes"
+    cores = run.metadata.get("hard", {}).get("visible_cores")
+    rule = {
+        "replicas": replicas,
+        "replica_physical_devices": replicas.where(~cpu, 1),
+        "replicas_share": share,
+        "replica_shared_cores": pd.Series(cores, index=facts.index).where(share.notna()),
+    }
+    for column in REPLICA_FACTS:
+        if column not in facts.columns:
+            facts[column] = rule[column]
+        elif column != "replicas_share":  # a None share is what was recorded
+            facts[column] = pd.to_numeric(facts[column], errors="coerce").fillna(rule[column])
+    return facts[list(REPLICA_FACTS)]
 
 
 def stacked(tables: Sequence[pd.DataFrame], labels: Sequence[str]) -> pd.DataFrame:
@@ -179,17 +253,24 @@ def stacked(tables: Sequence[pd.DataFrame], labels: Sequence[str]) -> pd.DataFra
     return frame
 
 
+def _with_peaks(run: Run) -> pd.DataFrame:
+    summary = run.summary.reset_index(drop=True)
+    precisions = summary.get("precision", pd.Series("float32", index=summary.index))
+    peaks = [matmul_peak(run, d, p) for d, p in zip(summary["device"], precisions, strict=True)]
+    return pd.concat([summary, replica_facts(run)], axis=1).assign(
+        run_id=run.run_id,
+        run_path=str(run.path),
+        peak_dtype=precisions.map(compute_dtype),
+        peak_matmul_flops=[value for value, _ in peaks],
+        peak_note=[note for _, note in peaks],
+    )
+
+
 def cell_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
-    """One row per (run, cell): summary.csv plus run label, id, path and the run's probe
-    peak FLOP/s for the device (NaN if not measured)."""
-    tables = [
-        run.summary.assign(
-            run_id=run.run_id,
-            run_path=str(run.path),
-            peak_matmul_flops=[_peak_flops(run, device) for device in run.summary["device"]],
-        )
-        for run in runs
-    ]
+    """One row per (run, cell): summary.csv plus run label, id, path, where its replicas
+    ran (:func:`replica_facts`) and the run's probe peak FLOP/s of one device of the
+    cell's in its compute dtype (:func:`matmul_peak`; NaN and ``peak_note`` if none)."""
+    tables = [_with_peaks(run) for run in runs]
     cells = stacked(tables, labels)
     # a run made before per-epoch costs were recorded pays its steady step
     cells["amortized_recorded"] = cells["amortized_step_time_s"].notna()

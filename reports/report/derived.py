@@ -197,16 +197,43 @@ def time_to_train(
 
 
 def throughput(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per ok cell: achieved FLOP/s on the steady step and MFU against the run's probe."""
+    """Per ok cell: achieved FLOP/s on the steady step, and MFU per replica in the cell's
+    compute dtype (docs/methodology.md, "MFU")::
+
+        MFU = (model FLOPs per step / replicas) / step time / peak of a replica's device
+
+    A replica's device peak is the run's probe peak of one physical device in the dtype
+    the cell computes in (bfloat16 for mixed_bfloat16), shared evenly by the replicas on
+    that device (logical CPU devices, worker processes on one CPU): a replica on a GPU
+    of its own has the GPU's peak; each of N replicas on one CPU has 1/N of the CPU's.
+    No matching peak: MFU is NaN and ``mfu_note`` says why."""
     ok = ok_cells(cells)
     table = ok[list(GROUP_KEYS)].copy()
     table["model_flops_per_step"] = _numbers(ok, "model_flops_per_step")
     table["step_time_median_s"] = ok["step_time_median_s"].astype(float)
     table["achieved_flops_per_s"] = table["model_flops_per_step"] / table["step_time_median_s"]
+    replicas = _numbers(ok, "replicas")
+    table["replicas"] = replicas
+    table["flops_per_replica"] = table["model_flops_per_step"] / replicas
+    table["peak_dtype"] = ok["peak_dtype"]
     table["peak_matmul_flops"] = ok["peak_matmul_flops"].astype(float)
-    table["mfu"] = table["achieved_flops_per_s"] / table["peak_matmul_flops"]
+    table["replicas_per_device"] = replicas / _numbers(ok, "replica_physical_devices")
+    table["replica_peak_flops"] = table["peak_matmul_flops"] / table["replicas_per_device"]
+    per_replica = table["flops_per_replica"] / table["step_time_median_s"]
+    table["mfu"] = per_replica / table["replica_peak_flops"]
+    table["mfu_note"] = ok["peak_note"].where(table["mfu"].isna())
     return table.reset_index(drop=True)
 
+
+#: What :func:`throughput` adds to the report's cells.
+THROUGHPUT_COLUMNS = [
+    "achieved_flops_per_s",
+    "flops_per_replica",
+    "replicas_per_device",
+    "replica_peak_flops",
+    "mfu",
+    "mfu_note",
+]
 
 #: The columns of :func:`crossovers` after the run's setting keys.
 CROSSOVER_COLUMNS = (
@@ -385,7 +412,7 @@ def derive(run_set: RunSet, epochs: int = DEFAULT_EPOCHS) -> Derived:
     cells["neighbour"] = cells["loop"].map(neighbours.get)
     trained = time_to_train(run_set.cells, run_set.processes, epochs)
     for table, columns in (
-        (throughput(run_set.cells), ["achieved_flops_per_s", "mfu"]),
+        (throughput(run_set.cells), THROUGHPUT_COLUMNS),
         (trained, ["time_to_train_s"]),
     ):
         cells = cells.merge(table[[*GROUP_KEYS, *columns]], on=list(GROUP_KEYS), how="left")

@@ -39,9 +39,11 @@ def method_notes(derived: Derived) -> tuple[str, ...]:
         "point. The log-interpolated figure is for information: where a straight line in "
         "log2(batch size) between the two neighbouring grid points meets the threshold.",
         "Achieved FLOP/s = model FLOPs of one training step (the workload's formula) / median "
-        "steady step; MFU = achieved / the run's matmul probe peak (measured on the machine, "
-        "metadata soft.peak_matmul_flops; not the vendor's figure). MFU is for information: no "
-        "decision rests on it.",
+        "steady step; MFU = (model FLOPs / replicas) / median steady step / the peak of a "
+        "replica's device in the cell's compute dtype (the run's matmul probe, measured on the "
+        "machine: metadata soft.peak_matmul_flops_by_dtype; not the vendor's figure; replicas "
+        "on one device share its peak evenly; none without a peak in that dtype). MFU is for "
+        "information: no decision rests on it.",
     )
 
 

@@ -28,7 +28,10 @@ def runs_table(derived: Derived) -> pd.DataFrame:
         hard, soft, config = (run.metadata.get(k, {}) for k in ("hard", "soft", "config"))
         dirty = " (dirty)" if soft.get("git_dirty") else ""
         commit = str(soft.get("git_commit") or "")[:10] + dirty
-        peaks = soft.get("peak_matmul_flops") or {}
+        peaks = soft.get("peak_matmul_flops_by_dtype") or {
+            device: {"float32": value}
+            for device, value in (soft.get("peak_matmul_flops") or {}).items()
+        }
         rows.append(
             {
                 "run": label,
@@ -40,7 +43,11 @@ def runs_table(derived: Derived) -> pd.DataFrame:
                 "gpus": ", ".join(str(g) for g in hard.get("gpus") or []) or "none",
                 "commit": commit,
                 "started": str(soft.get("started_at", "")),
-                "matmul peak (probe)": ", ".join(f"{d}: {format_rate(v)}" for d, v in peaks.items())
+                "matmul peak (probe)": ", ".join(
+                    f"{d}{'' if dtype == 'float32' else ' ' + dtype}: {format_rate(v)}"
+                    for d, by_dtype in peaks.items()
+                    for dtype, v in by_dtype.items()
+                )
                 or "not measured",
             }
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 from tf_loopbench.reports.compare import FASTER, GROUP_KEYS, SAME, SLOWER, against, compare
+from tf_loopbench.reports.report.aggregate import strategy_replicas
 from tf_loopbench.reports.report.common import (
     Block,
     Bullets,
@@ -21,18 +22,12 @@ from tf_loopbench.reports.report.common import (
 from tf_loopbench.reports.report.derived import SPEEDUP_COLUMNS, Derived
 
 NONE = "none"
+#: the recorded facts a scaling row carries to say whether its replicas share cores
+SHARE_COLUMNS = ("replicas_share", "replica_shared_cores")
+#: said beside an efficiency whose replicas share the same cores
+CAVEAT = "the strategy's overhead on the same cores, not a speed-up separate devices would give"
 #: the figure every ratio here is on: the steady step (per-epoch costs aside)
 FIGURE = "steady"
-
-
-def replicas(strategy: str) -> int:
-    """Replicas of a strategy key: N of ``mirrored:N``, W of ``multiworker:W``, 1 else.
-
-    >>> replicas("mirrored:2"), replicas("multiworker:3"), replicas("none")
-    (2, 3, 1)
-    """
-    _, _, count = str(strategy).partition(":")
-    return int(count) if count.isdigit() else 1
 
 
 def scaling(derived: Derived) -> pd.DataFrame:
@@ -43,11 +38,24 @@ def scaling(derived: Derived) -> pd.DataFrame:
     if (cells["strategy"] == NONE).all():
         ok = ok.iloc[:0]
     options = {"samples": derived.run_set.processes, "figure": FIGURE, "keys": GROUP_KEYS}
-    carry = SPEEDUP_COLUMNS[("reference", FIGURE)]
+    carry = [*SPEEDUP_COLUMNS[("reference", FIGURE)], *SHARE_COLUMNS]
     rows = compare(
         ok, "strategy", against(NONE), threshold=derived.threshold, carry=carry, **options
     )
-    return rows.assign(replicas=rows["strategy"].map(replicas))
+    return rows.assign(replicas=rows["strategy"].map(strategy_replicas))
+
+
+def shared_cores(row: dict) -> str | None:
+    """When a row's replicas share the same cores (logical CPU devices, or worker
+    processes on one CPU; recorded by the run, aggregate.replica_facts), the caveat that
+    goes beside its efficiency, e.g. "2 logical devices of one CPU sharing its 2 cores";
+    None when each replica has a device of its own."""
+    share, cores = row.get("replicas_share"), row.get("replica_shared_cores")
+    if not isinstance(share, str):
+        return None
+    where = "its" if share == "logical devices" else "the same"
+    cores_text = f"{where} {cores:.0f} cores" if pd.notna(cores) else f"{where} cores"
+    return f"{row['replicas']} {share} of one CPU sharing {cores_text}"
 
 
 def _text(ratio: Ratio, fmt=format_ratio) -> str:
@@ -73,6 +81,7 @@ def scaling_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
     rows = scaling(derived).reset_index(drop=True)
     said = pd.DataFrame([_ratios(row) for row in rows.to_dict("records")], index=rows.index)
     keys = [*(["run"] if several_runs else []), "workload", "device", "batch_size"]
+    keys += [key for key in ("width", "precision") if rows[key].nunique() > 1]
     names = {
         "batch_size": "batch",
         "speedup": "x one device [95% CI]",
@@ -80,6 +89,10 @@ def scaling_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
         "under": f"x {reference} under it",
         "single": f"x {reference} on one device",
     }
+    for index, row in zip(rows.index, rows.to_dict("records"), strict=True):
+        caveat = shared_cores(row)
+        if caveat:
+            said.loc[index, "efficiency"] += f" ({caveat})"
     table = rows[[*keys, "loop", "strategy"]].astype(str).join(said)
     return table.rename(columns=names)
 
@@ -92,7 +105,8 @@ def strategy_sentences(derived: Derived) -> list[str]:
     for row in scaling(derived).to_dict("records"):
         said = _ratios(row)
         gain = gains.get(row["verdict"], "is not shown faster or slower than")
-        text = f"{row['workload']} ({row['device']}, batch {row['batch_size']}): "
+        precision = f", {row['precision']}" if row["precision"] != "float32" else ""
+        text = f"{row['workload']} ({row['device']}, batch {row['batch_size']}{precision}): "
         text += f"under {row['strategy']}, {row['loop']} "
         if reference is not None and row["loop"] != reference:
             if said["under"] != "n/a":
@@ -100,6 +114,9 @@ def strategy_sentences(derived: Derived) -> list[str]:
             else:
                 text += f"has no {reference} beside it ({said['single']} {reference} on one device) and "
         efficiency = f"scaling efficiency {said['efficiency']} over {row['replicas']} replicas"
+        caveat = shared_cores(row)
+        if caveat:
+            efficiency += f", which are {caveat}: {CAVEAT}"
         sentences.append(f"{text}{gain} on one device: {efficiency}.")
     return sentences
 
@@ -115,7 +132,9 @@ def blocks(context: Context) -> list[Block]:
             "Each loop under a tf.distribute strategy against the same loop on one device "
             "(strategy none) at the same global batch, steady step, 95% CI across processes "
             "in brackets. Scaling efficiency: that speedup over the replicas (100%: perfect "
-            "strong scaling). Cells skipped under a strategy say why in All cells."
+            "strong scaling), said beside it when the replicas are logical devices or "
+            "worker processes sharing the same cores. Cells skipped under a strategy say "
+            "why in All cells."
         ),
         *table(frame),
         Bullets(tuple(strategy_sentences(context.derived))),
