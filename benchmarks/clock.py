@@ -125,10 +125,13 @@ class PhaseClock(StepHooks):
     between are timed as a gap (``gaps``), whose excess over its steps at the
     steady step time is the epoch end's cost (``epoch_end_s``, its own figure, like
     fit's per-call set-up). Windows are then at most ``(steps_per_epoch - 1) // 2``
-    steps, so that at least two fit in an epoch. When no window crossed an epoch's
-    end (an epoch longer than the windows), one more span around the next epoch
-    end is timed after the last window (``epoch_probe``), so every loop with
-    epochs gets its ``epoch_end_s``.
+    steps, so that at least two fit in an epoch. Keras's first epoch end costs more
+    than later ones, and a user training many epochs pays the later ones, so the
+    first is recorded apart (``first_epoch_end_s``) and ``epoch_end_spans`` holds
+    the later ones only. When no gap held a later epoch end (an epoch longer than
+    the windows), the clock trains on past the first epoch end and times one more
+    span around the next one (``epoch_probes``; the first epoch end on the way gets
+    a span too), so every loop with epochs gets its ``epoch_end_s``.
 
     ``at_equal_work`` is called once, untimed, when the first call and the warm-up
     are done, after ``equal_work_steps`` steps (default: 1 + ``warmup_steps``
@@ -184,6 +187,7 @@ class PhaseClock(StepHooks):
         self.inject_s = 0.0
         self.times = PhaseTimes()
         self.gaps: list[tuple[int, float]] = []  # (steps, seconds) between windows
+        self.gap_epochs: list[int] = []  # the epoch end each gap holds (1: the first)
         self.sizing_spans: list[tuple[int, float]] = []  # (steps, seconds), sizing only
         self._span: tuple[int, int] | None = None  # the sizing span being timed
         self._plan(self.min_steps_per_window, equal_work_steps)
@@ -269,18 +273,24 @@ class PhaseClock(StepHooks):
         # step counts at which a phase ends (a boundary: sync, then read the clock)
         self.boundaries = {self.steps_per_call, self.equal_work_steps, self.first_window}
         self.boundaries |= {begin for begin, _ in self.window_spans} | self.window_ends
-        self.epoch_probe: tuple[int, int] | None = None
-        if spe is not None and not self.gap_starts and self.probe_epoch_end:
-            # no window crossed an epoch's end: time a span around the next one
+        #: spans timed after the last window, each around an epoch end: (first, last step)
+        self.epoch_probes: list[tuple[int, int]] = []
+        if spe is not None and max(self.gap_starts, default=0) < 2 * spe and self.probe_epoch_end:
+            # no gap holds a later epoch end: time a span around the next later one, and
+            # around the first if it comes on the way (two windows' steps apart at least)
             last = self.window_spans[-1][1]
-            boundary = (last // spe + 1) * spe
-            self.epoch_probe = (max(last, boundary - steps_per_window), boundary + steps_per_window)
-            self.boundaries |= set(self.epoch_probe)
+            later = max((last // spe + 1) * spe, 2 * spe)
+            ends = ([spe] if last < spe and spe not in self.gap_starts else []) + [later]
+            self.epoch_probes = [
+                (max(last, end - steps_per_window), end + steps_per_window) for end in ends
+            ]
+            self.boundaries |= {step for span in self.epoch_probes for step in span}
+        self.probe_ends = {end: start for start, end in self.epoch_probes}
 
     @property
     def total_steps(self) -> int:
         """Steps the run trains (final once the warm-up has ended)."""
-        return self.epoch_probe[1] if self.epoch_probe else self.window_spans[-1][1]
+        return self.epoch_probes[-1][1] if self.epoch_probes else self.window_spans[-1][1]
 
     @property
     def max_total_steps(self) -> int:
@@ -292,17 +302,31 @@ class PhaseClock(StepHooks):
         # sizing spans grow at least 2x up to ``most`` (a span that held an epoch
         # end is timed again, once per epoch at most): under 4x ``most`` in all
         sizing = 4 * most
-        # the epoch probe: at most one more epoch and a window
-        probe = (self.steps_per_epoch + most) if self.steps_per_epoch else 0
+        # the epoch probes: to the second epoch end at most, or one more epoch, and a window
+        probe = (2 * self.steps_per_epoch + most) if self.steps_per_epoch else 0
         return self.equal_work_steps + sizing + calibration + 2 * self.windows * most + probe
 
-    def epoch_end_s(self) -> float | None:
-        """Median cost of an epoch's end: a gap's time less its steps at the steady
-        step time (None when no gap was timed)."""
-        if not self.gaps or not self.times.window_s:
-            return None
+    def _epoch_end_costs(self) -> list[tuple[int, float]]:
+        """(epoch end, cost) of every timed gap: its time less its steps at the steady
+        step time."""
+        if not self.times.window_s:
+            return []
         steady = statistics.median(self.times.window_s) / self.steps_per_window
-        return statistics.median(seconds - steps * steady for steps, seconds in self.gaps)
+        costs = [seconds - steps * steady for steps, seconds in self.gaps]
+        return list(zip(self.gap_epochs, costs, strict=True))
+
+    def epoch_end_spans(self) -> list[float]:
+        """The cost of every timed epoch end after the first (s), in order."""
+        return [cost for epoch, cost in self._epoch_end_costs() if epoch > 1]
+
+    def first_epoch_end_s(self) -> float | None:
+        """The cost of the first epoch end, when a gap held it (else None)."""
+        return next((cost for epoch, cost in self._epoch_end_costs() if epoch == 1), None)
+
+    def epoch_end_s(self) -> float | None:
+        """Median cost of an epoch end after the first (None when none was timed)."""
+        spans = self.epoch_end_spans()
+        return statistics.median(spans) if spans else None
 
     def on_train_begin(self) -> None:
         self.times.train_begin = self._last = now()
@@ -329,8 +353,10 @@ class PhaseClock(StepHooks):
                 self.times.window_s.append(elapsed)
             elif step in self.gap_starts:  # a window starts after a gap that held an epoch's end
                 self.gaps.append((step - self.gap_starts[step], elapsed))
-            elif self.epoch_probe is not None and step == self.epoch_probe[1]:
-                self.gaps.append((step - self.epoch_probe[0], elapsed))
+                self.gap_epochs.append(step // self.steps_per_epoch)
+            elif step in self.probe_ends:
+                self.gaps.append((step - self.probe_ends[step], elapsed))
+                self.gap_epochs.append(step // self.steps_per_epoch)
             if step == self.total_steps and self._span is None:  # (sizing: not yet planned)
                 self.times.end = t
                 raise StopTraining

@@ -4,14 +4,18 @@ A statistical sample is one worker process (its windows summarised to their
 median first). Per cell:
 
 - ``step_time_median_s``: median of the per-process samples;
-- ``step_time_ci_low_s``/``_high_s``: a distribution-free confidence interval for
-  that median from order statistics (ranks chosen with scipy's binomial
-  distribution; its exact coverage, at least 95% where the sample count allows,
-  is in ``ci_coverage``). With 2 to 5 processes no order-statistic interval
-  reaches 95%; a percentile bootstrap over the processes is given instead
-  (``ci_basis = "processes-bootstrap"``, coverage unknown: use 6 or more
-  processes for a guaranteed interval). With one process there is none
-  (``ci_basis = "none"``): its windows agree far better than processes do;
+- ``step_time_ci_low_s``/``_high_s``: a distribution-free interval for that median
+  from order statistics (ranks chosen with scipy's binomial distribution), the
+  narrowest whose coverage reaches 95%, else (2 to 8 processes) the range of the
+  processes; its exact coverage is in ``ci_coverage`` (93.75% for the range of 5).
+  With one process there is none (``ci_basis = "none"``): its windows agree far
+  better than processes do;
+- ``amortized_step_time_s``: the median steady step plus the median of the cell's
+  epoch-end spans (every epoch end after the first its processes timed) over an
+  epoch's steps; ``amortized_step_time_ci_low_s``/``_high_s``: the core's percentile
+  bootstrap with the steady steps and the spans resampled together
+  (``reports.compare.amortized_interval``), its simulated coverage in
+  ``amortized_ci_coverage``; the step-time interval for a loop without epochs;
 - ``step_time_iqr_s``, ``step_time_cv``: spread of the samples (none below three);
 - ``noisy``: IQR / median above ``NOISY_IQR_FRACTION`` (10%); None below three samples;
 - ``speedup_vs_fit`` (amortized) and ``steady_speedup_vs_fit``: against the ladder's
@@ -28,14 +32,24 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from tf_loopbench.reports.compare import (
+    AMORTIZED_COVERAGE,
     CELL_KEY_DEFAULTS,
     CELL_KEYS,
     SETTING_KEYS,
+    Amortized,
     Figure,
     against,
+    amortized_interval,
     compare,
+    simulated_coverage,
 )
-from tf_loopbench.reports.rundir import SUMMARY_COLUMNS, CellKey
+from tf_loopbench.reports.rundir import (
+    FIRST_EPOCH_ENDS,
+    LATER_EPOCH_ENDS,
+    SUMMARY_COLUMNS,
+    CellKey,
+    epoch_end_spans,
+)
 
 NOISY_IQR_FRACTION = 0.10
 CONFIDENCE = 0.95
@@ -47,17 +61,23 @@ def median_ci(
     """(low, high, coverage): order-statistic interval for the median.
 
     The interval [x_(r), x_(n+1-r)] covers the population median with probability
-    1 - 2 * P(Binomial(n, 1/2) <= r - 1); r is the largest rank reaching
-    ``confidence``. Returns NaNs when no rank reaches it (n < 6 at 95%).
+    1 - 2 * P(Binomial(n, 1/2) <= r - 1), whatever the distribution (continuous, samples
+    independent); r is the largest rank reaching ``confidence``. Below 6 samples none
+    reaches 95%: the interval is then the range, [min, max], whose exact coverage is
+    1 - 2^(1-n) (93.75% at 5, 87.5% at 4). NaNs with fewer than two samples.
 
     >>> low, high, coverage = median_ci(range(1, 11))
     >>> (low, high, round(coverage, 3))
     (2.0, 9.0, 0.979)
+    >>> median_ci([3.0, 1.0, 2.0, 5.0, 4.0])
+    (1.0, 5.0, 0.9375)
     """
     values = np.sort(np.asarray(list(samples), dtype=float))
     n = len(values)
-    best: tuple[float, float, float] = (math.nan, math.nan, math.nan)
-    for r in range(1, n // 2 + 1):
+    if n < 2:
+        return (math.nan, math.nan, math.nan)
+    best = (float(values[0]), float(values[-1]), range_coverage(n))
+    for r in range(2, n // 2 + 1):
         coverage = 1.0 - 2.0 * stats.binom.cdf(r - 1, n, 0.5)
         if coverage < confidence:
             break
@@ -65,23 +85,27 @@ def median_ci(
     return best
 
 
-def bootstrap_median_ci(
-    samples: Iterable[float], confidence: float = CONFIDENCE
-) -> tuple[float, float]:
-    """Percentile-bootstrap interval for the median (scipy), for 2 to 5 samples, where
-    no order-statistic interval reaches 95%; its real coverage is unknown and lower."""
-    values = np.asarray(list(samples), dtype=float)
-    if np.ptp(values) == 0:
-        return float(values[0]), float(values[0])
-    result = stats.bootstrap(
-        (values,),
-        np.median,
-        confidence_level=confidence,
-        method="percentile",
-        n_resamples=2000,
-        random_state=np.random.default_rng(0),
-    )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+def range_coverage(n: int) -> float:
+    """The exact coverage of [min, max] of ``n`` samples for their population's median.
+
+    >>> range_coverage(5)
+    0.9375
+    """
+    return 1.0 - 2.0 ** (1 - n)
+
+
+def interval_basis(n: int) -> str:
+    """summary.csv's ``ci_basis`` for ``n`` processes: "processes" (an order-statistic
+    interval of their medians, exact coverage in ``ci_coverage``) or "none" (one process).
+    Runs made before coverage was stated may hold "processes-bootstrap" (2 to 5 processes:
+    a percentile bootstrap, which for the median of 3 or 5 is the range)."""
+    return "processes" if n >= 2 else "none"
+
+
+def amortized_coverage_of(n: int) -> float:
+    """The simulated coverage of the amortized step's bootstrap interval at ``n`` processes
+    (``reports.compare.AMORTIZED_COVERAGE``)."""
+    return simulated_coverage(AMORTIZED_COVERAGE, n)
 
 
 def spread(samples: Iterable[float]) -> tuple[float, float]:
@@ -94,16 +118,23 @@ def spread(samples: Iterable[float]) -> tuple[float, float]:
     return iqr, cv
 
 
-def per_epoch_cost(processes: list[Mapping[str, Any]]) -> float:
-    """Per-step share of a loop's per-epoch work (fit's epoch end): the median epoch end
-    over all the cell's processes, clipped at 0, over an epoch's steps; 0 for a loop
-    without epochs. Pooled: each process times one or a few epoch ends, and one can be
-    stretched by a busy machine (docs/methodology.md)."""
-    ends = [float(p["epoch_end_s"]) for p in processes if p.get("epoch_end_s") is not None]
+def amortized_samples(processes: list[Mapping[str, Any]]) -> tuple[Amortized, str | None]:
+    """A cell's samples of the amortized step (``reports.compare.Amortized``): each
+    process's steady step, every epoch-end span its processes timed (pooled: one span can
+    be stretched by a busy machine, docs/methodology.md) and the steps an epoch; and the
+    spans' basis (``reports.rundir.epoch_end_spans``: later epoch ends, or a process's
+    first ones in a run made before those were recorded; None without epochs)."""
+    spans, bases = [], set()
+    for process in processes:
+        found, basis = epoch_end_spans(process)
+        spans += found
+        bases.add(basis)
     steps = next((p.get("steps_per_epoch") for p in processes if p.get("steps_per_epoch")), None)
-    if not ends or not steps:
-        return 0.0
-    return max(0.0, float(np.median(ends))) / int(steps)
+    steady = np.array([float(p["step_time_s"]) for p in processes])
+    if not spans or not steps:
+        return Amortized(steady, np.empty(0)), None
+    basis = FIRST_EPOCH_ENDS if FIRST_EPOCH_ENDS in bases else LATER_EPOCH_ENDS
+    return Amortized(steady, np.array(spans), float(steps)), basis
 
 
 def summarize_cell(
@@ -124,19 +155,17 @@ def summarize_cell(
     row["error"] = next((p.get("error") for p in processes if p.get("status") == "failed"), None)
     samples = [float(p["step_time_s"]) for p in ok]
     median = float(np.median(samples))
-    if len(samples) >= 6:
-        low, high, coverage = median_ci(samples)
-        basis = "processes"
-    elif len(samples) >= 2:
-        low, high = bootstrap_median_ci(samples)
-        coverage, basis = math.nan, "processes-bootstrap"
-    else:
-        # one process: its windows agree far better than processes do, so an
-        # interval from them would claim a precision the cell does not have
-        low = high = coverage = math.nan
-        basis = "none"
+    # one process: no interval; its windows agree far better than processes do, so an
+    # interval from them would claim a precision the cell does not have
+    low, high, coverage = median_ci(samples)
+    basis = interval_basis(len(samples))
     iqr, cv = spread(samples) if len(samples) >= 3 else (math.nan, math.nan)
-    amortized_median = median + per_epoch_cost(ok)
+    amortized, epoch_end_basis = amortized_samples(ok)
+    if amortized.epochs:  # the epoch-end spans resampled with the steady steps
+        amortized_low, amortized_high = amortized_interval(amortized)
+        amortized_coverage = amortized_coverage_of(len(samples))
+    else:  # the steady step is the amortized one
+        amortized_low, amortized_high, amortized_coverage = low, high, coverage
     first = ok[0]
 
     def med(name: str) -> float:
@@ -159,9 +188,15 @@ def summarize_cell(
         build_s=med("build_s"),
         fit_setup_s=med("fit_setup_s"),
         warmup_s=med("warmup_s"),
-        epoch_end_s=med("epoch_end_s"),
+        epoch_end_s=float(np.median(amortized.spans)) if amortized.epochs else med("epoch_end_s"),
         steps_per_epoch=first.get("steps_per_epoch"),
-        amortized_step_time_s=amortized_median,
+        amortized_step_time_s=amortized.point,
+        amortized_step_time_ci_low_s=amortized_low,
+        amortized_step_time_ci_high_s=amortized_high,
+        amortized_ci_coverage=amortized_coverage,
+        epoch_end_basis=epoch_end_basis,
+        n_epoch_end_spans=int(amortized.spans.size),
+        first_epoch_end_s=med("first_epoch_end_s"),
         equal_work_steps=first.get("equal_work_steps"),
         equal_work_loss=med("equal_work_loss"),
         equivalence_rtol=first.get("equivalence_rtol"),

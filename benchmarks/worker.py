@@ -14,7 +14,8 @@ settings are fixed before TensorFlow's runtime starts and recorded. Phases, each
   compile); ``compile_s`` = first call - K steady steps
 - warm-up, then ``windows`` timed windows (see ``benchmarks/clock.py``: sized by
   duration unless ``--steps`` fixes the count; no window holds one of fit's
-  epoch ends, whose cost is ``epoch_end_s``)
+  epoch ends, whose cost is ``epoch_end_spans_s``, every timed epoch end after
+  the first, and their median ``epoch_end_s``; the first is ``first_epoch_end_s``)
 - final evaluation: the same eager code for every loop style (final_loss)
 - profile (with --profile): a few more steps under the TensorFlow Profiler,
   after the timed windows, never overlapping them.
@@ -352,9 +353,11 @@ def _measure(job: Job, threads: dict[str, int], seat: Any = None) -> dict[str, A
     final_loss = evaluation.get("loss", float("nan"))
     if not math.isfinite(final_loss):
         raise FloatingPointError(f"loss is {final_loss} after training (diverged)")
-    # this loop's per-epoch work (fit's epoch end); benchmarks/stats.py spreads the
-    # cell's median over an epoch's steps (amortized_step_time_s)
-    epoch_end_s = clock.epoch_end_s() if trainer.epoch_steps else None
+    # this loop's per-epoch work (fit's epoch ends after the first); benchmarks/stats.py
+    # spreads the median of the cell's spans over an epoch's steps (amortized_step_time_s)
+    # and resamples them with the steady steps for its interval
+    epochs = bool(trainer.epoch_steps)
+    epoch_end_s = clock.epoch_end_s() if epochs else None
     data_steps_per_epoch = steps_per_epoch(train, cell.batch_size)
     traces = trace_counts_after_timing
     retraces = sum(max(0, n - 1) for n in traces.values())
@@ -378,6 +381,8 @@ def _measure(job: Job, threads: dict[str, int], seat: Any = None) -> dict[str, A
         "sizing_steps": clock.sizing_steps,
         "steps_per_epoch": data_steps_per_epoch,
         "epoch_end_s": epoch_end_s,
+        "epoch_end_spans_s": clock.epoch_end_spans() if epochs else None,
+        "first_epoch_end_s": clock.first_epoch_end_s() if epochs else None,
         "hidden_devices": hidden_devices,
         "equal_work_steps": clock.equal_work_steps,
         "equal_work_loss": equal_work.get("loss"),

@@ -68,18 +68,33 @@ PREFERRED_VARIANT: Mapping[str, str] = {"fit_jit": "auto"}
 
 
 @dataclass(frozen=True)
+class EpochSpans:
+    """Where the per-process samples hold an amortized figure's parts: the steady step,
+    the list of epoch-end spans (``reports.rundir.epoch_end_spans``) and the steps an
+    epoch. With them the core resamples the spans with the steady steps."""
+
+    steady_column: str = "step_time_s"
+    spans_column: str = "epoch_end_spans_s"
+    steps_column: str = "steps_per_epoch"
+
+
+@dataclass(frozen=True)
 class Figure:
-    """A figure to compare: its per-cell (summary.csv) and per-process (samples) column."""
+    """A figure to compare: its per-cell (summary.csv) and per-process (samples) column;
+    ``epochs``: its per-epoch parts, when samples that hold them are given."""
 
     name: str
     cell_column: str
     sample_column: str
+    epochs: EpochSpans | None = None
 
 
 #: "amortized": the steady step plus per-epoch costs spread over an epoch's steps (what a
 #: user pays over whole epochs); "steady": the timed step alone.
 FIGURES: Mapping[str, Figure] = {
-    "amortized": Figure("amortized", "amortized_step_time_s", "amortized_step_time_s"),
+    "amortized": Figure(
+        "amortized", "amortized_step_time_s", "amortized_step_time_s", epochs=EpochSpans()
+    ),
     "steady": Figure("steady", "step_time_median_s", "step_time_s"),
 }
 
@@ -95,15 +110,43 @@ def median_ratio(baseline: np.ndarray, current: np.ndarray, axis: int = -1) -> n
     return np.median(current, axis=axis) / np.median(baseline, axis=axis)
 
 
+def bootstrap_interval(
+    samples: Sequence[np.ndarray],
+    statistic: Callable[..., np.ndarray],
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high): the percentile-bootstrap interval (CONFIDENCE_LEVEL nominal, its real
+    coverage in :data:`RATIO_COVERAGE`) of ``statistic(*samples, axis=-1)``, each sample
+    resampled on its own along its last axis. Leading axes are separate data sets (a
+    coverage simulation passes thousands at once). Percentile, not BCa: BCa's jackknife
+    is inconsistent for the median."""
+    # scipy only here: readers of a run (reports.rundir) need none until they bootstrap
+    from scipy import stats
+
+    with warnings.catch_warnings():
+        # identical samples make a degenerate (zero-width) interval: that is an answer
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        result = stats.bootstrap(
+            tuple(samples),
+            statistic,
+            n_resamples=BOOTSTRAP_RESAMPLES,
+            vectorized=True,
+            paired=False,
+            axis=-1,
+            confidence_level=CONFIDENCE_LEVEL,
+            method="percentile",
+            # resamples a batch: about 2 million values in memory at once
+            batch=max(1, 2_000_000 // sum(np.size(sample) for sample in samples)),
+            rng=np.random.default_rng(seed),
+        )
+    return result.confidence_interval.low, result.confidence_interval.high
+
+
 def ratio_of_medians_ci(
     baseline: np.ndarray, current: np.ndarray, seed: int = BOOTSTRAP_SEED
 ) -> tuple[float, float]:
     """Percentile-bootstrap interval of :func:`median_ratio` (current/baseline), the two
-    samples resampled independently; (nan, nan) with fewer than two samples on a side.
-    Percentile, not BCa: BCa's jackknife is inconsistent for the median."""
-    # scipy only here: readers of a run (reports.rundir) need none until they bootstrap
-    from scipy import stats
-
+    samples resampled independently; (nan, nan) with fewer than two samples on a side."""
     baseline = np.asarray(baseline, dtype=float)
     current = np.asarray(current, dtype=float)
     if baseline.size < 2 or current.size < 2:
@@ -111,33 +154,149 @@ def ratio_of_medians_ci(
     if np.ptp(baseline) == 0 and np.ptp(current) == 0:
         point = float(median_ratio(baseline, current))
         return (point, point)  # every resample gives the point
-    with warnings.catch_warnings():
-        # identical samples make a degenerate (zero-width) interval: that is an answer
-        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
-        result = stats.bootstrap(
-            (current, baseline),
-            lambda current, baseline, axis=-1: median_ratio(baseline, current, axis=axis),
-            n_resamples=BOOTSTRAP_RESAMPLES,
-            vectorized=True,
-            paired=False,
-            confidence_level=CONFIDENCE_LEVEL,
-            method="percentile",
-            rng=np.random.default_rng(seed),
-        )
-    return (float(result.confidence_interval.low), float(result.confidence_interval.high))
+    low, high = bootstrap_interval(
+        (current, baseline),
+        lambda current, baseline, axis=-1: median_ratio(baseline, current, axis=axis),
+        seed,
+    )
+    return (float(low), float(high))
+
+
+@dataclass(frozen=True)
+class Amortized:
+    """One cell's samples of the amortized step: each process's steady step, every timed
+    epoch-end span (s, pooled over the processes) and the steps an epoch; no spans for a
+    loop without epochs. Its figure is median(steady) + max(0, median(spans)) / steps."""
+
+    steady: np.ndarray
+    spans: np.ndarray
+    steps_per_epoch: float = math.nan
+
+    @property
+    def epochs(self) -> bool:
+        return self.spans.size > 0 and self.steps_per_epoch > 0
+
+    def value(self, steady: np.ndarray, spans: np.ndarray | None, axis: int = -1) -> np.ndarray:
+        """The figure of (resampled) ``steady`` and ``spans`` along ``axis``."""
+        step = np.median(steady, axis=axis)
+        if spans is None or not self.epochs:
+            return step
+        return step + np.maximum(np.median(spans, axis=axis), 0.0) / self.steps_per_epoch
+
+    @property
+    def point(self) -> float:
+        return float(self.value(self.steady, self.spans))
+
+    def resampled(self) -> list[np.ndarray]:
+        """The samples a bootstrap resamples: the steady steps, and the spans when there
+        are two or more (a single span is taken as measured)."""
+        return [self.steady, self.spans] if self.epochs and self.spans.size >= 2 else [self.steady]
+
+    def statistic(self, resampled: Sequence[np.ndarray], axis: int = -1) -> np.ndarray:
+        spans = resampled[1] if len(resampled) > 1 else self.spans
+        return self.value(resampled[0], spans, axis=axis)
+
+
+def amortized_interval(cell: Amortized) -> tuple[float, float]:
+    """Percentile-bootstrap interval of one cell's amortized step, its steady steps and its
+    epoch-end spans resampled together; (nan, nan) with fewer than two processes."""
+    if cell.steady.size < 2:
+        return (math.nan, math.nan)
+    samples = cell.resampled()
+    if all(np.ptp(s) == 0 for s in samples):
+        return (cell.point, cell.point)
+    low, high = bootstrap_interval(samples, lambda *s, axis=-1: cell.statistic(s, axis))
+    return (float(low), float(high))
+
+
+def amortized_ratio_ci(subject: Amortized, reference: Amortized) -> tuple[float, float]:
+    """Percentile-bootstrap interval of reference / subject amortized steps (a speedup),
+    every side's steady steps and epoch-end spans resampled on their own; (nan, nan)
+    with fewer than two processes on a side."""
+    if subject.steady.size < 2 or reference.steady.size < 2:
+        return (math.nan, math.nan)
+    mine, theirs = subject.resampled(), reference.resampled()
+    if all(np.ptp(s) == 0 for s in (*mine, *theirs)):
+        point = reference.point / subject.point
+        return (point, point)
+
+    def ratio(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+        cut = len(theirs)
+        return reference.statistic(samples[:cut], axis) / subject.statistic(samples[cut:], axis)
+
+    # the reference first, as ratio_of_medians_ci: without epochs the two give one interval
+    low, high = bootstrap_interval((*theirs, *mine), ratio)
+    return (float(low), float(high))
 
 
 def ratio_with_interval(
     subject: Sequence[float], reference: Sequence[float]
 ) -> tuple[float, float, float]:
     """(ratio, ci_low, ci_high) of the subject's per-process samples against the
-    reference's: the reference's median over the subject's, with its seeded 95% interval.
+    reference's: the reference's median over the subject's, with its seeded interval.
 
     >>> ratio_with_interval([2.0, 2.0, 2.0], [4.0, 4.0, 4.0])   # twice as fast
     (2.0, 2.0, 2.0)
     """
     low, high = ratio_of_medians_ci(subject, reference)
     return float(median_ratio(subject, reference)), low, high
+
+
+#: The real coverage of the core's bootstrap intervals (95% nominal), by processes a side
+#: (the smaller side): simulated by tools/coverage.py on lognormal, bimodal and
+#: heavy-tailed cells, the lowest of them (docs/decisions/0008; tests/test_coverage.py
+#: checks the figure at 5). Speedups, ratio of medians:
+RATIO_COVERAGE: Mapping[int, float] = {
+    2: 0.61,
+    3: 0.85,
+    4: 0.89,
+    5: 0.94,
+    6: 0.94,
+    8: 0.94,
+    12: 0.94,
+}
+#: the amortized step of one cell, a span an epoch end per process (its interval in
+#: summary.csv):
+AMORTIZED_COVERAGE: Mapping[int, float] = {
+    2: 0.57,
+    3: 0.81,
+    4: 0.87,
+    5: 0.93,
+    6: 0.93,
+    8: 0.93,
+    12: 0.93,
+}
+
+
+def simulated_coverage(table: Mapping[int, float], n: int) -> float:
+    """``table``'s coverage at ``n`` processes: its entry for the most processes up to
+    ``n`` (more processes cover no worse); NaN below two.
+
+    >>> simulated_coverage(RATIO_COVERAGE, 7) == RATIO_COVERAGE[6]
+    True
+    """
+    known = [k for k in table if k <= n]
+    return table[max(known)] if known and n >= 2 else math.nan
+
+
+def coverage_label(coverage: float) -> str:
+    """How an interval of that real coverage is named: "95% CI" only where it reaches 95%.
+
+    >>> coverage_label(0.9375), coverage_label(0.961), coverage_label(float("nan"))
+    ('94% interval', '95% CI', 'interval')
+    """
+    if not np.isfinite(coverage):
+        return "interval"
+    return "95% CI" if coverage >= CONFIDENCE_LEVEL else f"{coverage:.0%} interval"
+
+
+def ratio_label(n: int, n_against: int) -> str:
+    """The name of a speedup's interval from ``n`` and ``n_against`` processes.
+
+    >>> ratio_label(5, 5)
+    '94% interval'
+    """
+    return coverage_label(simulated_coverage(RATIO_COVERAGE, min(n, n_against)))
 
 
 #: The band of no practical difference, 1 +- this: the gate's threshold and the report's.
@@ -313,6 +472,42 @@ COMPARISON_COLUMNS = (
 )
 
 
+def _sample_arrays(
+    samples: pd.DataFrame | None, figure: Figure, keys: Sequence[str]
+) -> dict[tuple, Any]:
+    """Per cell key, its samples of ``figure``: an array of per-process values, or, for a
+    figure with per-epoch parts whose columns the samples hold, :class:`Amortized`."""
+    if samples is None or samples.empty:
+        return {}
+    epochs = figure.epochs
+    if epochs is not None and {epochs.steady_column, epochs.spans_column} <= set(samples.columns):
+        column = epochs.steady_column
+    elif figure.sample_column in samples.columns:
+        column, epochs = figure.sample_column, None
+    else:
+        return {}
+    absent = [key for key in keys if key not in samples.columns]
+    if absent:
+        raise ValueError(f"the samples have no key column {absent[0]!r}")
+    rows = samples.assign(_value=pd.to_numeric(samples[column], errors="coerce"))
+    rows = rows[rows["_value"].notna()]
+    found: dict[tuple, Any] = {}
+    for key, group in rows.groupby(list(keys), sort=False, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        steady = group["_value"].to_numpy(float)
+        if epochs is None:
+            found[key] = steady
+            continue
+        spans = [float(v) for row in group[epochs.spans_column] if _is_list(row) for v in row]
+        steps = pd.to_numeric(group.get(epochs.steps_column), errors="coerce").max()
+        found[key] = Amortized(steady, np.array(spans), float(steps) if spans else math.nan)
+    return found
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, list | tuple | np.ndarray)
+
+
 def compare(
     cells: pd.DataFrame,
     vary: str | Sequence[str],
@@ -341,14 +536,7 @@ def compare(
     key_columns = [c for c in pairs.columns if c not in PAIR_COLUMNS]
     carried = [f"{side}{column}" for column in carry for side in ("", "against_")]
     columns = [*key_columns, *carried, *COMPARISON_COLUMNS]
-    sample_arrays = {}
-    if samples is not None and not samples.empty and figure.sample_column in samples.columns:
-        absent = [key for key in keys if key not in samples.columns]
-        if absent:
-            raise ValueError(f"the samples have no key column {absent[0]!r}")
-        values = pd.to_numeric(samples[figure.sample_column], errors="coerce").dropna()
-        for key, group in values.groupby([samples[key] for key in keys], sort=False):
-            sample_arrays[key if isinstance(key, tuple) else (key,)] = group.to_numpy(float)
+    sample_arrays = _sample_arrays(samples, figure, keys)
     empty = np.empty(0)
     sides = [cells.loc[pairs[column]].reset_index(drop=True) for column in PAIR_COLUMNS]
     samples_of = [
@@ -358,7 +546,11 @@ def compare(
     figures = [pd.to_numeric(side[figure.cell_column], errors="coerce") for side in sides]
     measured = []
     for mine, theirs, value, against_value in zip(*samples_of, *figures, strict=True):
-        if mine.size and theirs.size:
+        if isinstance(mine, Amortized) and isinstance(theirs, Amortized):
+            value, against_value, basis = mine.point, theirs.point, PROCESSES
+            ratio, (low, high) = against_value / value, amortized_ratio_ci(mine, theirs)
+            mine, theirs = mine.steady, theirs.steady  # (their sizes: processes)
+        elif mine.size and theirs.size:
             ratio, low, high = ratio_with_interval(mine, theirs)
             value, against_value, basis = np.median(mine), np.median(theirs), PROCESSES
         else:

@@ -124,7 +124,37 @@ FAIR_READING_COLUMNS = (
     "equivalent",
     "amortized_step_time_s",
     "steady_speedup_vs_fit",
+    "amortized_step_time_ci_low_s",
+    "amortized_step_time_ci_high_s",
 )
+
+#: Where a cell's epoch-end spans come from (summary.csv ``epoch_end_basis``): every epoch
+#: end after the first that its processes timed, or, in a run made before those were
+#: recorded, each process's ``epoch_end_s`` (the median of its first epoch ends, which
+#: cost more than later ones: docs/methodology.md).
+LATER_EPOCH_ENDS = "later epoch ends"
+FIRST_EPOCH_ENDS = "first epoch ends, one a process (a run before later ones were timed)"
+
+
+def epoch_end_spans(process: Mapping[str, Any]) -> tuple[list[float], str | None]:
+    """One process row's epoch-end spans (s) and their basis (LATER_EPOCH_ENDS or
+    FIRST_EPOCH_ENDS); ([], None) for a loop without epochs or a process that timed none.
+
+    >>> epoch_end_spans({"epoch_end_spans_s": [0.12, 0.15], "epoch_end_s": 0.135})
+    ([0.12, 0.15], 'later epoch ends')
+    >>> epoch_end_spans({"epoch_end_s": 0.7})[0]
+    [0.7]
+    """
+    spans = process.get("epoch_end_spans_s")
+    if isinstance(spans, list | tuple | np.ndarray):
+        return [float(s) for s in spans], (LATER_EPOCH_ENDS if len(spans) else None)
+    end = process.get("epoch_end_s")  # (a row that records spans has it only with spans)
+    return ([], None) if _missing(end) else ([float(end)], FIRST_EPOCH_ENDS)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
 
 STATUSES = ("ok", "failed", "skipped")
 

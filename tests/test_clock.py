@@ -200,6 +200,9 @@ def test_no_window_holds_an_epoch_end_and_fit_s_epoch_end_is_its_own_figure():
     assert trainer.sync() == clock.total_steps == 27
     assert len(clock.times.window_s) == 6
     assert [steps for steps, _ in clock.gaps] == [2, 2, 2]  # 6-8, 14-16, 22-24
+    # the first epoch end is its own figure; those after it are the ones charged
+    assert clock.gap_epochs == [1, 2, 3] and len(clock.epoch_end_spans()) == 2
+    assert clock.first_epoch_end_s() is not None and not clock.epoch_probes
     # fit's epoch end (batch-end work flushed, metrics fetched, a new iterator) costs
     # more than a step; the windows do not hold it
     step = sorted(clock.times.window_s)[3] / 3
@@ -210,26 +213,30 @@ def test_no_window_holds_an_epoch_end_and_fit_s_epoch_end_is_its_own_figure():
     assert make_trainer("tf_function").epoch_steps is None
 
 
-def test_an_epoch_longer_than_the_windows_still_gets_its_end_timed(fake_time):
-    # an epoch every 40 steps, windows of 3: no window layout crosses an epoch end,
-    # so one more span around the next epoch end gives epoch_end_s
+def test_an_epoch_longer_than_the_windows_gets_a_later_epoch_end_timed(fake_time):
+    # an epoch every 40 steps, windows of 3: no window layout crosses an epoch end, so
+    # the clock trains on past the first epoch end (timed apart: it costs more) and
+    # times a span around the second, the one charged per epoch
     spin = fake_time.spin
     from tf_loopbench.loops.base import StopTraining
 
     clock = PhaseClock(
         lambda: None, warmup_steps=1, windows=2, steps_per_window=3, steps_per_epoch=40
     )
-    assert not clock.gap_starts and clock.epoch_probe == (37, 43)
-    assert clock.total_steps == 43
+    assert not clock.gap_starts and clock.epoch_probes == [(37, 43), (77, 83)]
+    assert clock.total_steps == 83 <= clock.max_total_steps
     clock.on_train_begin()
     with pytest.raises(StopTraining):
         for step in range(clock.max_total_steps + 1):  # as Trainer.run ends
-            if step == 40:
-                spin(0.03)  # the epoch end before step 40
+            if step in (40, 80):
+                spin(0.3 if step == 40 else 0.03)  # the first epoch end costs more
             clock.on_step_begin(step)
             spin(0.001)
-    assert step == 43 and len(clock.times.window_s) == 2
-    assert 0.01 < clock.epoch_end_s() < 0.2  # ~30 ms; wide bounds: a loaded machine
+    assert step == 83 and len(clock.times.window_s) == 2
+    assert clock.gap_epochs == [1, 2]
+    assert 0.2 < clock.first_epoch_end_s() < 0.5
+    [later] = clock.epoch_end_spans()
+    assert 0.01 < later < 0.2 and clock.epoch_end_s() == later  # ~30 ms; a loaded machine
     # a cell's later processes (EPOCH_PROBE_PROCESSES) stop after their windows
     later = PhaseClock(
         lambda: None,
@@ -239,8 +246,9 @@ def test_an_epoch_longer_than_the_windows_still_gets_its_end_timed(fake_time):
         steps_per_epoch=40,
         probe_epoch_end=False,
     )
-    assert later.epoch_probe is None and later.total_steps == 8
+    assert later.epoch_probes == [] and later.total_steps == 8
     assert later.window_spans == clock.window_spans
+    assert later.epoch_end_spans() == [] and later.epoch_end_s() is None
 
 
 def test_equal_work_is_evaluated_once_after_the_warm_up_and_is_not_timed(fake_time):

@@ -17,8 +17,11 @@ def test_median_ci_ranks_and_coverage():
     assert coverage >= 0.95
 
 
-def test_median_ci_needs_six_samples_at_95_percent():
-    assert all(math.isnan(v) for v in median_ci([1.0, 2.0, 3.0, 4.0, 5.0]))
+def test_below_95_percent_the_interval_is_the_range_with_its_exact_coverage():
+    # no order-statistic interval of 5 reaches 95%: the range, 1 - 2^(1-5) = 93.75%
+    assert median_ci([3.0, 1.0, 2.0, 5.0, 4.0]) == (1.0, 5.0, 0.9375)
+    assert median_ci([2.0, 1.0])[2] == 0.5
+    assert all(math.isnan(v) for v in median_ci([1.0]))
     low, high, coverage = median_ci([5.0, 1.0, 3.0, 2.0, 6.0, 4.0])
     assert (low, high) == (1.0, 6.0) and coverage == pytest.approx(1 - 2 / 64)
 
@@ -113,12 +116,55 @@ def test_failed_and_skipped_cells():
     assert math.isnan(summary.loc["xla", "step_time_median_s"])
 
 
-def test_two_to_five_processes_get_a_bootstrap_interval_around_their_median():
+def test_five_processes_get_their_range_and_its_exact_coverage():
     rows = rows_for("eager", [0.020, 0.024, 0.019, 0.022, 0.021], windows_per_process=3)
     row = summarize(rows).iloc[0]
-    assert row["ci_basis"] == "processes-bootstrap"
-    assert row["step_time_ci_low_s"] <= row["step_time_median_s"] <= row["step_time_ci_high_s"]
-    assert row["step_time_ci_low_s"] >= 0.019 and row["step_time_ci_high_s"] <= 0.024
+    assert row["ci_basis"] == "processes" and row["ci_coverage"] == 0.9375
+    assert (row["step_time_ci_low_s"], row["step_time_ci_high_s"]) == (0.019, 0.024)
+    # no epochs: the amortized step and its interval are the steady step's
+    assert row["amortized_step_time_s"] == row["step_time_median_s"]
+    assert row["amortized_step_time_ci_low_s"] == 0.019
+    assert row["amortized_step_time_ci_high_s"] == 0.024
+    assert row["amortized_ci_coverage"] == 0.9375
+
+
+def with_epoch_ends(rows: list[dict], spans: list[list[float]], steps: int = 10) -> list[dict]:
+    """fit's process rows with these epoch-end spans (one list a process)."""
+    processes = [r for r in rows if r["kind"] == "process"]
+    for row, mine in zip(processes, spans, strict=True):
+        row.update(epoch_end_spans_s=mine, epoch_end_s=float(np.median(mine)) if mine else None)
+        row["steps_per_epoch"] = steps
+    return rows
+
+
+def test_the_amortized_interval_carries_the_epoch_end_uncertainty():
+    steady = [0.010, 0.0102, 0.0098, 0.0101, 0.0099]
+    # the per-epoch cost, 0.1 s over 10 steps: as much as a step, and uncertain
+    rows = with_epoch_ends(rows_for("fit", steady), [[0.03], [0.5], [0.1], [0.02], [0.45]])
+    row = summarize(rows).iloc[0]
+    assert row["amortized_step_time_s"] == pytest.approx(0.010 + 0.1 / 10)
+    assert row["epoch_end_s"] == 0.1 and row["n_epoch_end_spans"] == 5
+    assert row["epoch_end_basis"] == "later epoch ends"
+    low, high = row["amortized_step_time_ci_low_s"], row["amortized_step_time_ci_high_s"]
+    assert low <= row["amortized_step_time_s"] <= high
+    # the old way (one pooled epoch end taken as known) gave the steady spread only,
+    # ~0.4 ms wide; resampling the spans widens it by their spread over 10 steps
+    assert high - low > 0.02
+    assert row["amortized_ci_coverage"] < 0.95
+    # the same spans, all alike: the interval is the steady steps' plus a known cost
+    alike = with_epoch_ends(rows_for("fit", steady), [[0.1]] * 5)
+    tight = summarize(alike).iloc[0]
+    assert tight["amortized_step_time_ci_high_s"] - tight["amortized_step_time_ci_low_s"] < 0.001
+
+
+def test_a_run_made_before_later_epoch_ends_were_timed_resamples_each_process_s_first():
+    rows = with_epoch_ends(rows_for("fit", [0.010] * 5), [[0.7], [0.6], [0.8], [0.7], [0.9]])
+    for row in rows:
+        row.pop("epoch_end_spans_s", None)
+    summary = summarize(rows).iloc[0]
+    assert summary["epoch_end_basis"].startswith("first epoch ends")
+    assert summary["amortized_step_time_s"] == pytest.approx(0.010 + 0.07)
+    assert summary["amortized_step_time_ci_low_s"] < summary["amortized_step_time_ci_high_s"]
 
 
 def test_speedups_are_against_the_reference_the_ladder_names():

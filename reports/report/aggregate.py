@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from tf_loopbench.reports.compare import CELL_KEYS, GROUP_KEYS, LOOP_KEYS, PREFERRED_VARIANT
-from tf_loopbench.reports.rundir import Ladder, Run, RunDirError
+from tf_loopbench.reports.rundir import Ladder, Run, RunDirError, epoch_end_spans
 
 #: The key within which one loop's cells differ (its compiler): folded into the loop's
 #: label when a setting holds several.
@@ -280,14 +280,33 @@ def cell_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
 
 
 def amortized_per_process(processes: pd.DataFrame) -> pd.Series:
-    """Each process's steady step plus its cell's median epoch end (clipped at 0) over an
-    epoch's steps, as benchmarks/stats.py computes the cell's; without epoch ends, the
-    steady step."""
+    """Each process's steady step plus the median of its cell's epoch-end spans (clipped at
+    0) over an epoch's steps; without epoch ends, the steady step. (The cell's interval
+    resamples the spans themselves: ``reports.compare.Amortized``.)"""
     keys = [k for k in GROUP_KEYS if k in processes.columns]
-    epoch_end = processes.groupby(keys, dropna=False)["epoch_end_s"].transform("median")
+    pooled = processes.groupby(keys, dropna=False)["epoch_end_spans_s"].transform(_pooled_median)
+    epoch_end = pd.to_numeric(pooled, errors="coerce")
     steps = processes.groupby(keys, dropna=False)["steps_per_epoch"].transform("max")
     share = (epoch_end.clip(lower=0) / steps).where(epoch_end.notna() & (steps > 0), 0.0)
     return processes["step_time_s"] + share.fillna(0.0)
+
+
+def _pooled_median(lists: pd.Series) -> float:
+    values = [value for spans in lists for value in spans]
+    return float(np.median(values)) if values else np.nan
+
+
+def add_epoch_spans(processes: pd.DataFrame) -> None:
+    """In place: ``epoch_end_spans_s`` as a list per process and ``epoch_end_basis``
+    (``reports.rundir.epoch_end_spans``: a run made before later epoch ends were timed
+    gives each process's first-epoch-end median, and says so)."""
+    found = [epoch_end_spans(row) for row in processes.to_dict("records")]
+    processes["epoch_end_spans_s"] = pd.Series(
+        [spans for spans, _ in found], dtype=object, index=processes.index
+    )
+    processes["epoch_end_basis"] = pd.Series(
+        [basis for _, basis in found], dtype=object, index=processes.index
+    )
 
 
 def process_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
@@ -297,6 +316,7 @@ def process_table(runs: Sequence[Run], labels: Sequence[str]) -> pd.DataFrame:
         return pd.DataFrame(columns=[*GROUP_KEYS, "process", *PROCESS_FIGURES])
     for column in PROCESS_FIGURES:
         processes[column] = pd.to_numeric(processes.get(column, np.nan), errors="coerce")
+    add_epoch_spans(processes)
     processes["amortized_step_time_s"] = amortized_per_process(processes)
     processes["batch_size"] = processes["batch_size"].astype(int)
     return processes
