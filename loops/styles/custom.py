@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import tensorflow as tf
-from tf_loopbench.loops import distribute
+from tf_loopbench.loops import distribute, xla_random
 from tf_loopbench.loops.base import (
     Batch,
     LoopStyle,
@@ -87,6 +87,8 @@ def graph_step(
     def train_step(batch: Batch) -> Mapping[str, Any]:
         return workload.train_step(state, batch)
 
+    if jit_compile:  # XLA draws dropout's masks as eager does (loops/xla_random.py)
+        xla_random.install()
     if steps_per_call == 1:
         return tf.function(train_step, jit_compile=jit_compile)
 

@@ -33,7 +33,7 @@ import math
 from typing import Any
 
 import keras
-from tf_loopbench.loops import distribute
+from tf_loopbench.loops import distribute, xla_random
 from tf_loopbench.loops.base import (
     LOOPS,
     LoopStyle,
@@ -164,6 +164,8 @@ class FitTrainer(Trainer):
             self.model.jit_compile = jit_compile  # Keras refuses (False) if it cannot
         #: what this cell's key says fit compiles with (Keras's choice, or as asked)
         self.expected_jit = bool(self.model.jit_compile) if jit_compile is None else jit_compile
+        if self.expected_jit:  # XLA draws dropout's masks as eager does (loops/xla_random.py)
+            xla_random.install()
         self.ran: dict[str, Any] = {}
         if jit_compile is not None and bool(self.model.jit_compile) != jit_compile:
             chosen = "on" if self.model.jit_compile else "off"
