@@ -200,6 +200,7 @@ def summarize_cell(
         equal_work_steps=first.get("equal_work_steps"),
         equal_work_loss=med("equal_work_loss"),
         equivalence_rtol=first.get("equivalence_rtol"),
+        equal_work_reference_loss=med("equal_work_reference_loss"),
         equivalence_reference=bool(first.get("equivalence_reference")),
         final_loss=med("final_loss"),
         retraces=int(max(int(p.get("retraces") or 0) for p in ok)),
@@ -323,6 +324,8 @@ def equivalence(frame: pd.DataFrame) -> pd.Series:
     }
     for index, row in ok.iterrows():
         expected = reference_loss.get(tuple(row[g] for g in group))
+        if expected is None:  # a run without the reference loop: its untimed loss
+            expected = row.get("equal_work_reference_loss")
         loss, rtol = row["equal_work_loss"], row.get("equivalence_rtol")
         if expected is None or not all(map(_finite, (expected, loss, rtol))):
             continue

@@ -331,6 +331,15 @@ def _measure(job: Job, threads: dict[str, int], seat: Any = None) -> dict[str, A
             raise RuntimeError(f"{cell.precision} cell: {not_run}")
         trace_counts_after_timing = trainer.trace_counts()
         evaluation = workload.evaluate(state, data.val)
+        # a run without the reference loop still compares every cell with it: the first
+        # process of each cell trains a fresh copy the reference's way, untimed
+        reference_loss = (
+            equal_work_reference_loss(job, train, data.val, clock.equal_work_steps)
+            if EQUIVALENCE_REFERENCE not in config.loops
+            and job.process == 0
+            and cell.strategy == distribute.NONE
+            else None
+        )
 
         profile: dict[str, Any] = {}
         if job.profile_dir and cell.workers > 1:
@@ -390,6 +399,7 @@ def _measure(job: Job, threads: dict[str, int], seat: Any = None) -> dict[str, A
             cell.loop == EQUIVALENCE_REFERENCE and cell.strategy == distribute.NONE
         ),
         "equivalence_rtol": tolerance(cell.loop, cell.precision, cell.fit_jit, cell.strategy),
+        "equal_work_reference_loss": reference_loss,
         "replicas": strategy.num_replicas_in_sync if strategy is not None else 1,
         **distribute.replica_devices(cell.strategy, cell.device),
         "keras_policy": keras_policy(),
@@ -412,6 +422,33 @@ def _measure(job: Job, threads: dict[str, int], seat: Any = None) -> dict[str, A
         ),
     }
     return row
+
+
+def equal_work_reference_loss(
+    job: Job, train: dict[str, Any], val: dict[str, Any], equal_work_steps: int
+) -> float:
+    """The equal-work loss of the equivalence reference loop (eager) for ``job``'s
+    setting, untimed: a fresh workload from the same seed (its own initial weights,
+    checked as every worker's are) trains ``equal_work_steps`` steps on the same
+    batches, one a call, and is evaluated as every cell is. For a run whose loops do
+    not include the reference, so that ``equivalent`` is still filled."""
+    from tf_loopbench.loops.base import LOOPS, WORKLOADS, StepHooks, WorkloadConfig
+    from tf_loopbench.loops.equivalence import REFERENCE
+    from tf_loopbench.loops.knobs import loss_scaled
+
+    cell, config = job.cell, job.config
+    workload = WORKLOADS.get(cell.workload)(
+        WorkloadConfig(
+            seed=config.seed,
+            data_size=config.data_size,
+            width=cell.width_option,
+            data_path=config.data_path,
+        )
+    )
+    state = loss_scaled(workload.build(), workload, cell.precision)
+    trainer = LOOPS.get(REFERENCE)().make_trainer(workload, state, train, cell.batch_size)
+    trainer.run(equal_work_steps, StepHooks())
+    return float(workload.evaluate(state, val).get("loss", math.nan))
 
 
 #: steps a worker that is not the chief is asked to train (it is stopped long before)
