@@ -1,4 +1,4 @@
-"""The only automation: tests, lint, benchmark, report, regression, browser.
+"""The only automation: tests, lint, benchmark, report, regression, browser, atlas.
 
     pip install nox
     nox                          # tests and lint
@@ -6,6 +6,7 @@
     nox -s benchmark -- --workload mlp --processes 5
     nox -s regression -- origin/main    # `loopbench ab`: same-job A/B against a git ref
     nox -s versions -- 2.19 2.20 2.21   # the mlp quick matrix under each TensorFlow release
+    nox -s atlas -- --quick             # Keras examples' models in every style: docs/atlas.md
 Dependencies come from pyproject.toml (extras: test, lint, report, browser, gpu).
 """
 
@@ -225,3 +226,40 @@ def versions(session: nox.Session, tensorflow: str) -> None:
             env=env,
             success_codes=[0, 1, 3],  # a slower release is a finding, not a failure
         )
+
+
+#: the atlas (docs/atlas.md): Keras examples' models in every loop style, the guide's MLP
+#: at the fast end and the seed GAN (two optimizers: a built-in workload, not a --model)
+ATLAS_MODELS = (
+    "examples/atlas/wide_deep.py:make",
+    "examples/atlas/mnist_convnet.py:make",
+    "examples/atlas/resnet_cifar.py:make",
+    "examples/atlas/text_transformer.py:make",
+    "examples/atlas/lstm_imdb.py:make",
+    "examples/atlas/conv_vae.py:make",
+    "examples/keras_guide_mlp.py:make",
+)
+ATLAS_OUT = Path("results") / "atlas"
+#: every model at batch 16 and 128, 2 processes a cell; fit trains 2 epochs of 4,096
+#: examples per process (its epoch ends are timed), so the data are cut to that
+ATLAS_FULL = ("--batch-size", "16,128", "--data-size", "4096", "--processes", "2")
+ATLAS_FULL += ("--windows", "5", "--warmup-steps", "5", "--window-ms", "25")
+#: one batch size, one process a cell, short windows: the shape of the answer in minutes
+ATLAS_QUICK = ("--batch-size", "32", "--data-size", "1024", "--processes", "1")
+ATLAS_QUICK += ("--windows", "3", "--warmup-steps", "2", "--window-ms", "10")
+
+
+@nox.session(python=PYTHON, default=False)
+def atlas(session: nox.Session) -> None:
+    """Every atlas model in every loop style (`-- --quick`: one batch size), then docs/atlas.md."""
+    quick = "--quick" in session.posargs
+    extra = [arg for arg in session.posargs if arg != "--quick"]
+    session.install("-e", ".[report]")
+    out = ATLAS_OUT / ("quick" if quick else "full")
+    shutil.rmtree(out, ignore_errors=True)  # one run per variant: the newest
+    models = [arg for model in ATLAS_MODELS for arg in ("--model", model)]
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+    run_args = [*models, "--workload", "gan", *(ATLAS_QUICK if quick else ATLAS_FULL), *extra]
+    session.run("loopbench", "run", *run_args, "--out", str(out), "--no-report", env=env)
+    [run_dir] = sorted(out.glob("*/metadata.json"))[-1:]
+    session.run("python", "tools/atlas_report.py", str(run_dir.parent), env=env)
