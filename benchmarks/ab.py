@@ -116,6 +116,7 @@ class ABConfig:
     python: str = sys.executable
     run_args: tuple[str, ...] = GATE_RUN_ARGS  # both sides' measurement settings
     mode: str | None = None  # AB_MODES; None: duet with 2 cores or more, else interleaved
+    pinned: bool = True  # duet: each side pinned to its half (False: all cores, half the threads)
     cores: tuple[int, ...] | None = None  # the cores a duet splits; None: this process's
 
 
@@ -125,12 +126,23 @@ class Duet:
 
     directory: Path
     halves: tuple[tuple[int, ...], tuple[int, ...]]
+    #: each side pinned to its half; False: both on every core, each with half the threads
+    pinned: bool = True
 
     def seat(self, side: str, job: int, block: int) -> None:
-        """Tell ``side``'s worker of ``job`` its half for ``block`` (swapped every block)."""
-        write_seat(self.directory, side, job, block_cores(self.halves, block, side))
+        """Tell ``side``'s worker of ``job`` its half for ``block`` (swapped every block),
+        or, unpinned, its threads."""
+        if self.pinned:
+            write_seat(self.directory, side, job, block_cores(self.halves, block, side))
+        else:
+            write_seat(self.directory, side, job, (), len(self.halves[0]))
 
     def describe(self) -> str:
+        if not self.pinned:
+            return (
+                f"both on every core, {len(self.halves[0])} TensorFlow thread(s) each; "
+                "windows started together"
+            )
         first, second = (",".join(map(str, half)) for half in self.halves)
         return (
             f"each pinned to half the cores, {first} and {second}, swapped every block; "
@@ -558,7 +570,7 @@ def run_ab(config: ABConfig) -> int:
             sides = [("base", base_dir, ()), ("current", config.repo, current_env)]
             if mode == "duet":
                 cores = config.cores if config.cores is not None else available_cores()
-                duet = Duet(Path(duet_dir), core_halves(cores))
+                duet = Duet(Path(duet_dir), core_halves(cores), config.pinned)
                 sides = [
                     (name, code, (*env, (DUET_DIR_ENV, duet_dir), (DUET_SIDE_ENV, name)))
                     for name, code, env in sides
@@ -582,6 +594,7 @@ def run_ab(config: ABConfig) -> int:
             "mode": mode,
             "interleaved": mode == "interleaved",
             "cores": [list(half) for half in duet.halves] if duet is not None else None,
+            "pinned": duet.pinned if duet is not None else None,
             "partner": run_ids[partner],
             "elapsed_s": elapsed_s,  # both sides' start-up and every block
             "run_args": " ".join(config.run_args),

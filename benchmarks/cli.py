@@ -366,6 +366,13 @@ def build_parser() -> argparse.ArgumentParser:
         "or more); interleaved: one worker at a time, taking turns (1-core machines, or to "
         "time the threading users run)",
     )
+    ab.add_argument(
+        "--duet-cores",
+        choices=("pinned", "shared"),
+        default="pinned",
+        help="duet: each side pinned to its own half of the cores, halves swapped every "
+        "block (pinned, default), or both on every core with half the threads each (shared)",
+    )
     ab.add_argument("--workload", action="append", default=[], help="repeatable; default all")
     ab.add_argument(
         "--loop",
@@ -537,6 +544,7 @@ def command_ab(args: argparse.Namespace) -> int:
             allow_missing=args.allow_missing,
             fail_if_blind=args.fail_if_blind,
             mode=args.mode,
+            pinned=args.duet_cores == "pinned",
         )
         return run_ab(config)
     except (ABError, RunDirError, IncomparableRunsError) as exc:

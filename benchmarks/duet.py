@@ -77,11 +77,15 @@ def block_cores(halves: tuple[tuple[int, ...], ...], block: int, side: str) -> t
     return halves[first]
 
 
-def write_seat(directory: Path, side: str, job: int, cores: Iterable[int]) -> None:
-    """Tell ``side``'s next worker (job ``job``) its cores: written before its ``go``."""
+def write_seat(
+    directory: Path, side: str, job: int, cores: Iterable[int], threads: int | None = None
+) -> None:
+    """Tell ``side``'s next worker (job ``job``) its cores (empty: not pinned) and its
+    TensorFlow threads (None: one a core it is pinned to): written before its ``go``."""
     path = Path(directory) / f"{side}.json"
     scratch = path.with_suffix(".tmp")
-    scratch.write_text(json.dumps({"job": job, "cores": list(cores)}), encoding="utf-8")
+    seat = {"job": job, "cores": list(cores), "threads": threads}
+    scratch.write_text(json.dumps(seat), encoding="utf-8")
     os.replace(scratch, path)
 
 
@@ -99,10 +103,18 @@ class Seat:
     worker of the same job. ``Seat.for_job`` reads it from the environment."""
 
     def __init__(
-        self, directory: Path, side: str, job: int, cores: Iterable[int], timeout_s: float
+        self,
+        directory: Path,
+        side: str,
+        job: int,
+        cores: Iterable[int],
+        timeout_s: float,
+        threads: int | None = None,
     ) -> None:
         self.directory, self.side, self.job = Path(directory), side, job
         self.cores = tuple(cores)
+        #: TensorFlow's intra- and inter-op threads (None: one a core of the seat)
+        self.threads = threads or (len(self.cores) or None)
         self.timeout_s = timeout_s
         self.meetings = 0
         self.wait_s = 0.0
@@ -123,7 +135,8 @@ class Seat:
             return None
         if seat.get("job") != job:
             return None
-        return cls(Path(directory), side, job, seat.get("cores") or (), timeout_s)
+        cores, threads = seat.get("cores") or (), seat.get("threads")
+        return cls(Path(directory), side, job, cores, timeout_s, threads)
 
     def _path(self, side: str) -> str:
         return str(self.directory / f"{side}-{self.job}.sock")

@@ -129,7 +129,10 @@ def run_job(job: Job) -> dict[str, Any]:
             duet = {"cores": seat.take()}
         except OSError as exc:  # cores it may not use, a directory gone: timed unpinned
             duet, seat = {"duet_error": f"cannot take its seat: {exc}"}, None
-    threads = configure_threads(job.config.intra_op_threads, job.config.inter_op_threads)
+    intra, inter = job.config.intra_op_threads, job.config.inter_op_threads
+    if seat is not None and seat.threads:  # a duet: the seat's share of the machine
+        intra = inter = seat.threads
+    threads = configure_threads(intra, inter)
     base = {**job.cell.keys, "process": job.process, "order": job.order, "pid": os.getpid()}
     started = time.time()
     try:

@@ -315,12 +315,12 @@ def judge_paired_blocks(
             note = f"too noisy: 95% CI {ci_low:.3f}-{ci_high:.3f} reaches beyond ±{threshold:.0%}"
         detectable = stats.paired_detectable_slowdown(blocks, first_step_alpha, threshold)
         plan = float("nan")
-        if detectable > threshold and len(blocks) >= 2:
+        if detectable > BLIND_FACTOR * threshold and len(blocks) >= 2:
             found = stats.blocks_to_see(
                 lambda n, b=blocks: stats.paired_detectable_slowdown(
                     b, first_step_alpha, threshold, n
                 ),
-                threshold,
+                BLIND_FACTOR * threshold,
                 len(blocks),
             )
             plan = float("inf") if found is None else float(found)
@@ -353,11 +353,17 @@ def duet_note(baseline: Run, current: Run, samples: tuple[pd.DataFrame, pd.DataF
         n_cores = sorted({len(c) for c in cores if isinstance(c, list)})
         threads.append(
             f"{name} {'/'.join(str(int(t)) for t in sorted(set(counts))) or '?'} TF threads "
-            f"on {'/'.join(map(str, n_cores)) or '?'} pinned core(s)"
+            f"on {'/'.join(map(str, n_cores)) or '?'} core(s)"
         )
+    mark = current.metadata.get("soft", {}).get(AB_MARK) or {}
+    where = (
+        "each pinned to its own half of the cores (swapped every block)"
+        if mark.get("pinned", True)
+        else "both on every core with half the threads each"
+    )
     return (
-        "duet A/B: both sides' workers of a cell ran at once, each pinned to its own half of "
-        f"the cores (swapped every block), timed windows started together ({'; '.join(threads)}). "
+        f"duet A/B: both sides' workers of a cell ran at once, {where}, timed windows "
+        f"started together ({'; '.join(threads)}). "
         "Each side was timed on half the machine: this answers 'did the code get slower', "
         "not 'how fast is a step on the whole machine'"
     )
