@@ -202,7 +202,7 @@ def summary_table(
     """The per-cell table at the end of ``loopbench run``.
 
     By default it answers first, in TABLE_WIDTH columns: workload, loop, the steady
-    step and its 95% interval, x ``reference`` (amortized: with per-epoch costs),
+    step and its interval (its coverage in a line below), x ``reference`` (amortized: with per-epoch costs),
     the equal-work loss and whether it matches, a note; and each key beside workload
     and loop (device, batch, K, precision, ...) that the run varies, while the table
     fits. A failed or skipped cell's note is its reason when short, else ``[n]``, the
@@ -239,7 +239,7 @@ def summary_table(
         "loop": lambda row: str(row["loop"]),
         "status": lambda row: str(row["status"]),
         "step ms": lambda row: _ms(row.get("step_time_median_s")),
-        "95% CI ms": _interval,
+        "interval ms": _interval,
         "w/ epoch ms": lambda row: (
             _ms(row.get("amortized_step_time_s")) if row["status"] == "ok" else ""
         ),
@@ -255,10 +255,10 @@ def summary_table(
         "note": note,
     }
     if wide:
-        headers = ["status", "step ms", "95% CI ms", "w/ epoch ms", f"x {ref}"]
+        headers = ["status", "step ms", "interval ms", "w/ epoch ms", f"x {ref}"]
         headers += [f"x {ref} steady", "compile s", equal_work, "keras chose", "note"]
     else:
-        headers = ["step ms", "95% CI ms", f"x {ref}", equal_work, "note"]
+        headers = ["step ms", "interval ms", f"x {ref}", equal_work, "note"]
     values = {
         header: [formats[header](row) for row in rows] for header in ["workload", "loop", *headers]
     }
@@ -292,6 +292,26 @@ def summary_table(
         keys = keys[:-1]  # the last to join leaves first
         table = build(keys)
     return SummaryTable(table, [key for key in shown if key not in keys], reasons)
+
+
+def interval_coverage_line(summary: pd.DataFrame) -> str | None:
+    """What the table's intervals are and their real coverage, e.g. "interval: the range
+    of 5 processes, which covers the median with probability 93.8% (exact)"; None when
+    no cell has one."""
+    ok = summary[summary["status"].eq("ok")]
+    counts = pd.to_numeric(ok.get("n_processes"), errors="coerce")
+    coverages = pd.to_numeric(ok.get("ci_coverage"), errors="coerce")
+    found = sorted(
+        {(int(n), float(c)) for n, c in zip(counts, coverages, strict=True) if n >= 2 and c > 0}
+    )
+    if not found:
+        return None
+    parts = [
+        f"{'the range' if math.isclose(c, 1 - 2.0 ** (1 - n)) else 'order statistics'} of {n} processes"
+        f" covers the median with probability {c:.1%}"
+        for n, c in found
+    ]
+    return f"interval: {'; '.join(parts)} (exact, whatever the distribution)"
 
 
 def _equal_work_steps(summary: pd.DataFrame) -> int | None:
@@ -337,6 +357,9 @@ def print_summary(
             "-: no interval from one process; intervals and 'noisy' come from processes "
             "(run with --processes 2 or more)"
         )
+    coverage = interval_coverage_line(summary)
+    if coverage:
+        lines.append(coverage)
     if wide:
         lines.append(
             "step ms: steady step; w/ epoch ms: plus per-epoch costs (e.g. Keras's epoch end) "
@@ -344,7 +367,7 @@ def print_summary(
         )
     else:
         lines.append(
-            f"step ms: the steady step and its 95% CI; x {ref}: times faster than {ref} over "
+            f"step ms: the steady step and its interval; x {ref}: times faster than {ref} over "
             "whole epochs (per-epoch costs in)"
         )
         n = _equal_work_steps(summary) or "N"

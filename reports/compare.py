@@ -146,12 +146,13 @@ def ratio_of_medians_ci(
     baseline: np.ndarray, current: np.ndarray, seed: int = BOOTSTRAP_SEED
 ) -> tuple[float, float]:
     """Percentile-bootstrap interval of :func:`median_ratio` (current/baseline), the two
-    samples resampled independently; (nan, nan) with fewer than two samples on a side."""
+    samples resampled independently; (nan, nan) with fewer than two samples on a side.
+    Samples with leading axes (data sets, as a coverage simulation passes) give arrays."""
     baseline = np.asarray(baseline, dtype=float)
     current = np.asarray(current, dtype=float)
-    if baseline.size < 2 or current.size < 2:
+    if baseline.shape[-1] < 2 or current.shape[-1] < 2:
         return (float("nan"), float("nan"))
-    if np.ptp(baseline) == 0 and np.ptp(current) == 0:
+    if baseline.ndim == 1 and np.ptp(baseline) == 0 and np.ptp(current) == 0:
         point = float(median_ratio(baseline, current))
         return (point, point)  # every resample gives the point
     low, high = bootstrap_interval(
@@ -159,7 +160,7 @@ def ratio_of_medians_ci(
         lambda current, baseline, axis=-1: median_ratio(baseline, current, axis=axis),
         seed,
     )
-    return (float(low), float(high))
+    return (float(low), float(high)) if np.ndim(low) == 0 else (low, high)
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ class Amortized:
 
     @property
     def epochs(self) -> bool:
-        return self.spans.size > 0 and self.steps_per_epoch > 0
+        return self.spans.size > 0 and bool(self.steps_per_epoch > 0)
 
     def value(self, steady: np.ndarray, spans: np.ndarray | None, axis: int = -1) -> np.ndarray:
         """The figure of (resampled) ``steady`` and ``spans`` along ``axis``."""
@@ -190,7 +191,8 @@ class Amortized:
     def resampled(self) -> list[np.ndarray]:
         """The samples a bootstrap resamples: the steady steps, and the spans when there
         are two or more (a single span is taken as measured)."""
-        return [self.steady, self.spans] if self.epochs and self.spans.size >= 2 else [self.steady]
+        several = self.epochs and self.spans.shape[-1] >= 2
+        return [self.steady, self.spans] if several else [self.steady]
 
     def statistic(self, resampled: Sequence[np.ndarray], axis: int = -1) -> np.ndarray:
         spans = resampled[1] if len(resampled) > 1 else self.spans
@@ -199,14 +201,15 @@ class Amortized:
 
 def amortized_interval(cell: Amortized) -> tuple[float, float]:
     """Percentile-bootstrap interval of one cell's amortized step, its steady steps and its
-    epoch-end spans resampled together; (nan, nan) with fewer than two processes."""
-    if cell.steady.size < 2:
+    epoch-end spans resampled together; (nan, nan) with fewer than two processes. Samples
+    with leading axes (data sets, as a coverage simulation passes) give arrays."""
+    if cell.steady.shape[-1] < 2:
         return (math.nan, math.nan)
     samples = cell.resampled()
-    if all(np.ptp(s) == 0 for s in samples):
+    if cell.steady.ndim == 1 and all(np.ptp(s) == 0 for s in samples):
         return (cell.point, cell.point)
     low, high = bootstrap_interval(samples, lambda *s, axis=-1: cell.statistic(s, axis))
-    return (float(low), float(high))
+    return (float(low), float(high)) if np.ndim(low) == 0 else (low, high)
 
 
 def amortized_ratio_ci(subject: Amortized, reference: Amortized) -> tuple[float, float]:
@@ -244,7 +247,7 @@ def ratio_with_interval(
 
 #: The real coverage of the core's bootstrap intervals (95% nominal), by processes a side
 #: (the smaller side): simulated by tools/coverage.py on lognormal, bimodal and
-#: heavy-tailed cells, the lowest of them (docs/decisions/0008; tests/test_coverage.py
+#: heavy-tailed cells, the lowest of them (docs/decisions/0010; tests/test_coverage.py
 #: checks the figure at 5). Speedups, ratio of medians:
 RATIO_COVERAGE: Mapping[int, float] = {
     2: 0.61,

@@ -147,12 +147,12 @@ FIT = "fit (Keras: jit_compile off, steps_per_execution 1)"
 
 
 def test_decisions_state_numbers_with_uncertainty(known_decisions):
-    assert f"eager costs 6.0x {FIT} (amortized, 95% CI 5.7x-6.3x)." in _texts(
+    assert f"eager costs 6.0x {FIT} (amortized, interval 5.7x-6.3x)." in _texts(
         known_decisions, MLP_128
     )
     [pays] = [t for t in _texts(known_decisions, MLP_512) if t.startswith("xla (the compiler)")]
     assert pays.startswith(
-        "xla (the compiler) against tf_data: 12% faster per step (amortized, 95% CI "
+        "xla (the compiler) against tf_data: 12% faster per step (amortized, interval "
     )
     assert "its 1.50 s compile (tf_data: 450 ms) pays back after 955 steps (30 epochs)" in pays
     # 1 epoch of 32 steps: 0.2 + 1.509 + 31 x 9 ms against 0.2 + 0.4601 + 31 x 10.1 ms
@@ -183,7 +183,7 @@ def test_decisions_are_a_short_answer_per_setting(known_decisions):
         if decision.topic != "Crossovers":
             assert "batch" not in decision.text and "cpu" not in decision.text, decision.text
     first = _texts(known_decisions, "mlp (cpu, batch 128, width 1024)")[0]
-    assert first.startswith(f"Fastest loop: xla is 20% faster than {FIT} (amortized, 95% CI")
+    assert first.startswith(f"Fastest loop: xla is 20% faster than {FIT} (amortized, interval")
 
 
 def test_decisions_follow_the_ladder(known_decisions):
@@ -204,7 +204,7 @@ def test_the_report_shows_the_ladder_it_follows(known_report):
     assert "## Loop ladder" in text
     assert "- xla (against tf_data): the compiler" in text
     assert (
-        "| x fit, amortized [95% CI] | x fit, steady [95% CI] | x neighbour, amortized [95% CI] |"
+        "| x fit, amortized [interval] | x fit, steady [interval] | x neighbour, amortized [interval] |"
         in text
     )
 
@@ -278,7 +278,7 @@ def test_within_the_band_is_a_claim(tmp_path):
     assert within.claim
     assert re.search(
         r"No loop beats fit by more than ±5%: the fastest, tf_function is within ±5% of fit "
-        r"\(amortized, 95% CI 0\.99x-1\.00x\)",
+        r"\(amortized, interval 0\.99x-1\.00x\)",
         within.text,
     )
 
@@ -330,14 +330,14 @@ def test_amortized_and_steady_are_both_shown_and_labelled(tmp_path):
     assert row["steady_speedup_vs_reference"] == pytest.approx(2.0)
     [fastest] = [d for d in found if d.text.startswith("Fastest loop")]
     assert fastest.text.startswith(
-        f"Fastest loop: tf_function is 4.0x faster than {FIT} (amortized, 95% CI "
+        f"Fastest loop: tf_function is 4.0x faster than {FIT} (amortized, interval "
     )
-    assert "; steady step 2.0x, 95% CI " in fastest.text
+    assert "; steady step 2.0x, interval " in fastest.text
     write_report([run])
     text = (run / REPORT_MD).read_text()
     assert "x fit is per step over whole epochs (amortized" in text
     assert "Steady step alone (per-epoch costs left out), against fit:" in text
-    assert "| x fit, amortized [95% CI] | x fit, steady [95% CI] |" in text
+    assert "| x fit, amortized [interval] | x fit, steady [interval] |" in text
     assert "| 2 ms |" in text  # fit's amortized step in the cells table
 
 
@@ -409,7 +409,7 @@ def test_when_keras_compiled_fit_with_xla_it_is_set_against_the_compiler_rung(tm
     assert also.text.startswith(
         "Keras compiled fit with XLA here, so it is also set against xla, the ladder's "
         "compiler rung: xla is 25% faster than fit (Keras: jit_compile on, "
-        "steps_per_execution 1) (amortized, 95% CI "
+        "steps_per_execution 1) (amortized, interval "
     )
 
 

@@ -70,7 +70,7 @@ def test_the_default_table_fits_120_columns_whole(summary):
             assert f" {cell['speedup_vs_fit']:.2f} " in line
             assert f" {cell['equal_work_loss']:.5g} yes " in line
     columns = [name.strip() for name in header(lines).strip("┃").split("┃")]
-    assert columns == ["workload", "loop", "device", "step ms", "95% CI ms", "x fit"] + [
+    assert columns == ["workload", "loop", "device", "step ms", "interval ms", "x fit"] + [
         "loss @6, equal",
         "note",
     ]  # device: the run has a GPU cell too
@@ -91,7 +91,7 @@ def test_a_name_too_long_for_any_table_wraps_in_its_cell(summary):
 def test_the_quick_matrix_needs_no_key_column(summary):
     lines = render(summary[summary["device"].eq("cpu") & summary["status"].eq("ok")])
     columns = [name.strip() for name in header(lines).strip("┃").split("┃")]
-    assert columns == ["workload", "loop", "step ms", "95% CI ms", "x fit", "loss @6, equal"] + [
+    assert columns == ["workload", "loop", "step ms", "interval ms", "x fit", "loss @6, equal"] + [
         "note"
     ]
     assert lines[-1] == "every column: summary.csv, or loopbench run --wide"
@@ -132,3 +132,20 @@ def test_keys_a_run_varies_join_while_they_fit(summary):
     wide = header(render(crowded, wide=True, width=400))
     for column in ("batch", "strategy", "K", "precision", "fit jit"):
         assert f" {column} " in wide
+
+
+def test_the_table_says_what_its_intervals_cover(summary):
+    # a run made before coverage was stated (a bootstrap of 3 or 4 processes): no claim
+    assert not any(line.startswith("interval:") for line in render(summary))
+    ok = summary[summary["status"].eq("ok")]
+    five = ok.assign(n_processes=5, ci_coverage=0.9375, ci_basis="processes")
+    lines = render(five)
+    assert "interval: the range of 5 processes covers the median with probability 93.8% " in (
+        "\n".join(lines)
+    )
+    assert "95% CI" not in "\n".join(lines)
+    twelve = five.assign(n_processes=12, ci_coverage=0.961)
+    assert any(
+        "order statistics of 12 processes covers the median with probability 96.1%" in line
+        for line in render(twelve)
+    )

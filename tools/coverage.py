@@ -1,6 +1,6 @@
 """Simulate the real coverage of the intervals tf-loopbench prints.
 
-A developer tool (docs/decisions/0008-intervals-with-their-real-coverage.md holds its
+A developer tool (docs/decisions/0010-intervals-with-their-real-coverage.md holds its
 table; tests/test_coverage.py re-runs a small part of it against the labels). Each
 interval is computed by the suite's own functions on thousands of simulated cells at
 once, from distributions shaped like step times across processes:
@@ -13,7 +13,7 @@ The coverage of an interval is the share of simulated cells whose interval holds
 true figure: the population median for one cell, the ratio of the two populations'
 medians for a speedup, median step + median epoch end / steps for an amortized step.
 
-    python tools/coverage.py --draws 4000 --processes 2 3 4 5 6 8 12 20
+    python tools/coverage.py --draws 4000 --processes 2 3 4 5 6 8 12
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ from tf_loopbench.benchmarks.stats import median_ci
 from tf_loopbench.reports.compare import (
     Amortized,
     amortized_interval,
+    amortized_ratio_ci,
     bootstrap_interval,
-    median_ratio,
+    ratio_of_medians_ci,
 )
 
 #: name -> (draw(rng, shape), population median)
@@ -81,42 +82,51 @@ def bootstrap_median_coverage(name: str, n: int, draws: int, seed: int = 0) -> f
 
 
 def ratio_coverage(subject: str, reference: str, n: int, draws: int, seed: int = 0) -> float:
-    """Coverage of the core's ratio-of-medians interval (reports.compare, the speedups),
-    n processes a side; the reference is twice as slow, so the true ratio is 2x the
-    medians' ratio."""
+    """Coverage of the core's ratio-of-medians interval (reports.compare.ratio_of_medians_ci,
+    every speedup's), n processes a side; the reference is twice as slow."""
     rng = np.random.default_rng(seed)
     mine = DISTRIBUTIONS[subject](rng, (draws, n))
     theirs = 2.0 * DISTRIBUTIONS[reference](rng, (draws, n))
-    low, high = bootstrap_interval(
-        (mine, theirs), lambda a, b, axis=-1: median_ratio(a, b, axis=axis), seed
-    )
+    low, high = ratio_of_medians_ci(mine, theirs, seed)
     truth = 2.0 * MEDIANS[reference] / MEDIANS[subject]
     return float(np.mean((low <= truth) & (truth <= high)))
 
 
-def amortized_coverage(name: str, n: int, draws: int, seed: int = 0, share: float = 0.15) -> float:
-    """Coverage of compare.amortized_interval: n processes, one epoch-end span each (the
-    quick run's mlp and gan), spans of the same shape whose median is ``share`` of an
-    epoch's steps (16 steps an epoch: a large per-epoch cost, so the spans matter)."""
+#: the amortized simulations: an epoch's steps, and the median epoch end over them (a
+#: large per-epoch cost, 15% of a step, so that the spans' uncertainty matters)
+STEPS_PER_EPOCH, EPOCH_SHARE = 16, 0.15
+
+
+def amortized_coverage(name: str, n: int, draws: int, seed: int = 0) -> float:
+    """Coverage of compare.amortized_interval (summary.csv's amortized interval): n
+    processes, one epoch-end span each (the quick run's mlp and gan), spans of the same
+    shape as the steps."""
     rng = np.random.default_rng(seed)
-    steps = 16
     steady = DISTRIBUTIONS[name](rng, (draws, n))
-    spans = share * steps * DISTRIBUTIONS[name](rng, (draws, n))
-    truth = MEDIANS[name] * (1 + share)
-    hits = [
-        low <= truth <= high
-        for low, high in (
-            amortized_interval(Amortized(s, e, steps)) for s, e in zip(steady, spans, strict=True)
-        )
-    ]
-    return float(np.mean(hits))
+    spans = EPOCH_SHARE * STEPS_PER_EPOCH * DISTRIBUTIONS[name](rng, (draws, n))
+    low, high = amortized_interval(Amortized(steady, spans, STEPS_PER_EPOCH))
+    truth = MEDIANS[name] * (1 + EPOCH_SHARE)
+    return float(np.mean((low <= truth) & (truth <= high)))
+
+
+def amortized_ratio_coverage(name: str, n: int, draws: int, seed: int = 0) -> float:
+    """Coverage of compare.amortized_ratio_ci (every amortized "x fit"): a loop without
+    epochs (lognormal steps) against a reference of ``name``'s shape with epoch ends."""
+    rng = np.random.default_rng(seed)
+    mine = DISTRIBUTIONS["lognormal"](rng, (draws, n))
+    steady = 2.0 * DISTRIBUTIONS[name](rng, (draws, n))
+    spans = 2.0 * EPOCH_SHARE * STEPS_PER_EPOCH * DISTRIBUTIONS[name](rng, (draws, n))
+    low, high = amortized_ratio_ci(
+        Amortized(mine, np.empty(0)), Amortized(steady, spans, STEPS_PER_EPOCH)
+    )
+    truth = 2.0 * MEDIANS[name] * (1 + EPOCH_SHARE) / MEDIANS["lognormal"]
+    return float(np.mean((low <= truth) & (truth <= high)))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=4000)
     parser.add_argument("--processes", type=int, nargs="+", default=[2, 3, 4, 5, 6, 8, 12])
-    parser.add_argument("--amortized-draws", type=int, default=1000)
     args = parser.parse_args(argv)
     names = list(DISTRIBUTIONS)
     print("| processes | interval | " + " | ".join(names) + " |")
@@ -130,8 +140,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {n}+{n} | ratio, same shapes | " + " | ".join(cells) + " |")
         cells = [f"{ratio_coverage(name, 'lognormal', n, args.draws):.3f}" for name in names]
         print(f"| {n}+{n} | ratio, against lognormal | " + " | ".join(cells) + " |")
-        cells = [f"{amortized_coverage(name, n, args.amortized_draws):.3f}" for name in names]
+        cells = [f"{amortized_coverage(name, n, args.draws):.3f}" for name in names]
         print(f"| {n} (+{n} spans) | amortized step | " + " | ".join(cells) + " |")
+        cells = [f"{amortized_ratio_coverage(name, n, args.draws):.3f}" for name in names]
+        print(f"| {n}+{n} (+{n} spans) | amortized ratio | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -21,15 +21,22 @@ from matplotlib import ticker  # noqa: E402
 from tf_loopbench.reports.compare import (  # noqa: E402
     CELL_KEY_DEFAULTS,
     MISSING,
+    RATIO_COVERAGE,
     RUN_KEY,
     SAME,
     SETTING_KEYS,
     SLOWER,
     UNCLEAR,
+    simulated_coverage,
     verdict,
 )
 from tf_loopbench.reports.report.derived import SPEEDUP_COLUMNS, Derived, loop_order  # noqa: E402
-from tf_loopbench.reports.rundir import Ladder, Rung, optional_bool  # noqa: E402
+from tf_loopbench.reports.rundir import (  # noqa: E402
+    FIRST_EPOCH_ENDS,
+    Ladder,
+    Rung,
+    optional_bool,
+)
 
 
 @dataclass(frozen=True)
@@ -246,9 +253,59 @@ def compiler_rung(ladder: Ladder | None) -> Rung | None:
     return None
 
 
+#: Below this many processes a cell's interval is the range of its processes (no narrower
+#: order-statistic interval covers 95%: benchmarks/stats.py median_ci).
+RANGE_BELOW = 9
+
+
+def interval_note(derived: Derived) -> str:
+    """What the report's intervals are, with their real coverage at the fewest processes
+    of its ok cells (docs/decisions/0010): every column and sentence says "interval".
+
+    A cell's: the range of n processes covers the median with 1 - 2^(1-n), exactly."""
+    ok = derived.cells[derived.cells["status"] == "ok"]
+    counts = pd.to_numeric(ok.get("n_processes"), errors="coerce").dropna()
+    n = int(counts.min()) if len(counts) else 0
+    if n < 2:
+        return "Intervals: none (an interval needs two or more processes a cell)."
+    fewest = "" if counts.nunique() == 1 else " (the fewest of a cell here)"
+    if ok.get("ci_basis", pd.Series(dtype=object)).eq("processes-bootstrap").any():
+        cell = "a percentile bootstrap over its processes (a run made before coverage was stated)"
+    elif n < RANGE_BELOW:
+        cell = (
+            f"the range of its {n} processes{fewest}, which covers its median with probability "
+            f"{1 - 2.0 ** (1 - n):.2%} (exact, whatever the distribution)"
+        )
+    else:
+        cell = "order statistics of its processes, covering its median with 95% or more (exact)"
+    ratio = simulated_coverage(RATIO_COVERAGE, n)
+    return (
+        f"Intervals: a cell's step time, {cell}; a speedup, a percentile bootstrap of the "
+        f"ratio of medians over both cells' processes (nominal 95%), whose real coverage at "
+        f"{n}+{n} processes{fewest} is about {ratio:.0%} (simulated on lognormal, bimodal and "
+        "heavy-tailed cells: docs/decisions/0010). An amortized figure's interval resamples "
+        "the cell's epoch-end spans with its steady steps."
+    )
+
+
+def epoch_end_note(derived: Derived) -> str | None:
+    """A line when a run's cells with epochs charge their first epoch ends (made before later ones
+    were timed), else None."""
+    processes = derived.run_set.processes
+    basis = processes.get("epoch_end_basis", pd.Series(dtype=object))
+    old = processes.loc[basis.eq(FIRST_EPOCH_ENDS), RUN_KEY].unique() if len(basis) else []
+    if not len(old):
+        return None
+    return (
+        f"{', '.join(map(str, old))}: made before later epoch ends were timed, so its "
+        "per-epoch cost is each process's first epoch ends (which cost more than later ones), "
+        "resampled one a process."
+    )
+
+
 @dataclass(frozen=True)
 class Ratio:
-    """A speedup (the other's time / this one's) with its 95% interval."""
+    """A speedup (the other's time / this one's) with its interval (``interval_note``)."""
 
     value: float
     low: float
@@ -266,15 +323,15 @@ class Ratio:
         return Ratio(1 / self.value, 1 / self.high, 1 / self.low)
 
     def text(self, lead: str = "") -> str:
-        """``lead`` (else the ratio), then its 95% interval where it has one."""
+        """``lead`` (else the ratio), then its interval where it has one."""
         lead = lead or format_ratio(self.value)
         if np.isfinite(self.low) and np.isfinite(self.high):
-            return f"{lead}, 95% CI {format_ratio(self.low)}-{format_ratio(self.high)}"
+            return f"{lead}, interval {format_ratio(self.low)}-{format_ratio(self.high)}"
         return lead
 
 
 def figures_text(amortized: Ratio, steady: Ratio, cost: bool, noisy: Sequence[str]) -> str:
-    """ "(amortized, 95% CI a-b; steady step s, 95% CI c-d; noisy: x)", as costs when
+    """ "(amortized, interval a-b; steady step s, interval c-d; noisy: x)", as costs when
     ``cost``; the steady step only where it differs."""
     shown = amortized.as_cost() if cost else amortized
     parts = [shown.text("amortized")]
@@ -375,7 +432,7 @@ def offsets(count: int, spread: float = 0.6) -> np.ndarray:
 
 
 def points(axis, x, y, low, high, color, *, filled: bool = True, label=None) -> None:
-    """Point estimates with 95% interval whiskers (none with NaN bounds)."""
+    """Point estimates with interval whiskers (none with NaN bounds)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
     colors = color if isinstance(color, list) else [color] * len(x)

@@ -1,5 +1,5 @@
 """The report's PNG plots, each written only when the data has something to show: points with
-95% whiskers (no bars on a log axis), loops in ladder order (:func:`write_plots`)."""
+interval whiskers (no bars on a log axis), loops in ladder order (:func:`write_plots`)."""
 
 from __future__ import annotations
 
@@ -39,13 +39,13 @@ AGAINST = {
 }
 #: The plots' captions in the report (write_plots)
 STEP_TIMES = (
-    "Median steady step of each loop style (filled points) with its 95% CI across processes "
+    "Median steady step of each loop style (filled points) with its interval across processes "
     "(whiskers; none where a cell ran one process); hollow points: the amortized step, "
     "per-epoch costs included, where it differs."
 )
 SPEEDUPS = (
     "Above 1: faster than {reference}. Filled: amortized (what a user pays over whole epochs); "
-    "hollow: steady step. Whiskers: bootstrap 95% CI of the ratio of medians across processes "
+    "hollow: steady step. Whiskers: bootstrap interval of the ratio of medians across processes "
     "(none without one); gray band: no practical difference."
 )
 BREAK_EVEN = (
@@ -56,11 +56,11 @@ BREAK_EVEN = (
 PROFILE = "Per step, from the profiled run: device/op time, input wait, the rest."
 STEPS = (
     "Median steady step per step (not per call) of each loop against steps per call (log-log), "
-    "with its 95% CI across processes (whiskers). Read across: a loop at K against another at "
+    "with its interval across processes (whiskers). Read across: a loop at K against another at "
     "one step a call is the question the Steps per call table answers."
 )
 PRECISION = (
-    "Median steady step of each loop in each precision (log scale), with its 95% CI across "
+    "Median steady step of each loop in each precision (log scale), with its interval across "
     "processes (whiskers)."
 )
 STEP_TIME_COLUMNS = ("step_time_median_s", "step_time_ci_low_s", "step_time_ci_high_s")
@@ -125,7 +125,7 @@ def plot_step_times(derived: Derived, path: Path) -> Path | None:
 
     legend = ("steady step (median)", "amortized (per-epoch costs in)")
     figure = loop_figure(derived, cells, draw, "step time (ms)", legend)
-    title = "Step time per loop style\n(points: medians; whiskers: 95% CI across processes)"
+    title = "Step time per loop style\n(points: medians; whiskers: intervals across processes)"
     figure.suptitle(title, fontsize=10)
     return save(figure, path)
 
@@ -150,7 +150,7 @@ def plot_speedups(derived: Derived, path: Path) -> Path | None:
         axis.axhspan(1 - band, 1 + band, color="#dddddd", zorder=0, gid=BAND_GID)
         axis.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
     figure.suptitle(
-        f"Speedup against {reference}\n(whiskers: bootstrap 95% CI; gray band: within ±{band:.0%})",
+        f"Speedup against {reference}\n(whiskers: bootstrap intervals; gray band: within ±{band:.0%})",
         fontsize=10,
     )
     return save(figure, path)
@@ -205,7 +205,7 @@ def plot_against(derived: Derived, path: Path, key: str) -> Path | None:
         axis.set_title(f"{row['workload']} ({', '.join(shown)})", fontsize=9)
         axis.legend(fontsize=7)
     star = f"; star: within {OVERHEAD_THRESHOLD:.0%} of {reference} from here on"
-    title = f"Step time against {AGAINST[key]}\n(points: medians; whiskers: 95% CI"
+    title = f"Step time against {AGAINST[key]}\n(points: medians; whiskers: intervals"
     figure.suptitle(f"{title}{star if len(stars) else ''})", fontsize=10)
     return save(figure, path)
 

@@ -45,17 +45,17 @@ def cells_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
         columns = {
             "loop": row["loop"],
             "status": row["status"] + (" (noisy)" if ok and row["noisy"] else ""),
-            "steady step [95% CI]": interval(*steady, format_seconds) if ok else "",
+            "steady step [interval]": interval(*steady, format_seconds) if ok else "",
             "amortized step": format_seconds(row["amortized_step_time_s"]) if ok else "",
             "examples/s": f"{row['examples_per_s']:.4g}" if ok else "",
         }
         if ladder is not None:
             for figure in ("amortized", "steady"):
-                columns[f"x {ladder.reference}, {figure} [95% CI]"] = (
+                columns[f"x {ladder.reference}, {figure} [interval]"] = (
                     ratio["reference", figure] if ok else ""
                 )
             against = ratio["neighbour", "amortized"] if ok else ""
-            columns["x neighbour, amortized [95% CI]"] = (
+            columns["x neighbour, amortized [interval]"] = (
                 f"{row['neighbour']}: {against}" if against else ""
             )
         mfu = row.get("mfu", math.nan)

@@ -80,7 +80,7 @@ def sentences(derived: Derived) -> list[Decision]:
             _, low, high = (float(cell[c]) for c in SPEEDUP_COLUMNS[("reference", "steady")])
             overhead_low, overhead_high = 1 / high - 1, 1 / low - 1
         has_ci = bool(np.isfinite(overhead_low) and np.isfinite(overhead_high))
-        ci = f"95% CI {percent(overhead_low, True)} to {percent(overhead_high, True)}"
+        ci = f"interval {percent(overhead_low, True)} to {percent(overhead_high, True)}"
         ci = ci if has_ci else "no interval"
         if row["outcome"] == "never":
             last = f"{deciding}: {percent(row['overheads'][-1], True)}"

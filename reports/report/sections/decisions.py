@@ -10,6 +10,8 @@ from tf_loopbench.reports.report.common import (
     Context,
     Heading,
     Paragraph,
+    epoch_end_note,
+    interval_note,
     optional_bool,
     percent,
 )
@@ -27,10 +29,14 @@ def reading_notes(derived: Derived) -> list[str]:
             f"x {derived.ladder.reference} is per step over whole epochs (amortized: the steady "
             "step plus per-epoch costs such as Keras's epoch end, spread over an epoch's steps); "
             "the steady step alone is given beside it where it differs. "
-            f"A claim stands when its 95% interval across processes lies wholly outside ±{band} "
+            f"A claim stands when its interval across processes lies wholly outside ±{band} "
             "(no practical difference, the regression gate's threshold), or wholly inside it; "
             "a noisy cell's interval is wider and it is flagged, it does not veto a claim."
         )
+        notes.append(interval_note(derived))
+        epoch_ends = epoch_end_note(derived)
+        if epoch_ends:
+            notes.append(epoch_ends)
     few = ok[~(pd.to_numeric(ok["n_processes"], errors="coerce") >= 2)]
     if len(few) and len(few) == len(ok):
         notes.append(

@@ -313,7 +313,7 @@ def sentences(derived: Derived) -> list[Decision]:
 def knob_table(tables: KnobTables, several_runs: bool, kind: str) -> pd.DataFrame:
     """The ``kind`` ratios as a table: rows, settings with the knob's values (``steps_fit_k``:
     the reference's K; the other knob only where it varies); columns, loops; values,
-    speedup [95% CI]."""
+    speedup [interval]."""
     axis = PRECISION if kind == "precision" else STEPS
     ratios = tables.of(kind)
     if ratios.empty:
@@ -339,7 +339,7 @@ def blocks(context: Context) -> list[Block]:
         "steps_own": (
             "Steps per call",
             "What more steps per call buys each loop: its speedup at K over itself at the "
-            "smallest K measured, amortized step, 95% CI across processes in brackets.",
+            "smallest K measured, amortized step, interval across processes in brackets.",
         ),
         "steps_fit_k": (
             "Steps per call",
@@ -352,7 +352,7 @@ def blocks(context: Context) -> list[Block]:
         "precision": (
             "Precision",
             f"Each loop's speedup in a precision over the same loop in {BASE_PRECISION} at the "
-            "same setting (above 1: faster in that precision), amortized step, 95% CI across "
+            "same setting (above 1: faster in that precision), amortized step, interval across "
             "processes in brackets.",
         ),
     }

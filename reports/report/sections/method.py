@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tf_loopbench.reports.compare import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE_LEVEL
-from tf_loopbench.reports.report.common import Block, Bullets, Context, Heading
+from tf_loopbench.reports.report.common import Block, Bullets, Context, Heading, interval_note
 from tf_loopbench.reports.report.derived import OVERHEAD_THRESHOLD, Derived
 
 
@@ -16,12 +16,14 @@ def method_notes(derived: Derived) -> tuple[str, ...]:
         "steady step plus per-epoch costs, such as Keras's epoch end, spread over an epoch's "
         "steps: what a user pays training whole epochs). Speedups lead with the amortized one.",
         f"Speedup = median step time of the reference / median step time of the loop (>1: "
-        f"faster). Its {CONFIDENCE_LEVEL:.0%} CI is a percentile bootstrap of that ratio of "
-        f"medians over the per-process samples ({BOOTSTRAP_RESAMPLES} resamples, seed "
-        f"{BOOTSTRAP_SEED}, scipy.stats.bootstrap). A cell's own step-time interval is an "
-        "order-statistic interval with 6 or more processes, a bootstrap with 2 to 5 "
-        "(coverage then unknown), none with one.",
-        f"A claim stands when its 95% interval lies wholly outside ±{band} (the band of no "
+        f"faster). Its interval is a percentile bootstrap of that ratio of medians over the "
+        f"per-process samples ({CONFIDENCE_LEVEL:.0%} nominal, {BOOTSTRAP_RESAMPLES} resamples, "
+        f"seed {BOOTSTRAP_SEED}, scipy.stats.bootstrap); an amortized speedup resamples each "
+        "cell's epoch-end spans (Keras's epoch ends after the first) with its steady steps. A "
+        "cell's own step-time interval is an order-statistic interval (the range of its "
+        "processes below 9), none with one process.",
+        interval_note(derived),
+        f"A claim stands when its interval lies wholly outside ±{band} (the band of no "
         "practical difference: the regression gate's threshold) or wholly inside it. A noisy "
         "cell (processes' IQR over 10% of their median) is flagged beside the claim; its noise "
         "has widened the interval, it does not veto the claim. A cell that is not equivalent "

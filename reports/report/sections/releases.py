@@ -74,7 +74,7 @@ class Release:
 class ReleaseComparison:
     """The releases in version order; ``values`` per (cell, release): the median figure (s, or
     a ratio to ``reference``) and n; ``steps`` per (cell, step): before, after, change (a time
-    ratio) with its 95% interval and the core's verdict."""
+    ratio) with its interval and the core's verdict."""
 
     releases: tuple[Release, ...]
     mode: str  # ABSOLUTE or RATIOS
@@ -203,12 +203,12 @@ def _percent(ratio: float) -> str:
 def _change_text(row: dict[str, Any]) -> str:
     low, high = row["change_ci_low"], row["change_ci_high"]
     finite = math.isfinite(low) and math.isfinite(high)
-    ci = f"95% CI {_percent(low)} to {_percent(high)}" if finite else "no interval"
+    ci = f"interval {_percent(low)} to {_percent(high)}" if finite else "no interval"
     return f"{_percent(row['change'])} ({ci})"
 
 
 def _loops_text(rows: list[dict[str, Any]]) -> str:
-    """``<loop> (mlp/cpu/bs64/w128: +31.0% (95% CI ...))``, by loop."""
+    """``<loop> (mlp/cpu/bs64/w128: +31.0% (interval ...))``, by loop."""
     by_loop: dict[str, list[str]] = {}
     for row in rows:
         said = f"{CellKey.of(row).setting_name}: {_change_text(row)}"
@@ -244,7 +244,7 @@ def sentences(derived: Derived) -> list[Decision]:
         if helped:
             text += f"; it helped {_loops_text(helped)}"
         text += (
-            f"; {same} of {len(rows)} cells stayed within {band} with their 95% interval, "
+            f"; {same} of {len(rows)} cells stayed within {band} with their interval, "
             f"{len(rows) - len(hurt) - len(helped) - same} are unclear."
         )
         out.append(Decision(TOPIC, text, bool(hurt or helped)))
@@ -294,7 +294,8 @@ def blocks(context: Context) -> list[Block]:
         Heading(2, "TensorFlow releases side by side"),
         Paragraph(
             f"In version order: {order}. {how} Each step is a release against the one "
-            "before it: later / earlier with a 95% bootstrap interval over processes; "
+            "before it: later / earlier with a bootstrap interval over processes (nominal 95%; "
+            "its real coverage: the Method); "
             f"*slower* or *faster* when that interval lies wholly outside "
             f"±{comparison.threshold:.0%} (the gate's band), *same* when wholly inside."
         ),

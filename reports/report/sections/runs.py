@@ -74,7 +74,7 @@ def sentences(derived: Derived) -> list[Decision]:
             f"matching cells {format_ratio(factor)} {direction} (range "
             f"{format_ratio(ratios.min())}-{format_ratio(ratios.max())} the speed); "
             f"{beyond} of {len(group)} cells differ beyond ±{percent(derived.threshold)} "
-            "with their 95% interval"
+            "with their interval"
         )
         out.append(Decision(TOPIC, text + ".", bool(beyond)))
     return out

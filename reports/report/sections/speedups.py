@@ -271,7 +271,7 @@ def blocks(context: Context) -> list[Block]:
         Heading(2, f"Speedup against {reference}"),
         Paragraph(
             f"Amortized: per step over whole epochs, per-epoch costs included (what a user "
-            f"pays); median speedup against {reference} with its 95% CI across processes in "
+            f"pays); median speedup against {reference} with its interval across processes in "
             f"brackets (>1: faster than {reference}). The {reference} column says how it ran."
         ),
         *table(speedup_table(derived, context.several_runs, "amortized")),
