@@ -175,24 +175,30 @@ PEAK_PROBE = {"cpu": (1024, 4, 10), "gpu": (4096, 8, 5)}
 
 
 def matmul_peaks(
-    devices_wanted: Sequence[str], dtypes: Sequence[str] = (FLOAT32,)
+    devices_wanted: Sequence[str],
+    dtypes: Sequence[str] = (FLOAT32,),
+    size: tuple[int, int, int] | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, str]]]:
     """``({device: {dtype: FLOP/s}}, {device: {dtype: why not}})``: the matmul peak of
-    each device in float32 and in each of ``dtypes``, one after the other. A dtype the
-    device has no matmul kernel for (TF's error) is left out of the peaks and named
-    with TF's first line in the second dict; float32's error is raised."""
+    each device in float32 and in each of ``dtypes``, one after the other
+    (:func:`matmul_peak_flops`, ``size`` by default the device's). A dtype the device
+    has no matmul kernel for (TF's error) is left out of the peaks and named with TF's
+    first line in the second dict; float32's error is raised."""
     import tensorflow as tf
 
     peaks: dict[str, dict[str, float]] = {}
     errors: dict[str, dict[str, str]] = {}
     for device in devices_wanted:
-        peaks[device] = {FLOAT32: matmul_peak_flops(device)}
+        peaks[device] = {FLOAT32: matmul_peak_flops(device, size)}
         for dtype in sorted(set(dtypes) - {FLOAT32}):
             try:
-                peaks[device][dtype] = matmul_peak_flops(device, dtype=dtype)
+                peaks[device][dtype] = matmul_peak_flops(device, size, dtype)
             except (tf.errors.OpError, NotImplementedError, TypeError) as exc:
-                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-                errors.setdefault(device, {})[dtype] = f"{type(exc).__name__}: {reason}"
+                # TF's first line; a Python error raised while tracing ends with its own
+                lines = str(exc).strip().splitlines() or [""]
+                reason = lines[0] if isinstance(exc, tf.errors.OpError) else lines[-1].strip()
+                name = f"{type(exc).__name__}: "
+                errors.setdefault(device, {})[dtype] = name + reason.removeprefix(name)[:200]
     return peaks, errors
 
 

@@ -92,3 +92,27 @@ def test_the_peak_probe_on_gpu_syncs_each_call_and_measures_what_runs(gpu_machin
     flops = matmul_peak_flops("gpu", size=(128, 2, calls))
     assert double.syncs == 1 + calls  # after the warm-up call, and after each timed one
     assert flops > 0
+
+
+def test_the_peak_probe_measures_each_dtype_a_run_uses_on_gpu(gpu_machine):
+    """The start-up probe's GPU branch per dtype: float32 and each asked dtype, one after
+    the other, each call synced on the device."""
+    from tf_loopbench.benchmarks.metadata import matmul_peaks
+
+    double = gpu_machine(gpus=1)
+    calls = 2
+    peaks, errors = matmul_peaks(["gpu"], ["bfloat16", "float16"], size=(64, 2, calls))
+    assert set(peaks) == {"gpu"} and errors == {}
+    assert set(peaks["gpu"]) == {"float32", "bfloat16", "float16"}
+    assert all(flops > 0 for flops in peaks["gpu"].values())
+    assert double.syncs == 3 * (1 + calls)
+
+
+def test_a_dtype_the_device_cannot_multiply_in_is_named_not_raised():
+    """int8 has no tf.matmul kernel: its peak is left out and TF's reason recorded, so
+    the report can say why a cell in it has no MFU; float32's is still measured."""
+    from tf_loopbench.benchmarks.metadata import matmul_peaks
+
+    peaks, errors = matmul_peaks(["cpu"], ["int8"], size=(64, 1, 2))
+    assert set(peaks["cpu"]) == {"float32"}
+    assert errors["cpu"]["int8"].startswith("TypeError: ") and "int8" in errors["cpu"]["int8"]

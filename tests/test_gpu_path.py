@@ -2,7 +2,8 @@
 matrix, each run by the worker in a fresh process whose TF runtime has not started, on
 a machine with two GPUs (one for the skip). Covers device selection and hiding, fit's
 key against Keras's actual choice (a CPU cell and a strategy included), strategies on
-GPUs, GPU memory figures and the device sync of every timed window."""
+GPUs and where their replicas ran, GPU memory figures and the device sync of every
+timed window."""
 
 from __future__ import annotations
 
@@ -65,6 +66,20 @@ def test_a_cell_sees_only_its_devices(two_gpu_rows):
     assert seen[("tf_function", "gpu", "mirrored:2")] == ([], [0, 1])
     replicas = {k: r["process"]["replicas"] for k, r in two_gpu_rows.items()}
     assert replicas[("tf_function", "gpu", "mirrored:2")] == 2
+
+
+def test_each_row_records_where_its_replicas_ran(two_gpu_rows):
+    """GPU replicas each have a GPU; a CPU cell's mirrored replicas are logical devices
+    of the one CPU, sharing its cores (the report's MFU and efficiency caveat read this)."""
+    import os
+
+    facts = ("replicas", "replica_physical_devices", "replicas_share", "replica_shared_cores")
+    placed = {k: tuple(r["process"][f] for f in facts) for k, r in two_gpu_rows.items()}
+    cores = len(os.sched_getaffinity(0))
+    assert placed[("tf_function", "gpu", "mirrored:2")] == (2, 2, None, None)
+    assert placed[("tf_function", "gpu", "none")] == (1, 1, None, None)
+    assert placed[("tf_function", "cpu", "mirrored:2")] == (2, 1, "logical devices", cores)
+    assert placed[("tf_function", "cpu", "none")] == (1, 1, None, None)
 
 
 def test_gpu_cells_sync_every_window_and_read_gpu_memory(two_gpu_rows):

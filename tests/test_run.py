@@ -222,6 +222,9 @@ def test_metadata_records_the_machine(tiny_run):
     ):
         assert key in meta["soft"]
     assert meta["soft"]["peak_matmul_flops"]["cpu"] > 1e8
+    # float32 always; the dtype of every precision a cell uses besides (float32 only here)
+    by_dtype = meta["soft"]["peak_matmul_flops_by_dtype"]
+    assert by_dtype == {"cpu": {"float32": meta["soft"]["peak_matmul_flops"]["cpu"]}}
 
 
 def test_printed_table(tiny_run):
