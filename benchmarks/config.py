@@ -54,9 +54,10 @@ DEFAULT = Preset(processes=12, windows=10, window_ms=50.0, warmup_steps=10)
 #: claim the report makes, within 2 minutes for the CPU matrix (docs/methodology.md)
 QUICK = Preset(processes=5, windows=8, window_ms=25.0, warmup_steps=5)
 
-#: processes of a cell that train on to an epoch end when no timed window crossed one
-#: (fit on mlp and gan: up to 1,875 more steps); the cell's per-epoch cost is the median
-#: over those that timed one (benchmarks/stats.py per_epoch_cost; docs/methodology.md)
+#: processes of a cell that train on past the first epoch end to the second when no gap
+#: held a later one (fit on mlp and gan: two epochs, 936 steps at batch 128); the cell's
+#: per-epoch cost comes from the spans those timed (benchmarks/stats.py
+#: amortized_samples; docs/methodology.md)
 EPOCH_PROBE_PROCESSES = 5
 
 #: ``loopbench ab``: processes per cell per side (the time budget may stop earlier)
