@@ -77,6 +77,11 @@ def test_the_report_reads_scaling_per_strategy(strategy_run):
     assert "### mlp (cpu, batch 32, width 128, mirrored:2)" in report
     assert "under mirrored:2, tf_data runs at" in report
     assert "under multiworker:2, eager has no fit beside it" in report
+    # the replicas share this machine's cores, as each worker recorded: said beside the
+    # efficiency of both strategies
+    cores = len(os.sched_getaffinity(0))
+    assert f"which are 2 logical devices of one CPU sharing its {cores} cores" in report
+    assert f"which are 2 worker processes of one CPU sharing the same {cores} cores" in report
 
 
 def test_a_style_that_cannot_run_is_skipped_without_starting_processes(strategy_run):
