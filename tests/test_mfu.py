@@ -101,6 +101,7 @@ def test_a_bfloat16_cell_without_a_bfloat16_peak_has_no_mfu_and_the_report_says_
     assert bf16["mfu_note"] == "no bfloat16 matmul peak was measured on cpu"
     text = render_markdown(throughput.blocks(Context(derived)), tmp_path)
     assert "mlp (cpu, batch 128, mixed_bfloat16): no MFU: no bfloat16 matmul peak" in text
+    assert "| none in bfloat16 | none: see below |" in text
 
 
 def test_a_bfloat16_cell_is_held_against_the_bfloat16_peak(tmp_path):

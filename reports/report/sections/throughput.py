@@ -32,7 +32,7 @@ def replica_peak_text(row: dict) -> str:
         text += (
             f" (1/{sharing:.0f} of the {row['device']}'s {format_rate(row['peak_matmul_flops'])})"
         )
-    return text if np.isfinite(row["replica_peak_flops"]) else ""
+    return text if np.isfinite(row["replica_peak_flops"]) else f"none in {row['peak_dtype']}"
 
 
 def throughput_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
