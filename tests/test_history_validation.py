@@ -62,3 +62,12 @@ def test_bad_arguments_are_one_line_and_exit_2(tmp_path, capsys):
         history_validation.main(["--work", str(tmp_path), "--runs", "3"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_known_step_is_sized_where_it_was_injected(stepped_history):
+    lines = history_validation.at_known_steps(
+        stepped_history, [Injection(STEP_INDEX + 1, None, STEP_LOOP, 0.3)]
+    )
+    assert len(lines) == 4  # step time and ratio of each tf_function cell (linear, mlp)
+    assert all(f"over runs 1-{STEP_INDEX} against {STEP_INDEX + 1}-10" in line for line in lines)
+    assert all(line.split(": ")[1].startswith(("+2", "+3")) for line in lines)  # ~ +30%

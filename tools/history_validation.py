@@ -41,8 +41,16 @@ import time
 from dataclasses import dataclass
 from typing import NoReturn
 
+import numpy as np
 from tf_loopbench.benchmarks.config import INJECT_SLOWDOWN_ENV
-from tf_loopbench.reports.history import RATIO, STEP_TIME, History, load_history
+from tf_loopbench.reports.history import (
+    RATIO,
+    STEP_TIME,
+    History,
+    load_history,
+    noise_sigma,
+    segment_ratio,
+)
 from tf_loopbench.reports.rundir import atomic_write_text
 
 DEFAULT_RUN_ARGS = ("--workload", "mlp", "--quick", "--device", "cpu")
@@ -203,6 +211,34 @@ def score(history: History, injections: list[Injection], runs: int) -> dict:
     return {"hits": hits, "misplaced": misplaced, "missed": missed, "false": false}
 
 
+def at_known_steps(history: History, injections: list[Injection]) -> list[str]:
+    """Each injected step measured where it is known to be, as history sizes a step it has
+    found (geometric means after / before over the whole segments, Welch 95% interval with
+    the series' own noise): what the search would have had to see."""
+    lines = []
+    runs = len(history.entries)
+    for injection in injections:
+        for loop, run, _ in injection.expected(runs):
+            steps = [s for i in injections if i.loop == loop for _, s, _ in i.expected(runs)]
+            bounds = sorted({1, runs + 1, *steps})
+            first = bounds[bounds.index(run) - 1]
+            last = bounds[bounds.index(run) + 1]
+            of_loop = history.series[history.series["loop"] == loop]
+            for (cell, name), rows in of_loop.groupby(["cell", "series"], sort=False):
+                values = np.log(rows["value"].to_numpy())
+                positions = rows["position"].to_numpy() + 1
+                sigma = noise_sigma(values, rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy())
+                before = values[(positions >= first) & (positions < run)]
+                after = values[(positions >= run) & (positions < last)]
+                ratio, low, high = segment_ratio(before, after, sigma)
+                lines.append(
+                    f"- {cell.name} at run {run}, {name}: {ratio - 1:+.1%} (95% CI "
+                    f"{low - 1:+.1%} to {high - 1:+.1%}) over runs {first}-{run - 1} against "
+                    f"{run}-{last - 1}; the series' noise sigma {sigma:.3f} (log)"
+                )
+    return lines
+
+
 def series_table(history: History, log: list[dict]) -> str:
     """Markdown: per run, each loop's median step (ms) [95% CI] and ratio to the reference."""
     frame = history.series
@@ -276,6 +312,10 @@ def report(args, injections: list[Injection]) -> str:
         *(f"- false change point: {said(change)}" for change in result["false"]),
         *(["- no false change point"] if not result["false"] else []),
         "",
+        "## The injected steps where they are known to be",
+        "",
+        *at_known_steps(history, injections),
+        "",
         "## Series (median step time of the run, ratio of least disturbed windows)",
         "",
         series_table(history, log),
@@ -296,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=8, help="how many runs (default 8)")
     parser.add_argument("--inject", type=parse_injection, action="append", default=[])
     parser.add_argument("--processes", type=int, default=5, help="processes a cell (default 5)")
-    parser.add_argument("--loopbench", default=shutil.which("loopbench") or "loopbench")
+    beside = Path(sys.executable).with_name("loopbench")  # this interpreter's, else PATH's
+    default = str(beside) if beside.exists() else shutil.which("loopbench") or "loopbench"
+    parser.add_argument("--loopbench", default=default, help=f"default {default}")
     parser.add_argument("--score-only", action="store_true", help="score the store as it is")
     args = parser.parse_args(argv)
     args.run_args = run_args
