@@ -38,6 +38,28 @@ def test_the_halves_are_disjoint_and_swap_every_block():
     assert duet.core_halves([5]) is None
 
 
+def test_a_seat_pins_its_worker_or_only_sets_its_threads(tmp_path, monkeypatch):
+    monkeypatch.setenv(duet.DUET_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(duet.DUET_SIDE_ENV, "base")
+    saved = os.sched_getaffinity(0)
+    try:
+        duet.write_seat(tmp_path, "base", 7, [min(saved)])
+        assert duet.Seat.for_job(6) is None  # a seat written for another job is no seat
+        seat = duet.Seat.for_job(7)
+        assert seat.take() == [min(saved)] and seat.threads == 1
+        seat.close()
+        os.sched_setaffinity(0, saved)
+        duet.write_seat(tmp_path, "base", 8, [], threads=1)  # shared: every core, 1 thread
+        seat = duet.Seat.for_job(8)
+        assert seat.take() == sorted(saved) and seat.threads == 1
+        # the other side never comes: the barrier breaks, and says so
+        seat.timeout_s = 0.05
+        assert seat.meet("window 0") is None and "no answer from the current side" in seat.broken
+        seat.close()
+    finally:
+        os.sched_setaffinity(0, saved)
+
+
 def test_critical_signed_rank_matches_scipy_on_known_data():
     n = 12
     critical = stats.critical_signed_rank(n, LEVEL)
