@@ -339,6 +339,11 @@ def test_amortized_and_steady_are_both_shown_and_labelled(tmp_path):
     assert "Steady step alone (per-epoch costs left out), against fit:" in text
     assert "| x fit, amortized [interval] | x fit, steady [interval] |" in text
     assert "| 2 ms |" in text  # fit's amortized step in the cells table
+    # what the intervals cover, and that this run's epoch ends are first ones (its rows
+    # have no later spans): said, not hidden
+    assert "Intervals: a cell's step time, " in text
+    assert "at 5+5 processes is about 94% (simulated" in text
+    assert "made before later epoch ends were timed" in text
 
 
 def test_time_to_train_adds_up_exactly(tmp_path):

@@ -35,7 +35,7 @@ def reading_notes(derived: Derived) -> list[str]:
         )
         notes.append(interval_note(derived))
         epoch_ends = epoch_end_note(derived)
-        if epoch_ends:
+        if epoch_ends and ok["amortized_recorded"].any():  # (else: a note below says so)
             notes.append(epoch_ends)
     few = ok[~(pd.to_numeric(ok["n_processes"], errors="coerce") >= 2)]
     if len(few) and len(few) == len(ok):
