@@ -121,10 +121,10 @@ def measured_duet(baseline: Run, current: Run) -> bool:
     )
 
 
-#: how a duet block's matched windows become its one number (docs/decisions/0008):
+#: how a duet block's matched windows become its one number (docs/decisions/0011):
 #: the median over windows of log(current / base), or log(fastest current / fastest base)
 BLOCK_SUMMARIES = ("median", "fastest")
-BLOCK_SUMMARY = "median"
+BLOCK_SUMMARY = "fastest"
 
 
 def paired_log_ratios(
