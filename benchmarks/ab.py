@@ -1,4 +1,5 @@
-"""Same-job A/B: time a base git ref and this work tree interleaved, then gate.
+"""Same-job A/B: time a base git ref and this work tree side by side (duet) or
+interleaved, then gate.
 
 ``loopbench ab BASE_REF`` (``benchmarks/cli.py``) builds an :class:`ABConfig` and
 calls :func:`run_ab`. A run stored on another day or another machine measures the
@@ -10,14 +11,19 @@ one Python environment:
    its work tree first on PYTHONPATH.
 2. Start both sides as one ``loopbench run --take-turns FD`` each, with the gate's
    settings (``GATE_RUN_ARGS``) and ``--processes`` per cell, and let them take turns
-   (``benchmarks/turns.py``): their start-up probes one after the other, then one
-   worker process at a time in ABBA order. Process k of a cell runs on both sides
-   seconds apart (block k), so a drift of the machine falls on both alike. Each
-   side's output goes to ``OUT/logs/<side>.log``.
+   (``benchmarks/turns.py``): their start-up probes one after the other, then, in
+   duet mode (the default with 2 cores or more, ``benchmarks/duet.py``), job k of
+   both sides at once, each worker pinned to its own half of the cores (swapped every
+   block) and its timed windows started together with the other's; interleaved
+   (``--mode interleaved``, 1 core, a base that predates duet), one worker process at
+   a time in ABBA order. Process k of a cell on both sides is block k, so what else
+   the machine does falls on both alike. Each side's output goes to
+   ``OUT/logs/<side>.log``.
 3. Copy each side's run to ``OUT/base`` and ``OUT/current``, mark them as each
-   other's interleaved partner (``soft.ab``) and run the regression gate on them
-   (``reports.gate.command``), which corrects each pair of samples for the machine's
-   drift read around it (docs/decisions/0006).
+   other's partner (``soft.ab``, with the mode) and run the regression gate on them
+   (``reports.gate.command``): a duet's blocks judged in pairs (docs/decisions/0011),
+   an interleaved A/B's samples corrected for the machine's drift read around each
+   pair (docs/decisions/0006).
 
 Exit status: the gate's (0 no confirmed regression, 1 a confirmed regression, 3 with
 ``--fail-if-blind`` a cell that could not have seen a slowdown of the threshold's size), 2 when

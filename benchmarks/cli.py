@@ -339,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ab = commands.add_parser(
         "ab",
-        help="time a git ref and this work tree interleaved in one job, then gate",
+        help="time a git ref and this work tree in one job (side by side, or taking "
+        "turns on 1 core), then gate",
         epilog=EXIT_HELP,
     )
     ab.add_argument(
