@@ -122,6 +122,16 @@ def test_the_paired_gate_holm_corrects_scipys_signed_rank_p_values():
     low, high = judged[cells[1]].ci_low, judged[cells[1]].ci_high
     assert low < judged[cells[1]].ratio < high
     assert judged[cells[0]].verdict == judged[cells[2]].verdict == "same"
+    assert all(np.isnan(judged[c].blocks_to_see) for c in cells)  # none blind: no plan
+    # a noisy cell is blind to 10 %; its plan: the fewest blocks at which this spread sees it
+    noisy_blocks = 0.15 * rng.standard_normal(14)
+    noisy = judge.judge_paired_blocks({cells[0]: noisy_blocks}, times, 0.05, 0.01)[cells[0]]
+    assert noisy.detectable > 0.10 and 14 < noisy.blocks_to_see <= stats.PLAN_MOST_BLOCKS
+
+    def detectable(blocks: float) -> float:
+        return stats.paired_detectable_slowdown(noisy_blocks, 0.01, 0.05, int(blocks))
+
+    assert detectable(noisy.blocks_to_see) <= 0.10 < detectable(noisy.blocks_to_see - 1)
 
 
 def test_a_one_core_machine_falls_back_to_interleaved_and_says_so(tmp_path, monkeypatch, capsys):

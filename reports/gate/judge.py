@@ -45,7 +45,7 @@ IGNORED_SOFT_KEYS = frozenset({"started_at", "ended_at", "command", "merged_from
 #: A cell is blind when its detectable slowdown (the whole rule's) exceeds this many times
 #: the threshold. Not the threshold itself: the rule flags only ratios beyond it, so a true
 #: slowdown of the threshold's size is flagged in about half of comparisons however calm
-#: the cell, and every cell would be blind to it (docs/decisions/0008).
+#: the cell, and every cell would be blind to it (docs/decisions/0011).
 BLIND_FACTOR = 2.0
 
 #: Exit statuses of compare (and ab); 2 is a run that cannot be compared.
@@ -212,9 +212,12 @@ def judge_step_times(
     current: Mapping[CellKey, np.ndarray],
     threshold: float = DEFAULT_THRESHOLD,
     alpha: float = DEFAULT_ALPHA,
+    plan: bool = False,
 ) -> dict[CellKey, CellComparison]:
     """The step-time verdict of every cell with per-process samples (seconds, or
-    within-run ratios) on both sides; the Holm family is the cells judged here. The
+    within-run ratios) on both sides; the Holm family is the cells judged here. With
+    ``plan`` (an interleaved A/B), a blind cell's plan: the processes a side (blocks)
+    at which this spread would see twice the threshold (up to INTERLEAVED_PLAN_MOST). The
     detectable slowdown is stated at Holm's first-step level, alpha over the cells (the
     level a cell meets when it alone is slower: if anything an overstatement).
     """
@@ -264,7 +267,23 @@ def judge_step_times(
             p_adjusted=float(p_slower_adjusted[index]),
             detectable=stats.detectable_slowdown(base, cur, first_step_alpha, threshold),
         )
+        if plan and judged[cell].detectable > BLIND_FACTOR * threshold:
+            found = stats.blocks_to_see(
+                lambda n, b=base, c=cur: stats.detectable_slowdown(
+                    b, c, first_step_alpha, threshold, n
+                ),
+                BLIND_FACTOR * threshold,
+                min(len(base), len(cur)),
+                INTERLEAVED_PLAN_MOST,
+            )
+            blocks = float("inf") if found is None else float(found)
+            judged[cell] = replace(judged[cell], blocks_to_see=blocks)
     return judged
+
+
+#: the most blocks an interleaved A/B's plan looks at (each look compares n x n pairs
+#: of 2000 resamples)
+INTERLEAVED_PLAN_MOST = 60
 
 
 def judge_paired_blocks(
@@ -533,7 +552,8 @@ def compare(
         log_ratios = paired_log_ratios((baseline, current), samples)
         judged = judge_paired_blocks(log_ratios, step_samples, threshold, alpha)
     else:
-        judged = judge_step_times(*step_samples, threshold, alpha)
+        interleaved = reference is None and measured_interleaved(baseline, current)
+        judged = judge_step_times(*step_samples, threshold, alpha, plan=interleaved)
     statuses = (facts[0].statuses, facts[1].statuses)
     compile_times = (facts[0].compile_times, facts[1].compile_times)
     # compile times, like step times, do not carry across machines
@@ -572,12 +592,12 @@ def compare(
     ]
     notes += machine_speed_notes(baseline, current, threshold)
     block_s = float("nan")
+    mark = current.metadata.get("soft", {}).get(AB_MARK) or {}
+    blocks = max((c.n_current for c in judged.values()), default=0)
+    if isinstance(mark, dict) and isinstance(mark.get("elapsed_s"), int | float) and blocks:
+        block_s = float(mark["elapsed_s"]) / blocks  # an A/B: its pace, for the plan
     if paired:
         notes.append(duet_note(baseline, current, samples))
-        mark = current.metadata.get("soft", {}).get(AB_MARK) or {}
-        blocks = max((c.n_current for c in judged.values()), default=0)
-        if isinstance(mark.get("elapsed_s"), int | float) and blocks:
-            block_s = float(mark["elapsed_s"]) / blocks
     elif drift_note:
         notes.append(drift_note)
     if not paired and not measured_interleaved(baseline, current):

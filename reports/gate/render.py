@@ -9,7 +9,12 @@ import math
 import pandas as pd
 from tf_loopbench.reports.compare import VERDICTS
 from tf_loopbench.reports.gate import stats
-from tf_loopbench.reports.gate.judge import COMPILE_FLOOR_S, EXIT_BLIND, Comparison
+from tf_loopbench.reports.gate.judge import (
+    COMPILE_FLOOR_S,
+    EXIT_BLIND,
+    INTERLEAVED_PLAN_MOST,
+    Comparison,
+)
 from tf_loopbench.reports.gate.samples import BLOCK_SUMMARY
 from tf_loopbench.reports.rundir import Run
 
@@ -121,15 +126,16 @@ BLOCK_SUMMARY_TEXT = {
 
 
 def _plan(result: Comparison) -> str:
-    """The plan line of a duet A/B: blocks (and minutes) each blind cell needs to see a
-    slowdown of the threshold's size at the spread measured so far."""
+    """The plan line of an A/B: blocks (and minutes) each blind cell needs to see a
+    slowdown of twice the threshold at the spread measured so far."""
     planned = [cell for cell in result.cells if not math.isnan(cell.blocks_to_see)]
     if not planned:
         return ""
     parts = []
     for cell in sorted(planned, key=lambda c: c.blocks_to_see):
         if math.isinf(cell.blocks_to_see):
-            parts.append(f"{cell.cell.name} over {stats.PLAN_MOST_BLOCKS} blocks")
+            most = stats.PLAN_MOST_BLOCKS if result.paired else INTERLEAVED_PLAN_MOST
+            parts.append(f"{cell.cell.name} over {most} blocks")
             continue
         minutes = cell.blocks_to_see * result.block_s / 60
         when = f" (~{minutes:.0f} min)" if math.isfinite(minutes) else ""
