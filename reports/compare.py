@@ -215,11 +215,11 @@ def amortized_interval(cell: Amortized) -> tuple[float, float]:
 def amortized_ratio_ci(subject: Amortized, reference: Amortized) -> tuple[float, float]:
     """Percentile-bootstrap interval of reference / subject amortized steps (a speedup),
     every side's steady steps and epoch-end spans resampled on their own; (nan, nan)
-    with fewer than two processes on a side."""
-    if subject.steady.size < 2 or reference.steady.size < 2:
+    with fewer than two processes on a side. Leading axes: data sets, as above."""
+    if subject.steady.shape[-1] < 2 or reference.steady.shape[-1] < 2:
         return (math.nan, math.nan)
     mine, theirs = subject.resampled(), reference.resampled()
-    if all(np.ptp(s) == 0 for s in (*mine, *theirs)):
+    if subject.steady.ndim == 1 and all(np.ptp(s) == 0 for s in (*mine, *theirs)):
         point = reference.point / subject.point
         return (point, point)
 
@@ -229,7 +229,7 @@ def amortized_ratio_ci(subject: Amortized, reference: Amortized) -> tuple[float,
 
     # the reference first, as ratio_of_medians_ci: without epochs the two give one interval
     low, high = bootstrap_interval((*theirs, *mine), ratio)
-    return (float(low), float(high))
+    return (float(low), float(high)) if np.ndim(low) == 0 else (low, high)
 
 
 def ratio_with_interval(

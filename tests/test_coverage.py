@@ -50,6 +50,12 @@ def test_speedup_intervals_at_5_and_5_processes_cover_what_their_label_says():
     assert ratio_label(5, 5) == f"{stated:.0%} interval" and stated < 0.95
 
 
+def test_amortized_speedups_cover_at_least_what_the_speedup_label_says():
+    # "x fit": a loop without epochs against fit with one epoch-end span a process
+    found = {shape: coverage.amortized_ratio_coverage(shape, 5, DRAWS) for shape in SHAPES}
+    assert all(hits >= RATIO_COVERAGE[5] - TOLERANCE for hits in found.values()), found
+
+
 def test_amortized_intervals_carry_the_coverage_summary_csv_states():
     found = {shape: coverage.amortized_coverage(shape, 5, DRAWS) for shape in SHAPES}
     stated = AMORTIZED_COVERAGE[5]
