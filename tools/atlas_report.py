@@ -1,7 +1,9 @@
 """docs/atlas.md and its figure from an atlas run (`nox -s atlas` runs it; never installed).
 
-    python tools/atlas_report.py results/atlas/full/<run-id> [--doc docs/atlas.md]
+    python tools/atlas_report.py RUN_DIR [RUN_DIR...] [--doc docs/atlas.md]
         [--figure docs/images/atlas.png]
+
+Several RUN_DIRs are passes of the same matrix: each cell's figures are their median.
 
 Reads the run's summary.csv and metadata.json (no TensorFlow). The figure puts every
 cell on one chart: x = fit's steady step time of its setting (log), y = the style's
@@ -100,6 +102,35 @@ def with_real_epoch_speedups(summary: pd.DataFrame) -> pd.DataFrame:
         for key, step in zip(keys, summary["real_epoch_step_s"], strict=True)
     ]
     return summary
+
+
+CELL = ["workload", "loop", "device", "batch_size"]
+#: figures that are the median over the passes (runs of the same matrix)
+PASS_MEDIANS = ["step_time_median_s", "epoch_end_s", "compile_s"]
+
+
+def combine(passes: list[pd.DataFrame]) -> tuple[pd.DataFrame, pd.Series]:
+    """One summary from several passes of the same matrix: per cell the median of each
+    pass's steady step, epoch end and compile time (a pass is one more sample of every
+    cell); ok only if every pass ran it, equivalent only if every pass found it so.
+    Also each cell's spread between passes: its slowest pass's step over its fastest."""
+    frames = [frame.assign(pass_index=i) for i, frame in enumerate(passes)]
+    every = pd.concat(frames, ignore_index=True)
+    rows, spreads = [], {}
+    for key, cells in every.groupby(CELL, sort=False):
+        first = cells.iloc[0].copy()
+        ok = cells[cells["status"] == "ok"]
+        if len(ok) < len(cells):
+            bad = cells[cells["status"] != "ok"].iloc[0]
+            first["status"], first["error"] = bad["status"], bad.get("error")
+        else:
+            for column in PASS_MEDIANS:
+                first[column] = pd.to_numeric(ok[column], errors="coerce").median()
+            first["equivalent"] = not any(str(v) == "False" for v in ok["equivalent"])
+            steps = ok["step_time_median_s"].astype(float)
+            spreads[key] = float(steps.max() / steps.min())
+        rows.append(first)
+    return pd.DataFrame(rows).reset_index(drop=True), pd.Series(spreads, dtype=float)
 
 
 def settings(summary: pd.DataFrame) -> pd.DataFrame:
@@ -208,19 +239,30 @@ def rule(table: pd.DataFrame) -> str:
             f"{values.min():.0f}x to {values.max():.0f}x)"
         )
 
-    ms = f"{FAST_BELOW_S * 1e3:.0f} ms"
-    slow_ms = f"{SLOW_ABOVE_S * 1e3:.0f} ms"
-    within = (graph_best[slow] - 1).abs() <= PRACTICAL
-    return (
-        f"Below about {ms} a fit step, the best compiled custom loop runs at "
-        f"{span(graph_best[fast])} and eager costs {cost(table.loc[fast, 'eager_x'])}: "
-        "Keras's per-step overhead is a visible share, and eager costs most. "
-        f"Between {ms} and {slow_ms}: best compiled loop {span(graph_best[middle])}, "
-        f"eager costs {cost(table.loc[middle, 'eager_x'])}. "
-        f"Above about {slow_ms} the kernels decide: the best compiled loop runs at "
-        f"{span(graph_best[slow])} ({int(within.sum())} of {int(slow.sum())} settings within "
-        f"±{PRACTICAL:.0%} of fit), and eager still costs {cost(table.loc[slow, 'eager_x'])}."
-    )
+    def verdict(values: pd.Series) -> str:
+        median = values.dropna().median()
+        if not math.isfinite(median):
+            return "no cell ran"
+        if median > 1 + PRACTICAL:
+            return "a compiled custom loop beats fit"
+        if median < 1 - PRACTICAL:
+            return "fit beats every compiled custom loop"
+        return "a compiled custom loop costs nothing against fit, and gains nothing"
+
+    ranges = [
+        (f"Below about {FAST_BELOW_S * 1e3:.0f} ms a fit step", fast),
+        (f"From {FAST_BELOW_S * 1e3:.0f} to {SLOW_ABOVE_S * 1e3:.0f} ms", middle),
+        (f"Above about {SLOW_ABOVE_S * 1e3:.0f} ms", slow),
+    ]
+    sentences = []
+    for where, mask in ranges:
+        within = int(((graph_best[mask] - 1).abs() <= PRACTICAL).sum())
+        sentences.append(
+            f"{where}, {verdict(graph_best[mask])}: the best of tf_function, tf_data and xla "
+            f"runs at {span(graph_best[mask])}, {within} of {int(mask.sum())} settings within "
+            f"±{PRACTICAL:.0%} of fit; eager costs {cost(table.loc[mask, 'eager_x'])}."
+        )
+    return " ".join(sentences)
 
 
 def figure(summary: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
@@ -253,9 +295,11 @@ def figure(summary: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def document(run_dir: Path, figure_path: Path, doc_path: Path) -> str:
-    summary = with_real_epoch_speedups(read_summary(run_dir))
-    metadata = read_metadata(run_dir)
+def document(run_dirs: list[Path], figure_path: Path, doc_path: Path, notes: list[str] = ()) -> str:
+    combined, spreads = combine([read_summary(run_dir) for run_dir in run_dirs])
+    summary = with_real_epoch_speedups(combined)
+    runs = [read_metadata(run_dir) for run_dir in run_dirs]
+    metadata = runs[0]
     soft, hard = metadata.get("soft", {}), metadata.get("hard", {})
     table = settings(summary)
     figure(summary, table, figure_path)
@@ -268,7 +312,12 @@ def document(run_dir: Path, figure_path: Path, doc_path: Path) -> str:
         "version of a Keras example on random data of its dataset's shape; the method of equal",
         "work with randomness in the step is in [the section below](#randomness-in-the-step).",
         "",
-        f"- Run: `{metadata.get('run_id')}`, {soft.get('started_at')} to {soft.get('ended_at')}",
+        *(
+            f"- Run{' (pass ' + str(i + 1) + ')' if len(runs) > 1 else ''}: "
+            f"`{run.get('run_id')}`, {run['soft'].get('started_at')} to "
+            f"{run['soft'].get('ended_at')}"
+            for i, run in enumerate(runs)
+        ),
         f"- Machine: {hard.get('cpu_model')}, {hard.get('visible_cores')} cores, "
         f"GPUs: {len(soft.get('gpus') or [])}; TensorFlow {soft.get('tensorflow')}, "
         f"Keras {soft.get('keras')}; commit {str(soft.get('git_commit'))[:7]}"
@@ -276,6 +325,17 @@ def document(run_dir: Path, figure_path: Path, doc_path: Path) -> str:
         f"- Command: `{soft.get('command')}`",
         f"- Fit's step spans {fastest * 1e3:.2f} ms to {slowest * 1e3:.0f} ms "
         f"({math.log10(slowest / fastest):.1f} decades) over {len(table)} settings",
+        *(
+            [
+                f"- {len(runs)} passes, each cell's figures the median over them; a cell's "
+                f"slowest pass over its fastest: median {spreads.median():.2f}x, "
+                f"90th percentile {spreads.quantile(0.9):.2f}x, largest {spreads.max():.2f}x "
+                "(how far one pass can be trusted on this machine)"
+            ]
+            if len(runs) > 1 and len(spreads)
+            else []
+        ),
+        *(f"- {note}" for note in notes),
         "",
         "## The rule",
         "",
@@ -360,14 +420,18 @@ timing, untimed, and compares with that (`equal_work_reference_loss`).
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("run_dir", type=Path, nargs="+", help="one or more passes")
     parser.add_argument("--doc", type=Path, default=Path("docs/atlas.md"))
     parser.add_argument("--figure", type=Path, default=Path("docs/images/atlas.png"))
+    parser.add_argument(
+        "--note", action="append", default=[], help="a line for the header (the load, ...)"
+    )
     args = parser.parse_args(argv)
-    if not (args.run_dir / "summary.csv").is_file():
-        print(f"atlas_report: {args.run_dir} has no summary.csv", file=sys.stderr)
-        return 2
-    document(args.run_dir, args.figure, args.doc)
+    for run_dir in args.run_dir:
+        if not (run_dir / "summary.csv").is_file():
+            print(f"atlas_report: {run_dir} has no summary.csv", file=sys.stderr)
+            return 2
+    document(args.run_dir, args.figure, args.doc, args.note)
     print(f"wrote {args.doc} and {args.figure}")
     return 0
 
