@@ -410,7 +410,7 @@ cost is what XLA's own conversion costs (one bit generator and three element-wis
 ops, fused). Eager and graph mode run TensorFlow's kernel untouched. Left as they
 are: normal and truncated-normal draws (the VAE feeds its noise as data instead)
 and float16/bfloat16 uniform draws. The options weighed are in
-[decision 0011](decisions/0011-same-random-numbers-under-xla.md).
+[decision 0012](decisions/0012-same-random-numbers-under-xla.md).
 
 `equivalent` is filled in every run: when eager is not among the styles, the first
 process of each cell trains a fresh copy eagerly for the equal-work steps after its
