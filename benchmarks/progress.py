@@ -299,8 +299,9 @@ def interval_coverage_line(summary: pd.DataFrame) -> str | None:
     of 5 processes, which covers the median with probability 93.8% (exact)"; None when
     no cell has one."""
     ok = summary[summary["status"].eq("ok")]
-    counts = pd.to_numeric(ok.get("n_processes"), errors="coerce")
-    coverages = pd.to_numeric(ok.get("ci_coverage"), errors="coerce")
+    none = pd.Series(dtype=float)  # (a run in which no cell ran has neither column)
+    counts = pd.to_numeric(ok.get("n_processes", none), errors="coerce")
+    coverages = pd.to_numeric(ok.get("ci_coverage", none), errors="coerce")
     found = sorted(
         {(int(n), float(c)) for n, c in zip(counts, coverages, strict=True) if n >= 2 and c > 0}
     )

@@ -149,3 +149,8 @@ def test_the_table_says_what_its_intervals_cover(summary):
         "order statistics of 12 processes covers the median with probability 96.1%" in line
         for line in render(twelve)
     )
+
+
+def test_a_run_in_which_no_cell_ran_has_no_interval_line(summary):
+    failed = summary[summary["status"].ne("ok")].drop(columns=["ci_coverage"], errors="ignore")
+    assert not any(line.startswith("interval:") for line in render(failed))

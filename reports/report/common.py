@@ -270,7 +270,10 @@ def interval_note(derived: Derived) -> str:
         return "Intervals: none (an interval needs two or more processes a cell)."
     fewest = "" if counts.nunique() == 1 else " (the fewest of a cell here)"
     if ok.get("ci_basis", pd.Series(dtype=object)).eq("processes-bootstrap").any():
-        cell = "a percentile bootstrap over its processes (a run made before coverage was stated)"
+        cell = (
+            "a percentile bootstrap over its processes (a run made before coverage was stated; "
+            "from 5 or fewer it gives their range: 93.75% at 5)"
+        )
     elif n < RANGE_BELOW:
         cell = (
             f"the range of its {n} processes{fewest}, which covers its median with probability "
@@ -298,7 +301,7 @@ def epoch_end_note(derived: Derived) -> str | None:
         return None
     return (
         f"{', '.join(map(str, old))}: made before later epoch ends were timed, so its "
-        "per-epoch cost is each process's first epoch ends (which cost more than later ones), "
+        "per-epoch cost is each process's first epoch ends (which can cost more than later ones), "
         "resampled one a process."
     )
 
