@@ -3,8 +3,9 @@ summary.csv is paired and measured here (docs/adding-an-axis.md shows it in use)
 
 :func:`compare` pairs every subject cell once with its reference cell (a :class:`Rule`)
 in the same setting along the key that varies, and returns one row per pair: the ratio
-(a speedup: above 1, the subject is faster), its 95% interval and a verdict. The key
-schema, the seed and the verdicts live here only.
+(a speedup: above 1, the subject is faster), its bootstrap interval (95% nominal; its
+real coverage by processes a side in RATIO_COVERAGE) and a verdict. The key schema, the
+seed, the verdicts and the intervals' coverage live here only.
 
 Example::
 
