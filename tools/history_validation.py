@@ -286,6 +286,7 @@ def report(args, injections: list[Injection]) -> str:
     )
     result = score(history, injections, len(history.entries))
     position = {entry.name: i + 1 for i, entry in enumerate(history.entries)}
+    injected = {injection.loop for injection in injections}
 
     def said(change) -> str:
         where = f"runs {position[change.before.name]}->{position[change.after.name]}"
@@ -311,6 +312,13 @@ def report(args, injections: list[Injection]) -> str:
         *(f"- missed: {loop} at run {run}" for loop, run in result["missed"]),
         *(f"- false change point: {said(change)}" for change in result["false"]),
         *(["- no false change point"] if not result["false"] else []),
+        *(
+            f"- creeping trend flagged ({'an injected loop' if t.cell.loop in injected else 'false'}):"
+            f" {t.cell.name} {t.series}, {t.per_run:+.2%} a run (95% CI {t.low:+.2%} to "
+            f"{t.high:+.2%}), {t.total:+.1%} over {t.runs} runs"
+            for t in history.trends
+            if t.flagged(history.min_change)
+        ),
         "",
         "## The injected steps where they are known to be",
         "",
