@@ -315,7 +315,8 @@ def document(run_dirs: list[Path], figure_path: Path, doc_path: Path, notes: lis
         *(
             f"- Run{' (pass ' + str(i + 1) + ')' if len(runs) > 1 else ''}: "
             f"`{run.get('run_id')}`, {run['soft'].get('started_at')} to "
-            f"{run['soft'].get('ended_at')}"
+            f"{run['soft'].get('ended_at')}, "
+            f"{run.get('config', {}).get('processes', '?')} process(es) a cell"
             for i, run in enumerate(runs)
         ),
         f"- Machine: {hard.get('cpu_model')}, {hard.get('visible_cores')} cores, "
@@ -340,6 +341,18 @@ def document(run_dirs: list[Path], figure_path: Path, doc_path: Path, notes: lis
         "## The rule",
         "",
         rule(table),
+        *(
+            [
+                "",
+                f"How much of it stands: the passes disagree by a median {spreads.median():.2f}x "
+                "per cell, more than the ±5% a claim needs. A figure larger than that spread "
+                "stands here (eager's cost, and how it falls as fit's step grows); the compiled "
+                "loops' x fit, mostly within that spread of 1, needs a quiet machine and 2 or "
+                "more processes a cell (the session's default) before it is believed.",
+            ]
+            if len(spreads) and spreads.median() > 1 + PRACTICAL
+            else []
+        ),
         "",
         f"![every cell](images/{figure_path.name})",
         "",
@@ -384,10 +397,10 @@ METHOD = """## How the atlas is run
 `nox -s atlas` runs `loopbench run` once over every model of examples/atlas/, the
 guide's MLP (examples/keras_guide_mlp.py) and the seed GAN (`--workload gan`: two
 optimizers, which the `--model` format does not take), in all five loop styles, at
-batch 16 and 128, 2 worker processes a cell, on every device present (CPU here),
-then this script. `nox -s atlas -- --quick` runs batch 32, one process a cell and
-short windows. Both cut the training data to a few thousand examples (`--data-size`),
-because fit trains two epochs in each process to time its epoch end; "pays back
+batch 16 and 128, 2 worker processes a cell (the header says what a record ran),
+on every device present (CPU here), then this script. `nox -s atlas -- --quick`
+runs batch 32, one process a cell and short windows. Both cut the training data
+to a few thousand examples (`--data-size`), because fit trains two epochs in each process to time its epoch end; "pays back
 within one real epoch" uses the real dataset's size instead (REAL_EPOCH_EXAMPLES in
 tools/atlas_report.py). A cell's figures are measured as every run measures them
 (docs/methodology.md); XLA's extra compile is the xla cell's compile time less fit's.
