@@ -18,8 +18,10 @@ For ``fit`` the time from calling ``fit`` to ``train_begin`` is fit's per-call
 set-up, its own figure. The clock can add a known amount of extra work per
 step to one loop style (``LOOPBENCH_INJECT_SLOWDOWN="loop=fraction"``, a test
 knob for validating the regression gate): a busy spin of that fraction of the
-steady step time, measured in an extra untimed calibration window (at least 50
-steps) after the warm-up. The spin runs on the host thread between steps: it
+steady step time, measured after the warm-up as the fastest of CALIBRATION_SPANS
+untimed calibration spans (a window's steps each, at least 10): on a loaded
+machine one span can be many times slower, and a fraction of it would inject
+far more than asked. The spin runs on the host thread between steps: it
 lengthens a step by about its own length where that thread does all the work in
 turn, and hides in the input wait of a step fed by ``tf.data``, as real host work
 would; so the gate is validated on a NumPy-fed graph rung, and the validation
@@ -77,6 +79,11 @@ class PhaseTimes:
     window_started_at: list[float] = field(default_factory=list)
     end: float = float("nan")
 
+
+#: untimed spans after the warm-up whose fastest sets the injected spin (each a window's
+#: steps, at least CALIBRATION_SPAN_STEPS)
+CALIBRATION_SPANS = 5
+CALIBRATION_SPAN_STEPS = 10
 
 #: bounds on the steps of one window when windows are sized by duration
 MAX_STEPS_PER_WINDOW = 10_000
@@ -250,12 +257,19 @@ class PhaseClock(StepHooks):
         spe = self.steps_per_epoch
         steps_per_window = min(steps_per_window, self._longest_window)
         self.steps_per_window = steps_per_window
-        # With a slowdown to inject, one untimed calibration window after the
-        # warm-up measures the steady step the extra work is a fraction of (the
-        # warm-up's early steps are slower and would overstate it).
-        self.calibration_steps = (
-            self._whole_calls_up(max(steps_per_window, 50)) if self.inject_fraction else 0
+        # With a slowdown to inject, untimed calibration spans after the warm-up
+        # measure the steady step the extra work is a fraction of (the warm-up's
+        # early steps are slower and would overstate it): the fastest span, as load
+        # only ever adds time to one.
+        span = self._whole_calls_up(max(steps_per_window, CALIBRATION_SPAN_STEPS))
+        self.calibration_span = span if self.inject_fraction else 0
+        self.calibration_steps = CALIBRATION_SPANS * self.calibration_span
+        self.calibration_ends = (
+            {start + i * self.calibration_span for i in range(1, CALIBRATION_SPANS + 1)}
+            if self.inject_fraction
+            else set()
         )
+        self.calibration_s: list[float] = []
         self.first_window = start + self.calibration_steps
         self.window_spans: list[tuple[int, int]] = []
         self.gap_starts: dict[int, int] = {}  # a window's first step -> the gap's first
@@ -272,6 +286,7 @@ class PhaseClock(StepHooks):
         self.window_begins = {begin for begin, _ in self.window_spans}
         # step counts at which a phase ends (a boundary: sync, then read the clock)
         self.boundaries = {self.steps_per_call, self.equal_work_steps, self.first_window}
+        self.boundaries |= self.calibration_ends
         self.boundaries |= {begin for begin, _ in self.window_spans} | self.window_ends
         #: spans timed after the last window, each around an epoch end: (first, last step)
         self.epoch_probes: list[tuple[int, int]] = []
@@ -298,7 +313,11 @@ class PhaseClock(StepHooks):
         if self.window_s is None:
             return self.total_steps
         most = self._whole_calls_up(max(MAX_STEPS_PER_WINDOW, self.min_steps_per_window))
-        calibration = self._whole_calls_up(max(most, 50)) if self.inject_fraction else 0
+        calibration = (
+            CALIBRATION_SPANS * self._whole_calls_up(max(most, CALIBRATION_SPAN_STEPS))
+            if self.inject_fraction
+            else 0
+        )
         # sizing spans grow at least 2x up to ``most`` (a span that held an epoch
         # end is timed again, once per epoch at most): under 4x ``most`` in all
         sizing = 4 * most
@@ -347,8 +366,11 @@ class PhaseClock(StepHooks):
                     self._start_span(step, self.steps_per_call)
             elif self._span is not None:
                 self._sized(step, elapsed)
-            elif step == self.first_window:  # only when injecting: calibration done
-                self.inject_s = self.inject_fraction * elapsed / self.calibration_steps
+            elif step in self.calibration_ends:  # only when injecting
+                self.calibration_s.append(elapsed)
+                if step == self.first_window:  # calibration done: its fastest span
+                    fastest = min(self.calibration_s) / self.calibration_span
+                    self.inject_s = self.inject_fraction * fastest
             elif step in self.window_ends:
                 self.times.window_s.append(elapsed)
             elif step in self.gap_starts:  # a window starts after a gap that held an epoch's end

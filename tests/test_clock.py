@@ -69,12 +69,34 @@ def test_injected_slowdown_spins_in_timed_steps_only():
         trainer.sync, warmup_steps=5, windows=3, steps_per_window=10, inject_fraction=1.0
     )
     trainer.run(slowed.total_steps, slowed)
-    assert slowed.total_steps == plain.total_steps + 50  # one calibration window
+    assert slowed.total_steps == plain.total_steps + 50  # five calibration spans of 10
     assert len(slowed.times.window_s) == 3
     assert slowed.inject_s > 0
     assert min(slowed.times.window_s) >= 10 * slowed.inject_s
     assert slowed.first_window == 1 + 5 + 50
     assert sum(slowed.times.window_s) > sum(plain.times.window_s)
+
+
+def test_the_injected_spin_is_a_fraction_of_the_fastest_calibration_span(fake_time, monkeypatch):
+    # steps of 1 ms, but another job takes the core during one calibration span (10x):
+    # one span's mean would inject 10 % of 10 ms, far more than the 10 % asked
+    import tf_loopbench.benchmarks.clock
+    from tf_loopbench.loops.base import StopTraining
+
+    spin = fake_time.spin
+    monkeypatch.setattr(tf_loopbench.benchmarks.clock, "spin", spin)  # the injected spin too
+
+    clock = PhaseClock(
+        lambda: None, warmup_steps=4, windows=2, steps_per_window=10, inject_fraction=0.1
+    )
+    slow_span = range(clock.first_window - 50, clock.first_window - 40)  # the first span
+    clock.on_train_begin()
+    with pytest.raises(StopTraining):
+        for step in range(clock.max_total_steps + 1):
+            clock.on_step_begin(step)
+            spin(0.010 if step in slow_span else 0.001)
+    assert len(clock.calibration_s) == 5 and max(clock.calibration_s) == pytest.approx(0.1)
+    assert clock.inject_s == pytest.approx(0.1 * 0.001)
 
 
 def test_injected_fraction_parsing():
