@@ -116,6 +116,8 @@ class Trend:
     runs: int
     confirmed: bool = True  # False: a step time that crept alone (load on the machine)
     with_setting: bool = False  # a step time that crept with its whole setting, not its ratio
+    #: the significant steps the creep was preferred to: (position after, Step), each
+    instead_of: tuple[tuple[int, Step], ...] = ()
 
     @property
     def total(self) -> float:
@@ -239,12 +241,21 @@ def change_points(
 ) -> list[tuple[int, float, float, float]]:
     """[(index of the first run after the step, ratio, low, high)] for one series: PELT's
     steps, the weakest too small or not significant dropped until none is; none where a
-    steady creep explains the series better.
+    steady creep explains the series better (:func:`creep_explains`).
 
     >>> steps = np.log([1.0, 1.01, 0.99, 1.0, 1.3, 1.31, 1.29, 1.3])
     >>> [(i, round(r, 2)) for i, r, _, _ in change_points(steps, 0.01)]
     [(4, 1.3)]
     """
+    sized = significant_steps(log_values, sigma, min_change)
+    return [] if creep_explains(log_values, sized, sigma) else sized
+
+
+def significant_steps(
+    log_values: np.ndarray, sigma: float, min_change: float = DEFAULT_MIN_CHANGE
+) -> list[tuple[int, float, float, float]]:
+    """PELT's steps of one series, the weakest too small or not significant dropped until
+    none is, before any creep is considered."""
     import ruptures
 
     n = log_values.size
@@ -261,20 +272,28 @@ def change_points(
             for k, index in enumerate(breaks)
         ]
         failing = [s for s in sized if abs(s[1] - 1) < min_change or s[2] <= 1 <= s[3]]
-        if failing:
-            breaks.remove(min(failing, key=lambda s: abs(math.log(s[1])))[0])
-            continue
-        # a steady creep, which the search cuts into a staircase: no steps where a
-        # significant straight line explains the series better (BIC, sigma known)
-        x = np.arange(n)
-        rss_steps = sum(float(np.sum((segment - segment.mean()) ** 2)) for segment in segments)
-        rss_line = float(np.sum((log_values - np.polyval(np.polyfit(x, log_values, 1), x)) ** 2))
-        line = trend_of(log_values)
-        creeps = line is not None and (line[1] > 0 or line[2] < 0)
-        bic_line = rss_line / sigma**2 + 2 * math.log(n)
-        bic_steps = rss_steps / sigma**2 + (2 * len(sized) + 1) * math.log(n)
-        return [] if creeps and bic_line < bic_steps else sized
+        if not failing:
+            return sized
+        breaks.remove(min(failing, key=lambda s: abs(math.log(s[1])))[0])
     return []
+
+
+def creep_explains(log_values: np.ndarray, sized: list, sigma: float) -> bool:
+    """A steady creep, which the search cuts into a staircase: True where a significant
+    straight line explains the series better than the ``sized`` steps (BIC, sigma known)."""
+    if not sized:
+        return False
+    n = log_values.size
+    bounds = [0, *(step[0] for step in sized), n]
+    segments = [log_values[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    x = np.arange(n)
+    rss_steps = sum(float(np.sum((segment - segment.mean()) ** 2)) for segment in segments)
+    rss_line = float(np.sum((log_values - np.polyval(np.polyfit(x, log_values, 1), x)) ** 2))
+    line = trend_of(log_values)
+    creeps = line is not None and (line[1] > 0 or line[2] < 0)
+    bic_line = rss_line / sigma**2 + 2 * math.log(n)
+    bic_steps = rss_steps / sigma**2 + (2 * len(sized) + 1) * math.log(n)
+    return creeps and bic_line < bic_steps
 
 
 def trend_of(log_values: np.ndarray) -> tuple[float, float, float] | None:
@@ -359,17 +378,21 @@ def confirmed(
     return out
 
 
-def trends_of(fitted: dict, found: dict, reference: str | None, min_change: float) -> list:
+def trends_of(
+    fitted: dict, found: dict, reference: str | None, min_change: float, swallowed: dict
+) -> list:
     """Each series' Theil-Sen trend since its cell's last change point in ``found``; a step
     time's unconfirmed unless, as in :func:`confirmed`, a loop's ratio or the whole setting
-    creeps with it, or, for the reference, the whole setting or every loop's ratio (two+)."""
+    creeps with it, or, for the reference, the whole setting or every loop's ratio (two+).
+    ``swallowed`` per (series, cell): the steps its creep was preferred to, kept on the trend."""
     last_change = {cell: after for cell, after in sorted(found, key=lambda key: key[1])}
     trends = []
     for (name, cell), (log_values, positions, _) in fitted.items():
         start = int(np.searchsorted(positions, last_change.get(cell, 0)))
         trend = trend_of(log_values[start:])
         if trend is not None:
-            trends.append(Trend(cell, name, *trend, runs=log_values.size - start))
+            since = tuple(s for s in swallowed.get((name, cell), ()) if s[0] >= positions[start])
+            trends.append(Trend(cell, name, *trend, runs=log_values.size - start, instead_of=since))
     roles = _roles(fitted, reference)
     by_key = {(t.series, t.cell): t for t in trends}
 
@@ -401,11 +424,22 @@ def build_history(
     series = series_of(ordered, reference)
     fitted = {}  # (series, cell): its log values, the positions of their runs, its sigma
     found: dict[tuple[CellKey, int], dict[str, Step]] = {}  # (cell, position after): steps
+    swallowed: dict[tuple[str, CellKey], tuple] = {}  # (series, cell): steps a creep beat
     for (name, cell), rows in series.groupby(["series", "cell"], sort=False):
         log_values, positions = np.log(rows["value"].to_numpy()), rows["position"].to_numpy()
         sigma = noise_sigma(log_values, rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy())
         fitted[(name, cell)] = (log_values, positions, sigma)
-        steps = change_points(log_values, sigma, min_change)
+        steps = significant_steps(log_values, sigma, min_change)
+        if creep_explains(log_values, steps, sigma):  # a creep, but say which steps it beat
+            bounds = [0, *(s[0] for s in steps), len(positions)]
+            swallowed[(name, cell)] = tuple(
+                (
+                    int(positions[index]),
+                    Step(ratio, low, high, index - bounds[k], bounds[k + 2] - index),
+                )
+                for k, (index, ratio, low, high) in enumerate(steps)
+            )
+            steps = []
         bounds = [0, *(s[0] for s in steps), len(positions)]
         for k, (index, ratio, low, high) in enumerate(steps):
             step = Step(ratio, low, high, index - bounds[k], bounds[k + 2] - index)
@@ -425,7 +459,7 @@ def build_history(
         positions = fitted[(STEP_TIME, cell)][1]  # every run of the cell
         before = ordered[int(positions[positions < after].max())]
         changes.append(Change(cell, before, ordered[after], found[(cell, after)]))
-    trends = trends_of(fitted, found, reference, min_change)
+    trends = trends_of(fitted, found, reference, min_change, swallowed)
     trends = tuple(sorted(trends, key=lambda t: (cell_order[t.cell], SERIES.index(t.series))))
     return History(tuple(ordered), basis, series, tuple(changes), trends, min_change, reference)
 
@@ -509,14 +543,22 @@ def write_plots(history: History, out_dir: Path) -> list:
     return plots
 
 
-def _creeping(trend: Trend, min_change: float) -> str:
+def _creeping(trend: Trend, min_change: float, entries: Sequence[Entry] = ()) -> str:
+    """The trend table's *creeping* column; the steps a creep was preferred to, after it."""
     if not trend.significant(min_change):
         return ""
     if not trend.confirmed:
-        return "not in its ratio nor its setting (load?)"
-    if trend.with_setting:
-        return "yes, with its whole setting (the machine, or a change all share)"
-    return "yes"
+        text = "not in its ratio nor its setting (load?)"
+    elif trend.with_setting:
+        text = "yes, with its whole setting (the machine, or a change all share)"
+    else:
+        text = "yes"
+    steps = "; ".join(
+        f"{step.size} from {(entries[after].commit or '—')[:10]} ({entries[after].name})"
+        for after, step in trend.instead_of
+        if after < len(entries)
+    )
+    return f"{text}; or a step: {steps}" if steps else text
 
 
 def document(history: History, plots: Sequence) -> list:
@@ -556,7 +598,7 @@ def document(history: History, plots: Sequence) -> list:
             "latest": latest[(trend.series, trend.cell)],
             "trend per run": f"{trend.per_run:+.2%} (95% CI {trend.low:+.2%} to {trend.high:+.2%})",
             "over runs": f"{trend.total:+.1%} over {trend.runs}",
-            "creeping": _creeping(trend, history.min_change),
+            "creeping": _creeping(trend, history.min_change, history.entries),
         }
         for trend in history.trends
     )
@@ -632,5 +674,11 @@ def command(
             f"change point: {change.cell.name} between {(change.before.commit or '?')[:10]} and "
             f"{(change.after.commit or '?')[:10]}: {change.describe(history.reference)}"
         )
+    for trend in history.trends:
+        if trend.instead_of and trend.flagged(history.min_change):
+            print(
+                f"creeping: {trend.cell.name} {trend.series}, {trend.total:+.1%} over "
+                f"{trend.runs} runs; {_creeping(trend, history.min_change, history.entries)}"
+            )
     print(f"history of {len(history.entries)} runs: {out_dir / HISTORY_MD}")
     return 0

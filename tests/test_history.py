@@ -6,7 +6,8 @@ the one change point named, found in both the step time and the ratio to fit; on
 loaded machine (a load factor per run and per block, alike for every loop) only the ratio
 finds it, and it is still the one named; a store without change names none; a creep
 under the gate's threshold per run shows as a trend; commits are ordered by git ancestry
-when a work tree knows them.
+when a work tree knows them. A real held-out series whose step the creep rule beats keeps
+that step on its trend.
 """
 
 from __future__ import annotations
@@ -17,7 +18,19 @@ import sys
 
 import numpy as np
 import pytest
-from tf_loopbench.reports.history import RATIO, STEP_TIME, command, load_history
+from tf_loopbench.reports.history import (
+    RATIO,
+    STEP_TIME,
+    Step,
+    change_points,
+    command,
+    creep_explains,
+    load_history,
+    noise_sigma,
+    significant_steps,
+    trends_of,
+)
+from tf_loopbench.reports.rundir import CellKey
 
 from tests.conftest import ROOT
 from tests.fixtures import history_store
@@ -214,3 +227,24 @@ def test_bad_history_input_is_one_line_and_exit_2(tmp_path, capsys):
         result = main_in_process(["history", *args, "--out", str(tmp_path / "o")], capsys)
         assert result.returncode == 2, args
         assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+#: xla's ratio to fit over ten real runs with xla 15% slower from the sixth (12 processes a
+#: cell, load 8-10; docs/results/2026-12-07-history-heldout.md, store B)
+HELD_OUT_RATIOS = [0.640, 0.667, 0.610, 0.642, 0.572, 0.781, 0.692, 0.724, 0.733, 0.910]
+
+
+def test_a_step_the_creep_rule_beats_is_kept_on_the_trend():
+    """The search finds the held-out step at its run and the creep rule prefers a line: the
+    series gets no change point, but its trend keeps the step it beat, to be shown."""
+    values = np.log(HELD_OUT_RATIOS)
+    no_interval = np.full(values.size, np.nan)
+    sigma = noise_sigma(values, no_interval, no_interval)
+    steps = significant_steps(values, sigma)
+    assert [index for index, *_ in steps] == [5] and steps[0][2] > 1  # its interval clears 1
+    assert creep_explains(values, steps, sigma) and change_points(values, sigma) == []
+    cell = CellKey("mlp", "xla", "cpu", 128, 128)
+    fitted = {(RATIO, cell): (values, np.arange(values.size), sigma)}
+    kept = ((5, Step(*steps[0][1:], runs_before=5, runs_after=5)),)
+    (trend,) = trends_of(fitted, {}, None, 0.05, {(RATIO, cell): kept})
+    assert trend.flagged(0.05) and trend.instead_of == kept
