@@ -316,6 +316,10 @@ def report(args, injections: list[Injection]) -> str:
             f"- creeping trend flagged ({'an injected loop' if t.cell.loop in injected else 'false'}):"
             f" {t.cell.name} {t.series}, {t.per_run:+.2%} a run (95% CI {t.low:+.2%} to "
             f"{t.high:+.2%}), {t.total:+.1%} over {t.runs} runs"
+            + "".join(
+                f"; or a step of {step.size} from run {after + 1}"
+                for after, step in getattr(t, "instead_of", ())  # history before 2026-12-07: none
+            )
             for t in history.trends
             if t.flagged(history.min_change)
         ),
