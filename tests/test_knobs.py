@@ -220,7 +220,7 @@ def test_the_clock_sizes_windows_by_duration_in_whole_calls(monkeypatch):
             now[0] += 8 * 0.001
     assert [steps % 8 for steps, _ in clock.sizing_spans] == [0] * len(clock.sizing_spans)
     assert clock.steps_per_window == 48  # 50 ms of 1 ms steps, to whole calls of 8
-    assert clock.calibration_steps == 56  # at least 50, whole calls
+    assert clock.calibration_steps == 5 * 48  # 5 spans of a window's steps, whole calls
     assert clock.inject_s == pytest.approx(0.0005)  # half a 1 ms step
     assert clock.total_steps % 8 == 0
     assert clock.times.window_s == pytest.approx([48 * 0.0015] * 2)  # 1 ms + half of it
