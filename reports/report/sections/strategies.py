@@ -6,7 +6,15 @@ its speed against the reference under the strategy and on one device (steady ste
 from __future__ import annotations
 
 import pandas as pd
-from tf_loopbench.reports.compare import FASTER, GROUP_KEYS, SAME, SLOWER, against, compare
+from tf_loopbench.reports.compare import (
+    FASTER,
+    GROUP_KEYS,
+    SAME,
+    SLOWER,
+    against,
+    compare,
+    ratio_label,
+)
 from tf_loopbench.reports.report.aggregate import strategy_replicas
 from tf_loopbench.reports.report.common import (
     Block,
@@ -82,10 +90,12 @@ def scaling_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
     said = pd.DataFrame([_ratios(row) for row in rows.to_dict("records")], index=rows.index)
     keys = [*(["run"] if several_runs else []), "workload", "device", "batch_size"]
     keys += [key for key in ("width", "precision") if rows[key].nunique() > 1]
+    # the interval's real coverage, from the fewest processes a side in the table
+    label = ratio_label(int(rows["n"].min()), int(rows["n_against"].min())) if len(rows) else ""
     names = {
         "batch_size": "batch",
-        "speedup": "x one device [95% CI]",
-        "efficiency": "scaling efficiency [95% CI]",
+        "speedup": f"x one device [{label}]",
+        "efficiency": f"scaling efficiency [{label}]",
         "under": f"x {reference} under it",
         "single": f"x {reference} on one device",
     }
@@ -130,8 +140,8 @@ def blocks(context: Context) -> list[Block]:
         Heading(2, "Strategies"),
         Paragraph(
             "Each loop under a tf.distribute strategy against the same loop on one device "
-            "(strategy none) at the same global batch, steady step, 95% CI across processes "
-            "in brackets. Scaling efficiency: that speedup over the replicas (100%: perfect "
+            "(strategy none) at the same global batch, steady step, a bootstrap interval over "
+            "processes in brackets (its real coverage in the header: docs/decisions/0010). Scaling efficiency: that speedup over the replicas (100%: perfect "
             "strong scaling), said beside it when the replicas are logical devices or "
             "worker processes sharing the same cores. Cells skipped under a strategy say "
             "why in All cells."

@@ -47,7 +47,7 @@ def throughput_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
         columns = {
             "fastest loop (steady step)": best["loop"],
             "model FLOPs per step": f"{flops:.4g}{per_replica}",
-            "achieved [95% CI]": interval(
+            "achieved [interval]": interval(
                 best["achieved_flops_per_s"],
                 flops / best["step_time_ci_high_s"],
                 flops / best["step_time_ci_low_s"],
@@ -86,7 +86,9 @@ def blocks(context: Context) -> list[Block]:
             "dtype the cell computes in (bfloat16 for mixed_bfloat16; on this machine, not "
             "the vendor's figure). Replicas on one physical device (logical CPU devices, "
             "worker processes on one CPU) each get an equal share of its peak; with no "
-            "peak in the cell's dtype there is no MFU. For information: no decision rests on it."
+            "peak in the cell's dtype there is no MFU. Achieved: FLOPs per step over the steady "
+            "step, in brackets over the ends of the step's interval (its coverage: Decisions, Intervals). "
+            "For information: no decision rests on it."
         ),
         *table(throughput),
         *([Bullets(tuple(notes))] if notes else []),
