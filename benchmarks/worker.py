@@ -110,6 +110,20 @@ def configure_threads(intra: int, inter: int) -> dict[str, int]:
     return {"intra_op_threads": intra, "inter_op_threads": inter}
 
 
+def cell_workload(job: Job) -> Any:
+    """The job's cell's workload, built from the run's seed, data and the cell's width."""
+    from tf_loopbench.loops.base import WORKLOADS, WorkloadConfig
+
+    cell, config = job.cell, job.config
+    config = WorkloadConfig(
+        seed=config.seed,
+        data_size=config.data_size,
+        width=cell.width_option,
+        data_path=config.data_path,
+    )
+    return WORKLOADS.get(cell.workload)(config)
+
+
 def peak_rss_bytes() -> int:
     # Linux reports ru_maxrss in KiB
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
@@ -191,7 +205,7 @@ def _measure(job: Job, threads: dict[str, int], seat: Any = None) -> dict[str, A
     import tf_loopbench.loops.workloads  # noqa: F401  (registers workloads)
     from tf_loopbench.benchmarks import preload
     from tf_loopbench.loops import devices
-    from tf_loopbench.loops.base import LOOPS, WORKLOADS, WorkloadConfig, steps_per_epoch
+    from tf_loopbench.loops.base import LOOPS, WORKLOADS, steps_per_epoch
 
     import_s = now() - t_import
     cell, config = job.cell, job.config
@@ -221,14 +235,7 @@ def _measure(job: Job, threads: dict[str, int], seat: Any = None) -> dict[str, A
         raise CellSkipped(str(exc)) from None
     # Keras reads the policy when layers are built (a user's model: when its data is made)
     set_precision(cell.precision)
-    workload = WORKLOADS.get(cell.workload)(
-        WorkloadConfig(
-            seed=config.seed,
-            data_size=config.data_size,
-            width=cell.width_option,
-            data_path=config.data_path,
-        )
-    )
+    workload = cell_workload(job)
     style = LOOPS.get(cell.loop)()
     if cell.strategy != distribute.NONE and not workload.distributable:
         raise CellSkipped(
@@ -435,19 +442,12 @@ def equal_work_reference_loss(
     checked as every worker's are) trains ``equal_work_steps`` steps on the same
     batches, one a call, and is evaluated as every cell is. For a run whose loops do
     not include the reference, so that ``equivalent`` is still filled."""
-    from tf_loopbench.loops.base import LOOPS, WORKLOADS, StepHooks, WorkloadConfig
+    from tf_loopbench.loops.base import LOOPS, StepHooks
     from tf_loopbench.loops.equivalence import REFERENCE
     from tf_loopbench.loops.knobs import loss_scaled
 
-    cell, config = job.cell, job.config
-    workload = WORKLOADS.get(cell.workload)(
-        WorkloadConfig(
-            seed=config.seed,
-            data_size=config.data_size,
-            width=cell.width_option,
-            data_path=config.data_path,
-        )
-    )
+    cell = job.cell
+    workload = cell_workload(job)
     state = loss_scaled(workload.build(), workload, cell.precision)
     trainer = LOOPS.get(REFERENCE)().make_trainer(workload, state, train, cell.batch_size)
     trainer.run(equal_work_steps, StepHooks())

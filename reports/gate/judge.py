@@ -207,6 +207,36 @@ def _holm(baseline, current, cells, alternative: str = "greater") -> tuple[np.nd
     return raw, stats.holm_adjust(raw)
 
 
+def rule_verdict(
+    p_adjusted: tuple[float, float],
+    ratio: tuple[float, float, float],
+    alpha: float,
+    threshold: float,
+    too_few: str | None,
+) -> tuple[str, str]:
+    """(verdict, note) of one cell by the gate's rule: slower (faster) when the Holm-adjusted
+    one-sided p of a slowdown (speed-up) is within ``alpha`` AND the ratio (value, low, high;
+    current over base) lies beyond 1 +- ``threshold``; else unclear with ``too_few`` when the
+    test could not reach its level, same when the interval lies within the band, else unclear.
+
+    >>> rule_verdict((0.001, 1.0), (1.2, 1.1, 1.3), 0.01, 0.05, None)
+    ('slower', '')
+    >>> rule_verdict((0.5, 0.5), (1.0, 0.9, 1.2), 0.01, 0.05, None)[1]
+    'too noisy: interval 0.900-1.200 reaches beyond ±5%'
+    """
+    (p_slower, p_faster), (value, low, high) = p_adjusted, ratio
+    # significant after Holm AND the ratio beyond 1 +- threshold
+    if p_slower <= alpha and value > 1 + threshold:
+        return SLOWER, ""
+    if p_faster <= alpha and value < 1 - threshold:
+        return FASTER, ""
+    if too_few is not None:
+        return UNCLEAR, too_few
+    if 1 - threshold <= low and high <= 1 + threshold:
+        return SAME, ""
+    return UNCLEAR, f"too noisy: interval {low:.3f}-{high:.3f} reaches beyond ±{threshold:.0%}"
+
+
 def judge_step_times(
     baseline: Mapping[CellKey, np.ndarray],
     current: Mapping[CellKey, np.ndarray],
@@ -235,23 +265,19 @@ def judge_step_times(
         base, cur = np.asarray(baseline[cell], float), np.asarray(current[cell], float)
         ratio = float(stats.median_ratio(base, cur))
         ci_low, ci_high = stats.ratio_of_medians_ci(base, cur)
-        note = ""
-        # significant after Holm AND the median ratio beyond 1 +- threshold
-        if p_slower_adjusted[index] <= alpha and ratio > 1 + threshold:
-            verdict = SLOWER
-        elif p_faster_adjusted[index] <= alpha and ratio < 1 - threshold:
-            verdict = FASTER
-        elif stats.smallest_one_sided_p(len(base), len(cur)) > first_step_alpha:
-            verdict = UNCLEAR
-            note = (
-                f"too few samples ({len(base)} vs {len(cur)}): the exact test cannot reach "
-                f"the Holm level {first_step_alpha:.2g}; need {needed_per_side} per side"
-            )
-        elif 1 - threshold <= ci_low and ci_high <= 1 + threshold:
-            verdict = SAME
-        else:
-            verdict = UNCLEAR
-            note = f"too noisy: 95% CI {ci_low:.3f}-{ci_high:.3f} reaches beyond ±{threshold:.0%}"
+        too_few = (
+            f"too few samples ({len(base)} vs {len(cur)}): the exact test cannot reach "
+            f"the Holm level {first_step_alpha:.2g}; need {needed_per_side} per side"
+            if stats.smallest_one_sided_p(len(base), len(cur)) > first_step_alpha
+            else None
+        )
+        verdict, note = rule_verdict(
+            (p_slower_adjusted[index], p_faster_adjusted[index]),
+            (ratio, ci_low, ci_high),
+            alpha,
+            threshold,
+            too_few,
+        )
         judged[cell] = CellComparison(
             cell=cell,
             verdict=verdict,
@@ -316,22 +342,19 @@ def judge_paired_blocks(
         blocks = values[cell]
         ratio = float(np.exp(np.median(blocks)))
         ci_low, ci_high = stats.median_log_ratio_ci(blocks)
-        note = ""
-        if p_slower_adjusted[index] <= alpha and ratio > 1 + threshold:
-            verdict = SLOWER
-        elif p_faster_adjusted[index] <= alpha and ratio < 1 - threshold:
-            verdict = FASTER
-        elif len(blocks) < needed:
-            verdict = UNCLEAR
-            note = (
-                f"too few blocks ({len(blocks)}): the exact signed-rank test cannot reach the "
-                f"Holm level {first_step_alpha:.2g}; need {needed}"
-            )
-        elif 1 - threshold <= ci_low and ci_high <= 1 + threshold:
-            verdict = SAME
-        else:
-            verdict = UNCLEAR
-            note = f"too noisy: 95% CI {ci_low:.3f}-{ci_high:.3f} reaches beyond ±{threshold:.0%}"
+        too_few = (
+            f"too few blocks ({len(blocks)}): the exact signed-rank test cannot reach the "
+            f"Holm level {first_step_alpha:.2g}; need {needed}"
+            if len(blocks) < needed
+            else None
+        )
+        verdict, note = rule_verdict(
+            (p_slower_adjusted[index], p_faster_adjusted[index]),
+            (ratio, ci_low, ci_high),
+            alpha,
+            threshold,
+            too_few,
+        )
         detectable = stats.paired_detectable_slowdown(blocks, first_step_alpha, threshold)
         plan = float("nan")
         if detectable > BLIND_FACTOR * threshold and len(blocks) >= 2:
