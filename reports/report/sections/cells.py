@@ -67,7 +67,7 @@ def cells_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
             ),
             "equal work: loss @steps": equal_work(row),
             "FLOP/s": format_rate(row["achieved_flops_per_s"]) if ok else "",
-            "MFU (probe peak)": f"{mfu * 100:.1f}%" if ok and np.isfinite(mfu) else "",
+            "MFU (per replica)": f"{mfu * 100:.1f}%" if ok and np.isfinite(mfu) else "",
             "processes": int_or_blank(row["n_processes"]),
             "error": str(row["error"]) if isinstance(row.get("error"), str) else "",
         }
