@@ -28,7 +28,7 @@ EFFECT = {"2.20.0": {"tf_function": 1.3}, "2.21.0": {"tf_function": 1.3, "xla": 
 SLOWER_MACHINE = 1.6
 
 
-def _release_run(root, tensorflow, machine_factor=1.0, hard=None):
+def _release_run(root, tensorflow, machine_factor=1.0, hard=None, peak=None):
     cells = {
         ("mlp", loop): step_times(
             ms / 1e3 * EFFECT.get(tensorflow, {}).get(loop, 1.0) * machine_factor,
@@ -42,6 +42,7 @@ def _release_run(root, tensorflow, machine_factor=1.0, hard=None):
         "keras": RELEASES[tensorflow],
         "git_commit": "c" * 40,
         "started_at": f"2026-11-29T0{list(RELEASES).index(tensorflow)}:00:00+00:00",
+        **({"peak_matmul_flops": {"cpu": peak}} if peak else {}),
     }
     return write_run(root / f"tf-{tensorflow}", cells, hard=hard, soft=soft)
 
@@ -144,3 +145,20 @@ def test_a_run_without_a_version_is_left_out_and_bad_runs_are_one_line(
     metadata = json.loads((one_machine[0] / "metadata.json").read_text())
     assert metadata["soft"]["tensorflow"] == "2.21.0"
     assert release_comparison(RunSet.of(load_runs(one_machine[:1]))) is None
+
+
+def test_a_step_whose_runs_met_another_load_says_so_and_claims_nothing(tmp_path):
+    """One machine, but 2.20's run met a loaded machine (its matmul probe 2.3x lower): the
+    steps into and out of 2.20 carry the probe's warning, and their decisions claim nothing;
+    the fixture without probes (above) carries none."""
+    peaks = {"2.19.0": 263e9, "2.20.0": 113e9, "2.21.0": 260e9}
+    runs = [_release_run(tmp_path, tf, peak=peaks[tf]) for tf in ("2.19.0", "2.20.0", "2.21.0")]
+    comparison = release_comparison(RunSet.of(load_runs(runs)))
+    assert comparison.mode == ABSOLUTE and len(comparison.load) == 2
+    said = [d for d in decisions(derive(RunSet.of(load_runs(runs)))) if "→" in d.text]
+    assert len(said) == 2
+    for decision in said:
+        assert "matmul probes differ" in decision.text and "263 -> 113" in said[0].text
+        assert not decision.claim
+    quiet = release_comparison(RunSet.of(load_runs(runs[::2])))  # 2.19 and 2.21: probes alike
+    assert quiet.load == {}

@@ -6,7 +6,8 @@ machines compare within-run ratios to the ladder's reference instead.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from tf_loopbench.reports.compare import (
     compare,
     pair,
 )
+from tf_loopbench.reports.gate.judge import machine_speed_notes
 from tf_loopbench.reports.report.aggregate import RunSet, differing_hard_keys
 from tf_loopbench.reports.report.common import (
     Block,
@@ -84,6 +86,9 @@ class ReleaseComparison:
     steps: pd.DataFrame
     notes: tuple[str, ...]
     threshold: float = DEFAULT_THRESHOLD
+    #: per step "earlier → later": the warnings of runs whose matmul probes differ
+    #: (the gate's machine_speed_notes): load, not the release, may explain its verdicts
+    load: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def by_step(self) -> list[tuple[Release, Release, pd.DataFrame]]:
         """(earlier, later, the steps between them) for each release and the one after it."""
@@ -96,6 +101,10 @@ class ReleaseComparison:
         if [r.tensorflow for r in self.releases].count(release.tensorflow) > 1:
             return f"{release.tensorflow}/{release.keras or '?'}"
         return release.tensorflow
+
+
+#: a probe that moved by more than this between two releases' runs: their load differed
+LOAD_THRESHOLD = 0.10
 
 
 def _soft(run, key: str) -> str:
@@ -186,7 +195,17 @@ def release_comparison(run_set: RunSet) -> ReleaseComparison | None:
     values = cells.assign(release=cells[RUN_KEY].map(names)).rename(columns={FIGURE: "median"})
     values = values[[*CELL, "release", "median", "n"]]
     mode = RATIOS if differing else ABSOLUTE
-    return ReleaseComparison(tuple(releases), mode, differing, reference, values, steps, (*notes,))
+    load = {}
+    if mode == ABSOLUTE:  # ratios within a run are what load leaves alone
+        runs = {run.run_id: run for run in chosen}
+        for before, after in zip(releases, releases[1:], strict=False):
+            warned = machine_speed_notes(runs[before.run_id], runs[after.run_id], LOAD_THRESHOLD)
+            if warned:
+                load[f"{before.name} → {after.name}"] = tuple(warned)
+    comparison = ReleaseComparison(
+        tuple(releases), mode, differing, reference, values, steps, (*notes,)
+    )
+    return replace(comparison, load=load)
 
 
 def comparison_of(derived: Derived) -> ReleaseComparison | None:
@@ -247,7 +266,14 @@ def sentences(derived: Derived) -> list[Decision]:
             f"; {same} of {len(rows)} cells stayed within {band} with their interval, "
             f"{len(rows) - len(hurt) - len(helped) - same} are unclear."
         )
-        out.append(Decision(TOPIC, text, bool(hurt or helped)))
+        warned = comparison.load.get(f"{before.name} → {after.name}", ())
+        if warned:
+            text += (
+                f" But the runs' matmul probes differ ({'; '.join(w.removeprefix('warning: ') for w in warned)}):"
+                " these verdicts may be the load, not the release; `loopbench ab` with each "
+                "release on one side times both at once."
+            )
+        out.append(Decision(TOPIC, text, bool(hurt or helped) and not warned))
     return out
 
 
@@ -300,8 +326,9 @@ def blocks(context: Context) -> list[Block]:
             f"±{comparison.threshold:.0%} (the gate's band), *same* when wholly inside."
         ),
     ]
-    if comparison.notes:
-        out.append(Bullets(comparison.notes))
+    warned = [f"{step}: {w}" for step, ws in comparison.load.items() for w in ws]
+    if comparison.notes or warned:
+        out.append(Bullets((*comparison.notes, *warned)))
     table = release_table(comparison)
     if not table.empty:
         out.append(Table(table))
