@@ -220,24 +220,22 @@ def rule(table: pd.DataFrame) -> str:
     slow = table["fit_step_s"] >= SLOW_ABOVE_S
     middle = ~fast & ~slow
 
-    def span(values: pd.Series) -> str:
+    def spread(values: pd.Series, what: str, digits: int) -> str:
+        """``values``' median, count and range, e.g. "1.35x fit (median of 4, 0.60x to 1.66x)"."""
         values = values.dropna()
         if values.empty:
             return "no cell"
         return (
-            f"{values.median():.2f}x fit (median of {len(values)}, "
-            f"{values.min():.2f}x to {values.max():.2f}x)"
+            f"{values.median():.{digits}f}x {what} (median of {len(values)}, "
+            f"{values.min():.{digits}f}x to {values.max():.{digits}f}x)"
         )
+
+    def span(values: pd.Series) -> str:
+        return spread(values, "fit", 2)
 
     def cost(values: pd.Series) -> str:
         """eager's x fit as what it costs: times fit's step."""
-        values = 1 / values.dropna()
-        if values.empty:
-            return "no cell"
-        return (
-            f"{values.median():.0f}x fit's step (median of {len(values)}, "
-            f"{values.min():.0f}x to {values.max():.0f}x)"
-        )
+        return spread(1 / values, "fit's step", 0)
 
     def verdict(values: pd.Series) -> str:
         median = values.dropna().median()
