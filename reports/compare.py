@@ -286,6 +286,76 @@ def ratio_label(n: int, n_against: int) -> str:
     return coverage_label(simulated_coverage(RATIO_COVERAGE, min(n, n_against)))
 
 
+def break_even_step(
+    compile_s: float, step_time_s: float, reference_compile_s: float, reference_step_time_s: float
+) -> tuple[float, str]:
+    """First n >= 1 with compile_s + n*step < reference_compile_s + n*reference_step, and
+    the outcome: "after" (n > 1), "immediately" (n == 1), "never" (NaN: not faster per
+    step) or "unknown" (a figure is missing).
+
+    >>> break_even_step(0.5, 0.001, 0.0, 0.003)
+    (251.0, 'after')
+    """
+    figures = (compile_s, step_time_s, reference_compile_s, reference_step_time_s)
+    if not all(np.isfinite(figures)):
+        return math.nan, "unknown"
+    extra_compile_s = compile_s - reference_compile_s
+    saving_per_step_s = reference_step_time_s - step_time_s
+    if saving_per_step_s <= 0:
+        if saving_per_step_s == 0 and extra_compile_s < 0:
+            return 1.0, "immediately"
+        return math.nan, "never"
+    # the tolerance keeps float division (0.5 / 0.002 = 250.00000000000003) from moving
+    # an exact tie by one step
+    tie = extra_compile_s / saving_per_step_s
+    steps = max(1.0, float(math.floor(tie * (1 + 1e-12) + 1e-12)) + 1.0)
+    return steps, "immediately" if steps == 1 else "after"
+
+
+@dataclass(frozen=True)
+class Payback:
+    """Whether a subject's compile pays back against its reference's within a number of
+    steps (an epoch's): :func:`break_even_step` on the two cells' compile and step times.
+    ``within`` is None when a figure is missing."""
+
+    extra_compile_s: float
+    saving_per_step_s: float
+    break_even_steps: float
+    outcome: str
+    within_steps: float
+
+    @property
+    def within(self) -> bool | None:
+        if self.outcome == "unknown" or not np.isfinite(self.within_steps):
+            return None
+        return self.outcome != "never" and bool(self.break_even_steps <= self.within_steps)
+
+
+def payback(
+    compile_s: float,
+    step_time_s: float,
+    reference_compile_s: float,
+    reference_step_time_s: float,
+    within_steps: float,
+) -> Payback:
+    """Does the subject's compile (``compile_s``, on top of ``reference_compile_s``) pay back
+    through its faster step within ``within_steps`` steps (one epoch's, say)?
+
+    >>> payback(2.5, 0.001, 0.5, 0.003, within_steps=1000).within   # back after 1,001 steps
+    False
+    """
+    steps, outcome = break_even_step(
+        compile_s, step_time_s, reference_compile_s, reference_step_time_s
+    )
+    return Payback(
+        extra_compile_s=float(compile_s - reference_compile_s),
+        saving_per_step_s=float(reference_step_time_s - step_time_s),
+        break_even_steps=steps,
+        outcome=outcome,
+        within_steps=float(within_steps),
+    )
+
+
 #: The band of no practical difference, 1 +- this: the gate's threshold and the report's.
 DEFAULT_THRESHOLD = 0.05
 

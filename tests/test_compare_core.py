@@ -19,6 +19,7 @@ from tf_loopbench.reports.compare import (
     ladder_neighbours,
     ladder_reference,
     pair,
+    payback,
     ratio_of_medians_ci,
     ratio_with_interval,
     verdict,
@@ -296,3 +297,27 @@ def test_the_key_schema_is_defined_once():
     for name in ("BOOTSTRAP_SEED", "SETTING_KEYS", "FIGURES", "PRACTICAL_DIFFERENCE", "MATCH_KEYS"):
         assert not hasattr(derived, name), name
     assert gate_stats.ratio_of_medians_ci is ratio_of_medians_ci
+
+
+@pytest.mark.parametrize(
+    ("figures", "within_steps", "expected"),
+    [
+        # 2 s more compile, 2 ms saved a step: ahead after 1,001 steps (a tie at 1,000)
+        ((2.5, 0.001, 0.5, 0.003), 1000, (2.0, 1001.0, "after", False)),
+        ((2.5, 0.001, 0.5, 0.003), 1001, (2.0, 1001.0, "after", True)),
+        # less compile and a faster step: ahead from the first step
+        ((0.4, 0.001, 0.5, 0.003), 10, (-0.1, 1.0, "immediately", True)),
+        # slower per step: never, whatever the epoch
+        ((2.5, 0.004, 0.5, 0.003), 1e9, (2.0, math.nan, "never", False)),
+        # a missing figure or epoch: no answer
+        ((math.nan, 0.001, 0.5, 0.003), 1000, (math.nan, math.nan, "unknown", None)),
+        ((2.5, 0.001, 0.5, 0.003), math.nan, (2.0, 1001.0, "after", None)),
+    ],
+)
+def test_payback_within_an_epoch(figures, within_steps, expected):
+    extra, steps, outcome, within = expected
+    found = payback(*figures, within_steps=within_steps)
+    assert found.outcome == outcome and found.within is within
+    assert found.extra_compile_s == pytest.approx(extra, nan_ok=True)
+    assert found.break_even_steps == pytest.approx(steps, nan_ok=True)
+    assert found.saving_per_step_s == pytest.approx(figures[3] - figures[1])

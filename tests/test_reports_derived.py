@@ -7,10 +7,11 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from tf_loopbench.reports.compare import break_even_step
 from tf_loopbench.reports.gate.stats import ratio_of_medians_ci
 from tf_loopbench.reports.report import derived as derived_module
 from tf_loopbench.reports.report.aggregate import RunSet, aggregate_processes, run_labels
-from tf_loopbench.reports.report.derived import DERIVED_TABLES, break_even_step, derive
+from tf_loopbench.reports.report.derived import DERIVED_TABLES, derive
 from tf_loopbench.reports.rundir import load_runs
 
 from tests.fixtures.report_runs import (

@@ -24,6 +24,7 @@ from tf_loopbench.reports.compare import (
     Rule,
     against,
     against_each,
+    break_even_step,
     compare,
     ladder_neighbours,
     ladder_reference,
@@ -91,32 +92,6 @@ def speedups(
     names = {"against_loop": "reference", **AS_SPEEDUP, **counts}
     columns = [*GROUP_KEYS, "reference", "figure", *SPEEDUP, *counts.values()]
     return rows.rename(columns=names)[columns].reset_index(drop=True)
-
-
-def break_even_step(
-    compile_s: float, step_time_s: float, reference_compile_s: float, reference_step_time_s: float
-) -> tuple[float, str]:
-    """First n >= 1 with compile_s + n*step < reference_compile_s + n*reference_step, and
-    the outcome: "after" (n > 1), "immediately" (n == 1), "never" (NaN: not faster per
-    step) or "unknown" (a figure is missing).
-
-    >>> break_even_step(0.5, 0.001, 0.0, 0.003)
-    (251.0, 'after')
-    """
-    figures = (compile_s, step_time_s, reference_compile_s, reference_step_time_s)
-    if not all(np.isfinite(figures)):
-        return math.nan, "unknown"
-    extra_compile_s = compile_s - reference_compile_s
-    saving_per_step_s = reference_step_time_s - step_time_s
-    if saving_per_step_s <= 0:
-        if saving_per_step_s == 0 and extra_compile_s < 0:
-            return 1.0, "immediately"
-        return math.nan, "never"
-    # the tolerance keeps float division (0.5 / 0.002 = 250.00000000000003) from moving
-    # an exact tie by one step
-    tie = extra_compile_s / saving_per_step_s
-    steps = max(1.0, float(math.floor(tie * (1 + 1e-12) + 1e-12)) + 1.0)
-    return steps, "immediately" if steps == 1 else "after"
 
 
 def break_even(cells: pd.DataFrame, rule: Rule) -> pd.DataFrame:
