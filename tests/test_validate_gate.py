@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from tf_loopbench.benchmarks.config import AB_PROCESSES
 
-from tests.fixtures.gate_runs import interleaved_pair, step_times, write_run
+from tests.fixtures.gate_runs import duet_pair, interleaved_pair, step_times, write_run
 from tools import validate_gate
 
 
@@ -144,7 +144,7 @@ def test_validation_refuses_to_pool_a_as_with_slowed_a_bs(tmp_path, capsys):
 def test_validation_refuses_runs_that_were_not_interleaved(tmp_path, capsys):
     interleaved_pair(tmp_path / "aa", 1.0, mark=False)
     assert validate_gate.main(["--ab", str(tmp_path / "aa")]) == 2
-    assert "not the two sides of one interleaved A/B" in capsys.readouterr().err
+    assert "not the two sides of one A/B (duet or interleaved)" in capsys.readouterr().err
 
 
 def test_validation_bad_input_is_one_line_exit_2(tmp_path, capsys):
@@ -186,3 +186,58 @@ def test_power_mode_sets_the_detectable_slowdowns_of_a_bs_side_by_side(tmp_path,
     assert [blind.endswith(" of 6") for blind in rows["blind (above the threshold)"]] == [True] * 2
     assert rows["samples a side (min-max over cells)"] == ["10-10", "10-10"]
     assert "median detectable slowdown, second over first: " in table
+
+
+def test_validation_of_duet_abs_judges_paired_blocks_as_compare_does(tmp_path, capsys):
+    duet_pair(tmp_path / "aa1", 1.0, seed=1)
+    duet_pair(tmp_path / "aa2", 1.0, seed=2)
+    duet_pair(tmp_path / "slowed", 1.10, seed=3)
+    args = ["--ab", str(tmp_path / "aa1"), str(tmp_path / "aa2")]
+    args += ["--slowed-ab", str(tmp_path / "slowed"), "--slowed-loop", "xla"]
+    status = validate_gate.main([*args, "--iterations", "300"])
+    table = capsys.readouterr().out
+    assert status == 0, table
+    assert "## Regression gate validation (duet A/Bs)" in table
+    assert "6 cells x 40 blocks; paired spread" in table
+    rule = validate_gate.PAIRED_RULE
+    rows = {
+        tuple(part.strip() for part in line.strip("|").split("|")[:2]): [
+            part.strip() for part in line.strip("|").split("|")
+        ]
+        for line in table.splitlines()
+        if line.startswith("| ") and "scenario" not in line
+    }
+    # the machine's +-40 % drift falls on both sides of a block: the pairs see 2 % noise
+    aa = rows[("A/A: duet A/Bs of unchanged code (20 of 40 blocks, without replacement)", rule)]
+    assert aa[2] == "0.0%"
+    real = rows[
+        (
+            "xla slowed: duet A/B (20 of 20 blocks, without replacement: every comparison the same blocks, one comparison in truth)",
+            rule,
+        )
+    ]
+    assert real[5] == "100.0%"
+    assert rows[("xla x1.1 on those A/As (approximation)", rule)][4] == "100.0%"
+    # each A/B once on all its blocks, as loopbench compare judges it
+    measured = {
+        line.split("|")[1].strip(): [part.strip() for part in line.strip("|").split("|")]
+        for line in table.splitlines()
+        if line.startswith("| unchanged:") or line.startswith("| slowed:")
+    }
+    assert measured[f"unchanged: {tmp_path / 'aa1'}"][1:3] == ["20", "0 flagged"]
+    assert measured[f"slowed: {tmp_path / 'slowed'}"][2] == "1 flagged: mlp/xla"
+    compared = validate_gate.judge.compare(
+        tmp_path / "slowed" / "base", tmp_path / "slowed" / "current"
+    )
+    assert [cell.cell.name.split("/")[:2] for cell in compared.regressions] == [["mlp", "xla"]]
+
+
+def test_validation_refuses_to_pool_duet_and_interleaved_a_bs(tmp_path, capsys):
+    duet_pair(tmp_path / "duet", 1.0)
+    interleaved_pair(tmp_path / "inter", 1.0)
+    assert validate_gate.main(["--ab", str(tmp_path / "duet"), str(tmp_path / "inter")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pool A/Bs of one mode" in err
+    args = ["--ab", str(tmp_path / "duet"), "--slowed-ab", str(tmp_path / "inter")]
+    assert validate_gate.main([*args, "--slowed-loop", "xla"]) == 2
+    assert "give A/As and slowed A/Bs of one mode" in capsys.readouterr().err

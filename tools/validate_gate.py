@@ -33,7 +33,12 @@ sample: it overstates false alarms and detection alike), judged by the gate on
 raw samples, by the gate on samples corrected for the drift around each pair (what
 ``loopbench compare`` does with such an A/B: ``reports.gate.samples.local_drift_factors``)
 and by the fixed rules; and
-each A/B once on all its blocks, as ``loopbench compare`` judges it::
+each A/B once on all its blocks, as ``loopbench compare`` judges it. Duet A/Bs
+(``loopbench ab --mode duet``, the default) the same way, their block being the one
+number the gate judges (the log ratio of the fastest windows, both sides at once):
+judged by the paired gate (exact signed-rank test, Holm, the ratio beyond the
+threshold) and by the fixed rules on the blocks' ratios. A/Bs of the two modes are
+never pooled::
 
     python tools/validate_gate.py --ab results/aa1 results/aa2 results/aa3 \\
         --slowed-ab results/regression
@@ -69,8 +74,10 @@ from tf_loopbench.reports.gate import stats as gate_stats
 from tf_loopbench.reports.gate.samples import (
     block_grid,
     local_drift_factors,
+    measured_duet,
     measured_interleaved,
     pair_times,
+    paired_log_ratio_blocks,
     process_samples,
 )
 from tf_loopbench.reports.rundir import CELL_KEYS, CellKey, RunDirError, atomic_write_text, load_run
@@ -159,6 +166,21 @@ def gate_rule(threshold: float, alpha: float) -> Rule:
         p_adjusted = gate_stats.holm_adjust(p_slower, axis=-1)  # across cells
         ratio = gate_stats.median_ratio(baseline, current, axis=-1)
         return (p_adjusted <= alpha) & (ratio > 1.0 + threshold)  # as judge_step_times
+
+    return flagged
+
+
+def paired_gate_rule(threshold: float, alpha: float) -> Rule:
+    """The duet gate (``judge.judge_paired_blocks``) on blocks whose current / base is
+    the block's ratio: the one-sided exact signed-rank test of the log ratios, Holm
+    across cells, and exp(median log ratio) beyond 1 + threshold."""
+
+    def flagged(baseline: np.ndarray, current: np.ndarray) -> np.ndarray:
+        log_ratios = np.log(current / baseline)
+        p_slower = gate_stats.signed_rank_p(log_ratios, "greater", axis=-1)
+        p_adjusted = gate_stats.holm_adjust(p_slower, axis=-1)  # across cells
+        ratio = np.exp(np.median(log_ratios, axis=-1))
+        return (p_adjusted <= alpha) & (ratio > 1.0 + threshold)  # as judge_paired_blocks
 
     return flagged
 
@@ -286,9 +308,11 @@ def build_scenarios(
 
 @dataclass(frozen=True)
 class ABBlocks:
-    """Interleaved A/Bs (each an ``OUT/base`` and ``OUT/current``) of the same cells:
-    step times of every cell on both sides, block by block (blocks with a missing
-    process dropped), the blocks of several A/Bs side by side."""
+    """A/Bs (each an ``OUT/base`` and ``OUT/current``) of the same cells, block by block
+    (blocks with a missing process dropped), the blocks of several A/Bs side by side.
+    Interleaved: step times of every cell on both sides. Duet: the block's one number
+    the gate judges (``samples.paired_log_ratio_blocks``) as current = exp(log ratio)
+    over base = 1, so that a rule's current / base is the block's ratio."""
 
     cells: list[CellKey]
     grid: np.ndarray  # (cells, 2, blocks)
@@ -297,7 +321,9 @@ class ABBlocks:
     #: per A/B: its directory and its blocks' positions in ``grid``
     parts: tuple[tuple[str, slice], ...]
     #: ``grid`` divided by the drift around each pair, read on each A/B's own time line
+    #: (interleaved; a duet's sides ran at once: ``grid`` itself)
     corrected: np.ndarray | None = None
+    mode: str = "interleaved"
 
     @property
     def path(self) -> str:
@@ -307,19 +333,32 @@ class ABBlocks:
 def load_ab(out_dir: str | Path) -> ABBlocks:
     keys = CELL_KEYS
     sides = [load_run(Path(out_dir) / side) for side in ("base", "current")]
-    if not measured_interleaved(*sides):
-        raise RunDirError(
-            f"{out_dir}: base and current are not the two sides of one interleaved A/B"
-        )
     samples = tuple(process_samples(run) for run in sides)
-    cells, grid = block_grid(samples)
-    corrected = grid / local_drift_factors(grid, pair_times(samples))
+    if measured_duet(*sides):
+        mode = "duet"
+        by_cell = paired_log_ratio_blocks((sides[0], sides[1]), samples)
+        cells = sorted(by_cell, key=repr)
+        blocks = sorted({block for by in by_cell.values() for block in by})
+        grid = np.full((len(cells), 2, len(blocks)), np.nan)
+        grid[:, 0, :] = 1.0
+        for row, cell in enumerate(cells):
+            for column, block in enumerate(blocks):
+                grid[row, 1, column] = np.exp(by_cell[cell].get(block, np.nan))
+        corrected = grid
+    elif measured_interleaved(*sides):
+        mode = "interleaved"
+        cells, grid = block_grid(samples)
+        corrected = grid / local_drift_factors(grid, pair_times(samples))
+    else:
+        raise RunDirError(
+            f"{out_dir}: base and current are not the two sides of one A/B (duet or interleaved)"
+        )
     complete = np.isfinite(grid).all(axis=(0, 1))
     spec = sides[1].metadata.get("soft", {}).get("env", {}).get(INJECT_SLOWDOWN_ENV)
     slowed_loop = spec.split("=")[0].strip() if spec else None
     grid, corrected = grid[:, :, complete], corrected[:, :, complete]
     part = ((str(out_dir), slice(0, grid.shape[-1])),)
-    return ABBlocks(cells, grid, keys, slowed_loop, part, corrected)
+    return ABBlocks(cells, grid, keys, slowed_loop, part, corrected, mode)
 
 
 def load_abs(out_dirs: Sequence[str | Path]) -> ABBlocks:
@@ -333,6 +372,11 @@ def load_abs(out_dirs: Sequence[str | Path]) -> ABBlocks:
     first = abs_[0]
     parts, start = [], 0
     for ab in abs_:
+        if ab.mode != first.mode:
+            raise RunDirError(
+                f"{ab.path} ({ab.mode}) and {first.path} ({first.mode}) cannot be pooled: "
+                "pool A/Bs of one mode"
+            )
         if ab.slowed_loop != first.slowed_loop:
 
             def kind(blocks: ABBlocks) -> str:
@@ -347,13 +391,15 @@ def load_abs(out_dirs: Sequence[str | Path]) -> ABBlocks:
         start += blocks
     grid = np.concatenate([ab.grid for ab in abs_], axis=-1)
     corrected = np.concatenate([ab.corrected for ab in abs_], axis=-1)
-    return ABBlocks(first.cells, grid, first.keys, first.slowed_loop, tuple(parts), corrected)
+    return ABBlocks(
+        first.cells, grid, first.keys, first.slowed_loop, tuple(parts), corrected, first.mode
+    )
 
 
 def _only_cells(ab: ABBlocks, cells: list[CellKey]) -> ABBlocks:
     rows = [ab.cells.index(cell) for cell in cells]
     corrected = ab.corrected[rows] if ab.corrected is not None else None
-    return ABBlocks(cells, ab.grid[rows], ab.keys, ab.slowed_loop, ab.parts, corrected)
+    return ABBlocks(cells, ab.grid[rows], ab.keys, ab.slowed_loop, ab.parts, corrected, ab.mode)
 
 
 def approximations(
@@ -404,7 +450,9 @@ def blocked_scenarios(
         blocks = ab.grid.shape[-1]
         if blocks >= n:
             chosen = np.argsort(rng.random((iterations, blocks)), axis=1)[:, :n]
-            how = f"{n} of {blocks} blocks, without replacement"
+            how = f"{n} of {blocks} blocks, without replacement" + (
+                ": every comparison the same blocks, one comparison in truth" if blocks == n else ""
+            )
         else:
             chosen = rng.integers(0, blocks, (iterations, n))
             how = f"{n} of {blocks} blocks, with replacement"
@@ -419,7 +467,7 @@ def blocked_scenarios(
     baseline, current, corrected_b, corrected_c, how = draw_blocks(unchanged)
     scenarios = [
         Scenario(
-            f"A/A: interleaved A/Bs of unchanged code ({how})",
+            f"A/A: {unchanged.mode} A/Bs of unchanged code ({how})",
             baseline,
             current,
             np.zeros(len(unchanged.cells), bool),
@@ -441,7 +489,7 @@ def blocked_scenarios(
         real_b, real_c, real_cb, real_cc, how = draw_blocks(slowed)
         scenarios.append(
             Scenario(
-                f"{slowed_loop} slowed: interleaved A/B ({how})",
+                f"{slowed_loop} slowed: {slowed.mode} A/B ({how})",
                 real_b,
                 real_c,
                 is_slowed,
@@ -631,9 +679,18 @@ def validation_table(
 COMPARE_RULE = "gate, drift-corrected around each pair (compare)"
 
 
-def all_rules(threshold: float, alpha: float, drift_corrected: bool) -> dict[str, Rule]:
-    rules = {"gate (MWU + Holm + effect)": gate_rule(threshold, alpha)}
-    if drift_corrected:
+#: the rule ``loopbench compare`` applies to a duet A/B
+PAIRED_RULE = "gate, paired blocks (signed-rank + Holm + effect; compare)"
+
+
+def all_rules(
+    threshold: float, alpha: float, drift_corrected: bool, mode: str = "interleaved"
+) -> dict[str, Rule]:
+    if mode == "duet":  # one number a block: the paired gate, and fixed rules on the ratios
+        rules = {PAIRED_RULE: paired_gate_rule(threshold, alpha)}
+    else:
+        rules = {"gate (MWU + Holm + effect)": gate_rule(threshold, alpha)}
+    if drift_corrected and mode != "duet":
         rules[COMPARE_RULE] = pair_corrected_gate_rule(threshold, alpha)
     rules[f"median ratio > {threshold:.0%}"] = fixed_rule(np.median, threshold)
     rules[f"mean ratio > {threshold:.0%}"] = fixed_rule(np.mean, threshold)
@@ -667,17 +724,27 @@ def blocked_validation_table(
     alpha: float,
     slowed_loop: str,
 ) -> str:
-    """The Markdown report of the interleaved-A/B mode."""
-    rules = all_rules(threshold, alpha, drift_corrected=True)
-    log_sd = np.std(np.log(unchanged.grid), axis=-1, ddof=1)  # (cells, 2)
-    pair_sd = np.std(np.log(unchanged.corrected), axis=-1, ddof=1)
+    """The Markdown report of the A/B mode (interleaved or duet A/Bs)."""
+    rules = all_rules(threshold, alpha, drift_corrected=True, mode=unchanged.mode)
+    if unchanged.mode == "duet":
+        block_sd = np.std(np.log(unchanged.grid[:, 1]), axis=-1, ddof=1)  # (cells,)
+        spread = (
+            f"paired spread (SD of the block's log ratio current/base, fastest window over "
+            f"fastest window) {np.median(block_sd):.1%} median over cells "
+            f"({np.min(block_sd):.1%}-{np.max(block_sd):.1%})"
+        )
+    else:
+        log_sd = np.std(np.log(unchanged.grid), axis=-1, ddof=1)  # (cells, 2)
+        pair_sd = np.std(np.log(unchanged.corrected), axis=-1, ddof=1)
+        spread = (
+            f"per-process spread (SD of log step time, fastest window) {np.median(log_sd):.1%} "
+            f"median, {np.median(pair_sd):.1%} after the drift correction around each pair"
+        )
     lines = [
-        "## Regression gate validation (interleaved A/Bs)",
+        f"## Regression gate validation ({unchanged.mode} A/Bs)",
         "",
         f"- unchanged code: {unchanged.path}: {len(unchanged.cells)} cells x "
-        f"{unchanged.grid.shape[-1]} blocks; per-process spread (SD of log step time, "
-        f"fastest window) {np.median(log_sd):.1%} median, {np.median(pair_sd):.1%} after "
-        "the drift correction around each pair",
+        f"{unchanged.grid.shape[-1]} blocks; {spread}",
         *(
             [
                 f"- slowed code: {slowed.path} ({slowed_loop}): {slowed.grid.shape[-1]} blocks; "
@@ -726,13 +793,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ab",
         nargs="+",
-        help="interleaved A/Bs' --out directories (base/, current/) of unchanged code; "
+        help="A/Bs' --out directories (base/, current/) of unchanged code, all duet or all "
+        "interleaved; "
         "their blocks are pooled",
     )
     parser.add_argument(
         "--slowed-ab",
         nargs="+",
-        help="interleaved A/Bs' --out directories made with the same --inject-slowdown",
+        help="A/Bs' --out directories (the same mode) made with the same --inject-slowdown",
     )
     parser.add_argument(
         "--power",
@@ -815,10 +883,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def main_ab(args: argparse.Namespace) -> int:
-    """The interleaved-A/B mode: --ab (unchanged code) [--slowed-ab]."""
+    """The A/B mode: --ab (unchanged code) [--slowed-ab], duet or interleaved."""
     try:
         unchanged = load_abs(args.ab)
         slowed = load_abs(args.slowed_ab) if args.slowed_ab else None
+        if slowed is not None and slowed.mode != unchanged.mode:
+            raise RunDirError(
+                f"{slowed.path} ({slowed.mode}) and {unchanged.path} ({unchanged.mode}): "
+                "give A/As and slowed A/Bs of one mode"
+            )
         slowed_loop = args.slowed_loop or (slowed.slowed_loop if slowed else None)
         if slowed_loop is None:
             raise RunDirError(NO_SLOWED_LOOP)

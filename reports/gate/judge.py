@@ -390,7 +390,9 @@ def duet_note(baseline: Run, current: Run, samples: tuple[pd.DataFrame, pd.DataF
     threads each side's workers had (read from their process rows)."""
     threads = []
     for name, side in zip(("base", "current"), samples, strict=True):
-        counts = pd.to_numeric(side.get("intra_op_threads"), errors="coerce").dropna()
+        # rows written without thread counts (older workers) say "?", never fail
+        threads_column = side.get("intra_op_threads", pd.Series([], dtype=float))
+        counts = pd.to_numeric(threads_column, errors="coerce").dropna()
         cores = side["cores"].dropna() if "cores" in side.columns else pd.Series([], dtype=object)
         n_cores = sorted({len(c) for c in cores if isinstance(c, list)})
         threads.append(

@@ -134,6 +134,15 @@ def paired_log_ratios(
     the cell on both sides, run at once), from the windows both ok processes timed
     (window k of both sides started together), summarised by ``summary``
     (BLOCK_SUMMARIES), in block order."""
+    blocks = paired_log_ratio_blocks(runs, samples, summary)
+    return {cell: np.array([by[k] for k in sorted(by)]) for cell, by in blocks.items()}
+
+
+def paired_log_ratio_blocks(
+    runs: tuple[Run, Run], samples: tuple[pd.DataFrame, pd.DataFrame], summary: str = BLOCK_SUMMARY
+) -> dict[CellKey, dict[int, float]]:
+    """As :func:`paired_log_ratios`, keyed by block (the process number k), so that the
+    blocks of several cells can be lined up."""
     if summary not in BLOCK_SUMMARIES:
         raise ValueError(f"unknown block summary {summary!r}; choose from {BLOCK_SUMMARIES}")
     sides: list[dict[tuple, dict[int, float]]] = []
@@ -148,7 +157,7 @@ def paired_log_ratios(
             if (cell, process) in kept and np.isfinite(value) and value > 0:
                 by_block.setdefault((cell, process), {})[int(window)] = float(value)
         sides.append(by_block)
-    ratios: dict[CellKey, list[tuple[int, float]]] = {}
+    ratios: dict[CellKey, dict[int, float]] = {}
     for (cell, process), base in sides[0].items():
         current = sides[1].get((cell, process), {})
         matched = sorted(set(base) & set(current))
@@ -156,8 +165,8 @@ def paired_log_ratios(
             continue
         b, c = (np.array([side[w] for w in matched]) for side in (base, current))
         value = np.median(np.log(c / b)) if summary == "median" else np.log(c.min() / b.min())
-        ratios.setdefault(cell, []).append((process, float(value)))
-    return {cell: np.array([v for _, v in sorted(blocks)]) for cell, blocks in ratios.items()}
+        ratios.setdefault(cell, {})[int(process)] = float(value)
+    return ratios
 
 
 def block_grid(
