@@ -37,7 +37,9 @@ def tests(session: nox.Session) -> None:
     # most of the suite waits on real TensorFlow runs in subprocesses: one pytest worker
     # per core, a test file's tests together (module-scoped runs are made once)
     parallel = ["-n", "auto", "--dist", "loadfile"]
-    session.run("pytest", *parallel, *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
+    # the slowest tests, in every CI log: the suite must stay under 5 minutes
+    slowest = ["--durations", "15"]
+    session.run("pytest", *parallel, *slowest, *session.posargs, env={"TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
 LINTED = (
