@@ -450,6 +450,21 @@ def _start_up_failure(config: ABConfig, side: RunningSide) -> ABError:
     return ABError(side.failure(status))
 
 
+def goes_first(index: int, cells: int) -> int:
+    """Which side (0 base, 1 current) is given job ``index`` first: the sides alternate
+    job by job, and for each cell (job ``block * cells + cell``) block by block, so that
+    no cell has the same side first in every block (with an even number of cells,
+    alternating job by job alone would).
+
+    >>> [goes_first(i, 2) for i in range(8)]   # cell 0: 0 1 0 1 by block; cell 1: 1 0 1 0
+    [0, 1, 1, 0, 0, 1, 1, 0]
+    >>> [goes_first(i, 3) for i in range(6)]
+    [0, 1, 0, 1, 0, 1]
+    """
+    cells = max(cells, 1)
+    return (index // cells + index % cells) % 2
+
+
 def run_interleaved(
     config: ABConfig, sides: Sequence[Side], duet: Duet | None = None
 ) -> dict[str, Path]:
@@ -457,8 +472,8 @@ def run_interleaved(
     with ``duet``, side by side); each side's run directory by side name.
 
     The sides take turns (``benchmarks/turns.py``): first their start-up probes, one
-    after the other, then job by job. Interleaved, in ABBA order (job 0: base then
-    current; job 1: current then base; ...), so that neither side goes first more often.
+    after the other, then job by job. Interleaved, in ABBA order (``goes_first``), so
+    that neither side goes first more often, in any cell.
     In a duet both sides get job k's turn at once, each told its half of the cores
     first (``benchmarks/duet.py``; the halves swap every block), and the driver waits
     for both. With a time budget the driver stops both sides after the last whole block
@@ -498,7 +513,7 @@ def run_interleaved(
             )
         index = 0
         while any(side.done < side.jobs and not side.ended for side in running):
-            order = running if index % 2 == 0 else list(reversed(running))
+            order = running if goes_first(index, cells) == 0 else list(reversed(running))
             order = [side for side in order if side.done < side.jobs and not side.ended]
             if duet is not None:  # both at once: each told its cores, then both go
                 for side in order:

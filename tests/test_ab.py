@@ -167,12 +167,15 @@ def test_ab_interleaves_worker_processes_and_gates(tmp_path, monkeypatch, capsys
     base = load_run(tmp_path / "out" / "base").process_samples()
     current = load_run(tmp_path / "out" / "current").process_samples()
     assert len(base) == len(current) == 2 * 6
-    # one job at a time, in ABBA order: job 0 base then current, job 1 current then base
+    # one job at a time, in ABBA order, and in every cell each side first in half the
+    # blocks: block 0 base then current (cell 0), current then base (cell 1); block 1
+    # the other way round
     stamps = sorted(
         [(t, "base") for t in base["started_at"]] + [(t, "current") for t in current["started_at"]]
     )
     order = [name for _, name in stamps]
-    assert order == (["base", "current", "current", "base"] * 6)[: len(order)]
+    block_pair = ["base", "current", "current", "base", "current", "base", "base", "current"]
+    assert order == (block_pair * 3)[: len(order)]
     assert (tmp_path / "out" / "logs" / "base.log").exists()
     assert "SLOWER" in (tmp_path / "out" / "compare.md").read_text()  # the default --markdown
     worktrees = subprocess.run(
