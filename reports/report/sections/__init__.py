@@ -14,6 +14,7 @@ from tf_loopbench.reports.report.common import Block, Context, Decision
 from tf_loopbench.reports.report.derived import Derived
 from tf_loopbench.reports.report.plots import write_plots
 from tf_loopbench.reports.report.sections import (
+    atlas,
     break_even,
     cells,
     crossovers,
@@ -32,7 +33,7 @@ from tf_loopbench.reports.report.sections import (
 
 #: In report order: what ran and what it decides first, the cells and the method last.
 SECTIONS = (runs, ladder, decisions, releases, speedups, break_even, time_to_train, crossovers)
-SECTIONS += (strategies, knobs, throughput, figures, cells, method)
+SECTIONS += (atlas, strategies, knobs, throughput, figures, cells, method)
 
 
 def sentences(derived: Derived) -> list[Decision]:
