@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         names=EXAMPLE_OF,
         notes=DIAGNOSIS,
         header_notes=args.note,
+        epoch="one epoch of the real dataset",
     )
     blocks = [Heading(1, TITLE), Paragraph(INTRO), *blocks, Paragraph(METHOD.strip())]
     atomic_write_text(args.doc, render_markdown(blocks, args.doc.parent))

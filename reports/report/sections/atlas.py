@@ -62,6 +62,8 @@ EPOCH_STEPS = "atlas_epoch_steps"
 #: The reference's steady step (s) that splits the rule's ranges: below, between, above.
 RULE_SPLITS_S = (0.005, 0.05)
 PLOT_FILE = "atlas.png"
+#: How the tables and the plot name the epoch the per-epoch costs are spread over.
+EPOCH = "one epoch"
 #: The smallest number of models (``--model``) a run needs for the section to appear.
 MODELS = 2
 
@@ -202,8 +204,12 @@ def payback_text(found, reference: str) -> str:
     return f"{answer}: {compile_text}, {back} ({epoch})"
 
 
-def setting_table(derived: Derived, names: Mapping[str, str] = {}) -> pd.DataFrame:  # noqa: B006
-    """The per-setting table, fastest reference step first."""
+def setting_table(
+    derived: Derived,
+    names: Mapping[str, str] = {},  # noqa: B006
+    epoch: str = EPOCH,
+) -> pd.DataFrame:
+    """The per-setting table, fastest reference step first (``epoch``: its name)."""
     reference, first, _, compiler = roles(derived)
     table = settings(derived)
     several = {key: table[key].nunique() > 1 for key in (RUN_KEY, "device")}
@@ -228,7 +234,7 @@ def setting_table(derived: Derived, names: Mapping[str, str] = {}) -> pd.DataFra
             said = payback_text(row["payback"], reference)
             if compiler in loops and not usable(loops[compiler]):
                 said += " (not equivalent)"
-            line[f"{compiler} pays back within one epoch?"] = said
+            line[f"{compiler} pays back within {epoch}?"] = said
         rows.append(line)
     return pd.DataFrame(rows).astype(str)
 
@@ -344,7 +350,7 @@ def count_text(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def write_plot(derived: Derived, path: Path) -> Plot:
+def write_plot(derived: Derived, path: Path, epoch: str = EPOCH) -> Plot:
     """Every cell on one chart: x the reference's steady step, y x reference amortized with
     its interval, hollow where a side is not equivalent."""
     reference = derived.ladder.reference
@@ -387,7 +393,7 @@ def write_plot(derived: Derived, path: Path) -> Plot:
     axis.grid(True, which="both", alpha=0.3)
     caption = (
         f"x: {reference}'s steady step of the cell's setting; y: {reference}'s amortized step "
-        f"over the loop's (per-epoch costs spread over an epoch; above 1: faster than "
+        f"over the loop's (per-epoch costs spread over the steps of {epoch}; above 1: faster than "
         f"{reference}), whiskers its {label}; the grey band ±{percent(band)}, the threshold "
         "of a practical difference."
     )
@@ -403,6 +409,7 @@ def atlas_blocks(
     names: Mapping[str, str] = {},  # noqa: B006
     notes: Mapping[str, str] = {},  # noqa: B006
     level: int = 3,
+    epoch: str = EPOCH,
     plot: Plot | None = None,
     stands: str | None = None,
 ) -> list[Block]:
@@ -418,7 +425,7 @@ def atlas_blocks(
         *([Paragraph(stands)] if stands else []),
         *shown,
         Heading(level, "Per model"),
-        Table(setting_table(derived, names)),
+        Table(setting_table(derived, names, epoch)),
         Heading(level, "Cells that did not run or were not equivalent"),
         Bullets(tuple(found)) if found else Paragraph("None: every cell ran and was equivalent."),
         *(Paragraph(f"{name}: {notes[name]}.") for name in named),
@@ -497,7 +504,7 @@ def header(runs: Sequence[Run], derived: Derived, spreads: pd.Series) -> list[st
         f"{len(soft.get('gpus') or [])}; TensorFlow {soft.get('tensorflow')}, Keras "
         f"{soft.get('keras')}; commit {commit}",
         f"Command: `{soft.get('command')}`",
-        f"{reference}'s step spans {format_seconds(fastest)} to {format_seconds(slowest)} "
+        f"{reference.capitalize()}'s step spans {format_seconds(fastest)} to {format_seconds(slowest)} "
         f"({math.log10(slowest / fastest):.1f} decades) over {len(table)} settings",
     ]
     if len(runs) > 1 and len(spreads):
@@ -531,13 +538,14 @@ def document(
     names: Mapping[str, str] = {},  # noqa: B006
     notes: Mapping[str, str] = {},  # noqa: B006
     header_notes: Sequence[str] = (),
+    epoch: str = EPOCH,
 ) -> tuple[Derived, list[Block]]:
     """The atlas of ``runs`` (passes of one matrix, :func:`pooled`) as blocks: the header
     (runs, machine, command, the reference's step span, the passes' spread,
     ``header_notes``), then :func:`atlas_blocks` with the plot written to ``plot_path``.
     ``epoch_examples``: per workload, the examples of the epoch to spread per-epoch costs
-    over (its real dataset's; others: the run's epoch); ``names``, ``notes``: as
-    :func:`atlas_blocks`. Also the derived tables it was drawn from."""
+    over (its real dataset's; others: the run's epoch), ``epoch`` its name; ``names``,
+    ``notes``: as :func:`atlas_blocks`. Also the derived tables it was drawn from."""
     run_set = RunSet.of(runs)
     spreads = pass_spreads(run_set) if len(runs) > 1 else pd.Series(dtype=float)
     one = pooled(run_set) if len(runs) > 1 else run_set
@@ -548,8 +556,8 @@ def document(
         steps = steps.fillna(pd.to_numeric(processes["steps_per_epoch"], errors="coerce"))
         one = replace(one, processes=processes.assign(**{EPOCH_STEPS: steps}))
     derived = derive(one)
-    plot = write_plot(derived, plot_path)
+    plot = write_plot(derived, plot_path, epoch)
     lines = [*header(runs, derived, spreads), *header_notes]
     stands = how_far_it_stands(spreads, derived.threshold)
-    body = atlas_blocks(derived, names, notes, level=2, plot=plot, stands=stands)
+    body = atlas_blocks(derived, names, notes, level=2, plot=plot, stands=stands, epoch=epoch)
     return derived, [Bullets(tuple(lines)), *body]
