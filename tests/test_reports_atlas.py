@@ -113,7 +113,7 @@ def test_the_rule_and_the_table_are_drawn_from_the_rows(built):
     for loops in table["loops"]:
         compiled = [row["ratio"] for loop, row in loops.items() if loop != "eager"]
         best.append(max(compiled))
-    low, _ = atlas.RULE_SPLITS_S
+    low = atlas.rule_splits(table["reference_step_s"])[0]
     fast = [b for b, step in zip(best, table["reference_step_s"], strict=True) if step < low]
     assert fast, "the golden runs have settings under the first split"
     assert f"runs at {np.median(fast):.2f}x fit (median of {len(fast)}," in text

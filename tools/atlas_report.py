@@ -73,12 +73,18 @@ METHOD = """## How the atlas is run
 guide's MLP (examples/keras_guide_mlp.py) and the seed GAN (`--workload gan`: two
 optimizers, which the `--model` format does not take), in all five loop styles, at
 batch 16 and 128, 2 worker processes a cell (the header says what a record ran),
-on every device present (CPU here), then this script. `nox -s atlas -- --quick`
+on every device present (CPU here), then tools/atlas_report.py. `nox -s atlas -- --quick`
 runs batch 32, one process a cell and short windows. Both cut the training data
 to a few thousand examples (`--data-size`), because fit trains two epochs in each process to time its epoch end; "pays back
-within one real epoch" uses the real dataset's size instead (REAL_EPOCH_EXAMPLES in
+within one epoch of the real dataset" uses the real dataset's size instead (REAL_EPOCH_EXAMPLES in
 tools/atlas_report.py). A cell's figures are measured as every run measures them
 (docs/methodology.md); XLA's extra compile is the xla cell's compile time less fit's.
+Every ratio, its interval and verdict, and whether XLA pays back, come from the
+comparison core (reports/compare.py), as in every report: several passes are pooled
+per cell, a pass one more process (an interval's real coverage at that count is in
+its name). The best style and the rule leave out cells that are not equivalent, or
+whose fit is not; the rule's ranges cut the settings into thirds by fit's step,
+rounded to a 1-2-5 value.
 
 ## Randomness in the step
 

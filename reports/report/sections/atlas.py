@@ -59,8 +59,8 @@ from tf_loopbench.reports.rundir import Run, optional_bool
 #: A process column that, where present, holds the steps of the epoch the atlas spreads
 #: per-epoch costs over (the real dataset's); without it, the run's own epoch.
 EPOCH_STEPS = "atlas_epoch_steps"
-#: The reference's steady step (s) that splits the rule's ranges: below, between, above.
-RULE_SPLITS_S = (0.005, 0.05)
+#: The rule's ranges: this many, split at the settings' quantiles of the reference's step.
+RULE_RANGES = 3
 PLOT_FILE = "atlas.png"
 #: How the tables and the plot name the epoch the per-epoch costs are spread over.
 EPOCH = "one epoch"
@@ -299,20 +299,49 @@ def names_text(names: Sequence[str], conjunction: str = "and") -> str:
     return ", ".join(names[:-1]) + f" {conjunction} {names[-1]}"
 
 
+def rule_splits(steps: Sequence[float], ranges: int = RULE_RANGES) -> list[float]:
+    """Where the rule splits the reference's step (s): the settings' quantiles that cut them
+    into ``ranges`` groups of about equal size (on a log scale), each rounded to the nearest
+    1-2-5 value; splits that round alike are one; none under ``ranges`` settings.
+
+    >>> ms = [0.81, 0.97, 1.0, 2.5, 5.2, 5.7, 7.9, 8.0, 16, 46, 62, 95, 107, 197, 270, 578]
+    >>> rule_splits([t / 1e3 for t in ms])   # the terciles, 5.7 ms and 62 ms, rounded
+    [0.005, 0.05]
+    """
+    steps = np.asarray(steps, dtype=float)
+    logs = np.log10(steps[np.isfinite(steps) & (steps > 0)])
+    if logs.size < ranges:
+        return []
+    cuts = np.quantile(logs, [i / ranges for i in range(1, ranges)])
+    decades = np.arange(np.floor(logs.min()) - 1, np.ceil(logs.max()) + 1)
+    grid = np.log10(np.outer(10.0**decades, [1, 2, 5]).ravel())
+    rounded = {float(grid[np.argmin(np.abs(grid - cut))]) for cut in cuts}
+    return [float(f"{10**value:.3g}") for value in sorted(rounded)]
+
+
 def rule(derived: Derived) -> str:
     """The rule in sentences with their numbers, by ranges of the reference's step: the best
     compiled loop's and the first custom loop's x reference (the core's rows, equivalent
-    cells only) and the core's verdicts on their intervals, counted over the settings."""
+    cells only) and the core's verdicts on their intervals, counted over the settings; the
+    ranges from the settings' steps (:func:`rule_splits`)."""
     reference, first, graph, _ = roles(derived)
     table = settings(derived)
     label = interval_name(loop_rows(derived))
-    low, high = RULE_SPLITS_S
     steps = table["reference_step_s"]
-    ranges = [
-        (f"Below about {low * 1e3:g} ms a {reference} step", steps < low),
-        (f"From {low * 1e3:g} to {high * 1e3:g} ms", (steps >= low) & (steps < high)),
-        (f"Above about {high * 1e3:g} ms", steps >= high),
-    ]
+    splits = rule_splits(steps)
+    ranges = [(f"Over every setting, whatever {reference}'s step", steps.notna())]
+    if splits:
+        ranges = [
+            (f"Below about {format_seconds(splits[0])} a {reference} step", steps < splits[0])
+        ]
+        ranges += [
+            (
+                f"From {format_seconds(low)} to {format_seconds(high)}",
+                (steps >= low) & (steps < high),
+            )
+            for low, high in zip(splits[:-1], splits[1:], strict=True)
+        ]
+        ranges.append((f"Above about {format_seconds(splits[-1])}", steps >= splits[-1]))
     band = f"the core's verdict on its {label} against ±{percent(derived.threshold)}"
     sentences = []
     for where, mask in ranges:
