@@ -306,6 +306,29 @@ def epoch_end_note(derived: Derived) -> str | None:
     )
 
 
+EQUIVALENCE = ("equal_work_steps", "equivalence_rtol")
+
+
+def excluded(row: Mapping[str, Any]) -> str | None:
+    """Why no decision is drawn from this cell (failed, skipped, not equivalent), or None."""
+    loop = row["loop"]
+    if row["status"] != "ok":
+        error = row.get("error")
+        reason = f": {error}" if isinstance(error, str) and error else ""
+        return f"{loop} {row['status']}{reason}. No decision about it"
+    if optional_bool(row.get("equivalent")) is False:
+        steps, tolerance = (pd.to_numeric(row.get(k), errors="coerce") for k in EQUIVALENCE)
+        after = f"after {steps:.0f} equal steps" if np.isfinite(steps) else "after the equal steps"
+        reference = row.get("reference_equal_work_loop") or "the equivalence reference"
+        within = f" (relative tolerance {tolerance:g})" if np.isfinite(tolerance) else ""
+        return (
+            f"{loop} is not equivalent here: its loss {after} is "
+            f"{float(row['equal_work_loss']):.6g}, {reference}'s "
+            f"{float(row['reference_equal_work_loss']):.6g}{within}; no decision is drawn from it"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class Ratio:
     """A speedup (the other's time / this one's) with its interval (``interval_note``)."""

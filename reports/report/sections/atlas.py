@@ -46,6 +46,8 @@ from tf_loopbench.reports.report.common import (
     Ratio,
     Table,
     compiler_rung,
+    count,
+    excluded,
     format_seconds,
     interval,
     log_scale,
@@ -240,30 +242,16 @@ def setting_table(
 
 
 def problems(derived: Derived) -> list[str]:
-    """One line per cell that did not run or was not equivalent, with its reason."""
-    lines = []
+    """One line per cell that did not run or was not equivalent, with its reason (the
+    report's words: ``common.excluded``)."""
     several = derived.cells[RUN_KEY].nunique() > 1
+    lines = []
     for cell in derived.cells.to_dict("records"):
-        where = (
-            f"{cell['workload']} / {cell['loop']} / {cell['device']} / batch {cell['batch_size']}"
-        )
-        where = f"{cell[RUN_KEY]}: {where}" if several else where
-        if cell["status"] != "ok":
-            error = cell.get("error")
-            reason = error if isinstance(error, str) and error else "no reason recorded"
-            lines.append(f"{where}: {cell['status']}: {reason}")
-        elif optional_bool(cell.get("equivalent")) is False:
-            steps, rtol = (pd.to_numeric(cell.get(k), errors="coerce") for k in EQUIVALENCE)
-            against = cell.get("reference_equal_work_loop") or "the equivalence reference"
-            lines.append(
-                f"{where}: not equivalent: loss {float(cell['equal_work_loss']):.6g} after "
-                f"{steps:.0f} steps against {against}'s "
-                f"{float(cell['reference_equal_work_loss']):.6g} (tolerance {rtol:.0e} relative)"
-            )
+        why = excluded(cell)
+        if why is not None:
+            where = f"{cell['workload']} ({cell['device']}, batch {cell['batch_size']})"
+            lines.append(f"{cell[RUN_KEY] + ': ' if several else ''}{where}: {why}")
     return lines
-
-
-EQUIVALENCE = ("equal_work_steps", "equivalence_rtol")
 
 
 def summary_text(values: Sequence[float], unit: str, digits: int) -> str:
@@ -356,7 +344,7 @@ def rule(derived: Derived) -> str:
         if not best and not costs:
             continue
         left = int(mask.sum()) - len(best)
-        said = f"{where} ({count_text(int(mask.sum()), 'setting')}"
+        said = f"{where} ({count(int(mask.sum()), 'setting')}"
         said += f", {left} without an equivalent compiled loop)" if left else ")"
         if best:
             kinds = verdict_counts([row["verdict"] for row in best])
@@ -373,10 +361,6 @@ def rule(derived: Derived) -> str:
             said += f"; {first} costs {summary_text(cost, unit, 0)}, {kinds}"
         sentences.append(said + ".")
     return " ".join(sentences)
-
-
-def count_text(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def write_plot(derived: Derived, path: Path, epoch: str = EPOCH) -> Plot:
@@ -446,7 +430,10 @@ def atlas_blocks(
     table (``names``: a workload's longer name) and the cells that did not run or were not
     equivalent (``notes``: a line per workload said after them)."""
     found = problems(derived)
-    named = sorted({line.split(" / ")[0].split(": ")[-1] for line in found} & set(notes))
+    failing = derived.cells[
+        [excluded(cell) is not None for cell in derived.cells.to_dict("records")]
+    ]
+    named = sorted(set(failing["workload"]) & set(notes))
     shown = [Image(plot), Paragraph(plot.caption)] if plot is not None else []
     return [
         Heading(level, "The rule"),

@@ -30,6 +30,7 @@ from tf_loopbench.reports.report.common import (
     compiler_rung,
     count,
     epochs_text,
+    excluded,
     figures_text,
     format_ratio,
     format_seconds,
@@ -45,39 +46,17 @@ from tf_loopbench.reports.report.common import (
 from tf_loopbench.reports.report.derived import SPEEDUP_COLUMNS, Derived
 from tf_loopbench.reports.rundir import Rung
 
-EQUIVALENCE = ("equal_work_steps", "equivalence_rtol")
-
 
 def _noisy(rows: Mapping[str, Mapping[str, Any]], *loops: str) -> list[str]:
     return [loop for loop in loops if bool(rows[loop].get("noisy"))]
-
-
-def _excluded(row: Mapping[str, Any]) -> str | None:
-    """Why no decision is drawn from this cell (failed, skipped, not equivalent), or None."""
-    loop = row["loop"]
-    if row["status"] != "ok":
-        error = row.get("error")
-        reason = f": {error}" if isinstance(error, str) and error else ""
-        return f"{loop} {row['status']}{reason}. No decision about it"
-    if optional_bool(row.get("equivalent")) is False:
-        steps, tolerance = (pd.to_numeric(row.get(k), errors="coerce") for k in EQUIVALENCE)
-        after = f"after {steps:.0f} equal steps" if np.isfinite(steps) else "after the equal steps"
-        reference = row.get("reference_equal_work_loop") or "the equivalence reference"
-        within = f" (relative tolerance {tolerance:g})" if np.isfinite(tolerance) else ""
-        return (
-            f"{loop} is not equivalent here: its loss {after} is "
-            f"{float(row['equal_work_loss']):.6g}, {reference}'s "
-            f"{float(row['reference_equal_work_loss']):.6g}{within}; no decision is drawn from it"
-        )
-    return None
 
 
 def setting_sentences(derived: Derived, group: pd.DataFrame, several_runs: bool) -> list[Decision]:
     ladder, threshold = derived.ladder, derived.threshold
     topic = setting_heading(group.iloc[0], several_runs)
     rows = {row["loop"]: row for row in group.to_dict("records")}
-    excluded = {loop: _excluded(row) for loop, row in rows.items()}
-    usable = {loop for loop, why in excluded.items() if why is None}
+    why_not = {loop: excluded(row) for loop, row in rows.items()}
+    usable = {loop for loop, why in why_not.items() if why is None}
     reference, compiler = ladder.reference, compiler_rung(ladder)
     ref_row = rows.get(reference)
     choice = keras_choice(ref_row) if ref_row is not None else None
@@ -155,9 +134,9 @@ def setting_sentences(derived: Derived, group: pd.DataFrame, several_runs: bool)
         )
         out.append(Decision(topic, text + ".", claim))
     out += [
-        Decision(topic, excluded[loop] + ".", False, info=True)
+        Decision(topic, why_not[loop] + ".", False, info=True)
         for loop in ladder.order(rows)
-        if excluded[loop]
+        if why_not[loop]
     ]
     return out
 
@@ -255,7 +234,7 @@ def sentences(derived: Derived) -> list[Decision]:
     if derived.ladder is None:  # the cells that did not run (with a ladder, each setting says)
         failed = derived.cells[derived.cells["status"] != "ok"].to_dict("records")
         return [
-            Decision(setting_heading(row, several_runs), _excluded(row) + ".", False, info=True)
+            Decision(setting_heading(row, several_runs), excluded(row) + ".", False, info=True)
             for row in failed
         ]
     groups = derived.cells.groupby(list(RUN_SETTING_KEYS), sort=True)
