@@ -84,7 +84,7 @@ def test_the_intervals_carry_the_cores_coverage_label(passes, built, tmp_path):
     assert atlas.interval_name(atlas.loop_rows(derived)) == ratio_label(8, 8)
     assert f"{RATIO_COVERAGE[8]:.0%} interval" in text
     _, one = atlas.document(passes[:1], tmp_path / "atlas.png")  # one pass: four a side
-    assert f"on its {ratio_label(4, 4)}" in render_markdown(one, tmp_path)
+    assert f"by its {ratio_label(4, 4)}" in render_markdown(one, tmp_path)
 
 
 def test_xla_payback_within_one_epoch_is_the_cores(passes, built):

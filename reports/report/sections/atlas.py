@@ -23,10 +23,14 @@ import numpy as np
 import pandas as pd
 from tf_loopbench.reports.compare import (
     CELL_KEYS,
+    FASTER,
     FIGURES,
     GROUP_KEYS,
+    MISSING,
     RUN_KEY,
     RUN_SETTING_KEYS,
+    SAME,
+    SLOWER,
     EpochSpans,
     Figure,
     compare,
@@ -267,16 +271,21 @@ def summary_text(values: Sequence[float], unit: str, digits: int) -> str:
     )
 
 
-def verdict_counts(verdicts: Sequence[str]) -> str:
-    """ "faster in 2 and unclear in 2" (the core's verdicts, most common first; "in all 4"
-    where one holds every setting)."""
+def verdict_counts(verdicts: Sequence[str], reference: str, threshold: float) -> str:
+    """ "faster than the reference in 2 and unclear in 2": the core's verdicts counted, most common
+    first ("in all 4" where one holds every setting)."""
+    words = {
+        FASTER: f"faster than {reference}",
+        SLOWER: f"slower than {reference}",
+        SAME: f"within ±{percent(threshold)} of {reference}",
+        MISSING: "without an interval",
+    }
     counts = pd.Series(list(verdicts), dtype=object).value_counts(sort=False)
     counts = counts.sort_values(ascending=False, kind="stable")
     if len(counts) == 1:
-        return (
-            f"{counts.index[0]} in all {counts.iloc[0]}" if counts.iloc[0] > 1 else counts.index[0]
-        )
-    parts = [f"{kind} in {n}" for kind, n in counts.items()]
+        kind, n = counts.index[0], counts.iloc[0]
+        return words.get(kind, kind) + (f" in all {n}" if n > 1 else "")
+    parts = [f"{words.get(kind, kind)} in {n}" for kind, n in counts.items()]
     return ", ".join(parts[:-1]) + f" and {parts[-1]}"
 
 
@@ -330,7 +339,7 @@ def rule(derived: Derived) -> str:
             for low, high in zip(splits[:-1], splits[1:], strict=True)
         ]
         ranges.append((f"Above about {format_seconds(splits[-1])}", steps >= splits[-1]))
-    band = f"the core's verdict on its {label} against ±{percent(derived.threshold)}"
+    band = f"judged by its {label} against ±{percent(derived.threshold)}"
     sentences = []
     for where, mask in ranges:
         best, costs = [], []
@@ -346,17 +355,18 @@ def rule(derived: Derived) -> str:
         left = int(mask.sum()) - len(best)
         said = f"{where} ({count(int(mask.sum()), 'setting')}"
         said += f", {left} without an equivalent compiled loop)" if left else ")"
+        counted = {"reference": reference, "threshold": derived.threshold}
         if best:
-            kinds = verdict_counts([row["verdict"] for row in best])
+            kinds = verdict_counts([row["verdict"] for row in best], **counted)
             ratios = [row["ratio"] for row in best]
             said += (
-                f", the best compiled custom loop (of {names_text(graph, 'or')}) is {kinds} "
-                f"against {reference}{f' ({band})' if not sentences else ''}: it runs at "
-                f"{summary_text(ratios, reference, 2)}"
+                f", the best compiled custom loop (of {names_text(graph, 'or')}) runs at "
+                f"{summary_text(ratios, reference, 2)}: {kinds}"
+                f"{f', {band}' if not sentences else ''}"
             )
         if costs:
             cost = [1 / row["ratio"] for row in costs]
-            kinds = verdict_counts([row["verdict"] for row in costs])
+            kinds = verdict_counts([row["verdict"] for row in costs], **counted)
             unit = f"{reference}'s step"
             said += f"; {first} costs {summary_text(cost, unit, 0)}, {kinds}"
         sentences.append(said + ".")
