@@ -465,9 +465,10 @@ def blocks(context: Context) -> list[Block]:
     return [
         Heading(2, "Atlas"),
         Paragraph(
-            f"Every model and batch size: x {derived.ladder.reference} amortized over the "
-            "run's epoch, with the core's interval; the plot (Plots, below) puts every cell "
-            f"against {derived.ladder.reference}'s step."
+            f"Every model and batch size: each loop's x {derived.ladder.reference} amortized "
+            "over the run's epoch, with its interval in brackets (named by its real coverage), "
+            "as in the speedup tables; the plot (Plots, below) puts every cell against "
+            f"{derived.ladder.reference}'s step."
         ),
         *atlas_blocks(derived),
     ]
