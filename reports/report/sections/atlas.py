@@ -219,6 +219,9 @@ def setting_table(
     reference, first, _, compiler = roles(derived)
     table = settings(derived)
     several = {key: table[key].nunique() > 1 for key in (RUN_KEY, "device")}
+    label = interval_name(loop_rows(derived))
+    best_column = f"best (x {reference}) [{label}]"
+    cost_column = f"{first} costs (x {reference}'s step) [{label}]"
     rows = []
     for row in table.to_dict("records"):
         loops = row["loops"]
@@ -230,12 +233,12 @@ def setting_table(
         line["batch"] = str(row["batch_size"])
         line[f"{reference} step"] = format_seconds(row["reference_step_s"])
         if not isinstance(row["best"], str):
-            line[f"best (x {reference})"] = "no equivalent cell"
+            line[best_column] = "no equivalent cell"
         else:
-            line[f"best (x {reference})"] = f"{row['best']} ({ratio_text(best) if best else '1x'})"
+            line[best_column] = f"{row['best']} ({ratio_text(best) if best else '1x'})"
         if first is not None:
             cost = ratio_text(loops[first], cost=True) if first in loops else "did not run"
-            line[f"{first} costs (x {reference}'s step)"] = cost
+            line[cost_column] = cost
         if compiler is not None:
             said = payback_text(row["payback"], reference)
             if compiler in loops and not usable(loops[compiler]):
