@@ -36,8 +36,9 @@ multiple of the run's K values (their least common multiple), and
 for every cell of the run.
 
 Equal work: when the first step and the warm-up are done (the same batches in the
-same order for every loop style), the model is evaluated once, untimed
-(``equal_work_loss`` after ``equal_work_steps``), so each run shows whether its
+same order for every loop style), the workload's equal-work loss is taken once,
+untimed (``equal_work_loss`` after ``equal_work_steps``; ``Workload.equal_work_loss``:
+the validation loss, or a user model's training-mode loss), so each run shows whether its
 loop styles trained alike; ``benchmarks/stats.py`` checks it per cell against the
 equivalence reference within the loop style's tolerance (loops/equivalence.py), and
 a mixed-precision cell's against float32's beyond ``precision_floor``. A cell whose
@@ -294,7 +295,7 @@ def _measure(job: Job, threads: dict[str, int], seat: Any = None) -> dict[str, A
         equal_work: dict[str, float] = {}
 
         def evaluate_equal_work() -> None:
-            equal_work.update(workload.evaluate(state, data.val))
+            equal_work["loss"] = workload.equal_work_loss(state, data.val)
 
         def sync() -> None:
             devices.sync_device(cell.device)
@@ -408,7 +409,9 @@ def _measure(job: Job, threads: dict[str, int], seat: Any = None) -> dict[str, A
         "equivalence_reference": (
             cell.loop == EQUIVALENCE_REFERENCE and cell.strategy == distribute.NONE
         ),
-        "equivalence_rtol": tolerance(cell.loop, cell.precision, cell.fit_jit, cell.strategy),
+        "equivalence_rtol": tolerance(
+            cell.loop, cell.precision, cell.fit_jit, cell.strategy, workload.equal_work_rtol
+        ),
         "equal_work_reference_loss": reference_loss,
         "replicas": strategy.num_replicas_in_sync if strategy is not None else 1,
         **distribute.replica_devices(cell.strategy, cell.device),
@@ -451,7 +454,7 @@ def equal_work_reference_loss(
     state = loss_scaled(workload.build(), workload, cell.precision)
     trainer = LOOPS.get(REFERENCE)().make_trainer(workload, state, train, cell.batch_size)
     trainer.run(equal_work_steps, StepHooks())
-    return float(workload.evaluate(state, val).get("loss", math.nan))
+    return workload.equal_work_loss(state, val)
 
 
 #: steps a worker that is not the chief is asked to train (it is stopped long before)

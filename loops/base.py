@@ -104,6 +104,10 @@ class Workload(abc.ABC):
     #: ``train_step`` scales each loss with ``optimizer.scale_loss`` before taking its
     #: gradient, as Keras's ``train_step`` does; needed for mixed_float16 (loops/knobs.py)
     scales_loss: ClassVar[bool] = False
+    #: the least relative tolerance of the equal-work check for this workload: for a
+    #: model whose training amplifies float rounding (docs/atlas-method.md); None: the
+    #: loop styles' own (loops/equivalence.py)
+    equal_work_rtol: ClassVar[float | None] = None
 
     def __init__(self, config: WorkloadConfig | None = None) -> None:
         self.config = config or WorkloadConfig()
@@ -134,6 +138,12 @@ class Workload(abc.ABC):
     def evaluate(self, state: TrainState, data: Mapping[str, np.ndarray]) -> dict[str, float]:
         """Loss (and metric) of the current weights on ``data``; no update. Same code
         for every loop style, so final losses compare across styles."""
+
+    def equal_work_loss(self, state: TrainState, data: Mapping[str, np.ndarray]) -> float:
+        """The yardstick of equal work: a loss of the current weights on ``data`` that
+        every loop style's cell compares after the same steps (``evaluate``'s loss
+        unless the workload needs a better-conditioned one); leaves the state as it was."""
+        return float(self.evaluate(state, data)["loss"])
 
     @abc.abstractmethod
     def fit_model(self, state: TrainState) -> Any:

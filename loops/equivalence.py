@@ -7,7 +7,8 @@ style in float32, ``PRECISION_TOLERANCES`` per loop style under each mixed
 precision; ``tolerance()`` gives the one for a cell. All were set from
 measurement (run ``python -m loops.equivalence [--precision P] [--steps-per-call K]``
 to measure again; it prints the largest relative deviation per pair; the figures
-are in docs/methodology.md):
+are in docs/methodology.md; ``--model PATH.py:FUNCTION --nudges N`` measures how
+far float rounding alone moves a model's equal-work loss, docs/atlas-method.md):
 
 - ``tf_function``/``tf_data``: graph mode runs the same kernels as eager, but
   Grappler may fuse or reorder float32 arithmetic; measured <= 1.2e-7 over 20
@@ -100,13 +101,18 @@ def tolerance(
     precision: str = DEFAULT_PRECISION,
     fit_jit: str = "auto",
     strategy: str = "none",
+    workload_rtol: float | None = None,
 ) -> float | None:
     """The relative tolerance of ``loop``'s loss against the eager reference's (on one
     device) at ``precision`` (None: a loop without one); fit with XLA on takes xla's
-    when larger, a cell under a strategy its strategy's when larger.
+    when larger, a cell under a strategy its strategy's when larger, and every cell of
+    a workload that declares an ``equal_work_rtol`` (a model whose training amplifies
+    float rounding: docs/atlas-method.md) that one when larger.
 
     >>> tolerance("fit"), tolerance("fit", fit_jit="on"), tolerance("eager", strategy="mirrored:2")
     (0.0001, 0.0001, 1e-05)
+    >>> tolerance("tf_function", workload_rtol=0.02)
+    0.02
     """
     table = TOLERANCES if precision == DEFAULT_PRECISION else PRECISION_TOLERANCES.get(precision)
     if table is None or loop not in table:
@@ -117,6 +123,8 @@ def tolerance(
     kind = strategy.partition(":")[0]
     if kind in STRATEGY_TOLERANCES:
         value = max(value, STRATEGY_TOLERANCES[kind])
+    if workload_rtol is not None:
+        value = max(value, workload_rtol)
     return value
 
 
@@ -142,7 +150,7 @@ class Trajectory:
     steps: np.ndarray
     steps_per_call: int = 1
     call_means: bool = False
-    #: the validation loss after the last step (the workload's ``evaluate``)
+    #: the equal-work loss after the last step (``Workload.equal_work_loss``)
     val_loss: float = float("nan")
 
     def per_call(self, per_step: np.ndarray) -> np.ndarray:
@@ -187,7 +195,7 @@ def trajectory(
             )
         recorder = _Recorder()
         trainer.run(steps, recorder)
-        val_loss = instance.evaluate(state, data.val)["loss"]
+        val_loss = instance.equal_work_loss(state, data.val)
         call_means = loop == "fit" and steps_per_call > 1 and instance.fit_reports_running_mean
         return Trajectory(
             losses=np.array(recorder.losses),
@@ -203,6 +211,85 @@ def max_relative_deviation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-12)))
 
 
+def nudge_weights(state: Any, seed: int) -> None:
+    """Move every trainable float weight of ``state`` by one unit in the last place,
+    up or down at random (``seed``): a change of the size float rounding makes, and
+    the same work."""
+    rng = np.random.default_rng(seed)
+    for model in state.models.values():
+        for variable in model.trainable_variables:
+            value = np.asarray(variable.numpy())
+            if not np.issubdtype(value.dtype, np.floating):
+                continue
+            sign = rng.choice(np.array([-1, 1], dtype=value.dtype), size=value.shape)
+            variable.assign(value + sign * np.spacing(value))
+
+
+class _ValidationLosses(StepHooks):
+    """The equal-work loss after every step (untimed; ``Workload.equal_work_loss``)."""
+
+    def __init__(self, workload: Any, state: Any, val: Mapping[str, np.ndarray]) -> None:
+        self.workload, self.state, self.val = workload, state, val
+        self.losses: list[float] = []
+
+    def on_step_begin(self, step: int) -> None:
+        if step > len(self.losses):  # ``step`` steps are done
+            self.losses.append(self.workload.equal_work_loss(self.state, self.val))
+
+
+def validation_losses(
+    workload_class: Any,
+    config: WorkloadConfig,
+    loop: str,
+    steps: int,
+    batch_size: int,
+    nudge_seed: int | None = None,
+) -> np.ndarray:
+    """The equal-work loss after each of ``steps`` steps of ``loop`` (one a call), from
+    the seeded initial weights, nudged by ``nudge_weights`` when ``nudge_seed`` is set."""
+    workload = workload_class(config)
+    data = workload.make_data()
+    state = workload.build()
+    if nudge_seed is not None:
+        nudge_weights(state, nudge_seed)
+    trainer = LOOPS.get(loop)().make_trainer(
+        workload, state, data.whole_batches(batch_size), batch_size
+    )
+    hooks = _ValidationLosses(workload, state, data.val)
+    trainer.run(steps, hooks)
+    return np.array(hooks.losses)
+
+
+def conditioning(
+    workload_class: Any, config: WorkloadConfig, steps: int, batch_size: int, nudges: int
+) -> dict[str, np.ndarray]:
+    """How far the equal-work loss moves after 1..``steps`` steps, relative to eager's:
+    ``rounding``, the largest over ``nudges`` eager copies from nudged initial weights
+    (what float rounding alone does to this model); each loop style; and
+    ``one_more_step``, eager's loss after one step more (what other work does)."""
+    reference = validation_losses(workload_class, config, REFERENCE, steps + 1, batch_size)
+
+    def deviation(losses: np.ndarray) -> np.ndarray:
+        return np.abs(losses[:steps] - reference[:steps]) / np.abs(reference[:steps])
+
+    rounding = [
+        deviation(
+            validation_losses(
+                workload_class, config, REFERENCE, steps, batch_size, nudge_seed=seed + 1
+            )
+        )
+        for seed in range(nudges)
+    ]
+    result = {"rounding": np.max(rounding, axis=0) if rounding else np.zeros(steps)}
+    for loop in LOOPS:
+        if loop != REFERENCE:
+            result[loop] = deviation(
+                validation_losses(workload_class, config, loop, steps, batch_size)
+            )
+    result["one_more_step"] = np.abs(reference[1:] - reference[:-1]) / np.abs(reference[:-1])
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     import tf_loopbench.loops.styles  # noqa: F401
     import tf_loopbench.loops.workloads  # noqa: F401
@@ -215,7 +302,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--strategy", default="none", help="none or mirrored:N (N logical CPUs; in-process)"
     )
+    parser.add_argument(
+        "--model",
+        help="PATH.py:FUNCTION: measure this model's conditioning instead (rounding spread "
+        "from --nudges nudged eager copies, each style, one step more), per step",
+    )
+    parser.add_argument("--nudges", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--data-size", type=int, default=None)
     args = parser.parse_args(argv)
+    if args.model:
+        print_conditioning(args.model, args.steps, args.batch_size, args.data_size, args.nudges)
+        return
     k = args.steps_per_call
     steps = -(-args.steps // k) * k
     if distribute.parse(args.strategy).workers > 1:
@@ -248,6 +346,26 @@ def main(argv: list[str] | None = None) -> None:
             deviation = max_relative_deviation(got.losses, got.per_call(reference.losses))
             val = abs(got.val_loss - reference.val_loss) / abs(reference.val_loss)
             print(f"| {workload} | {loop} | {deviation:.2e} | {val:.2e} |")
+
+
+def print_conditioning(
+    source: str, steps: int, batch_size: int, data_size: int | None, nudges: int
+) -> None:
+    """``conditioning`` of a ``--model`` as a markdown table, one row per step count."""
+    from tf_loopbench.loops.user_model import inspect, workload_class
+
+    spec = inspect(source, seed=0, data_size=data_size)
+    config = WorkloadConfig(seed=0, data_size=data_size)
+    result = conditioning(workload_class(spec), config, steps, batch_size, nudges)
+    columns = list(result)
+    print(
+        f"{spec.name}, batch {batch_size}: relative deviation of the equal-work loss from "
+        f"eager's after N steps ({nudges} nudged eager copies: their largest)"
+    )
+    print("| N | " + " | ".join(columns) + " |")
+    print("|---" * (len(columns) + 1) + "|")
+    for n in range(steps):
+        print(f"| {n + 1} | " + " | ".join(f"{result[c][n]:.1e}" for c in columns) + " |")
 
 
 if __name__ == "__main__":

@@ -89,3 +89,6 @@ class ModelSpec:
     flops_per_example: float | None = None
     custom_train_step: bool = False
     plugin: str | None = None  # the distribution an entry-point model came from
+    #: the dict's ``equal_work_rtol``: the least relative tolerance of the equal-work
+    #: check this model needs (its training amplifies float rounding); None: the styles'
+    equal_work_rtol: float | None = None

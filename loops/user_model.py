@@ -3,7 +3,7 @@
 ``loopbench run --model PATH.py:FUNCTION`` (or ``module:FUNCTION``) names a
 function that takes no arguments and returns a dict (docs/user-models.md):
 ``model``, ``loss``, ``optimizer``, ``x``, ``y`` and optionally ``metrics``,
-``batch_size``, ``validation``, ``name``, ``train_step``. It becomes a workload
+``batch_size``, ``validation``, ``name``, ``train_step``, ``equal_work_rtol``. It becomes a workload
 registered under the dict's ``name`` (default: FUNCTION's name), so cells,
 summary.csv and the reports treat it as any other workload.
 
@@ -52,7 +52,10 @@ from tf_loopbench.loops.model_spec import (
 )
 
 REQUIRED_KEYS = ("model", "loss", "optimizer", "x", "y")
-OPTIONAL_KEYS = ("metrics", "batch_size", "validation", "name", "train_step")
+OPTIONAL_KEYS = ("metrics", "batch_size", "validation", "name", "train_step", "equal_work_rtol")
+#: the largest ``equal_work_rtol`` a model may ask for: a looser check could not tell
+#: one step more from equal work
+MAX_EQUAL_WORK_RTOL = 0.05
 DEFAULT_BATCH_SIZE = 32  # Keras's own default for fit
 #: the held-out tail when the dict gives no ``validation``: a tenth, at most this many
 MAX_HELD_OUT = 2000
@@ -144,6 +147,7 @@ class UserModel:
     batch_size: int | None
     name: str
     train_step: Callable[..., Any] | None
+    equal_work_rtol: float | None = None
 
 
 def _arrays(value: Any, what: str) -> np.ndarray | dict[str, np.ndarray]:
@@ -216,6 +220,17 @@ def check_model_dict(
     if train_step is not None and not callable(train_step):
         raise ModelSpecError("'train_step' is not a function (model, optimizer, batch) -> dict")
 
+    equal_work_rtol = result.get("equal_work_rtol")
+    if equal_work_rtol is not None and (
+        isinstance(equal_work_rtol, bool)
+        or not isinstance(equal_work_rtol, int | float | np.floating)
+        or not 0 < equal_work_rtol <= MAX_EQUAL_WORK_RTOL
+    ):
+        raise ModelSpecError(
+            f"'equal_work_rtol' {equal_work_rtol!r} must be a number above 0 and at most "
+            f"{MAX_EQUAL_WORK_RTOL} (a relative tolerance)"
+        )
+
     x, y = _arrays(result["x"], "x"), _arrays(result["y"], "y")
     if isinstance(y, dict):
         raise ModelSpecError("'y' is a dict; one output's targets, as one array, are supported")
@@ -279,6 +294,7 @@ def check_model_dict(
         batch_size=int(batch_size) if batch_size is not None else None,
         name=name,
         train_step=train_step,
+        equal_work_rtol=float(equal_work_rtol) if equal_work_rtol is not None else None,
     )
 
 
@@ -459,6 +475,30 @@ class UserWorkload(Workload):
                 result[metric.name] = float(metric.result())
         return result
 
+    def equal_work_loss(self, state: TrainState, data: Mapping[str, np.ndarray]) -> float:
+        """The dict's loss of the training-mode forward pass (the one the step takes:
+        BatchNormalization normalizes with the batch's statistics, Dropout draws its
+        masks) on ``data`` in chunks, eagerly, then every non-trainable variable (moving
+        statistics, random seeds) restored: the run's state is untouched.
+
+        Not ``evaluate``'s inference-mode loss: a few steps in, BatchNormalization's
+        moving statistics are still near their initial values, and that loss amplifies
+        float rounding a hundredfold (ResNet-20: one unit in the last place of the
+        initial weights moved it 3e-3 after 3 steps, one more step 1e-2; this loss 5e-5
+        and 7e-2; docs/atlas-method.md)."""
+        model, user = state.models["model"], self.user
+        saved = [(variable, variable.numpy()) for variable in model.non_trainable_variables]
+        n, total = len(data["y"]), 0.0
+        try:
+            for start in range(0, n, EVALUATION_CHUNK):
+                rows = slice(start, min(n, start + EVALUATION_CHUNK))
+                prediction = model(_inputs(data, user.x_keys, rows), training=True)
+                total += float(user.loss(data["y"][rows], prediction)) * (rows.stop - rows.start)
+        finally:
+            for variable, value in saved:
+                variable.assign(value)
+        return total / n
+
     def fit_model(self, state: TrainState) -> keras.Model:
         if self.user.train_step is not None:
             model = _StepModel(self, state)
@@ -499,6 +539,7 @@ def workload_class(spec: ModelSpec) -> type[UserWorkload]:
             "name": spec.name,
             "default_batch_size": spec.batch_size,
             "description": spec.description,
+            "equal_work_rtol": spec.equal_work_rtol,
         },
     )
 
@@ -566,6 +607,7 @@ def inspect(
         digest_device=device,
         custom_train_step=user.train_step is not None,
         plugin=plugin,
+        equal_work_rtol=user.equal_work_rtol,
     )
     workload = workload_class(spec)(WorkloadConfig(seed=seed, data_size=data_size))
     workload._user = user

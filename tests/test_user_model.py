@@ -112,6 +112,11 @@ BAD_MODELS = [
         "def bad_step():\n    d = good()\n    d['train_step'] = step\n    return d\n",
         "must apply its updates with the optimizer",
     ),
+    (
+        "loose",
+        "def loose():\n    d = good()\n    d['equal_work_rtol'] = 0.5\n    return d\n",
+        "'equal_work_rtol' 0.5 must be a number above 0 and at most 0.05",
+    ),
 ]
 
 
@@ -293,6 +298,35 @@ def test_dropout_under_xla_is_equivalent_even_without_eager_in_the_run(tmp_path,
     assert summary.loc["xla", "equivalent"] is True  # None would mean: not checked
     reference = summary.loc["xla", "equal_work_reference_loss"]
     assert reference == pytest.approx(summary.loc["xla", "equal_work_loss"], rel=1e-4)
+
+
+def test_a_models_equal_work_rtol_widens_its_cells_tolerance(tmp_path, registry):
+    """A model whose training amplifies float rounding declares the tolerance its
+    equal-work check needs (examples/atlas/resnet_cifar.py); every cell of it is checked
+    with the larger of that and its loop style's, and says so (``equivalence_rtol``)."""
+    from tf_loopbench.benchmarks.worker import run_job
+
+    path = model_file(
+        tmp_path, "def chaotic():\n    d = good()\n    d['equal_work_rtol'] = 1e-3\n    return d\n"
+    )
+    spec = inspect(f"{path}:chaotic", seed=0)
+    assert spec.equal_work_rtol == 1e-3
+    config = RunConfig(
+        workloads=("chaotic",),
+        loops=("tf_function",),
+        devices=("cpu",),
+        devices_present=("cpu",),
+        batch_sizes=(8,),
+        widths=(None,),
+        steps=2,
+        windows=1,
+        warmup_steps=1,
+        processes=1,
+        models=(spec,),
+    )
+    row = run_job(Job(Cell("chaotic", "tf_function", "cpu", 8, 0), 0, 0, config))["process"]
+    assert row["status"] == "ok", row["error"]
+    assert row["equivalence_rtol"] == 1e-3  # tf_function's own: 1e-5
 
 
 def test_a_name_taken_by_a_built_in_workload_is_refused(tmp_path, registry):
