@@ -242,12 +242,16 @@ ATLAS_MODELS = (
     "examples/keras_guide_mlp.py:make",
 )
 ATLAS_OUT = Path("results") / "atlas"
-#: every model at batch 16 and 128, 2 processes a cell; fit trains 2 epochs of 4,096
-#: examples per process (its epoch ends are timed), so the data are cut to that
-ATLAS_FULL = ("--batch-size", "16,128", "--data-size", "4096", "--processes", "2")
-ATLAS_FULL += ("--windows", "5", "--warmup-steps", "5", "--window-ms", "25")
+#: every model at batch 16, 64 and 256 (fit's step from under 1 ms to over 1 s: 3
+#: decades), 2 processes a cell; fit trains 2 epochs of 2,048 examples per process (its
+#: epoch ends are timed), so the data are cut to that. 2 warm-up steps: the equal-work
+#: check after 3 steps, where ResNet-20's is well inside its tolerance (docs/atlas-method.md)
+ATLAS_FULL = ("--batch-size", "16,64,256", "--data-size", "2048", "--processes", "2")
+ATLAS_FULL += ("--windows", "5", "--warmup-steps", "2", "--window-ms", "25")
 #: one batch size, one process a cell, short windows: the shape of the answer in minutes
-ATLAS_QUICK = ("--batch-size", "32", "--data-size", "1024", "--processes", "1")
+#: (batch 16: the slow models' steps are shortest there; 512 examples: fit's two
+#: timed epochs are 32 steps each)
+ATLAS_QUICK = ("--batch-size", "16", "--data-size", "512", "--processes", "1")
 ATLAS_QUICK += ("--windows", "3", "--warmup-steps", "2", "--window-ms", "10")
 
 
