@@ -1,7 +1,7 @@
 """Train an atlas model (examples/atlas/) a few steps in every loop style, at tiny sizes.
 
-The shared half of tests/test_atlas.py and tests/test_atlas_text.py (two files, so
-that pytest-xdist's ``loadfile`` puts them on different workers). Each model's
+The shared half of tests/test_atlas.py and tests/test_atlas_text.py (two files of
+about equal cost, so that pytest-xdist's ``loadfile`` can put them on different workers). Each model's
 ``tiny()`` variant is inspected as ``loopbench run --model`` does, then trained
 ``EQUAL_WORK_STEPS`` steps in every loop style from its own fresh FUNCTION call,
 in-process; its per-step losses and its equal-work loss after those steps
@@ -27,8 +27,9 @@ from tf_loopbench.loops.user_model import inspect, workload_class
 from tests.conftest import ROOT
 
 ATLAS = ROOT / "examples" / "atlas"
-IMAGE_MODELS = ("mnist_convnet", "resnet_cifar", "conv_vae")
-TEXT_AND_TABLE_MODELS = ("text_transformer", "lstm_imdb", "wide_deep")
+#: two groups of about equal cost (traces and XLA compiles), one per test file
+IMAGE_AND_TABLE_MODELS = ("mnist_convnet", "resnet_cifar", "conv_vae", "wide_deep")
+TEXT_MODELS = ("text_transformer", "lstm_imdb")
 DATA_SIZE, BATCH, EQUAL_WORK_STEPS = 16, 4, 3
 #: one step more must move the equal-work loss by this many times the model's
 #: largest tolerance at least
