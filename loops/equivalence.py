@@ -290,14 +290,21 @@ def conditioning(
     return result
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (else argparse's one line, exit 2)."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     import tf_loopbench.loops.styles  # noqa: F401
     import tf_loopbench.loops.workloads  # noqa: F401
 
     parser = argparse.ArgumentParser(prog="python -m loops.equivalence", description=__doc__)
     parser.add_argument("--precision", default=DEFAULT_PRECISION, choices=PRECISIONS)
-    parser.add_argument("--steps-per-call", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=20, help="rounded up to whole calls")
+    parser.add_argument("--steps-per-call", type=_positive, default=1)
+    parser.add_argument("--steps", type=_positive, default=20, help="rounded up to whole calls")
     parser.add_argument("--fit-jit", default="auto")
     parser.add_argument(
         "--strategy", default="none", help="none or mirrored:N (N logical CPUs; in-process)"
@@ -307,12 +314,17 @@ def main(argv: list[str] | None = None) -> None:
         help="PATH.py:FUNCTION: measure this model's conditioning instead (rounding spread "
         "from --nudges nudged eager copies, each style, one step more), per step",
     )
-    parser.add_argument("--nudges", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--data-size", type=int, default=None)
+    parser.add_argument("--nudges", type=_positive, default=4)
+    parser.add_argument("--batch-size", type=_positive, default=32)
+    parser.add_argument("--data-size", type=_positive, default=None)
     args = parser.parse_args(argv)
     if args.model:
-        print_conditioning(args.model, args.steps, args.batch_size, args.data_size, args.nudges)
+        from tf_loopbench.loops.model_spec import ModelSpecError
+
+        try:
+            print_conditioning(args.model, args.steps, args.batch_size, args.data_size, args.nudges)
+        except ModelSpecError as exc:  # bad input: one line, exit 2
+            parser.error(str(exc))
         return
     k = args.steps_per_call
     steps = -(-args.steps // k) * k

@@ -383,3 +383,17 @@ def test_installed_plugins_are_listed_and_become_workloads(tmp_path, monkeypatch
     (request,) = plugin_requests(["demo_model", "mlp"])
     spec = inspect(request.source, seed=0, name=request.name, plugin=request.plugin)
     assert (spec.name, spec.plugin, spec.n_train) == ("demo_model", "demo-plugin", 36)
+
+
+def test_the_conditioning_tool_says_bad_input_in_one_line(capsys):
+    from tf_loopbench.loops import equivalence
+
+    for argv, said in (
+        (["--model", "nosuch.py:make"], "no such file nosuch.py"),
+        (["--nudges", "0"], "argument --nudges: '0' is not a positive integer"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            equivalence.main(argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err
