@@ -165,7 +165,7 @@ def gate_rule(threshold: float, alpha: float) -> Rule:
         p_slower = gate_stats.one_sided_mwu_p(baseline, current, "greater", axis=-1)
         p_adjusted = gate_stats.holm_adjust(p_slower, axis=-1)  # across cells
         ratio = gate_stats.median_ratio(baseline, current, axis=-1)
-        return (p_adjusted <= alpha) & (ratio > 1.0 + threshold)  # as judge_step_times
+        return judge.confirmed_slower(p_adjusted, ratio, alpha, threshold)
 
     return flagged
 
@@ -180,7 +180,7 @@ def paired_gate_rule(threshold: float, alpha: float) -> Rule:
         p_slower = gate_stats.signed_rank_p(log_ratios, "greater", axis=-1)
         p_adjusted = gate_stats.holm_adjust(p_slower, axis=-1)  # across cells
         ratio = np.exp(np.median(log_ratios, axis=-1))
-        return (p_adjusted <= alpha) & (ratio > 1.0 + threshold)  # as judge_paired_blocks
+        return judge.confirmed_slower(p_adjusted, ratio, alpha, threshold)
 
     return flagged
 

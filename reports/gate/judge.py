@@ -207,6 +207,17 @@ def _holm(baseline, current, cells, alternative: str = "greater") -> tuple[np.nd
     return raw, stats.holm_adjust(raw)
 
 
+def confirmed_slower(p_slower_adjusted, ratio, alpha: float, threshold: float):
+    """The gate's slowdown: the Holm-adjusted one-sided p within ``alpha`` AND the ratio
+    (current over base) beyond 1 + ``threshold``. Element-wise on arrays, so that
+    tools/validate_gate.py judges thousands of resampled comparisons by this same rule.
+
+    >>> bool(confirmed_slower(0.001, 1.2, 0.01, 0.05)), bool(confirmed_slower(0.001, 1.04, 0.01, 0.05))
+    (True, False)
+    """
+    return (p_slower_adjusted <= alpha) & (ratio > 1 + threshold)
+
+
 def rule_verdict(
     p_adjusted: tuple[float, float],
     ratio: tuple[float, float, float],
@@ -226,7 +237,7 @@ def rule_verdict(
     """
     (p_slower, p_faster), (value, low, high) = p_adjusted, ratio
     # significant after Holm AND the ratio beyond 1 +- threshold
-    if p_slower <= alpha and value > 1 + threshold:
+    if confirmed_slower(p_slower, value, alpha, threshold):
         return SLOWER, ""
     if p_faster <= alpha and value < 1 - threshold:
         return FASTER, ""
