@@ -62,7 +62,7 @@ METHOD = """## How the atlas is run
 `nox -s atlas` runs `loopbench run` once over every model of examples/atlas/, the
 guide's MLP (examples/keras_guide_mlp.py) and the seed GAN (`--workload gan`: two
 optimizers, which the `--model` format does not take), in all five loop styles, at
-batch 16, 64, 256 and 512, 2 worker processes a cell (the header says what a record ran),
+batch 16, 128 and 1024, 2 worker processes a cell (the header says what a record ran),
 on every device present (CPU here), then tools/atlas_report.py. `nox -s atlas -- --quick`
 runs batch 16, one process a cell and short windows (ATLAS_FULL and ATLAS_QUICK in
 noxfile.py). Both cut the training data
