@@ -416,6 +416,27 @@ def new_run_dir(out: str, devices: Iterable[str], shard: tuple[int, int] | None 
             path = base.with_name(f"{base.name}-{n}")
 
 
+def time_left(remaining: Iterable[Cell], durations: dict[Cell, list[float]]) -> float:
+    """Seconds the jobs of the ``remaining`` cells should take: each its cell's mean
+    finished process (a cell's processes do the same work), else the mean job so far;
+    nan before any job ended. A run's cells differ by orders of magnitude, so one mean
+    for every job misleads once the slow models come up.
+
+    >>> from tf_loopbench.benchmarks.config import Cell
+    >>> fast, slow = Cell("mlp", "fit", "cpu", 16, 0), Cell("gan", "fit", "cpu", 16, 0)
+    >>> time_left([fast, slow], {fast: [1.0], slow: [8.0, 10.0]})
+    10.0
+    >>> time_left([fast, slow], {fast: [1.0, 3.0]}), time_left([slow], {})
+    (4.0, nan)
+    """
+    done = [seconds for spent in durations.values() for seconds in spent]
+    if not done:
+        return math.nan
+    mean = sum(done) / len(done)
+    means = {cell: sum(spent) / len(spent) for cell, spent in durations.items() if spent}
+    return float(sum(means.get(cell, mean) for cell in remaining))
+
+
 def execute(
     config: RunConfig,
     cells: list[Cell],
@@ -433,13 +454,13 @@ def execute(
         cells = [cell for cell in cells if any(job.cell == cell for job in jobs)]
     writer = RunWriter(run_dir, metadata, cells)
     writer.flush()
-    started = time.perf_counter()
+    durations: dict[Cell, list[float]] = {}
     try:
         for index, job in enumerate(jobs):
             if on_job:
-                elapsed = time.perf_counter() - started
-                eta = elapsed / index * (len(jobs) - index) if index else math.nan
+                eta = time_left((later.cell for later in jobs[index:]), durations)
                 on_job(job, index, len(jobs), eta)
+            started = time.perf_counter()
             declined = unsupported(job.cell)
             if job.cell.device not in config.devices_present:
                 result = skipped_result(job, f"no {job.cell.device.upper()}")
@@ -449,6 +470,7 @@ def execute(
                 log_path = run_dir / "logs" / f"{job.cell.label}-p{job.process}.log"
                 result = run_in_worker(job, config.timeout_s, log_path)
             writer.add(result)
+            durations.setdefault(job.cell, []).append(time.perf_counter() - started)
             if on_result:
                 on_result(job, result)
     except KeyboardInterrupt:
