@@ -35,8 +35,10 @@ the code behind TensorBoard's Profile tab) give, per step:
   cost;
 - ``profile_host_compute_s`` (process rows only): the step table's "Host
   compute", for comparison (see below);
-- ``profile_top_ops``: ops by self time (``framework_op_stats``); where that
-  table is empty (eager), eager ops by kernel-execution time from the trace;
+- ``profile_top_ops``: ops by self time (``framework_op_stats``); an XLA
+  program, which that table lists as one op, by its HLO ops (the trace's thunk
+  events, ``hlo_op``); where that table is empty (eager), eager ops by
+  kernel-execution time from the trace;
 - ``profile_cost_fraction``: what profiling itself costs, (wall-clock step time
   while tracing, ``profile_wall_step_time_s``, - steady step time of the timed
   windows) / steady step time.
@@ -73,6 +75,7 @@ import glob
 import json
 import math
 import os
+import re
 import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -111,6 +114,11 @@ _INPUT_OP_PREFIXES = ("IteratorGetNext", "MultiDeviceIteratorGetNext")
 #: ClassifyCpuEvent: names starting with this, case-insensitive), e.g. the
 #: ``IteratorGetNextOp::DoCompute`` of an iterator read inside a tf.function (fit)
 _INPUT_EVENT_PREFIX = "iteratorgetnext"
+
+
+#: the args XLA's CPU runtime gives the event of every thunk it runs: the HLO op and
+#: its module (named after the compiled function, e.g. ``a_inference_train_step_689__Xla...``)
+_HLO_OP_ARG, _HLO_MODULE_ARG = "hlo_op", "hlo_module"
 
 
 class ProfileError(RuntimeError):
@@ -410,12 +418,70 @@ def kernel_time(events: Sequence[Mapping[str, Any]]) -> KernelTime:
     )
 
 
+@dataclass(frozen=True)
+class XlaOpTime:
+    """The HLO ops XLA's CPU runtime ran in a trace, from their thunks' events."""
+
+    #: per HLO op: summed self time (its own event less the events nested in it on the
+    #: same thread: a while loop's body ops are theirs), s
+    by_op: dict[str, float]
+    #: the HLO modules they ran in (one per compiled function)
+    modules: frozenset[str]
+
+    def runs(self, function: str) -> bool:
+        """Whether ``function`` (a framework op's name: ``__inference_train_step_689``)
+        is one of the compiled programs, which the profiler's op table lists as one op."""
+        name = function.lstrip("_")
+        ends = re.compile(re.escape(name) + r"(__|\.|$)")  # the module's name goes on with "__"
+        return bool(name) and any(ends.search(module) for module in self.modules)
+
+
+def xla_op_time(events: Sequence[Mapping[str, Any]]) -> XlaOpTime:
+    """Self time per HLO op of the XLA programs in a trace: XLA's CPU runtime records
+    every thunk it runs as an event with ``hlo_op`` and ``hlo_module`` args, while the
+    profiler's op table shows the whole program as one op (the function's). Thunks run
+    on several threads at once, so their sum may exceed the wall-clock span.
+
+    >>> ev = lambda op, ts, dur: {"ts": ts, "dur": dur, "tid": 1, "args": {"hlo_op": op, "hlo_module": "m"}}
+    >>> xla_op_time([ev("while", 0, 10), ev("fusion", 2, 6), ev("fusion", 20, 3)]).by_op
+    {'while': 4e-06, 'fusion': 9e-06}
+    """
+    by_thread: dict[tuple[Any, Any], list[Mapping[str, Any]]] = {}
+    modules: set[str] = set()
+    for event in events:
+        args = event.get("args") or {}
+        if _HLO_OP_ARG in args:
+            by_thread.setdefault((event.get("pid"), event.get("tid")), []).append(event)
+            modules.add(str(args.get(_HLO_MODULE_ARG, "")))
+    self_us: dict[str, float] = {}
+    for thread_events in by_thread.values():
+        thread_events.sort(key=lambda e: (float(e["ts"]), -float(e.get("dur", 0))))
+        open_ops: list[tuple[float, str]] = []  # (end, op) of the enclosing thunks
+        for event in thread_events:
+            ts, dur = float(event["ts"]), float(event.get("dur", 0))
+            while open_ops and open_ops[-1][0] <= ts:
+                open_ops.pop()
+            op = str(event["args"][_HLO_OP_ARG])
+            self_us[op] = self_us.get(op, 0.0) + dur
+            if open_ops:  # nested: its time is its own, not its parent's
+                parent = open_ops[-1][1]
+                self_us[parent] -= dur
+            open_ops.append((ts + dur, op))
+    return XlaOpTime({op: us * 1e-6 for op, us in self_us.items()}, frozenset(modules - {""}))
+
+
 def _top_ops(
-    paths: Sequence[str], n_steps: int, kernels: KernelTime, limit: int = TOP_OPS
+    paths: Sequence[str],
+    n_steps: int,
+    kernels: KernelTime,
+    xla: XlaOpTime,
+    limit: int = TOP_OPS,
 ) -> list[dict[str, Any]]:
     """Ops by total self time (framework_op_stats), per step; ``fraction`` is the share
-    of all ops' self time (idle time excluded). Without any (eager: the profiler has no
-    per-kernel events), eager ops by kernel-execution time from the trace."""
+    of all ops' self time (idle time excluded). An XLA program, which that table lists
+    as one op, is replaced by its HLO ops from the trace. Without any ops (eager: the
+    profiler has no per-kernel events), eager ops by kernel-execution time from the
+    trace."""
     tables = _tool_tables(paths, "framework_op_stats")
     ops = [
         {
@@ -423,7 +489,14 @@ def _top_ops(
             "time_us": float(row["total_self_time"]),
         }
         for row in _rows(tables[0])
-        if row.get("type") != "IDLE" and float(row.get("total_self_time") or 0) > 0
+        if row.get("type") != "IDLE"
+        and float(row.get("total_self_time") or 0) > 0
+        and not xla.runs(str(row["operation"]))
+    ]
+    ops += [
+        {"name": f"{op} (XLA)", "time_us": seconds * 1e6}
+        for op, seconds in xla.by_op.items()
+        if seconds > 0
     ]
     if not ops:
         ops = [
@@ -458,7 +531,8 @@ def analyze_trace(paths: Sequence[str]) -> StepBreakdown:
         raise ProfileError(
             "the trace has no steps (the profiler observed no step marker): " + ", ".join(paths)
         )
-    kernels = kernel_time(trace_events(paths))
+    events = trace_events(paths)
+    kernels = kernel_time(events)
     missing = [
         s.get(_STEP_NAME_COLUMN) for s in steps if s.get(_STEP_NAME_COLUMN) not in kernels.by_step
     ]
@@ -481,7 +555,7 @@ def analyze_trace(paths: Sequence[str]) -> StepBreakdown:
         step_time_s=statistics.fmean(step_s),
         op_time_s=statistics.fmean(op_s),
         input_wait_s=statistics.fmean(input_s),
-        top_ops=_top_ops(paths, len(steps), kernels),
+        top_ops=_top_ops(paths, len(steps), kernels, xla_op_time(events)),
         host_compute_s=statistics.fmean(ms(s, ["hostComputeTimeMs"]) for s in steps),
     )
 

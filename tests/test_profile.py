@@ -105,6 +105,9 @@ def test_op_and_wait_are_measured_apart_and_fit_in_the_step(profiled_run, loop):
     )
     assert sum(op["fraction"] for op in top) <= 1 + 1e-9
     assert all(op["name"].endswith("(eager op)") for op in top) == (loop == "eager")
+    # xla: the compiled program by its HLO ops (the profiler's op table has it as one op)
+    assert top[0]["name"].endswith("(XLA)") == (loop == "xla"), top
+    assert not any("__inference" in op["name"] for op in top), top
 
 
 def test_eager_op_time_is_kernel_execution_not_dispatch(profiled_run):
@@ -295,6 +298,24 @@ def test_kernel_time_unions_kernel_executions_per_step():
     kernels = kernel_time(events)
     assert kernels.by_step == pytest.approx({"train 0": 30e-6, "train 1": 40e-6})
     assert kernels.by_eager_op == pytest.approx({"MatMul": 10e-6, "Relu": 20e-6})
+
+
+def test_xla_ops_take_their_own_time_and_replace_their_program():
+    from tf_loopbench.benchmarks.profiling import xla_op_time
+
+    module = "a_inference_train_step_689__XlaMustCompile_true.34"
+    events = [
+        event("ThunkExecutor::Execute", 0, 100),
+        event("while.1", 0, 50, hlo_op="while.1", hlo_module=module),
+        event("fusion.2", 10, 30, hlo_op="fusion.2", hlo_module=module),
+        event("fusion.2", 60, 20, hlo_op="fusion.2", hlo_module=module),
+        event("fusion.3", 60, 25, tid=2, hlo_op="fusion.3", hlo_module=module),
+        event("EagerKernelExecute", 0, 100),
+    ]
+    xla = xla_op_time(events)
+    assert xla.by_op == pytest.approx({"while.1": 20e-6, "fusion.2": 50e-6, "fusion.3": 25e-6})
+    assert xla.runs("__inference_train_step_689") and not xla.runs("__inference_train_step_68")
+    assert not xla.runs("MatMul") and not xla_op_time(events[-1:]).runs("__inference_f")
 
 
 @pytest.mark.parametrize("loop", ["eager", "tf_function"])
