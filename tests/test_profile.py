@@ -110,6 +110,21 @@ def test_op_and_wait_are_measured_apart_and_fit_in_the_step(profiled_run, loop):
     assert not any("__inference" in op["name"] for op in top), top
 
 
+def test_the_report_names_where_each_cells_time_goes(profiled_run, tmp_path):
+    result = run_cli("report", str(profiled_run), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = (tmp_path / "report.md").read_text()
+    section = text.split("## Where the time goes", 1)[1].split("\n## ", 1)[0]
+    rows = {r.split(" | ")[4]: r for r in section.splitlines() if r.startswith("| mlp |")}
+    assert sorted(rows) == sorted(LOOPS), section
+    tops = {loop: row.split(" | ")[-1] for loop, row in rows.items()}
+    assert "(XLA)" in tops["xla"].split(";")[0], tops
+    assert "(eager op)" in tops["eager"] and "__inference" not in section, tops
+    process = process_rows(profiled_run)["tf_function"]
+    share = f"({process['profile_top_ops'][0]['fraction']:.0%})"
+    assert share in tops["tf_function"].split(";")[0], (share, tops)
+
+
 def test_eager_op_time_is_kernel_execution_not_dispatch(profiled_run):
     summary = pd.read_csv(profiled_run / "summary.csv").set_index("loop")
     # eager: op time is kernel execution, well below the step table's host compute

@@ -23,6 +23,7 @@ from tf_loopbench.reports.report.sections import (
     knobs,
     ladder,
     method,
+    profile,
     releases,
     runs,
     speedups,
@@ -33,7 +34,7 @@ from tf_loopbench.reports.report.sections import (
 
 #: In report order: what ran and what it decides first, the cells and the method last.
 SECTIONS = (runs, ladder, decisions, releases, speedups, break_even, time_to_train, crossovers)
-SECTIONS += (atlas, strategies, knobs, throughput, figures, cells, method)
+SECTIONS += (atlas, strategies, knobs, throughput, profile, figures, cells, method)
 
 
 def sentences(derived: Derived) -> list[Decision]:
