@@ -66,9 +66,25 @@ def first_top_ops(processes: pd.DataFrame) -> dict[tuple, list[Mapping[str, Any]
     for row in processes.sort_values("process").to_dict("records"):
         ops = row.get("profile_top_ops")
         key = tuple(row[k] for k in GROUP_KEYS)
-        if isinstance(ops, Sequence) and not isinstance(ops, str) and ops and key not in found:
-            found[key] = list(ops)
+        if isinstance(ops, Sequence) and not isinstance(ops, str) and key not in found:
+            readable = [op for op in ops if well_formed(op)]  # a hand-edited file: skip the rest
+            if readable:
+                found[key] = readable
     return found
+
+
+def well_formed(op: Any) -> bool:
+    """Whether ``op`` is a top-op record as benchmarks.profiling writes it.
+
+    >>> well_formed({"name": "MatMul", "self_time_s": 1e-3, "fraction": 0.5})
+    True
+    >>> well_formed({"name": 3}), well_formed("MatMul"), well_formed({"name": "x", "fraction": 0.5})
+    (False, False, False)
+    """
+    if not isinstance(op, Mapping) or not isinstance(op.get("name"), str):
+        return False
+    numbers = (op.get("self_time_s"), op.get("fraction"))
+    return all(isinstance(x, int | float) and math.isfinite(x) for x in numbers)
 
 
 def profile_table(derived: Derived, several_runs: bool) -> pd.DataFrame:
