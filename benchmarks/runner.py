@@ -437,6 +437,12 @@ def time_left(remaining: Iterable[Cell], durations: dict[Cell, list[float]]) -> 
     return float(sum(means.get(cell, mean) for cell in remaining))
 
 
+def skips(cell: Cell, config: RunConfig) -> bool:
+    """Whether ``cell``'s jobs are skipped without starting a worker (no such device, or
+    a combination the loops decline)."""
+    return cell.device not in config.devices_present or unsupported(cell) is not None
+
+
 def execute(
     config: RunConfig,
     cells: list[Cell],
@@ -457,10 +463,9 @@ def execute(
     durations: dict[Cell, list[float]] = {}
     try:
         for index, job in enumerate(jobs):
-            if on_job:
-                eta = time_left((later.cell for later in jobs[index:]), durations)
-                on_job(job, index, len(jobs), eta)
-            started = time.perf_counter()
+            if on_job:  # skipped jobs take no time
+                ahead = (later.cell for later in jobs[index:] if not skips(later.cell, config))
+                on_job(job, index, len(jobs), time_left(ahead, durations))
             declined = unsupported(job.cell)
             if job.cell.device not in config.devices_present:
                 result = skipped_result(job, f"no {job.cell.device.upper()}")
@@ -468,9 +473,10 @@ def execute(
                 result = skipped_result(job, declined)
             else:
                 log_path = run_dir / "logs" / f"{job.cell.label}-p{job.process}.log"
+                started = time.perf_counter()
                 result = run_in_worker(job, config.timeout_s, log_path)
+                durations.setdefault(job.cell, []).append(time.perf_counter() - started)
             writer.add(result)
-            durations.setdefault(job.cell, []).append(time.perf_counter() - started)
             if on_result:
                 on_result(job, result)
     except KeyboardInterrupt:
