@@ -138,13 +138,11 @@ def paired_log_ratios(
     return {cell: np.array([by[k] for k in sorted(by)]) for cell, by in blocks.items()}
 
 
-def paired_log_ratio_blocks(
-    runs: tuple[Run, Run], samples: tuple[pd.DataFrame, pd.DataFrame], summary: str = BLOCK_SUMMARY
-) -> dict[CellKey, dict[int, float]]:
-    """As :func:`paired_log_ratios`, keyed by block (the process number k), so that the
-    blocks of several cells can be lined up."""
-    if summary not in BLOCK_SUMMARIES:
-        raise ValueError(f"unknown block summary {summary!r}; choose from {BLOCK_SUMMARIES}")
+def matched_windows(
+    runs: tuple[Run, Run], samples: tuple[pd.DataFrame, pd.DataFrame]
+) -> dict[tuple[CellKey, int], tuple[np.ndarray, np.ndarray]]:
+    """A duet A/B's blocks, (cell, process k) -> the step times of the windows both ok
+    processes timed (window k of both sides started together): (base, current)."""
     sides: list[dict[tuple, dict[int, float]]] = []
     for run, ok in zip(runs, samples, strict=True):
         kept = set(zip(ok["cell"], ok["process"], strict=True))
@@ -157,15 +155,29 @@ def paired_log_ratio_blocks(
             if (cell, process) in kept and np.isfinite(value) and value > 0:
                 by_block.setdefault((cell, process), {})[int(window)] = float(value)
         sides.append(by_block)
-    ratios: dict[CellKey, dict[int, float]] = {}
+    matched: dict[tuple[CellKey, int], tuple[np.ndarray, np.ndarray]] = {}
     for (cell, process), base in sides[0].items():
         current = sides[1].get((cell, process), {})
-        matched = sorted(set(base) & set(current))
-        if not matched:
-            continue
-        b, c = (np.array([side[w] for w in matched]) for side in (base, current))
+        both = sorted(set(base) & set(current))
+        if both:
+            matched[cell, int(process)] = (
+                np.array([base[w] for w in both]),
+                np.array([current[w] for w in both]),
+            )
+    return matched
+
+
+def paired_log_ratio_blocks(
+    runs: tuple[Run, Run], samples: tuple[pd.DataFrame, pd.DataFrame], summary: str = BLOCK_SUMMARY
+) -> dict[CellKey, dict[int, float]]:
+    """As :func:`paired_log_ratios`, keyed by block (the process number k), so that the
+    blocks of several cells can be lined up."""
+    if summary not in BLOCK_SUMMARIES:
+        raise ValueError(f"unknown block summary {summary!r}; choose from {BLOCK_SUMMARIES}")
+    ratios: dict[CellKey, dict[int, float]] = {}
+    for (cell, process), (b, c) in matched_windows(runs, samples).items():
         value = np.median(np.log(c / b)) if summary == "median" else np.log(c.min() / b.min())
-        ratios.setdefault(cell, {})[int(process)] = float(value)
+        ratios.setdefault(cell, {})[process] = float(value)
     return ratios
 
 
