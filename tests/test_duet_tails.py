@@ -64,3 +64,19 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys):
     assert err.count("\n") == 1 and "not the two sides of one duet A/B" in err
     assert duet_tails.main([str(tmp_path / "missing")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_the_gate_leaves_the_most_disturbed_blocks_out(tmp_path):
+    """loopbench compare's paired gate on the same A/Bs: the slowed cell is flagged
+    (judging every block misses it, above), the A/A flags nothing, and each cell is
+    judged on its 15 least disturbed blocks of 20."""
+    from tf_loopbench.reports.gate import judge
+
+    disturbed_duet(tmp_path / "aa", 0.0, seed=1)
+    disturbed_duet(tmp_path / "slowed", 0.10, seed=2)
+    aa = judge.compare(tmp_path / "aa" / "base", tmp_path / "aa" / "current")
+    slowed = judge.compare(tmp_path / "slowed" / "base", tmp_path / "slowed" / "current")
+    assert not aa.regressions and all(c.n_current == 15 for c in aa.cells)
+    assert [c.cell.name.split("/")[:2] for c in slowed.regressions] == [["mlp", "tf_function"]]
+    assert all(c.detectable < 0.07 for c in slowed.cells)
+    assert any("most disturbed quarter" in note for note in slowed.notes)

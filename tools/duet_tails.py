@@ -12,8 +12,10 @@ For each A/B and cell: the blocks, the robust spread (1.4826 MAD) of their log r
 the blocks beyond 3 of it, the Spearman correlation of each block's distance from the
 median with its disturbance, and the gate's detectable slowdown (the whole rule, at
 the A/B's Holm first-step level) on every block and on the least disturbed ones (their
-own count); per A/B, the cells the gate flags either way. Developer tool: never
-installed; the gate itself judges every block (docs/gate.md).
+own count: ``stats.disturbed_to_drop`` with ``--share``, never below what the test
+needs); per A/B, the cells the paired rule flags either way. The gate itself leaves
+out the most disturbed quarter (docs/gate.md); this tool shows what that does to an
+A/B, and what another share would. Developer tool: never installed.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ if str(REPO_ROOT) not in sys.path:
 
 import argparse
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -36,8 +38,9 @@ from tf_loopbench.reports.compare import DEFAULT_THRESHOLD
 from tf_loopbench.reports.gate import stats
 from tf_loopbench.reports.gate.judge import DEFAULT_ALPHA, judge_paired_blocks
 from tf_loopbench.reports.gate.samples import (
-    matched_windows,
     measured_duet,
+    paired_block_disturbance,
+    paired_log_ratios,
     process_samples,
     sort_cells,
 )
@@ -49,60 +52,24 @@ TAIL_SPREADS = 3.0
 MAD_TO_SD = 1.4826
 
 
-def disturbed_blocks(
-    matched: Mapping[tuple[CellKey, int], tuple[np.ndarray, np.ndarray]],
-) -> dict[CellKey, tuple[np.ndarray, np.ndarray]]:
-    """Per cell, in block order: the blocks' log ratios (fastest current / fastest base,
-    as the gate judges them) and their disturbance (max of the two / the cell's median
-    over both sides).
-
-    >>> key = ("mlp", "fit")
-    >>> ratios, disturbance = disturbed_blocks({(key, 0): (np.array([1.0]), np.array([1.0])),
-    ...     (key, 1): (np.array([2.0, 3.0]), np.array([1.0]))})[key]
-    >>> np.round(ratios, 3).tolist(), disturbance.tolist()
-    ([0.0, -0.693], [1.0, 2.0])
-    """
-    by_cell: dict[CellKey, list[tuple[int, float, float]]] = {}
-    for (cell, block), (base, current) in matched.items():
-        by_cell.setdefault(cell, []).append((block, float(base.min()), float(current.min())))
-    out = {}
-    for cell, rows in by_cell.items():
-        rows.sort()
-        base, current = (np.array([row[i] for row in rows]) for i in (1, 2))
-        scale = np.median(np.concatenate([base, current]))
-        out[cell] = (np.log(current / base), np.maximum(base, current) / scale)
-    return out
-
-
-def least_disturbed(ratios: np.ndarray, disturbance: np.ndarray, share: float) -> np.ndarray:
-    """``ratios`` without the ``share`` most disturbed blocks (ties kept), in block order.
-
-    >>> least_disturbed(np.array([0.1, 0.2, 0.3, 0.4]), np.array([1.0, 3.0, 1.1, 1.2]), 0.25)
-    array([0.1, 0.3, 0.4])
-    """
-    drop = int(math.floor(share * len(ratios)))
-    if drop == 0:
-        return ratios
-    cut = np.sort(disturbance)[len(disturbance) - drop - 1]
-    return ratios[disturbance <= cut]
-
-
 def ab_table(out: Path, share: float) -> list[str]:
     """The markdown rows of one duet A/B (``out``/base and ``out``/current)."""
     runs = (load_run(out / "base"), load_run(out / "current"))
     if not measured_duet(*runs):
         raise RunDirError(f"{out}: base and current are not the two sides of one duet A/B")
     samples = tuple(process_samples(run) for run in runs)
-    blocks = disturbed_blocks(matched_windows(runs, samples))
-    cells = sort_cells(blocks)
+    log_ratios = paired_log_ratios(runs, samples)
+    disturbances = paired_block_disturbance(runs, samples)
+    cells = sort_cells(log_ratios)
     if not cells:
         raise RunDirError(f"{out}: no block that both sides timed")
     level = DEFAULT_ALPHA / len(cells)
     rows = []
     kept: dict[CellKey, np.ndarray] = {}
     for cell in cells:
-        ratios, disturbance = blocks[cell]
-        kept[cell] = least_disturbed(ratios, disturbance, share)
+        ratios, disturbance = log_ratios[cell], disturbances[cell]
+        drop = stats.disturbed_to_drop(len(ratios), level, share)
+        kept[cell] = stats.least_disturbed(ratios, disturbance, drop)
         deviation = np.abs(ratios - np.median(ratios))
         spread = MAD_TO_SD * float(np.median(deviation))
         tails = int(np.sum(deviation > TAIL_SPREADS * spread)) if spread > 0 else 0
@@ -118,7 +85,7 @@ def ab_table(out: Path, share: float) -> list[str]:
     empty: tuple[dict, dict] = ({}, {})
     flagged = []
     for name, data in (
-        ("every block", {c: blocks[c][0] for c in cells}),
+        ("every block", log_ratios),
         ("least disturbed", kept),
     ):
         judged = judge_paired_blocks(data, empty)

@@ -74,10 +74,10 @@ from tf_loopbench.reports.gate import stats as gate_stats
 from tf_loopbench.reports.gate.samples import (
     block_grid,
     local_drift_factors,
+    matched_windows,
     measured_duet,
     measured_interleaved,
     pair_times,
-    paired_log_ratio_blocks,
     process_samples,
 )
 from tf_loopbench.reports.rundir import CELL_KEYS, CellKey, RunDirError, atomic_write_text, load_run
@@ -170,13 +170,20 @@ def gate_rule(threshold: float, alpha: float) -> Rule:
     return flagged
 
 
-def paired_gate_rule(threshold: float, alpha: float) -> Rule:
-    """The duet gate (``judge.judge_paired_blocks``) on blocks whose current / base is
-    the block's ratio: the one-sided exact signed-rank test of the log ratios, Holm
-    across cells, and exp(median log ratio) beyond 1 + threshold."""
+def paired_gate_rule(threshold: float, alpha: float, drop_disturbed: bool = True) -> Rule:
+    """The duet gate (``judge.judge_paired_blocks``) on blocks of the two sides' fastest
+    windows: the most disturbed blocks left out (``drop_disturbed``; the gate's
+    ``gate_stats.disturbed_to_drop`` of them, disturbance among the blocks drawn), the
+    one-sided exact signed-rank test of the log ratios, Holm across cells, and
+    exp(median log ratio) beyond 1 + threshold."""
 
     def flagged(baseline: np.ndarray, current: np.ndarray) -> np.ndarray:
         log_ratios = np.log(current / baseline)
+        if drop_disturbed:
+            level = alpha / log_ratios.shape[-2]  # Holm's first step over the cells
+            drop = gate_stats.disturbed_to_drop(log_ratios.shape[-1], level)
+            disturbance = gate_stats.block_disturbance(baseline, current)
+            log_ratios = gate_stats.least_disturbed(log_ratios, disturbance, drop)
         p_slower = gate_stats.signed_rank_p(log_ratios, "greater", axis=-1)
         p_adjusted = gate_stats.holm_adjust(p_slower, axis=-1)  # across cells
         ratio = np.exp(np.median(log_ratios, axis=-1))
@@ -196,10 +203,15 @@ def pair_corrected_gate_rule(threshold: float, alpha: float) -> Rule:
     return flagged
 
 
-def fixed_rule(statistic: Callable[..., np.ndarray], threshold: float) -> Rule:
-    """pytest-benchmark style: flag when statistic(current)/statistic(baseline) > 1+threshold."""
+def fixed_rule(
+    statistic: Callable[..., np.ndarray], threshold: float, paired: bool = False
+) -> Rule:
+    """pytest-benchmark style: flag when statistic(current)/statistic(baseline) > 1+threshold
+    (``paired``: statistic(current/baseline), on a duet's block ratios)."""
 
     def flagged(baseline: np.ndarray, current: np.ndarray) -> np.ndarray:
+        if paired:
+            return statistic(current / baseline, axis=-1) > 1 + threshold
         return statistic(current, axis=-1) / statistic(baseline, axis=-1) > 1 + threshold
 
     return flagged
@@ -310,9 +322,9 @@ def build_scenarios(
 class ABBlocks:
     """A/Bs (each an ``OUT/base`` and ``OUT/current``) of the same cells, block by block
     (blocks with a missing process dropped), the blocks of several A/Bs side by side.
-    Interleaved: step times of every cell on both sides. Duet: the block's one number
-    the gate judges (``samples.paired_log_ratio_blocks``) as current = exp(log ratio)
-    over base = 1, so that a rule's current / base is the block's ratio."""
+    Interleaved: step times of every cell on both sides. Duet: each side's fastest
+    matched window of the block (``samples.matched_windows``), whose ratio current / base
+    is the number the gate judges, and whose two values give the block's disturbance."""
 
     cells: list[CellKey]
     grid: np.ndarray  # (cells, 2, blocks)
@@ -336,14 +348,14 @@ def load_ab(out_dir: str | Path) -> ABBlocks:
     samples = tuple(process_samples(run) for run in sides)
     if measured_duet(*sides):
         mode = "duet"
-        by_cell = paired_log_ratio_blocks((sides[0], sides[1]), samples)
-        cells = sorted(by_cell, key=repr)
-        blocks = sorted({block for by in by_cell.values() for block in by})
+        matched = matched_windows((sides[0], sides[1]), samples)
+        cells = sorted({cell for cell, _ in matched}, key=repr)
+        blocks = sorted({block for _, block in matched})
         grid = np.full((len(cells), 2, len(blocks)), np.nan)
-        grid[:, 0, :] = 1.0
         for row, cell in enumerate(cells):
             for column, block in enumerate(blocks):
-                grid[row, 1, column] = np.exp(by_cell[cell].get(block, np.nan))
+                if (cell, block) in matched:  # the fastest matched windows, as the gate
+                    grid[row, :, column] = [side.min() for side in matched[cell, block]]
         corrected = grid
     elif measured_interleaved(*sides):
         mode = "interleaved"
@@ -681,19 +693,23 @@ COMPARE_RULE = "gate, drift-corrected around each pair (compare)"
 
 #: the rule ``loopbench compare`` applies to a duet A/B
 PAIRED_RULE = "gate, paired blocks (signed-rank + Holm + effect; compare)"
+#: the paired gate before it left the most disturbed blocks out
+PAIRED_EVERY_BLOCK = "gate, paired, every block (before 2026-12-07)"
 
 
 def all_rules(
     threshold: float, alpha: float, drift_corrected: bool, mode: str = "interleaved"
 ) -> dict[str, Rule]:
-    if mode == "duet":  # one number a block: the paired gate, and fixed rules on the ratios
+    paired = mode == "duet"
+    if paired:  # one ratio a block: the paired gate, and fixed rules on the ratios
         rules = {PAIRED_RULE: paired_gate_rule(threshold, alpha)}
+        rules[PAIRED_EVERY_BLOCK] = paired_gate_rule(threshold, alpha, drop_disturbed=False)
     else:
         rules = {"gate (MWU + Holm + effect)": gate_rule(threshold, alpha)}
-    if drift_corrected and mode != "duet":
+    if drift_corrected and not paired:
         rules[COMPARE_RULE] = pair_corrected_gate_rule(threshold, alpha)
-    rules[f"median ratio > {threshold:.0%}"] = fixed_rule(np.median, threshold)
-    rules[f"mean ratio > {threshold:.0%}"] = fixed_rule(np.mean, threshold)
+    rules[f"median ratio > {threshold:.0%}"] = fixed_rule(np.median, threshold, paired)
+    rules[f"mean ratio > {threshold:.0%}"] = fixed_rule(np.mean, threshold, paired)
     return rules
 
 
@@ -727,7 +743,8 @@ def blocked_validation_table(
     """The Markdown report of the A/B mode (interleaved or duet A/Bs)."""
     rules = all_rules(threshold, alpha, drift_corrected=True, mode=unchanged.mode)
     if unchanged.mode == "duet":
-        block_sd = np.std(np.log(unchanged.grid[:, 1]), axis=-1, ddof=1)  # (cells,)
+        ratios = unchanged.grid[:, 1] / unchanged.grid[:, 0]
+        block_sd = np.std(np.log(ratios), axis=-1, ddof=1)  # (cells,)
         spread = (
             f"paired spread (SD of the block's log ratio current/base, fastest window over "
             f"fastest window) {np.median(block_sd):.1%} median over cells "
@@ -750,7 +767,7 @@ def blocked_validation_table(
                 f"- slowed code: {slowed.path} ({slowed_loop}): {slowed.grid.shape[-1]} blocks; "
                 + "measured effect: "
                 + "; ".join(
-                    f"{'/'.join(map(str, cell))} x{np.median(slowed.grid[i, 1]) / np.median(slowed.grid[i, 0]):.3f}"
+                    f"{'/'.join(map(str, cell))} x{np.median(slowed.grid[i, 1] / slowed.grid[i, 0]):.3f}"
                     for i, cell in enumerate(slowed.cells)
                     if cell[slowed.keys.index("loop")] == slowed_loop
                 )

@@ -22,6 +22,7 @@ from tf_loopbench.reports.gate.samples import (
     drift_corrected_samples,
     measured_duet,
     measured_interleaved,
+    paired_block_disturbance,
     paired_cells,
     paired_log_ratios,
     per_cell,
@@ -328,25 +329,38 @@ def judge_paired_blocks(
     step_times: tuple[Mapping[CellKey, np.ndarray], Mapping[CellKey, np.ndarray]],
     threshold: float = DEFAULT_THRESHOLD,
     alpha: float = DEFAULT_ALPHA,
+    disturbance: Mapping[CellKey, np.ndarray] | None = None,
 ) -> dict[CellKey, CellComparison]:
     """The step-time verdict of every cell of a duet A/B from its blocks' log ratios
-    current/base (``samples.paired_log_ratios``): the one-sided exact signed-rank test,
-    Holm over the cells, and the ratio exp(median log ratio) beyond 1 +- threshold, with
-    its bootstrap interval over blocks. ``step_times`` (each side's per-process samples)
-    only fill the table's medians. The detectable slowdown simulates this whole rule at
-    Holm's first-step level; a blind cell's plan says how many blocks would see the
-    threshold.
+    current/base (``samples.paired_log_ratios``): with each block's ``disturbance``
+    (``samples.paired_block_disturbance``), the most disturbed blocks left out
+    (``stats.disturbed_to_drop``: a quarter, never below what the test needs); then the
+    one-sided exact signed-rank test, Holm over the cells, and the ratio exp(median log
+    ratio) beyond 1 +- threshold, with its bootstrap interval over blocks. ``step_times``
+    (each side's per-process samples) only fill the table's medians. The detectable
+    slowdown simulates this whole rule at Holm's first-step level on the blocks kept; a
+    blind cell's plan says how many blocks would see the threshold.
     """
     tested = sort_cells(cell for cell, values in log_ratios.items() if len(values))
     if not tested:
         return {}
     values = {cell: np.asarray(log_ratios[cell], dtype=float) for cell in tested}
+    ran = {cell: len(v) for cell, v in values.items()}
+    first_step_alpha = alpha / len(tested)
+
+    def dropped(n: int) -> int:
+        return stats.disturbed_to_drop(n, first_step_alpha) if disturbance is not None else 0
+
+    if disturbance is not None:
+        values = {
+            cell: stats.least_disturbed(v, np.asarray(disturbance[cell]), dropped(len(v)))
+            for cell, v in values.items()
+        }
     p_slower, p_faster = (
         np.array([stats.signed_rank_p(values[cell], alternative) for cell in tested])
         for alternative in ("greater", "less")
     )
     p_slower_adjusted, p_faster_adjusted = stats.holm_adjust(p_slower), stats.holm_adjust(p_faster)
-    first_step_alpha = alpha / len(tested)
     needed = stats.blocks_needed(first_step_alpha)
     judged = {}
     for index, cell in enumerate(tested):
@@ -369,12 +383,12 @@ def judge_paired_blocks(
         detectable = stats.paired_detectable_slowdown(blocks, first_step_alpha, threshold)
         plan = float("nan")
         if detectable > BLIND_FACTOR * threshold and len(blocks) >= 2:
-            found = stats.blocks_to_see(
+            found = stats.blocks_to_see(  # n blocks run, of which the least disturbed judged
                 lambda n, b=blocks: stats.paired_detectable_slowdown(
-                    b, first_step_alpha, threshold, n
+                    b, first_step_alpha, threshold, n - dropped(n)
                 ),
                 BLIND_FACTOR * threshold,
-                len(blocks),
+                ran[cell],
             )
             plan = float("inf") if found is None else float(found)
         judged[cell] = CellComparison(
@@ -420,7 +434,9 @@ def duet_note(baseline: Run, current: Run, samples: tuple[pd.DataFrame, pd.DataF
         f"duet A/B: both sides' workers of a cell ran at once, {where}, timed windows "
         f"started together ({'; '.join(threads)}). "
         "Each side was timed on half the machine: this answers 'did the code get slower', "
-        "not 'how fast is a step on the whole machine'"
+        "not 'how fast is a step on the whole machine'. Each cell is judged on its blocks "
+        "less the most disturbed quarter (a block's slower side against the cell's median), "
+        "which another job's load would otherwise turn into heavy tails (docs/gate.md)"
     )
 
 
@@ -586,7 +602,8 @@ def compare(
     paired = reference is None and measured_duet(baseline, current)
     if paired:
         log_ratios = paired_log_ratios((baseline, current), samples)
-        judged = judge_paired_blocks(log_ratios, step_samples, threshold, alpha)
+        disturbance = paired_block_disturbance((baseline, current), samples)
+        judged = judge_paired_blocks(log_ratios, step_samples, threshold, alpha, disturbance)
     else:
         interleaved = reference is None and measured_interleaved(baseline, current)
         judged = judge_step_times(*step_samples, threshold, alpha, plan=interleaved)

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 from tf_loopbench.reports.compare import CELL_KEYS, RUN_KEY, against, pair
+from tf_loopbench.reports.gate.stats import block_disturbance
 from tf_loopbench.reports.rundir import AB_MARK, SAMPLES_FILE, CellKey, Run
 
 
@@ -165,6 +166,22 @@ def matched_windows(
                 np.array([current[w] for w in both]),
             )
     return matched
+
+
+def paired_block_disturbance(
+    runs: tuple[Run, Run], samples: tuple[pd.DataFrame, pd.DataFrame]
+) -> dict[CellKey, np.ndarray]:
+    """A duet A/B's blocks' disturbance, per cell in block order as
+    :func:`paired_log_ratios`: ``stats.block_disturbance`` of the two sides' fastest
+    matched windows."""
+    fastest: dict[CellKey, list[tuple[int, float, float]]] = {}
+    for (cell, block), (b, c) in matched_windows(runs, samples).items():
+        fastest.setdefault(cell, []).append((block, float(b.min()), float(c.min())))
+    out = {}
+    for cell, rows in fastest.items():
+        rows.sort()
+        out[cell] = block_disturbance(*(np.array([row[i] for row in rows]) for i in (1, 2)))
+    return out
 
 
 def paired_log_ratio_blocks(

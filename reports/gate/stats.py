@@ -170,6 +170,46 @@ def blocks_needed(level: float) -> int:
     return max(1, int(np.ceil(-np.log2(level))))
 
 
+#: the share of a duet cell's blocks, its most disturbed, that the paired gate leaves out
+#: (docs/gate.md, "Disturbed blocks"; docs/results/2026-12-07-duet-tails.md)
+DISTURBED_SHARE = 0.25
+
+
+def block_disturbance(base: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """How disturbed each block (last axis) was: max(base, current) over the median of
+    both sides' values. The same whichever side holds which number, so under no change
+    a selection by it leaves each kept block's sign a fair coin.
+
+    >>> block_disturbance(np.array([1.0, 1.0, 2.0]), np.array([1.0, 3.0, 1.0])).tolist()
+    [1.0, 3.0, 2.0]
+    """
+    scale = np.median(np.concatenate([base, current], axis=-1), axis=-1, keepdims=True)
+    return np.maximum(base, current) / scale
+
+
+def disturbed_to_drop(blocks: int, level: float, share: float = DISTURBED_SHARE) -> int:
+    """How many of ``blocks`` the paired gate leaves out: ``share`` of them, but never so
+    many that the exact test can no longer reach ``level``.
+
+    >>> disturbed_to_drop(20, 0.01 / 12), disturbed_to_drop(12, 0.01 / 12), disturbed_to_drop(8, 0.01)
+    (5, 1, 1)
+    """
+    return max(0, min(int(share * blocks), blocks - blocks_needed(level)))
+
+
+def least_disturbed(values: np.ndarray, disturbance: np.ndarray, drop: int) -> np.ndarray:
+    """``values`` without the ``drop`` most disturbed blocks of the last axis (ties: the
+    later block goes), in block order.
+
+    >>> least_disturbed(np.array([0.1, 0.2, 0.3, 0.4]), np.array([1.0, 3.0, 1.1, 3.0]), 1)
+    array([0.1, 0.2, 0.3])
+    """
+    if drop <= 0:
+        return values
+    keep = np.argsort(disturbance, axis=-1, kind="stable")[..., : disturbance.shape[-1] - drop]
+    return np.take_along_axis(values, np.sort(keep, axis=-1), axis=-1)
+
+
 @functools.lru_cache(maxsize=512)
 def critical_signed_rank(n: int, level: float) -> int | None:
     """The smallest signed-rank statistic T+ (the rank sum of the positive values) at
