@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from tf_loopbench.reports import gate
 from tf_loopbench.reports.gate import stats
+from tf_loopbench.reports.gate.render import detectable_text
 from tf_loopbench.reports.gate.samples import (
     BLOCK_SUMMARIES,
     BLOCK_SUMMARY,
@@ -31,12 +32,6 @@ from tf_loopbench.reports.gate.samples import (
     process_samples,
 )
 from tf_loopbench.reports.rundir import AB_MARK, load_run
-
-
-def _pct(value: float) -> str:
-    if math.isnan(value):
-        return "-"
-    return "never" if math.isinf(value) else f"{value:.1%}"
 
 
 def ab_rows(out: Path) -> tuple[list[dict], dict]:
@@ -121,13 +116,16 @@ def main(argv: list[str] | None = None) -> int:
             if r["mode"].startswith("duet"):
                 other = next(s for s in BLOCK_SUMMARIES if s != BLOCK_SUMMARY)
                 sd, sd_other = r[f"sd_{BLOCK_SUMMARY}"], r[f"sd_{other}"]
-                detail = f"{sd_other:.3f} ({other})", f"{_pct(r[f'det_{other}'])} ({other})"
+                detail = (
+                    f"{sd_other:.3f} ({other})",
+                    f"{detectable_text(r[f'det_{other}'])} ({other})",
+                )
             else:
                 sd = r["sd_pairs"]
                 detail = f"{r['sd_process']:.3f} (per process)", "-"
             print(
                 f"| {r['ab']} | {r['mode']} | {r['cell']} | {r['blocks']} | {r['verdict']} "
-                f"| {r['ratio']:.3f} | {_pct(r['detectable'])} | {sd:.3f} | {detail[0]} "
+                f"| {r['ratio']:.3f} | {detectable_text(r['detectable'])} | {sd:.3f} | {detail[0]} "
                 f"| {detail[1]} |"
             )
     print()
@@ -136,9 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("|---|---|---|---|---|---|---|")
     for t in totals:
-        by = ", ".join(f"{s} {_pct(v)}" for s, v in t["by_summary"].items()) or "-"
+        by = ", ".join(f"{s} {detectable_text(v)}" for s, v in t["by_summary"].items()) or "-"
         print(
-            f"| {t['ab']} | {t['mode']} | {t['wall_min']:.1f} | {_pct(t['median_detectable'])} "
+            f"| {t['ab']} | {t['mode']} | {t['wall_min']:.1f} | {detectable_text(t['median_detectable'])} "
             f"| {by} | {t['exit']} | {t['flagged']} |"
         )
     return 0

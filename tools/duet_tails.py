@@ -37,6 +37,7 @@ from scipy import stats as scipy_stats
 from tf_loopbench.reports.compare import DEFAULT_THRESHOLD
 from tf_loopbench.reports.gate import stats
 from tf_loopbench.reports.gate.judge import DEFAULT_ALPHA, judge_paired_blocks
+from tf_loopbench.reports.gate.render import detectable_text
 from tf_loopbench.reports.gate.samples import (
     measured_duet,
     paired_block_disturbance,
@@ -80,7 +81,7 @@ def ab_table(out: Path, share: float) -> list[str]:
         fewer = stats.paired_detectable_slowdown(kept[cell], level, DEFAULT_THRESHOLD)
         rows.append(
             f"| {out.name} | {'/'.join(map(str, cell[:2]))} | {len(ratios)} | {spread:.2%} "
-            f"| {tails} | {rho:+.2f} | {percent(every)} | {len(kept[cell])} | {percent(fewer)} |"
+            f"| {tails} | {rho:+.2f} | {detectable_text(every)} | {len(kept[cell])} | {detectable_text(fewer)} |"
         )
     empty: tuple[dict, dict] = ({}, {})
     flagged = []
@@ -93,12 +94,6 @@ def ab_table(out: Path, share: float) -> list[str]:
         flagged.append(f"{name}: {', '.join(slower) or 'none'}")
     rows.append(f"| {out.name} | flagged slower | | | | | {flagged[0]} | | {flagged[1]} |")
     return rows
-
-
-def percent(value: float) -> str:
-    if math.isnan(value):
-        return "-"
-    return "never" if math.isinf(value) else f"{value:.1%}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

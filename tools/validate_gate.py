@@ -71,6 +71,7 @@ from scipy import stats
 from tf_loopbench.benchmarks.config import AB_PROCESSES, INJECT_SLOWDOWN_ENV
 from tf_loopbench.reports.gate import judge
 from tf_loopbench.reports.gate import stats as gate_stats
+from tf_loopbench.reports.gate.render import detectable_text
 from tf_loopbench.reports.gate.samples import (
     block_grid,
     local_drift_factors,
@@ -582,13 +583,13 @@ def power_table(out_dirs: Sequence[str | Path], threshold: float, alpha: float) 
         figures = []
         for result in results:
             judged = {c.cell: c for c in result.cells}.get(cell)
-            figures.append("-" if judged is None else _detectable_text(judged.detectable))
+            figures.append("-" if judged is None else detectable_text(judged.detectable))
         lines.append(f"| {cell.name} | " + " | ".join(figures) + " |")
     medians = [
         float(np.median([c.detectable for c in r.cells if not np.isnan(c.detectable)] or [np.nan]))
         for r in results
     ]
-    lines.append("| **median over cells** | " + " | ".join(map(_detectable_text, medians)) + " |")
+    lines.append("| **median over cells** | " + " | ".join(map(detectable_text, medians)) + " |")
     lines.append(
         "| blind (above the threshold) | "
         + " | ".join(f"{len(r.blind)} of {r.n_tested}" for r in results)
@@ -622,12 +623,6 @@ def _settings(run) -> str:
     mark = run.metadata.get("soft", {}).get("ab") or {}
     loops = mark.get("loops") or ",".join(sorted(set(run.summary["loop"].astype(str))))
     return f"{mark.get('run_args', '?')} --loop {loops}"
-
-
-def _detectable_text(value: float) -> str:
-    if np.isnan(value):
-        return "-"
-    return "never" if np.isinf(value) else f"{value:.1%}"
 
 
 def _percent(value: float) -> str:

@@ -30,10 +30,19 @@ def _figure(value: float, reference: str | None) -> str:
     return f"{value:.3f}x {reference}" if reference else f"{value * 1e3:.3g} ms"
 
 
-def _detectable(value: float, threshold: float) -> str:
+def detectable_text(value: float) -> str:
+    """A detectable slowdown as the gate writes it: "8.0%", "never" (inf), "-" (nan).
+
+    >>> detectable_text(0.08), detectable_text(float("inf")), detectable_text(float("nan"))
+    ('8.0%', 'never', '-')
+    """
     if math.isnan(value):
         return "-"
-    text = "never" if math.isinf(value) else f"{value:.1%}"
+    return "never" if math.isinf(value) else f"{value:.1%}"
+
+
+def _detectable(value: float, threshold: float) -> str:
+    text = detectable_text(value)
     return f"{text} (blind)" if value > threshold else text
 
 
