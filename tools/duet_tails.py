@@ -40,8 +40,7 @@ from tf_loopbench.reports.gate.judge import DEFAULT_ALPHA, judge_paired_blocks
 from tf_loopbench.reports.gate.render import detectable_text
 from tf_loopbench.reports.gate.samples import (
     measured_duet,
-    paired_block_disturbance,
-    paired_log_ratios,
+    paired_blocks,
     process_samples,
     sort_cells,
 )
@@ -59,8 +58,8 @@ def ab_table(out: Path, share: float) -> list[str]:
     if not measured_duet(*runs):
         raise RunDirError(f"{out}: base and current are not the two sides of one duet A/B")
     samples = tuple(process_samples(run) for run in runs)
-    log_ratios = paired_log_ratios(runs, samples)
-    disturbances = paired_block_disturbance(runs, samples)
+    blocks = paired_blocks(runs, samples)
+    log_ratios = {cell: ratios for cell, (ratios, _) in blocks.items()}
     cells = sort_cells(log_ratios)
     if not cells:
         raise RunDirError(f"{out}: no block that both sides timed")
@@ -68,7 +67,7 @@ def ab_table(out: Path, share: float) -> list[str]:
     rows = []
     kept: dict[CellKey, np.ndarray] = {}
     for cell in cells:
-        ratios, disturbance = log_ratios[cell], disturbances[cell]
+        ratios, disturbance = blocks[cell]
         drop = stats.disturbed_to_drop(len(ratios), level, share)
         kept[cell] = stats.least_disturbed(ratios, disturbance, drop)
         deviation = np.abs(ratios - np.median(ratios))

@@ -22,9 +22,8 @@ from tf_loopbench.reports.gate.samples import (
     drift_corrected_samples,
     measured_duet,
     measured_interleaved,
-    paired_block_disturbance,
+    paired_blocks,
     paired_cells,
-    paired_log_ratios,
     per_cell,
     process_samples,
     sort_cells,
@@ -333,7 +332,7 @@ def judge_paired_blocks(
 ) -> dict[CellKey, CellComparison]:
     """The step-time verdict of every cell of a duet A/B from its blocks' log ratios
     current/base (``samples.paired_log_ratios``): with each block's ``disturbance``
-    (``samples.paired_block_disturbance``), the most disturbed blocks left out
+    (``samples.paired_blocks``), the most disturbed blocks left out
     (``stats.disturbed_to_drop``: a quarter, never below what the test needs); then the
     one-sided exact signed-rank test, Holm over the cells, and the ratio exp(median log
     ratio) beyond 1 +- threshold, with its bootstrap interval over blocks. ``step_times``
@@ -601,8 +600,9 @@ def compare(
     step_samples, drift_note = step_time_samples(baseline, current, samples, reference)
     paired = reference is None and measured_duet(baseline, current)
     if paired:
-        log_ratios = paired_log_ratios((baseline, current), samples)
-        disturbance = paired_block_disturbance((baseline, current), samples)
+        blocks = paired_blocks((baseline, current), samples)
+        log_ratios = {cell: ratios for cell, (ratios, _) in blocks.items()}
+        disturbance = {cell: values for cell, (_, values) in blocks.items()}
         judged = judge_paired_blocks(log_ratios, step_samples, threshold, alpha, disturbance)
     else:
         interleaved = reference is None and measured_interleaved(baseline, current)

@@ -128,17 +128,6 @@ BLOCK_SUMMARIES = ("median", "fastest")
 BLOCK_SUMMARY = "fastest"
 
 
-def paired_log_ratios(
-    runs: tuple[Run, Run], samples: tuple[pd.DataFrame, pd.DataFrame], summary: str = BLOCK_SUMMARY
-) -> dict[CellKey, np.ndarray]:
-    """A duet A/B's blocks, per cell: one log ratio current / base per block (process k of
-    the cell on both sides, run at once), from the windows both ok processes timed
-    (window k of both sides started together), summarised by ``summary``
-    (BLOCK_SUMMARIES), in block order."""
-    blocks = paired_log_ratio_blocks(runs, samples, summary)
-    return {cell: np.array([by[k] for k in sorted(by)]) for cell, by in blocks.items()}
-
-
 def matched_windows(
     runs: tuple[Run, Run], samples: tuple[pd.DataFrame, pd.DataFrame]
 ) -> dict[tuple[CellKey, int], tuple[np.ndarray, np.ndarray]]:
@@ -168,34 +157,34 @@ def matched_windows(
     return matched
 
 
-def paired_block_disturbance(
-    runs: tuple[Run, Run], samples: tuple[pd.DataFrame, pd.DataFrame]
-) -> dict[CellKey, np.ndarray]:
-    """A duet A/B's blocks' disturbance, per cell in block order as
-    :func:`paired_log_ratios`: ``stats.block_disturbance`` of the two sides' fastest
-    matched windows."""
-    fastest: dict[CellKey, list[tuple[int, float, float]]] = {}
+def paired_blocks(
+    runs: tuple[Run, Run], samples: tuple[pd.DataFrame, pd.DataFrame], summary: str = BLOCK_SUMMARY
+) -> dict[CellKey, tuple[np.ndarray, np.ndarray]]:
+    """A duet A/B's blocks, per cell in block order (process k of the cell on both sides,
+    run at once), from the windows both ok processes timed (window k of both sides
+    started together): each block's log ratio current / base, summarised by ``summary``
+    (BLOCK_SUMMARIES), and its ``stats.block_disturbance`` (of the two sides' fastest
+    windows)."""
+    if summary not in BLOCK_SUMMARIES:
+        raise ValueError(f"unknown block summary {summary!r}; choose from {BLOCK_SUMMARIES}")
+    by_cell: dict[CellKey, list[tuple[int, float, float, float]]] = {}
     for (cell, block), (b, c) in matched_windows(runs, samples).items():
-        fastest.setdefault(cell, []).append((block, float(b.min()), float(c.min())))
+        ratio = np.median(np.log(c / b)) if summary == "median" else np.log(c.min() / b.min())
+        by_cell.setdefault(cell, []).append((block, float(ratio), float(b.min()), float(c.min())))
     out = {}
-    for cell, rows in fastest.items():
+    for cell, rows in by_cell.items():
         rows.sort()
-        out[cell] = block_disturbance(*(np.array([row[i] for row in rows]) for i in (1, 2)))
+        ratios, base, current = (np.array([row[i] for row in rows]) for i in (1, 2, 3))
+        out[cell] = (ratios, block_disturbance(base, current))
     return out
 
 
-def paired_log_ratio_blocks(
+def paired_log_ratios(
     runs: tuple[Run, Run], samples: tuple[pd.DataFrame, pd.DataFrame], summary: str = BLOCK_SUMMARY
-) -> dict[CellKey, dict[int, float]]:
-    """As :func:`paired_log_ratios`, keyed by block (the process number k), so that the
-    blocks of several cells can be lined up."""
-    if summary not in BLOCK_SUMMARIES:
-        raise ValueError(f"unknown block summary {summary!r}; choose from {BLOCK_SUMMARIES}")
-    ratios: dict[CellKey, dict[int, float]] = {}
-    for (cell, process), (b, c) in matched_windows(runs, samples).items():
-        value = np.median(np.log(c / b)) if summary == "median" else np.log(c.min() / b.min())
-        ratios.setdefault(cell, {})[process] = float(value)
-    return ratios
+) -> dict[CellKey, np.ndarray]:
+    """A duet A/B's blocks' log ratios current / base, per cell in block order
+    (:func:`paired_blocks`)."""
+    return {cell: ratios for cell, (ratios, _) in paired_blocks(runs, samples, summary).items()}
 
 
 def block_grid(
