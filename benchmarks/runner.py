@@ -437,10 +437,12 @@ def time_left(remaining: Iterable[Cell], durations: dict[Cell, list[float]]) -> 
     return float(sum(means.get(cell, mean) for cell in remaining))
 
 
-def skips(cell: Cell, config: RunConfig) -> bool:
-    """Whether ``cell``'s jobs are skipped without starting a worker (no such device, or
-    a combination the loops decline)."""
-    return cell.device not in config.devices_present or unsupported(cell) is not None
+def skip_reason(cell: Cell, config: RunConfig) -> str | None:
+    """Why ``cell``'s jobs are skipped without starting a worker (no such device, or a
+    combination the loops decline); None if they run."""
+    if cell.device not in config.devices_present:
+        return f"no {cell.device.upper()}"
+    return unsupported(cell)  # known without starting its processes
 
 
 def execute(
@@ -464,13 +466,11 @@ def execute(
     try:
         for index, job in enumerate(jobs):
             if on_job:  # skipped jobs take no time
-                ahead = (later.cell for later in jobs[index:] if not skips(later.cell, config))
+                ahead = (j.cell for j in jobs[index:] if skip_reason(j.cell, config) is None)
                 on_job(job, index, len(jobs), time_left(ahead, durations))
-            declined = unsupported(job.cell)
-            if job.cell.device not in config.devices_present:
-                result = skipped_result(job, f"no {job.cell.device.upper()}")
-            elif declined is not None:  # known without starting its processes
-                result = skipped_result(job, declined)
+            reason = skip_reason(job.cell, config)
+            if reason is not None:
+                result = skipped_result(job, reason)
             else:
                 log_path = run_dir / "logs" / f"{job.cell.label}-p{job.process}.log"
                 started = time.perf_counter()
